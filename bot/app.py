@@ -1,0 +1,80 @@
+"""aiohttp application assembly: health, metrics, and the enabled channels' endpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot import keys, outbox
+from bot.channels.console import web as console_web
+from bot.channels.console.auth import SessionSigner
+from bot.runtime import Runtime
+from storage.migrate import current_revision, head_revision
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """JSON health: database reachable and migrated, outbox backlog, enabled channels."""
+    rt = request.app[keys.RUNTIME]
+    body: dict[str, object] = {"status": "ok", "channels": sorted(rt.channels)}
+    try:
+        await rt.db.ping()
+        revision = await current_revision(rt.db)
+        async with rt.db.read() as s:
+            body["outbox"] = await outbox.depth(s)
+        body["database"] = {"ok": True, "revision": revision}
+        if revision != head_revision():
+            body["status"] = "degraded"
+            body["database"] = {"ok": False, "revision": revision, "error": "schema not migrated: salesbot db upgrade"}
+    except Exception as exc:
+        log.warning("health check: database unreachable: %s", exc.__class__.__name__)
+        body["status"] = "error"
+        body["database"] = {"ok": False, "error": exc.__class__.__name__}
+    return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    rt = request.app[keys.RUNTIME]
+    try:
+        async with rt.db.read() as s:
+            for status, n in (await outbox.depth(s)).items():
+                rt.metrics.outbox_depth.labels(status).set(n)
+    except Exception:
+        rt.metrics.errors.labels("metrics").inc()
+    resp = web.Response(body=rt.metrics.render())
+    resp.content_type = "text/plain"
+    resp.charset = "utf-8"
+    return resp
+
+
+async def root(request: web.Request) -> web.StreamResponse:
+    if request.app[keys.RUNTIME].settings.console_enabled:
+        raise web.HTTPFound("/console")
+    return web.json_response({"service": "salesbot"})
+
+
+def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Application:
+    """The web app around ``runtime``; with ``manage_runtime`` it starts and stops the runtime's workers."""
+    app = web.Application(client_max_size=runtime.settings.server.max_body_bytes)
+    app[keys.RUNTIME] = runtime
+    secret = runtime.settings.console.token_secret
+    app[keys.CONSOLE_SIGNER] = SessionSigner(secret.get_secret_value() if secret else None)
+    app.router.add_get("/", root)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    if runtime.settings.console_enabled:
+        console_web.setup(app)
+
+    if manage_runtime:
+
+        async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+            await runtime.start()
+            yield
+            await runtime.close()
+
+        app.cleanup_ctx.append(lifetime)
+    return app

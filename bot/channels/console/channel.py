@@ -1,0 +1,65 @@
+"""The console channel's delivery side: outbox items become rows in each recipient's feed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bot.channels.base import Delivery, OutboxItem
+from bot.channels.console.hub import ConsoleHub
+from cards.console import render_card
+from cards.model import Card
+from storage.models import ConsoleFeed, User
+
+if TYPE_CHECKING:
+    from storage.db import Database
+    from bot.clock import Clock
+
+
+def feed_body(item: OutboxItem) -> dict[str, Any]:
+    """What the browser shows for one outbox item."""
+    if item.kind == "text":
+        return {"from": "bot", "text": item.payload["text"]}
+    card = Card.model_validate(item.payload["card"])
+    return {"from": "bot", "html": render_card(card), "title": card.title}
+
+
+class ConsoleChannel:
+    """Delivers into the console feed; idempotent per (outbox row, user), so a redelivery shows nothing twice."""
+
+    name = "console"
+
+    def __init__(self, db: Database, clock: Clock, hub: ConsoleHub) -> None:
+        self.db = db
+        self.clock = clock
+        self.hub = hub
+
+    def can_reach(self, user: User) -> bool:
+        return True
+
+    async def deliver(self, item: OutboxItem) -> Delivery:
+        body = feed_body(item)
+        user_ids = [u.id for u in item.recipients]
+        async with self.db.transaction() as s:
+            done = set(
+                await s.scalars(
+                    select(ConsoleFeed.user_id).where(
+                        ConsoleFeed.outbox_id == item.id, ConsoleFeed.user_id.in_(user_ids)
+                    )
+                )
+            )
+            for uid in user_ids:
+                if uid not in done:
+                    s.add(
+                        ConsoleFeed(
+                            user_id=uid,
+                            kind=item.kind,
+                            card_ref=item.card_ref,
+                            body=body,
+                            outbox_id=item.id,
+                            created_at=self.clock.now(),
+                        )
+                    )
+        self.hub.notify(user_ids)
+        return Delivery(platform_msg_id=f"console-{item.id}")

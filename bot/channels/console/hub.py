@@ -1,0 +1,32 @@
+"""Wakes browsers that long-poll for their feed when something is delivered to them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+
+class ConsoleHub:
+    """One asyncio.Event per waiting user; ``notify`` sets it, the long-poll re-reads the feed."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def notify(self, user_ids: list[str] | tuple[str, ...]) -> None:
+        for uid in user_ids:
+            for ev in self._waiters.get(uid, ()):
+                ev.set()
+
+    async def wait(self, user_id: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a notification; True if one came."""
+        ev = asyncio.Event()
+        self._waiters[user_id].add(ev)
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters[user_id].discard(ev)
+            if not self._waiters[user_id]:
+                del self._waiters[user_id]

@@ -1,0 +1,250 @@
+"""The console channel's wire side: a chat page and a small JSON API, through the same pipeline as WeCom."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+
+from bot import keys
+from bot.channels.console.auth import SessionSigner, check_token
+from bot.events import CardAction, InboundEvent, LocationShared, TextMessage
+from bot.runtime import Runtime
+from storage.models import ConsoleFeed, Customer, User
+
+log = logging.getLogger(__name__)
+
+COOKIE = "salesbot_console"
+STATIC_DIR = Path(__file__).parent / "static"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_env = Environment(loader=PackageLoader("bot.channels.console", "templates"), autoescape=select_autoescape(["html"]))
+
+
+class _Send(BaseModel):
+    client_id: str = Field(pattern=_CLIENT_ID.pattern)
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class _Action(BaseModel):
+    client_id: str = Field(pattern=_CLIENT_ID.pattern)
+    payload: str = Field(min_length=1, max_length=1024)
+    card_ref: str = Field("", max_length=128)
+
+
+class _Location(BaseModel):
+    client_id: str = Field(pattern=_CLIENT_ID.pattern)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    label: str = Field("", max_length=200)
+
+
+class _Login(BaseModel):
+    user_id: str | None = Field(None, max_length=64)
+    token: str | None = Field(None, max_length=200)
+
+
+def _rt(request: web.Request) -> Runtime:
+    return request.app[keys.RUNTIME]
+
+
+def _signer(request: web.Request) -> SessionSigner:
+    return request.app[keys.CONSOLE_SIGNER]
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors())
+        raise web.HTTPBadRequest(
+            text=f'{{"error": "invalid fields: {fields}"}}', content_type="application/json"
+        ) from None
+
+
+async def _current_user(request: web.Request) -> User:
+    user_id = _signer(request).verify(request.cookies.get(COOKIE))
+    if user_id is None:
+        raise web.HTTPUnauthorized(text='{"error": "sign in first"}', content_type="application/json")
+    async with _rt(request).db.read() as s:
+        user = await s.get(User, user_id)
+    if user is None or not user.active:
+        raise web.HTTPUnauthorized(text='{"error": "unknown user"}', content_type="application/json")
+    return user
+
+
+async def page(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    html = _env.get_template("console.html").render(demo=rt.settings.org.demo, org=rt.settings.org.name)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def me(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    user_id = _signer(request).verify(request.cookies.get(COOKIE))
+    user = None
+    if user_id:
+        async with rt.db.read() as s:
+            user = await s.get(User, user_id)
+    return web.json_response(
+        {
+            "demo": rt.settings.org.demo,
+            "user": None if user is None else {"id": user.id, "name": user.name, "roles": user.roles},
+        }
+    )
+
+
+async def users(request: web.Request) -> web.Response:
+    """Demo mode only: the people one can act as."""
+    rt = _rt(request)
+    if not rt.settings.org.demo:
+        raise web.HTTPNotFound()
+    async with rt.db.read() as s:
+        rows = list(await s.scalars(select(User).where(User.active.is_(True)).order_by(User.id)))
+    return web.json_response(
+        {"users": [{"id": u.id, "name": u.name, "roles": u.roles, "department": u.department} for u in rows]}
+    )
+
+
+async def places(request: web.Request) -> web.Response:
+    """Demo mode only: customer coordinates, to simulate standing at a hospital."""
+    rt = _rt(request)
+    if not rt.settings.org.demo:
+        raise web.HTTPNotFound()
+    async with rt.db.read() as s:
+        rows = await s.execute(
+            select(Customer.name, Customer.latitude, Customer.longitude)
+            .where(Customer.latitude.is_not(None))
+            .order_by(Customer.id)
+        )
+    return web.json_response({"places": [{"name": n, "latitude": a, "longitude": o} for n, a, o in rows]})
+
+
+async def login(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    body: _Login = await _body(request, _Login)
+    if rt.settings.org.demo and body.user_id:
+        user_id: str | None = body.user_id
+    elif body.token and rt.settings.console.token_secret is not None:
+        user_id = check_token(rt.settings.console.token_secret.get_secret_value(), body.token)
+    else:
+        user_id = None
+    if user_id is None:
+        return _bad("invalid sign-in", 401)
+    async with rt.db.read() as s:
+        user = await s.get(User, user_id)
+    if user is None or not user.active:
+        return _bad("invalid sign-in", 401)
+    resp = web.json_response({"user": {"id": user.id, "name": user.name, "roles": user.roles}})
+    resp.set_cookie(COOKIE, _signer(request).sign(user.id), httponly=True, samesite="Strict")
+    return resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    resp = web.json_response({"ok": True})
+    resp.del_cookie(COOKIE)
+    return resp
+
+
+async def _ingest(request: web.Request, user: User, event: InboundEvent, echo: dict[str, Any] | None) -> web.Response:
+    rt = _rt(request)
+    result = await rt.pipeline.ingest(event)
+    if not result.duplicate and echo is not None:
+        async with rt.db.transaction() as s:
+            s.add(ConsoleFeed(user_id=user.id, kind="text", body=echo, created_at=rt.clock.now()))
+        rt.console_hub.notify([user.id])
+    return web.json_response({"accepted": True, "duplicate": result.duplicate})
+
+
+async def send(request: web.Request) -> web.Response:
+    user = await _current_user(request)
+    body: _Send = await _body(request, _Send)
+    event = TextMessage(channel="console", sender=user.id, dedup_key=f"{user.id}:{body.client_id}", text=body.text)
+    return await _ingest(request, user, event, {"from": "user", "text": body.text})
+
+
+async def action(request: web.Request) -> web.Response:
+    user = await _current_user(request)
+    body: _Action = await _body(request, _Action)
+    event = CardAction(
+        channel="console",
+        sender=user.id,
+        dedup_key=f"{user.id}:{body.client_id}",
+        payload=body.payload,
+        card_ref=body.card_ref,
+    )
+    return await _ingest(request, user, event, None)
+
+
+async def location(request: web.Request) -> web.Response:
+    user = await _current_user(request)
+    body: _Location = await _body(request, _Location)
+    event = LocationShared(
+        channel="console",
+        sender=user.id,
+        dedup_key=f"{user.id}:{body.client_id}",
+        latitude=body.latitude,
+        longitude=body.longitude,
+        label=body.label,
+    )
+    label = body.label or f"{body.latitude:.5f}, {body.longitude:.5f}"
+    return await _ingest(request, user, event, {"from": "user", "text": f"📍 {label}"})
+
+
+async def updates(request: web.Request) -> web.Response:
+    """Long-poll: feed rows after ``after`` for the signed-in user, waiting up to the configured timeout."""
+    rt = _rt(request)
+    user = await _current_user(request)
+    try:
+        after = int(request.query.get("after", "0"))
+        wait = request.query.get("wait", "1") != "0"
+    except ValueError:
+        return _bad("after must be an integer")
+    items = await _feed(rt, user.id, after)
+    if not items and wait:
+        await rt.console_hub.wait(user.id, rt.settings.console.poll_timeout_seconds)
+        items = await _feed(rt, user.id, after)
+    return web.json_response({"items": items, "cursor": items[-1]["id"] if items else after})
+
+
+async def _feed(rt: Runtime, user_id: str, after: int) -> list[dict[str, Any]]:
+    async with rt.db.read() as s:
+        rows = await s.scalars(
+            select(ConsoleFeed)
+            .where(ConsoleFeed.user_id == user_id, ConsoleFeed.id > after)
+            .order_by(ConsoleFeed.id)
+            .limit(200)
+        )
+        return [
+            {"id": r.id, "kind": r.kind, "card_ref": r.card_ref, "at": r.created_at.isoformat(), **r.body}
+            for r in rows
+        ]
+
+
+def setup(app: web.Application) -> None:
+    """Mount the console under /console."""
+    app.router.add_get("/console", page)
+    app.router.add_get("/console/", page)
+    app.router.add_get("/console/api/me", me)
+    app.router.add_get("/console/api/users", users)
+    app.router.add_get("/console/api/places", places)
+    app.router.add_post("/console/api/login", login)
+    app.router.add_post("/console/api/logout", logout)
+    app.router.add_post("/console/api/send", send)
+    app.router.add_post("/console/api/action", action)
+    app.router.add_post("/console/api/location", location)
+    app.router.add_get("/console/api/updates", updates)
+    app.router.add_static("/console/static", STATIC_DIR)

@@ -1,0 +1,56 @@
+"""Platform-neutral inbound events: the only vocabulary channels hand to the core."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    # The sender's id on that channel (WeCom userid, DingTalk staffId, console user id).
+    sender: str
+    # Unique per channel: platform message id, or a key built from the event's identity.
+    dedup_key: str
+
+
+class TextMessage(_Event):
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class LocationShared(_Event):
+    kind: Literal["location"] = "location"
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    label: str = ""
+    precision_m: float | None = None
+
+
+class MediaMessage(_Event):
+    kind: Literal["media"] = "media"
+    media_type: Literal["image", "file", "voice", "video"] = "image"
+    media_id: str
+
+
+class CardAction(_Event):
+    """A button tap on a card: ``payload`` is the packed button data (see cards.payload)."""
+
+    kind: Literal["card_action"] = "card_action"
+    payload: str
+    card_ref: str = ""
+    # Platform token needed to update the tapped card (WeCom ResponseCode).
+    response_code: str = ""
+    selected: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class EnterChat(_Event):
+    kind: Literal["enter"] = "enter"
+
+
+InboundEvent = Annotated[
+    TextMessage | LocationShared | MediaMessage | CardAction | EnterChat, Field(discriminator="kind")
+]

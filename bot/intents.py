@@ -1,0 +1,37 @@
+"""Outbound intents: what handlers want said. Written to the outbox, delivered by the worker."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cards.model import Card
+
+
+class _Intent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    # Internal user ids (users.id); the channel maps them to its own ids.
+    user_ids: tuple[str, ...]
+
+
+class SendText(_Intent):
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class SendCard(_Intent):
+    kind: Literal["card"] = "card"
+    card: Card
+
+
+class UpdateCard(_Intent):
+    """Replace every recipient's copy of ``card.ref`` with the new state."""
+
+    kind: Literal["card_update"] = "card_update"
+    card: Card
+
+
+Intent = Annotated[SendText | SendCard | UpdateCard, Field(discriminator="kind")]

@@ -1,0 +1,14 @@
+"""Typed aiohttp application keys, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bot.channels.console.auth import SessionSigner
+    from bot.runtime import Runtime
+
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+CONSOLE_SIGNER: web.AppKey[SessionSigner] = web.AppKey("console_signer")

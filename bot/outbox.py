@@ -1,0 +1,246 @@
+"""Transactional outbox: intents are rows written with the domain change; a worker delivers them.
+
+Delivery is at-least-once with idempotent sinks: a row is claimed with a lease (compare-and-set on its status, or
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL), delivered, then marked sent. A worker that dies mid-delivery leaves the
+row to be reclaimed after the lease, so a message is never lost; it can be resent at most once per crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.channels.base import Delivery, DeliveryError, OutboxItem
+from bot.intents import Intent, UpdateCard
+from bot.services import audit
+from storage.models import OutboxMessage, User
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(session: AsyncSession, intents: Iterable[Intent], now: datetime) -> list[OutboxMessage]:
+    """Add outbox rows for ``intents`` to the session: one per recipient, one per card update."""
+    rows: list[OutboxMessage] = []
+    for intent in intents:
+        card_ref = getattr(getattr(intent, "card", None), "ref", None)
+        groups: Sequence[tuple[str, ...]] = (
+            [intent.user_ids] if isinstance(intent, UpdateCard) else [(u,) for u in intent.user_ids]
+        )
+        for group in groups:
+            payload = intent.model_dump(mode="json")
+            payload["user_ids"] = list(group)
+            row = OutboxMessage(
+                channel=intent.channel,
+                recipient=group[0],
+                kind=intent.kind,
+                payload=payload,
+                card_ref=card_ref,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            session.add(row)
+            rows.append(row)
+    return rows
+
+
+def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempts-1)))."""
+    return rng.uniform(0, min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+class OutboxWorker:
+    """Claims due rows, hands them to their channel, records the outcome."""
+
+    def __init__(self, runtime: Runtime, rng: random.Random | None = None) -> None:
+        self.rt = runtime
+        self.cfg = runtime.settings.outbox
+        self._wake = asyncio.Event()
+        self._rng = rng or random.Random()
+        self._task: asyncio.Task[None] | None = None
+        self._busy = asyncio.Lock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-worker")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                done = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox worker iteration failed")
+                self.rt.metrics.errors.labels("outbox").inc()
+                done = 0
+            if done:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_seconds)
+            except TimeoutError:
+                pass
+
+    async def drain(self) -> int:
+        """Deliver until nothing is due now; returns how many rows were handled."""
+        total = 0
+        while n := await self.run_once():
+            total += n
+        return total
+
+    async def run_once(self) -> int:
+        async with self._busy:
+            items = await self._claim()
+            for item in items:
+                await self._deliver(item)
+            return len(items)
+
+    async def _claim(self) -> list[OutboxItem]:
+        now = self.rt.clock.now()
+        lease_until = now + timedelta(seconds=self.cfg.lease_seconds)
+        async with self.rt.db.transaction() as s:
+            due = (
+                select(OutboxMessage)
+                .where(
+                    or_(
+                        (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
+                        (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until <= now),
+                    )
+                )
+                .order_by(OutboxMessage.id)
+                .limit(self.cfg.batch_size)
+            )
+            if not self.rt.db.is_sqlite:
+                due = due.with_for_update(skip_locked=True)
+            rows = list(await s.scalars(due))
+            if not rows:
+                return []
+            rows = await self._in_order(s, rows, now)
+            user_ids = {u for r in rows for u in r.payload.get("user_ids", [r.recipient])}
+            users = {u.id: u for u in await s.scalars(select(User).where(User.id.in_(user_ids)))}
+            items = []
+            for r in rows:
+                r.status = "sending"
+                r.claimed_until = lease_until
+                recipients = tuple(users[u] for u in r.payload.get("user_ids", [r.recipient]) if u in users)
+                items.append(OutboxItem(r.id, r.channel, r.kind, r.payload, r.card_ref, r.attempts, recipients))
+            return items
+
+    async def _in_order(self, s: AsyncSession, rows: list[OutboxMessage], now: datetime) -> list[OutboxMessage]:
+        """Keep per-recipient order: skip a row while an older row of its recipient is still undelivered."""
+        recipients = {r.recipient for r in rows}
+        result = await s.execute(
+            select(OutboxMessage.recipient, func.min(OutboxMessage.id))
+            .where(OutboxMessage.recipient.in_(recipients), OutboxMessage.status.in_(("pending", "sending")))
+            .group_by(OutboxMessage.recipient)
+        )
+        blocked: dict[str, int] = {recipient: first for recipient, first in result.tuples()}
+        return [r for r in rows if blocked.get(r.recipient, r.id) >= r.id]
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        channel = self.rt.channels.get(item.channel)
+        try:
+            if channel is None:
+                raise DeliveryError(f"channel {item.channel!r} is not enabled", retryable=False)
+            if not item.recipients:
+                raise DeliveryError("recipient no longer in the directory", retryable=False)
+            result = await channel.deliver(item)
+        except DeliveryError as exc:
+            await self._failed(item, exc)
+        except Exception as exc:  # a bug or an unexpected transport error: retry, but say so loudly
+            log.exception("outbox delivery %s crashed", item.id)
+            self.rt.metrics.errors.labels("outbox_deliver").inc()
+            await self._failed(item, DeliveryError(repr(exc), retryable=True))
+        else:
+            await self._sent(item, result)
+
+    async def _sent(self, item: OutboxItem, result: Delivery) -> None:
+        now = self.rt.clock.now()
+        async with self.rt.db.transaction() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == item.id)
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    attempts=item.attempts + 1,
+                    claimed_until=None,
+                    last_error=None,
+                    platform_msg_id=result.platform_msg_id,
+                    platform_response_code=result.response_code,
+                )
+            )
+        self.rt.metrics.outbox_sent.labels(item.channel, "sent").inc()
+
+    async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
+        now = self.rt.clock.now()
+        attempts = item.attempts + 1
+        dead = not exc.retryable or attempts >= self.cfg.max_attempts
+        delay = backoff(attempts, self.cfg.backoff_base_seconds, self.cfg.backoff_max_seconds, self._rng)
+        log.warning(
+            "outbox %s to %s via %s failed (attempt %s, %s): %s",
+            item.id,
+            item.payload.get("user_ids"),
+            item.channel,
+            attempts,
+            "giving up" if dead else f"retry in {delay:.1f}s",
+            exc,
+        )
+        async with self.rt.db.transaction() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == item.id)
+                .values(
+                    status="dead" if dead else "pending",
+                    attempts=attempts,
+                    claimed_until=None,
+                    next_attempt_at=now if dead else now + timedelta(seconds=delay),
+                    last_error=str(exc)[:2000],
+                )
+            )
+            if dead:
+                audit.record(
+                    s,
+                    at=now,
+                    action="outbox.dead",
+                    entity="outbox",
+                    entity_id=item.id,
+                    channel=item.channel,
+                    changes={"error": str(exc)[:500], "attempts": attempts, "kind": item.kind},
+                )
+        self.rt.metrics.outbox_sent.labels(item.channel, "dead" if dead else "retry").inc()
+
+
+async def depth(session: AsyncSession) -> dict[str, int]:
+    """Undelivered rows by status (for /metrics and /healthz)."""
+    rows = await session.execute(
+        select(OutboxMessage.status, func.count())
+        .where(OutboxMessage.status.in_(("pending", "sending", "dead")))
+        .group_by(OutboxMessage.status)
+    )
+    counts = {"pending": 0, "sending": 0, "dead": 0}
+    counts.update({status: n for status, n in rows.tuples()})
+    return counts

@@ -1,0 +1,182 @@
+"""Inbound pipeline: persist (dedup) → acknowledge → route → handler → domain rows + outbox in one commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import TypeAdapter
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot import conversation, i18n, outbox
+from bot.events import InboundEvent
+from bot.intents import SendText
+from bot.locks import KeyedLock
+from bot.routing import Context
+from storage.models import InboundEvent as InboundRow
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+_event_adapter: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """``duplicate`` is True when the platform re-delivered an event we already hold."""
+
+    event_id: int | None
+    duplicate: bool
+
+
+class Pipeline:
+    """Owns the inbound queue and its workers; events of one sender are handled one at a time, in order."""
+
+    def __init__(self, runtime: Runtime, concurrency: int = 8) -> None:
+        self.rt = runtime
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._locks = KeyedLock()
+        self._workers: list[asyncio.Task[None]] = []
+        self._concurrency = concurrency
+
+    async def ingest(self, event: InboundEvent) -> IngestResult:
+        """Persist the event (commit) so it can be acknowledged; a re-delivery is recognised by its dedup key."""
+        now = self.rt.clock.now()
+        row = InboundRow(
+            channel=event.channel,
+            dedup_key=event.dedup_key[:200],
+            sender=event.sender,
+            kind=event.kind,
+            payload=event.model_dump(mode="json"),
+            status="pending",
+            attempts=0,
+            received_at=now,
+        )
+        try:
+            async with self.rt.db.transaction() as s:
+                s.add(row)
+        except IntegrityError:
+            self.rt.metrics.inbound.labels(event.channel, event.kind, "duplicate").inc()
+            log.info("duplicate %s event %s from %s ignored", event.channel, event.dedup_key, event.sender)
+            return IngestResult(None, True)
+        self.rt.metrics.inbound.labels(event.channel, event.kind, "accepted").inc()
+        self._queue.put_nowait(row.id)
+        return IngestResult(row.id, False)
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"inbound-{i}") for i in range(self._concurrency)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def recover(self) -> int:
+        """Queue every event persisted but not handled (e.g. the process died after acknowledging it)."""
+        async with self.rt.db.read() as s:
+            ids = list(
+                await s.scalars(select(InboundRow.id).where(InboundRow.status == "pending").order_by(InboundRow.id))
+            )
+        for event_id in ids:
+            self._queue.put_nowait(event_id)
+        if ids:
+            log.info("recovering %s unhandled inbound event(s)", len(ids))
+        return len(ids)
+
+    async def join(self) -> None:
+        """Wait until every queued event has been handled."""
+        await self._queue.join()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def _work(self) -> None:
+        while True:
+            event_id = await self._queue.get()
+            try:
+                await self.process(event_id)
+            except Exception:
+                log.exception("inbound event %s crashed the worker", event_id)
+                self.rt.metrics.errors.labels("pipeline").inc()
+            finally:
+                self._queue.task_done()
+
+    async def process(self, event_id: int) -> None:
+        """Handle one stored event exactly once (a second call for a handled event does nothing)."""
+        async with self.rt.db.read() as s:
+            head = (
+                await s.execute(
+                    select(InboundRow.channel, InboundRow.sender, InboundRow.status).where(InboundRow.id == event_id)
+                )
+            ).first()
+        if head is None or head.status != "pending":
+            return
+        async with self._locks((head.channel, head.sender)):
+            started = time.perf_counter()
+            try:
+                handler = await self._handle(event_id)
+            except Exception as exc:
+                log.exception("handling inbound event %s failed", event_id)
+                self.rt.metrics.errors.labels("handler").inc()
+                await self._mark_failed(event_id, exc)
+                handler = "failed"
+            self.rt.metrics.handler_latency.labels(handler).observe(time.perf_counter() - started)
+        self.rt.outbox.wake()
+
+    async def _handle(self, event_id: int) -> str:
+        rt = self.rt
+        now = rt.clock.now()
+        async with rt.db.transaction() as s:
+            row = await s.get(InboundRow, event_id, with_for_update=True)
+            if row is None or row.status != "pending":
+                return "skipped"
+            event = _event_adapter.validate_python(row.payload)
+            row.attempts += 1
+            user = await rt.directory.user_by_channel_id(s, event.channel, event.sender)
+            if user is None or not user.active:
+                row.status = "done"
+                row.error = "sender not in directory"
+                row.handled_at = now
+                log.warning("%s sender %s is not in the directory", event.channel, event.sender)
+                return "unregistered"
+            conv = await conversation.load(s, event.channel, user.id, now)
+            ctx = Context(event=event, user=user, session=s, conversation=conv, runtime=rt, now=now)
+            route = rt.dispatcher.resolve(ctx)
+            name = route.name if route else "unrouted"
+            if route is not None:
+                await route.handler(ctx)
+            conversation.save(s, conv, now, timedelta(minutes=rt.settings.conversation.expiry_minutes))
+            outbox.enqueue(s, ctx.intents, now)
+            row.status = "done"
+            row.handled_at = now
+            return name
+
+    async def _mark_failed(self, event_id: int, exc: Exception) -> None:
+        """Record the failure and tell the sender; the event is not retried automatically (it may be poison)."""
+        rt = self.rt
+        now = rt.clock.now()
+        try:
+            async with rt.db.transaction() as s:
+                row = await s.get(InboundRow, event_id)
+                if row is None:
+                    return
+                row.status = "failed"
+                row.attempts += 1
+                row.error = repr(exc)[:2000]
+                row.handled_at = now
+                user = await rt.directory.user_by_channel_id(s, row.channel, row.sender)
+                if user is not None:
+                    text = i18n.t(user.locale, "internal_error")
+                    outbox.enqueue(s, [SendText(channel=row.channel, user_ids=(user.id,), text=text)], now)
+        except Exception:
+            log.exception("could not record the failure of inbound event %s", event_id)

@@ -1,0 +1,230 @@
+"""Router with filters: each feature module owns a Router; the Dispatcher tries them in one declared order."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import i18n
+from bot.conversation import ConversationState
+from bot.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
+from bot.intents import Intent, SendCard, SendText, UpdateCard
+from bot.services import audit
+from cards.model import Card
+from cards.payload import ButtonPayload, PayloadError
+from storage.models import User
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+
+@dataclass
+class Context:
+    """Everything a handler needs for one event; handlers add intents, never call a platform."""
+
+    event: InboundEvent
+    user: User
+    session: AsyncSession
+    conversation: ConversationState
+    runtime: Runtime
+    now: datetime
+    intents: list[Intent] = field(default_factory=list)
+    # Filled by the command filter: the text after the keyword.
+    args: str = ""
+    # Filled by the action filter: the unpacked button payload.
+    payload: ButtonPayload | None = None
+
+    @property
+    def locale(self) -> str:
+        return i18n.normalize_locale(self.user.locale)
+
+    @property
+    def text(self) -> str:
+        return self.event.text if isinstance(self.event, TextMessage) else ""
+
+    def t(self, key: str, **params: Any) -> str:
+        return i18n.t(self.locale, key, **params)
+
+    def reply(self, text: str) -> None:
+        self.intents.append(SendText(channel=self.event.channel, user_ids=(self.user.id,), text=text))
+
+    def reply_card(self, card: Card) -> None:
+        self.intents.append(SendCard(channel=self.event.channel, user_ids=(self.user.id,), card=card))
+
+    def update_card(self, card: Card, user_ids: Sequence[str] | None = None) -> None:
+        ids = tuple(user_ids) if user_ids is not None else (self.user.id,)
+        self.intents.append(UpdateCard(channel=self.event.channel, user_ids=ids, card=card))
+
+    def notify(self, user: User, text: str) -> None:
+        """Send a text to another user on that user's own channel."""
+        channel = self.runtime.channel_for(user, fallback=self.event.channel)
+        self.intents.append(SendText(channel=channel, user_ids=(user.id,), text=text))
+
+    def audit(self, action: str, entity: str, entity_id: str | int | None, changes: dict[str, Any]) -> None:
+        audit.record(
+            self.session,
+            at=self.now,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            actor_id=self.user.id,
+            channel=self.event.channel,
+            changes=changes,
+        )
+
+
+Handler = Callable[[Context], Awaitable[None]]
+Filter = Callable[[Context], bool]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    handler: Handler
+    filters: tuple[Filter, ...]
+
+    def matches(self, ctx: Context) -> bool:
+        return all(f(ctx) for f in self.filters)
+
+
+class Router:
+    """A feature's routes, tried in registration order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.routes: list[Route] = []
+
+    def route(self, *filters: Filter) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append(Route(f"{self.name}.{handler.__name__}", handler, filters))
+            return handler
+
+        return register
+
+
+class Dispatcher:
+    """Picks the first matching route across routers, in the order given once at assembly."""
+
+    def __init__(self, routers: Sequence[Router]) -> None:
+        self.routers = list(routers)
+
+    def resolve(self, ctx: Context) -> Route | None:
+        for router in self.routers:
+            for route in router.routes:
+                if route.matches(ctx):
+                    return route
+        return None
+
+
+# ---- filters -------------------------------------------------------------------------------------------------
+
+
+def normalize_text(text: str) -> str:
+    """NFKC (full-width → half-width) and trimmed: the form every text filter compares."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+def split_command(text: str, keywords: Sequence[str]) -> str | None:
+    """If ``text`` starts with one of ``keywords`` as a whole word, return the rest (stripped), else None.
+
+    A Chinese keyword may be glued to Chinese text (``拜访浙一``); an ASCII keyword must end at a
+    non-letter (``visit`` but not ``visitor``). The longest keyword wins.
+    """
+    norm = normalize_text(text)
+    low = norm.lower()
+    for kw in sorted(keywords, key=len, reverse=True):
+        k = kw.lower()
+        if not low.startswith(k):
+            continue
+        rest = norm[len(k) :]
+        # A Chinese keyword may be glued to what follows ("拜访浙一", "修改V12"); an ASCII one may not.
+        if rest and not (rest[0].isspace() or rest[0] in ":：" or _is_cjk(k[-1])):
+            continue
+        return rest.lstrip(" :：\t").strip()
+    return None
+
+
+def command(*keywords: str) -> Filter:
+    """Text that starts with one of ``keywords``; sets ``ctx.args``."""
+
+    def check(ctx: Context) -> bool:
+        if not isinstance(ctx.event, TextMessage):
+            return False
+        rest = split_command(ctx.event.text, keywords)
+        if rest is None:
+            return False
+        ctx.args = rest
+        return True
+
+    return check
+
+
+def exact(*words: str) -> Filter:
+    """Text that is exactly one of ``words`` (case-insensitive, width-normalised)."""
+    wanted = {normalize_text(w).lower() for w in words}
+
+    def check(ctx: Context) -> bool:
+        return isinstance(ctx.event, TextMessage) and normalize_text(ctx.event.text).lower() in wanted
+
+    return check
+
+
+def action(*names: str) -> Filter:
+    """A card tap whose payload action is one of ``names``; sets ``ctx.payload``."""
+
+    def check(ctx: Context) -> bool:
+        if not isinstance(ctx.event, CardAction):
+            return False
+        try:
+            payload = ButtonPayload.unpack(ctx.event.payload)
+        except PayloadError:
+            return False
+        if payload.action not in names:
+            return False
+        ctx.payload = payload
+        return True
+
+    return check
+
+
+def in_flow(flow: str) -> Filter:
+    def check(ctx: Context) -> bool:
+        return ctx.conversation.flow == flow
+
+    return check
+
+
+def is_text(ctx: Context) -> bool:
+    return isinstance(ctx.event, TextMessage)
+
+
+def is_location(ctx: Context) -> bool:
+    return isinstance(ctx.event, LocationShared)
+
+
+def is_media(ctx: Context) -> bool:
+    return isinstance(ctx.event, MediaMessage)
+
+
+def is_card_action(ctx: Context) -> bool:
+    return isinstance(ctx.event, CardAction)
+
+
+def is_enter(ctx: Context) -> bool:
+    return isinstance(ctx.event, EnterChat)
+
+
+def has_role(*roles: str) -> Filter:
+    def check(ctx: Context) -> bool:
+        return bool(set(ctx.user.roles or ()) & set(roles))
+
+    return check

@@ -1,0 +1,50 @@
+"""The org and customer directory as the core sees it: who is this sender, which hospital did they mean."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services.customer_match import CustomerEntry, CustomerMatcher
+from storage.models import Customer, User
+
+# Channel name → the User column holding that channel's id for the person.
+_CHANNEL_ID_COLUMN = {
+    "console": User.id,
+    "wecom": User.wecom_userid,
+    "dingtalk": User.dingtalk_staff_id,
+}
+
+
+class Directory:
+    """User lookups and a cached customer matcher that reloads when the customer table changes."""
+
+    def __init__(self) -> None:
+        self._matcher: CustomerMatcher | None = None
+        self._stamp: tuple[int, datetime | None] | None = None
+
+    async def user_by_channel_id(self, session: AsyncSession, channel: str, sender: str) -> User | None:
+        column = _CHANNEL_ID_COLUMN.get(channel)
+        if column is None:
+            return None
+        return await session.scalar(select(User).where(column == sender))
+
+    async def user(self, session: AsyncSession, user_id: str) -> User | None:
+        return await session.get(User, user_id)
+
+    async def customer(self, session: AsyncSession, customer_id: int) -> Customer | None:
+        return await session.get(Customer, customer_id)
+
+    async def matcher(self, session: AsyncSession) -> CustomerMatcher:
+        """The matcher over all customers; rebuilt only when a customer was added or changed."""
+        stamp_row = (await session.execute(select(func.count(Customer.id), func.max(Customer.updated_at)))).one()
+        stamp = (int(stamp_row[0]), stamp_row[1])
+        if self._matcher is None or stamp != self._stamp:
+            rows = await session.execute(select(Customer.id, Customer.name, Customer.aliases))
+            self._matcher = CustomerMatcher(
+                CustomerEntry(id=cid, name=name, aliases=tuple(aliases or ())) for cid, name, aliases in rows
+            )
+            self._stamp = stamp
+        return self._matcher

@@ -1,0 +1,348 @@
+"""Visit records: drafts, validation, submission, location evidence, corrections. No platform code here."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import VisitsConfig
+from bot.services import audit
+from bot.services.visit_parser import ParsedVisit
+from storage.models import Customer, Location, User, Visit
+
+
+class VisitError(Exception):
+    """A domain error carrying the i18n key and parameters of the message the user sees."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+@dataclass
+class VisitDraft:
+    """What the rep has told us so far; JSON-safe so it lives in the conversation state."""
+
+    customer_id: int | None = None
+    customer_name: str | None = None
+    ward: str | None = None
+    contacts: list[str] = field(default_factory=list)
+    topics: str | None = None
+    products: list[str] = field(default_factory=list)
+    objection: str | None = None
+    commitments: str | None = None
+    next_step: str | None = None
+    attitude: str | None = None
+    visited_at: str | None = None  # ISO 8601 with offset
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VisitDraft:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def has(self, name: str) -> bool:
+        if name == "customer":
+            return self.customer_id is not None
+        value = getattr(self, name)
+        return bool(value)
+
+    @property
+    def when(self) -> datetime | None:
+        return datetime.fromisoformat(self.visited_at) if self.visited_at else None
+
+
+def visit_no(visit_id: int) -> str:
+    return f"V{visit_id}"
+
+
+_VISIT_NO = re.compile(r"^[Vv]?(\d{1,12})$")
+
+
+def parse_visit_no(text: str) -> int | None:
+    m = _VISIT_NO.match(text.strip())
+    return int(m.group(1)) if m else None
+
+
+def missing_fields(draft: VisitDraft, required: list[str]) -> list[str]:
+    """Required fields not yet given, in the configured order (the visit time defaults to now)."""
+    return [f for f in required if f != "visited_at" and not draft.has(f)]
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres."""
+    r = 6_371_000.0
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(a))
+
+
+def check_time(when: datetime, now: datetime, cfg: VisitsConfig, tz: ZoneInfo) -> None:
+    """Refuse visit times in the future or older than the backdate limit (in whole local days)."""
+    if when > now + timedelta(minutes=cfg.future_tolerance_minutes):
+        raise VisitError("visit.future", when=fmt_local(when, tz))
+    oldest: date = now.astimezone(tz).date() - timedelta(days=cfg.backdate_days)
+    if when.astimezone(tz).date() < oldest:
+        raise VisitError("visit.too_old", when=fmt_local(when, tz), days=cfg.backdate_days)
+
+
+def fmt_local(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).strftime("%m-%d %H:%M")
+
+
+def match_ward(customer: Customer, text: str) -> str | None:
+    """The customer's ward the text means (exact, contained, or a close typo); any text if none are on file."""
+    wards: list[str] = list(customer.wards or [])
+    text = text.strip()
+    if not wards:
+        return text or None
+    if text in wards:
+        return text
+    contained = [w for w in wards if text and (text in w or w in text)]
+    if len(contained) == 1:
+        return contained[0]
+    best = process.extractOne(text, wards, scorer=fuzz.ratio, score_cutoff=75)
+    return best[0] if best else None
+
+
+def contacts_for(customer: Customer, ward: str | None) -> list[str]:
+    """Known contact names at the customer (in the ward first)."""
+    people: list[dict[str, str]] = list(customer.contacts or [])
+    in_ward = [p["name"] for p in people if ward and p.get("ward") == ward]
+    others = [p["name"] for p in people if p["name"] not in in_ward]
+    return in_ward + others
+
+
+def apply_parsed(draft: VisitDraft, parsed: ParsedVisit) -> list[str]:
+    """Copy every field the parser found onto the draft (customer excepted: it needs resolving); return names."""
+    changed = []
+    for name in ("ward", "topics", "objection", "commitments", "next_step", "attitude"):
+        value = getattr(parsed, name)
+        if value:
+            setattr(draft, name, value)
+            changed.append(name)
+    for name in ("contacts", "products"):
+        value = getattr(parsed, name)
+        if value:
+            setattr(draft, name, list(value))
+            changed.append(name)
+    if parsed.visited_at is not None:
+        draft.visited_at = parsed.visited_at.isoformat()
+        changed.append("visited_at")
+    return changed
+
+
+async def find_location(
+    session: AsyncSession, user_id: str, when: datetime, window: timedelta
+) -> Location | None:
+    """The unattached location the user shared closest to ``when`` inside the window."""
+    rows = await session.scalars(
+        select(Location).where(
+            Location.user_id == user_id,
+            Location.visit_id.is_(None),
+            Location.shared_at >= when - window,
+            Location.shared_at <= when + window,
+        )
+    )
+    candidates = list(rows)
+    return min(candidates, key=lambda loc: abs(loc.shared_at - when)) if candidates else None
+
+
+def attach(visit: Visit, loc: Location, customer: Customer) -> None:
+    """Copy the location onto the visit and store its distance to the customer."""
+    visit.latitude, visit.longitude, visit.location_at = loc.latitude, loc.longitude, loc.shared_at
+    visit.location_status = "ok"
+    if customer.latitude is not None and customer.longitude is not None:
+        visit.distance_m = round(haversine_m(loc.latitude, loc.longitude, customer.latitude, customer.longitude), 1)
+    loc.visit_id = visit.id
+
+
+def snapshot(visit: Visit) -> dict[str, Any]:
+    """The audited fields of a visit, JSON-safe."""
+    return {
+        "customer_id": visit.customer_id,
+        "ward": visit.ward,
+        "contacts": list(visit.contacts or []),
+        "topics": visit.topics,
+        "products": list(visit.products or []),
+        "objection": visit.objection,
+        "commitments": visit.commitments,
+        "next_step": visit.next_step,
+        "attitude": visit.attitude,
+        "visited_at": visit.visited_at.isoformat(),
+        "location_status": visit.location_status,
+        "distance_m": visit.distance_m,
+    }
+
+
+async def submit(
+    session: AsyncSession,
+    draft: VisitDraft,
+    rep: User,
+    *,
+    now: datetime,
+    cfg: VisitsConfig,
+    tz: ZoneInfo,
+    channel: str,
+) -> tuple[Visit, Customer]:
+    """Validate and store the visit (locked), attach a location shared in the window, audit it."""
+    if draft.customer_id is None:
+        raise VisitError("visit.ask.customer")
+    customer = await session.get(Customer, draft.customer_id)
+    if customer is None:
+        raise VisitError("visit.unknown_customer", text=draft.customer_name or "", suggest="")
+    when = draft.when or now
+    check_time(when, now, cfg, tz)
+    window = timedelta(minutes=cfg.location_window_minutes)
+    loc = await find_location(session, rep.id, when, window)
+    if loc is None and cfg.no_location_policy == "reject":
+        raise VisitError("visit.need_location")
+    visit = Visit(
+        rep_id=rep.id,
+        customer_id=customer.id,
+        ward=draft.ward,
+        contacts=list(draft.contacts),
+        topics=draft.topics,
+        products=list(draft.products),
+        objection=draft.objection,
+        commitments=draft.commitments,
+        next_step=draft.next_step,
+        attitude=draft.attitude,
+        visited_at=when,
+        location_status="missing",
+        locked=True,
+        source_channel=channel,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(visit)
+    await session.flush()
+    if loc is not None:
+        attach(visit, loc, customer)
+    audit.record(
+        session,
+        at=now,
+        action="visit.create",
+        entity="visit",
+        entity_id=visit.id,
+        actor_id=rep.id,
+        channel=channel,
+        changes=snapshot(visit),
+    )
+    return visit, customer
+
+
+async def attach_to_recent(
+    session: AsyncSession, loc: Location, *, cfg: VisitsConfig, now: datetime, channel: str
+) -> tuple[Visit, Customer] | None:
+    """Attach a just-shared location to the user's visit without one whose time is inside the window."""
+    window = timedelta(minutes=cfg.location_window_minutes)
+    rows = await session.scalars(
+        select(Visit).where(
+            Visit.rep_id == loc.user_id,
+            Visit.location_status == "missing",
+            Visit.visited_at >= loc.shared_at - window,
+            Visit.visited_at <= loc.shared_at + window,
+        )
+    )
+    visits = list(rows)
+    if not visits:
+        return None
+    visit = min(visits, key=lambda v: abs(v.visited_at - loc.shared_at))
+    customer = await session.get(Customer, visit.customer_id)
+    assert customer is not None
+    attach(visit, loc, customer)
+    visit.updated_at = now
+    audit.record(
+        session,
+        at=now,
+        action="visit.location",
+        entity="visit",
+        entity_id=visit.id,
+        actor_id=loc.user_id,
+        channel=channel,
+        changes={"location_status": ["missing", "ok"], "distance_m": [None, visit.distance_m]},
+    )
+    return visit, customer
+
+
+def may_correct(visit: Visit, user: User, now: datetime, cfg: VisitsConfig) -> None:
+    """Raise unless ``user`` may still correct ``visit`` (own visit, inside the window or unlocked)."""
+    if visit.rep_id != user.id:
+        raise VisitError("visit.not_yours", no=visit_no(visit.id))
+    open_until = visit.created_at + timedelta(hours=cfg.correction_window_hours)
+    if now <= open_until or (visit.unlocked_until is not None and now <= visit.unlocked_until):
+        return
+    raise VisitError("visit.locked", no=visit_no(visit.id), hours=cfg.correction_window_hours)
+
+
+async def correct(
+    session: AsyncSession,
+    visit: Visit,
+    changes: dict[str, Any],
+    user: User,
+    *,
+    now: datetime,
+    channel: str,
+) -> dict[str, Any]:
+    """Apply validated field changes to a visit; audit the diff. Returns the diff (empty when nothing changed)."""
+    before = snapshot(visit)
+    for name, value in changes.items():
+        setattr(visit, name, value)
+    after = snapshot(visit)
+    delta = audit.diff(before, after)
+    if delta:
+        visit.updated_at = now
+        audit.record(
+            session,
+            at=now,
+            action="visit.correct",
+            entity="visit",
+            entity_id=visit.id,
+            actor_id=user.id,
+            channel=channel,
+            changes=delta,
+        )
+    return delta
+
+
+async def unlock(
+    session: AsyncSession, visit: Visit, admin: User, *, now: datetime, cfg: VisitsConfig, channel: str
+) -> None:
+    """Let the rep correct the visit again for one correction window."""
+    until = now + timedelta(hours=cfg.correction_window_hours)
+    visit.unlocked_until = until
+    visit.updated_at = now
+    audit.record(
+        session,
+        at=now,
+        action="visit.unlock",
+        entity="visit",
+        entity_id=visit.id,
+        actor_id=admin.id,
+        channel=channel,
+        changes={"unlocked_until": until.isoformat()},
+    )
+
+
+async def list_for(session: AsyncSession, rep_id: str, since: datetime) -> list[tuple[Visit, str]]:
+    """The rep's visits since ``since`` with their customer names, newest first."""
+    rows = await session.execute(
+        select(Visit, Customer.name)
+        .join(Customer, Customer.id == Visit.customer_id)
+        .where(Visit.rep_id == rep_id, Visit.visited_at >= since)
+        .order_by(Visit.visited_at.desc())
+    )
+    return [(v, name) for v, name in rows.tuples()]

@@ -1,0 +1,38 @@
+"""Typed button payloads with a hard length check (WeCom button keys are at most 1024 bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+MAX_PAYLOAD_BYTES = 1024
+_SEP = "|"
+
+
+class PayloadError(ValueError):
+    """A payload that cannot be packed or was not produced by us."""
+
+
+@dataclass(frozen=True)
+class ButtonPayload:
+    """``action`` names the handler; ``args`` are its string arguments (escaped on the wire)."""
+
+    action: str
+    args: tuple[str, ...] = ()
+
+    def pack(self) -> str:
+        if not self.action or not self.action.replace("_", "").replace(".", "").isalnum():
+            raise PayloadError(f"bad action name {self.action!r}")
+        packed = _SEP.join([self.action, *(quote(a, safe="") for a in self.args)])
+        if len(packed.encode()) > MAX_PAYLOAD_BYTES:
+            raise PayloadError(f"payload is {len(packed.encode())} bytes, limit {MAX_PAYLOAD_BYTES}")
+        return packed
+
+    @classmethod
+    def unpack(cls, packed: str) -> ButtonPayload:
+        if not packed or len(packed.encode()) > MAX_PAYLOAD_BYTES:
+            raise PayloadError("empty or oversized payload")
+        action, *args = packed.split(_SEP)
+        if not action.replace("_", "").replace(".", "").isalnum():
+            raise PayloadError("malformed payload")
+        return cls(action, tuple(unquote(a) for a in args))

@@ -1,0 +1,53 @@
+"""Cards of the visit dialog: choice prompts and the confirmation card."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot import i18n
+from cards.model import Button, Card, CardField
+from cards.payload import ButtonPayload
+
+# WeCom shows at most 6 buttons on a button_interaction card.
+MAX_BUTTONS = 6
+
+
+def choice_card(ref: str, token: str, field: str, question: str, options: Sequence[tuple[str, str]]) -> Card:
+    """A question with one button per option (label, value); the rep may also just type the answer."""
+    buttons = [
+        Button.of(label, ButtonPayload("vf", (token, field, value))) for label, value in options[:MAX_BUTTONS]
+    ]
+    return Card(ref=ref, title=question, buttons=buttons)
+
+
+def settled_choice(ref: str, question: str, answer: str) -> Card:
+    """The choice card after it was answered: no buttons, the answer shown."""
+    return Card(ref=ref, title=question, status=f"✓ {answer}", tone="muted")
+
+
+def confirm_card(
+    ref: str,
+    token: str,
+    locale: str,
+    rows: Sequence[tuple[str, str]],
+    *,
+    status: str = "",
+    settled: bool = False,
+) -> Card:
+    """The confirmation card (提交 / 修改 / 取消); ``settled`` drops the buttons and shows ``status``."""
+    buttons = []
+    if not settled:
+        buttons = [
+            Button.of(i18n.t(locale, "visit.btn.submit"), ButtonPayload("vc", (token, "submit")), "primary"),
+            Button.of(i18n.t(locale, "visit.btn.edit"), ButtonPayload("vc", (token, "edit"))),
+            Button.of(i18n.t(locale, "visit.btn.cancel"), ButtonPayload("vc", (token, "cancel")), "danger"),
+        ]
+    return Card(
+        ref=ref,
+        title=i18n.t(locale, "visit.confirm_title"),
+        description="" if settled else i18n.t(locale, "visit.confirm_desc"),
+        fields=[CardField(label=label, value=value) for label, value in rows],
+        buttons=buttons,
+        status=status,
+        tone="success" if settled and status else "info",
+    )

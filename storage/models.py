@@ -1,0 +1,244 @@
+"""ORM models. Every instant is stored in UTC (timezone-aware columns on PostgreSQL, naive UTC on SQLite)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER (rowid alias, autoincrement) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    """A person in the org directory. ``id`` is the org's own user id; channel ids map onto it."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    roles: Mapped[list[Any]] = mapped_column(default=list)
+    department: Mapped[str | None] = mapped_column(String(64))
+    manager_id: Mapped[str | None] = mapped_column(String(64))
+    wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    dingtalk_staff_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Customer(Base):
+    """A hospital (or other account) with aliases, wards and contacts."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    aliases: Mapped[list[Any]] = mapped_column(default=list)
+    grade: Mapped[str | None] = mapped_column(String(1))
+    address: Mapped[str | None] = mapped_column(String(300))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    wards: Mapped[list[Any]] = mapped_column(default=list)
+    # [{"name": "张主任", "ward": "骨科", "title": "主任"}]
+    contacts: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InboundEvent(Base):
+    """Every inbound platform event, persisted (unique per channel + dedup key) before it is acknowledged."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("channel", "dedup_key", name="uq_inbound_events_channel_dedup"),
+        Index("ix_inbound_events_status", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    sender: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]]
+    # pending → done | failed
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
+
+
+class Conversation(Base):
+    """Multi-turn dialog state per (channel, user); survives restarts, forgotten after ``expires_at``."""
+
+    __tablename__ = "conversations"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow: Mapped[str | None] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    expires_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """An outgoing intent, written in the same transaction as the domain change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]]
+    card_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    # pending → sending → sent | dead
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # What the platform answered (message id, WeCom response_code) so the card can be updated later.
+    platform_msg_id: Mapped[str | None] = mapped_column(String(128))
+    platform_response_code: Mapped[str | None] = mapped_column(String(256))
+
+
+class Location(Base):
+    """A location a user shared; attached to a visit when it falls inside the visit's window."""
+
+    __tablename__ = "locations"
+    __table_args__ = (Index("ix_locations_user_at", "user_id", "shared_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    shared_at: Mapped[datetime]
+    visit_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("visits.id"))
+
+
+class Visit(Base):
+    """A hospital visit record. Locked once submitted; corrections are audited."""
+
+    __tablename__ = "visits"
+    __table_args__ = (Index("ix_visits_rep_at", "rep_id", "visited_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rep_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id"))
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    ward: Mapped[str | None] = mapped_column(String(100))
+    contacts: Mapped[list[Any]] = mapped_column(default=list)
+    topics: Mapped[str | None] = mapped_column(Text)
+    products: Mapped[list[Any]] = mapped_column(default=list)
+    objection: Mapped[str | None] = mapped_column(String(32))
+    commitments: Mapped[str | None] = mapped_column(Text)
+    next_step: Mapped[str | None] = mapped_column(Text)
+    attitude: Mapped[str | None] = mapped_column(Text)
+    visited_at: Mapped[datetime]
+    # The location evidence (copied from the attached Location row) and its distance to the customer.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    location_at: Mapped[datetime | None]
+    # ok | missing (policy flag) — the digest reports visits without location.
+    location_status: Mapped[str] = mapped_column(String(10), default="missing")
+    locked: Mapped[bool] = mapped_column(Boolean, default=True)
+    # An admin unlock lets the rep correct it until this instant, past the normal window.
+    unlocked_until: Mapped[datetime | None]
+    source_channel: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AuditLog(Base):
+    """Append-only trail: who did what, when, through which channel."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(48))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ConsoleFeed(Base):
+    """The console channel's mailbox: one row per delivered message or card update, read by the browser."""
+
+    __tablename__ = "console_feed"
+    __table_args__ = (
+        Index("ix_console_feed_user", "user_id", "id"),
+        # Redelivery of the same outbox row (after a crash) must not show a message twice.
+        UniqueConstraint("outbox_id", "user_id", name="uq_console_feed_outbox_user"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    card_ref: Mapped[str | None] = mapped_column(String(128))
+    # Rendered content: {"text": ...} or {"html": ..., "card": {...}}; "from": "bot" | "user".
+    body: Mapped[dict[str, Any]]
+    outbox_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime]
