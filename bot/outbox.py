@@ -157,7 +157,7 @@ class OutboxWorker:
             .where(OutboxMessage.recipient.in_(recipients), OutboxMessage.status.in_(("pending", "sending")))
             .group_by(OutboxMessage.recipient)
         )
-        blocked: dict[str, int] = {recipient: first for recipient, first in result.tuples()}
+        blocked: dict[str, int] = {recipient: first for recipient, first in result.all()}
         return [r for r in rows if blocked.get(r.recipient, r.id) >= r.id]
 
     async def _deliver(self, item: OutboxItem) -> None:
@@ -242,5 +242,5 @@ async def depth(session: AsyncSession) -> dict[str, int]:
         .group_by(OutboxMessage.status)
     )
     counts = {"pending": 0, "sending": 0, "dead": 0}
-    counts.update({status: n for status, n in rows.tuples()})
+    counts.update({status: n for status, n in rows.all()})
     return counts

@@ -8,10 +8,10 @@ anything decides the status:
    (Chinese queries with lone digits retry as Chinese numerals: 浙大1院 → 浙大一院, status unique);
 2. substring of a name/alias (≥ 2 chars); ASCII queries (≥ 3 chars) also inside a full pinyin key
    or at the start of an initials key;
-3. same pronunciation as a key (IME typo such as 邵一夫 for 邵逸夫), or for English a tiny
-   English → pinyin glossary ("Zhejiang Provincial People's Hospital" → zhejiangshengrenminyiyuan);
+3. same pronunciation as a key (IME typo such as 邵一夫 for 邵逸夫, compared syllable by syllable),
+   or for English a tiny glossary ("Zhejiang Provincial People's Hospital" → zhejiangshengrenminyiyuan);
 4. character subsequence of a name/alias (浙大一院 → 浙江大学医学院附属第一医院);
-5. rapidfuzz similarity on normalized text and pinyin with thresholds and a margin (typos).
+5. rapidfuzz similarity on normalized text and on pinyin / syllables, with thresholds and a margin.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ _SUBSTRING_BASE = 80.0  # + up to 15 for coverage of the key
 _INITIALS_PREFIX_BASE = 75.0  # + up to 15 for coverage of the key
 _SUBSEQUENCE_BASE = 65.0  # + up to 25 for coverage, compactness and a shared first character
 
-# Fuzzy-stage weights: pinyin of a Chinese query shares many letters with every long name, and
-# initials are so short that one letter moves the ratio a lot, so both count a little less.
-_PINYIN_OF_CHINESE_WEIGHT = 0.9
+# Fuzzy-stage weights: sound keys should only win when homophones are involved, and initials are
+# so short that one letter moves the ratio a lot, so both count a little less than text.
+_SOUND_WEIGHT = 0.95
 _INITIALS_WEIGHT = 0.9
 
 _SEP = "\x1f"  # never survives normalize(), so it safely separates keys inside a haystack
@@ -83,6 +83,10 @@ _ASCII_WORD_RE = re.compile(r"[a-z0-9]+")
 _LONE_DIGIT_RE = re.compile(r"(?<![0-9])[1-9](?![0-9])")  # 浙大1院 → 浙大一院; leaves 117 alone
 _CHINESE_DIGITS = "〇一二三四五六七八九"
 _NON_HAN = "\x00"  # marks chunks pypinyin could not convert (digits, Latin letters)
+# "Sound keys" spell a name as one private-use character per pinyin syllable, so homophones compare
+# equal while a different syllable costs a whole character (like in the Chinese text itself).
+_SYLLABLE_CODE_BASE = 0xF0000  # Supplementary Private Use Area-A; normalize() drops such characters
+_UNKNOWN_SYLLABLE = "\ufffd"  # a syllable no key uses; a symbol, so never inside a normalized key
 
 
 @dataclass(frozen=True)
@@ -128,22 +132,26 @@ def _has_non_ascii(text: str) -> bool:
     return not text.isascii()
 
 
-def _pinyin_keys(text: str) -> tuple[str, str]:
-    """Full toneless pinyin and pinyin initials of ``text`` from a single pypinyin call.
+def _pinyin_keys(text: str) -> tuple[str, str, tuple[str, ...]]:
+    """Full toneless pinyin, pinyin initials and syllable tokens of ``text`` (one pypinyin call).
 
-    Initials are the first letter of each syllable, i.e. what ``Style.FIRST_LETTER`` yields;
-    non-Chinese chunks (digits, Latin letters) are kept whole in both keys.
+    Initials are the first letter of each syllable, i.e. what ``Style.FIRST_LETTER`` yields.
+    Non-Chinese chunks (digits, Latin) stay whole in both keys and become ``_NON_HAN + char`` tokens.
     """
     full: list[str] = []
     initials: list[str] = []
+    tokens: list[str] = []
     for syllable in lazy_pinyin(text, errors=lambda chunk: _NON_HAN + chunk):
         if syllable.startswith(_NON_HAN):
-            full.append(syllable[1:])
-            initials.append(syllable[1:])
+            chunk = syllable[1:]
+            full.append(chunk)
+            initials.append(chunk)
+            tokens.extend(_NON_HAN + ch for ch in chunk)
         elif syllable:
             full.append(syllable)
             initials.append(syllable[0])
-    return "".join(full), "".join(initials)
+            tokens.append(syllable)
+    return "".join(full), "".join(initials), tuple(tokens)
 
 
 def _english_to_pinyin(query: str) -> str | None:
@@ -223,7 +231,9 @@ class CustomerMatcher:
         text_rows: list[tuple[str, int, str]] = []
         pinyin_rows: list[tuple[str, int, str]] = []
         initials_rows: list[tuple[str, int, str]] = []
-        pinyin_cache: dict[str, tuple[str, str]] = {}
+        sound_rows: list[tuple[str, int, str]] = []
+        self._syllable_codes: dict[str, str] = {}
+        pinyin_cache: dict[str, tuple[str, str, tuple[str, ...]]] = {}
         for owner, entry in enumerate(self._entries):
             for raw in (entry.name, *entry.aliases):
                 key = normalize(raw)
@@ -233,13 +243,26 @@ class CustomerMatcher:
                 if _has_non_ascii(key):  # ASCII keys (English aliases) are their own "pinyin"
                     if key not in pinyin_cache:
                         pinyin_cache[key] = _pinyin_keys(key)
-                    full, initials = pinyin_cache[key]
+                    full, initials, tokens = pinyin_cache[key]
+                    for token in tokens:
+                        if not token.startswith(_NON_HAN) and token not in self._syllable_codes:
+                            self._syllable_codes[token] = chr(_SYLLABLE_CODE_BASE + len(self._syllable_codes))
                     pinyin_rows.append((full, owner, full))
                     initials_rows.append((initials, owner, initials))
+                    sound_rows.append((self._sound_key(tokens), owner, raw))
         self._text = _KeySet(text_rows)
         self._ascii_text = _KeySet(row for row in text_rows if row[0].isascii())
         self._pinyin = _KeySet(pinyin_rows)
         self._initials = _KeySet(initials_rows)
+        self._sounds = _KeySet(sound_rows)
+
+    def _sound_key(self, tokens: Iterable[str]) -> str:
+        """One character per syllable (homophones share it); non-Chinese characters stay as they are."""
+        codes = self._syllable_codes
+        return "".join(
+            token[1:] if token.startswith(_NON_HAN) else codes.get(token, _UNKNOWN_SYLLABLE)
+            for token in tokens
+        )
 
     def __len__(self) -> int:
         """Number of customers in the directory."""
@@ -270,9 +293,11 @@ class CustomerMatcher:
         if hits:
             return self._decide_set(hits, "unique", cap)
 
-        sounds_like = _english_to_pinyin(query) if ascii_query else _pinyin_keys(q)[0]
+        # Same pronunciation: sound key of a Chinese query, or the glossary pinyin of an English one.
+        sounds_like = self._sound_key(_pinyin_keys(q)[2]) if not ascii_query else _english_to_pinyin(query)
         if sounds_like:
-            hits = self._pinyin.exact_hits(sounds_like, _SOUNDS_LIKE_SCORE)
+            key_set = self._pinyin if ascii_query else self._sounds
+            hits = key_set.exact_hits(sounds_like, _SOUNDS_LIKE_SCORE)
             if hits:
                 return self._decide_set(hits, "unique", cap)
 
@@ -338,7 +363,7 @@ class CustomerMatcher:
         else:
             self._fuzzy_text(self._text, q, hits)
             if sounds_like:
-                self._fuzzy_ratio(self._pinyin, sounds_like, _PINYIN_OF_CHINESE_WEIGHT, hits)
+                self._fuzzy_ratio(self._sounds, sounds_like, _SOUND_WEIGHT, hits)
         return hits
 
     @staticmethod

@@ -345,4 +345,4 @@ async def list_for(session: AsyncSession, rep_id: str, since: datetime) -> list[
         .where(Visit.rep_id == rep_id, Visit.visited_at >= since)
         .order_by(Visit.visited_at.desc())
     )
-    return [(v, name) for v, name in rows.tuples()]
+    return [(v, name) for v, name in rows.all()]

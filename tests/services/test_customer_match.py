@@ -219,26 +219,32 @@ def test_len_and_empty_directory(matcher: CustomerMatcher) -> None:
 def test_initials_equal_pypinyin_first_letter_style() -> None:
     for entry in DEMO:
         for text in (entry.name, *entry.aliases):
-            full, initials = pinyin_keys(text)
+            full, initials, _tokens = pinyin_keys(text)
             assert initials == "".join(lazy_pinyin(text, style=Style.FIRST_LETTER))
             assert full == "".join(lazy_pinyin(text))
-    assert pinyin_keys("解放军117医院") == ("jiefangjun117yiyuan", "jfj117yy")
+    assert pinyin_keys("解放军117医院")[:2] == ("jiefangjun117yiyuan", "jfj117yy")
 
 
-CITIES = (
-    "宁波 温州 嘉兴 湖州 金华 衢州 舟山 台州 丽水 南京 苏州 无锡 常州 上海 北京 天津 重庆 成都 武汉 长沙 "
-    "广州 深圳 厦门 福州 合肥 南昌 济南 青岛 郑州 西安 兰州 昆明 贵阳 南宁 海口 太原 石家庄 沈阳 长春 "
-    "哈尔滨 呼和浩特 乌鲁木齐 拉萨 银川 西宁 大连 珠海 佛山 徐州 扬州"
-).split()
+CITIES = [
+    *("宁波", "温州", "嘉兴", "湖州", "金华", "衢州", "舟山", "台州", "丽水", "南京"),
+    *("苏州", "无锡", "常州", "上海", "北京", "天津", "重庆", "成都", "武汉", "长沙"),
+    *("广州", "深圳", "厦门", "福州", "合肥", "南昌", "济南", "青岛", "郑州", "西安"),
+    *("兰州", "昆明", "贵阳", "南宁", "海口", "太原", "石家庄", "沈阳", "长春", "哈尔滨"),
+    *("呼和浩特", "乌鲁木齐", "拉萨", "银川", "西宁", "大连", "珠海", "佛山", "徐州", "扬州"),
+]
 ORDINALS = ("第一", "第二", "第三", "第四", "第五", "第六", "第七", "第八", "第九", "第十")
-KINDS = ("人民医院", "中医院", "妇幼保健院", "中心医院", "肿瘤医院", "儿童医院", "口腔医院", "骨科医院", "眼科医院", "康复医院")
+KINDS = (
+    *("人民医院", "中医院", "妇幼保健院", "中心医院", "肿瘤医院"),
+    *("儿童医院", "口腔医院", "骨科医院", "眼科医院", "康复医院"),
+)
 
 
 def _synthetic_directory() -> list[CustomerEntry]:
     entries = list(DEMO)
     combos = itertools.islice(itertools.product(CITIES, ORDINALS, KINDS), 5000 - len(DEMO))
     for offset, (city, ordinal, kind) in enumerate(combos):
-        entries.append(CustomerEntry(100 + offset, f"{city}市{ordinal}{kind}", (f"{city}{ordinal[1]}{kind[0]}",)))
+        alias = f"{city}{ordinal[1]}{kind[0]}"  # e.g. 宁波一人
+        entries.append(CustomerEntry(100 + offset, f"{city}市{ordinal}{kind}", (alias,)))
     return entries
 
 
@@ -247,19 +253,24 @@ def test_large_directory_still_resolves_correctly() -> None:
     entries = _synthetic_directory()
     matcher = CustomerMatcher(entries)
     assert len(matcher) == 5000
+    by_name = {entry.name: entry for entry in entries}
     for entry in entries[8::250]:
         exact = matcher.match(entry.name)
         assert (exact.status, exact.best) == ("exact", entry)
         via_alias = matcher.match(entry.aliases[0])
         assert (via_alias.status, via_alias.best) == ("exact", entry)
         assert matcher.match("".join(lazy_pinyin(entry.name))).best == entry
-        typo = matcher.match(entry.name[:-1] + "完")  # last character mistyped
-        assert typo.best == entry, (entry.name, typo)
+        # Last character mistyped: the right entry ranks first; 中医院 vs 中心医院 may stay ambiguous.
+        typo = matcher.match(entry.name[:-1] + "完")
+        assert typo.status in ("unique", "ambiguous"), (entry.name, typo)
+        assert typo.candidates[0].entry == entry, (entry.name, typo)
     assert matcher.match("浙一").best == DEMO[0]
     assert matcher.match("邵一夫").best == DEMO[2]
     assert matcher.match("浙江大学医学院附属第一医完").best == DEMO[0]
     assert matcher.match("zdyy").best == DEMO[0]
-    assert matcher.match("成都五眼科").best == next(e for e in entries if e.name == "成都市第五眼科医院")
+    assert matcher.match("宁波市第一人民医完").best == by_name["宁波市第一人民医院"]
+    assert matcher.match("宁波是第一人民医院").best == by_name["宁波市第一人民医院"]
+    assert matcher.match("成都五眼科").best == by_name["成都市第五眼科医院"]
     wide = matcher.match("医院")
     assert wide.status == "ambiguous"
     assert len(wide.candidates) == 5

@@ -22,7 +22,7 @@ def feed_body(item: OutboxItem) -> dict[str, Any]:
     if item.kind == "text":
         return {"from": "bot", "text": item.payload["text"]}
     card = Card.model_validate(item.payload["card"])
-    return {"from": "bot", "html": render_card(card), "title": card.title}
+    return {"from": "bot", "html": render_card(card), "card": card.model_dump(mode="json")}
 
 
 class ConsoleChannel:

@@ -1,0 +1,341 @@
+"""The web console in a real browser: `salesbot demo` in a subprocess, Debian's chromium driven by Playwright.
+
+Skipped when /usr/bin/chromium or the playwright package is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright python package not installed")
+expect = sync_api.expect
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP_SECONDS = 30
+STEP_MS = 15_000  # how long to wait for the bot to answer one step
+
+ONE_LINE_VISIT = "拜访 浙一 骨科 张主任 异议:价格 下一步:送样"
+
+# What the bot says (bot/i18n.py, zh-CN), as patterns a new bot message is matched against.
+PROMPTS = {
+    "customer": "拜访了哪家医院",
+    "choose_customer": "可能是以下医院",
+    "unknown_customer": "找不到医院",
+    "ward": "哪个科室",
+    "unknown_ward": "没有科室「",
+    "contacts": "见了谁",
+    "objection": "客户有什么异议",
+    "topics": "沟通了什么主题",
+    "commitments": "我们做了什么承诺",
+    "next_step": "下一步计划",
+    "attitude": "客户态度如何",
+    "visited_at": "什么时候拜访的",
+    "confirm": "请确认拜访记录",
+    "saved": "拜访已记录",
+    "fallback": "没听懂",
+    "error": "处理你的消息时出错了",
+    "stale": "这个按钮已过期",
+}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """`salesbot demo` on a free port with a fresh SQLite DB; yields its base URL."""
+    config = tmp_path / "salesbot.toml"
+    config.write_text("[org]\ndemo = true\n", encoding="utf-8")
+    port = _free_port()
+    log_path = tmp_path / "server.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("SALESBOT_CONFIG", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "demo",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--db",
+        str(tmp_path / "demo.db"),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"server exited with {proc.returncode}:\n{_tail(log_path)}")
+                try:
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
+                        if resp.status == 200:
+                            break
+                except (urllib.error.URLError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"server not healthy after {STARTUP_SECONDS}s:\n{_tail(log_path)}")
+                with contextlib.suppress(subprocess.TimeoutExpired):  # the poll interval; sees an early exit
+                    proc.wait(timeout=0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str, tmp_path: Path) -> Iterator[Any]:
+    context = browser.new_context(
+        base_url=server,
+        viewport={"width": 390, "height": 844},
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        has_touch=True,
+    )
+    context.set_default_timeout(STEP_MS)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield pg
+        assert not errors, f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------
+
+
+def sign_in(page: Any, user_id: str = "rep01", name: str = "王磊") -> None:
+    page.goto("/console")
+    expect(page.get_by_text("演示模式")).to_be_visible()
+    page.get_by_test_id(f"user-pick-{user_id}").click()
+    expect(page.locator("#whoami")).to_contain_text(name)
+    expect(page.locator("#composer-input")).to_be_focused()
+
+
+def send(page: Any, text: str) -> None:
+    box = page.locator("#composer-input")
+    box.fill(text)
+    box.press("Enter")
+    expect(box).to_have_value("")
+    expect(box).to_be_focused()
+    expect(page.locator(".msg.user:not(.pending)").filter(has_text=text).last).to_be_visible()
+
+
+def last_id(page: Any) -> int:
+    """The newest feed item on screen (messages carry their feed id in data-id)."""
+    return int(
+        page.evaluate(
+            "() => Math.max(0, ...[...document.querySelectorAll('#messages .msg[data-id]')]"
+            ".map(e => Number(e.dataset.id)))"
+        )
+    )
+
+
+_NEXT_BOT_JS = """
+({after, patterns}) => {
+  const msgs = [...document.querySelectorAll('#messages .msg.bot[data-id]')]
+    .filter(e => Number(e.dataset.id) > after && !e.classList.contains('updated'))
+    .sort((a, b) => Number(a.dataset.id) - Number(b.dataset.id));
+  for (const e of msgs) {
+    for (const [key, pat] of Object.entries(patterns)) {
+      if (e.textContent.includes(pat)) return [Number(e.dataset.id), key];
+    }
+  }
+  return null;
+}
+"""
+
+
+def next_prompt(page: Any, after: int) -> tuple[int, str]:
+    """The first new bot message (feed id > after, not an in-place update) matching a known prompt."""
+    handle = page.wait_for_function(_NEXT_BOT_JS, arg={"after": after, "patterns": PROMPTS}, timeout=STEP_MS)
+    msg_id, key = handle.json_value()
+    return int(msg_id), str(key)
+
+
+def choice(page: Any, msg_id: int, label: str | None = None) -> Any | None:
+    """An enabled choice button on the card of message ``msg_id`` (``label`` exact, or the first one)."""
+    buttons = page.locator(f'#messages .msg[data-id="{msg_id}"] .card button:not([disabled])')
+    if label is not None:
+        buttons = buttons.filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return buttons.first if buttons.count() else None
+
+
+def tap(page: Any, button: Any) -> None:
+    card = button.locator("xpath=ancestor::div[contains(concat(' ', @class, ' '), ' card ')][1]")
+    ref = card.get_attribute("data-card-ref")
+    button.click()
+    # The tapped card turns into its answered form in place: same ref, no buttons left, shown once.
+    settled = page.locator(f'.card[data-card-ref="{ref}"]')
+    expect(settled).to_have_count(1)
+    expect(settled.locator("button")).to_have_count(0)
+
+
+def submit_and_check(page: Any, confirm_id: int) -> None:
+    card = page.locator(f'#messages .msg[data-id="{confirm_id}"] .card')
+    expect(card.get_by_role("button", name="提交", exact=True)).to_be_enabled()
+    ref = card.get_attribute("data-card-ref")
+    assert ref, "the confirmation card has no data-card-ref"
+    card.get_by_role("button", name="提交", exact=True).click()
+    expect(page.locator(".msg.bot").filter(has_text="拜访已记录").last).to_be_visible()
+    same = page.locator(f'.card[data-card-ref="{ref}"]')
+    expect(same).to_have_count(1)
+    expect(same.locator("button")).to_have_count(0)
+    expect(same).to_contain_text("已提交")
+
+
+# ---- tests -------------------------------------------------------------------------------------------------
+
+
+def test_one_line_visit_submitted_in_place(page: Any) -> None:
+    sign_in(page)
+    expect(page.locator("#whoami")).to_contain_text("代表")
+    send(page, ONE_LINE_VISIT)
+
+    card = page.locator(".card").filter(has=page.get_by_role("button", name="提交", exact=True)).last
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("请确认拜访记录")
+    expect(card).to_contain_text("浙江大学医学院附属第一医院")
+    expect(card).to_contain_text("张主任")
+    ref = card.get_attribute("data-card-ref")
+    assert ref
+
+    card.get_by_role("button", name="提交", exact=True).click()
+    expect(page.locator(".msg.bot").filter(has_text="拜访已记录")).to_have_count(1)
+
+    same = page.locator(f'.card[data-card-ref="{ref}"]')
+    expect(same).to_have_count(1)
+    expect(same.locator("button")).to_have_count(0)
+    expect(same).to_contain_text("已提交")
+
+    # History survives a reload (fetched from after=0), without duplicates.
+    page.reload()
+    expect(page.locator(".msg.bot").filter(has_text="拜访已记录")).to_have_count(1)
+    expect(page.locator(f'.card[data-card-ref="{ref}"]')).to_have_count(1)
+    expect(page.locator(f'.card[data-card-ref="{ref}"]')).to_contain_text("已提交")
+
+    # 切换 goes back to the people list.
+    page.locator("#logout").click()
+    expect(page.get_by_test_id("user-pick-rep01")).to_be_visible()
+
+
+def test_guided_visit_dialog(page: Any) -> None:
+    sign_in(page)
+    after = last_id(page)
+    send(page, "拜访")
+    answered: dict[str, int] = {}
+    for _ in range(12):
+        msg_id, key = next_prompt(page, after)
+        after = msg_id
+        answered[key] = answered.get(key, 0) + 1
+        assert answered[key] <= 2, f"the bot keeps asking {key!r}"
+        if key in ("unknown_customer", "fallback", "error", "stale"):
+            text = page.locator(f'#messages .msg[data-id="{msg_id}"]').inner_text()
+            pytest.fail(f"unexpected bot reply ({key}): {text}")
+        elif key == "customer":
+            send(page, "浙二")
+        elif key == "choose_customer":
+            button = choice(page, msg_id, "浙江大学医学院附属第二医院") or choice(page, msg_id)
+            assert button is not None, "hospital choice card without buttons"
+            tap(page, button)
+        elif key == "ward":
+            button = choice(page, msg_id)
+            if button is not None:
+                tap(page, button)
+            else:
+                send(page, "骨科")
+        elif key == "unknown_ward":
+            text = page.locator(f'#messages .msg[data-id="{msg_id}"]').inner_text()
+            wards = re.split(r"[、，,\s]+", text.split("可选：", 1)[-1].strip())
+            send(page, wards[0])
+        elif key == "contacts":
+            send(page, "李医生")
+        elif key == "objection":
+            button = choice(page, msg_id, "价格")
+            assert button is not None, "the objection question offers no 价格 button"
+            tap(page, button)
+        elif key in ("topics", "commitments", "next_step", "attitude", "visited_at"):
+            send(
+                page,
+                {"topics": "新品介绍", "commitments": "送样", "next_step": "送样", "attitude": "积极"}.get(
+                    key, "今天"
+                ),
+            )
+        elif key == "confirm":
+            card = page.locator(f'#messages .msg[data-id="{msg_id}"] .card')
+            expect(card).to_contain_text("浙江大学医学院附属第二医院")
+            expect(card).to_contain_text("李医生")
+            expect(card).to_contain_text("价格")
+            submit_and_check(page, msg_id)
+            break
+    else:
+        pytest.fail(f"the dialog did not reach the confirmation card; prompts seen: {answered}")
+    assert {"customer", "ward", "contacts", "objection"} <= answered.keys()
+
+
+def test_demo_location_panel(page: Any) -> None:
+    sign_in(page)
+    page.locator("#location-open").click()
+    expect(page.get_by_role("button", name="使用浏览器定位")).to_be_visible()
+    expect(page.get_by_label("纬度")).to_be_visible()
+    expect(page.get_by_label("经度")).to_be_visible()
+    place = page.get_by_label("选择医院位置")
+    expect(place.locator("option", has_text="浙江大学医学院附属第一医院")).to_have_count(1)
+    place.select_option(label="浙江大学医学院附属第一医院")
+    page.locator("#loc-place-send").click()
+    expect(page.locator(".msg.user").filter(has_text="📍 浙江大学医学院附属第一医院")).to_be_visible()
+    expect(page.locator(".msg.bot").filter(has_text="📍")).to_be_visible()
+    expect(page.locator("#location-panel")).to_be_hidden()
+    expect(page.locator("#composer-input")).to_be_focused()
