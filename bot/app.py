@@ -28,7 +28,11 @@ async def healthz(request: web.Request) -> web.Response:
         body["database"] = {"ok": True, "revision": revision}
         if revision != head_revision():
             body["status"] = "degraded"
-            body["database"] = {"ok": False, "revision": revision, "error": "schema not migrated: salesbot db upgrade"}
+            body["database"] = {
+                "ok": False,
+                "revision": revision,
+                "error": "schema not migrated: salesbot db upgrade",
+            }
     except Exception as exc:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body["status"] = "error"

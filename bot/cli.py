@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -122,7 +123,10 @@ async def _check_schema(settings: Settings) -> None:
     finally:
         await db.dispose()
     if rev != head_revision():
-        click.echo(f"database is at revision {rev}, code expects {head_revision()}: run `salesbot db upgrade`", err=True)
+        click.echo(
+            f"database is at revision {rev}, code expects {head_revision()}: run `salesbot db upgrade`",
+            err=True,
+        )
         sys.exit(1)
 
 
@@ -152,9 +156,7 @@ def demo(config_path: str | None, port: int | None, db_path: str) -> None:
             customers = await _import(db, settings, "customers", DEMO_DATA / "customers.csv", quiet=True)
         finally:
             await db.dispose()
-        click.echo(
-            f"demo data: {org.total} people, {customers.total} customers ({Path(db_path).resolve()})"
-        )
+        click.echo(f"demo data: {org.total} people, {customers.total} customers ({db_path})")
 
     _run(prepare)
     _serve(settings)
@@ -203,7 +205,7 @@ async def _import(db: Any, settings: Settings, kind: str, path: Path, quiet: boo
 
     now = SystemClock().now()
     total = len(importer.read_table(path)[1])
-    with click.progressbar(length=total, label=f"importing {kind}", file=None if not quiet else _Null()) as bar:
+    with click.progressbar(length=total, label=f"importing {kind}", file=io.StringIO() if quiet else None) as bar:
         done = 0
 
         def progress(n: int) -> None:
@@ -216,17 +218,6 @@ async def _import(db: Any, settings: Settings, kind: str, path: Path, quiet: boo
                 db, path, now=now, departments=settings.departments.keys(), progress=progress
             )
         return await importer.import_customers(db, path, now=now, progress=progress)
-
-
-class _Null:
-    def write(self, _s: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 def _import_command(kind: str) -> Callable[..., None]:
@@ -263,7 +254,8 @@ def _import_command(kind: str) -> Callable[..., None]:
 
 for _kind in ("org", "customers"):
     import_.command(
-        _kind, help=f"Import the {_kind} directory from FILE (CSV or XLSX); re-import updates, never duplicates."
+        _kind,
+        help=f"Import the {_kind} directory from FILE (CSV or XLSX); re-import updates, never duplicates.",
     )(click.argument("file", type=click.Path(exists=True, dir_okay=False))(config_option(_import_command(_kind))))
 
 

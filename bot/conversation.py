@@ -35,9 +35,7 @@ class ConversationState:
 async def load(session: AsyncSession, channel: str, user_id: str, now: datetime) -> ConversationState:
     """Load (and row-lock on PostgreSQL) the user's state; an expired dialog comes back empty with ``expired``."""
     row = await session.scalar(
-        select(Conversation)
-        .where(Conversation.channel == channel, Conversation.user_id == user_id)
-        .with_for_update()
+        select(Conversation).where(Conversation.channel == channel, Conversation.user_id == user_id).with_for_update()
     )
     if row is None:
         return ConversationState(channel, user_id)

@@ -29,3 +29,5 @@ def setup_logging(level: str = "INFO", json_format: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Alembic announces every plugin and migration step at INFO; keep start-up quiet.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -24,10 +24,15 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.outbox_depth = Gauge(
-            "salesbot_outbox_depth", "Outbox rows not yet delivered, by status.", ["status"], registry=self.registry
+            "salesbot_outbox_depth",
+            "Outbox rows not yet delivered, by status.",
+            ["status"],
+            registry=self.registry,
         )
         self.outbox_sent = Counter(
-            "salesbot_outbox_delivered", "Outbox deliveries by channel and result.", ["channel", "result"],
+            "salesbot_outbox_delivered",
+            "Outbox deliveries by channel and result.",
+            ["channel", "result"],
             registry=self.registry,
         )
         self.errors = Counter("salesbot_errors", "Unexpected errors by place.", ["where"], registry=self.registry)

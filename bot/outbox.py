@@ -8,6 +8,7 @@ row to be reclaimed after the lease, so a message is never lost; it can be resen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Iterable, Sequence
@@ -80,10 +81,8 @@ class OutboxWorker:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -99,10 +98,8 @@ class OutboxWorker:
             if done:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_seconds)
-            except TimeoutError:
-                pass
 
     async def drain(self) -> int:
         """Deliver until nothing is due now; returns how many rows were handled."""

@@ -70,9 +70,7 @@ class Pipeline:
         return IngestResult(row.id, False)
 
     def start(self) -> None:
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"inbound-{i}") for i in range(self._concurrency)
-        ]
+        self._workers = [asyncio.create_task(self._work(), name=f"inbound-{i}") for i in range(self._concurrency)]
 
     async def stop(self) -> None:
         for task in self._workers:

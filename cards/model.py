@@ -17,7 +17,9 @@ class Button(BaseModel):
     style: Literal["primary", "default", "danger"] = "default"
 
     @classmethod
-    def of(cls, text: str, payload: ButtonPayload, style: Literal["primary", "default", "danger"] = "default") -> Button:
+    def of(
+        cls, text: str, payload: ButtonPayload, style: Literal["primary", "default", "danger"] = "default"
+    ) -> Button:
         return cls(text=text, key=payload.pack(), style=style)
 
 

@@ -14,9 +14,7 @@ MAX_BUTTONS = 6
 
 def choice_card(ref: str, token: str, field: str, question: str, options: Sequence[tuple[str, str]]) -> Card:
     """A question with one button per option (label, value); the rep may also just type the answer."""
-    buttons = [
-        Button.of(label, ButtonPayload("vf", (token, field, value))) for label, value in options[:MAX_BUTTONS]
-    ]
+    buttons = [Button.of(label, ButtonPayload("vf", (token, field, value))) for label, value in options[:MAX_BUTTONS]]
     return Card(ref=ref, title=question, buttons=buttons)
 
 

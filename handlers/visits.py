@@ -210,7 +210,16 @@ class Dialog:
         d, t = self.draft, self.ctx.t
         when = d.when or self.ctx.now
         rows = [(t("field.customer"), customer.name if customer else "")]
-        for name in ("ward", "contacts", "topics", "products", "objection", "commitments", "next_step", "attitude"):
+        for name in (
+            "ward",
+            "contacts",
+            "topics",
+            "products",
+            "objection",
+            "commitments",
+            "next_step",
+            "attitude",
+        ):
             value = getattr(d, name)
             if value:
                 rows.append((t(f"field.{name}"), "、".join(value) if isinstance(value, list) else str(value)))
@@ -220,13 +229,16 @@ class Dialog:
         )
         if loc is not None and customer is not None and customer.latitude is not None:
             distance = svc.haversine_m(loc.latitude, loc.longitude, customer.latitude, customer.longitude or 0)
-            rows.append((t("field.location"), t("visit.location_ok", distance=i18n.fmt_distance(distance, self.ctx.locale))))
+            rows.append(
+                (
+                    t("field.location"),
+                    t("visit.location_ok", distance=i18n.fmt_distance(distance, self.ctx.locale)),
+                )
+            )
         elif loc is not None:
             rows.append((t("field.location"), "✓"))
         else:
-            rows.append(
-                (t("field.location"), t("visit.location_pending", minutes=self.cfg.location_window_minutes))
-            )
+            rows.append((t("field.location"), t("visit.location_pending", minutes=self.cfg.location_window_minutes)))
         return rows
 
 
@@ -312,7 +324,9 @@ async def confirm_visit(ctx: Context) -> None:
         return
     if op == "cancel":
         rows = await dialog.rows(customer)
-        ctx.update_card(confirm_card(ref, dialog.token, ctx.locale, rows, status=ctx.t("visit.cancelled_status"), settled=True))
+        ctx.update_card(
+            confirm_card(ref, dialog.token, ctx.locale, rows, status=ctx.t("visit.cancelled_status"), settled=True)
+        )
         conv.clear()
         ctx.reply(ctx.t("cancelled"))
         return
@@ -351,7 +365,9 @@ def _saved_text(ctx: Context, visit: Visit, customer: Customer, no: str) -> str:
         location = ctx.t("visit.saved.location", distance=i18n.fmt_distance(visit.distance_m, ctx.locale))
         if visit.distance_m > cfg.far_warning_meters:
             location += "\n" + ctx.t(
-                "visit.location_far", customer=customer.name, distance=i18n.fmt_distance(visit.distance_m, ctx.locale)
+                "visit.location_far",
+                customer=customer.name,
+                distance=i18n.fmt_distance(visit.distance_m, ctx.locale),
             )
     elif visit.location_status == "ok":
         location = ""
@@ -421,7 +437,10 @@ async def my_visits(ctx: Context) -> None:
 
     todays = [(v, n) for v, n in rows if v.visited_at >= today]
     lines = [ctx.t("visit.list_today", count=len(todays)), *(line(v, n) for v, n in todays)]
-    lines += [ctx.t("visit.list_week", count=len(rows)), *(line(v, n) for v, n in rows if v.visited_at < today)]
+    lines += [
+        ctx.t("visit.list_week", count=len(rows)),
+        *(line(v, n) for v, n in rows if v.visited_at < today),
+    ]
     ctx.reply("\n".join(lines))
 
 
@@ -479,7 +498,10 @@ async def _corrections(ctx: Context, visit: Visit, text: str) -> dict[str, Any]:
         ward = svc.match_ward(customer, changes["ward"])
         if ward is None:
             raise VisitError(
-                "visit.unknown_ward", customer=customer.name, ward=changes["ward"], wards="、".join(customer.wards or [])
+                "visit.unknown_ward",
+                customer=customer.name,
+                ward=changes["ward"],
+                wards="、".join(customer.wards or []),
             )
         changes["ward"] = ward
     if parsed.visited_at is not None:

@@ -41,7 +41,11 @@ def _pg_admin_url() -> str | None:
         try:
             conn = await asyncio.wait_for(
                 asyncpg.connect(
-                    host=u.host, port=u.port or 5432, user=u.username, password=u.password, database=u.database
+                    host=u.host,
+                    port=u.port or 5432,
+                    user=u.username,
+                    password=u.password,
+                    database=u.database,
                 ),
                 3,
             )

@@ -41,9 +41,7 @@ class ConsoleUser:
         return data
 
     async def send(self, text: str, client_id: str | None = None, settle: bool = True) -> dict[str, Any]:
-        return await self.post(
-            "/console/api/send", {"client_id": client_id or uuid.uuid4().hex, "text": text}, settle
-        )
+        return await self.post("/console/api/send", {"client_id": client_id or uuid.uuid4().hex, "text": text}, settle)
 
     async def location(self, latitude: float, longitude: float, label: str = "") -> dict[str, Any]:
         body = {"client_id": uuid.uuid4().hex, "latitude": latitude, "longitude": longitude, "label": label}

@@ -67,9 +67,13 @@ def _tail(path: Path, chars: int = 4000) -> str:
         return "(no log)"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """`salesbot demo` on a free port with a fresh SQLite DB; yields its base URL."""
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`salesbot demo` on a free port with a fresh SQLite DB (one per module); yields its base URL.
+
+    Each test signs in as its own person, so the tests do not share a dialog.
+    """
+    tmp_path = tmp_path_factory.mktemp("console")
     config = tmp_path / "salesbot.toml"
     config.write_text("[org]\ndemo = true\n", encoding="utf-8")
     port = _free_port()
@@ -134,7 +138,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, server: str, tmp_path: Path) -> Iterator[Any]:
+def page(browser: Any, server: str) -> Iterator[Any]:
     context = browser.new_context(
         base_url=server,
         viewport={"width": 390, "height": 844},
@@ -272,7 +276,7 @@ def test_one_line_visit_submitted_in_place(page: Any) -> None:
 
 
 def test_guided_visit_dialog(page: Any) -> None:
-    sign_in(page)
+    sign_in(page, "rep02", "李娜")
     after = last_id(page)
     send(page, "拜访")
     answered: dict[str, int] = {}
@@ -326,7 +330,7 @@ def test_guided_visit_dialog(page: Any) -> None:
 
 
 def test_demo_location_panel(page: Any) -> None:
-    sign_in(page)
+    sign_in(page, "mgr01", "陈静")
     page.locator("#location-open").click()
     expect(page.get_by_role("button", name="使用浏览器定位")).to_be_visible()
     expect(page.get_by_label("纬度")).to_be_visible()

@@ -38,7 +38,12 @@ async def test_one_line_visit_confirm_and_submit(console, runtime: Runtime) -> N
     settled = rep.card(card["ref"])
     assert settled["buttons"] == [] and settled["status"].startswith("已提交 V")
     [visit] = await visits(runtime)
-    assert (visit.ward, visit.contacts, visit.objection, visit.next_step) == ("骨科", ["张主任"], "价格", "送样")
+    assert (visit.ward, visit.contacts, visit.objection, visit.next_step) == (
+        "骨科",
+        ["张主任"],
+        "价格",
+        "送样",
+    )
     assert visit.rep_id == "rep01" and visit.location_status == "missing" and visit.locked
 
 

@@ -1,17 +1,8 @@
 """Resolve a hospital / customer name typed in chat against the customer directory.
 
-Pure and in-memory: build a :class:`CustomerMatcher` once from the directory, then call
-:meth:`CustomerMatcher.match` per message. Matching runs in stages; the first stage that finds
-anything decides the status:
-
-1. exact normalized name/alias, then (ASCII queries) exact full pinyin, then exact pinyin initials;
-   (Chinese queries with lone digits retry as Chinese numerals: 浙大1院 → 浙大一院, status unique);
-2. substring of a name/alias (≥ 2 chars); ASCII queries (≥ 3 chars) also inside a full pinyin key
-   or at the start of an initials key;
-3. same pronunciation as a key (IME typo such as 邵一夫 for 邵逸夫, compared syllable by syllable),
-   or for English a tiny glossary ("Zhejiang Provincial People's Hospital" → zhejiangshengrenminyiyuan);
-4. character subsequence of a name/alias (浙大一院 → 浙江大学医学院附属第一医院);
-5. rapidfuzz similarity on normalized text and on pinyin / syllables, with thresholds and a margin.
+Pure and in-memory: build a CustomerMatcher once per directory, call match() per message. Stages, the
+first that finds anything decides: exact name/alias/pinyin → substring → same pronunciation →
+character subsequence (浙大一院) → rapidfuzz on text and pinyin with score thresholds and a margin.
 """
 
 from __future__ import annotations
@@ -100,7 +91,7 @@ class CustomerEntry:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A scored match; ``matched`` is the name, alias or pinyin key that produced the score."""
+    """A scored match; ``matched`` is the name, alias or pinyin key that produced the score (0..100)."""
 
     entry: CustomerEntry
     score: float
@@ -205,9 +196,9 @@ class _KeySet:
         return hits
 
     def substring_hits(self, needle: str, base: float, want: int, hits: _Hits) -> None:
-        """Add owners of keys containing ``needle``, shortest keys first, until ``want`` owners are new.
+        """Add owners of keys containing ``needle``; stop after ``want`` distinct owners.
 
-        Keys are sorted by length, so the first owners found are the best scored ones.
+        Keys are sorted shortest first, so the owners found first are the best scored ones.
         """
         q_len = len(needle.lstrip(_SEP))
         found: set[int] = set()
@@ -260,8 +251,7 @@ class CustomerMatcher:
         """One character per syllable (homophones share it); non-Chinese characters stay as they are."""
         codes = self._syllable_codes
         return "".join(
-            token[1:] if token.startswith(_NON_HAN) else codes.get(token, _UNKNOWN_SYLLABLE)
-            for token in tokens
+            token[1:] if token.startswith(_NON_HAN) else codes.get(token, _UNKNOWN_SYLLABLE) for token in tokens
         )
 
     def __len__(self) -> int:
@@ -278,6 +268,7 @@ class CustomerMatcher:
         ascii_query = not _has_non_ascii(q)
         cap = max(2, min(limit, MAX_AMBIGUOUS))
 
+        # 1. Exact normalized name/alias; ASCII queries then exact full pinyin, then exact initials.
         hits = self._exact(q, ascii_query)
         if hits:
             return self._decide_set(hits, "exact", cap)
@@ -289,11 +280,13 @@ class CustomerMatcher:
                 if hits:
                     return self._decide_set(hits, "unique", cap)
 
+        # 2. Substring of a name/alias; ASCII also inside full pinyin or at the start of initials.
         hits = self._substring(q, ascii_query, cap)
         if hits:
             return self._decide_set(hits, "unique", cap)
 
-        # Same pronunciation: sound key of a Chinese query, or the glossary pinyin of an English one.
+        # 3. Same pronunciation: syllables of a Chinese query (邵一夫 → 邵逸夫), or for an English query
+        #    its glossary pinyin ("Zhejiang Provincial People's Hospital" → zhejiangshengrenminyiyuan).
         sounds_like = self._sound_key(_pinyin_keys(q)[2]) if not ascii_query else _english_to_pinyin(query)
         if sounds_like:
             key_set = self._pinyin if ascii_query else self._sounds
@@ -301,11 +294,13 @@ class CustomerMatcher:
             if hits:
                 return self._decide_set(hits, "unique", cap)
 
+        # 4. Chinese abbreviation habit: query characters appear in order in one name/alias.
         if not ascii_query and len(q) >= _MIN_SUBSTRING_LEN:
             hits = self._subsequence(q)
             if hits:
                 return self._decide_set(hits, "unique", cap)
 
+        # 5. Typos: rapidfuzz scores with thresholds and a margin.
         return self._decide_fuzzy(self._fuzzy(q, ascii_query, sounds_like), cap, limit)
 
     # -- stages -------------------------------------------------------------------------------------------

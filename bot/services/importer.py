@@ -779,9 +779,7 @@ async def import_customers(
         report.errors.extend(table.header_errors)
         return report
     items = _validate_customers(table.records, report.errors)
-    await _write_all(
-        db, _CUSTOMERS, table.records, items, report, now=now, actor_id=actor_id, progress=progress
-    )
+    await _write_all(db, _CUSTOMERS, table.records, items, report, now=now, actor_id=actor_id, progress=progress)
     report.errors.sort(key=lambda e: e.row)
     await _record_summary(db, "import.customers", path, report, now=now, actor_id=actor_id)
     return report

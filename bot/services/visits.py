@@ -144,9 +144,7 @@ def apply_parsed(draft: VisitDraft, parsed: ParsedVisit) -> list[str]:
     return changed
 
 
-async def find_location(
-    session: AsyncSession, user_id: str, when: datetime, window: timedelta
-) -> Location | None:
+async def find_location(session: AsyncSession, user_id: str, when: datetime, window: timedelta) -> Location | None:
     """The unattached location the user shared closest to ``when`` inside the window."""
     rows = await session.scalars(
         select(Location).where(

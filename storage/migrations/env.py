@@ -1,15 +1,18 @@
 """Alembic environment: run programmatically by storage.migrate with a live connection."""
 
+from typing import Any, Literal
+
 from alembic import context
 
 from storage.models import Base, UTCDateTime
 
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     # UTCDateTime is a Python-side adapter; the column type in the database is a plain timestamptz.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
 
 config = context.config
 target_metadata = Base.metadata

@@ -13,8 +13,8 @@ from cards.model import Card
 from storage.models import ConsoleFeed, User
 
 if TYPE_CHECKING:
-    from storage.db import Database
     from bot.clock import Clock
+    from storage.db import Database
 
 
 def feed_body(item: OutboxItem) -> dict[str, Any]:

@@ -17,12 +17,12 @@ class ConsoleHub:
             for ev in self._waiters.get(uid, ()):
                 ev.set()
 
-    async def wait(self, user_id: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a notification; True if one came."""
+    async def wait(self, user_id: str, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a notification; True if one came."""
         ev = asyncio.Event()
         self._waiters[user_id].add(ev)
         try:
-            await asyncio.wait_for(ev.wait(), timeout)
+            await asyncio.wait_for(ev.wait(), seconds)
             return True
         except TimeoutError:
             return False

@@ -229,8 +229,7 @@ async def _feed(rt: Runtime, user_id: str, after: int) -> list[dict[str, Any]]:
             .limit(200)
         )
         return [
-            {"id": r.id, "kind": r.kind, "card_ref": r.card_ref, "at": r.created_at.isoformat(), **r.body}
-            for r in rows
+            {"id": r.id, "kind": r.kind, "card_ref": r.card_ref, "at": r.created_at.isoformat(), **r.body} for r in rows
         ]
 
 
