@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PACKAGES := bot handlers cards storage
+LINT_PATHS := $(PACKAGES) tests $(wildcard bench)
 
 .PHONY: demo test lint typecheck pytest install bench clean
 
@@ -19,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/salesbot demo --config config.example.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(PACKAGES) tests bench
-	$(BIN)/ruff format --check $(PACKAGES) tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

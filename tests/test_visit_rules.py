@@ -279,9 +279,9 @@ async def test_non_admin_cannot_unlock(console, runtime: Runtime, clock: FixedCl
 async def test_my_visits_lists_todays_visits_with_numbers_and_flags(console, runtime: Runtime) -> None:
     rep = await console("rep01")
     other = await console("rep02")
-    unlocated = await log_visit(rep, "拜访 浙一 骨科 张主任 异议:价格")
-    await rep.location(*ZJU2)
+    await rep.location(*ZJU2)  # shared before the visit: evidence for it, and used up by it
     located = await log_visit(rep, "拜访 浙二 脊柱外科 刘主任 异议:交付")
+    unlocated = await log_visit(rep, "拜访 浙一 骨科 张主任 异议:价格")
     foreign = await log_visit(other, "拜访 浙一 检验科 李医生 异议:资质")
     await rep.replies()
 
