@@ -73,6 +73,12 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
     if runtime.settings.console_enabled:
         console_web.setup(app)
 
+    async def release_long_polls(_app: web.Application) -> None:
+        # aiohttp waits for open requests on shutdown; wake the console long-polls so it need not wait 25 s.
+        runtime.console_hub.close()
+
+    app.on_shutdown.append(release_long_polls)
+
     if manage_runtime:
 
         async def lifetime(_app: web.Application) -> AsyncIterator[None]:

@@ -10,7 +10,17 @@ from sqlalchemy import select
 
 from bot import i18n
 from bot.events import LocationShared
-from bot.routing import Context, Router, action, command, has_role, in_flow, is_location, is_text
+from bot.routing import (
+    Context,
+    Router,
+    action,
+    command,
+    has_role,
+    in_flow,
+    is_location,
+    is_text,
+    split_command,
+)
 from bot.services import visits as svc
 from bot.services.visit_parser import ParsedVisit, parse_field_value, parse_visit_line, resolve_key
 from bot.services.visits import VisitDraft, VisitError
@@ -182,7 +192,7 @@ class Dialog:
 
     def _options(self, field: str, customer: Customer | None) -> list[tuple[str, str]]:
         if field == "objection":
-            return [(k, k) for k in self.cfg.objections]
+            return [(self._objection_label(k), k) for k in self.cfg.objections]
         if customer is None:
             return []
         if field == "ward":
@@ -190,6 +200,12 @@ class Dialog:
         if field == "contacts":
             return [(c, c) for c in svc.contacts_for(customer, self.draft.ward)]
         return []
+
+    def _objection_label(self, canonical: str) -> str:
+        """English users see the first ASCII alias (price); the stored value stays canonical (价格)."""
+        if self.ctx.locale != i18n.EN:
+            return canonical
+        return next((a for a in self.cfg.objections[canonical] if a.isascii()), canonical)
 
     def _ask(self, field: str, question: str, options: list[tuple[str, str]]) -> None:
         self.data["stage"] = "collect"
@@ -249,6 +265,15 @@ def _looks_like_pairs(text: str) -> bool:
     return ":" in norm and resolve_key(head.split()[-1] if head.split() else head) is not None
 
 
+def _not_visit_command(ctx: Context) -> bool:
+    """False for the commands on submitted visits (我的拜访, 修改 V12 …, 解锁 …): they work inside a dialog too."""
+    text = ctx.text
+    if split_command(text, MY_VISITS) is not None or split_command(text, UNLOCK) is not None:
+        return False
+    edit = split_command(text, CORRECT)
+    return edit is None or svc.parse_visit_no(edit.split(" ", 1)[0]) is None
+
+
 # ---- routes --------------------------------------------------------------------------------------------------
 
 
@@ -263,11 +288,18 @@ async def start_visit(ctx: Context) -> None:
     await dialog.advance()
 
 
-@router.route(in_flow(FLOW), is_text)
+@router.route(in_flow(FLOW), is_text, _not_visit_command)
 async def answer_visit(ctx: Context) -> None:
     """A typed answer or a `字段:值` correction while the dialog runs."""
     dialog = Dialog(ctx)
     text = ctx.text.strip()
+    edit = split_command(text, CORRECT)
+    if edit is not None:
+        # "修改 科室:检验科" corrects the draft; the keyword is not a hospital or an answer.
+        if not _looks_like_pairs(edit):
+            ctx.reply(ctx.t("visit.edit_hint"))
+            return
+        text = edit
     if _looks_like_pairs(text):
         tz = ctx.runtime.settings.org.tz
         parsed = parse_visit_line(text, ctx.now.astimezone(tz), ctx.runtime.settings.visits.objections)
@@ -468,8 +500,17 @@ async def correct_visit(ctx: Context) -> None:
     if not delta:
         ctx.reply(ctx.t("visit.no_change", no=no))
         return
-    shown = "；".join(f"{ctx.t('field.' + k) if k != 'customer_id' else ctx.t('field.customer')}" for k in delta)
-    ctx.reply(ctx.t("visit.corrected", no=no, changes=shown))
+    shown = "；".join(dict.fromkeys(ctx.t("field." + _SHOWN_AS.get(k, k)) for k in delta))
+    text = ctx.t("visit.corrected", no=no, changes=shown)
+    if "distance_m" in delta and (visit.distance_m or 0) > settings.visits.far_warning_meters:
+        customer = await ctx.session.get(Customer, visit.customer_id)
+        distance = i18n.fmt_distance(visit.distance_m or 0, ctx.locale)
+        text += "\n" + ctx.t("visit.location_far", customer=customer.name if customer else "", distance=distance)
+    ctx.reply(text)
+
+
+# Audited columns → the field label shown to the rep.
+_SHOWN_AS = {"customer_id": "customer", "distance_m": "location", "location_status": "location"}
 
 
 async def _corrections(ctx: Context, visit: Visit, text: str) -> dict[str, Any]:
@@ -494,6 +535,8 @@ async def _corrections(ctx: Context, visit: Visit, text: str) -> dict[str, Any]:
             raise VisitError("visit.unknown_customer", text=parsed.customer, suggest=suggest)
         changes["customer_id"] = match.best.id
         customer = await ctx.session.get(Customer, match.best.id)
+        if "ward" not in changes and visit.ward:
+            changes["ward"] = visit.ward  # the ward on file must exist at the new customer too
     if "ward" in changes and customer is not None:
         ward = svc.match_ward(customer, changes["ward"])
         if ward is None:

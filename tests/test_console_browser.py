@@ -313,9 +313,7 @@ def test_guided_visit_dialog(page: Any) -> None:
         elif key in ("topics", "commitments", "next_step", "attitude", "visited_at"):
             send(
                 page,
-                {"topics": "新品介绍", "commitments": "送样", "next_step": "送样", "attitude": "积极"}.get(
-                    key, "今天"
-                ),
+                {"topics": "新品介绍", "commitments": "送样", "next_step": "送样", "attitude": "积极"}.get(key, "今天"),
             )
         elif key == "confirm":
             card = page.locator(f'#messages .msg[data-id="{msg_id}"] .card')

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock, as_utc
 from bot.runtime import Runtime
-from storage.models import AuditLog, Visit
+from storage.models import AuditLog, Customer, Visit
 
 ZJU1_NAME = "浙江大学医学院附属第一医院"
 ZJU2_NAME = "浙江大学医学院附属第二医院"
@@ -25,6 +25,13 @@ OBJECTIONS = ["价格", "交付", "资质", "其他"]
 async def visits(rt: Runtime) -> list[Visit]:
     async with rt.db.read() as s:
         return list(await s.scalars(select(Visit).order_by(Visit.id)))
+
+
+async def customer_id(rt: Runtime, name: str) -> int:
+    async with rt.db.read() as s:
+        found = await s.scalar(select(Customer.id).where(Customer.name == name))
+    assert found is not None, name
+    return int(found)
 
 
 async def audit_rows(rt: Runtime, action: str) -> list[AuditLog]:
@@ -238,9 +245,7 @@ async def test_another_rep_cannot_edit_a_visit(console, runtime: Runtime) -> Non
     assert visit.next_step == "送样"
 
 
-async def test_admin_unlock_notifies_rep_and_reopens_correction(
-    console, runtime: Runtime, clock: FixedClock
-) -> None:
+async def test_admin_unlock_notifies_rep_and_reopens_correction(console, runtime: Runtime, clock: FixedClock) -> None:
     rep = await console("rep01")
     admin = await console("admin01")
     visit_id = await log_visit(rep)
@@ -350,7 +355,13 @@ async def test_english_error_messages(console, runtime: Runtime) -> None:
     await user.send("visit 浙一 骨科 张主任 objection:expensive")
     replies = await user.replies()
     assert any("is not one of" in r for r in replies), replies
-    assert user.last_card()["title"].startswith("What did the customer object to?")
+    card = user.last_card()
+    assert card["title"].startswith("What did the customer object to?")
+    assert [b["text"] for b in card["buttons"]] == ["price", "delivery", "qualification", "other"]
+    await user.tap("delivery")
+    await user.refresh()
+    fields = {f["label"]: f["value"] for f in user.last_card()["fields"]}
+    assert fields["Objection"] == "交付"  # stored canonical, whatever the label
 
 
 # ---- help per role ---------------------------------------------------------------------------------------------
@@ -406,3 +417,89 @@ async def test_dialog_within_expiry_continues(console, runtime: Runtime, clock: 
     replies = await rep.replies()
     assert not any("超时" in r for r in replies), replies
     assert rep.last_card()["title"].startswith("见了谁")
+
+
+# ---- corrections that change the customer -----------------------------------------------------------------------
+
+
+async def test_correcting_customer_checks_the_ward_on_file(console, runtime: Runtime) -> None:
+    rep = await console("rep01")
+    visit_id = await log_visit(rep, "拜访 浙一 检验科 李医生 异议:价格")
+    await rep.send(f"修改 V{visit_id} 医院:浙二")  # 浙二 has no 检验科
+    replies = await rep.replies()
+    assert any("没有科室「检验科」" in r and "骨科、脊柱外科、手术室" in r for r in replies), replies
+    [visit] = await visits(runtime)
+    assert visit.ward == "检验科" and visit.customer_id == (await customer_id(runtime, ZJU1_NAME))
+
+    await rep.send(f"修改 V{visit_id} 医院:浙二 科室:骨科")
+    assert any(f"已更正拜访 V{visit_id}" in r for r in await rep.replies())
+    [visit] = await visits(runtime)
+    assert (visit.customer_id, visit.ward) == (await customer_id(runtime, ZJU2_NAME), "骨科")
+
+
+async def test_correcting_customer_recomputes_location_distance(console, runtime: Runtime) -> None:
+    rep = await console("rep01")
+    await rep.location(*ZJU1)
+    visit_id = await log_visit(rep)
+    [visit] = await visits(runtime)
+    assert visit.distance_m is not None and visit.distance_m < 1
+    await rep.send(f"修改 V{visit_id} 医院:浙二")
+    replies = await rep.replies()
+    assert any(f"已更正拜访 V{visit_id}" in r and "医院" in r and "定位" in r for r in replies), replies
+    [visit] = await visits(runtime)
+    assert visit.distance_m is not None and 700 < visit.distance_m < 1000  # 浙一 → 浙二 is about 850 m
+    [row] = await audit_rows(runtime, "visit.correct")
+    assert set(row.changes) == {"customer_id", "distance_m"}
+
+
+# ---- visit commands while a dialog is open ----------------------------------------------------------------------
+
+
+async def test_my_visits_inside_a_dialog_lists_and_keeps_the_dialog(console, runtime: Runtime) -> None:
+    rep = await console("rep01")
+    visit_id = await log_visit(rep)
+    await rep.send("拜访 浙二 骨科")
+    await rep.refresh()
+    question = rep.last_card()
+    assert question["title"].startswith("见了谁")
+    await rep.send("我的拜访")
+    replies = await rep.replies()
+    assert any(r.startswith("今天（1）") and f"V{visit_id}" in r for r in replies), replies
+    assert rep.card(question["ref"])["buttons"] != []  # the open question was not answered by the command
+    await rep.send("刘主任")
+    await rep.refresh()
+    await rep.tap("交付")
+    await rep.refresh()
+    confirm = rep.last_card()
+    assert fields_of(confirm)["联系人"] == "刘主任"
+
+
+async def test_correcting_a_visit_inside_a_dialog_leaves_the_draft_alone(console, runtime: Runtime) -> None:
+    rep = await console("rep01")
+    visit_id = await log_visit(rep)
+    await rep.send("拜访 浙二 骨科 刘主任 异议:交付")
+    await rep.refresh()
+    confirm = rep.last_card()
+    await rep.send(f"修改 V{visit_id} 下一步:送资料")
+    replies = await rep.replies()
+    assert any(f"已更正拜访 V{visit_id}" in r for r in replies), replies
+    assert fields_of(rep.card(confirm["ref"]))["医院"] == ZJU2_NAME
+    await rep.tap("提交")
+    first, second = await visits(runtime)
+    assert first.next_step == "送资料" and second.customer_id == await customer_id(runtime, ZJU2_NAME)
+
+
+async def test_edit_keyword_inside_a_dialog_corrects_the_draft(console, runtime: Runtime) -> None:
+    rep = await console("rep01")
+    await rep.send("拜访 浙一 骨科 张主任 异议:价格")
+    await rep.refresh()
+    confirm = rep.last_card()
+    await rep.send("修改 科室:检验科")
+    await rep.refresh()
+    fields = fields_of(rep.card(confirm["ref"]))
+    assert (fields["医院"], fields["科室"]) == (ZJU1_NAME, "检验科")
+    await rep.send("修改")
+    assert any("字段:值" in r for r in await rep.replies())
+    await rep.tap("提交")
+    [visit] = await visits(runtime)
+    assert visit.ward == "检验科"

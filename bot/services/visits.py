@@ -299,6 +299,13 @@ async def correct(
     before = snapshot(visit)
     for name, value in changes.items():
         setattr(visit, name, value)
+    if "customer_id" in changes and visit.latitude is not None and visit.longitude is not None:
+        # The location evidence stays; its distance is now to the new customer.
+        customer = await session.get(Customer, visit.customer_id)
+        visit.distance_m = None
+        if customer is not None and customer.latitude is not None and customer.longitude is not None:
+            distance = haversine_m(visit.latitude, visit.longitude, customer.latitude, customer.longitude)
+            visit.distance_m = round(distance, 1)
     after = snapshot(visit)
     delta = audit.diff(before, after)
     if delta:

@@ -63,9 +63,7 @@ async def customers(db: Database) -> dict[str, Customer]:
 
 async def audits(db: Database, action: str) -> list[AuditLog]:
     async with db.read() as session:
-        return list(
-            await session.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id))
-        )
+        return list(await session.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)))
 
 
 def located(report: ImportReport) -> set[tuple[int, str | None]]:

@@ -253,9 +253,7 @@ def test_case_table_is_large_enough() -> None:
 
 
 def test_present_lists_given_fields() -> None:
-    parsed = parse_visit_line(
-        "拜访 浙一 骨科 张主任 主题:脊柱耗材新品 异议:价格 下一步:送样", NOW, OBJECTIONS
-    )
+    parsed = parse_visit_line("拜访 浙一 骨科 张主任 主题:脊柱耗材新品 异议:价格 下一步:送样", NOW, OBJECTIONS)
     assert parsed.present() == {"customer", "ward", "contacts", "topics", "objection", "next_step"}
     assert ParsedVisit().present() == set()
     assert set(VISIT_FIELDS) >= parsed.present()

@@ -11,6 +11,14 @@ class ConsoleHub:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._closed = False
+
+    def close(self) -> None:
+        """Release every waiting long-poll (server shutdown must not wait for their timeouts)."""
+        self._closed = True
+        for events in self._waiters.values():
+            for ev in events:
+                ev.set()
 
     def notify(self, user_ids: list[str] | tuple[str, ...]) -> None:
         for uid in user_ids:
@@ -19,6 +27,8 @@ class ConsoleHub:
 
     async def wait(self, user_id: str, seconds: float) -> bool:
         """Wait up to ``seconds`` for a notification; True if one came."""
+        if self._closed:
+            return False
         ev = asyncio.Event()
         self._waiters[user_id].add(ev)
         try:

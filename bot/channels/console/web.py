@@ -210,9 +210,11 @@ async def updates(request: web.Request) -> web.Response:
     user = await _current_user(request)
     try:
         after = int(request.query.get("after", "0"))
-        wait = request.query.get("wait", "1") != "0"
     except ValueError:
         return _bad("after must be an integer")
+    if not 0 <= after < 2**63:
+        return _bad("after must be between 0 and 2^63-1")
+    wait = request.query.get("wait", "1") != "0"
     items = await _feed(rt, user.id, after)
     if not items and wait:
         await rt.console_hub.wait(user.id, rt.settings.console.poll_timeout_seconds)

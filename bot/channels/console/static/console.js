@@ -578,8 +578,15 @@
     );
   }
 
+  // Enter that commits a pinyin candidate must not send (Safari submits on it after compositionend).
+  var imeEnterAt = 0;
+  function onComposerKeydown(ev) {
+    if (ev.key === "Enter" && (ev.isComposing || ev.keyCode === 229)) imeEnterAt = Date.now();
+  }
+
   function onComposerSubmit(ev) {
     ev.preventDefault();
+    if (Date.now() - imeEnterAt < 100) return;
     var input = $("composer-input");
     var text = input.value;
     if (!text.trim()) {
@@ -729,6 +736,7 @@
   // ---- wiring --------------------------------------------------------------------------------
   function wire() {
     $("composer").addEventListener("submit", onComposerSubmit);
+    $("composer-input").addEventListener("keydown", onComposerKeydown);
     $("messages").addEventListener("click", onMessagesClick);
     $("logout").addEventListener("click", logout);
     document.querySelectorAll(".chip[data-text]").forEach(function (chip) {

@@ -1,0 +1,205 @@
+"""The `salesbot` command line through click's CliRunner: config check, db upgrade, imports, console tokens."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bot.channels.console.auth import make_token
+from bot.cli import main
+from storage.migrate import head_revision
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config.example.toml"
+DEMO = ROOT / "bot" / "demo_data"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SALESBOT_* variable from the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("SALESBOT_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    """The CLI configures the root logger for the process; put the test process's logging back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def db_env(tmp_path: Path) -> dict[str, str]:
+    """Environment pointing the CLI at a fresh SQLite file, already upgraded to head."""
+    env = {"SALESBOT__DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    result = run("db", "upgrade", env=env)
+    assert result.exit_code == 0, result.output
+    return env
+
+
+def rows(env: dict[str, str], sql: str) -> list[tuple[object, ...]]:
+    path = env["SALESBOT__DATABASE__URL"].removeprefix("sqlite+aiosqlite:///")
+    with sqlite3.connect(path) as conn:
+        return list(conn.execute(sql))
+
+
+# ---- config check -----------------------------------------------------------------------------------------------
+
+
+def test_config_check_accepts_the_example() -> None:
+    result = run("config", "check", str(EXAMPLE))
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.stdout
+
+
+def test_config_check_reports_every_error_with_its_path(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        "[server]\n"
+        "prot = 1\n"
+        'port = "x"\n'
+        "[visits]\n"
+        'required_fields = ["foo"]\n'
+        "[org]\n"
+        'timezone = "Mars/Base"\n'
+        "[wecom]\n"
+        "enabled = true\n",
+        encoding="utf-8",
+    )
+    result = run("config", "check", str(broken))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    for path, words in (
+        ("server.prot", "unknown key"),
+        ("server.port", "integer"),
+        ("visits.required_fields", "foo"),
+        ("org.timezone", "Mars/Base"),
+        ("wecom", "missing"),
+    ):
+        matching = [line for line in lines if line.strip().startswith(f"- {path}:")]
+        assert len(matching) == 1, (path, result.stderr)
+        assert words in matching[0], (path, matching[0])
+    assert "OK" not in result.stdout
+
+
+def test_config_check_reports_toml_syntax_error(tmp_path: Path) -> None:
+    broken = tmp_path / "syntax.toml"
+    broken.write_text("[server\nport = 8080\n", encoding="utf-8")
+    result = run("config", "check", str(broken))
+    assert result.exit_code == 1
+    assert "TOML syntax error" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_config_check_reports_missing_file(tmp_path: Path) -> None:
+    result = run("config", "check", str(tmp_path / "nope.toml"))
+    assert result.exit_code == 1
+    assert "file not found" in result.stderr
+
+
+def test_env_override_is_validated_at_its_path() -> None:
+    result = run("config", "check", str(EXAMPLE), env={"SALESBOT__SERVER__PORT": "abc"})
+    assert result.exit_code == 1
+    assert any(line.strip().startswith("- server.port:") for line in result.stderr.splitlines()), result.stderr
+
+
+def test_env_override_wins_over_the_file() -> None:
+    result = run("config", "check", str(EXAMPLE), env={"SALESBOT__CONSOLE__ENABLED": "true"})
+    # Console outside demo mode without a token secret: refused, which proves the variable was applied.
+    assert result.exit_code == 1
+    assert "token_secret" in result.stderr
+    ok = run(
+        "config",
+        "check",
+        str(EXAMPLE),
+        env={"SALESBOT__CONSOLE__ENABLED": "true", "SALESBOT__CONSOLE__TOKEN_SECRET": "s3cret"},
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "console" in ok.stdout
+
+
+# ---- db upgrade and imports -------------------------------------------------------------------------------------
+
+
+def test_db_upgrade_reaches_head(tmp_path: Path) -> None:
+    env = {"SALESBOT__DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"}
+    result = run("db", "upgrade", env=env)
+    assert result.exit_code == 0, result.output
+    assert f"database at revision {head_revision()}" in result.stdout
+    again = run("db", "upgrade", env=env)
+    assert again.exit_code == 0, again.output
+
+
+def test_import_demo_org_and_customers_then_reimport_creates_nothing(db_env: dict[str, str]) -> None:
+    org = run("import", "org", str(DEMO / "org.csv"), env=db_env)
+    assert org.exit_code == 0, org.output
+    assert "org: 14 rows — 14 created, 0 updated, 0 unchanged, 0 with errors" in org.stdout
+    customers = run("import", "customers", str(DEMO / "customers.csv"), env=db_env)
+    assert customers.exit_code == 0, customers.output
+    assert "customers: 8 rows — 8 created, 0 updated, 0 unchanged, 0 with errors" in customers.stdout
+    assert rows(db_env, "SELECT count(*) FROM users") == [(14,)]
+    assert rows(db_env, "SELECT count(*) FROM customers") == [(8,)]
+
+    org_again = run("import", "org", str(DEMO / "org.csv"), env=db_env)
+    assert org_again.exit_code == 0, org_again.output
+    assert "0 created, 0 updated, 14 unchanged" in org_again.stdout
+    customers_again = run("import", "customers", str(DEMO / "customers.csv"), env=db_env)
+    assert customers_again.exit_code == 0, customers_again.output
+    assert "0 created, 0 updated, 8 unchanged" in customers_again.stdout
+    assert rows(db_env, "SELECT count(*) FROM customers") == [(8,)]
+
+
+def test_import_with_bad_row_keeps_valid_rows_and_exits_2(db_env: dict[str, str], tmp_path: Path) -> None:
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text(
+        "name,grade,latitude,longitude,wards\n"
+        "甲医院,A,30.1,120.1,骨科\n"
+        "乙医院,Z,30.2,120.2,骨科\n"
+        "丙医院,B,30.3,120.3,检验科\n",
+        encoding="utf-8",
+    )
+    result = run("import", "customers", str(csv_file), env=db_env)
+    assert result.exit_code == 2, result.output
+    assert "3 rows — 2 created" in result.stdout and "1 with errors" in result.stdout
+    [error] = [line for line in result.stderr.splitlines() if "第" in line]
+    assert "第 3 行" in error and "[grade]" in error and "'Z'" in error
+    assert rows(db_env, "SELECT name FROM customers ORDER BY name") == [("丙医院",), ("甲医院",)]
+
+
+def test_import_unreadable_file_exits_1(db_env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "customers.txt"
+    bad.write_text("name\n甲医院\n", encoding="utf-8")
+    result = run("import", "customers", str(bad), env=db_env)
+    assert result.exit_code == 1
+    assert "cannot read" in result.stderr
+    assert rows(db_env, "SELECT count(*) FROM customers") == [(0,)]
+
+
+# ---- console tokens ---------------------------------------------------------------------------------------------
+
+
+def test_console_token_printed_with_secret() -> None:
+    result = run("console", "token", "rep01", env={"SALESBOT__CONSOLE__TOKEN_SECRET": "s3cret"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == make_token("s3cret", "rep01")
+
+
+def test_console_token_without_secret_fails() -> None:
+    result = run("console", "token", "rep01")
+    assert result.exit_code == 1
+    assert "token_secret" in result.stderr
+    assert result.stdout.strip() == ""
