@@ -10,6 +10,7 @@ from aiohttp import web
 from bot import keys, outbox
 from bot.channels.console import web as console_web
 from bot.channels.console.auth import SessionSigner
+from bot.channels.wecom import webhook as wecom_webhook
 from bot.runtime import Runtime
 from storage.migrate import current_revision, head_revision
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """JSON health: database reachable and migrated, outbox backlog, enabled channels."""
+    """JSON health: database reachable and migrated, outbox backlog, channel configuration problems."""
     rt = request.app[keys.RUNTIME]
     body: dict[str, object] = {"status": "ok", "channels": sorted(rt.channels)}
     try:
@@ -27,17 +28,22 @@ async def healthz(request: web.Request) -> web.Response:
             body["outbox"] = await outbox.depth(s)
         body["database"] = {"ok": True, "revision": revision}
         if revision != head_revision():
-            body["status"] = "degraded"
+            body["status"] = "error"
             body["database"] = {
                 "ok": False,
                 "revision": revision,
                 "error": "schema not migrated: salesbot db upgrade",
             }
+        client = rt.wecom_client
+        if client is not None and client.config_problem is not None:
+            body["status"] = "degraded"
+            body["wecom"] = {"ok": False, "errcode": client.config_problem.errcode, "error": client.config_problem.hint}
     except Exception as exc:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body["status"] = "error"
         body["database"] = {"ok": False, "error": exc.__class__.__name__}
-    return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+    # "degraded" (a channel misconfigured) still serves the other channels: only database errors are 503.
+    return web.json_response(body, status=503 if body["status"] == "error" else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -72,6 +78,7 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
     app.router.add_get("/metrics", metrics)
     if runtime.settings.console_enabled:
         console_web.setup(app)
+    wecom_webhook.setup(app)
 
     async def release_long_polls(_app: web.Application) -> None:
         # aiohttp waits for open requests on shutdown; wake the console long-polls so it need not wait 25 s.

@@ -155,6 +155,8 @@ class OutboxConfig(_Section):
     max_attempts: int = Field(8, ge=1, le=100)
     backoff_base_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(300.0, gt=0)
+    # Deliveries in flight at once (each to a different recipient).
+    concurrency: int = Field(8, ge=1, le=64)
     # A row claimed by a worker that died is reclaimed after this lease.
     lease_seconds: float = Field(60.0, gt=0)
 
@@ -177,6 +179,21 @@ class WeComConfig(_Section):
     encoding_aes_key: SecretStr = SecretStr("")
     api_base_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
     replay_window_seconds: int = Field(300, ge=0)
+    # WeCom silently drops beyond 30 messages/min and 1000/h per person per app: stay below that.
+    per_user_per_minute: int = Field(20, ge=1, le=30)
+    per_user_per_hour: int = Field(600, ge=1, le=1000)
+    # All API calls of this app (WeCom allows 10,000/min per endpoint per corp).
+    app_calls_per_minute: int = Field(3000, ge=1, le=10000)
+    request_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # WeCom's enable_duplicate_check window: a message resent after a crash is shown once.
+    duplicate_check_seconds: int = Field(1800, ge=0, le=4 * 3600)
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _trailing_slash(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v if v.endswith("/") else v + "/"
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> WeComConfig:

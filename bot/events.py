@@ -28,6 +28,9 @@ class LocationShared(_Event):
     longitude: float = Field(ge=-180, le=180)
     label: str = ""
     precision_m: float | None = None
+    # True for locations the platform reports by itself (WeCom LOCATION event on entering the app): kept as
+    # evidence, but not answered unless they attach to a visit.
+    passive: bool = False
 
 
 class MediaMessage(_Event):

@@ -32,6 +32,8 @@ class UpdateCard(_Intent):
 
     kind: Literal["card_update"] = "card_update"
     card: Card
+    # A platform token that authorises this update (WeCom: the tap's ResponseCode), when the tap carried one.
+    response_code: str = ""
 
 
 Intent = Annotated[SendText | SendCard | UpdateCard, Field(discriminator="kind")]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import Delivery, DeliveryError, OutboxItem
+from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
 from bot.intents import Intent, UpdateCard
 from bot.services import audit
 from storage.models import OutboxMessage, User
@@ -111,8 +111,14 @@ class OutboxWorker:
     async def run_once(self) -> int:
         async with self._busy:
             items = await self._claim()
-            for item in items:
-                await self._deliver(item)
+            # A batch holds at most one row per recipient (see _in_order), so parallel sends keep per-person order.
+            sem = asyncio.Semaphore(self.cfg.concurrency)
+
+            async def one(item: OutboxItem) -> None:
+                async with sem:
+                    await self._deliver(item)
+
+            await asyncio.gather(*(one(i) for i in items))
             return len(items)
 
     async def _claim(self) -> list[OutboxItem]:
@@ -142,8 +148,10 @@ class OutboxWorker:
             for r in rows:
                 r.status = "sending"
                 r.claimed_until = lease_until
+                r.claims = (r.claims or 0) + 1
                 recipients = tuple(users[u] for u in r.payload.get("user_ids", [r.recipient]) if u in users)
-                items.append(OutboxItem(r.id, r.channel, r.kind, r.payload, r.card_ref, r.attempts, recipients))
+                resend = r.attempts > 0 or r.claims > 1
+                items.append(OutboxItem(r.id, r.channel, r.kind, r.payload, r.card_ref, r.attempts, recipients, resend))
             return items
 
     async def _in_order(self, s: AsyncSession, rows: list[OutboxMessage], now: datetime) -> list[OutboxMessage]:
@@ -165,6 +173,8 @@ class OutboxWorker:
             if not item.recipients:
                 raise DeliveryError("recipient no longer in the directory", retryable=False)
             result = await channel.deliver(item)
+        except DeliveryDeferred as exc:
+            await self._deferred(item, exc)
         except DeliveryError as exc:
             await self._failed(item, exc)
         except Exception as exc:  # a bug or an unexpected transport error: retry, but say so loudly
@@ -191,6 +201,16 @@ class OutboxWorker:
                 )
             )
         self.rt.metrics.outbox_sent.labels(item.channel, "sent").inc()
+
+    async def _deferred(self, item: OutboxItem, exc: DeliveryDeferred) -> None:
+        log.info("outbox %s deferred until %s: %s", item.id, exc.retry_at.isoformat(), exc)
+        async with self.rt.db.transaction() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == item.id)
+                .values(status="pending", claimed_until=None, next_attempt_at=exc.retry_at)
+            )
+        self.rt.metrics.outbox_sent.labels(item.channel, "deferred").inc()
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
         now = self.rt.clock.now()

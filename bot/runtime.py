@@ -8,6 +8,7 @@ import logging
 from bot.channels.base import Channel
 from bot.channels.console.channel import ConsoleChannel
 from bot.channels.console.hub import ConsoleHub
+from bot.channels.wecom.client import WeComClient
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.metrics import Metrics
@@ -36,6 +37,19 @@ class Runtime:
         self.channels: dict[str, Channel] = {}
         if settings.console_enabled:
             self.channels["console"] = ConsoleChannel(self.db, self.clock, self.console_hub)
+        self.wecom_client: WeComClient | None = None
+        if settings.wecom.enabled:
+            from bot.channels.wecom.channel import WeComChannel
+
+            cfg = settings.wecom
+            self.wecom_client = WeComClient(
+                base_url=cfg.api_base_url,
+                corp_id=cfg.corp_id,
+                secret=cfg.secret.get_secret_value(),
+                timeout=cfg.request_timeout_seconds,
+                calls_per_minute=cfg.app_calls_per_minute,
+            )
+            self.channels["wecom"] = WeComChannel(self.db, self.clock, self.wecom_client, cfg)
         self.pipeline = Pipeline(self)
         self.outbox = OutboxWorker(self)
         self._started = False
@@ -62,6 +76,8 @@ class Runtime:
     async def close(self) -> None:
         if self._started:
             await self.stop()
+        if self.wecom_client is not None:
+            await self.wecom_client.close()
         await self.db.dispose()
 
     async def settle(self, rounds: int = 50) -> None:

@@ -427,13 +427,15 @@ async def share_location(ctx: Context) -> None:
     if ctx.conversation.flow == FLOW:
         # The visit being logged will pick it up on submit; refresh its card to show the evidence.
         dialog = Dialog(ctx)
-        ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
+        if not event.passive:
+            ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
         if dialog.data.get("stage") == "confirm":
             await dialog.advance()
         return
     attached = await svc.attach_to_recent(ctx.session, loc, cfg=cfg, now=ctx.now, channel=event.channel)
     if attached is None:
-        ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
+        if not event.passive:
+            ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
         return
     visit, customer = attached
     distance = i18n.fmt_distance(visit.distance_m or 0, ctx.locale)

@@ -138,7 +138,11 @@ class OutboxMessage(Base):
     """An outgoing intent, written in the same transaction as the domain change that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # Per-recipient throttling counts what was sent to a person in the last minute / hour.
+        Index("ix_outbox_recipient_sent", "channel", "recipient", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -149,6 +153,8 @@ class OutboxMessage(Base):
     # pending → sending → sent | dead
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times a worker took the row. More claims than attempts means a worker died mid-delivery.
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -157,6 +163,20 @@ class OutboxMessage(Base):
     # What the platform answered (message id, WeCom response_code) so the card can be updated later.
     platform_msg_id: Mapped[str | None] = mapped_column(String(128))
     platform_response_code: Mapped[str | None] = mapped_column(String(256))
+
+
+class WeComCardCode(Base):
+    """A WeCom response_code able to update one template card; each works once (message/send or a tap)."""
+
+    __tablename__ = "wecom_card_codes"
+    __table_args__ = (Index("ix_wecom_card_codes_task", "task_id", "spent_at"),)
+
+    code: Mapped[str] = mapped_column(String(256), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(128))
+    # "send" (returned by message/send) or "tap" (a template_card_event's ResponseCode).
+    source: Mapped[str] = mapped_column(String(8))
+    issued_at: Mapped[datetime]
+    spent_at: Mapped[datetime | None]
 
 
 class Location(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from storage.models import User
@@ -19,6 +20,9 @@ class OutboxItem:
     card_ref: str | None
     attempts: int
     recipients: tuple[User, ...]
+    # The message may already have reached the platform (a retry, or a worker died mid-send): channels that can
+    # (WeCom enable_duplicate_check) make the platform show it once.
+    resend: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,15 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.code = code
+
+
+class DeliveryDeferred(Exception):
+    """Not now, and not a failure: e.g. the recipient's rate budget is used up. Retried at ``retry_at``
+    without counting an attempt."""
+
+    def __init__(self, reason: str, retry_at: datetime) -> None:
+        super().__init__(reason)
+        self.retry_at = retry_at
 
 
 class Channel(Protocol):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.customer_match import CustomerEntry, CustomerMatcher
+from storage.db import Database
 from storage.models import Customer, User
 
 # Channel name → the User column holding that channel's id for the person.
@@ -24,6 +26,24 @@ class Directory:
     def __init__(self) -> None:
         self._matcher: CustomerMatcher | None = None
         self._stamp: tuple[int, datetime | None] | None = None
+        # (channel, sender) → monotonic time it was seen registered; spares the callback path a query.
+        self._known: dict[tuple[str, str], float] = {}
+
+    async def is_registered(self, db: Database, channel: str, sender: str, ttl: float = 60.0) -> bool:
+        """Whether an active user has this channel id (positive answers cached for ``ttl`` seconds)."""
+        key = (channel, sender)
+        seen = self._known.get(key)
+        if seen is not None and time.monotonic() - seen < ttl:
+            return True
+        async with db.read() as s:
+            user = await self.user_by_channel_id(s, channel, sender)
+        if user is None or not user.active:
+            self._known.pop(key, None)
+            return False
+        if len(self._known) > 100_000:
+            self._known.clear()
+        self._known[key] = time.monotonic()
+        return True
 
     async def user_by_channel_id(self, session: AsyncSession, channel: str, sender: str) -> User | None:
         column = _CHANNEL_ID_COLUMN.get(channel)

@@ -44,7 +44,7 @@ def upgrade() -> None:
     sa.Column('outbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_console_feed')),
-    sa.UniqueConstraint('outbox_id', name=op.f('uq_console_feed_outbox_id'))
+    sa.UniqueConstraint('outbox_id', 'user_id', name='uq_console_feed_outbox_user')
     )
     with op.batch_alter_table('console_feed', schema=None) as batch_op:
         batch_op.create_index('ix_console_feed_user', ['user_id', 'id'], unique=False)

@@ -1,0 +1,430 @@
+"""Benchmark: visits logged per second through the console channel's inbound path (SQLite), against a bare baseline.
+
+Run from the repository root:
+
+    python bench/console_visits.py [--requests N] [--concurrency C] [--users U]
+
+Two servers run as subprocesses on 127.0.0.1, one after the other is measured by the load generator in this process:
+
+* ``bare-aiohttp``: an aiohttp handler that only parses the request (JSON body, the console's ``_Send`` pydantic
+  shape) and answers ``{"accepted": true, "duplicate": false}``; no database, no cookie check
+  (``python bench/console_visits.py --serve-baseline PORT``).
+* ``salesbot``: ``python -m bot.cli demo`` on a fresh SQLite file: every POST /console/api/send is checked for the
+  session cookie, persisted with its dedup key, echoed to the console feed and acknowledged; the pipeline workers
+  and the outbox worker then parse the one-line visit, match the hospital, keep the dialog state, put the
+  confirmation card in the outbox and deliver it to the rep's console feed.
+
+Reported per server: acknowledged requests/s and POST latency percentiles; for salesbot also the end-to-end rate
+(first measured request → every event handled and every outbox row delivered, read from the SQLite file read-only)
+and for both the server's peak RSS (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parents[1]
+HOST = "127.0.0.1"
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"  # as bot/channels/console/web.py
+
+# One-line visits that need no follow-up question: hospital alias, a ward of it, a contact of that ward.
+VISITS = [
+    ("浙一", "骨科", "张主任"),
+    ("浙一", "检验科", "李医生"),
+    ("浙一", "器械科", "王科长"),
+    ("浙二", "脊柱外科", "刘主任"),
+    ("浙二", "手术室", "陈护士长"),
+    ("邵逸夫", "关节外科", "黄主任"),
+    ("邵逸夫", "心内科", "杨医生"),
+    ("省人民", "骨科", "吴主任"),
+    ("省人民", "检验科", "徐医生"),
+]
+TOPICS = ["脊柱耗材新品", "关节产品培训", "试剂采购", "耗材续约"]
+OBJECTIONS = ["价格", "交付", "资质"]
+NEXT_STEPS = ["送样", "报价", "下周回访"]
+
+
+def visit_text(i: int) -> str:
+    hospital, ward, contact = VISITS[i % len(VISITS)]
+    return (
+        f"拜访 {hospital} {ward} {contact} 主题:{TOPICS[i % len(TOPICS)]} "
+        f"异议:{OBJECTIONS[i % len(OBJECTIONS)]} 下一步:{NEXT_STEPS[i % len(NEXT_STEPS)]}"
+    )
+
+
+# ---- the bare baseline server ---------------------------------------------------------------------------------
+
+
+def serve_baseline(port: int) -> None:
+    """aiohttp + pydantic only: parse and validate the body like the console does, answer like the console does."""
+    from aiohttp import web
+    from pydantic import BaseModel, Field, ValidationError
+
+    class Send(BaseModel):
+        client_id: str = Field(pattern=CLIENT_ID_PATTERN)
+        text: str = Field(min_length=1, max_length=2000)
+
+    async def send(request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+        except ValueError:
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        try:
+            Send.model_validate(data)
+        except ValidationError:
+            return web.json_response({"error": "invalid fields"}, status=400)
+        return web.json_response({"accepted": True, "duplicate": False})
+
+    async def login(request: web.Request) -> web.Response:
+        resp = web.json_response({"user": {"id": "bench"}})
+        resp.set_cookie("salesbot_console", "bench", httponly=True, samesite="Strict")
+        return resp
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application(client_max_size=65536)
+    app.router.add_post("/console/api/send", send)
+    app.router.add_post("/console/api/login", login)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host=HOST, port=port, print=None, access_log=None)
+
+
+# ---- subprocesses ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def peak_rss_mb(self) -> float | None:
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def start(name: str, args: list[str], port: int, log: Path) -> Server:
+    out = log.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    out.close()
+    return Server(name, proc, port, log)
+
+
+async def wait_healthy(server: Server, limit_s: float = 60.0) -> None:
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
+            try:
+                async with s.get(f"{server.base}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{server.name} not healthy after {limit_s:.0f}s:\n{server.tail()}")
+
+
+# ---- load generator -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    elapsed: float
+    latencies: list[float] = field(default_factory=list)
+    client_cpu: float = 0.0  # CPU seconds this (load generator) process used during the run
+    started: float = 0.0  # perf_counter() when the first request was sent
+    errors: int = 0
+    duplicates: int = 0
+    first_error: str = ""
+
+    @property
+    def accepted(self) -> int:
+        return self.requests - self.errors - self.duplicates
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, p: float) -> float:
+        xs = sorted(self.latencies)
+        if not xs:
+            return float("nan")
+        return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] * 1000
+
+
+async def sign_in(base: str, user_id: str) -> aiohttp.ClientSession:
+    session = aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(limit=1),
+    )
+    async with session.post(f"{base}/console/api/login", json={"user_id": user_id}) as r:
+        if r.status != 200:
+            await session.close()
+            raise RuntimeError(f"login as {user_id} failed: {r.status} {await r.text()}")
+    return session
+
+
+async def load(name: str, base: str, users: list[str], n: int, concurrency: int, offset: int) -> Result:
+    """``n`` POST /console/api/send from ``concurrency`` workers, each its own signed-in session (users round robin)."""
+    sessions = [await sign_in(base, users[i % len(users)]) for i in range(concurrency)]
+    counter = itertools.count(offset)
+    stop_at = offset + n
+    result = Result(name, n, 0.0)
+    url = f"{base}/console/api/send"
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while (i := next(counter)) < stop_at:
+            body = {"client_id": f"b{uuid.uuid4().hex}", "text": visit_text(i)}
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, json=body) as r:
+                    data = await r.json(content_type=None)
+                    ok = r.status == 200 and data.get("accepted") is True
+            except Exception as exc:  # counted and reported
+                ok, data = False, {"error": repr(exc)}
+            result.latencies.append(time.perf_counter() - t0)
+            if not ok:
+                result.errors += 1
+                result.first_error = result.first_error or str(data)[:200]
+            elif data.get("duplicate"):
+                result.duplicates += 1
+
+    try:
+        cpu0 = time.process_time()
+        result.started = time.perf_counter()
+        await asyncio.gather(*(worker(s) for s in sessions))
+        result.elapsed = time.perf_counter() - result.started
+        result.client_cpu = time.process_time() - cpu0
+    finally:
+        for s in sessions:
+            await s.close()
+    return result
+
+
+# ---- end-to-end progress, read from the SQLite file -----------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    handled: int  # inbound events no longer pending
+    failed: int
+    outbox_open: int  # outbox rows pending or sending
+    outbox_sent: int
+    outbox_dead: int
+
+
+def progress(db: Path) -> Progress:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        inbound = dict(conn.execute("SELECT status, count(*) FROM inbound_events GROUP BY status").fetchall())
+        out = dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+    finally:
+        conn.close()
+    return Progress(
+        handled=sum(v for k, v in inbound.items() if k != "pending"),
+        failed=inbound.get("failed", 0),
+        outbox_open=out.get("pending", 0) + out.get("sending", 0),
+        outbox_sent=out.get("sent", 0),
+        outbox_dead=out.get("dead", 0),
+    )
+
+
+async def wait_settled(db: Path, handled: int, limit_s: float) -> tuple[float, Progress]:
+    """Poll until ``handled`` events are done and the outbox is empty; returns (perf_counter when seen, progress)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        p = progress(db)
+        if p.handled >= handled and p.outbox_open == 0:
+            return time.perf_counter(), p
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not settled after {limit_s:.0f}s: {p}")
+        await asyncio.sleep(0.05)
+
+
+# ---- the run --------------------------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace, tmp: Path) -> None:
+    db = tmp / "bench.db"
+    config = tmp / "bench.toml"
+    config.write_text('[org]\ndemo = true\n[logging]\nlevel = "WARNING"\n', encoding="utf-8")
+    servers: list[Server] = []
+    try:
+        bare_port, bot_port = free_port(), free_port()
+        bare = start("bare-aiohttp", [str(SCRIPT), "--serve-baseline", str(bare_port)], bare_port, tmp / "bare.log")
+        servers.append(bare)
+        bot = start(
+            "salesbot",
+            ["-m", "bot.cli", "demo", "--config", str(config), "--port", str(bot_port), "--db", str(db)],
+            bot_port,
+            tmp / "salesbot.log",
+        )
+        servers.append(bot)
+        await asyncio.gather(wait_healthy(bare), wait_healthy(bot))
+
+        async with aiohttp.ClientSession() as http, http.get(f"{bot.base}/console/api/users") as resp:
+            reps = [u["id"] for u in (await resp.json())["users"] if "rep" in u["roles"]]
+        if not reps:
+            raise RuntimeError("no demo reps found")
+        users = reps[: max(1, args.users)]
+        if args.users > len(reps):
+            print(f"note: only {len(reps)} demo reps ({', '.join(reps)}); using them", file=sys.stderr)
+        load_before = os.getloadavg()[0]
+        print(
+            f"{args.requests} requests, concurrency {args.concurrency}, users {', '.join(users)}, "
+            f"warm-up {args.warmup}; python {sys.version.split()[0]}, {os.cpu_count()} cpu, "
+            f"load average {load_before:.2f}",
+            file=sys.stderr,
+        )
+
+        # Baseline: warm-up, then the measured run.
+        await load("warm-up", bare.base, users, args.warmup, min(args.concurrency, args.warmup), 0)
+        r_bare = await load("bare-aiohttp", bare.base, users, args.requests, args.concurrency, 0)
+        print(f"bare-aiohttp: {r_bare.rate:.0f} req/s", file=sys.stderr)
+
+        # salesbot: warm-up and let it settle, so the measured window starts from an idle server.
+        await load("warm-up", bot.base, users, args.warmup, min(args.concurrency, args.warmup), 0)
+        _, before = await wait_settled(db, args.warmup, limit_s=120)
+        r_bot = await load("salesbot", bot.base, users, args.requests, args.concurrency, args.warmup)
+        print(f"salesbot: {r_bot.rate:.0f} req/s acknowledged; waiting for the pipeline and outbox", file=sys.stderr)
+        # The e2e window: from the first measured request until every event is handled and every row delivered.
+        t_settled, after = await wait_settled(
+            db, before.handled + r_bot.accepted, limit_s=max(120.0, args.requests / 10)
+        )
+        e2e = t_settled - r_bot.started
+        rss = {s.name: s.peak_rss_mb() for s in servers}
+        alive = {s.name: s.proc.poll() is None for s in servers}
+    finally:
+        for s in servers:
+            s.stop()
+
+    handled = after.handled - before.handled
+    sent = after.outbox_sent - before.outbox_sent
+    rows: list[tuple[str, str, str, str]] = []
+
+    def fmt(x: float | None, d: int = 0) -> str:
+        return "-" if x is None else f"{x:.{d}f}"
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return "-" if not a or b is None else f"{b / a:.2f}"
+
+    rows.append(("requests/s (ack)", fmt(r_bare.rate), fmt(r_bot.rate), ratio(r_bare.rate, r_bot.rate)))
+    for p in (50, 90, 99):
+        a, b = r_bare.pct(p), r_bot.pct(p)
+        rows.append((f"p{p} latency ms", fmt(a, 1), fmt(b, 1), ratio(a, b)))
+    rows.append(("handled visits/s (e2e)", "-", fmt(handled / e2e if e2e else None), "-"))
+    rows.append(
+        (
+            "server peak RSS MB",
+            fmt(rss["bare-aiohttp"]),
+            fmt(rss["salesbot"]),
+            ratio(rss["bare-aiohttp"], rss["salesbot"]),
+        )
+    )
+
+    print()
+    print(f"{'metric':<26}{'bare-aiohttp':>14}{'salesbot':>12}{'ratio':>8}")
+    for label, col1, col2, col3 in rows:
+        print(f"{label:<26}{col1:>14}{col2:>12}{col3:>8}")
+    print()
+    print(
+        f"salesbot: {r_bot.accepted} accepted, {r_bot.duplicates} duplicate, {r_bot.errors} errors "
+        f"in {r_bot.elapsed:.1f}s; all handled {e2e:.1f}s after the first request "
+        f"({handled} events, {after.failed - before.failed} failed; {sent} outbox rows delivered, "
+        f"{after.outbox_dead - before.outbox_dead} dead)"
+    )
+    print(f"bare-aiohttp: {r_bare.accepted} accepted, {r_bare.errors} errors in {r_bare.elapsed:.1f}s")
+    print(
+        f"load generator CPU: {100 * r_bare.client_cpu / r_bare.elapsed:.0f}% of a core during bare-aiohttp, "
+        f"{100 * r_bot.client_cpu / r_bot.elapsed:.0f}% during salesbot; "
+        f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
+    for res in (r_bare, r_bot):
+        if res.errors:
+            print(f"{res.name} first error: {res.first_error}")
+    if not all(alive.values()):
+        print(f"warning: a server exited during the run: {alive}")
+    if r_bare.errors or r_bot.errors or handled != r_bot.accepted:
+        sys.exit(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=2000, help="measured requests per server (default 2000)")
+    ap.add_argument("--concurrency", type=int, default=16, help="concurrent client workers (default 16)")
+    ap.add_argument("--users", type=int, default=2, help="demo reps to spread the workers over (default 2)")
+    ap.add_argument("--warmup", type=int, default=50, help="unmeasured requests first, per server (default 50)")
+    ap.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (db, server logs)")
+    args = ap.parse_args()
+    if args.serve_baseline:
+        serve_baseline(args.serve_baseline)
+        return
+    if args.requests < 1 or args.concurrency < 1 or args.warmup < 1:
+        ap.error("--requests, --concurrency and --warmup must be positive")
+    if args.keep:
+        tmp = Path(tempfile.mkdtemp(prefix="salesbot-bench-"))
+        print(f"keeping {tmp}", file=sys.stderr)
+        asyncio.run(bench(args, tmp))
+    else:
+        with tempfile.TemporaryDirectory(prefix="salesbot-bench-") as d:
+            asyncio.run(bench(args, Path(d)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The WeCom channel's delivery side: outbox items → message/send and message/update_template_card.
+
+Per-recipient throttle is counted in the outbox table itself (what was sent to this person in the last minute and
+hour), so it holds across restarts and replicas. Template-card response codes are single use: every code we get
+(from message/send or from a tap) is recorded, and each update spends one.
+https://developer.work.weixin.qq.com/document/path/90236 (send), /94888 (update_template_card)
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
+from bot.channels.wecom.client import WeComClient, WeComError
+from bot.clock import Clock
+from bot.config import WeComConfig
+from cards import wecom as render
+from cards.model import Card
+from storage.db import Database
+from storage.models import OutboxMessage, User, WeComCardCode
+
+log = logging.getLogger(__name__)
+
+# The response_code was already used, expired or is unknown: try another one.
+CODE_SPENT_ERRORS = frozenset({60140, 42014, 42016})
+
+
+class WeComChannel:
+    """Delivers to WeCom users (by their wecom_userid)."""
+
+    name = "wecom"
+
+    def __init__(self, db: Database, clock: Clock, client: WeComClient, cfg: WeComConfig) -> None:
+        self.db = db
+        self.clock = clock
+        self.client = client
+        self.cfg = cfg
+
+    def can_reach(self, user: User) -> bool:
+        return bool(user.wecom_userid)
+
+    async def deliver(self, item: OutboxItem) -> Delivery:
+        touser = [u.wecom_userid for u in item.recipients if u.wecom_userid]
+        if not touser:
+            raise DeliveryError("recipient has no WeCom userid", retryable=False)
+        try:
+            if item.kind == "card_update":
+                return await self._update(item, touser)
+            await self._throttle(item)
+            if item.kind == "text":
+                return await self._send_text(str(item.payload["text"]), touser, self._dup_window(item))
+            return await self._send_card(Card.model_validate(item.payload["card"]), touser, self._dup_window(item))
+        except WeComError as exc:
+            raise DeliveryError(str(exc), retryable=exc.retryable, code=exc.errcode) from None
+
+    # ---- throttling ---------------------------------------------------------------------------------------
+
+    async def _throttle(self, item: OutboxItem) -> None:
+        """Defer (not fail) when the person already got their budget of messages this minute or hour."""
+        now = self.clock.now()
+        recipient = item.recipients[0].id
+        budgets = (
+            (timedelta(minutes=1), self.cfg.per_user_per_minute),
+            (timedelta(hours=1), self.cfg.per_user_per_hour),
+        )
+        for window, budget in budgets:
+            async with self.db.read() as s:
+                count, oldest = (
+                    await s.execute(
+                        select(func.count(), func.min(OutboxMessage.sent_at)).where(
+                            OutboxMessage.channel == self.name,
+                            OutboxMessage.recipient == recipient,
+                            OutboxMessage.kind != "card_update",
+                            OutboxMessage.sent_at > now - window,
+                        )
+                    )
+                ).one()
+            if count >= budget and oldest is not None:
+                raise DeliveryDeferred(f"{recipient} reached {budget} per {window}", oldest + window)
+
+    # ---- sends --------------------------------------------------------------------------------------------
+
+    def _dup_window(self, item: OutboxItem) -> int | None:
+        # Only a possible resend asks WeCom to drop duplicates: two genuinely identical replies (帮助 twice) must
+        # both arrive.
+        return (self.cfg.duplicate_check_seconds or None) if item.resend else None
+
+    async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = await self.client.post("message/send", body)
+        invalid = str(data.get("invaliduser") or "")
+        if invalid:
+            log.warning("WeCom message %s: invalid recipients %s", data.get("msgid"), invalid)
+        return data
+
+    async def _send_text(self, text: str, touser: list[str], dup: int | None) -> Delivery:
+        msgid = None
+        for part in render.split_text(text):
+            body = render.render_send_text(part, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=dup)
+            msgid = (await self._send(body)).get("msgid") or msgid
+        return Delivery(platform_msg_id=msgid)
+
+    async def _send_card(self, card: Card, touser: list[str], dup: int | None, task_id: str | None = None) -> Delivery:
+        body = render.render_send_card(card, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=dup)
+        if task_id is not None:
+            body["template_card"]["task_id"] = task_id
+        data = await self._send(body)
+        code = data.get("response_code")
+        if code:
+            await self._remember(str(code), body["template_card"]["task_id"], "send", spent=False)
+        return Delivery(platform_msg_id=data.get("msgid"), response_code=code)
+
+    # ---- updates ------------------------------------------------------------------------------------------
+
+    async def _update(self, item: OutboxItem, touser: list[str]) -> Delivery:
+        card = Card.model_validate(item.payload["card"])
+        task_id = render.task_id_for(card.ref)
+        tap_code = str(item.payload.get("response_code") or "")
+        for code in [c for c in [tap_code] if c] + await self._unspent_codes(task_id):
+            body = render.render_update(card, userids=touser, agent_id=self.cfg.agent_id, response_code=code)
+            try:
+                await self.client.post("message/update_template_card", body)
+            except WeComError as exc:
+                if exc.errcode in CODE_SPENT_ERRORS:
+                    await self._remember(code, task_id, "tap" if code == tap_code else "send", spent=True)
+                    continue
+                raise
+            await self._remember(code, task_id, "tap" if code == tap_code else "send", spent=True)
+            return Delivery(response_code=code)
+        # No usable code (all spent or expired): show the new state as a fresh message instead.
+        log.info("WeCom card %s: no unspent response code, sending the new state as a message", task_id)
+        if card.buttons:
+            return await self._send_card(card, touser, self._dup_window(item), task_id=self._fresh_task_id(task_id))
+        summary = "\n".join(x for x in (card.title, card.status) if x)
+        return await self._send_text(summary, touser, self._dup_window(item))
+
+    def _fresh_task_id(self, task_id: str) -> str:
+        suffix = f"-r{int(self.clock.now().timestamp())}"
+        return task_id[: 128 - len(suffix)] + suffix
+
+    async def _unspent_codes(self, task_id: str) -> list[str]:
+        async with self.db.read() as s:
+            rows = await s.scalars(
+                select(WeComCardCode.code)
+                .where(WeComCardCode.task_id == task_id, WeComCardCode.spent_at.is_(None))
+                .order_by(WeComCardCode.issued_at.desc())
+            )
+            return list(rows)
+
+    async def _remember(self, code: str, task_id: str, source: str, *, spent: bool) -> None:
+        now = self.clock.now()
+        spent_at: datetime | None = now if spent else None
+        values = {"code": code, "task_id": task_id, "source": source, "issued_at": now, "spent_at": spent_at}
+        async with self.db.transaction() as s:
+            insert = sqlite_insert if self.db.is_sqlite else pg_insert
+            await s.execute(insert(WeComCardCode).values(**values).on_conflict_do_nothing())
+            if spent:
+                await s.execute(update(WeComCardCode).where(WeComCardCode.code == code).values(spent_at=now))

@@ -1,0 +1,176 @@
+"""The WeCom callback URL: GET answers URL verification, POST persists one event and acknowledges it.
+
+Order of checks: query → timestamp (format, replay window) → body size → outer XML → signature → decryption →
+receive id → inner XML → ``Pipeline.ingest`` (commit) → 200 with an empty body; replies go out later through the API.
+Rejections are 4xx and change nothing; a database failure is a 503 so that nothing unsaved is acknowledged.
+https://developer.work.weixin.qq.com/document/path/90930 (回调配置)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from aiohttp import web
+
+from bot import i18n, keys
+from bot.channels.wecom.crypto import CallbackRejected, WeComCrypto
+from bot.channels.wecom.parse import Ignored, parse_callback, parse_xml
+from bot.events import EnterChat, InboundEvent, LocationShared
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PATH = "/wecom/callback"
+CRYPTO: web.AppKey[WeComCrypto] = web.AppKey("wecom_crypto", WeComCrypto)
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_CHUNK = 16 * 1024
+
+
+def _query(request: web.Request, names: Sequence[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name in names:
+        values = request.query.getall(name, [])
+        if len(values) != 1 or not values[0]:
+            raise CallbackRejected(400, f"query parameter {name} missing or repeated")
+        params[name] = values[0]
+    return params
+
+
+def _check_timestamp(rt: Runtime, timestamp: str) -> None:
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise CallbackRejected(400, "timestamp is not an integer")
+    window = rt.settings.wecom.replay_window_seconds
+    if window > 0 and abs(rt.clock.now().timestamp() - int(timestamp)) > window:
+        raise CallbackRejected(403, "timestamp outside the replay window")
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise CallbackRejected(413, "body too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise CallbackRejected(413, "body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _outer_encrypt(body: bytes) -> str:
+    """``<Encrypt>`` of ``<xml><ToUserName/><AgentID/><Encrypt/></xml>``; the other fields are not signed."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CallbackRejected(400, "body is not UTF-8") from None
+    encrypt = parse_xml(text).get("Encrypt")
+    if not isinstance(encrypt, str) or not encrypt.strip():
+        raise CallbackRejected(400, "no Encrypt element")
+    return encrypt.strip()
+
+
+def _reject(request: web.Request, exc: CallbackRejected) -> web.Response:
+    rt = request.app[keys.RUNTIME]
+    rt.metrics.inbound.labels("wecom", "callback", "rejected").inc()
+    log.warning("wecom callback rejected: %s %s (%s) from %s", request.method, exc.status, exc.reason, request.remote)
+    return web.Response(status=exc.status, text=exc.reason)
+
+
+async def verify_url(request: web.Request) -> web.Response:
+    """URL verification: answer the decrypted ``echostr`` as is (no quotes, no newline, within 1 s)."""
+    rt = request.app[keys.RUNTIME]
+    try:
+        q = _query(request, ("msg_signature", "timestamp", "nonce", "echostr"))
+        _check_timestamp(rt, q["timestamp"])
+        # base64 has no spaces: a '+' sent without URL-encoding arrives as ' ' after query decoding.
+        echostr = q["echostr"].replace(" ", "+")
+        plain = request.app[CRYPTO].verify_url(q["msg_signature"], q["timestamp"], q["nonce"], echostr)
+    except CallbackRejected as exc:
+        return _reject(request, exc)
+    return web.Response(text=plain, content_type="text/plain")
+
+
+async def receive(request: web.Request) -> web.Response:
+    """A message or event: verify, decrypt, parse, persist (commit), then 200 with an empty body."""
+    rt = request.app[keys.RUNTIME]
+    cfg = rt.settings.wecom
+    tz = rt.settings.org.tz
+    try:
+        q = _query(request, ("msg_signature", "timestamp", "nonce"))
+        _check_timestamp(rt, q["timestamp"])
+        body = await _read_body(request, rt.settings.server.max_body_bytes)
+        encrypt = _outer_encrypt(body)
+        inner = request.app[CRYPTO].decrypt(q["msg_signature"], q["timestamp"], q["nonce"], encrypt)
+        event = parse_callback(
+            inner,
+            corp_id=cfg.corp_id,
+            agent_id=cfg.agent_id,
+            local_date=lambda ts: datetime.fromtimestamp(ts, tz).date().isoformat(),
+        )
+    except CallbackRejected as exc:
+        return _reject(request, exc)
+    except Exception as exc:
+        # Never a 500 for a payload surprise; the exception text may quote the payload, so log its class only.
+        rt.metrics.errors.labels("wecom_callback").inc()
+        return _reject(request, CallbackRejected(400, f"unreadable callback ({exc.__class__.__name__})"))
+    if isinstance(event, Ignored):
+        log.debug("wecom callback ignored: %s", event.reason)
+        return web.Response()
+    try:
+        registered = await rt.directory.is_registered(rt.db, "wecom", event.sender)
+    except Exception as exc:
+        rt.metrics.errors.labels("wecom_callback").inc()
+        log.error("wecom callback: directory lookup failed: %s", exc.__class__.__name__)
+        return web.Response(status=503)
+    if not registered:
+        return _unregistered(request, event, q["nonce"])
+    try:
+        await rt.pipeline.ingest(event)
+    except Exception as exc:
+        # Not persisted: answer non-200 so that WeCom counts a failure instead of us losing the event.
+        rt.metrics.errors.labels("wecom_callback").inc()
+        log.error("wecom callback from %s not stored: %s", event.sender, exc.__class__.__name__)
+        return web.Response(status=503)
+    return web.Response()
+
+
+def _unregistered(request: web.Request, event: InboundEvent, nonce: str) -> web.Response:
+    """A sender not in the directory: one polite passive reply in the HTTP answer, nothing stored."""
+    rt = request.app[keys.RUNTIME]
+    rt.metrics.inbound.labels("wecom", event.kind, "unregistered").inc()
+    log.warning("wecom sender %s is not in the directory", event.sender)
+    if isinstance(event, EnterChat) or (isinstance(event, LocationShared) and event.passive):
+        return web.Response()
+    timestamp = str(int(rt.clock.now().timestamp()))
+    text = i18n.t(rt.settings.org.default_locale, "not_registered")
+    inner = (
+        f"<xml><ToUserName>{_cdata(event.sender)}</ToUserName><FromUserName>{_cdata(rt.settings.wecom.corp_id)}"
+        f"</FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content>{_cdata(text)}</Content></xml>"
+    )
+    encrypt, signature = request.app[CRYPTO].encrypt(inner, nonce, timestamp)
+    body = (
+        f"<xml><Encrypt>{_cdata(encrypt)}</Encrypt><MsgSignature>{_cdata(signature)}</MsgSignature>"
+        f"<TimeStamp>{timestamp}</TimeStamp><Nonce>{_cdata(nonce)}</Nonce></xml>"
+    )
+    return web.Response(text=body, content_type="application/xml")
+
+
+def _cdata(text: str) -> str:
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def setup(app: web.Application) -> None:
+    """Mount GET/POST /wecom/callback with a WeComCrypto built once from ``settings.wecom``.
+
+    Does nothing when WeCom is disabled or the routes are already mounted.
+    """
+    cfg = app[keys.RUNTIME].settings.wecom
+    if not cfg.enabled or CRYPTO in app:
+        return
+    app[CRYPTO] = WeComCrypto(cfg.token.get_secret_value(), cfg.encoding_aes_key.get_secret_value(), cfg.corp_id)
+    app.router.add_get(PATH, verify_url)
+    app.router.add_post(PATH, receive)
