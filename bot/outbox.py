@@ -12,12 +12,14 @@ import contextlib
 import logging
 import random
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.batching import GroupCommitter
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
 from bot.intents import Intent, UpdateCard
 from bot.services import audit
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+COALESCE_SECONDS = 0.002
 
 
 def enqueue(session: AsyncSession, intents: Iterable[Intent], now: datetime) -> list[OutboxMessage]:
@@ -71,6 +76,7 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
         self._busy = asyncio.Lock()
+        self._record: GroupCommitter[_Outcome, None] = GroupCommitter(self._write_outcomes)
 
     def wake(self) -> None:
         self._wake.set()
@@ -100,6 +106,8 @@ class OutboxWorker:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_seconds)
+                # Let the commits racing with this wake-up land, so one claim takes them all.
+                await asyncio.sleep(COALESCE_SECONDS)
 
     async def drain(self) -> int:
         """Deliver until nothing is due now; returns how many rows were handled."""
@@ -174,46 +182,21 @@ class OutboxWorker:
                 raise DeliveryError("recipient no longer in the directory", retryable=False)
             result = await channel.deliver(item)
         except DeliveryDeferred as exc:
-            await self._deferred(item, exc)
+            log.info("outbox %s deferred until %s: %s", item.id, exc.retry_at.isoformat(), exc)
+            outcome = _Outcome(item, "deferred", retry_at=exc.retry_at)
         except DeliveryError as exc:
-            await self._failed(item, exc)
+            outcome = self._failure(item, exc)
         except Exception as exc:  # a bug or an unexpected transport error: retry, but say so loudly
             log.exception("outbox delivery %s crashed", item.id)
             self.rt.metrics.errors.labels("outbox_deliver").inc()
-            await self._failed(item, DeliveryError(repr(exc), retryable=True))
+            outcome = self._failure(item, DeliveryError(repr(exc), retryable=True))
         else:
-            await self._sent(item, result)
+            outcome = _Outcome(item, "sent", delivery=result)
+        # Recorded as soon as the platform answered; concurrent deliveries share one commit.
+        await self._record.submit(outcome)
+        self.rt.metrics.outbox_sent.labels(item.channel, outcome.result).inc()
 
-    async def _sent(self, item: OutboxItem, result: Delivery) -> None:
-        now = self.rt.clock.now()
-        async with self.rt.db.transaction() as s:
-            await s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == item.id)
-                .values(
-                    status="sent",
-                    sent_at=now,
-                    attempts=item.attempts + 1,
-                    claimed_until=None,
-                    last_error=None,
-                    platform_msg_id=result.platform_msg_id,
-                    platform_response_code=result.response_code,
-                )
-            )
-        self.rt.metrics.outbox_sent.labels(item.channel, "sent").inc()
-
-    async def _deferred(self, item: OutboxItem, exc: DeliveryDeferred) -> None:
-        log.info("outbox %s deferred until %s: %s", item.id, exc.retry_at.isoformat(), exc)
-        async with self.rt.db.transaction() as s:
-            await s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == item.id)
-                .values(status="pending", claimed_until=None, next_attempt_at=exc.retry_at)
-            )
-        self.rt.metrics.outbox_sent.labels(item.channel, "deferred").inc()
-
-    async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
-        now = self.rt.clock.now()
+    def _failure(self, item: OutboxItem, exc: DeliveryError) -> _Outcome:
         attempts = item.attempts + 1
         dead = not exc.retryable or attempts >= self.cfg.max_attempts
         delay = backoff(attempts, self.cfg.backoff_base_seconds, self.cfg.backoff_max_seconds, self._rng)
@@ -226,29 +209,65 @@ class OutboxWorker:
             "giving up" if dead else f"retry in {delay:.1f}s",
             exc,
         )
+        now = self.rt.clock.now()
+        return _Outcome(
+            item, "dead" if dead else "retry", error=str(exc)[:2000], retry_at=now + timedelta(seconds=delay)
+        )
+
+    async def _write_outcomes(self, outcomes: Sequence[_Outcome]) -> list[None]:
+        now = self.rt.clock.now()
+        rows: list[dict[str, object]] = []
         async with self.rt.db.transaction() as s:
-            await s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == item.id)
-                .values(
-                    status="dead" if dead else "pending",
-                    attempts=attempts,
-                    claimed_until=None,
-                    next_attempt_at=now if dead else now + timedelta(seconds=delay),
-                    last_error=str(exc)[:2000],
-                )
-            )
-            if dead:
-                audit.record(
-                    s,
-                    at=now,
-                    action="outbox.dead",
-                    entity="outbox",
-                    entity_id=item.id,
-                    channel=item.channel,
-                    changes={"error": str(exc)[:500], "attempts": attempts, "kind": item.kind},
-                )
-        self.rt.metrics.outbox_sent.labels(item.channel, "dead" if dead else "retry").inc()
+            for o in outcomes:
+                row: dict[str, object] = {"id": o.item.id, "claimed_until": None}
+                if o.result == "sent":
+                    assert o.delivery is not None
+                    row.update(
+                        status="sent",
+                        sent_at=now,
+                        attempts=o.item.attempts + 1,
+                        last_error=None,
+                        platform_msg_id=o.delivery.platform_msg_id,
+                        platform_response_code=o.delivery.response_code,
+                    )
+                elif o.result == "deferred":
+                    row.update(status="pending", next_attempt_at=o.retry_at)
+                else:
+                    dead = o.result == "dead"
+                    row.update(
+                        status="dead" if dead else "pending",
+                        attempts=o.item.attempts + 1,
+                        next_attempt_at=now if dead else o.retry_at,
+                        last_error=o.error,
+                    )
+                    if dead:
+                        audit.record(
+                            s,
+                            at=now,
+                            action="outbox.dead",
+                            entity="outbox",
+                            entity_id=o.item.id,
+                            channel=o.item.channel,
+                            changes={
+                                "error": (o.error or "")[:500],
+                                "attempts": o.item.attempts + 1,
+                                "kind": o.item.kind,
+                            },
+                        )
+                rows.append(row)
+            # One UPDATE per distinct column set (executemany by primary key).
+            for keys in {tuple(sorted(r)) for r in rows}:
+                await s.execute(update(OutboxMessage), [r for r in rows if tuple(sorted(r)) == keys])
+        return [None] * len(outcomes)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    item: OutboxItem
+    result: Literal["sent", "deferred", "retry", "dead"]
+    delivery: Delivery | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
 
 
 async def depth(session: AsyncSession) -> dict[str, int]:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot import conversation, i18n, outbox
+from bot.batching import GroupCommitter
 from bot.events import InboundEvent
 from bot.intents import SendText
 from bot.locks import KeyedLock
 from bot.routing import Context
+from storage.models import Base
 from storage.models import InboundEvent as InboundRow
 
 if TYPE_CHECKING:
@@ -40,34 +44,64 @@ class Pipeline:
 
     def __init__(self, runtime: Runtime, concurrency: int = 8) -> None:
         self.rt = runtime
-        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        # (event id, channel, sender): the lock key travels with the id, so handling needs no extra read.
+        self._queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
         self._locks = KeyedLock()
         self._workers: list[asyncio.Task[None]] = []
         self._concurrency = concurrency
-
-    async def ingest(self, event: InboundEvent) -> IngestResult:
-        """Persist the event (commit) so it can be acknowledged; a re-delivery is recognised by its dedup key."""
-        now = self.rt.clock.now()
-        row = InboundRow(
-            channel=event.channel,
-            dedup_key=event.dedup_key[:200],
-            sender=event.sender,
-            kind=event.kind,
-            payload=event.model_dump(mode="json"),
-            status="pending",
-            attempts=0,
-            received_at=now,
+        self._ingest: GroupCommitter[tuple[InboundEvent, tuple[Base, ...]], IngestResult] = GroupCommitter(
+            self._insert_batch
         )
-        try:
-            async with self.rt.db.transaction() as s:
-                s.add(row)
-        except IntegrityError:
-            self.rt.metrics.inbound.labels(event.channel, event.kind, "duplicate").inc()
+
+    async def ingest(self, event: InboundEvent, extras: Sequence[Base] = ()) -> IngestResult:
+        """Persist the event (committed when this returns) so it can be acknowledged; a re-delivery is
+        recognised by its dedup key. ``extras`` are rows written in the same transaction when the event is new
+        (e.g. the console's echo of what the user typed). Concurrent calls share one transaction."""
+        result = await self._ingest.submit((event, tuple(extras)))
+        kind = "duplicate" if result.duplicate else "accepted"
+        self.rt.metrics.inbound.labels(event.channel, event.kind, kind).inc()
+        if result.duplicate:
             log.info("duplicate %s event %s from %s ignored", event.channel, event.dedup_key, event.sender)
-            return IngestResult(None, True)
-        self.rt.metrics.inbound.labels(event.channel, event.kind, "accepted").inc()
-        self._queue.put_nowait(row.id)
-        return IngestResult(row.id, False)
+        elif result.event_id is not None:
+            self._queue.put_nowait((result.event_id, event.channel, event.sender))
+        return result
+
+    async def _insert_batch(self, batch: Sequence[tuple[InboundEvent, tuple[Base, ...]]]) -> list[IngestResult]:
+        """One INSERT … ON CONFLICT DO NOTHING RETURNING for the whole batch, extras for the new events."""
+        now = self.rt.clock.now()
+        keys = [(event.channel, event.dedup_key[:200]) for event, _ in batch]
+        first: dict[tuple[str, str], int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        values = [
+            {
+                "channel": batch[i][0].channel,
+                "dedup_key": key[1],
+                "sender": batch[i][0].sender,
+                "kind": batch[i][0].kind,
+                "payload": batch[i][0].model_dump(mode="json"),
+                "status": "pending",
+                "attempts": 0,
+                "received_at": now,
+            }
+            for key, i in first.items()
+        ]
+        insert = sqlite_insert if self.rt.db.is_sqlite else pg_insert
+        stmt = (
+            insert(InboundRow)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
+            .returning(InboundRow.id, InboundRow.channel, InboundRow.dedup_key)
+        )
+        async with self.rt.db.transaction() as s:
+            created = {(channel, key): row_id for row_id, channel, key in (await s.execute(stmt)).all()}
+            results = []
+            for i, key in enumerate(keys):
+                row_id = created.get(key) if first[key] == i else None
+                if row_id is not None:
+                    s.add_all(batch[i][1])
+                results.append(IngestResult(row_id, row_id is None))
+        return results
 
     def start(self) -> None:
         self._workers = [asyncio.create_task(self._work(), name=f"inbound-{i}") for i in range(self._concurrency)]
@@ -81,14 +115,18 @@ class Pipeline:
     async def recover(self) -> int:
         """Queue every event persisted but not handled (e.g. the process died after acknowledging it)."""
         async with self.rt.db.read() as s:
-            ids = list(
-                await s.scalars(select(InboundRow.id).where(InboundRow.status == "pending").order_by(InboundRow.id))
-            )
-        for event_id in ids:
-            self._queue.put_nowait(event_id)
-        if ids:
-            log.info("recovering %s unhandled inbound event(s)", len(ids))
-        return len(ids)
+            rows = (
+                await s.execute(
+                    select(InboundRow.id, InboundRow.channel, InboundRow.sender)
+                    .where(InboundRow.status == "pending")
+                    .order_by(InboundRow.id)
+                )
+            ).all()
+        for event_id, channel, sender in rows:
+            self._queue.put_nowait((event_id, channel, sender))
+        if rows:
+            log.info("recovering %s unhandled inbound event(s)", len(rows))
+        return len(rows)
 
     async def join(self) -> None:
         """Wait until every queued event has been handled."""
@@ -100,26 +138,18 @@ class Pipeline:
 
     async def _work(self) -> None:
         while True:
-            event_id = await self._queue.get()
+            event_id, channel, sender = await self._queue.get()
             try:
-                await self.process(event_id)
+                await self.process(event_id, channel, sender)
             except Exception:
                 log.exception("inbound event %s crashed the worker", event_id)
                 self.rt.metrics.errors.labels("pipeline").inc()
             finally:
                 self._queue.task_done()
 
-    async def process(self, event_id: int) -> None:
+    async def process(self, event_id: int, channel: str, sender: str) -> None:
         """Handle one stored event exactly once (a second call for a handled event does nothing)."""
-        async with self.rt.db.read() as s:
-            head = (
-                await s.execute(
-                    select(InboundRow.channel, InboundRow.sender, InboundRow.status).where(InboundRow.id == event_id)
-                )
-            ).first()
-        if head is None or head.status != "pending":
-            return
-        async with self._locks((head.channel, head.sender)):
+        async with self._locks((channel, sender)):
             started = time.perf_counter()
             try:
                 handler = await self._handle(event_id)

@@ -28,7 +28,11 @@ class Database:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            # Sessions always end with their own COMMIT or ROLLBACK; the pool's extra rollback is a wasted round
+            # trip to aiosqlite's thread on every checkout.
+            kwargs.update(pool_reset_on_return=None)
+        else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:

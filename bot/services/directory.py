@@ -12,6 +12,8 @@ from bot.services.customer_match import CustomerEntry, CustomerMatcher
 from storage.db import Database
 from storage.models import Customer, User
 
+STAMP_TTL = 2.0
+
 # Channel name → the User column holding that channel's id for the person.
 _CHANNEL_ID_COLUMN = {
     "console": User.id,
@@ -26,6 +28,7 @@ class Directory:
     def __init__(self) -> None:
         self._matcher: CustomerMatcher | None = None
         self._stamp: tuple[int, datetime | None] | None = None
+        self._checked = 0.0
         # (channel, sender) → monotonic time it was seen registered; spares the callback path a query.
         self._known: dict[tuple[str, str], float] = {}
 
@@ -58,7 +61,11 @@ class Directory:
         return await session.get(Customer, customer_id)
 
     async def matcher(self, session: AsyncSession) -> CustomerMatcher:
-        """The matcher over all customers; rebuilt only when a customer was added or changed."""
+        """The matcher over all customers; rebuilt when a customer was added or changed (checked at most every
+        ``STAMP_TTL`` seconds, so an import by another process shows up within that time)."""
+        if self._matcher is not None and time.monotonic() - self._checked < STAMP_TTL:
+            return self._matcher
+        self._checked = time.monotonic()
         stamp_row = (await session.execute(select(func.count(Customer.id), func.max(Customer.updated_at)))).one()
         stamp = (int(stamp_row[0]), stamp_row[1])
         if self._matcher is None or stamp != self._stamp:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.channels.base import Delivery, OutboxItem
 from bot.channels.console.hub import ConsoleHub
@@ -41,25 +42,20 @@ class ConsoleChannel:
     async def deliver(self, item: OutboxItem) -> Delivery:
         body = feed_body(item)
         user_ids = [u.id for u in item.recipients]
+        now = self.clock.now()
+        rows = [
+            {
+                "user_id": u,
+                "kind": item.kind,
+                "card_ref": item.card_ref,
+                "body": body,
+                "outbox_id": item.id,
+                "created_at": now,
+            }
+            for u in user_ids
+        ]
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
         async with self.db.transaction() as s:
-            done = set(
-                await s.scalars(
-                    select(ConsoleFeed.user_id).where(
-                        ConsoleFeed.outbox_id == item.id, ConsoleFeed.user_id.in_(user_ids)
-                    )
-                )
-            )
-            for uid in user_ids:
-                if uid not in done:
-                    s.add(
-                        ConsoleFeed(
-                            user_id=uid,
-                            kind=item.kind,
-                            card_ref=item.card_ref,
-                            body=body,
-                            outbox_id=item.id,
-                            created_at=self.clock.now(),
-                        )
-                    )
+            await s.execute(insert(ConsoleFeed).values(rows).on_conflict_do_nothing())
         self.hub.notify(user_ids)
         return Delivery(platform_msg_id=f"console-{item.id}")

@@ -65,24 +65,27 @@ class WeComChannel:
         """Defer (not fail) when the person already got their budget of messages this minute or hour."""
         now = self.clock.now()
         recipient = item.recipients[0].id
-        budgets = (
-            (timedelta(minutes=1), self.cfg.per_user_per_minute),
-            (timedelta(hours=1), self.cfg.per_user_per_hour),
-        )
-        for window, budget in budgets:
-            async with self.db.read() as s:
-                count, oldest = (
-                    await s.execute(
-                        select(func.count(), func.min(OutboxMessage.sent_at)).where(
-                            OutboxMessage.channel == self.name,
-                            OutboxMessage.recipient == recipient,
-                            OutboxMessage.kind != "card_update",
-                            OutboxMessage.sent_at > now - window,
-                        )
+        in_minute = OutboxMessage.sent_at > now - timedelta(minutes=1)
+        async with self.db.read() as s:
+            per_hour, per_minute, oldest_hour, oldest_minute = (
+                await s.execute(
+                    select(
+                        func.count(),
+                        func.count().filter(in_minute),
+                        func.min(OutboxMessage.sent_at),
+                        func.min(OutboxMessage.sent_at).filter(in_minute),
+                    ).where(
+                        OutboxMessage.channel == self.name,
+                        OutboxMessage.recipient == recipient,
+                        OutboxMessage.kind != "card_update",
+                        OutboxMessage.sent_at > now - timedelta(hours=1),
                     )
-                ).one()
-            if count >= budget and oldest is not None:
-                raise DeliveryDeferred(f"{recipient} reached {budget} per {window}", oldest + window)
+                )
+            ).one()
+        if per_minute >= self.cfg.per_user_per_minute and oldest_minute is not None:
+            raise DeliveryDeferred(f"{recipient}: {per_minute} sent this minute", oldest_minute + timedelta(minutes=1))
+        if per_hour >= self.cfg.per_user_per_hour and oldest_hour is not None:
+            raise DeliveryDeferred(f"{recipient}: {per_hour} sent this hour", oldest_hour + timedelta(hours=1))
 
     # ---- sends --------------------------------------------------------------------------------------------
 
