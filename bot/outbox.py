@@ -119,17 +119,26 @@ class OutboxWorker:
     async def run_once(self) -> int:
         async with self._busy:
             items = await self._claim()
-            # A batch holds at most one row per recipient (see _in_order), so parallel sends keep per-person order.
+            # One chain per recipient, delivered in id order; chains run in parallel.
+            chains: dict[str, list[OutboxItem]] = {}
+            for recipient, item in items:
+                chains.setdefault(recipient, []).append(item)
             sem = asyncio.Semaphore(self.cfg.concurrency)
 
-            async def one(item: OutboxItem) -> None:
-                async with sem:
-                    await self._deliver(item)
+            async def deliver_chain(chain: list[OutboxItem]) -> None:
+                for k, item in enumerate(chain):
+                    async with sem:
+                        sent = await self._deliver(item)
+                    if not sent:
+                        # Keep the person's order: the rest waits until this one has gone out.
+                        for rest in chain[k + 1 :]:
+                            await self._record.submit(_Outcome(rest, "released"))
+                        return
 
-            await asyncio.gather(*(one(i) for i in items))
+            await asyncio.gather(*(deliver_chain(c) for c in chains.values()))
             return len(items)
 
-    async def _claim(self) -> list[OutboxItem]:
+    async def _claim(self) -> list[tuple[str, OutboxItem]]:
         now = self.rt.clock.now()
         lease_until = now + timedelta(seconds=self.cfg.lease_seconds)
         async with self.rt.db.transaction() as s:
@@ -149,7 +158,7 @@ class OutboxWorker:
             rows = list(await s.scalars(due))
             if not rows:
                 return []
-            rows = await self._in_order(s, rows, now)
+            rows = await self._in_order(s, rows)
             user_ids = {u for r in rows for u in r.payload.get("user_ids", [r.recipient])}
             users = {u.id: u for u in await s.scalars(select(User).where(User.id.in_(user_ids)))}
             items = []
@@ -159,21 +168,35 @@ class OutboxWorker:
                 r.claims = (r.claims or 0) + 1
                 recipients = tuple(users[u] for u in r.payload.get("user_ids", [r.recipient]) if u in users)
                 resend = r.attempts > 0 or r.claims > 1
-                items.append(OutboxItem(r.id, r.channel, r.kind, r.payload, r.card_ref, r.attempts, recipients, resend))
+                item = OutboxItem(
+                    r.id, r.channel, r.kind, r.payload, r.card_ref, r.attempts, recipients, resend, claims=r.claims
+                )
+                items.append((r.recipient, item))
             return items
 
-    async def _in_order(self, s: AsyncSession, rows: list[OutboxMessage], now: datetime) -> list[OutboxMessage]:
-        """Keep per-recipient order: skip a row while an older row of its recipient is still undelivered."""
-        recipients = {r.recipient for r in rows}
-        result = await s.execute(
-            select(OutboxMessage.recipient, func.min(OutboxMessage.id))
-            .where(OutboxMessage.recipient.in_(recipients), OutboxMessage.status.in_(("pending", "sending")))
-            .group_by(OutboxMessage.recipient)
+    async def _in_order(self, s: AsyncSession, rows: list[OutboxMessage]) -> list[OutboxMessage]:
+        """Per recipient, only the due rows that come first among its undelivered rows (no overtaking)."""
+        undelivered = await s.execute(
+            select(OutboxMessage.id, OutboxMessage.recipient)
+            .where(
+                OutboxMessage.recipient.in_({r.recipient for r in rows}),
+                OutboxMessage.status.in_(("pending", "sending")),
+            )
+            .order_by(OutboxMessage.id)
         )
-        blocked: dict[str, int] = {recipient: first for recipient, first in result.all()}
-        return [r for r in rows if blocked.get(r.recipient, r.id) >= r.id]
+        due = {r.id for r in rows}
+        eligible: set[int] = set()
+        stopped: set[str] = set()
+        for row_id, recipient in undelivered.all():
+            if recipient in stopped:
+                continue
+            if row_id in due:
+                eligible.add(row_id)
+            else:
+                stopped.add(recipient)
+        return [r for r in rows if r.id in eligible]
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: OutboxItem) -> bool:
         channel = self.rt.channels.get(item.channel)
         try:
             if channel is None:
@@ -195,6 +218,7 @@ class OutboxWorker:
         # Recorded as soon as the platform answered; concurrent deliveries share one commit.
         await self._record.submit(outcome)
         self.rt.metrics.outbox_sent.labels(item.channel, outcome.result).inc()
+        return outcome.result == "sent"
 
     def _failure(self, item: OutboxItem, exc: DeliveryError) -> _Outcome:
         attempts = item.attempts + 1
@@ -232,6 +256,9 @@ class OutboxWorker:
                     )
                 elif o.result == "deferred":
                     row.update(status="pending", next_attempt_at=o.retry_at)
+                elif o.result == "released":
+                    # Never attempted: undo the claim so the next try is not mistaken for a resend.
+                    row.update(status="pending", claims=o.item.claims - 1)
                 else:
                     dead = o.result == "dead"
                     row.update(
@@ -264,7 +291,7 @@ class OutboxWorker:
 @dataclass(frozen=True)
 class _Outcome:
     item: OutboxItem
-    result: Literal["sent", "deferred", "retry", "dead"]
+    result: Literal["sent", "deferred", "retry", "dead", "released"]
     delivery: Delivery | None = None
     error: str | None = None
     retry_at: datetime | None = None

@@ -23,6 +23,8 @@ class OutboxItem:
     # The message may already have reached the platform (a retry, or a worker died mid-send): channels that can
     # (WeCom enable_duplicate_check) make the platform show it once.
     resend: bool = False
+    # The row's claim count including this claim.
+    claims: int = 0
 
 
 @dataclass(frozen=True)
