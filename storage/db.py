@@ -8,8 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+registry.register("sqlite.inline", "storage.sqlite_inline", "SQLiteDialect_inline")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -24,9 +28,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Database:
     """Owns the engine. ``transaction()`` is the unit of work: one commit for domain rows and outbox rows."""
 
-    def __init__(self, url: str, echo: bool = False, pool_size: int = 5) -> None:
+    def __init__(self, url: str, echo: bool = False, pool_size: int = 5, sqlite_inline: bool = True) -> None:
         self.url = url
-        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        parsed = make_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite and sqlite_inline and parsed.drivername == "sqlite+aiosqlite":
+            # Same database, same SQL; no helper thread (see storage/sqlite_inline.py).
+            url = parsed.set(drivername="sqlite+inline").render_as_string(hide_password=False)
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             # Sessions always end with their own COMMIT or ROLLBACK; the pool's extra rollback is a wasted round
