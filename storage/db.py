@@ -12,7 +12,6 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-
 registry.register("sqlite.inline", "storage.sqlite_inline", "SQLiteDialect_inline")
 
 

@@ -85,7 +85,7 @@ class InlineConnection:
 
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
-        self._connection.isolation_level = value
+        self._connection.isolation_level = value  # type: ignore[assignment]
 
 
 class _InlineDBAPI:

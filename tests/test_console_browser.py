@@ -27,7 +27,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright python 
 expect = sync_api.expect
 
 ROOT = Path(__file__).resolve().parents[1]
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = 90
 STEP_MS = 15_000  # how long to wait for the bot to answer one step
 
 ONE_LINE_VISIT = "拜访 浙一 骨科 张主任 异议:价格 下一步:送样"
