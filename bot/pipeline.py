@@ -93,7 +93,7 @@ class Pipeline:
             .on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
             .returning(InboundRow.id, InboundRow.channel, InboundRow.dedup_key)
         )
-        async with self.rt.db.transaction() as s:
+        async with self.rt.db.transaction(urgent=True) as s:
             created = {(channel, key): row_id for row_id, channel, key in (await s.execute(stmt)).all()}
             results = []
             for i, key in enumerate(keys):

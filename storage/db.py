@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,48 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+class PriorityLock:
+    """An asyncio lock whose urgent waiters go first (acknowledging the platform beats background work)."""
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._normal: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, urgent: bool = False) -> AsyncIterator[None]:
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._locked and not self._urgent and not self._normal:
+            self._locked = True
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release()  # ownership was handed to us just as we were cancelled
+            else:
+                queue.remove(fut)
+            raise
+
+    def _release(self) -> None:
+        for queue in (self._urgent, self._normal):
+            while queue:
+                fut = queue.popleft()
+                if not fut.done():
+                    fut.set_result(None)  # ownership passes on; the lock stays taken
+                    return
+        self._locked = False
 
 
 class Database:
@@ -46,16 +89,17 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer; serialising writers in-process avoids SQLITE_BUSY on lock upgrades.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = PriorityLock() if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside BEGIN … COMMIT (rolled back on error)."""
+    async def transaction(self, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session inside BEGIN … COMMIT (rolled back on error). ``urgent`` writers (persisting an event before
+        it is acknowledged) get the SQLite write lock before background work."""
         if self._write_lock is None:
             async with self.sessionmaker() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self.sessionmaker() as session, session.begin():
+        async with self._write_lock.hold(urgent), self.sessionmaker() as session, session.begin():
             yield session
 
     @contextlib.asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -160,3 +161,14 @@ async def test_audit_row_for_created_visit(console, runtime: Runtime) -> None:
     async with runtime.db.read() as s:
         rows = list(await s.scalars(select(AuditLog).where(AuditLog.action == "visit.create")))
     assert len(rows) == 1 and rows[0].actor_id == "rep01" and rows[0].channel == "console"
+
+
+async def test_concurrent_retries_of_one_event_are_stored_once(runtime: Runtime) -> None:
+    from bot.events import TextMessage
+
+    event = TextMessage(channel="console", sender="rep01", dedup_key="rep01:same-msg", text="帮助")
+    others = [TextMessage(channel="console", sender="rep02", dedup_key=f"rep02:m{i}", text="帮助") for i in range(5)]
+    results = await asyncio.gather(*(runtime.pipeline.ingest(e) for e in [event] * 4 + others))
+    assert [r.duplicate for r in results] == [False, True, True, True] + [False] * 5
+    async with runtime.db.read() as s:
+        assert await s.scalar(select(func.count()).select_from(InboundEvent)) == 6
