@@ -151,8 +151,10 @@ class ConversationConfig(_Section):
 class OutboxConfig(_Section):
     poll_interval_seconds: float = Field(1.0, gt=0, le=60)
     batch_size: int = Field(50, ge=1, le=1000)
-    # Give up after this many attempts; the row stays visible as 'dead' in the outbox and the audit.
-    max_attempts: int = Field(8, ge=1, le=100)
+    # Give up after this many attempts or this long after the message was written, whichever comes first; the row
+    # stays visible as 'dead' in the outbox, the audit log and the metrics.
+    max_attempts: int = Field(20, ge=1, le=1000)
+    give_up_after_seconds: float = Field(6 * 3600, gt=0)
     backoff_base_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(300.0, gt=0)
     # Deliveries in flight at once (each to a different recipient).

@@ -169,7 +169,16 @@ class OutboxWorker:
                 recipients = tuple(users[u] for u in r.payload.get("user_ids", [r.recipient]) if u in users)
                 resend = r.attempts > 0 or r.claims > 1
                 item = OutboxItem(
-                    r.id, r.channel, r.kind, r.payload, r.card_ref, r.attempts, recipients, resend, claims=r.claims
+                    r.id,
+                    r.channel,
+                    r.kind,
+                    r.payload,
+                    r.card_ref,
+                    r.attempts,
+                    recipients,
+                    resend,
+                    claims=r.claims,
+                    created_at=r.created_at,
                 )
                 items.append((r.recipient, item))
             return items
@@ -222,8 +231,11 @@ class OutboxWorker:
 
     def _failure(self, item: OutboxItem, exc: DeliveryError) -> _Outcome:
         attempts = item.attempts + 1
-        dead = not exc.retryable or attempts >= self.cfg.max_attempts
+        now = self.rt.clock.now()
         delay = backoff(attempts, self.cfg.backoff_base_seconds, self.cfg.backoff_max_seconds, self._rng)
+        horizon = timedelta(seconds=self.cfg.give_up_after_seconds)
+        too_late = item.created_at is not None and now + timedelta(seconds=delay) - item.created_at > horizon
+        dead = not exc.retryable or attempts >= self.cfg.max_attempts or too_late
         log.warning(
             "outbox %s to %s via %s failed (attempt %s, %s): %s",
             item.id,
@@ -233,7 +245,6 @@ class OutboxWorker:
             "giving up" if dead else f"retry in {delay:.1f}s",
             exc,
         )
-        now = self.rt.clock.now()
         return _Outcome(
             item, "dead" if dead else "retry", error=str(exc)[:2000], retry_at=now + timedelta(seconds=delay)
         )

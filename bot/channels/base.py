@@ -25,6 +25,7 @@ class OutboxItem:
     resend: bool = False
     # The row's claim count including this claim.
     claims: int = 0
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
