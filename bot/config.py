@@ -24,21 +24,10 @@ from pydantic import (
     model_validator,
 )
 
+from bot.services.visit_parser import VISIT_FIELDS
+
 ENV_PREFIX = "SALESBOT__"
 CONFIG_ENV = "SALESBOT_CONFIG"
-
-VISIT_FIELDS = (
-    "customer",
-    "ward",
-    "contacts",
-    "topics",
-    "products",
-    "objection",
-    "commitments",
-    "next_step",
-    "attitude",
-    "visited_at",
-)
 
 
 class _Section(BaseModel):

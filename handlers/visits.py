@@ -22,7 +22,7 @@ from bot.routing import (
     split_command,
 )
 from bot.services import visits as svc
-from bot.services.visit_parser import ParsedVisit, parse_field_value, parse_visit_line, resolve_key
+from bot.services.visit_parser import VISIT_FIELDS, ParsedVisit, parse_field_value, parse_visit_line, resolve_key
 from bot.services.visits import VisitDraft, VisitError
 from cards.visits import choice_card, confirm_card, settled_choice
 from storage.models import Customer, Location, User, Visit
@@ -226,16 +226,7 @@ class Dialog:
         d, t = self.draft, self.ctx.t
         when = d.when or self.ctx.now
         rows = [(t("field.customer"), customer.name if customer else "")]
-        for name in (
-            "ward",
-            "contacts",
-            "topics",
-            "products",
-            "objection",
-            "commitments",
-            "next_step",
-            "attitude",
-        ):
+        for name in VISIT_FIELDS[1:-1]:  # between the customer (above) and the time (below)
             value = getattr(d, name)
             if value:
                 rows.append((t(f"field.{name}"), "、".join(value) if isinstance(value, list) else str(value)))

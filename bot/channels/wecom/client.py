@@ -146,6 +146,8 @@ class WeComClient:
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` to ``path`` with the access token; refetch the token once if WeCom says it is stale."""
+        # A configuration error seen on any call (60020 comes with a valid cached token) fails fast for a while.
+        self._fail_fast_on_config_problem()
         for attempt in (1, 2):
             token = await self.token()
             data = await self._request("POST", path, params={"access_token": token}, json=body)
@@ -155,6 +157,7 @@ class WeComClient:
                 self.invalidate(token)
                 continue
             self._check(data, path)
+            self.config_problem = None
             return data
         raise AssertionError("unreachable")
 
