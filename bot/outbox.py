@@ -214,8 +214,11 @@ class OutboxWorker:
                 raise DeliveryError("recipient no longer in the directory", retryable=False)
             result = await channel.deliver(item)
         except DeliveryDeferred as exc:
-            log.info("outbox %s deferred until %s: %s", item.id, exc.retry_at.isoformat(), exc)
-            outcome = _Outcome(item, "deferred", retry_at=exc.retry_at)
+            if self._past_horizon(item, exc.retry_at):
+                outcome = self._failure(item, DeliveryError(f"gave up waiting: {exc}", retryable=False))
+            else:
+                log.info("outbox %s deferred until %s: %s", item.id, exc.retry_at.isoformat(), exc)
+                outcome = _Outcome(item, "deferred", retry_at=exc.retry_at)
         except DeliveryError as exc:
             outcome = self._failure(item, exc)
         except Exception as exc:  # a bug or an unexpected transport error: retry, but say so loudly
@@ -229,12 +232,15 @@ class OutboxWorker:
         self.rt.metrics.outbox_sent.labels(item.channel, outcome.result).inc()
         return outcome.result == "sent"
 
+    def _past_horizon(self, item: OutboxItem, next_try: datetime) -> bool:
+        horizon = timedelta(seconds=self.cfg.give_up_after_seconds)
+        return item.created_at is not None and next_try - item.created_at > horizon
+
     def _failure(self, item: OutboxItem, exc: DeliveryError) -> _Outcome:
         attempts = item.attempts + 1
         now = self.rt.clock.now()
         delay = backoff(attempts, self.cfg.backoff_base_seconds, self.cfg.backoff_max_seconds, self._rng)
-        horizon = timedelta(seconds=self.cfg.give_up_after_seconds)
-        too_late = item.created_at is not None and now + timedelta(seconds=delay) - item.created_at > horizon
+        too_late = self._past_horizon(item, now + timedelta(seconds=delay))
         dead = not exc.retryable or attempts >= self.cfg.max_attempts or too_late
         log.warning(
             "outbox %s to %s via %s failed (attempt %s, %s): %s",

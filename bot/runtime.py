@@ -48,6 +48,7 @@ class Runtime:
                 secret=cfg.secret.get_secret_value(),
                 timeout=cfg.request_timeout_seconds,
                 calls_per_minute=cfg.app_calls_per_minute,
+                monotonic=lambda: self.clock.now().timestamp(),
             )
             self.channels["wecom"] = WeComChannel(self.db, self.clock, self.wecom_client, cfg)
         self.pipeline = Pipeline(self)

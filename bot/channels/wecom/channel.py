@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
-from bot.channels.wecom.client import WeComClient, WeComError
+from bot.channels.wecom.client import CONFIG_BACKOFF_SECONDS, WeComClient, WeComError
 from bot.clock import Clock
 from bot.config import WeComConfig
 from cards import wecom as render
@@ -57,6 +57,10 @@ class WeComChannel:
                 return await self._send_text(str(item.payload["text"]), touser, self._dup_window(item))
             return await self._send_card(Card.model_validate(item.payload["card"]), touser, self._dup_window(item))
         except WeComError as exc:
+            if exc.config:
+                # Not the message's fault: wait for the operator (shown in /healthz) without using up attempts.
+                retry_at = self.clock.now() + timedelta(seconds=CONFIG_BACKOFF_SECONDS)
+                raise DeliveryDeferred(str(exc), retry_at) from None
             raise DeliveryError(str(exc), retryable=exc.retryable, code=exc.errcode) from None
 
     # ---- throttling ---------------------------------------------------------------------------------------
@@ -124,7 +128,9 @@ class WeComChannel:
         card = Card.model_validate(item.payload["card"])
         task_id = render.task_id_for(card.ref)
         tap_code = str(item.payload.get("response_code") or "")
-        for code in [c for c in [tap_code] if c] + await self._unspent_codes(task_id):
+        unspent = await self._unspent_codes(task_id)
+        known_spent = await self._spent(tap_code) if tap_code else True
+        for code in ([tap_code] if not known_spent else []) + unspent:
             body = render.render_update(card, userids=touser, agent_id=self.cfg.agent_id, response_code=code)
             try:
                 await self.client.post("message/update_template_card", body)
@@ -135,16 +141,28 @@ class WeComChannel:
                 raise
             await self._remember(code, task_id, "tap" if code == tap_code else "send", spent=True)
             return Delivery(response_code=code)
+        if item.resend:
+            # Every code is used up and this is a retry: the earlier attempt went through before its answer was lost.
+            log.info("WeCom card %s: update already applied by an earlier attempt", task_id)
+            return Delivery()
         # No usable code (all spent or expired): show the new state as a fresh message instead.
         log.info("WeCom card %s: no unspent response code, sending the new state as a message", task_id)
         if card.buttons:
-            return await self._send_card(card, touser, self._dup_window(item), task_id=self._fresh_task_id(task_id))
+            fresh = self._fresh_task_id(task_id, item.id)
+            return await self._send_card(card, touser, self._dup_window(item), task_id=fresh)
         summary = "\n".join(x for x in (card.title, card.status) if x)
         return await self._send_text(summary, touser, self._dup_window(item))
 
-    def _fresh_task_id(self, task_id: str) -> str:
-        suffix = f"-r{int(self.clock.now().timestamp())}"
+    @staticmethod
+    def _fresh_task_id(task_id: str, outbox_id: int) -> str:
+        """A new task_id for re-sending a card whose codes are spent: unique per outbox row."""
+        suffix = f"-r{outbox_id}"
         return task_id[: 128 - len(suffix)] + suffix
+
+    async def _spent(self, code: str) -> bool:
+        async with self.db.read() as s:
+            spent_at = await s.scalar(select(WeComCardCode.spent_at).where(WeComCardCode.code == code))
+        return spent_at is not None
 
     async def _unspent_codes(self, task_id: str) -> list[str]:
         async with self.db.read() as s:

@@ -35,11 +35,13 @@ CONFIG_BACKOFF_SECONDS = 60
 class WeComError(Exception):
     """An API call failed. ``retryable`` tells the outbox whether to back off and retry."""
 
-    def __init__(self, errcode: int | str, errmsg: str, *, retryable: bool) -> None:
+    def __init__(self, errcode: int | str, errmsg: str, *, retryable: bool, config: bool = False) -> None:
         super().__init__(f"WeCom {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
         self.retryable = retryable
+        # A configuration error (wrong secret, untrusted IP): waiting helps only once the operator fixes it.
+        self.config = config
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ class WeComClient:
     def _fail_fast_on_config_problem(self) -> None:
         problem = self.config_problem
         if problem is not None and self._now() - problem.at < CONFIG_BACKOFF_SECONDS:
-            raise WeComError(problem.errcode, f"configuration error: {problem.hint}", retryable=True)
+            raise WeComError(problem.errcode, f"configuration error: {problem.hint}", retryable=True, config=True)
 
     # ---- calls --------------------------------------------------------------------------------------------
 
@@ -193,5 +195,5 @@ class WeComClient:
             if self.config_problem is None or self.config_problem.errcode != code:
                 log.error("WeCom configuration error on %s: %s %s — %s", path, code, msg, hint)
             self.config_problem = ConfigProblem(code, hint, self._now())
-            raise WeComError(code, f"configuration error: {hint}", retryable=True)
+            raise WeComError(code, f"configuration error: {hint}", retryable=True, config=True)
         raise WeComError(code, msg, retryable=code in RETRYABLE or code in TOKEN_ERRORS)
