@@ -76,23 +76,30 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
         self._busy = asyncio.Lock()
+        self._stopping = False
         self._record: GroupCommitter[_Outcome, None] = GroupCommitter(self._write_outcomes)
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let the round in progress finish (up to ``grace`` seconds); unfinished rows are retried after their lease."""
         if self._task:
+            self._stopping = True
+            self._wake.set()
+            await asyncio.wait({self._task}, timeout=grace)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._record.wait_idle()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 done = await self.run_once()
             except asyncio.CancelledError:
@@ -101,7 +108,7 @@ class OutboxWorker:
                 log.exception("outbox worker iteration failed")
                 self.rt.metrics.errors.labels("outbox").inc()
                 done = 0
-            if done:
+            if done or self._stopping:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -48,6 +48,8 @@ class Pipeline:
         self._queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
         self._locks = KeyedLock()
         self._workers: list[asyncio.Task[None]] = []
+        self._busy: list[bool] = []
+        self._stopping = False
         self._concurrency = concurrency
         self._ingest: GroupCommitter[tuple[InboundEvent, tuple[Base, ...]], IngestResult] = GroupCommitter(
             self._insert_batch
@@ -104,12 +106,21 @@ class Pipeline:
         return results
 
     def start(self) -> None:
-        self._workers = [asyncio.create_task(self._work(), name=f"inbound-{i}") for i in range(self._concurrency)]
+        self._stopping = False
+        self._busy = [False] * self._concurrency
+        self._workers = [asyncio.create_task(self._work(i), name=f"inbound-{i}") for i in range(self._concurrency)]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish the events being handled (up to ``grace`` seconds), leave the rest queued in the database."""
+        self._stopping = True
+        for task, busy in zip(self._workers, self._busy, strict=True):
+            if not busy:
+                task.cancel()
+        await asyncio.wait(self._workers, timeout=grace)
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._ingest.wait_idle()
         self._workers = []
 
     async def recover(self) -> int:
@@ -136,15 +147,17 @@ class Pipeline:
     def pending(self) -> int:
         return self._queue.qsize()
 
-    async def _work(self) -> None:
-        while True:
+    async def _work(self, index: int) -> None:
+        while not self._stopping:
             event_id, channel, sender = await self._queue.get()
+            self._busy[index] = True
             try:
                 await self.process(event_id, channel, sender)
             except Exception:
                 log.exception("inbound event %s crashed the worker", event_id)
                 self.rt.metrics.errors.labels("pipeline").inc()
             finally:
+                self._busy[index] = False
                 self._queue.task_done()
 
     async def process(self, event_id: int, channel: str, sender: str) -> None:
