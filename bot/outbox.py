@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Iterable, Sequence
@@ -78,6 +79,7 @@ class OutboxWorker:
         self._busy = asyncio.Lock()
         self._stopping = False
         self._record: GroupCommitter[_Outcome, None] = GroupCommitter(self._write_outcomes)
+        self._calls: GroupCommitter[int, None] = GroupCommitter(self._write_calls_started)
 
     def wake(self) -> None:
         self._wake.set()
@@ -97,6 +99,7 @@ class OutboxWorker:
                 await self._task
             self._task = None
         await self._record.wait_idle()
+        await self._calls.wait_idle()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -172,9 +175,8 @@ class OutboxWorker:
             for r in rows:
                 r.status = "sending"
                 r.claimed_until = lease_until
-                r.claims = (r.claims or 0) + 1
                 recipients = tuple(users[u] for u in r.payload.get("user_ids", [r.recipient]) if u in users)
-                resend = r.attempts > 0 or r.claims > 1
+                resend = bool(r.maybe_delivered) or (r.calls_started or 0) > r.attempts
                 item = OutboxItem(
                     r.id,
                     r.channel,
@@ -184,8 +186,8 @@ class OutboxWorker:
                     r.attempts,
                     recipients,
                     resend,
-                    claims=r.claims,
                     created_at=r.created_at,
+                    announce=functools.partial(self._calls.submit, r.id),
                 )
                 items.append((r.recipient, item))
             return items
@@ -231,7 +233,7 @@ class OutboxWorker:
         except Exception as exc:  # a bug or an unexpected transport error: retry, but say so loudly
             log.exception("outbox delivery %s crashed", item.id)
             self.rt.metrics.errors.labels("outbox_deliver").inc()
-            outcome = self._failure(item, DeliveryError(repr(exc), retryable=True))
+            outcome = self._failure(item, DeliveryError(repr(exc), retryable=True, outcome_unknown=True))
         else:
             outcome = _Outcome(item, "sent", delivery=result)
         # Recorded as soon as the platform answered; concurrent deliveries share one commit.
@@ -259,8 +261,22 @@ class OutboxWorker:
             exc,
         )
         return _Outcome(
-            item, "dead" if dead else "retry", error=str(exc)[:2000], retry_at=now + timedelta(seconds=delay)
+            item,
+            "dead" if dead else "retry",
+            error=str(exc)[:2000],
+            retry_at=now + timedelta(seconds=delay),
+            uncertain=exc.outcome_unknown,
         )
+
+    async def _write_calls_started(self, row_ids: Sequence[int]) -> list[None]:
+        """Record that platform calls are about to start (committed before the calls go out)."""
+        async with self.rt.db.transaction() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(row_ids))
+                .values(calls_started=OutboxMessage.calls_started + 1)
+            )
+        return [None] * len(row_ids)
 
     async def _write_outcomes(self, outcomes: Sequence[_Outcome]) -> list[None]:
         now = self.rt.clock.now()
@@ -281,8 +297,7 @@ class OutboxWorker:
                 elif o.result == "deferred":
                     row.update(status="pending", next_attempt_at=o.retry_at)
                 elif o.result == "released":
-                    # Never attempted: undo the claim so the next try is not mistaken for a resend.
-                    row.update(status="pending", claims=o.item.claims - 1)
+                    row.update(status="pending")
                 else:
                     dead = o.result == "dead"
                     row.update(
@@ -290,6 +305,7 @@ class OutboxWorker:
                         attempts=o.item.attempts + 1,
                         next_attempt_at=now if dead else o.retry_at,
                         last_error=o.error,
+                        maybe_delivered=o.item.resend or o.uncertain,
                     )
                     if dead:
                         audit.record(
@@ -319,6 +335,8 @@ class _Outcome:
     delivery: Delivery | None = None
     error: str | None = None
     retry_at: datetime | None = None
+    # The failed call's outcome is unknown (timeout, connection lost, 5xx): the platform may have the message.
+    uncertain: bool = False
 
 
 async def depth(session: AsyncSession) -> dict[str, int]:

@@ -51,6 +51,12 @@ class Pipeline:
         self._busy: list[bool] = []
         self._stopping = False
         self._concurrency = concurrency
+        insert = sqlite_insert if runtime.db.is_sqlite else pg_insert
+        self._insert_stmt = (
+            insert(InboundRow)
+            .on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
+            .returning(InboundRow.id, InboundRow.channel, InboundRow.dedup_key)
+        )
         self._ingest: GroupCommitter[tuple[InboundEvent, tuple[Base, ...]], IngestResult] = GroupCommitter(
             self._insert_batch
         )
@@ -88,15 +94,10 @@ class Pipeline:
             }
             for key, i in first.items()
         ]
-        insert = sqlite_insert if self.rt.db.is_sqlite else pg_insert
-        stmt = (
-            insert(InboundRow)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
-            .returning(InboundRow.id, InboundRow.channel, InboundRow.dedup_key)
-        )
         async with self.rt.db.transaction(urgent=True) as s:
-            created = {(channel, key): row_id for row_id, channel, key in (await s.execute(stmt)).all()}
+            # One constant statement, executed for many rows: SQLAlchemy compiles it once and batches the rows.
+            rows = await s.execute(self._insert_stmt, values)
+            created = {(channel, key): row_id for row_id, channel, key in rows.all()}
             results = []
             for i, key in enumerate(keys):
                 row_id = created.get(key) if first[key] == i else None

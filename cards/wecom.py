@@ -272,3 +272,27 @@ def _content(text: str, limit: int) -> str:
     if not text.strip():
         raise ValueError("WeCom rejects an empty message (errcode 44004)")
     return clip_bytes(text, limit)
+
+
+# Zero-width characters (rendered as nothing by WeCom clients) used as base-4 digits.
+_ZW_DIGITS = "\u200b\u200c\u200d\u2060"
+DEDUP_TAG_MAX_BYTES = 3 * 48
+
+
+def dedup_tag(key: str) -> str:
+    """An invisible suffix that makes a text unique to one outbox message.
+
+    WeCom's ``enable_duplicate_check`` compares content: with the tag, a resend after a crash matches only its own
+    earlier copy, never an identical but separate reply (帮助 asked twice), which must still arrive.
+    """
+    number = int.from_bytes(key.encode(), "big")
+    digits = []
+    while number:
+        number, rest = divmod(number, 4)
+        digits.append(_ZW_DIGITS[rest])
+    return "".join(reversed(digits))[: DEDUP_TAG_MAX_BYTES // 3]
+
+
+def strip_dedup_tag(text: str) -> str:
+    """The text as a person sees it."""
+    return text.rstrip(_ZW_DIGITS)

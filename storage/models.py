@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -153,8 +154,11 @@ class OutboxMessage(Base):
     # pending → sending → sent | dead
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # Times a worker took the row. More claims than attempts means a worker died mid-delivery.
-    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Platform calls started for this row (recorded just before each call). More calls started than attempts
+    # recorded means a worker died while a call was in flight.
+    calls_started: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A failed attempt whose outcome is unknown (timeout, connection lost, 5xx): the platform may have it already.
+    maybe_delivered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot.channels.base import Delivery, DeliveryError, OutboxItem
@@ -21,8 +22,11 @@ class FlakyChannel:
 
     name = "flaky"
 
-    def __init__(self, failures: int = 0, retryable: bool = True, only: set[str] | None = None) -> None:
+    def __init__(
+        self, failures: int = 0, retryable: bool = True, only: set[str] | None = None, unknown: bool = False
+    ) -> None:
         self.failures = failures
+        self.unknown = unknown
         self.only = only
         self.retryable = retryable
         self.seen: list[OutboxItem] = []
@@ -33,9 +37,12 @@ class FlakyChannel:
 
     async def deliver(self, item: OutboxItem) -> Delivery:
         self.seen.append(item)
+        await item.starting_call()
         text = str(item.payload["text"])
         flaky = self.only is None or text in self.only
         if flaky and sum(1 for i in self.seen if i.payload["text"] == text) <= self.failures:
+            if self.unknown:
+                raise DeliveryError("timeout", retryable=True, code="timeout", outcome_unknown=True)
             raise DeliveryError("system busy", retryable=self.retryable, code=-1)
         self.delivered.append(text)
         return Delivery(platform_msg_id=f"m{len(self.delivered)}")
@@ -72,6 +79,18 @@ async def test_retryable_failures_are_retried_with_backoff_then_delivered_once(
     await _advance_until_quiet(runtime, clock, timedelta(seconds=5))
     [row] = await _rows(runtime)
     assert (row.status, row.attempts, channel.delivered) == ("sent", 3, ["你好"])
+    # A definite error ("system busy") means nothing was delivered: the retries are not flagged as resends.
+    assert [i.resend for i in channel.seen] == [False, False, False]
+
+
+async def test_after_an_unknown_outcome_every_retry_is_flagged_as_a_possible_resend(
+    runtime: Runtime, clock: FixedClock
+) -> None:
+    channel = FlakyChannel(failures=2, unknown=True)
+    runtime.channels["flaky"] = channel
+    await _send(runtime, "超时了")
+    await _advance_until_quiet(runtime, clock, timedelta(seconds=5))
+    assert channel.delivered == ["超时了"]
     assert [i.resend for i in channel.seen] == [False, True, True]
 
 
@@ -110,28 +129,33 @@ async def test_a_persons_messages_never_overtake_a_failed_one(runtime: Runtime, 
 
 
 class HangingChannel(FlakyChannel):
-    """Takes the message and never answers: the worker dies mid-send."""
+    """Never answers: with ``call_started`` the platform call is in flight when the worker dies, without it the
+    worker dies before calling (e.g. while checking the rate budget)."""
 
-    def __init__(self) -> None:
+    def __init__(self, call_started: bool = True) -> None:
         super().__init__()
         self.entered = asyncio.Event()
+        self.call_started = call_started
 
     async def deliver(self, item: OutboxItem) -> Delivery:
         self.seen.append(item)
+        if self.call_started:
+            await item.starting_call()
         self.entered.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
 
-async def test_a_row_claimed_by_a_dead_worker_is_retried_after_the_lease_as_a_resend(
-    runtime: Runtime, clock: FixedClock
+@pytest.mark.parametrize("call_started", [True, False])
+async def test_a_row_claimed_by_a_dead_worker_is_retried_after_the_lease(
+    runtime: Runtime, clock: FixedClock, call_started: bool
 ) -> None:
-    hanging = HangingChannel()
+    hanging = HangingChannel(call_started)
     runtime.channels["flaky"] = hanging
     await _send(runtime, "崩溃前")
     worker = asyncio.create_task(runtime.outbox.run_once())
     await hanging.entered.wait()
-    worker.cancel()  # the worker dies while the API call is in flight
+    worker.cancel()  # the worker dies
     with contextlib.suppress(asyncio.CancelledError):
         await worker
     channel = FlakyChannel()
@@ -140,4 +164,5 @@ async def test_a_row_claimed_by_a_dead_worker_is_retried_after_the_lease_as_a_re
     assert channel.delivered == []  # still leased to the dead worker
     clock.set(clock.now() + timedelta(seconds=runtime.settings.outbox.lease_seconds + 1))
     await runtime.outbox.drain()
-    assert channel.delivered == ["崩溃前"] and channel.seen[-1].resend
+    # Only a call that was in flight makes the retry a possible duplicate (WeCom then drops the copy).
+    assert channel.delivered == ["崩溃前"] and channel.seen[-1].resend is call_started

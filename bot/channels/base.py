@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,12 +21,16 @@ class OutboxItem:
     card_ref: str | None
     attempts: int
     recipients: tuple[User, ...]
-    # The message may already have reached the platform (a retry, or a worker died mid-send): channels that can
-    # (WeCom enable_duplicate_check) make the platform show it once.
+    # The message may already have reached the platform (an earlier call timed out, or a worker died while a call
+    # was in flight): channels that can (WeCom enable_duplicate_check) make the platform show it once.
     resend: bool = False
-    # The row's claim count including this claim.
-    claims: int = 0
     created_at: datetime | None = None
+    # Call right before the platform request: records that a call is in flight (survives a crash).
+    announce: Callable[[], Awaitable[None]] | None = field(default=None, compare=False)
+
+    async def starting_call(self) -> None:
+        if self.announce is not None:
+            await self.announce()
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,14 @@ class Delivery:
 class DeliveryError(Exception):
     """A failed delivery. ``retryable`` decides between backoff and giving up at once."""
 
-    def __init__(self, message: str, *, retryable: bool, code: str | int | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, code: str | int | None = None, outcome_unknown: bool = False
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.code = code
+        # The request may have reached the platform (timeout, connection lost, 5xx).
+        self.outcome_unknown = outcome_unknown
 
 
 class DeliveryDeferred(Exception):

@@ -332,3 +332,13 @@ def test_an_update_needs_a_response_code_and_users() -> None:
         wecom.render_update(make_card(), userids=["rep01"], agent_id=1, response_code="")
     with pytest.raises(ValueError):
         wecom.render_update(make_card(), userids=[], agent_id=1, response_code="rc")
+
+
+def test_dedup_tags_are_invisible_distinct_and_strippable() -> None:
+    from cards.wecom import DEDUP_TAG_MAX_BYTES, dedup_tag, strip_dedup_tag
+
+    tags = {dedup_tag(f"{i}.{n}") for i in range(1, 5000) for n in range(2)}
+    assert len(tags) == 9998
+    assert all(t and set(t) <= set("\u200b\u200c\u200d\u2060") for t in tags)
+    assert max(len(t.encode()) for t in tags) <= DEDUP_TAG_MAX_BYTES
+    assert strip_dedup_tag("你好" + dedup_tag("42.0")) == "你好"

@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
+from cards.wecom import strip_dedup_tag
+
 # ---- documented limits ----------------------------------------------------------------------------------------
 
 TEXT_MAX_BYTES = 2048  # 90236 text.content "最长不超过2048个字节"
@@ -553,7 +555,8 @@ class FakeWeCom:
 
     def texts_to(self, userid: str) -> list[str]:
         """Contents of the text messages delivered to ``userid``."""
-        return [d.body["text"]["content"] for d in self.messages_to(userid) if d.msgtype == "text"]
+        # As the WeCom client shows them: the invisible dedup tag (cards/wecom.py) is not part of what people read.
+        return [strip_dedup_tag(d.body["text"]["content"]) for d in self.messages_to(userid) if d.msgtype == "text"]
 
     def markdowns_to(self, userid: str) -> list[str]:
         """Contents of the markdown messages delivered to ``userid``."""

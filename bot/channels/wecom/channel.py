@@ -51,17 +51,21 @@ class WeComChannel:
             raise DeliveryError("recipient has no WeCom userid", retryable=False)
         try:
             if item.kind == "card_update":
+                await item.starting_call()
                 return await self._update(item, touser)
             await self._throttle(item)
+            await item.starting_call()
             if item.kind == "text":
-                return await self._send_text(str(item.payload["text"]), touser, self._dup_window(item))
+                return await self._send_text(str(item.payload["text"]), touser, self._dup_window(item), str(item.id))
             return await self._send_card(Card.model_validate(item.payload["card"]), touser, self._dup_window(item))
         except WeComError as exc:
             if exc.config:
                 # Not the message's fault: wait for the operator (shown in /healthz) without using up attempts.
                 retry_at = self.clock.now() + timedelta(seconds=CONFIG_BACKOFF_SECONDS)
                 raise DeliveryDeferred(str(exc), retry_at) from None
-            raise DeliveryError(str(exc), retryable=exc.retryable, code=exc.errcode) from None
+            raise DeliveryError(
+                str(exc), retryable=exc.retryable, code=exc.errcode, outcome_unknown=exc.unknown
+            ) from None
 
     # ---- throttling ---------------------------------------------------------------------------------------
 
@@ -105,10 +109,14 @@ class WeComChannel:
             log.warning("WeCom message %s: invalid recipients %s", data.get("msgid"), invalid)
         return data
 
-    async def _send_text(self, text: str, touser: list[str], dup: int | None) -> Delivery:
+    async def _send_text(self, text: str, touser: list[str], dup: int | None, tag: str) -> Delivery:
         msgid = None
-        for part in render.split_text(text):
-            body = render.render_send_text(part, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=dup)
+        parts = render.split_text(text, render.TEXT_MAX_BYTES - render.DEDUP_TAG_MAX_BYTES)
+        for n, part in enumerate(parts):
+            tagged = part + render.dedup_tag(f"{tag}.{n}")
+            body = render.render_send_text(
+                tagged, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=dup
+            )
             msgid = (await self._send(body)).get("msgid") or msgid
         return Delivery(platform_msg_id=msgid)
 
@@ -151,7 +159,7 @@ class WeComChannel:
             fresh = self._fresh_task_id(task_id, item.id)
             return await self._send_card(card, touser, self._dup_window(item), task_id=fresh)
         summary = "\n".join(x for x in (card.title, card.status) if x)
-        return await self._send_text(summary, touser, self._dup_window(item))
+        return await self._send_text(summary, touser, self._dup_window(item), str(item.id))
 
     @staticmethod
     def _fresh_task_id(task_id: str, outbox_id: int) -> str:

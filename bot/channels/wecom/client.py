@@ -35,13 +35,17 @@ CONFIG_BACKOFF_SECONDS = 60
 class WeComError(Exception):
     """An API call failed. ``retryable`` tells the outbox whether to back off and retry."""
 
-    def __init__(self, errcode: int | str, errmsg: str, *, retryable: bool, config: bool = False) -> None:
+    def __init__(
+        self, errcode: int | str, errmsg: str, *, retryable: bool, config: bool = False, unknown: bool = False
+    ) -> None:
         super().__init__(f"WeCom {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
         self.retryable = retryable
         # A configuration error (wrong secret, untrusted IP): waiting helps only once the operator fixes it.
         self.config = config
+        # No answer we can trust (timeout, connection lost, 5xx): WeCom may have acted on the request.
+        self.unknown = unknown
 
 
 @dataclass(frozen=True)
@@ -171,18 +175,20 @@ class WeComClient:
         try:
             async with self._http().request(method, url, params=params, json=json, timeout=self._timeout) as resp:
                 if resp.status >= 500:
-                    raise WeComError(f"http_{resp.status}", "server error", retryable=True)
+                    raise WeComError(f"http_{resp.status}", "server error", retryable=True, unknown=True)
                 if resp.status != 200:
                     raise WeComError(f"http_{resp.status}", "unexpected HTTP status", retryable=False)
                 data = await resp.json(content_type=None)
         except TimeoutError:
-            raise WeComError("timeout", f"no answer within {self._timeout.total}s", retryable=True) from None
+            raise WeComError(
+                "timeout", f"no answer within {self._timeout.total}s", retryable=True, unknown=True
+            ) from None
         except aiohttp.ClientError as exc:
-            raise WeComError("network", exc.__class__.__name__, retryable=True) from None
+            raise WeComError("network", exc.__class__.__name__, retryable=True, unknown=True) from None
         except ValueError:
-            raise WeComError("bad_json", "answer is not JSON", retryable=True) from None
+            raise WeComError("bad_json", "answer is not JSON", retryable=True, unknown=True) from None
         if not isinstance(data, dict):
-            raise WeComError("bad_json", "answer is not a JSON object", retryable=True)
+            raise WeComError("bad_json", "answer is not a JSON object", retryable=True, unknown=True)
         return data
 
     def _check(self, data: dict[str, Any], path: str) -> None:

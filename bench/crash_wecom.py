@@ -1,0 +1,757 @@
+"""Crash test of the WeCom channel: callbacks keep coming while the bot is killed with SIGKILL and restarted.
+
+Run from the repository root (about a minute on 2 cores):
+
+    python bench/crash_wecom.py [--seed 1] [--callbacks 1000] [--users 50] [--concurrency 20] [--kills 2] [--keep]
+
+Everything runs as real processes on 127.0.0.1:
+
+* the fake WeCom API (``python -m tests.fakes.wecom``), which counts what reaches each user and suppresses a copy
+  sent with ``enable_duplicate_check=1`` (as WeCom does);
+* the bot (``python -m bot.cli serve``) with WeCom enabled, its API pointed at the fake, on a SQLite file, after
+  ``db upgrade`` and ``import org`` of a generated directory of reps whose WeCom userids are u01, u02, …;
+* the driver in this process, playing WeCom's callback side: it sends the text callbacks (``帮助`` and ``我的拜访``
+  alternating per user, unique MsgIds) with the given concurrency, and replays every callback that got no 200
+  (connection error, timeout, non-200) like WeCom does: same MsgId, fresh timestamp and nonce.
+
+Kill 1 happens at a random moment (seeded) in the middle of the callback load. Kill 2 happens while the restarted
+bot is delivering replies: once the fake has received a random share (10-70%) of all replies and the outbox has at
+least 5 rows claimed (``sending``). After each kill the bot is started again at once. The bot's outbox lease is 5 s
+so that rows claimed by a killed process are retried soon. When every callback has been acknowledged, the driver
+waits until the outbox is drained (read-only reads of the SQLite file) and checks:
+
+(a) every acknowledged MsgId has exactly one ``inbound_events`` row, with status ``done``;
+(b) per user and per command, the replies the fake delivered (suppressed duplicates excluded) equal the commands;
+(c) every extra ``message/send`` beyond one per reply is a call that reached the fake but was not recorded as sent
+    at a kill (in flight), and each was suppressed by WeCom's duplicate check (so it carried the flag);
+(d) no outbox row is dead (and no inbound event failed, no fake violation, nothing dropped by rate limits).
+
+The exit status is 1 on any violation. ``run_crash_test()`` does the same from Python (tests/test_crash_wecom.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cards.wecom import strip_dedup_tag  # noqa: E402
+from tests.fakes.wecom_callbacks import WeComSigner  # noqa: E402
+
+HOST = "127.0.0.1"
+CORP_ID = "wwcrashcorp0001"
+AGENT_ID = 1000002
+APP_SECRET = "crash-app-secret"
+CALLBACK_TOKEN = "crashToken"
+# 43 base64 characters (the EncodingAESKey of the app).
+AES_KEY = "CrashTestEncodingAesKey0123456789abcdefghij"
+CALLBACK_PATH = "/wecom/callback"
+COMMANDS = ("帮助", "我的拜访")
+# WeCom gives up on a callback after 5 s.
+CALLBACK_TIMEOUT = 5.0
+# A kill leaves claimed rows to be reclaimed after the lease; keep it short so the test does not idle for a minute.
+LEASE_SECONDS = 5.0
+
+
+# ---- processes ------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL, no chance to clean up."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def peak_rss_mb(self) -> float | None:
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
+
+def spawn(name: str, args: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Proc:
+    out = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    out.close()
+    return Proc(name, proc, port, log)
+
+
+def cli(config: Path, *args: str) -> str:
+    """Run ``python -m bot.cli ARGS --config CONFIG`` to completion; its output, or RuntimeError."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args, "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bot.cli {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+async def wait_healthy(proc: Proc, limit_s: float = 60.0, path: str = "/healthz") -> None:
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
+        while time.monotonic() < deadline:
+            if proc.proc.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.tail()}")
+            try:
+                async with s.get(f"{proc.base}{path}") as r:
+                    if r.status == 200:
+                        return
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{proc.name} not healthy after {limit_s:.0f}s:\n{proc.tail()}")
+
+
+# ---- the deployment under test --------------------------------------------------------------------------------
+
+
+def wecom_userids(users: int) -> list[str]:
+    width = max(2, len(str(users)))
+    return [f"u{i:0{width}d}" for i in range(1, users + 1)]
+
+
+def write_org(path: Path, userids: list[str]) -> None:
+    """The org directory: one rep per WeCom user (directory id ``rep-uNN``, WeCom userid ``uNN``)."""
+    lines = ["user_id,name,roles,wecom_userid"]
+    lines += [f"rep-{u},代表{u[1:]},rep,{u}" for u in userids]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_config(path: Path, *, db: Path, port: int, fake_port: int, extra: str = "") -> None:
+    path.write_text(
+        f"""[server]
+host = "{HOST}"
+port = {port}
+
+[database]
+url = "sqlite+aiosqlite:///{db}"
+
+[outbox]
+lease_seconds = {LEASE_SECONDS}
+
+[wecom]
+enabled = true
+corp_id = "{CORP_ID}"
+agent_id = {AGENT_ID}
+secret = "{APP_SECRET}"
+token = "{CALLBACK_TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+api_base_url = "http://{HOST}:{fake_port}/cgi-bin/"
+replay_window_seconds = 300
+per_user_per_minute = 30
+per_user_per_hour = 1000
+
+[logging]
+level = "WARNING"
+{extra}""",
+        encoding="utf-8",
+    )
+
+
+def start_fake(tmp: Path, userids: list[str]) -> Proc:
+    port = free_port()
+    args = ["-m", "tests.fakes.wecom", "--port", str(port), "--corp-id", CORP_ID, "--secret", APP_SECRET]
+    args += ["--agent-id", str(AGENT_ID), "--known-users", ",".join(userids)]
+    return spawn("fake-wecom", args, port, tmp / "fake_wecom.log")
+
+
+def start_bot(config: Path, port: int, log: Path) -> Proc:
+    return spawn("salesbot", ["-m", "bot.cli", "serve", "--config", str(config)], port, log)
+
+
+async def fake_stats(http: aiohttp.ClientSession, fake: Proc) -> dict[str, Any]:
+    async with http.get(f"{fake.base}/_fake/stats") as r:
+        r.raise_for_status()
+        data: dict[str, Any] = await r.json()
+        return data
+
+
+async def fake_delivered(http: aiohttp.ClientSession, fake: Proc) -> list[dict[str, Any]]:
+    async with http.get(f"{fake.base}/_fake/delivered") as r:
+        r.raise_for_status()
+        data: list[dict[str, Any]] = await r.json()
+        return data
+
+
+# ---- reading the SQLite file (read-only) ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def read_db(db: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@dataclass
+class DbState:
+    inbound: dict[str, int]
+    outbox: dict[str, int]
+
+    @property
+    def outbox_open(self) -> int:
+        return self.outbox.get("pending", 0) + self.outbox.get("sending", 0)
+
+
+def db_state(db: Path) -> DbState:
+    with read_db(db) as conn:
+        inbound = dict(conn.execute("SELECT status, count(*) FROM inbound_events GROUP BY status").fetchall())
+        outbox = dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+    return DbState(inbound, outbox)
+
+
+# ---- callbacks ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Callback:
+    index: int
+    user: str
+    text: str
+    msg_id: int
+    create_time: int
+    attempts: int = 0
+    acked: bool = False
+    failures: list[str] = field(default_factory=list)
+
+
+def plan_callbacks(userids: list[str], n: int, rng: random.Random) -> list[Callback]:
+    """``n`` text callbacks, round robin over the users, each user alternating between the two commands."""
+    base = rng.randrange(10**18, 9 * 10**18)  # MsgIds are 64-bit integers, unique per message
+    now = int(time.time())
+    return [Callback(i, userids[i % len(userids)], COMMANDS[(i // len(userids)) % 2], base + i, now) for i in range(n)]
+
+
+class Sealer:
+    """WeCom's side of the callback: seal a text message with a fresh timestamp and nonce (as each retry does)."""
+
+    def __init__(self) -> None:
+        self.signer = WeComSigner(CALLBACK_TOKEN, AES_KEY, CORP_ID, AGENT_ID)
+
+    def seal(self, cb: Callback) -> tuple[dict[str, str], bytes]:
+        inner = self.signer.text(cb.user, cb.text, cb.msg_id, cb.create_time)
+        return self.signer.envelope(inner, int(time.time()), str(secrets.randbelow(10**10)))
+
+
+# ---- the run --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Kill:
+    number: int
+    reason: str
+    at_s: float  # seconds since the first callback
+    callbacks_started: int
+    callbacks_acked: int
+    callbacks_in_flight: int
+    db: DbState
+    sends_at_fake: int  # message/send requests the fake had received when the process was dead
+    unrecorded: int  # sends at the fake minus outbox rows marked sent (frozen at the kill)
+    in_flight_sends: int  # of which new at this kill: API calls in flight (reached the fake, not recorded)
+    restart_s: float  # SIGKILL → /healthz 200 of the new process
+
+
+@dataclass
+class Report:
+    seed: int
+    callbacks: int
+    users: int
+    kills: list[Kill] = field(default_factory=list)
+    acked: int = 0
+    replays: int = 0  # callback attempts beyond the first
+    failures_by_kind: dict[str, int] = field(default_factory=dict)
+    inbound_rows: int = 0
+    inbound_done: int = 0
+    outbox_rows: int = 0
+    outbox_sent: int = 0
+    outbox_dead: int = 0
+    send_requests: int = 0
+    delivered_messages: int = 0
+    suppressed_duplicates: int = 0
+    flagged_deliveries: int = 0  # deliveries carrying enable_duplicate_check=1 (the first copy never arrived)
+    reclaimed: int = 0  # outbox rows whose API call was in flight at a kill
+    silently_dropped: int = 0
+    fake_violations: list[str] = field(default_factory=list)
+    load_s: float = 0.0
+    drain_s: float = 0.0
+    total_s: float = 0.0
+    violations: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [
+            f"seed {self.seed}: {self.callbacks} callbacks from {self.users} users, {len(self.kills)} SIGKILL(s)",
+        ]
+        for k in self.kills:
+            lines.append(
+                f"  kill {k.number} ({k.reason}) at {k.at_s:.1f}s: callbacks started {k.callbacks_started}, "
+                f"acked {k.callbacks_acked}, in flight {k.callbacks_in_flight}; "
+                f"inbound {_fmt(k.db.inbound)}; outbox {_fmt(k.db.outbox)}; "
+                f"sends at fake {k.sends_at_fake}, API calls in flight {k.in_flight_sends}; "
+                f"back up after {k.restart_s:.1f}s"
+            )
+        fails = ", ".join(f"{n} {kind}" for kind, n in sorted(self.failures_by_kind.items())) or "none"
+        lines += [
+            f"  callbacks: {self.acked}/{self.callbacks} acknowledged, {self.replays} replays (failed attempts: "
+            f"{fails})",
+            f"  inbound_events: {self.inbound_rows} rows, {self.inbound_done} done",
+            f"  outbox: {self.outbox_rows} rows, {self.outbox_sent} sent, {self.outbox_dead} dead",
+            f"  fake WeCom: {self.send_requests} message/send calls, {self.delivered_messages} delivered "
+            f"({self.flagged_deliveries} of them with enable_duplicate_check=1), {self.suppressed_duplicates} "
+            f"suppressed as duplicates, {self.silently_dropped} dropped by rate limit, "
+            f"{len(self.fake_violations)} violations",
+            f"  extra sends: {self.send_requests - self.outbox_rows}, API calls in flight at the kills: "
+            f"{sum(k.in_flight_sends for k in self.kills)}; rows with a call in flight at a kill (resent with "
+            f"enable_duplicate_check=1): {self.reclaimed}",
+            f"  replies lost (suppressed although never delivered): "
+            f"{max(0, self.outbox_rows - self.delivered_messages)}",
+            f"  time: load {self.load_s:.1f}s, drain {self.drain_s:.1f}s, total {self.total_s:.1f}s",
+        ]
+        if self.violations:
+            lines.append(f"FAIL: {len(self.violations)} violation(s)")
+            lines += [f"  - {v}" for v in self.violations[:30]]
+        else:
+            lines.append("PASS")
+        return "\n".join(lines)
+
+
+def _fmt(counts: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "empty"
+
+
+class CrashRun:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        seed: int,
+        callbacks: int,
+        users: int,
+        concurrency: int,
+        kills: int,
+        max_attempts: int = 10,
+        log: Any = None,
+    ) -> None:
+        self.tmp = tmp
+        self.rng = random.Random(seed)
+        self.userids = wecom_userids(users)
+        self.n = callbacks
+        self.concurrency = concurrency
+        self.kills_wanted = kills
+        self.max_attempts = max_attempts
+        self.db = tmp / "crash.db"
+        self.config = tmp / "crash.toml"
+        self.report = Report(seed, callbacks, users)
+        self.say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.sealer = Sealer()
+        self.calls = plan_callbacks(self.userids, callbacks, self.rng)
+        self.started = 0
+        self.in_flight = 0
+        self.up = asyncio.Event()
+        self.bot: Proc | None = None
+        self.fake: Proc | None = None
+        self.bot_port = 0
+        self.bot_starts = 0
+        self.t0 = 0.0
+        self.load_done = asyncio.Event()
+        self.kill1_at = self.rng.randint(self.n // 4, self.n // 2)
+        self.kill1_due = asyncio.Event()
+
+    # ---- setup / teardown --------------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        self.fake = start_fake(self.tmp, self.userids)
+        self.bot_port = free_port()
+        write_config(self.config, db=self.db, port=self.bot_port, fake_port=self.fake.port)
+        org = self.tmp / "org.csv"
+        write_org(org, self.userids)
+        await asyncio.to_thread(cli, self.config, "db", "upgrade")
+        self.say(await asyncio.to_thread(cli, self.config, "import", "org", str(org)))
+        await asyncio.gather(wait_healthy(self.fake, path="/_fake/stats"), self.start_bot())
+
+    async def start_bot(self) -> None:
+        self.bot_starts += 1
+        self.bot = start_bot(self.config, self.bot_port, self.tmp / f"salesbot-{self.bot_starts}.log")
+        await wait_healthy(self.bot)
+        self.up.set()
+
+    def teardown(self) -> None:
+        for p in (self.bot, self.fake):
+            if p is not None:
+                p.stop()
+
+    # ---- the chaos -----------------------------------------------------------------------------------------
+
+    async def kill_and_restart(self, http: aiohttp.ClientSession, reason: str) -> None:
+        assert self.bot is not None and self.fake is not None
+        self.up.clear()
+        t_kill = time.monotonic()
+        started, acked, in_flight = self.started, sum(c.acked for c in self.calls), self.in_flight
+        self.bot.kill()
+        # Frozen now: nothing writes the database. The fake may still be reading a request that left the bot just
+        # before the kill: read its counters until two reads 50 ms apart agree.
+        stats = await fake_stats(http, self.fake)
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            again = await fake_stats(http, self.fake)
+            if again["requests"] == stats["requests"]:
+                break
+            stats = again
+        state = await asyncio.to_thread(db_state, self.db)
+        sends = int(stats["requests"].get("message/send", 0))
+        unrecorded = sends - state.outbox.get("sent", 0)
+        previous = self.report.kills[-1].unrecorded if self.report.kills else 0
+        await self.start_bot()
+        kill = Kill(
+            number=len(self.report.kills) + 1,
+            reason=reason,
+            at_s=t_kill - self.t0,
+            callbacks_started=started,
+            callbacks_acked=acked,
+            callbacks_in_flight=in_flight,
+            db=state,
+            sends_at_fake=sends,
+            unrecorded=unrecorded,
+            in_flight_sends=unrecorded - previous,
+            restart_s=time.monotonic() - t_kill,
+        )
+        self.report.kills.append(kill)
+        self.say(
+            f"kill {kill.number} ({reason}) at {kill.at_s:.1f}s: callbacks started {started}, in flight {in_flight}; "
+            f"outbox {_fmt(state.outbox)}; {kill.in_flight_sends} API call(s) in flight; "
+            f"restarted in {kill.restart_s:.1f}s"
+        )
+
+    async def chaos(self, http: aiohttp.ClientSession) -> None:
+        assert self.fake is not None
+        if self.kills_wanted < 1:
+            return
+        # Kill 1: at a random callback in the middle of the load (drawn in __init__).
+        await self.kill1_due.wait()
+        await asyncio.sleep(self.rng.uniform(0, 0.05))
+        await self.kill_and_restart(http, f"during the callback load, at callback {self.started}")
+        for number in range(2, self.kills_wanted + 1):
+            # Later kills: while the restarted bot is delivering replies, once the fake has received a random
+            # share (10-70%) of all the replies (at least 20 sends by the restarted bot).
+            base = int((await fake_stats(http, self.fake))["requests"].get("message/send", 0))
+            target = max(base + 20, self.rng.randint(self.n // 10, self.n * 7 // 10))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                sends = int((await fake_stats(http, self.fake))["requests"].get("message/send", 0))
+                # ... and in the middle of a claimed batch (rows marked sending by the outbox worker).
+                if sends >= target and (await asyncio.to_thread(db_state, self.db)).outbox.get("sending", 0) >= 5:
+                    break
+                if self.load_done.is_set() and (await asyncio.to_thread(db_state, self.db)).outbox_open == 0:
+                    break  # nothing left to deliver: kill anyway (reported as such)
+                await asyncio.sleep(0.01)
+            state = await asyncio.to_thread(db_state, self.db)
+            what = "while delivering replies" if state.outbox_open else "outbox idle"
+            await self.kill_and_restart(
+                http, f"{what}, after {sends - base} sends by the restarted bot (kill {number})"
+            )
+
+    # ---- the driver -----------------------------------------------------------------------------------------
+
+    async def send(self, http: aiohttp.ClientSession, cb: Callback) -> None:
+        assert self.bot is not None
+        for attempt in range(self.max_attempts):
+            try:
+                await asyncio.wait_for(self.up.wait(), 60)
+            except TimeoutError:
+                cb.failures.append("bot down")
+                continue
+            cb.attempts += 1
+            query, body = self.sealer.seal(cb)
+            url = f"http://{HOST}:{self.bot_port}{CALLBACK_PATH}"
+            try:
+                async with http.post(url, params=query, data=body) as r:
+                    await r.read()
+                    if r.status == 200:
+                        cb.acked = True
+                        return
+                    cb.failures.append(f"http {r.status}")
+            except TimeoutError:
+                cb.failures.append("timeout")
+            except aiohttp.ClientError as exc:
+                cb.failures.append(exc.__class__.__name__)
+            # WeCom retries after a few seconds; compressed here, and the kill handler holds us until /healthz.
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+
+    async def load(self, http: aiohttp.ClientSession) -> None:
+        it = iter(self.calls)
+
+        async def worker() -> None:
+            for cb in it:
+                self.started += 1
+                if self.started >= self.kill1_at:
+                    self.kill1_due.set()
+                self.in_flight += 1
+                try:
+                    await self.send(http, cb)
+                finally:
+                    self.in_flight -= 1
+
+        await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        self.report.load_s = time.monotonic() - self.t0
+        self.load_done.set()
+
+    async def wait_drained(self, limit_s: float) -> None:
+        """Until no inbound event is pending and no outbox row is pending or sending (polling the file)."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            state = await asyncio.to_thread(db_state, self.db)
+            if state.inbound.get("pending", 0) == 0 and state.outbox_open == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not drained after {limit_s:.0f}s: inbound {state.inbound}, outbox {state.outbox}")
+            await asyncio.sleep(0.1)
+
+    async def run(self) -> Report:
+        t_start = time.monotonic()
+        try:
+            await self.setup()
+            timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT)
+            connector = aiohttp.TCPConnector(limit=self.concurrency + 4)
+            async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+                self.say(f"sending {self.n} callbacks from {len(self.userids)} users, concurrency {self.concurrency}")
+                self.t0 = time.monotonic()
+                # A failed restart ends the load at once (TaskGroup cancels the other task).
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.chaos(http))
+                    tg.create_task(self.load(http))
+                t_drain = time.monotonic()
+                await self.wait_drained(limit_s=90)
+                self.report.drain_s = time.monotonic() - t_drain
+                await self.verify(http)
+        finally:
+            self.teardown()
+        self.report.total_s = time.monotonic() - t_start
+        return self.report
+
+    # ---- the checks ----------------------------------------------------------------------------------------
+
+    async def verify(self, http: aiohttp.ClientSession) -> None:
+        assert self.fake is not None
+        r = self.report
+        v = r.violations
+        acked = [c for c in self.calls if c.acked]
+        r.acked = len(acked)
+        r.replays = sum(c.attempts for c in self.calls) - len(self.calls)
+        kinds: Counter[str] = Counter(f for c in self.calls for f in c.failures)
+        r.failures_by_kind = dict(kinds)
+        for c in self.calls:
+            if not c.acked:
+                v.append(f"callback {c.msg_id} from {c.user} never acknowledged after {c.attempts} attempts")
+
+        with read_db(self.db) as conn:
+            inbound = conn.execute("SELECT dedup_key, sender, status FROM inbound_events").fetchall()
+            outbox = conn.execute("SELECT recipient, status, attempts, calls_started FROM outbox").fetchall()
+        # Rows whose API call was in flight at a kill (more calls started than outcomes recorded): resent with the
+        # duplicate check.
+        r.reclaimed = sum(1 for _, _, attempts, calls in outbox if calls > max(attempts, 1))
+        r.inbound_rows = len(inbound)
+        r.inbound_done = sum(1 for _, _, s in inbound if s == "done")
+        rows_by_key: dict[str, list[str]] = {}
+        for key, _sender, status in inbound:
+            rows_by_key.setdefault(key, []).append(status)
+        # (a) one inbound row per acknowledged MsgId, handled.
+        for c in acked:
+            statuses = rows_by_key.get(f"msg:{c.msg_id}", [])
+            if statuses != ["done"]:
+                v.append(f"(a) MsgId {c.msg_id} from {c.user}: inbound rows {statuses}, expected one 'done'")
+        expected_keys = {f"msg:{c.msg_id}" for c in self.calls}
+        strays = [k for k in rows_by_key if k not in expected_keys]
+        if strays:
+            v.append(f"(a) {len(strays)} inbound rows for MsgIds never sent, e.g. {strays[:3]}")
+        # One reply per command in the outbox, all sent; (d) none dead.
+        r.outbox_rows = len(outbox)
+        r.outbox_sent = sum(1 for _, s, _, _ in outbox if s == "sent")
+        r.outbox_dead = sum(1 for _, s, _, _ in outbox if s == "dead")
+        if r.outbox_dead:
+            v.append(f"(d) {r.outbox_dead} outbox rows dead")
+        if r.outbox_rows != len(acked):
+            v.append(f"outbox holds {r.outbox_rows} rows for {len(acked)} acknowledged commands")
+        if r.outbox_sent != r.outbox_rows:
+            v.append(
+                f"outbox: only {r.outbox_sent} of {r.outbox_rows} rows sent ({Counter(s for _, s, _, _ in outbox)})"
+            )
+        failed = r.inbound_rows - r.inbound_done
+        if failed:
+            v.append(f"{failed} inbound events not done: {Counter(s for _, _, s in inbound)}")
+
+        stats = await fake_stats(http, self.fake)
+        delivered = await fake_delivered(http, self.fake)
+        r.send_requests = int(stats["requests"].get("message/send", 0))
+        r.delivered_messages = int(stats["delivered_messages"])
+        r.suppressed_duplicates = int(stats["suppressed_duplicates"])
+        r.silently_dropped = int(stats["silently_dropped"])
+        r.fake_violations = list(stats["violations"])
+        r.flagged_deliveries = sum(1 for d in delivered if d["body"].get("enable_duplicate_check") == 1)
+        if r.fake_violations:
+            v.append(f"fake WeCom saw {len(r.fake_violations)} violations, e.g. {r.fake_violations[:3]}")
+        if r.silently_dropped:
+            v.append(f"fake WeCom silently dropped {r.silently_dropped} messages (rate limit)")
+
+        # (b) per user and command: replies delivered == commands acknowledged.
+        expected: Counter[tuple[str, str]] = Counter((c.user, c.text) for c in acked)
+        got: Counter[tuple[str, str]] = Counter()
+        for d in delivered:
+            text = strip_dedup_tag(d["body"].get("text", {}).get("content", "")) if d["msgtype"] == "text" else ""
+            for u in d["touser"]:
+                got[(u.lower(), classify_reply(text))] += 1
+        wrong = [(k, got[k], expected[k]) for k in sorted(set(expected) | set(got)) if got[k] != expected[k]]
+        if wrong:
+            missing = sum(max(0, e - g) for _, g, e in wrong)
+            extra_seen = sum(max(0, g - e) for _, g, e in wrong)
+            examples = "; ".join(f"{u} {cmd}: {g} delivered for {e} commands" for (u, cmd), g, e in wrong[:5])
+            v.append(
+                f"(b) {len(wrong)} (user, command) pairs wrong: {missing} replies missing, {extra_seen} seen twice "
+                f"(e.g. {examples})"
+            )
+        # (c) every send beyond one per reply was in flight at a kill and was suppressed as a duplicate.
+        extra = r.send_requests - r.outbox_rows
+        in_flight = sum(k.in_flight_sends for k in r.kills)
+        if extra != in_flight:
+            v.append(f"(c) {extra} extra message/send calls, but {in_flight} were in flight at the kills")
+        if r.suppressed_duplicates != extra:
+            v.append(
+                f"(c) {r.suppressed_duplicates} sends suppressed by enable_duplicate_check, {extra} extra sends: "
+                "a resend went out without the flag, or a reply that never arrived was suppressed"
+            )
+
+
+def classify_reply(text: str) -> str:
+    """Which command a reply answers (the zh-CN texts of bot/i18n.py)."""
+    from bot import i18n
+
+    if text.startswith(i18n.t("zh-CN", "help.header", name="\0").split("\0")[0]):
+        return COMMANDS[0]
+    if text == i18n.t("zh-CN", "visit.list_empty"):
+        return COMMANDS[1]
+    return f"unexpected reply {text[:40]!r}"
+
+
+def run_crash_test(
+    workdir: Path | None = None,
+    *,
+    seed: int = 1,
+    callbacks: int = 1000,
+    users: int = 50,
+    concurrency: int = 20,
+    kills: int = 2,
+    log: Any = None,
+) -> Report:
+    """Run the whole crash test; ``workdir`` keeps the files (else a temporary directory is removed)."""
+
+    def go(tmp: Path) -> Report:
+        run = CrashRun(tmp, seed=seed, callbacks=callbacks, users=users, concurrency=concurrency, kills=kills, log=log)
+        return asyncio.run(run.run())
+
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return go(workdir)
+    with tempfile.TemporaryDirectory(prefix="salesbot-crash-") as d:
+        return go(Path(d))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=1, help="seeds the kill moments and MsgIds (default 1)")
+    ap.add_argument("--callbacks", type=int, default=1000)
+    ap.add_argument("--users", type=int, default=50)
+    ap.add_argument("--concurrency", type=int, default=20)
+    ap.add_argument("--kills", type=int, default=2, help="SIGKILLs: 1 = during the load, 2 = also while delivering")
+    ap.add_argument("--keep", action="store_true", help="keep the working directory (db, logs)")
+    ap.add_argument("--json", action="store_true", help="print the report as JSON too")
+    args = ap.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="salesbot-crash-")) if args.keep else None
+    if workdir is not None:
+        print(f"keeping {workdir}", file=sys.stderr)
+    report = run_crash_test(
+        workdir,
+        seed=args.seed,
+        callbacks=args.callbacks,
+        users=args.users,
+        concurrency=args.concurrency,
+        kills=args.kills,
+    )
+    print(report.summary())
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(report), ensure_ascii=False, indent=1))
+    return 1 if report.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

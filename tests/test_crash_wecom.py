@@ -1,0 +1,56 @@
+"""Acceptance test of the WeCom channel (crash safety): 1,000 callbacks from 50 users while the bot is killed with
+SIGKILL and restarted, WeCom's retries replayed for every callback that got no 200.
+
+Every acknowledged command must be handled exactly once and every reply delivered once at the fake WeCom API; a
+reply may be sent twice only if its API call was in flight at a kill, and then with ``enable_duplicate_check`` so
+that the user still sees it once. The work is done by ``bench/crash_wecom.py`` (real processes on loopback: the
+fake API, the bot, and this process as WeCom's callback side); see its docstring for the checks (a)-(d).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "crash_wecom.py"
+SEED = 1
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(signal, "SIGKILL") or not sys.platform.startswith(("linux", "darwin")),
+    reason="needs POSIX processes and SIGKILL",
+)
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_crash_wecom", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class body runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_1000_callbacks_50_users_two_kills(tmp_path: Path) -> None:
+    crash = load_script()
+    report = crash.run_crash_test(tmp_path / "run", seed=SEED, callbacks=1000, users=50, concurrency=20, kills=2)
+    summary = report.summary()
+    print(summary)
+
+    # The scenario really happened: two kills, the first with callbacks in flight, some with replies being sent.
+    assert len(report.kills) == 2, summary
+    assert report.kills[0].callbacks_in_flight > 0, summary
+    assert report.replays > 0, summary
+    assert any(k.db.outbox.get("sending", 0) > 0 for k in report.kills), summary
+
+    assert report.violations == [], summary
+    assert report.acked == 1000
+    assert report.inbound_rows == report.inbound_done == 1000
+    assert report.outbox_rows == report.outbox_sent == 1000
+    assert report.delivered_messages == 1000
+    assert report.send_requests - 1000 == report.suppressed_duplicates == sum(k.in_flight_sends for k in report.kills)
