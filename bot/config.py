@@ -215,6 +215,169 @@ class DingTalkConfig(_Section):
     api_base_url: str = "https://api.dingtalk.com"
 
 
+# ---- support requests ----------------------------------------------------------------------------------------
+
+RequestFieldType = Literal["customer", "ward", "date", "text", "choice"]
+_FIELD_KEY = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+class RequestFieldConfig(_Section):
+    """One field a rep fills in when raising a request."""
+
+    key: str = Field(pattern=_FIELD_KEY)
+    label_zh: str = Field(min_length=1, max_length=10)
+    label_en: str = Field(min_length=1, max_length=20)
+    # customer / ward: directory lookups; date: a calendar date; choice: one of ``choices``; text: free text.
+    type: RequestFieldType = "text"
+    required: bool = True
+    choices: list[str] = Field(default_factory=list)
+    # Other words accepted before the colon in `key:value` (the labels and the key always work).
+    aliases: list[str] = Field(default_factory=list)
+    # For dates: refuse a date before today (a surgery is never in the past).
+    not_before_today: bool = False
+    max_length: int = Field(200, ge=1, le=2000)
+
+    @model_validator(mode="after")
+    def _choices_for_choice(self) -> RequestFieldConfig:
+        if self.type == "choice" and not self.choices:
+            raise ValueError("a 'choice' field needs a non-empty 'choices' list")
+        if self.type != "choice" and self.choices:
+            raise ValueError("'choices' only applies to fields of type 'choice'")
+        if self.not_before_today and self.type != "date":
+            raise ValueError("'not_before_today' only applies to fields of type 'date'")
+        return self
+
+
+class RequestTaskConfig(_Section):
+    """The task card one department receives for a request."""
+
+    department: str
+    # Jinja2 templates over the request's fields plus customer, ward, requester, request_no, type_name.
+    title_zh: str = Field(min_length=1)
+    title_en: str = ""
+    # Must someone claim (认领) the card before 完成?
+    require_claim: bool = True
+    # Evidence needed before 完成: none, or at least one photo / any attachment.
+    evidence: Literal["none", "photo", "attachment"] = "none"
+    # SLA in hours (working hours unless the request type says calendar hours): first response and completion.
+    first_response_hours: float = Field(2.0, gt=0, le=24 * 30)
+    complete_hours: float = Field(24.0, gt=0, le=24 * 90)
+
+
+class RequestTypeConfig(_Section):
+    """A kind of support request: its command words, its fields and the departments that act on it."""
+
+    name_zh: str = Field(min_length=1, max_length=20)
+    name_en: str = Field(min_length=1, max_length=40)
+    keywords: list[str] = Field(min_length=1)
+    fields: list[RequestFieldConfig] = Field(min_length=1)
+    tasks: list[RequestTaskConfig] = Field(min_length=1)
+    # Deadlines in calendar hours instead of working hours (surgery on a weekend must not wait for Monday).
+    calendar_hours: bool = False
+    # Offer this request as a button right after a visit is logged (the request is then linked to the visit).
+    offer_after_visit: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RequestTypeConfig:
+        keys = [f.key for f in self.fields]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"duplicate field key(s): {', '.join(dupes)}")
+        if "customer" not in keys:
+            raise ValueError("a request type needs a field with key 'customer' (type 'customer')")
+        types = {f.key: f.type for f in self.fields}
+        if types["customer"] != "customer":
+            raise ValueError("field 'customer' must have type 'customer'")
+        if "ward" in types and types["ward"] != "ward":
+            raise ValueError("field 'ward' must have type 'ward'")
+        departments = [t.department for t in self.tasks]
+        if len(set(departments)) != len(departments):
+            raise ValueError("a department may receive only one task per request type")
+        return self
+
+
+def _field(key: str, zh: str, en: str, type_: str = "text", **kw: Any) -> RequestFieldConfig:
+    return RequestFieldConfig.model_validate({"key": key, "label_zh": zh, "label_en": en, "type": type_, **kw})
+
+
+def _task(department: str, zh: str, en: str, **kw: Any) -> RequestTaskConfig:
+    return RequestTaskConfig.model_validate({"department": department, "title_zh": zh, "title_en": en, **kw})
+
+
+def _default_request_types() -> dict[str, RequestTypeConfig]:
+    hospital = _field("customer", "医院", "Hospital", "customer", aliases=["客户"])
+    ward = _field("ward", "科室", "Ward", "ward")
+    note = _field("note", "备注", "Note", required=False, aliases=["说明", "remark"], max_length=500)
+    return {
+        "surgery_support": RequestTypeConfig(
+            name_zh="手术跟台",
+            name_en="Surgery support",
+            keywords=["跟台", "surgery"],
+            fields=[
+                hospital,
+                ward,
+                _field("surgery_date", "手术日期", "Date", "date", not_before_today=True, aliases=["日期", "date"]),
+                _field("kit", "器械", "Kit", aliases=["器械包", "套包", "kit"]),
+                note,
+            ],
+            tasks=[
+                _task("marketing", "跟台资料：{{ customer }} {{ kit }}", "Surgery material: {{ customer }} {{ kit }}"),
+                _task(
+                    "logistics",
+                    "备器械 {{ kit }}（{{ surgery_date }}）",
+                    "Reserve kit {{ kit }} ({{ surgery_date }})",
+                    evidence="photo",
+                ),
+                _task("compliance", "授权审核：{{ customer }}", "Authorisation review: {{ customer }}"),
+            ],
+            calendar_hours=True,
+            offer_after_visit=True,
+        ),
+        "demo_unit": RequestTypeConfig(
+            name_zh="样机申请",
+            name_en="Demo unit",
+            keywords=["样机", "demo"],
+            fields=[
+                hospital,
+                ward,
+                _field("model", "型号", "Model", aliases=["机型", "设备"]),
+                _field("until", "归还日期", "Return by", "date", required=False, not_before_today=True),
+                note,
+            ],
+            tasks=[
+                _task("logistics", "样机出库 {{ model }}", "Ship demo unit {{ model }}", evidence="photo"),
+                _task("compliance", "样机合规审核：{{ customer }}", "Demo unit review: {{ customer }}"),
+            ],
+            offer_after_visit=True,
+        ),
+        "material": RequestTypeConfig(
+            name_zh="资料申请",
+            name_en="Material",
+            keywords=["资料", "material"],
+            fields=[
+                hospital,
+                _field("ward", "科室", "Ward", "ward", required=False),
+                _field("topic", "内容", "Content", aliases=["资料", "主题", "topic"]),
+                note,
+            ],
+            tasks=[_task("marketing", "准备资料：{{ topic }}", "Prepare material: {{ topic }}", evidence="attachment")],
+        ),
+        "stock_reservation": RequestTypeConfig(
+            name_zh="备货",
+            name_en="Stock reservation",
+            keywords=["备货", "stock"],
+            fields=[
+                hospital,
+                _field("product", "产品", "Product", aliases=["货品", "product"]),
+                _field("quantity", "数量", "Qty", aliases=["qty"]),
+                _field("needed_by", "需要日期", "Needed by", "date", not_before_today=True, aliases=["日期"]),
+                note,
+            ],
+            tasks=[_task("logistics", "备货 {{ product }} × {{ quantity }}", "Reserve {{ product }} × {{ quantity }}")],
+        ),
+    }
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -231,6 +394,7 @@ class Settings(_Section):
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    request_types: dict[str, RequestTypeConfig] = Field(default_factory=_default_request_types)
     wecom: WeComConfig = Field(default_factory=WeComConfig)
     dingtalk: DingTalkConfig = Field(default_factory=DingTalkConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -299,9 +463,16 @@ def _issues_from(exc: ValidationError) -> list[ConfigIssue]:
 def parse_settings(data: dict[str, Any], source: str = "<config>") -> Settings:
     """Validate a raw mapping; raise ConfigError listing every problem."""
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, _issues_from(exc)) from None
+    # Checks across sections (departments, keywords, templates), each located by its TOML path.
+    from bot.services.request_config import check_request_types
+
+    issues = [ConfigIssue(path, message) for path, message in check_request_types(settings)]
+    if issues:
+        raise ConfigError(source, issues)
+    return settings
 
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

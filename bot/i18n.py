@@ -212,6 +212,200 @@ CATALOG: dict[str, tuple[str, str]] = {
         "{no} {when} {customer} {ward} {contacts}{flag}",
     ),
     "visit.flag_no_location": (" ⚠️无定位", " ⚠️no location"),
+    # support requests (rep side)
+    "help.request": (
+        "· 跟台 <医院> <科室> <手术日期> 器械:脊柱A包 — 申请支持（{types}）；只发关键词则一步步引导",
+        "· surgery <hospital> <ward> <date> kit:spine-A — request support ({types}); send just the keyword "
+        "for a guided dialog",
+    ),
+    "help.my_requests": (
+        "· 我的申请 — 申请和各部门进度；进度 <申请编号> — 详情；补充 <卡片编号> <内容> — 回答部门的问题",
+        "· my requests — your requests and each department's progress; progress <no> — details; "
+        "reply <card-no> <text> — answer a department's question",
+    ),
+    "help.task": (
+        "· 任务卡片：认领 / 完成 / 驳回 / 需补充；处理中直接发图片即为附件（或「附件 <卡片编号>」）",
+        "· task cards: claim / done / reject / need info; while holding a card, send a photo to attach it "
+        "(or 'attach <card-no>')",
+    ),
+    "request.confirm_title": ("请确认{type_name}申请", "Confirm the {type_name} request"),
+    "request.confirm_desc": (
+        "核对无误后点「提交」，将同时通知相关部门；可直接发「字段:值」更正",
+        "Tap Submit to notify the departments at once; send 'field:value' to correct",
+    ),
+    "request.ask": ("请输入{label}：", "{label}?"),
+    "request.ask.choice": ("请选择{label}：", "Choose the {label}:"),
+    "request.ask.date": ("请输入{label}（如 2026-12-03、明天、下周三）：", "{label}? (e.g. 2026-12-03, tomorrow)"),
+    "request.ask.hint": (
+        "（随时可发「字段:值」更正，发「取消」放弃）",
+        "(send 'field:value' to correct at any time, 'cancel' to stop)",
+    ),
+    "request.unknown_key": (
+        "不认识「{value}」这个字段，可用：{keys}",
+        'Unknown field "{value}"; use one of: {keys}',
+    ),
+    "request.empty_value": ("「{field}」没有填写内容。", '"{field}" has no value.'),
+    "request.bad_date": (
+        "「{value}」不是有效日期，请写成 2026-12-03、12月3日、明天 或 下周三。",
+        '"{value}" is not a date; write 2026-12-03, Dec 3, tomorrow or next Wednesday.',
+    ),
+    "request.past_date": (
+        "{field}不能早于今天（{value}）。请填写今天或以后的日期。",
+        "The {field} cannot be before today ({value}). Give today or a later date.",
+    ),
+    "request.bad_choice": ("「{value}」不是可选项，可选：{choices}", '"{value}" is not a choice: {choices}'),
+    "request.too_long": ("{field}太长了（最多 {value} 字）。", "The {field} is too long (at most {value})."),
+    "request.duplicate_key": ("{field}写了两次，已用后一个。", "{field} given twice; the later one is used."),
+    "request.extra_word": (
+        "「{value}」不知道填到哪里，请用「字段:值」。",
+        "Where does \"{value}\" go? Use 'field:value'.",
+    ),
+    "request.edit_hint": (
+        "发「字段:值」更正，例如 器械:脊柱B包；或点「提交」/「取消」。",
+        "Send 'field:value' to correct, e.g. kit:spine-B; or tap Submit / Cancel.",
+    ),
+    "request.submitted_status": ("已提交 {no}", "Submitted {no}"),
+    "request.cancelled_status": ("已取消", "Cancelled"),
+    "request.submitted": (
+        "✅ 申请已提交 {no}：{type_name}，{customer}。已通知 {departments}。发「进度 {no}」查看进度。",
+        "✅ Request {no} submitted: {type_name}, {customer}. Notified: {departments}. Send 'progress {no}' "
+        "for its status.",
+    ),
+    "request.no_recipients": (
+        "⚠️ {department} 没有成员，卡片无人接收，请联系管理员。",
+        "⚠️ {department} has no members; nobody received its card. Tell your admin.",
+    ),
+    "request.offer_title": ("需要跟台或其他支持吗？", "Need surgery support or other help?"),
+    "request.from_visit": ("已关联拜访 {no}。", "Linked to visit {no}."),
+    "request.list_empty": (
+        "你还没有申请。发「跟台 浙一 骨科 明天 器械:脊柱A包」试试。",
+        "No requests yet. Try 'surgery ZJU1 ortho tomorrow kit:spine-A'.",
+    ),
+    "request.list_header": ("我的申请（最近 14 天及未完成）：", "My requests (last 14 days and open ones):"),
+    "request.list_line": (
+        "{no} {type_name} {customer} {when} — {status}",
+        "{no} {type_name} {customer} {when} — {status}",
+    ),
+    "request.card_line": (
+        "  · {department}：{state}{holder}（{since}）",
+        "  · {department}: {state}{holder} ({since})",
+    ),
+    "request.progress_header": (
+        "{no} {type_name}｜{customer} {ward}\n申请人 {requester}，{when}；状态：{status}",
+        "{no} {type_name} | {customer} {ward}\nRequested by {requester}, {when}; status: {status}",
+    ),
+    "request.progress_usage": (
+        "格式：进度 <申请编号>，例如 进度 R12",
+        "Usage: progress <request-no>, e.g. progress R12",
+    ),
+    "request.not_found": ("找不到申请 {no}。发「我的申请」查看编号。", "No request {no}. Send 'my requests'."),
+    "request.not_visible": ("你没有权限查看申请 {no}。", "You may not view request {no}."),
+    "request.status.open": ("处理中", "in progress"),
+    "request.status.done": ("已全部完成", "all done"),
+    "request.status.rejected": ("已驳回", "rejected"),
+    "request.all_done": (
+        "🎉 申请 {no}（{type_name}）各部门均已完成。",
+        "🎉 Request {no} ({type_name}): every department is done.",
+    ),
+    # task cards
+    "task.desc": ("{type_name}任务", "{type_name} task"),
+    "task.btn.claim": ("认领", "Claim"),
+    "task.btn.done": ("完成", "Done"),
+    "task.btn.reject": ("驳回", "Reject"),
+    "task.btn.info": ("需补充", "Need info"),
+    "task.f.requester": ("申请人", "From"),
+    "task.f.state": ("状态", "State"),
+    "task.f.due": ("截止", "Due"),
+    "task.f.no": ("编号", "No."),
+    "task.f.attachments": ("附件", "Files"),
+    "task.f.question": ("问题", "Question"),
+    "task.f.answer": ("回复", "Answer"),
+    "task.f.reason": ("驳回原因", "Reason"),
+    "task.state.open": ("待认领", "open"),
+    "task.state.claimed": ("处理中", "claimed"),
+    "task.state.need_info": ("待补充", "waiting for info"),
+    "task.state.done": ("已完成", "done"),
+    "task.state.rejected": ("已驳回", "rejected"),
+    "task.status.done": ("✅ {holder} 已完成（{when}）", "✅ Done by {holder} ({when})"),
+    "task.status.rejected": ("⛔ {holder} 已驳回（{when}）", "⛔ Rejected by {holder} ({when})"),
+    "task.evidence.photo": ("完成前需上传照片：直接发图片给我", "A photo is needed before Done: send it to me"),
+    "task.evidence.attachment": (
+        "完成前需上传附件：直接发文件或图片给我",
+        "A file is needed before Done: send it to me",
+    ),
+    "task.not_allowed": (
+        "你不是该部门成员，不能处理卡片 {no}。",
+        "You are not in this department; card {no} is not yours.",
+    ),
+    "task.closed": ("卡片 {no} 已关闭（{state}），无需再操作。", "Card {no} is closed ({state}); nothing to do."),
+    "task.already_yours": ("卡片 {no} 已由你认领。", "You already hold card {no}."),
+    "task.held_by": ("卡片 {no} 已由 {holder} 认领处理。", "Card {no} is held by {holder}."),
+    "task.waiting_info": (
+        "卡片 {no} 正在等待代表补充信息，收到回复后再继续。",
+        "Card {no} is waiting for the rep's answer; continue once it arrives.",
+    ),
+    "task.claim_first": ("请先「认领」卡片 {no}，再点「完成」。", "Claim card {no} before marking it done."),
+    "task.need_photo": (
+        "卡片 {no} 完成前需要上传照片：直接把照片发给我，再点「完成」。",
+        "Card {no} needs a photo before Done: send me the photo, then tap Done.",
+    ),
+    "task.need_attachment": (
+        "卡片 {no} 完成前需要上传附件：直接把文件或照片发给我，再点「完成」。",
+        "Card {no} needs an attachment before Done: send it to me, then tap Done.",
+    ),
+    "task.reason_needed": ("请写明驳回原因。", "Please give a reason for the rejection."),
+    "task.question_needed": ("请写明需要代表补充什么。", "Please write what the rep should add."),
+    "task.no_question": ("卡片 {no} 没有待回答的问题。", "Card {no} has no open question."),
+    "task.answer_needed": ("请写下对卡片 {no} 的回复内容。", "Please write your answer for card {no}."),
+    "task.ask_reason": (
+        "请输入驳回卡片 {no} 的原因（发「取消」放弃）：",
+        "Why are you rejecting card {no}? (send 'cancel' to stop)",
+    ),
+    "task.ask_question": (
+        "请输入需要代表补充的内容（卡片 {no}，发「取消」放弃）：",
+        "What should the rep add? (card {no}; send 'cancel' to stop)",
+    ),
+    "task.claimed_ok": ("你已认领卡片 {no}：{title}", "You hold card {no}: {title}"),
+    "task.done_ok": ("卡片 {no} 已完成。", "Card {no} done."),
+    "task.rejected_ok": ("卡片 {no} 已驳回，已通知代表。", "Card {no} rejected; the rep was told."),
+    "task.asked_ok": ("问题已转给代表，收到回复后会通知你。", "Question sent to the rep; you will get the answer."),
+    "task.attached_ok": ("📎 已附加到卡片 {no}（共 {count} 个附件）。", "📎 Attached to card {no} ({count} in all)."),
+    "task.attach_which": (
+        "你正在处理多张卡片（{cards}），请先发「附件 <卡片编号>」，再发文件。",
+        "You hold several cards ({cards}); send 'attach <card-no>' first, then the file.",
+    ),
+    "task.attach_target": ("好的，请发送卡片 {no} 的照片或文件。", "OK, send the photo or file for card {no}."),
+    "task.attach_usage": ("格式：附件 <卡片编号>，例如 附件 T12", "Usage: attach <card-no>, e.g. attach T12"),
+    "task.not_found": ("找不到卡片 {no}。", "No card {no}."),
+    "task.answer_usage": (
+        "格式：补充 <卡片编号> <内容>，例如 补充 T12 王主任主刀，8点开台",
+        "Usage: reply <card-no> <text>, e.g. reply T12 Dr Wang operates at 8",
+    ),
+    "task.answer_which": (
+        "有多个部门在等你补充（{cards}），请发「补充 <卡片编号> <内容>」。",
+        "Several departments are waiting for you ({cards}); send 'reply <card-no> <text>'.",
+    ),
+    "task.answer_relayed": ("已转给{department}：{answer}", "Sent to {department}: {answer}"),
+    "media.image": ("照片", "photo"),
+    "media.file": ("文件", "file"),
+    "media.voice": ("语音", "voice"),
+    "media.video": ("视频", "video"),
+    # notices to the rep / the department
+    "notice.claimed": (
+        "{no} {department}：{holder} 已认领「{title}」。",
+        '{no} {department}: {holder} took "{title}".',
+    ),
+    "notice.need_info": (
+        "❓ {no} {department} 的 {holder} 需要你补充：{question}\n直接回复即可（或发「补充 {card} 内容」）。",
+        "❓ {no} {department} ({holder}) asks: {question}\nJust reply (or send 'reply {card} <text>').",
+    ),
+    "notice.rejected": (
+        "⛔ {no} {department} 驳回了「{title}」：{reason}",
+        '⛔ {no} {department} rejected "{title}": {reason}',
+    ),
+    "notice.done": ("✅ {no} {department} 已完成「{title}」{files}", '✅ {no} {department} finished "{title}"{files}'),
+    "notice.files": ("，附件 {count} 个：{names}", "; {count} file(s): {names}"),
+    "notice.answered": ("💬 {card} 代表 {rep} 回复：{answer}", "💬 {card}: {rep} answered: {answer}"),
 }
 
 

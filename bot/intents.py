@@ -25,6 +25,8 @@ class SendText(_Intent):
 class SendCard(_Intent):
     kind: Literal["card"] = "card"
     card: Card
+    # One message to every recipient (one WeCom task_id, so one update reaches every copy), not one per person.
+    shared: bool = False
 
 
 class UpdateCard(_Intent):

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.batching import GroupCommitter
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
-from bot.intents import Intent, UpdateCard
+from bot.intents import Intent, SendCard, UpdateCard
 from bot.services import audit
 from storage.models import OutboxMessage, User
 
@@ -40,9 +40,8 @@ def enqueue(session: AsyncSession, intents: Iterable[Intent], now: datetime) -> 
     rows: list[OutboxMessage] = []
     for intent in intents:
         card_ref = getattr(getattr(intent, "card", None), "ref", None)
-        groups: Sequence[tuple[str, ...]] = (
-            [intent.user_ids] if isinstance(intent, UpdateCard) else [(u,) for u in intent.user_ids]
-        )
+        together = isinstance(intent, UpdateCard) or (isinstance(intent, SendCard) and intent.shared)
+        groups: Sequence[tuple[str, ...]] = [intent.user_ids] if together else [(u,) for u in intent.user_ids]
         for group in groups:
             payload = intent.model_dump(mode="json")
             payload["user_ids"] = list(group)

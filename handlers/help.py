@@ -12,11 +12,11 @@ HELP = ("帮助", "help", "?", "？", "菜单", "menu")
 CANCEL = ("取消", "cancel", "算了", "退出")
 
 _ROLE_LINES = {
-    "rep": ("help.visit", "help.location", "help.my_visits", "help.correct"),
+    "rep": ("help.visit", "help.location", "help.my_visits", "help.correct", "help.request", "help.my_requests"),
     "manager": ("help.manager",),
     "director": ("help.manager",),
-    "member": ("help.member",),
-    "head": ("help.member",),
+    "member": ("help.member", "help.task"),
+    "head": ("help.member", "help.task"),
     "admin": ("help.unlock",),
 }
 
@@ -24,14 +24,17 @@ _ROLE_LINES = {
 @router.route(exact(*HELP))
 async def show_help(ctx: Context) -> None:
     """What the sender's roles allow, one line each."""
-    hours = ctx.runtime.settings.visits.correction_window_hours
+    settings = ctx.runtime.settings
+    hours = settings.visits.correction_window_hours
+    en = ctx.locale == "en"
+    types = "、".join(f"{rt.keywords[0]}={rt.name_en if en else rt.name_zh}" for rt in settings.request_types.values())
     lines = [ctx.t("help.header", name=ctx.user.name)]
     seen: set[str] = set()
     for role in ctx.user.roles or ["rep"]:
         for key in _ROLE_LINES.get(role, ()):
             if key not in seen:
                 seen.add(key)
-                lines.append(ctx.t(key, hours=hours))
+                lines.append(ctx.t(key, hours=hours, types=types))
     lines.append(ctx.t("help.cancel"))
     ctx.reply("\n".join(lines))
 

@@ -24,6 +24,7 @@ from bot.routing import (
 from bot.services import visits as svc
 from bot.services.visit_parser import VISIT_FIELDS, ParsedVisit, parse_field_value, parse_visit_line, resolve_key
 from bot.services.visits import VisitDraft, VisitError
+from cards.tasks import offer_card
 from cards.visits import choice_card, confirm_card, settled_choice
 from storage.models import Customer, Location, User, Visit
 
@@ -380,6 +381,13 @@ async def confirm_visit(ctx: Context) -> None:
     )
     conv.clear()
     ctx.reply(_saved_text(ctx, visit, customer, no))
+    en = ctx.locale == i18n.EN
+    offers = [
+        (key, rt.name_en if en else rt.name_zh) for key, rt in settings.request_types.items() if rt.offer_after_visit
+    ]
+    if offers:
+        # "需要跟台吗?": one tap starts the request with this visit's hospital and ward, linked to the visit.
+        ctx.reply_card(offer_card(f"vo-{dialog.token}", ctx.locale, visit.id, offers))
 
 
 def _saved_text(ctx: Context, visit: Visit, customer: Customer, no: str) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -265,4 +266,84 @@ class ConsoleFeed(Base):
     # Rendered content: {"text": ...} or {"html": ..., "card": {...}}; "from": "bot" | "user".
     body: Mapped[dict[str, Any]]
     outbox_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime]
+
+
+class SupportRequest(Base):
+    """A rep's request for support (跟台, 样机, 资料, 备货 …); each receiving department gets a TaskCard."""
+
+    __tablename__ = "support_requests"
+    __table_args__ = (Index("ix_support_requests_rep_at", "rep_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    type_key: Mapped[str] = mapped_column(String(64))
+    rep_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id"))
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    ward: Mapped[str | None] = mapped_column(String(100))
+    # Field key → value as entered and validated (dates as ISO yyyy-mm-dd).
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    visit_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("visits.id"))
+    # open (some card not settled) → done (every card done) | rejected (some card rejected, the rest settled)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    source_channel: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TaskCard(Base):
+    """One department's task for a request: a state machine (open → claimed → done | rejected; need_info pauses)."""
+
+    __tablename__ = "task_cards"
+    __table_args__ = (
+        Index("ix_task_cards_request", "request_id"),
+        Index("ix_task_cards_dept_state", "department", "state"),
+        Index("ix_task_cards_holder_state", "holder_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(BigId, ForeignKey("support_requests.id"))
+    department: Mapped[str] = mapped_column(String(64))
+    # Stable across updates: the card's ref on every channel (WeCom task_id).
+    ref: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(10), default="open")
+    # The state need_info returns to once the rep has answered.
+    resume_state: Mapped[str | None] = mapped_column(String(10))
+    holder_id: Mapped[str | None] = mapped_column(String(64))
+    require_claim: Mapped[bool] = mapped_column(Boolean, default=True)
+    evidence: Mapped[str] = mapped_column(String(12), default="none")
+    first_response_hours: Mapped[float] = mapped_column(Float)
+    complete_hours: Mapped[float] = mapped_column(Float)
+    # The SLA deadlines computed when the card was created (working or calendar hours, per request type).
+    respond_by: Mapped[datetime]
+    due_at: Mapped[datetime]
+    # [{"kind": "image", "media_id": "...", "channel": "wecom", "by": "log01", "at": "ISO"}]
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+    # The open question (need_info) and the conversation so far: [{"q": ..., "by": ..., "a": ..., "at": ...}]
+    questions: Mapped[list[Any]] = mapped_column(default=list)
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    # Who the card was sent to (user ids): every copy is updated after a transition.
+    recipients: Mapped[list[Any]] = mapped_column(default=list)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    # Since when the current holder / state holds (shown as "since").
+    state_since: Mapped[datetime]
+    # First response: open → claimed or need_info; completion: → done. Stored for the digest.
+    first_response_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ConsoleMedia(Base):
+    """A file uploaded through the web console (the console's counterpart of a WeCom media id)."""
+
+    __tablename__ = "console_media"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]

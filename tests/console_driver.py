@@ -47,6 +47,15 @@ class ConsoleUser:
         body = {"client_id": uuid.uuid4().hex, "latitude": latitude, "longitude": longitude, "label": label}
         return await self.post("/console/api/location", body)
 
+    async def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> dict[str, Any]:
+        """Send a photo or file, as the page's 📎 button does."""
+        url = self.server.make_url("/console/api/media").with_query(client_id=uuid.uuid4().hex, name=name)
+        async with self.session.post(url, data=data, headers={"Content-Type": content_type}) as r:
+            body: dict[str, Any] = await r.json()
+            assert r.status == 200, body
+        await self.runtime.settle()
+        return body
+
     async def tap(self, label: str, card_ref: str | None = None) -> dict[str, Any]:
         """Tap the button labelled ``label`` on the newest card showing it (or on ``card_ref``)."""
         card = self.card_with(label) if card_ref is None else self.card(card_ref)

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.channels.console.auth import SessionSigner, check_token
-from bot.events import CardAction, InboundEvent, LocationShared, TextMessage
+from bot.events import CardAction, InboundEvent, LocationShared, MediaMessage, TextMessage
 from bot.runtime import Runtime
-from storage.models import ConsoleFeed, Customer, User
+from storage.models import ConsoleFeed, ConsoleMedia, Customer, User
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,64 @@ async def location(request: web.Request) -> web.Response:
     return await _ingest(request, user, event, {"from": "user", "text": f"📍 {label}"})
 
 
+MEDIA_MAX_BYTES = 5 * 1024 * 1024
+_MEDIA_TYPES = {"image/jpeg": "image", "image/png": "image", "image/gif": "image", "image/webp": "image"}
+
+
+async def media(request: web.Request) -> web.Response:
+    """Upload a photo or file (raw body, ``?client_id=…&name=…``): stored, then sent to the bot like a WeCom image."""
+    rt = _rt(request)
+    user = await _current_user(request)
+    client_id = request.query.get("client_id", "")
+    name = request.query.get("name", "file")[:200] or "file"
+    if not _CLIENT_ID.fullmatch(client_id):
+        return _bad("client_id must be 8-64 of [A-Za-z0-9_-]")
+    if request.content_length is not None and request.content_length > MEDIA_MAX_BYTES:
+        return _bad(f"file larger than {MEDIA_MAX_BYTES // (1024 * 1024)} MB", 413)
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        data.extend(chunk)
+        if len(data) > MEDIA_MAX_BYTES:
+            return _bad(f"file larger than {MEDIA_MAX_BYTES // (1024 * 1024)} MB", 413)
+    if not data:
+        return _bad("empty file")
+    content_type = request.content_type or "application/octet-stream"
+    async with rt.db.transaction() as s:
+        row = ConsoleMedia(
+            user_id=user.id,
+            filename=name,
+            content_type=content_type[:100],
+            size=len(data),
+            data=bytes(data),
+            created_at=rt.clock.now(),
+        )
+        s.add(row)
+        await s.flush()
+        media_id = f"console-{row.id}"
+    event = MediaMessage(
+        channel="console",
+        sender=user.id,
+        dedup_key=f"{user.id}:{client_id}",
+        media_type="image" if content_type in _MEDIA_TYPES else "file",  # type: ignore[arg-type]
+        media_id=media_id,
+    )
+    return await _ingest(request, user, event, {"from": "user", "text": f"📎 {name}", "media_id": media_id})
+
+
+async def media_file(request: web.Request) -> web.Response:
+    """A stored console upload, for signed-in users."""
+    await _current_user(request)
+    try:
+        media_id = int(request.match_info["id"])
+    except ValueError:
+        return _bad("unknown file", 404)
+    async with _rt(request).db.read() as s:
+        row = await s.get(ConsoleMedia, media_id)
+    if row is None:
+        return _bad("unknown file", 404)
+    return web.Response(body=row.data, content_type=row.content_type, headers={"X-Content-Type-Options": "nosniff"})
+
+
 async def updates(request: web.Request) -> web.Response:
     """Long-poll: feed rows after ``after`` for the signed-in user, waiting up to the configured timeout."""
     rt = _rt(request)
@@ -247,4 +305,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/console/api/action", action)
     app.router.add_post("/console/api/location", location)
     app.router.add_get("/console/api/updates", updates)
+    app.router.add_post("/console/api/media", media)
+    app.router.add_get("/console/media/{id}", media_file)
     app.router.add_static("/console/static", STATIC_DIR)

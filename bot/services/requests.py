@@ -1,0 +1,426 @@
+"""Support requests and their department task cards: creation, the card state machine, evidence. No platform code.
+
+State machine of a card::
+
+    open ──claim──▶ claimed ──done──▶ done
+      │               │
+      ├──reject──▶ rejected ◀──reject──┤
+      └─need_info─▶ need_info ──answer──▶ (back to the state it paused)
+
+Invalid transitions raise ``RequestError`` carrying the message the user sees; nothing changes. Callers load the
+card with ``FOR UPDATE`` (PostgreSQL) inside the write transaction (SQLite serialises writers), so of two
+simultaneous taps exactly one sees ``open``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import RequestTypeConfig, Settings
+from bot.services import audit
+from bot.services.request_config import render_title
+from storage.models import Customer, SupportRequest, TaskCard, User
+
+OPEN, CLAIMED, NEED_INFO, DONE, REJECTED = "open", "claimed", "need_info", "done", "rejected"
+CLOSED = frozenset({DONE, REJECTED})
+# Roles that may act on any department's card (besides the department's own members and head).
+SUPERVISORS = frozenset({"director", "admin"})
+
+
+class RequestError(Exception):
+    """A domain error carrying the i18n key and parameters of the message the user sees."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def request_no(request_id: int) -> str:
+    return f"R{request_id}"
+
+
+def card_no(card_id: int) -> str:
+    return f"T{card_id}"
+
+
+def _parse_no(text: str, prefix: str) -> int | None:
+    m = re.fullmatch(rf"[{prefix}{prefix.lower()}]?(\d{{1,12}})", text.strip())
+    return int(m.group(1)) if m else None
+
+
+def parse_request_no(text: str) -> int | None:
+    return _parse_no(text, "R")
+
+
+def parse_card_no(text: str) -> int | None:
+    return _parse_no(text, "T")
+
+
+# ---- who may do what ----------------------------------------------------------------------------------------
+
+
+def is_head_of(user: User, department: str) -> bool:
+    return user.department == department and "head" in (user.roles or [])
+
+
+def may_act(user: User, card: TaskCard) -> bool:
+    """Members and the head of the card's department, directors and admins."""
+    roles = set(user.roles or [])
+    if roles & SUPERVISORS:
+        return True
+    return user.department == card.department and bool(roles & {"member", "head"})
+
+
+def may_override(user: User, card: TaskCard) -> bool:
+    """May act on a card someone else holds: the department head, directors, admins."""
+    return bool(set(user.roles or []) & SUPERVISORS) or is_head_of(user, card.department)
+
+
+async def may_view(session: AsyncSession, user: User, request: SupportRequest) -> bool:
+    """Reps see their own requests, managers their team's; departments, directors and admins see all."""
+    if request.rep_id == user.id:
+        return True
+    roles = set(user.roles or [])
+    if roles & (SUPERVISORS | {"member", "head"}):
+        return True
+    if "manager" in roles:
+        rep = await session.get(User, request.rep_id)
+        return rep is not None and rep.manager_id == user.id
+    return False
+
+
+async def department_people(session: AsyncSession, department: str) -> list[User]:
+    """Active members and heads of ``department``, ordered by id."""
+    rows = await session.scalars(
+        select(User).where(User.department == department, User.active.is_(True)).order_by(User.id)
+    )
+    return [u for u in rows if {"member", "head"} & set(u.roles or [])]
+
+
+# ---- creation -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    respond_by: datetime
+    due_at: datetime
+
+
+def deadlines(settings: Settings, rt: RequestTypeConfig, start: datetime, respond_h: float, done_h: float) -> Deadlines:
+    """SLA instants for a card created at ``start``."""
+    from bot.services.workcal import add_hours
+
+    return Deadlines(
+        add_hours(settings, start, respond_h, calendar=rt.calendar_hours),
+        add_hours(settings, start, done_h, calendar=rt.calendar_hours),
+    )
+
+
+def title_values(
+    rt: RequestTypeConfig, values: dict[str, str], customer: Customer, rep: User, request_id: int
+) -> dict[str, str]:
+    out = {f.key: "" for f in rt.fields}
+    out.update(values)
+    out.update(customer=customer.name, requester=rep.name, request_no=request_no(request_id), type_name=rt.name_zh)
+    out.setdefault("ward", values.get("ward", ""))
+    return out
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    type_key: str,
+    values: dict[str, str],
+    customer: Customer,
+    rep: User,
+    visit_id: int | None,
+    now: datetime,
+    channel: str,
+) -> tuple[SupportRequest, list[tuple[TaskCard, list[User]]]]:
+    """Store the request and one task card per configured department; return the cards with their recipients."""
+    rt = settings.request_types[type_key]
+    stored = {k: v for k, v in values.items() if k != "customer"}
+    request = SupportRequest(
+        type_key=type_key,
+        rep_id=rep.id,
+        customer_id=customer.id,
+        ward=values.get("ward"),
+        fields=stored,
+        visit_id=visit_id,
+        status=OPEN,
+        source_channel=channel,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(request)
+    await session.flush()
+    variables = title_values(rt, stored, customer, rep, request.id)
+    cards: list[tuple[TaskCard, list[User]]] = []
+    for task in rt.tasks:
+        people = await department_people(session, task.department)
+        due = deadlines(settings, rt, now, task.first_response_hours, task.complete_hours)
+        card = TaskCard(
+            request_id=request.id,
+            department=task.department,
+            ref=f"task-{request.id}-{task.department[:20]}-{secrets.token_hex(3)}",
+            title=render_title(task.title_zh, variables),
+            state=OPEN,
+            require_claim=task.require_claim,
+            evidence=task.evidence,
+            first_response_hours=task.first_response_hours,
+            complete_hours=task.complete_hours,
+            respond_by=due.respond_by,
+            due_at=due.due_at,
+            attachments=[],
+            questions=[],
+            recipients=[u.id for u in people],
+            version=0,
+            created_at=now,
+            state_since=now,
+            updated_at=now,
+        )
+        session.add(card)
+        cards.append((card, people))
+    await session.flush()
+    audit.record(
+        session,
+        at=now,
+        action="request.create",
+        entity="request",
+        entity_id=request.id,
+        actor_id=rep.id,
+        channel=channel,
+        changes={"type": type_key, "customer_id": customer.id, "fields": stored, "visit_id": visit_id},
+    )
+    for card, _ in cards:
+        audit.record(
+            session,
+            at=now,
+            action="task.create",
+            entity="task_card",
+            entity_id=card.id,
+            actor_id=rep.id,
+            channel=channel,
+            changes={"request_id": request.id, "department": card.department, "recipients": card.recipients},
+        )
+    return request, cards
+
+
+# ---- transitions ----------------------------------------------------------------------------------------------
+
+
+def _closed_error(card: TaskCard) -> RequestError:
+    return RequestError("task.closed", no=card_no(card.id), state_key=f"task.state.{card.state}")
+
+
+def _held_by_other(card: TaskCard, actor: User) -> bool:
+    return card.holder_id is not None and card.holder_id != actor.id and not may_override(actor, card)
+
+
+def _touch(card: TaskCard, now: datetime, *, state: str | None = None, holder: str | None = None) -> None:
+    if (state is not None and state != card.state) or (holder is not None and holder != card.holder_id):
+        card.state_since = now
+    if state is not None:
+        card.state = state
+    if holder is not None:
+        card.holder_id = holder
+    card.version = (card.version or 0) + 1
+    card.updated_at = now
+
+
+def _first_response(card: TaskCard, now: datetime) -> None:
+    if card.first_response_at is None:
+        card.first_response_at = now
+
+
+def _audit(
+    session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str, action: str, **c: Any
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        action=f"task.{action}",
+        entity="task_card",
+        entity_id=card.id,
+        actor_id=actor.id,
+        channel=channel,
+        changes={"state": card.state, "holder": card.holder_id, **c},
+    )
+
+
+def check_may_act(card: TaskCard, actor: User) -> None:
+    if not may_act(actor, card):
+        raise RequestError("task.not_allowed", no=card_no(card.id))
+
+
+def claim(session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str) -> None:
+    check_may_act(card, actor)
+    if card.state in CLOSED:
+        raise _closed_error(card)
+    if card.state == CLAIMED:
+        if card.holder_id == actor.id:
+            raise RequestError("task.already_yours", no=card_no(card.id))
+        raise RequestError("task.held_by", no=card_no(card.id), holder_id=card.holder_id or "")
+    if card.state == NEED_INFO:
+        raise RequestError("task.waiting_info", no=card_no(card.id))
+    _first_response(card, now)
+    _touch(card, now, state=CLAIMED, holder=actor.id)
+    _audit(session, card, actor, now, channel, "claim")
+
+
+def _has_evidence(card: TaskCard) -> bool:
+    items: list[dict[str, Any]] = list(card.attachments or [])
+    if card.evidence == "photo":
+        return any(a.get("kind") == "image" for a in items)
+    if card.evidence == "attachment":
+        return bool(items)
+    return True
+
+
+def done(session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str) -> None:
+    check_may_act(card, actor)
+    if card.state in CLOSED:
+        raise _closed_error(card)
+    if card.state == NEED_INFO:
+        raise RequestError("task.waiting_info", no=card_no(card.id))
+    if card.state == OPEN and card.require_claim:
+        raise RequestError("task.claim_first", no=card_no(card.id))
+    if _held_by_other(card, actor):
+        raise RequestError("task.held_by", no=card_no(card.id), holder_id=card.holder_id or "")
+    if not _has_evidence(card):
+        raise RequestError(f"task.need_{card.evidence}", no=card_no(card.id))
+    _first_response(card, now)
+    card.done_at = card.closed_at = now
+    _touch(card, now, state=DONE, holder=card.holder_id or actor.id)
+    _audit(session, card, actor, now, channel, "done", attachments=len(card.attachments or []))
+
+
+def check_may_question(card: TaskCard, actor: User) -> None:
+    """Raise unless ``actor`` may ask the rep a question (need info) or reject the card now."""
+    check_may_act(card, actor)
+    if card.state in CLOSED:
+        raise _closed_error(card)
+    if _held_by_other(card, actor):
+        raise RequestError("task.held_by", no=card_no(card.id), holder_id=card.holder_id or "")
+
+
+def reject(session: AsyncSession, card: TaskCard, actor: User, reason: str, now: datetime, channel: str) -> None:
+    check_may_question(card, actor)
+    if not reason.strip():
+        raise RequestError("task.reason_needed")
+    _first_response(card, now)
+    card.reject_reason = reason.strip()[:500]
+    card.closed_at = now
+    card.resume_state = None
+    _touch(card, now, state=REJECTED, holder=card.holder_id or actor.id)
+    _audit(session, card, actor, now, channel, "reject", reason=card.reject_reason)
+
+
+def ask(session: AsyncSession, card: TaskCard, actor: User, question: str, now: datetime, channel: str) -> None:
+    check_may_question(card, actor)
+    if card.state == NEED_INFO:
+        raise RequestError("task.waiting_info", no=card_no(card.id))
+    if not question.strip():
+        raise RequestError("task.question_needed")
+    _first_response(card, now)
+    card.resume_state = card.state
+    entry = {"q": question.strip()[:500], "by": actor.id, "at": now.isoformat(), "a": None}
+    card.questions = [*(card.questions or []), entry]
+    _touch(card, now, state=NEED_INFO)
+    _audit(session, card, actor, now, channel, "need_info", question=entry["q"])
+
+
+def answer(session: AsyncSession, card: TaskCard, rep: User, text: str, now: datetime, channel: str) -> None:
+    if card.state != NEED_INFO:
+        raise RequestError("task.no_question", no=card_no(card.id))
+    if not text.strip():
+        raise RequestError("task.answer_needed", no=card_no(card.id))
+    questions = [dict(q) for q in card.questions or []]
+    questions[-1].update(a=text.strip()[:500], answered_at=now.isoformat())
+    card.questions = questions
+    resume = card.resume_state or OPEN
+    card.resume_state = None
+    _touch(card, now, state=resume)
+    _audit(session, card, rep, now, channel, "answer", answer=questions[-1]["a"])
+
+
+def attach(
+    session: AsyncSession, card: TaskCard, actor: User, kind: str, media_id: str, now: datetime, channel: str
+) -> None:
+    check_may_act(card, actor)
+    if card.state in CLOSED:
+        raise _closed_error(card)
+    item = {"kind": kind, "media_id": media_id, "channel": channel, "by": actor.id, "at": now.isoformat()}
+    card.attachments = [*(card.attachments or []), item]
+    _touch(card, now)
+    _audit(session, card, actor, now, channel, "attach", kind=kind, media_id=media_id)
+
+
+def settle_request(request: SupportRequest, cards: Sequence[TaskCard], now: datetime) -> bool:
+    """Update the request's status from its cards; True when it just became settled."""
+    if any(c.state not in CLOSED for c in cards):
+        status = OPEN
+    elif all(c.state == DONE for c in cards):
+        status = DONE
+    else:
+        status = REJECTED
+    changed = status != request.status and status != OPEN
+    if status != request.status:
+        request.status = status
+        request.updated_at = now
+    return changed
+
+
+# ---- queries --------------------------------------------------------------------------------------------------
+
+
+async def cards_of(session: AsyncSession, request_id: int) -> list[TaskCard]:
+    rows = await session.scalars(select(TaskCard).where(TaskCard.request_id == request_id).order_by(TaskCard.id))
+    return list(rows)
+
+
+async def held_cards(session: AsyncSession, user_id: str) -> list[TaskCard]:
+    """Cards the user holds that are still being worked on (claimed)."""
+    rows = await session.scalars(
+        select(TaskCard).where(TaskCard.holder_id == user_id, TaskCard.state == CLAIMED).order_by(TaskCard.id)
+    )
+    return list(rows)
+
+
+async def open_questions(session: AsyncSession, rep_id: str) -> list[TaskCard]:
+    """Cards waiting for this rep's answer (need_info), oldest first."""
+    rows = await session.scalars(
+        select(TaskCard)
+        .join(SupportRequest, SupportRequest.id == TaskCard.request_id)
+        .where(SupportRequest.rep_id == rep_id, TaskCard.state == NEED_INFO)
+        .order_by(TaskCard.state_since)
+    )
+    return list(rows)
+
+
+async def recent_for(session: AsyncSession, rep_id: str, since: datetime) -> list[SupportRequest]:
+    """The rep's requests created since ``since`` or still open, newest first."""
+    rows = await session.scalars(
+        select(SupportRequest)
+        .where(
+            SupportRequest.rep_id == rep_id,
+            (SupportRequest.created_at >= since) | (SupportRequest.status == OPEN),
+        )
+        .order_by(SupportRequest.id.desc())
+        .limit(20)
+    )
+    return list(rows)
+
+
+def since_text(then: datetime, now: datetime) -> timedelta:
+    return max(timedelta(0), now - then)

@@ -1,0 +1,137 @@
+"""Cards of support requests: the rep's confirmation card, the department task card, the offer after a visit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from bot import i18n
+from cards.model import Button, Card, CardField
+from cards.payload import ButtonPayload
+
+# Task-card button actions (payload "tk", (card id, action)).
+CLAIM, DONE, REJECT, INFO = "claim", "done", "reject", "info"
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """Everything a task card shows, already resolved to names (no database access while rendering)."""
+
+    ref: str
+    no: str
+    request_no: str
+    title: str
+    type_name: str
+    department_name: str
+    state: str
+    rows: Sequence[tuple[str, str]]
+    requester: str
+    holder: str
+    since: datetime
+    due_at: datetime
+    require_claim: bool
+    evidence: str
+    attachments: int
+    question: str = ""
+    answer: str = ""
+    reject_reason: str = ""
+
+
+_TONES: dict[str, Literal["info", "success", "warning", "muted"]] = {
+    "done": "success",
+    "rejected": "muted",
+    "need_info": "warning",
+}
+
+
+def _fmt(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).strftime("%m-%d %H:%M")
+
+
+def task_buttons(view: TaskView, locale: str, card_id: int) -> list[Button]:
+    def b(action: str, style: Literal["primary", "default", "danger"] = "default") -> Button:
+        return Button.of(i18n.t(locale, f"task.btn.{action}"), ButtonPayload("tk", (str(card_id), action)), style)
+
+    if view.state == "open":
+        first = [b(CLAIM, "primary")] if view.require_claim else [b(CLAIM, "primary"), b(DONE)]
+        return [*first, b(INFO), b(REJECT, "danger")]
+    if view.state == "claimed":
+        return [b(DONE, "primary"), b(INFO), b(REJECT, "danger")]
+    if view.state == "need_info":
+        return [b(REJECT, "danger")]
+    return []
+
+
+def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
+    """The department's card: facts first (customer, ward, date …), then who holds it, the deadline, the number."""
+    t = lambda key, **p: i18n.t(locale, key, **p)  # noqa: E731
+    fields = [CardField(label=label, value=value) for label, value in view.rows if value]
+    fields.append(CardField(label=t("task.f.requester"), value=view.requester))
+    state = t(f"task.state.{view.state}")
+    if view.holder:
+        state = f"{state} · {view.holder}"
+    fields.append(CardField(label=t("task.f.state"), value=f"{state}（{_fmt(view.since, tz)}）"))
+    fields.append(CardField(label=t("task.f.due"), value=_fmt(view.due_at, tz)))
+    fields.append(CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"))
+    if view.attachments:
+        fields.append(CardField(label=t("task.f.attachments"), value=str(view.attachments)))
+    if view.question:
+        fields.append(CardField(label=t("task.f.question"), value=view.question))
+    if view.answer:
+        fields.append(CardField(label=t("task.f.answer"), value=view.answer))
+    if view.reject_reason:
+        fields.append(CardField(label=t("task.f.reason"), value=view.reject_reason))
+    evidence = t(f"task.evidence.{view.evidence}") if view.evidence != "none" and view.state == "claimed" else ""
+    closed = view.state in ("done", "rejected")
+    status = ""
+    if closed:
+        status = t(f"task.status.{view.state}", holder=view.holder, when=_fmt(view.since, tz))
+    return Card(
+        ref=view.ref,
+        title=f"{view.department_name}｜{view.title}",
+        description=evidence or t("task.desc", type_name=view.type_name),
+        fields=fields,
+        buttons=task_buttons(view, locale, card_id),
+        status=status,
+        tone=_TONES.get(view.state, "info"),
+    )
+
+
+def request_choice_card(ref: str, token: str, field: str, question: str, options: Sequence[tuple[str, str]]) -> Card:
+    buttons = [Button.of(label, ButtonPayload("rf", (token, field, value))) for label, value in options[:6]]
+    return Card(ref=ref, title=question, buttons=buttons)
+
+
+def request_confirm_card(
+    ref: str, token: str, locale: str, type_name: str, rows: Sequence[tuple[str, str]], *, status: str = ""
+) -> Card:
+    """提交 / 修改 / 取消 for a request; with ``status`` the card is settled (no buttons)."""
+    buttons = []
+    if not status:
+        buttons = [
+            Button.of(i18n.t(locale, "visit.btn.submit"), ButtonPayload("rc", (token, "submit")), "primary"),
+            Button.of(i18n.t(locale, "visit.btn.edit"), ButtonPayload("rc", (token, "edit"))),
+            Button.of(i18n.t(locale, "visit.btn.cancel"), ButtonPayload("rc", (token, "cancel")), "danger"),
+        ]
+    return Card(
+        ref=ref,
+        title=i18n.t(locale, "request.confirm_title", type_name=type_name),
+        description="" if status else i18n.t(locale, "request.confirm_desc"),
+        fields=[CardField(label=label, value=value) for label, value in rows if value],
+        buttons=buttons,
+        status=status,
+        tone="success" if status else "info",
+    )
+
+
+def offer_card(ref: str, locale: str, visit_id: int, offers: Sequence[tuple[str, str]]) -> Card:
+    """After a visit: "需要跟台吗?" with one button per request type offered (key, name)."""
+    buttons = [Button.of(name, ButtonPayload("rq", (key, str(visit_id)))) for key, name in offers[:6]]
+    return Card(ref=ref, title=i18n.t(locale, "request.offer_title"), buttons=buttons)
+
+
+def settled_offer(ref: str, locale: str, chosen: str) -> Card:
+    return Card(ref=ref, title=i18n.t(locale, "request.offer_title"), status=f"✓ {chosen}", tone="muted")

@@ -1,0 +1,857 @@
+"""Support requests (rep side) and department task cards (claim / done / reject / need info, attachments)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot import i18n
+from bot.config import RequestFieldConfig, RequestTypeConfig
+from bot.events import CardAction, MediaMessage
+from bot.intents import SendCard, SendText, UpdateCard
+from bot.routing import Context, Router, action, command, in_flow, is_media, is_text, split_command
+from bot.services import requests as svc
+from bot.services.request_parser import (
+    RequestIssue,
+    field_by_key,
+    key_index,
+    parse_request_line,
+    parse_value,
+    place_loose,
+)
+from bot.services.requests import RequestError
+from bot.services.visits import match_ward
+from cards.tasks import (
+    CLAIM,
+    DONE,
+    INFO,
+    REJECT,
+    TaskView,
+    request_choice_card,
+    request_confirm_card,
+    settled_offer,
+    task_card,
+)
+from cards.visits import settled_choice
+from handlers import help
+from storage.models import Customer, SupportRequest, TaskCard, User, Visit
+
+log = logging.getLogger(__name__)
+
+router = Router("requests")
+# After the visit dialog: a plain text from a rep with one open question is the answer to it.
+late_router = Router("requests_late")
+
+FLOW = "request"
+INPUT_FLOW = "task_input"
+ATTACH_FLOW = "task_attach"
+MY_REQUESTS = ("我的申请", "my requests", "myrequests")
+PROGRESS = ("进度", "progress", "status")
+ANSWER = ("补充", "reply")
+ATTACH = ("附件", "attach")
+LIST_DAYS = 14
+
+
+# ---- helpers -------------------------------------------------------------------------------------------------
+
+
+def type_for_text(ctx: Context) -> tuple[str, str] | None:
+    """(request type key, text after its keyword) when the text starts with a request keyword."""
+    best: tuple[int, str, str] | None = None
+    for key, rt in ctx.runtime.settings.request_types.items():
+        for word in rt.keywords:
+            rest = split_command(ctx.text, [word])
+            if rest is not None and (best is None or len(word) > best[0]):
+                best = (len(word), key, rest)
+    return (best[1], best[2]) if best else None
+
+
+def is_request_command(ctx: Context) -> bool:
+    return bool(ctx.text) and type_for_text(ctx) is not None
+
+
+def _type_name(locale: str, rt: RequestTypeConfig) -> str:
+    return rt.name_en if locale == i18n.EN else rt.name_zh
+
+
+def _label(locale: str, f: RequestFieldConfig) -> str:
+    return f.label_en if locale == i18n.EN else f.label_zh
+
+
+def _department_name(ctx: Context, department: str, locale: str | None = None) -> str:
+    cfg = ctx.runtime.settings.departments.get(department)
+    if cfg is None:
+        return department
+    return cfg.name_en if i18n.normalize_locale(locale or ctx.locale) == i18n.EN else cfg.name_zh
+
+
+def _org_locale(ctx: Context) -> str:
+    return i18n.normalize_locale(ctx.runtime.settings.org.default_locale)
+
+
+def _channel_of(ctx: Context, user: User) -> str:
+    """Where to reach ``user``: their platform if enabled, else the console, else the event's channel."""
+    channel = ctx.runtime.channel_for(user, fallback="")
+    if channel:
+        return channel
+    return "console" if "console" in ctx.runtime.channels else ctx.event.channel
+
+
+def _notify(ctx: Context, user: User, key: str, **params: Any) -> None:
+    text = i18n.t(user.locale, key, **params)
+    ctx.intents.append(SendText(channel=_channel_of(ctx, user), user_ids=(user.id,), text=text))
+
+
+async def _names(ctx: Context, ids: set[str]) -> dict[str, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    rows = await ctx.session.execute(select(User.id, User.name).where(User.id.in_(ids)))
+    return {uid: name for uid, name in rows.all()}
+
+
+async def say_error(ctx: Context, exc: RequestError) -> None:
+    params = dict(exc.params)
+    if "holder_id" in params:
+        params["holder"] = (await _names(ctx, {params.pop("holder_id")})).get(exc.params["holder_id"], "")
+    if "state_key" in params:
+        params["state"] = ctx.t(params.pop("state_key"))
+    ctx.reply(ctx.t(exc.key, **params))
+
+
+def _fmt(ctx: Context, when: datetime) -> str:
+    return when.astimezone(ctx.runtime.settings.org.tz).strftime("%m-%d %H:%M")
+
+
+def _rows(
+    ctx: Context, rt: RequestTypeConfig, values: dict[str, Any], customer: str, locale: str
+) -> list[tuple[str, str]]:
+    rows = []
+    for f in rt.fields:
+        value = customer if f.key == "customer" else str(values.get(f.key) or "")
+        rows.append((_label(locale, f), value))
+    return rows
+
+
+# ---- task cards: rendering and fan-out -----------------------------------------------------------------------
+
+
+async def task_view(ctx: Context, card: TaskCard, request: SupportRequest | None = None) -> TaskView:
+    """The card's facts resolved to names, in the org's default language (one copy serves every member)."""
+    request = request or await ctx.session.get(SupportRequest, card.request_id)
+    assert request is not None
+    rt = ctx.runtime.settings.request_types.get(request.type_key)
+    customer = await ctx.session.get(Customer, request.customer_id)
+    locale = _org_locale(ctx)
+    names = await _names(ctx, {request.rep_id, card.holder_id or ""})
+    questions = list(card.questions or [])
+    last = questions[-1] if questions else {}
+    rows = _rows(ctx, rt, request.fields, customer.name if customer else "", locale) if rt else []
+    return TaskView(
+        ref=card.ref,
+        no=svc.card_no(card.id),
+        request_no=svc.request_no(request.id),
+        title=card.title,
+        type_name=_type_name(locale, rt) if rt else request.type_key,
+        department_name=_department_name(ctx, card.department, locale),
+        state=card.state,
+        rows=rows,
+        requester=names.get(request.rep_id, request.rep_id),
+        holder=names.get(card.holder_id or "", ""),
+        since=card.state_since,
+        due_at=card.due_at,
+        require_claim=card.require_claim,
+        evidence=card.evidence,
+        attachments=len(card.attachments or []),
+        question=str(last.get("q") or ""),
+        answer=str(last.get("a") or ""),
+        reject_reason=card.reject_reason or "",
+    )
+
+
+async def _by_channel(ctx: Context, user_ids: list[str]) -> dict[str, list[str]]:
+    if not user_ids:
+        return {}
+    users = (await ctx.session.scalars(select(User).where(User.id.in_(user_ids)))).all()
+    groups: dict[str, list[str]] = defaultdict(list)
+    for u in sorted(users, key=lambda u: user_ids.index(u.id)):
+        groups[_channel_of(ctx, u)].append(u.id)
+    return groups
+
+
+async def send_task_card(ctx: Context, card: TaskCard, request: SupportRequest) -> None:
+    """One shared card per channel for all of the department's people (WeCom: one message, one task_id)."""
+    view = await task_view(ctx, card, request)
+    rendered = task_card(view, _org_locale(ctx), ctx.runtime.settings.org.tz, card.id)
+    for channel, ids in (await _by_channel(ctx, list(card.recipients or []))).items():
+        ctx.intents.append(SendCard(channel=channel, user_ids=tuple(ids), card=rendered, shared=True))
+
+
+async def refresh_task_card(ctx: Context, card: TaskCard, *, tap_code: str = "", tap_ref: str = "") -> None:
+    """Update every recipient's copy in place; the tap's response code serves the copy on the tap's channel."""
+    view = await task_view(ctx, card)
+    rendered = task_card(view, _org_locale(ctx), ctx.runtime.settings.org.tz, card.id)
+    if not tap_code and isinstance(ctx.event, CardAction) and ctx.event.card_ref == card.ref:
+        tap_code, tap_ref = ctx.event.response_code, card.ref
+    for channel, ids in (await _by_channel(ctx, list(card.recipients or []))).items():
+        code = tap_code if channel == ctx.event.channel and tap_ref == card.ref else ""
+        ctx.intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=rendered, response_code=code))
+
+
+# ---- the rep's request dialog ---------------------------------------------------------------------------------
+
+
+class Dialog:
+    """The request dialog's state in ``ctx.conversation.data``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.data = ctx.conversation.data
+        self.values: dict[str, str] = self.data.setdefault("values", {})
+        self.notes: list[str] = []
+
+    @classmethod
+    def begin(cls, ctx: Context, type_key: str, visit_id: int | None = None) -> Dialog:
+        ctx.conversation.start(
+            FLOW, {"token": secrets.token_hex(4), "type": type_key, "values": {}, "seq": 0, "visit_id": visit_id}
+        )
+        return cls(ctx)
+
+    @property
+    def rt(self) -> RequestTypeConfig:
+        return self.ctx.runtime.settings.request_types[str(self.data["type"])]
+
+    @property
+    def token(self) -> str:
+        return str(self.data["token"])
+
+    @property
+    def today(self) -> date:
+        return self.ctx.now.astimezone(self.ctx.runtime.settings.org.tz).date()
+
+    def note(self, key: str, **params: Any) -> None:
+        self.notes.append(self.ctx.t(key, **params))
+
+    def flush(self) -> None:
+        if self.notes:
+            self.ctx.reply("\n".join(self.notes))
+            self.notes = []
+
+    def issue(self, issue: RequestIssue) -> None:
+        f = field_by_key(self.rt, issue.field) if issue.field else None
+        label = _label(self.ctx.locale, f) if f else ""
+        if issue.code == "unknown_key":
+            keys = "、".join(_label(self.ctx.locale, f) for f in self.rt.fields)
+            self.note("request.unknown_key", value=issue.value, keys=keys)
+        elif issue.code == "bad_choice" and f is not None:
+            self.note("request.bad_choice", value=issue.value, choices="、".join(f.choices))
+        else:
+            self.note(f"request.{issue.code}", field=label, value=issue.value)
+
+    async def customer(self) -> Customer | None:
+        cid = self.data.get("customer_id")
+        return await self.ctx.session.get(Customer, int(cid)) if cid is not None else None
+
+    async def set_customer_text(self, text: str) -> None:
+        matcher = await self.ctx.runtime.directory.matcher(self.ctx.session)
+        result = matcher.match(text)
+        self.data.pop("customer_options", None)
+        if result.best is not None:
+            self.data["customer_id"], self.values["customer"] = result.best.id, result.best.name
+            return
+        self.data["customer_id"] = None
+        self.values.pop("customer", None)
+        self.data["customer_options"] = [[c.entry.name, str(c.entry.id)] for c in result.candidates]
+        if result.status == "ambiguous":
+            self.note("visit.choose_customer", text=text)
+            return
+        names = "、".join(c.entry.name for c in result.candidates)
+        suggest = self.ctx.t("visit.suggest", names=names) if names else ""
+        self.note("visit.unknown_customer", text=text, suggest=suggest)
+
+    async def set_ward(self, text: str) -> None:
+        customer = await self.customer()
+        if customer is None:
+            self.values["ward"] = text
+            return
+        ward = match_ward(customer, text)
+        if ward is None:
+            self.values.pop("ward", None)
+            wards = "、".join(customer.wards or [])
+            self.note("visit.unknown_ward", customer=customer.name, ward=text, wards=wards)
+        else:
+            self.values["ward"] = ward
+
+    async def merge_line(self, text: str) -> None:
+        parsed = parse_request_line(self.rt, text, self.today)
+        for issue in parsed.issues:
+            self.issue(issue)
+        if "customer" in parsed.values:
+            await self.set_customer_text(parsed.values.pop("customer"))
+        customer = await self.customer()
+        for issue in place_loose(self.rt, parsed, list(customer.wards or []) if customer else None, self.today):
+            self.issue(issue)
+        ward = parsed.values.pop("ward", None)
+        self.values.update(parsed.values)
+        if ward:
+            await self.set_ward(ward)
+
+    async def answer(self, key: str, text: str) -> None:
+        f = field_by_key(self.rt, key)
+        if f is None:
+            return
+        if f.type == "customer":
+            await self.set_customer_text(text)
+            if self.values.get("ward"):
+                await self.set_ward(self.values["ward"])
+            return
+        if f.type == "ward":
+            await self.set_ward(text)
+            return
+        value, issue = parse_value(f, text, self.today)
+        if issue is not None:
+            self.issue(issue)
+        elif value is not None:
+            self.values[key] = value
+
+    def _ref(self, kind: str) -> str:
+        self.data["seq"] = int(self.data.get("seq", 0)) + 1
+        return f"r{kind}-{self.token}-{self.data['seq']}"
+
+    def settle_question(self, answer: str) -> None:
+        ref = self.data.pop("ask_ref", None)
+        if ref:
+            self.ctx.update_card(settled_choice(ref, str(self.data.get("ask_title", "")), answer))
+
+    async def advance(self) -> None:
+        ctx = self.ctx
+        customer = await self.customer()
+        options = self.data.pop("customer_options", None)
+        if customer is None and options:
+            self._ask("customer", ctx.t("visit.ask.customer"), [(n, v) for n, v in options])
+            return
+        missing = [
+            f
+            for f in self.rt.fields
+            if f.required and not (self.values.get(f.key) or (f.key == "customer" and customer))
+        ]
+        if missing:
+            f = missing[0]
+            label = _label(ctx.locale, f)
+            if f.type == "choice":
+                self._ask(f.key, ctx.t("request.ask.choice", label=label), [(c, c) for c in f.choices])
+            elif f.type == "date":
+                self._ask(f.key, ctx.t("request.ask.date", label=label), [])
+            elif f.type == "ward" and customer is not None:
+                self._ask(f.key, ctx.t("request.ask.choice", label=label), [(w, w) for w in customer.wards or []])
+            else:
+                self._ask(f.key, ctx.t("request.ask", label=label), [])
+            return
+        self.data["stage"] = "confirm"
+        self.data.pop("awaiting", None)
+        self.flush()
+        rows = _rows(ctx, self.rt, self.values, customer.name if customer else "", ctx.locale)
+        ref = self.data.get("confirm_ref") or self._ref("c")
+        card = request_confirm_card(ref, self.token, ctx.locale, _type_name(ctx.locale, self.rt), rows)
+        if self.data.get("confirm_ref"):
+            ctx.update_card(card)
+        else:
+            self.data["confirm_ref"] = ref
+            ctx.reply_card(card)
+
+    def _ask(self, key: str, question: str, options: list[tuple[str, str]]) -> None:
+        self.data["stage"] = "collect"
+        self.data["awaiting"] = key
+        if not self.data.get("hinted"):
+            self.data["hinted"] = True
+            question = f"{question}\n{self.ctx.t('request.ask.hint')}"
+        self.flush()
+        if options:
+            ref = self._ref("q")
+            self.data["ask_ref"], self.data["ask_title"] = ref, question
+            self.ctx.reply_card(request_choice_card(ref, self.token, key, question, options))
+        else:
+            self.ctx.reply(question)
+
+
+def _looks_like_pairs(ctx: Context, text: str) -> bool:
+    rt = ctx.runtime.settings.request_types[str(ctx.conversation.data["type"])]
+    norm = text.replace("：", ":")
+    if ":" not in norm:
+        return False
+    head = norm.split(":", 1)[0].split()
+    return bool(head) and head[-1].casefold() in key_index(rt)
+
+
+def _not_other_command(ctx: Context) -> bool:
+    text = ctx.text
+    words = (*MY_REQUESTS, *PROGRESS, *ANSWER, *ATTACH)
+    return split_command(text, words) is None
+
+
+# ---- routes: rep side ----------------------------------------------------------------------------------------
+
+
+@router.route(is_request_command)
+async def start_request(ctx: Context) -> None:
+    """`跟台 浙一 骨科 2026-12-03 器械:脊柱A包`: parse what was given, ask only for what is missing."""
+    found = type_for_text(ctx)
+    assert found is not None
+    type_key, rest = found
+    dialog = Dialog.begin(ctx, type_key)
+    if rest:
+        await dialog.merge_line(rest)
+    await dialog.advance()
+
+
+@router.route(in_flow(FLOW), is_text, _not_other_command)
+async def answer_request(ctx: Context) -> None:
+    """A typed answer or a `字段:值` correction while the request dialog runs."""
+    dialog = Dialog(ctx)
+    text = ctx.text.strip()
+    if _looks_like_pairs(ctx, text):
+        await dialog.merge_line(text)
+        dialog.settle_question(text)
+    elif dialog.data.get("stage") == "confirm":
+        ctx.reply(ctx.t("request.edit_hint"))
+        return
+    else:
+        await dialog.answer(str(dialog.data.get("awaiting") or "customer"), text)
+        dialog.settle_question(text)
+    await dialog.advance()
+
+
+@router.route(action("rf"))
+async def choose_request_value(ctx: Context) -> None:
+    """A choice button in the request dialog: (token, field, value)."""
+    assert ctx.payload is not None
+    args = ctx.payload.args
+    conv = ctx.conversation
+    if conv.flow != FLOW or len(args) != 3 or args[0] != conv.data.get("token"):
+        ctx.reply(ctx.t("stale_button"))
+        return
+    dialog = Dialog(ctx)
+    _, key, value = args
+    if key == "customer":
+        customer = await ctx.session.get(Customer, int(value)) if value.isdigit() else None
+        if customer is None:
+            ctx.reply(ctx.t("stale_button"))
+            return
+        dialog.data["customer_id"], dialog.values["customer"] = customer.id, customer.name
+        dialog.settle_question(customer.name)
+    else:
+        await dialog.answer(key, value)
+        dialog.settle_question(value)
+    await dialog.advance()
+
+
+@router.route(action("rq"))
+async def request_from_visit(ctx: Context) -> None:
+    """The offer after a visit: start the request with the visit's hospital and ward, linked to the visit."""
+    assert ctx.payload is not None
+    args = ctx.payload.args
+    settings = ctx.runtime.settings
+    visit_id = int(args[1]) if len(args) == 2 and args[1].isdigit() else None
+    visit = await ctx.session.get(Visit, visit_id) if visit_id is not None else None
+    if len(args) != 2 or args[0] not in settings.request_types or visit is None or visit.rep_id != ctx.user.id:
+        ctx.reply(ctx.t("stale_button"))
+        return
+    rt = settings.request_types[args[0]]
+    if isinstance(ctx.event, CardAction) and ctx.event.card_ref:
+        ctx.update_card(settled_offer(ctx.event.card_ref, ctx.locale, _type_name(ctx.locale, rt)))
+    dialog = Dialog.begin(ctx, args[0], visit_id=visit.id)
+    customer = await ctx.session.get(Customer, visit.customer_id)
+    if customer is not None:
+        dialog.data["customer_id"], dialog.values["customer"] = customer.id, customer.name
+    if visit.ward and any(f.key == "ward" for f in rt.fields):
+        dialog.values["ward"] = visit.ward
+    dialog.note("request.from_visit", no=f"V{visit.id}")
+    await dialog.advance()
+
+
+@router.route(action("rc"))
+async def confirm_request(ctx: Context) -> None:
+    """提交 / 修改 / 取消 on the request's confirmation card."""
+    assert ctx.payload is not None
+    args = ctx.payload.args
+    conv = ctx.conversation
+    if conv.flow != FLOW or len(args) != 2 or args[0] != conv.data.get("token") or not conv.data.get("confirm_ref"):
+        ctx.reply(ctx.t("stale_button"))
+        return
+    dialog = Dialog(ctx)
+    rt = dialog.rt
+    ref = str(conv.data["confirm_ref"])
+    customer = await dialog.customer()
+    rows = _rows(ctx, rt, dialog.values, customer.name if customer else "", ctx.locale)
+    name = _type_name(ctx.locale, rt)
+    if args[1] == "edit":
+        ctx.reply(ctx.t("request.edit_hint"))
+        return
+    if args[1] == "cancel":
+        status = ctx.t("request.cancelled_status")
+        ctx.update_card(request_confirm_card(ref, dialog.token, ctx.locale, name, rows, status=status))
+        conv.clear()
+        ctx.reply(ctx.t("cancelled"))
+        return
+    if args[1] != "submit" or customer is None:
+        ctx.reply(ctx.t("stale_button"))
+        return
+    # Dates are checked again on submit: a draft left overnight may have a date that is now in the past.
+    for f in rt.fields:
+        if f.type == "date" and dialog.values.get(f.key):
+            _, issue = parse_value(f, str(dialog.values[f.key]), dialog.today)
+            if issue is not None:
+                dialog.values.pop(f.key)
+                dialog.issue(issue)
+                dialog.data.pop("confirm_ref", None)
+                ctx.update_card(request_confirm_card(ref, dialog.token, ctx.locale, name, rows, status="✗"))
+                await dialog.advance()
+                return
+    settings = ctx.runtime.settings
+    visit_id = dialog.data.get("visit_id")
+    request, cards = await svc.create(
+        ctx.session,
+        settings=settings,
+        type_key=str(dialog.data["type"]),
+        values=dict(dialog.values),
+        customer=customer,
+        rep=ctx.user,
+        visit_id=int(visit_id) if visit_id is not None else None,
+        now=ctx.now,
+        channel=ctx.event.channel,
+    )
+    no = svc.request_no(request.id)
+    ctx.update_card(
+        request_confirm_card(ref, dialog.token, ctx.locale, name, rows, status=ctx.t("request.submitted_status", no=no))
+    )
+    conv.clear()
+    departments = "、".join(_department_name(ctx, c.department) for c, _ in cards)
+    ctx.reply(ctx.t("request.submitted", no=no, type_name=name, customer=customer.name, departments=departments))
+    for card, people in cards:
+        if not people:
+            ctx.reply(ctx.t("request.no_recipients", department=_department_name(ctx, card.department)))
+            continue
+        await send_task_card(ctx, card, request)
+
+
+@router.route(command(*MY_REQUESTS))
+async def my_requests(ctx: Context) -> None:
+    """The rep's requests of the last two weeks and every open one, with each department's state."""
+    since = ctx.now - timedelta(days=LIST_DAYS)
+    requests = await svc.recent_for(ctx.session, ctx.user.id, since)
+    if not requests:
+        ctx.reply(ctx.t("request.list_empty"))
+        return
+    lines = [ctx.t("request.list_header")]
+    for request in requests:
+        lines.extend(await _request_lines(ctx, request))
+    ctx.reply("\n".join(lines))
+
+
+async def _request_lines(ctx: Context, request: SupportRequest) -> list[str]:
+    rt = ctx.runtime.settings.request_types.get(request.type_key)
+    customer = await ctx.session.get(Customer, request.customer_id)
+    cards = await svc.cards_of(ctx.session, request.id)
+    names = await _names(ctx, {c.holder_id or "" for c in cards})
+    lines = [
+        ctx.t(
+            "request.list_line",
+            no=svc.request_no(request.id),
+            type_name=_type_name(ctx.locale, rt) if rt else request.type_key,
+            customer=customer.name if customer else "",
+            when=_fmt(ctx, request.created_at),
+            status=ctx.t(f"request.status.{request.status}"),
+        )
+    ]
+    for c in cards:
+        holder = names.get(c.holder_id or "", "")
+        lines.append(
+            ctx.t(
+                "request.card_line",
+                department=_department_name(ctx, c.department),
+                state=ctx.t(f"task.state.{c.state}"),
+                holder=f" · {holder}" if holder else "",
+                since=_fmt(ctx, c.state_since),
+            )
+        )
+    return lines
+
+
+@router.route(command(*PROGRESS))
+async def request_progress(ctx: Context) -> None:
+    """`进度 R12`: the request's facts and each department's card: state, holder, since when, Q&A, files."""
+    request_id = svc.parse_request_no(ctx.args.split(" ", 1)[0]) if ctx.args else None
+    if request_id is None:
+        ctx.reply(ctx.t("request.progress_usage"))
+        return
+    no = svc.request_no(request_id)
+    request = await ctx.session.get(SupportRequest, request_id)
+    if request is None:
+        ctx.reply(ctx.t("request.not_found", no=no))
+        return
+    if not await svc.may_view(ctx.session, ctx.user, request):
+        log.warning("user %s may not view request %s", ctx.user.id, request_id)
+        ctx.reply(ctx.t("request.not_visible", no=no))
+        return
+    rt = ctx.runtime.settings.request_types.get(request.type_key)
+    customer = await ctx.session.get(Customer, request.customer_id)
+    requester = (await _names(ctx, {request.rep_id})).get(request.rep_id, request.rep_id)
+    lines = [
+        ctx.t(
+            "request.progress_header",
+            no=no,
+            type_name=_type_name(ctx.locale, rt) if rt else request.type_key,
+            customer=customer.name if customer else "",
+            ward=request.ward or "",
+            requester=requester,
+            when=_fmt(ctx, request.created_at),
+            status=ctx.t(f"request.status.{request.status}"),
+        )
+    ]
+    if rt is not None:
+        lines.extend(
+            f"{label}：{value}" for label, value in _rows(ctx, rt, request.fields, "", ctx.locale)[1:] if value
+        )
+    for line in (await _request_lines(ctx, request))[1:]:
+        lines.append(line)
+    for card in await svc.cards_of(ctx.session, request.id):
+        for q in card.questions or []:
+            lines.append(f"    {svc.card_no(card.id)} ❓{q.get('q')}" + (f" 💬{q['a']}" if q.get("a") else ""))
+        if card.reject_reason:
+            lines.append(f"    {svc.card_no(card.id)} ⛔{card.reject_reason}")
+        if card.attachments:
+            lines.append(f"    {svc.card_no(card.id)} 📎{len(card.attachments)}")
+    ctx.reply("\n".join(lines))
+
+
+# ---- routes: department side ----------------------------------------------------------------------------------
+
+
+async def _load_card(ctx: Context, card_id: int) -> TaskCard | None:
+    return await ctx.session.get(TaskCard, card_id, with_for_update=True)
+
+
+async def _rep_of(ctx: Context, card: TaskCard) -> tuple[SupportRequest, User | None]:
+    request = await ctx.session.get(SupportRequest, card.request_id)
+    assert request is not None
+    return request, await ctx.session.get(User, request.rep_id)
+
+
+def _refuse(ctx: Context, card: TaskCard) -> None:
+    log.warning("user %s may not act on task card %s (department %s)", ctx.user.id, card.id, card.department)
+    ctx.audit("task.denied", "task_card", card.id, {"department": card.department, "event": ctx.event.kind})
+    ctx.reply(ctx.t("task.not_allowed", no=svc.card_no(card.id)))
+
+
+@router.route(action("tk"))
+async def tap_task(ctx: Context) -> None:
+    """认领 / 完成 / 驳回 / 需补充 on a task card: (card id, action)."""
+    assert ctx.payload is not None
+    args = ctx.payload.args
+    card = await _load_card(ctx, int(args[0])) if len(args) == 2 and args[0].isdigit() else None
+    if card is None or args[1] not in (CLAIM, DONE, REJECT, INFO):
+        ctx.reply(ctx.t("stale_button"))
+        return
+    if not svc.may_act(ctx.user, card):
+        _refuse(ctx, card)
+        return
+    op = args[1]
+    try:
+        if op == CLAIM:
+            svc.claim(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
+        elif op == DONE:
+            svc.done(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
+        else:
+            svc.check_may_question(card, ctx.user)
+            if op == INFO and card.state == svc.NEED_INFO:
+                raise RequestError("task.waiting_info", no=svc.card_no(card.id))
+    except RequestError as exc:
+        await say_error(ctx, exc)
+        # The tapped copy may be out of date (a stale button): show the card as it is now.
+        await refresh_task_card(ctx, card)
+        return
+    no = svc.card_no(card.id)
+    if op in (REJECT, INFO):
+        code = ctx.event.response_code if isinstance(ctx.event, CardAction) else ""
+        ctx.conversation.start(INPUT_FLOW, {"card_id": card.id, "op": op, "code": code, "ref": card.ref})
+        ctx.reply(ctx.t("task.ask_reason" if op == REJECT else "task.ask_question", no=no))
+        return
+    await refresh_task_card(ctx, card)
+    request, rep = await _rep_of(ctx, card)
+    department = _department_name(ctx, card.department, rep.locale if rep else None)
+    if op == CLAIM:
+        ctx.reply(ctx.t("task.claimed_ok", no=no, title=card.title))
+        if rep is not None:
+            _notify(ctx, rep, "notice.claimed", no=svc.request_no(request.id), department=department,
+                    holder=ctx.user.name, title=card.title)  # fmt: skip
+        return
+    ctx.reply(ctx.t("task.done_ok", no=no))
+    await _after_close(ctx, card, request, rep)
+
+
+async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, rep: User | None) -> None:
+    """Tell the rep; when every department is through, say so."""
+    if rep is None:
+        return
+    rno = svc.request_no(request.id)
+    department = _department_name(ctx, card.department, rep.locale)
+    if card.state == svc.DONE:
+        files = ""
+        attachments = list(card.attachments or [])
+        if attachments:
+            kinds = [str(a.get("kind") or "file") for a in attachments]
+            names = "、".join(f"{i18n.t(rep.locale, 'media.' + k)}×{kinds.count(k)}" for k in dict.fromkeys(kinds))
+            files = i18n.t(rep.locale, "notice.files", count=len(attachments), names=names)
+        _notify(ctx, rep, "notice.done", no=rno, department=department, title=card.title, files=files)
+    else:
+        _notify(ctx, rep, "notice.rejected", no=rno, department=department, title=card.title,
+                reason=card.reject_reason or "")  # fmt: skip
+    cards = await svc.cards_of(ctx.session, request.id)
+    if svc.settle_request(request, cards, ctx.now) and request.status == svc.DONE:
+        rt = ctx.runtime.settings.request_types.get(request.type_key)
+        name = _type_name(i18n.normalize_locale(rep.locale), rt) if rt else request.type_key
+        _notify(ctx, rep, "request.all_done", no=rno, type_name=name)
+
+
+@router.route(in_flow(INPUT_FLOW), is_text)
+async def task_input(ctx: Context) -> None:
+    """The reason for 驳回 or the question for 需补充, typed after the tap."""
+    data = ctx.conversation.data
+    ctx.conversation.clear()
+    card = await _load_card(ctx, int(data["card_id"]))
+    if card is None:
+        ctx.reply(ctx.t("stale_button"))
+        return
+    text = ctx.text.strip()
+    try:
+        if data["op"] == REJECT:
+            svc.reject(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
+        else:
+            svc.ask(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
+    except RequestError as exc:
+        await say_error(ctx, exc)
+        return
+    await refresh_task_card(ctx, card, tap_code=str(data.get("code") or ""), tap_ref=str(data.get("ref") or ""))
+    request, rep = await _rep_of(ctx, card)
+    no = svc.card_no(card.id)
+    if data["op"] == REJECT:
+        ctx.reply(ctx.t("task.rejected_ok", no=no))
+        await _after_close(ctx, card, request, rep)
+        return
+    ctx.reply(ctx.t("task.asked_ok"))
+    if rep is not None:
+        _notify(ctx, rep, "notice.need_info", no=svc.request_no(request.id), card=no, question=text,
+                department=_department_name(ctx, card.department, rep.locale), holder=ctx.user.name)  # fmt: skip
+
+
+async def _answer(ctx: Context, card: TaskCard, text: str) -> None:
+    request, _ = await _rep_of(ctx, card)
+    if request.rep_id != ctx.user.id:
+        ctx.reply(ctx.t("request.not_visible", no=svc.request_no(request.id)))
+        return
+    try:
+        svc.answer(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
+    except RequestError as exc:
+        await say_error(ctx, exc)
+        return
+    await refresh_task_card(ctx, card)
+    ctx.reply(ctx.t("task.answer_relayed", department=_department_name(ctx, card.department), answer=text))
+    asker_id = str((card.questions or [{}])[-1].get("by") or "")
+    for uid in dict.fromkeys([asker_id, card.holder_id or ""]):
+        person = await ctx.session.get(User, uid) if uid else None
+        if person is not None:
+            _notify(ctx, person, "notice.answered", card=svc.card_no(card.id), rep=ctx.user.name, answer=text)
+
+
+@router.route(command(*ANSWER))
+async def answer_question(ctx: Context) -> None:
+    """`补充 T12 王主任主刀`: the rep's answer to a department's question."""
+    no_text, _, rest = ctx.args.partition(" ")
+    card_id = svc.parse_card_no(no_text)
+    if card_id is None or not rest.strip():
+        ctx.reply(ctx.t("task.answer_usage"))
+        return
+    card = await _load_card(ctx, card_id)
+    if card is None:
+        ctx.reply(ctx.t("task.not_found", no=no_text))
+        return
+    await _answer(ctx, card, rest.strip())
+
+
+async def _attach(ctx: Context, card: TaskCard, media: list[dict[str, str]]) -> None:
+    try:
+        for m in media:
+            svc.attach(ctx.session, card, ctx.user, m["kind"], m["media_id"], ctx.now, ctx.event.channel)
+    except RequestError as exc:
+        await say_error(ctx, exc)
+        return
+    await refresh_task_card(ctx, card)
+    ctx.reply(ctx.t("task.attached_ok", no=svc.card_no(card.id), count=len(card.attachments or [])))
+
+
+@router.route(command(*ATTACH))
+async def attach_target(ctx: Context) -> None:
+    """`附件 T12`: the next file goes to card T12 (or the file just sent, if one is waiting)."""
+    card_id = svc.parse_card_no(ctx.args.split(" ", 1)[0]) if ctx.args else None
+    if card_id is None:
+        ctx.reply(ctx.t("task.attach_usage"))
+        return
+    card = await _load_card(ctx, card_id)
+    if card is None:
+        ctx.reply(ctx.t("task.not_found", no=ctx.args))
+        return
+    if not svc.may_act(ctx.user, card):
+        _refuse(ctx, card)
+        return
+    pending = list(ctx.conversation.data.get("pending_media") or []) if ctx.conversation.flow == ATTACH_FLOW else []
+    if pending:
+        ctx.conversation.clear()
+        await _attach(ctx, card, pending)
+        return
+    ctx.conversation.start(ATTACH_FLOW, {"card_id": card.id})
+    ctx.reply(ctx.t("task.attach_target", no=svc.card_no(card.id)))
+
+
+@router.route(is_media)
+async def receive_media(ctx: Context) -> None:
+    """A photo or file: evidence for the card its sender is working on."""
+    event = ctx.event
+    assert isinstance(event, MediaMessage)
+    media = {"kind": event.media_type, "media_id": event.media_id}
+    conv = ctx.conversation
+    if conv.flow == ATTACH_FLOW and conv.data.get("card_id"):
+        card = await _load_card(ctx, int(conv.data["card_id"]))
+        conv.clear()
+        if card is not None:
+            await _attach(ctx, card, [media])
+            return
+    held = await svc.held_cards(ctx.session, ctx.user.id)
+    if len(held) == 1:
+        await _attach(ctx, held[0], [media])
+        return
+    if not held:
+        ctx.reply(ctx.t("fallback.media"))
+        return
+    pending = list(conv.data.get("pending_media") or []) if conv.flow == ATTACH_FLOW else []
+    conv.start(ATTACH_FLOW, {"pending_media": [*pending, media][-9:]})
+    ctx.reply(ctx.t("task.attach_which", cards="、".join(svc.card_no(c.id) for c in held)))
+
+
+@late_router.route(is_text)
+async def answer_plain(ctx: Context) -> None:
+    """A rep's plain text while a department waits for their answer: relayed when exactly one card waits."""
+    questions = await svc.open_questions(ctx.session, ctx.user.id)
+    if not questions:
+        await help.unknown_text(ctx)
+        return
+    if len(questions) > 1:
+        ctx.reply(ctx.t("task.answer_which", cards="、".join(svc.card_no(c.id) for c in questions)))
+        return
+    card = await _load_card(ctx, questions[0].id)
+    assert card is not None
+    await _answer(ctx, card, ctx.text.strip())
