@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from bot.services.visit_parser import VISIT_FIELDS
+from bot.services.workcal import WorkCalendarConfig
 
 ENV_PREFIX = "SALESBOT__"
 CONFIG_ENV = "SALESBOT_CONFIG"
@@ -394,6 +395,7 @@ class Settings(_Section):
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    calendar: WorkCalendarConfig = Field(default_factory=WorkCalendarConfig)
     request_types: dict[str, RequestTypeConfig] = Field(default_factory=_default_request_types)
     wecom: WeComConfig = Field(default_factory=WeComConfig)
     dingtalk: DingTalkConfig = Field(default_factory=DingTalkConfig)

@@ -163,7 +163,7 @@ def _official(day: date) -> bool | None:
         return None
     if name is None:
         return None  # an ordinary weekday or weekend: the configured weekdays decide
-    return on_holiday
+    return not on_holiday
 
 
 def coverage_warning(cfg: WorkCalendarConfig, today: date) -> str | None:

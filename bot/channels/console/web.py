@@ -241,7 +241,7 @@ async def media(request: web.Request) -> web.Response:
         channel="console",
         sender=user.id,
         dedup_key=f"{user.id}:{client_id}",
-        media_type="image" if content_type in _MEDIA_TYPES else "file",  # type: ignore[arg-type]
+        media_type="image" if content_type in _MEDIA_TYPES else "file",
         media_id=media_id,
     )
     return await _ingest(request, user, event, {"from": "user", "text": f"📎 {name}", "media_id": media_id})
