@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +40,9 @@ async def load(session: AsyncSession, channel: str, user_id: str, now: datetime)
     )
     if row is None:
         return ConversationState(channel, user_id)
-    state = ConversationState(channel, user_id, row.flow, dict(row.data or {}), _row=row)
+    # A deep copy: handlers mutate nested values in place, and the row's loaded value must stay as it was, or the
+    # ORM sees no change to write.
+    state = ConversationState(channel, user_id, row.flow, copy.deepcopy(row.data or {}), _row=row)
     if row.flow is not None and row.expires_at is not None and row.expires_at <= now:
         state.clear()
         state.expired = True

@@ -203,3 +203,66 @@ def test_console_token_without_secret_fails() -> None:
     assert result.exit_code == 1
     assert "token_secret" in result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_config_check_reports_request_type_problems_with_their_paths(tmp_path: Path) -> None:
+    broken = tmp_path / "requests.toml"
+    broken.write_text(
+        "[request_types.surgery]\n"
+        'name_zh = "跟台"\n'
+        'name_en = "Surgery"\n'
+        'keywords = ["跟台"]\n'
+        'fields = [{key = "customer", label_zh = "医院", label_en = "Hospital", type = "customer"}]\n'
+        'tasks = [{department = "logistics", title_zh = "备货 {{ customer }}"}]\n'
+        "[request_types.repair]\n"
+        'name_zh = "维修"\n'
+        'name_en = "Repair"\n'
+        'keywords = ["跟台", "帮助", "fix"]\n'
+        "fields = [\n"
+        '  {key = "customer", label_zh = "医院", label_en = "Hospital", type = "customer"},\n'
+        '  {key = "part", label_zh = "部件", label_en = "Part"},\n'
+        '  {key = "when", label_zh = "日期", label_en = "Date", type = "date", not_before_today = true},\n'
+        "]\n"
+        "tasks = [\n"
+        '  {department = "engineering", title_zh = "维修 {{ part }}"},\n'
+        '  {department = "logistics", title_zh = "寄件 {{ prat }}"},\n'
+        '  {department = "compliance", title_zh = "审核 {{ part"},\n'
+        "]\n",
+        encoding="utf-8",
+    )
+    result = run("config", "check", str(broken))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    for path, words in (
+        ("request_types.repair.keywords.0", "already a keyword of surgery"),
+        ("request_types.repair.keywords.1", "built-in command"),
+        ("request_types.repair.tasks.0.department", "unknown department 'engineering'"),
+        ("request_types.repair.tasks.1.title_zh", "'prat' is undefined"),
+        ("request_types.repair.tasks.2.title_zh", "template does not render"),
+    ):
+        matching = [line for line in lines if line.strip().startswith(f"- {path}:")]
+        assert len(matching) == 1, (path, result.stderr)
+        assert words in matching[0], (path, matching[0])
+
+
+def test_config_check_reports_bad_request_fields(tmp_path: Path) -> None:
+    broken = tmp_path / "fields.toml"
+    broken.write_text(
+        "[request_types.x]\n"
+        'name_zh = "X"\n'
+        'name_en = "X"\n'
+        'keywords = ["xx"]\n'
+        "fields = [\n"
+        '  {key = "part", label_zh = "部件", label_en = "Part", type = "choice"},\n'
+        "]\n"
+        'tasks = [{department = "logistics", title_zh = "x"}]\n',
+        encoding="utf-8",
+    )
+    result = run("config", "check", str(broken))
+    assert result.exit_code == 1
+    assert "request_types.x.fields.0: a 'choice' field needs a non-empty 'choices' list" in result.stderr
+    fixed = broken.read_text(encoding="utf-8").replace('type = "choice"', 'type = "text"')
+    broken.write_text(fixed, encoding="utf-8")
+    result = run("config", "check", str(broken))
+    assert result.exit_code == 1
+    assert "request_types.x: a request type needs a field with key 'customer'" in result.stderr

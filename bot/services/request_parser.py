@@ -14,10 +14,13 @@ from datetime import date, timedelta
 from bot.config import RequestFieldConfig, RequestTypeConfig
 from bot.services.when import normalise, parse_date
 
-_KEY_RE = re.compile(r"(?:^|(?<=[\s,;、。]))([^\W\d][\w-]*)\s*:")
+_KEY_RE = re.compile(r"(?:^|(?<=[\s,;、。:]))([^\W\d][\w-]*)\s*:")
 _TOKEN_SEP_RE = re.compile(r"[\s,;、。]+")
 _EDGE = " \t\r\n,;、。"
-_YEAR_RE = re.compile(r"\d{4}")
+_BARE_WEEKDAY_RE = re.compile(
+    r"(?:周|星期|礼拜)[一二三四五六日天1-7]|(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?\.?",
+    re.IGNORECASE,
+)
 _WARD_SUFFIXES = ("科", "室", "中心", "部", "病区", "门诊", "病房", "急诊")
 
 
@@ -60,7 +63,7 @@ def field_by_key(rt: RequestTypeConfig, key: str) -> RequestFieldConfig | None:
 def parse_future_date(text: str, today: date) -> date | None:
     """A date that leans to the future: a bare weekday (周三) means the coming one, not the last one."""
     day = parse_date(text, today)
-    if day is not None and day < today and not _YEAR_RE.search(text):
+    if day is not None and day < today and _BARE_WEEKDAY_RE.fullmatch(normalise(text).strip()):
         later = parse_date(text, today + timedelta(days=6))
         if later is not None and later >= today:
             return later
