@@ -266,3 +266,11 @@ def test_config_check_reports_bad_request_fields(tmp_path: Path) -> None:
     result = run("config", "check", str(broken))
     assert result.exit_code == 1
     assert "request_types.x: a request type needs a field with key 'customer'" in result.stderr
+
+
+def test_the_example_spells_out_the_built_in_request_types_and_calendar() -> None:
+    from bot.config import Settings, load_settings
+
+    example = load_settings(EXAMPLE, environ={})
+    assert example.request_types == Settings().request_types
+    assert example.calendar == Settings().calendar

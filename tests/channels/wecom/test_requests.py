@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.runtime import Runtime
+from bot.services.when import normalise
 from cards import wecom as limits
 from storage.models import AuditLog, Customer, SupportRequest, TaskCard
 from tests.channels.wecom.conftest import WeComUser
@@ -573,9 +574,9 @@ async def test_past_surgery_date_is_refused(day: str, org: Scenario, bot: Runtim
     await rep.send(make_request_line(day=day))
 
     assert rep.cards() == []
-    [text] = rep.texts()
-    assert f"手术日期不能早于今天（{YESTERDAY}）" in text
-    assert "请输入手术日期" in text  # and the dialog asks for it again
+    [refusal, ask] = rep.texts()
+    assert refusal == f"手术日期不能早于今天（{YESTERDAY}）。请填写今天或以后的日期。"
+    assert ask.startswith("请输入手术日期")  # and the dialog asks for it again
     assert await db_requests(bot) == []
     assert await db_cards(bot) == {}
 
@@ -591,7 +592,7 @@ async def test_long_hospital_name_and_remark_stay_within_card_limits(
     confirm = await org.submit(make_request_line(hospital="长名医院", note=note))
 
     [request] = await db_requests(bot)
-    assert request.fields["note"] == note  # only the cards are cut, not the record
+    assert request.fields["note"] == normalise(note)  # only the cards are cut (full-width punctuation folded)
     assert_card_limits(confirm)
     cards = task_cards(fake)
     assert set(cards) == set(DEPARTMENTS)
@@ -599,7 +600,7 @@ async def test_long_hospital_name_and_remark_stay_within_card_limits(
         assert_card_limits(card)
         facts = shown(card)
         assert facts["医院"] == hospital[: limits.VALUE_MAX_CHARS - 1] + "…"
-        assert facts["备注"] == note[: limits.VALUE_MAX_CHARS - 1] + "…"
+        assert facts["备注"] == normalise(note)[: limits.VALUE_MAX_CHARS - 1] + "…"
         assert card["main_title"]["title"].startswith(f"{DEPT_ZH[dept]}｜")
         assert f"编号：{org.no(dept)} / R1" in card["sub_title_text"]
     assert cards["marketing"]["main_title"]["title"].endswith("…")

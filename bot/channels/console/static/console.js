@@ -694,6 +694,31 @@
     );
   }
 
+  // ---- attachments ---------------------------------------------------------------------------
+  /** Upload a photo or file as a message (the raw body; the server stores it and tells the bot). */
+  function sendFile(file) {
+    if (!file) return;
+    if (file.size > 5 * 1024 * 1024) {
+      toast("文件太大（最多 5 MB）。");
+      return;
+    }
+    var query = "?client_id=" + encodeURIComponent(newClientId()) + "&name=" + encodeURIComponent(file.name);
+    fetch(API + "/media" + query, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": file.type || "application/octet-stream", Accept: "application/json" },
+      body: file,
+    }).then(
+      function (resp) {
+        if (resp.status === 401) onUnauthorized();
+        else if (!resp.ok) toast("文件发送失败（" + resp.status + "），请重试。");
+      },
+      function () {
+        toast("网络不通，文件发送失败。");
+      }
+    );
+  }
+
   function useBrowserLocation() {
     if (!navigator.geolocation) {
       setLocStatus("此浏览器不支持定位，请手动输入坐标。", true);
@@ -754,6 +779,10 @@
       $("composer-input").focus();
     });
     $("loc-browser").addEventListener("click", useBrowserLocation);
+    $("attach-input").addEventListener("change", function (ev) {
+      sendFile(ev.target.files && ev.target.files[0]);
+      ev.target.value = "";
+    });
     $("loc-coords-send").addEventListener("click", function () {
       sendLocation(parseCoord($("loc-lat").value), parseCoord($("loc-lng").value), "");
     });
