@@ -200,10 +200,10 @@ def serve_fake(argv: list[str]) -> None:
 
 
 async def fake_get(base: str, what: str) -> Any:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        async with http.get(f"{base}/_fake/{what}") as r:
-            r.raise_for_status()
-            return await r.json()
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as http, http.get(f"{base}/_fake/{what}") as r:
+        r.raise_for_status()
+        return await r.json()
 
 
 # ---- the deployment -------------------------------------------------------------------------------------------
@@ -383,7 +383,7 @@ async def bot_main(args: argparse.Namespace) -> None:
         "cpu_s": sum(os.times()[:2]),
     }
     await rt.close()
-    Path(args.out).write_text(json.dumps(result), encoding="utf-8")
+    await asyncio.to_thread(Path(args.out).write_text, json.dumps(result), encoding="utf-8")
 
 
 # ---- baseline: a bare aiohttp sender ---------------------------------------------------------------------------
@@ -392,7 +392,9 @@ async def bot_main(args: argparse.Namespace) -> None:
 async def baseline_main(args: argparse.Namespace) -> None:
     from bot.channels.wecom.client import RateLimiter
 
-    bodies: list[dict[str, Any]] = json.loads(Path(args.run_baseline).read_text(encoding="utf-8"))
+    bodies: list[dict[str, Any]] = json.loads(
+        await asyncio.to_thread(Path(args.run_baseline).read_text, encoding="utf-8")
+    )
     base = args.fake.rstrip("/") + "/cgi-bin/"
     limiter = RateLimiter(args.app_calls_per_minute, 60.0)
     errors: Counter[int] = Counter()
@@ -431,7 +433,7 @@ async def baseline_main(args: argparse.Namespace) -> None:
         "cpu_s": sum(os.times()[:2]),
         "streams": len(streams),
     }
-    Path(args.out).write_text(json.dumps(result), encoding="utf-8")
+    await asyncio.to_thread(Path(args.out).write_text, json.dumps(result), encoding="utf-8")
 
 
 # ---- the driver ------------------------------------------------------------------------------------------------
@@ -592,10 +594,7 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, db_file: Path, pg: bo
     bot = json.loads(bot_out.read_text())
     bot_fake = asyncio.run(collect(fake))
     expected, bodies, pg_size = asyncio.run(outbox_cards(db_url))
-    if pg:
-        db_mb = pg_size
-    else:
-        db_mb = sum(p.stat().st_size for p in tmp.glob("fanout.db*")) / 2**20
+    db_mb = pg_size if pg else sum(p.stat().st_size for p in tmp.glob("fanout.db*")) / 2**20
     violations: list[str] = []
     cards = args.requests * len(DEPARTMENTS)
     if bot["rows"] != cards or bot["statuses"].get("sent", 0) != cards:
