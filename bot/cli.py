@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,6 +19,7 @@ from aiohttp import web
 from bot.config import ConfigError, Settings, load_settings, parse_settings, resolve_config_path
 from bot.logging_setup import setup_logging
 
+log = logging.getLogger("salesbot.cli")
 T = TypeVar("T")
 DEMO_DATA = Path(__file__).parent / "demo_data"
 
@@ -85,12 +89,31 @@ def main() -> None:
 # ---- serve / demo -------------------------------------------------------------------------------------------
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, config_path: str | None = None) -> None:
     from bot.app import build_app
     from bot.runtime import Runtime
 
     async def make() -> web.Application:
-        return build_app(Runtime(settings))
+        runtime = Runtime(settings)
+        path = resolve_config_path(config_path)
+
+        def reload() -> None:
+            # SIGHUP: re-read the file; an invalid file keeps the running configuration and says why.
+            try:
+                new = load_settings(path)
+            except ConfigError as exc:
+                log.error(
+                    "config reload refused, keeping the running configuration: %s", "; ".join(map(str, exc.issues))
+                )
+                return
+            runtime.reload(new)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+        return build_app(runtime)
+
+    if settings.server.pid_file:
+        Path(settings.server.pid_file).write_text(f"{os.getpid()}\n", encoding="ascii")
 
     where = f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"salesbot serving on {where}" + (f" — console: {where}/console" if settings.console_enabled else ""))
@@ -110,7 +133,7 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
         overrides["server"]["port"] = port
     settings = _load(config_path, overrides)
     _run(lambda: _check_schema(settings))
-    _serve(settings)
+    _serve(settings, config_path)
 
 
 async def _check_schema(settings: Settings) -> None:
@@ -281,6 +304,33 @@ def config_check(path: str | None, config_path: str | None) -> None:
     channels = ["console"] if settings.console_enabled else []
     channels += [c for c in ("wecom", "dingtalk") if getattr(settings, c).enabled]
     click.echo(f"{target or '<defaults>'}: OK (channels: {', '.join(channels) or 'none'})")
+
+
+@config.command("reload")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@config_option
+@click.option("--pid", type=int, default=None, help="The server's process id (default: read [server] pid_file).")
+def config_reload(path: str | None, config_path: str | None, pid: int | None) -> None:
+    """Check the config, then tell the running server to load it (SIGHUP); a bad config changes nothing."""
+    target = path or resolve_config_path(config_path)
+    try:
+        settings = load_settings(target)
+    except ConfigError as exc:
+        _print_config_errors(exc)
+        click.echo("not reloaded: the server keeps its running configuration", err=True)
+        sys.exit(1)
+    if pid is None:
+        pid_file = settings.server.pid_file
+        if not pid_file or not Path(pid_file).exists():
+            click.echo("no server pid: pass --pid or set [server] pid_file", err=True)
+            sys.exit(2)
+        pid = int(Path(pid_file).read_text(encoding="ascii").strip())
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        click.echo(f"no process {pid}", err=True)
+        sys.exit(2)
+    click.echo(f"{target or '<defaults>'}: OK, reload sent to process {pid}")
 
 
 # ---- console ------------------------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ class ServerConfig(_Section):
     port: int = Field(8080, ge=1, le=65535)
     # Bodies larger than this are refused before parsing (bytes).
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Where `serve` writes its process id, for `salesbot config reload` (unset: no file).
+    pid_file: str | None = None
 
 
 class DatabaseConfig(_Section):
@@ -379,6 +381,75 @@ def _default_request_types() -> dict[str, RequestTypeConfig]:
     }
 
 
+# ---- escalation ------------------------------------------------------------------------------------------------
+
+_TARGET = r"^(head|director|department|holder|requester|user:[A-Za-z0-9_.@-]{1,64}|role:[a-z]{1,16})$"
+
+
+class EscalationLevelConfig(_Section):
+    """One rung of the ladder: when it fires, whom it tells, whether it repeats."""
+
+    # not_claimed: nobody has responded (claimed or asked); not_done: the card is not closed.
+    trigger: Literal["not_claimed", "not_done"]
+    # The delay counts from the card's creation: the card's own SLA (first_response / complete) and/or hours.
+    after_sla: Literal["first_response", "complete"] | None = None
+    after_hours: float = Field(0.0, ge=0, le=24 * 90)
+    # head, director, department (all members), holder, requester, user:<id>, role:<role>
+    notify: list[str] = Field(min_length=1)
+    # Fire again every N hours while the trigger still holds (0 = once).
+    repeat_every_hours: float = Field(0.0, ge=0, le=24 * 30)
+
+    @field_validator("notify")
+    @classmethod
+    def _known_targets(cls, v: list[str]) -> list[str]:
+        import re
+
+        bad = [t for t in v if not re.fullmatch(_TARGET, t)]
+        if bad:
+            raise ValueError(
+                f"unknown target(s) {bad}; use head, director, department, holder, requester, user:<id> or role:<role>"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _has_delay(self) -> EscalationLevelConfig:
+        if self.after_sla is None and self.after_hours <= 0:
+            raise ValueError("give after_sla and/or after_hours > 0")
+        if self.repeat_every_hours and self.repeat_every_hours < 0.25:
+            raise ValueError("repeat_every_hours must be at least 0.25 (or 0 for no repeat)")
+        return self
+
+
+def _default_levels() -> list[EscalationLevelConfig]:
+    return [
+        EscalationLevelConfig(trigger="not_claimed", after_sla="first_response", notify=["head"]),
+        EscalationLevelConfig(trigger="not_done", after_sla="complete", notify=["head"]),
+        EscalationLevelConfig(
+            trigger="not_done", after_sla="complete", after_hours=8, notify=["director"], repeat_every_hours=8
+        ),
+    ]
+
+
+class EscalationPolicyConfig(_Section):
+    """Levels and the reminder; overrides per department / request type replace the levels they give."""
+
+    levels: list[EscalationLevelConfig] | None = None
+    # Remind the holder (or the department while unclaimed) at this fraction of the current deadline (0 = never).
+    remind_at: float | None = Field(None, ge=0, lt=1)
+
+
+class EscalationConfig(_Section):
+    enabled: bool = True
+    # How often the scheduler looks for due cards.
+    sweep_interval_seconds: float = Field(30.0, ge=1, le=3600)
+    # Cards handled per transaction in one sweep.
+    batch_size: int = Field(200, ge=1, le=5000)
+    levels: list[EscalationLevelConfig] = Field(default_factory=_default_levels, min_length=1)
+    remind_at: float = Field(0.75, ge=0, lt=1)
+    departments: dict[str, EscalationPolicyConfig] = Field(default_factory=dict)
+    request_types: dict[str, EscalationPolicyConfig] = Field(default_factory=dict)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -397,6 +468,7 @@ class Settings(_Section):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     calendar: WorkCalendarConfig = Field(default_factory=WorkCalendarConfig)
     request_types: dict[str, RequestTypeConfig] = Field(default_factory=_default_request_types)
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     wecom: WeComConfig = Field(default_factory=WeComConfig)
     dingtalk: DingTalkConfig = Field(default_factory=DingTalkConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

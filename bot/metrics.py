@@ -35,6 +35,12 @@ class Metrics:
             ["channel", "result"],
             registry=self.registry,
         )
+        self.escalations = Counter(
+            "salesbot_escalations",
+            "Escalation notices, reminders, snoozes, reassignments and take-overs, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.errors = Counter("salesbot_errors", "Unexpected errors by place.", ["where"], registry=self.registry)
 
     def render(self) -> bytes:

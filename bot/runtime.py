@@ -11,6 +11,7 @@ from bot.channels.console.hub import ConsoleHub
 from bot.channels.wecom.client import WeComClient
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.escalator import Escalator
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.pipeline import Pipeline
@@ -53,7 +54,28 @@ class Runtime:
             self.channels["wecom"] = WeComChannel(self.db, self.clock, self.wecom_client, cfg)
         self.pipeline = Pipeline(self)
         self.outbox = OutboxWorker(self)
+        self.escalator = Escalator(self)
         self._started = False
+
+    # Sections a reload applies at once; the others (server, database, channels, outbox …) need a restart.
+    RELOADABLE = ("departments", "visits", "conversation", "calendar", "request_types", "escalation")
+
+    def reload(self, new: Settings) -> list[str]:
+        """Apply a new, already validated configuration; returns the sections that changed but need a restart.
+
+        Cards created before keep the escalation policy frozen into them; new cards get the new one.
+        """
+        update = {name: getattr(new, name) for name in self.RELOADABLE}
+        restart = [
+            name
+            for name in type(new).model_fields
+            if name not in self.RELOADABLE and getattr(new, name) != getattr(self.settings, name)
+        ]
+        self.settings = self.settings.model_copy(update=update)
+        for name in restart:
+            log.warning("config reload: [%s] changed; it takes effect after a restart", name)
+        log.info("configuration reloaded (%s)", ", ".join(self.RELOADABLE))
+        return restart
 
     def channel_for(self, user: User, fallback: str) -> str:
         """The channel to reach ``user`` on: their platform if it is enabled, else ``fallback``."""
@@ -67,9 +89,13 @@ class Runtime:
         self.pipeline.start()
         self.outbox.start()
         await self.pipeline.recover()
+        # Deadlines missed while the bot was down are caught up at once (one notice per missed level).
+        await self.escalator.sweep()
+        self.escalator.start()
         self._started = True
 
     async def stop(self) -> None:
+        await self.escalator.stop()
         await self.pipeline.stop()
         await self.outbox.stop()
         self._started = False

@@ -1,8 +1,8 @@
 """Feature handlers. The order below is the routing order, declared once."""
 
-from handlers import help, requests, visits
+from handlers import escalation, help, requests, visits
 
 # Global commands first (help, cancel), then features (request keywords before the visit dialog, so that 跟台 …
 # typed during a visit dialog starts a request), then a rep's plain-text answer to a department's question, then
 # the fallback that always answers.
-ROUTERS = [help.router, requests.router, visits.router, requests.late_router, help.fallback_router]
+ROUTERS = [help.router, escalation.router, requests.router, visits.router, requests.late_router, help.fallback_router]

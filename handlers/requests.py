@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
-
-from sqlalchemy import select
 
 from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig
 from bot.events import CardAction, MediaMessage
-from bot.intents import SendCard, SendText, UpdateCard
 from bot.routing import Context, Router, action, command, in_flow, is_media, is_text, split_command
+from bot.services import escalation
 from bot.services import requests as svc
+from bot.services import task_views as views
 from bot.services.request_parser import (
     RequestIssue,
     field_by_key,
@@ -31,11 +29,9 @@ from cards.tasks import (
     DONE,
     INFO,
     REJECT,
-    TaskView,
     request_choice_card,
     request_confirm_card,
     settled_offer,
-    task_card,
 )
 from cards.visits import settled_choice
 from handlers import help
@@ -76,43 +72,23 @@ def is_request_command(ctx: Context) -> bool:
 
 
 def _type_name(locale: str, rt: RequestTypeConfig) -> str:
-    return rt.name_en if locale == i18n.EN else rt.name_zh
+    return views.type_name(locale, rt)
 
 
 def _label(locale: str, f: RequestFieldConfig) -> str:
-    return f.label_en if locale == i18n.EN else f.label_zh
+    return views.field_label(locale, f)
 
 
 def _department_name(ctx: Context, department: str, locale: str | None = None) -> str:
-    cfg = ctx.runtime.settings.departments.get(department)
-    if cfg is None:
-        return department
-    return cfg.name_en if i18n.normalize_locale(locale or ctx.locale) == i18n.EN else cfg.name_zh
-
-
-def _org_locale(ctx: Context) -> str:
-    return i18n.normalize_locale(ctx.runtime.settings.org.default_locale)
-
-
-def _channel_of(ctx: Context, user: User) -> str:
-    """Where to reach ``user``: their platform if enabled, else the console, else the event's channel."""
-    channel = ctx.runtime.channel_for(user, fallback="")
-    if channel:
-        return channel
-    return "console" if "console" in ctx.runtime.channels else ctx.event.channel
+    return views.department_name(ctx.runtime.settings, department, locale or ctx.locale)
 
 
 def _notify(ctx: Context, user: User, key: str, **params: Any) -> None:
-    text = i18n.t(user.locale, key, **params)
-    ctx.intents.append(SendText(channel=_channel_of(ctx, user), user_ids=(user.id,), text=text))
+    ctx.intents.append(views.text_to(ctx.runtime, user, ctx.event.channel, key, **params))
 
 
 async def _names(ctx: Context, ids: set[str]) -> dict[str, str]:
-    ids = {i for i in ids if i}
-    if not ids:
-        return {}
-    rows = await ctx.session.execute(select(User.id, User.name).where(User.id.in_(ids)))
-    return {uid: name for uid, name in rows.all()}
+    return await views.names(ctx.session, ids)
 
 
 async def say_error(ctx: Context, exc: RequestError) -> None:
@@ -131,76 +107,33 @@ def _fmt(ctx: Context, when: datetime) -> str:
 def _rows(
     ctx: Context, rt: RequestTypeConfig, values: dict[str, Any], customer: str, locale: str
 ) -> list[tuple[str, str]]:
-    rows = []
-    for f in rt.fields:
-        value = customer if f.key == "customer" else str(values.get(f.key) or "")
-        rows.append((_label(locale, f), value))
-    return rows
+    return views.field_rows(rt, values, customer, locale)
 
 
 # ---- task cards: rendering and fan-out -----------------------------------------------------------------------
 
 
-async def task_view(ctx: Context, card: TaskCard, request: SupportRequest | None = None) -> TaskView:
-    """The card's facts resolved to names, in the org's default language (one copy serves every member)."""
-    request = request or await ctx.session.get(SupportRequest, card.request_id)
-    assert request is not None
-    rt = ctx.runtime.settings.request_types.get(request.type_key)
-    customer = await ctx.session.get(Customer, request.customer_id)
-    locale = _org_locale(ctx)
-    names = await _names(ctx, {request.rep_id, card.holder_id or ""})
-    questions = list(card.questions or [])
-    last = questions[-1] if questions else {}
-    rows = _rows(ctx, rt, request.fields, customer.name if customer else "", locale) if rt else []
-    return TaskView(
-        ref=card.ref,
-        no=svc.card_no(card.id),
-        request_no=svc.request_no(request.id),
-        title=card.title,
-        type_name=_type_name(locale, rt) if rt else request.type_key,
-        department_name=_department_name(ctx, card.department, locale),
-        state=card.state,
-        rows=rows,
-        requester=names.get(request.rep_id, request.rep_id),
-        holder=names.get(card.holder_id or "", ""),
-        since=card.state_since,
-        due_at=card.due_at,
-        require_claim=card.require_claim,
-        evidence=card.evidence,
-        attachments=len(card.attachments or []),
-        question=str(last.get("q") or ""),
-        answer=str(last.get("a") or ""),
-        reject_reason=card.reject_reason or "",
-    )
-
-
-async def _by_channel(ctx: Context, user_ids: list[str]) -> dict[str, list[str]]:
-    if not user_ids:
-        return {}
-    users = (await ctx.session.scalars(select(User).where(User.id.in_(user_ids)))).all()
-    groups: dict[str, list[str]] = defaultdict(list)
-    for u in sorted(users, key=lambda u: user_ids.index(u.id)):
-        groups[_channel_of(ctx, u)].append(u.id)
-    return groups
-
-
 async def send_task_card(ctx: Context, card: TaskCard, request: SupportRequest) -> None:
     """One shared card per channel for all of the department's people (WeCom: one message, one task_id)."""
-    view = await task_view(ctx, card, request)
-    rendered = task_card(view, _org_locale(ctx), ctx.runtime.settings.org.tz, card.id)
-    for channel, ids in (await _by_channel(ctx, list(card.recipients or []))).items():
-        ctx.intents.append(SendCard(channel=channel, user_ids=tuple(ids), card=rendered, shared=True))
+    ctx.intents += await views.task_card_intents(
+        ctx.session, ctx.runtime, card, first=True, fallback=ctx.event.channel, request=request
+    )
 
 
 async def refresh_task_card(ctx: Context, card: TaskCard, *, tap_code: str = "", tap_ref: str = "") -> None:
     """Update every recipient's copy in place; the tap's response code serves the copy on the tap's channel."""
-    view = await task_view(ctx, card)
-    rendered = task_card(view, _org_locale(ctx), ctx.runtime.settings.org.tz, card.id)
     if not tap_code and isinstance(ctx.event, CardAction) and ctx.event.card_ref == card.ref:
         tap_code, tap_ref = ctx.event.response_code, card.ref
-    for channel, ids in (await _by_channel(ctx, list(card.recipients or []))).items():
-        code = tap_code if channel == ctx.event.channel and tap_ref == card.ref else ""
-        ctx.intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=rendered, response_code=code))
+    escalation.reschedule(card)
+    ctx.intents += await views.task_card_intents(
+        ctx.session,
+        ctx.runtime,
+        card,
+        first=False,
+        fallback=ctx.event.channel,
+        tap_channel=ctx.event.channel if tap_ref == card.ref else "",
+        tap_code=tap_code,
+    )
 
 
 # ---- the rep's request dialog ---------------------------------------------------------------------------------
@@ -687,8 +620,15 @@ async def tap_task(ctx: Context) -> None:
     if op == CLAIM:
         ctx.reply(ctx.t("task.claimed_ok", no=no, title=card.title))
         if rep is not None:
-            _notify(ctx, rep, "notice.claimed", no=svc.request_no(request.id), department=department,
-                    holder=ctx.user.name, title=card.title)  # fmt: skip
+            _notify(
+                ctx,
+                rep,
+                "notice.claimed",
+                no=svc.request_no(request.id),
+                department=department,
+                holder=ctx.user.name,
+                title=card.title,
+            )
         return
     ctx.reply(ctx.t("task.done_ok", no=no))
     await _after_close(ctx, card, request, rep)
@@ -709,8 +649,15 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
             files = i18n.t(rep.locale, "notice.files", count=len(attachments), names=names)
         _notify(ctx, rep, "notice.done", no=rno, department=department, title=card.title, files=files)
     else:
-        _notify(ctx, rep, "notice.rejected", no=rno, department=department, title=card.title,
-                reason=card.reject_reason or "")  # fmt: skip
+        _notify(
+            ctx,
+            rep,
+            "notice.rejected",
+            no=rno,
+            department=department,
+            title=card.title,
+            reason=card.reject_reason or "",
+        )
     cards = await svc.cards_of(ctx.session, request.id)
     if svc.settle_request(request, cards, ctx.now) and request.status == svc.DONE:
         rt = ctx.runtime.settings.request_types.get(request.type_key)
@@ -745,8 +692,16 @@ async def task_input(ctx: Context) -> None:
         return
     ctx.reply(ctx.t("task.asked_ok"))
     if rep is not None:
-        _notify(ctx, rep, "notice.need_info", no=svc.request_no(request.id), card=no, question=text,
-                department=_department_name(ctx, card.department, rep.locale), holder=ctx.user.name)  # fmt: skip
+        _notify(
+            ctx,
+            rep,
+            "notice.need_info",
+            no=svc.request_no(request.id),
+            card=no,
+            question=text,
+            department=_department_name(ctx, card.department, rep.locale),
+            holder=ctx.user.name,
+        )
 
 
 async def _answer(ctx: Context, card: TaskCard, text: str) -> None:

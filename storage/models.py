@@ -291,13 +291,18 @@ class SupportRequest(Base):
 
 
 class TaskCard(Base):
-    """One department's task for a request: a state machine (open → claimed → done | rejected; need_info pauses)."""
+    """One department's task for a request: a state machine (open → claimed → done | rejected; need_info pauses).
+
+    ``version`` is the ORM's version counter: every UPDATE is ``… WHERE id = ? AND version = ?``, so two writers
+    (a tap and a sweep, two replicas) can never both change the card from the same state."""
 
     __tablename__ = "task_cards"
     __table_args__ = (
         Index("ix_task_cards_request", "request_id"),
         Index("ix_task_cards_dept_state", "department", "state"),
         Index("ix_task_cards_holder_state", "holder_id", "state"),
+        # The escalation sweep reads only due rows: its cost follows due cards, not open ones.
+        Index("ix_task_cards_next_due", "next_due_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -333,6 +338,23 @@ class TaskCard(Base):
     done_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # ---- escalation: a state machine on the row (see bot/services/escalation.py) ----
+    # The policy frozen at creation: {"urgent": bool, "steps": [{"kind", "due", "trigger", "notify", "repeat"}]}.
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Index of the next step of ``policy["steps"]`` to consider; steps before it have fired or been skipped.
+    esc_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The next instant the sweep must look at this card (None: closed, paused, or nothing left).
+    next_due_at: Mapped[datetime | None]
+    # The last fired level that repeats, and when it fires again.
+    repeat_step: Mapped[int | None] = mapped_column(Integer)
+    repeat_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    # Escalation notices sent so far (names the notice cards) and who received them (may take over / reassign).
+    notices: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    watchers: Mapped[list[Any]] = mapped_column(default=list)
+
+    # SQLAlchemy reads this mapping once at class creation; it is never mutated.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class ConsoleMedia(Base):

@@ -88,7 +88,8 @@ def sample_values(rt: RequestTypeConfig) -> dict[str, str]:
 
 
 def check_request_types(settings: Settings) -> list[tuple[str, str]]:
-    """Problems across sections as (TOML path, message): unknown departments, keyword clashes, bad templates."""
+    """Problems across sections as (TOML path, message): unknown departments, keyword clashes, bad templates,
+    escalation overrides for departments or request types that do not exist."""
     problems: list[tuple[str, str]] = []
     owner: dict[str, str] = {}
     for key, rt in settings.request_types.items():
@@ -125,4 +126,11 @@ def check_request_types(settings: Settings) -> list[tuple[str, str]]:
                 except TemplateError as exc:
                     variables = ", ".join(sorted(samples))
                     problems.append((f"{path}.{name}", f"template does not render: {exc} (variables: {variables})"))
+    esc = settings.escalation
+    for key in esc.departments:
+        if key not in settings.departments:
+            problems.append((f"escalation.departments.{key}", f"unknown department '{key}'"))
+    for key in esc.request_types:
+        if key not in settings.request_types:
+            problems.append((f"escalation.request_types.{key}", f"unknown request type '{key}'"))
     return problems

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RequestTypeConfig, Settings
 from bot.services import audit
+from bot.services.escalation import freeze_policy, reschedule
 from bot.services.request_config import render_title
 from storage.models import Customer, SupportRequest, TaskCard, User
 
@@ -184,11 +185,17 @@ async def create(
             attachments=[],
             questions=[],
             recipients=[u.id for u in people],
-            version=0,
+            policy=freeze_policy(
+                settings, rt, type_key, task.department, now, task.first_response_hours, task.complete_hours
+            ),
+            esc_step=0,
+            notices=0,
+            watchers=[],
             created_at=now,
             state_since=now,
             updated_at=now,
         )
+        reschedule(card)
         session.add(card)
         cards.append((card, people))
     await session.flush()
@@ -234,7 +241,6 @@ def _touch(card: TaskCard, now: datetime, *, state: str | None = None, holder: s
         card.state = state
     if holder is not None:
         card.holder_id = holder
-    card.version = (card.version or 0) + 1
     card.updated_at = now
 
 

@@ -1,0 +1,157 @@
+"""The escalation sweep as a runtime component: APScheduler runs ``sweep`` every N seconds.
+
+Each sweep takes due cards in batches, one transaction per batch: select the due rows (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL, so another replica takes other rows), advance each card's state machine, write the notices to the
+outbox and the new ``next_due_at`` — and commit. The card's ORM version counter turns every write into a
+compare-and-set, so a slow sweep overlapping the next one, a tap landing mid-sweep, or a second replica never
+sends a step twice: the loser's transaction rolls back whole and the card is looked at again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot import i18n, outbox
+from bot.intents import Intent, SendCard, SendText
+from bot.services import escalation as esc
+from bot.services import task_views as views
+from bot.services.requests import card_no, request_no
+from cards.escalation import escalation_card
+from storage.models import TaskCard
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepStats:
+    cards: int = 0
+    notices: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+
+
+class Escalator:
+    """Owns the scheduler job; ``sweep`` can also be called directly (tests, catch-up at start)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self._scheduler: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+
+    def start(self) -> None:
+        cfg = self.rt.settings.escalation
+        if not cfg.enabled:
+            return
+        scheduler = AsyncIOScheduler()
+        # max_instances=1 + coalesce: a slow sweep is never overlapped by the next tick of this process (other
+        # replicas may overlap it; the row claims handle that).
+        scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=cfg.sweep_interval_seconds,
+            max_instances=1,
+            coalesce=True,
+            id="escalation-sweep",
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        async with self._lock:  # let a sweep in progress finish its transaction
+            pass
+
+    async def _tick(self) -> None:
+        try:
+            await self.sweep()
+        except Exception:
+            log.exception("escalation sweep failed")
+            self.rt.metrics.errors.labels("escalation").inc()
+
+    async def sweep(self, max_batches: int = 1000) -> SweepStats:
+        """Advance every due card (in batches); returns what was done. Missed steps are caught up once each."""
+        stats = SweepStats()
+        async with self._lock:
+            for _ in range(max_batches):
+                done = await self._batch(stats)
+                if done < self.rt.settings.escalation.batch_size:
+                    break
+        if stats.notices:
+            self.rt.outbox.wake()
+        return stats
+
+    async def _batch(self, stats: SweepStats) -> int:
+        rt = self.rt
+        now = rt.clock.now()
+        settings = rt.settings
+        try:
+            async with rt.db.transaction() as s:
+                ids = await esc.due_card_ids(s, now, settings.escalation.batch_size, postgres=not rt.db.is_sqlite)
+                if not ids:
+                    return 0
+                cards = list(await s.scalars(select(TaskCard).where(TaskCard.id.in_(ids)).order_by(TaskCard.id)))
+                for card in cards:
+                    if card.next_due_at is None or card.next_due_at > now:
+                        continue  # handled by someone else since the select (SQLite: another process)
+                    result = await esc.advance(s, settings, card, now)
+                    stats.cards += 1
+                    stats.skipped += result.skipped
+                    intents: list[Intent] = []
+                    for notice in result.notices:
+                        intents += await self._render(s, notice)
+                        rt.metrics.escalations.labels(notice.kind).inc()
+                    stats.notices += len(result.notices)
+                    outbox.enqueue(s, intents, now)
+                return len(ids)
+        except StaleDataError:
+            # A tap or another replica changed one of the cards mid-sweep: nothing of this batch was written.
+            stats.conflicts += 1
+            log.info("escalation batch lost a race; retried next sweep")
+            return 0
+
+    async def _render(self, session: AsyncSession, notice: esc.Notice) -> list[Intent]:
+        rt = self.rt
+        card, request = notice.card, notice.request
+        settings = rt.settings
+        fallback = card.policy.get("channel") or request.source_channel
+        if notice.kind == "remind":
+            intents: list[Intent] = []
+            deadline = notice.deadline or card.due_at
+            for user in notice.targets:
+                when = deadline.astimezone(settings.org.tz).strftime("%m-%d %H:%M")
+                key = "esc.remind_claim" if card.first_response_at is None else "esc.remind_done"
+                text = i18n.t(user.locale, key, card=card_no(card.id), title=card.title, when=when)
+                intents.append(SendText(channel=views.channel_of(rt, user, fallback), user_ids=(user.id,), text=text))
+            return intents
+        view = await views.task_view(session, settings, card, request)
+        locale = views.org_locale(settings)
+        rendered = escalation_card(
+            view,
+            locale,
+            settings.org.tz,
+            card.id,
+            ref=f"{card.ref}-e{card.notices}",
+            level=notice.level,
+            waited=esc.waited(card, rt.clock.now()),
+            repeat=notice.kind == "repeat",
+        )
+        ids = [u.id for u in notice.targets]
+        groups = await views.by_channel(session, rt, ids, fallback)
+        log.info(
+            "escalation: card %s (%s) level %s %s → %s", card.id, request_no(request.id), notice.level, notice.kind, ids
+        )
+        return [SendCard(channel=ch, user_ids=tuple(us), card=rendered, shared=True) for ch, us in groups.items()]

@@ -1,0 +1,311 @@
+"""Escalation: a state machine on the task-card row, advanced by a periodic sweep. No platform code here.
+
+When a card is created its policy is frozen into ``task_cards.policy`` as a list of *steps* with absolute due
+instants (reminders and levels, computed with the working calendar of that moment), so a later config change
+affects new cards only. ``esc_step`` points at the next step; ``next_due_at`` (indexed) is the next instant the
+sweep must look at the card. The sweep claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
+serialises writers) and advances each with a compare-and-set on ``version``, writing the notices (outbox rows) and
+the new ``next_due_at`` in the same transaction: two replicas or a restart never send a step twice or skip one.
+A card that missed several steps while the bot was down fires each missed level once, then waits for the next.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import EscalationLevelConfig, RequestTypeConfig, Settings
+from bot.services import audit
+from bot.services.workcal import add_hours, get_calendar
+from storage.models import SupportRequest, TaskCard, User
+
+log = logging.getLogger(__name__)
+
+CLOSED = frozenset({"done", "rejected"})
+# Steps never fire while a department waits for the rep's answer: the card's clock is paused then.
+PAUSED = frozenset({"need_info"})
+
+
+# ---- the frozen policy -----------------------------------------------------------------------------------------
+
+
+def effective_policy(settings: Settings, department: str, type_key: str) -> tuple[list[EscalationLevelConfig], float]:
+    """Levels and reminder fraction for a department and request type: type override, else department, else
+    the defaults (each override replaces what it gives)."""
+    esc = settings.escalation
+    levels, remind = list(esc.levels), esc.remind_at
+    for override in (esc.departments.get(department), esc.request_types.get(type_key)):
+        if override is None:
+            continue
+        if override.levels is not None:
+            levels = list(override.levels)
+        if override.remind_at is not None:
+            remind = override.remind_at
+    return levels, remind
+
+
+def freeze_policy(
+    settings: Settings,
+    rt: RequestTypeConfig,
+    type_key: str,
+    department: str,
+    created_at: datetime,
+    first_response_hours: float,
+    complete_hours: float,
+) -> dict[str, Any]:
+    """The card's steps with absolute due instants, sorted by due (reminders before a level due at the same time)."""
+    levels, remind = effective_policy(settings, department, type_key)
+    urgent = rt.calendar_hours
+
+    def at(hours: float) -> datetime:
+        return add_hours(settings, created_at, hours, calendar=urgent)
+
+    steps: list[dict[str, Any]] = []
+    if remind > 0:
+        steps.append({"kind": "remind", "trigger": "not_claimed", "due": at(first_response_hours * remind)})
+        steps.append({"kind": "remind", "trigger": "not_done", "due": at(complete_hours * remind)})
+    for n, level in enumerate(levels, start=1):
+        sla = {"first_response": first_response_hours, "complete": complete_hours}.get(level.after_sla or "", 0.0)
+        steps.append(
+            {
+                "kind": "level",
+                "level": n,
+                "trigger": level.trigger,
+                "due": at(sla + level.after_hours),
+                "notify": list(level.notify),
+                "repeat": level.repeat_every_hours,
+            }
+        )
+    steps.sort(key=lambda s: (s["due"], 0 if s["kind"] == "remind" else 1))
+    for s in steps:
+        s["due"] = s["due"].isoformat()
+    return {"urgent": urgent, "steps": steps, "type": type_key}
+
+
+def _due(step: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(step["due"])
+
+
+def trigger_holds(card: TaskCard, trigger: str) -> bool:
+    if card.state in CLOSED:
+        return False
+    if trigger == "not_claimed":
+        return card.first_response_at is None
+    return True
+
+
+def next_due(card: TaskCard) -> datetime | None:
+    """The next instant the sweep must look at ``card``: the next step or repeat, not before a snooze ends."""
+    if card.state in CLOSED or card.state in PAUSED:
+        return None
+    steps: list[dict[str, Any]] = list((card.policy or {}).get("steps", []))
+    candidates = []
+    if card.esc_step < len(steps):
+        candidates.append(_due(steps[card.esc_step]))
+    if card.repeat_at is not None:
+        candidates.append(card.repeat_at)
+    if not candidates:
+        return None
+    due = min(candidates)
+    if card.snoozed_until is not None and card.snoozed_until > due:
+        due = card.snoozed_until
+    return due
+
+
+def reschedule(card: TaskCard) -> None:
+    """Call after every transition: closed or paused cards leave the sweep's index, others get their next due."""
+    card.next_due_at = next_due(card)
+
+
+# ---- the sweep -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Notice:
+    """One notification the sweep decided on; the caller renders and enqueues it in the same transaction."""
+
+    kind: str  # remind | level | repeat
+    card: TaskCard
+    request: SupportRequest
+    level: int
+    targets: list[User]
+    deadline: datetime | None = None
+
+
+@dataclass
+class SweepResult:
+    cards: int = 0
+    notices: list[Notice] = field(default_factory=list)
+    skipped: int = 0  # steps whose trigger no longer held (handled in time)
+
+
+async def resolve_targets(
+    session: AsyncSession, card: TaskCard, request: SupportRequest, names: Sequence[str]
+) -> list[User]:
+    """Users named by level targets (head, director, department, holder, requester, user:<id>, role:<role>)."""
+    wanted: dict[str, User] = {}
+    people: list[User] | None = None
+
+    async def department() -> list[User]:
+        nonlocal people
+        if people is None:
+            rows = await session.scalars(select(User).where(User.department == card.department, User.active.is_(True)))
+            people = [u for u in rows if {"member", "head"} & set(u.roles or [])]
+        return people
+
+    for name in names:
+        found: list[User] = []
+        if name == "head":
+            found = [u for u in await department() if "head" in (u.roles or [])]
+        elif name == "department":
+            found = await department()
+        elif name == "holder":
+            holder = await session.get(User, card.holder_id) if card.holder_id else None
+            found = [holder] if holder is not None else await department()
+        elif name == "requester":
+            rep = await session.get(User, request.rep_id)
+            found = [rep] if rep is not None else []
+        elif name.startswith("user:"):
+            user = await session.get(User, name[5:])
+            found = [user] if user is not None else []
+        else:
+            role = "director" if name == "director" else name.removeprefix("role:")
+            rows = await session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
+            found = [u for u in rows if role in (u.roles or [])]
+        for u in found:
+            if u.active:
+                wanted.setdefault(u.id, u)
+    return list(wanted.values())
+
+
+def _quiet(settings: Settings, now: datetime) -> datetime | None:
+    """When quiet hours end, if ``now`` is inside them."""
+    cal = get_calendar(settings.calendar, settings.org.tz)
+    return cal.next_non_quiet(now) if cal.in_quiet_hours(now) else None
+
+
+async def advance(session: AsyncSession, settings: Settings, card: TaskCard, now: datetime) -> SweepResult:
+    """Fire every step of ``card`` due at ``now`` (each missed level once), set the next due. Caller holds the row."""
+    result = SweepResult(cards=1)
+    request = await session.get(SupportRequest, card.request_id)
+    if request is None:
+        card.next_due_at = None
+        return result
+    steps: list[dict[str, Any]] = list((card.policy or {}).get("steps", []))
+    urgent = bool((card.policy or {}).get("urgent"))
+    quiet_end = None if urgent else _quiet(settings, now)
+    for _ in range(len(steps) + 2):
+        due = next_due(card)
+        if due is None or due > now:
+            break
+        repeat_first = card.repeat_at is not None and (
+            card.esc_step >= len(steps) or card.repeat_at <= _due(steps[card.esc_step])
+        )
+        if repeat_first:
+            step = steps[card.repeat_step or 0]
+            if not trigger_holds(card, step["trigger"]):
+                card.repeat_at = card.repeat_step = None
+                continue
+            await _fire(session, settings, card, request, step, "repeat", now, result)
+            card.repeat_at = add_hours(settings, now, float(step["repeat"]), calendar=urgent)
+            continue
+        step = steps[card.esc_step]
+        if step["kind"] == "remind":
+            deadline = card.respond_by if step["trigger"] == "not_claimed" else card.due_at
+            if not trigger_holds(card, step["trigger"]) or deadline <= now:
+                result.skipped += 1  # handled in time, or too late for a reminder: the level takes over
+                card.esc_step += 1
+                continue
+            if quiet_end is not None and quiet_end < deadline:
+                # A reminder is not urgent: it waits for the end of quiet hours (if the deadline is later).
+                card.next_due_at = quiet_end
+                return result
+            await _fire(session, settings, card, request, step, "remind", now, result, deadline=deadline)
+            card.esc_step += 1
+            continue
+        index = card.esc_step
+        card.esc_step += 1
+        if not trigger_holds(card, step["trigger"]):
+            result.skipped += 1
+            continue
+        await _fire(session, settings, card, request, step, "level", now, result)
+        if float(step.get("repeat") or 0) > 0:
+            card.repeat_step = index
+            card.repeat_at = add_hours(settings, now, float(step["repeat"]), calendar=urgent)
+        else:
+            card.repeat_step = card.repeat_at = None
+    card.next_due_at = next_due(card)
+    return result
+
+
+async def _fire(
+    session: AsyncSession,
+    settings: Settings,
+    card: TaskCard,
+    request: SupportRequest,
+    step: dict[str, Any],
+    kind: str,
+    now: datetime,
+    result: SweepResult,
+    *,
+    deadline: datetime | None = None,
+) -> None:
+    if kind == "remind":
+        targets = await resolve_targets(session, card, request, ["holder"])
+    else:
+        targets = await resolve_targets(session, card, request, list(step.get("notify") or ["head"]))
+        card.watchers = sorted({*(card.watchers or []), *(u.id for u in targets)})
+        card.notices = (card.notices or 0) + 1
+    level = int(step.get("level") or 0)
+    audit.record(
+        session,
+        at=now,
+        action=f"escalation.{kind}",
+        entity="task_card",
+        entity_id=card.id,
+        actor_id=None,
+        channel=None,
+        changes={"level": level, "targets": [u.id for u in targets], "state": card.state, "holder": card.holder_id},
+    )
+    result.notices.append(Notice(kind, card, request, level, targets, deadline))
+
+
+async def due_card_ids(session: AsyncSession, now: datetime, limit: int, *, postgres: bool) -> list[int]:
+    """Ids of due cards, oldest due first, locked for this transaction on PostgreSQL (others skip them)."""
+    stmt = (
+        select(TaskCard.id)
+        .where(TaskCard.next_due_at.is_not(None), TaskCard.next_due_at <= now)
+        .order_by(TaskCard.next_due_at)
+        .limit(limit)
+    )
+    if postgres:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(await session.scalars(stmt))
+
+
+def snooze(
+    session: AsyncSession, card: TaskCard, actor: User, until: datetime, reason: str, now: datetime, channel: str
+) -> None:
+    card.snoozed_until = until
+    card.updated_at = now
+    reschedule(card)
+    audit.record(
+        session,
+        at=now,
+        action="escalation.snooze",
+        entity="task_card",
+        entity_id=card.id,
+        actor_id=actor.id,
+        channel=channel,
+        changes={"until": until.isoformat(), "reason": reason[:500]},
+    )
+
+
+def waited(card: TaskCard, now: datetime) -> timedelta:
+    return max(timedelta(0), now - card.created_at)

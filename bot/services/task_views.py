@@ -1,0 +1,152 @@
+"""Task cards as people see them: names resolved, the neutral card rendered, intents per channel.
+
+Shared by the request handlers (after a tap) and the escalation sweep (notices), so that a card looks the same
+whoever changed it. Nothing here sends anything: it returns intents for the outbox.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import i18n
+from bot.config import RequestFieldConfig, RequestTypeConfig, Settings
+from bot.intents import Intent, SendCard, SendText, UpdateCard
+from bot.services.requests import card_no, request_no
+from cards.model import Card
+from cards.tasks import TaskView, task_card
+from storage.models import Customer, SupportRequest, TaskCard, User
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+
+def type_name(locale: str, rt: RequestTypeConfig) -> str:
+    return rt.name_en if i18n.normalize_locale(locale) == i18n.EN else rt.name_zh
+
+
+def field_label(locale: str, f: RequestFieldConfig) -> str:
+    return f.label_en if i18n.normalize_locale(locale) == i18n.EN else f.label_zh
+
+
+def department_name(settings: Settings, department: str, locale: str | None) -> str:
+    cfg = settings.departments.get(department)
+    if cfg is None:
+        return department
+    return cfg.name_en if i18n.normalize_locale(locale) == i18n.EN else cfg.name_zh
+
+
+def org_locale(settings: Settings) -> str:
+    return i18n.normalize_locale(settings.org.default_locale)
+
+
+def field_rows(rt: RequestTypeConfig, values: dict[str, Any], customer: str, locale: str) -> list[tuple[str, str]]:
+    """(label, value) for every field of the request type, the customer by name."""
+    return [
+        (field_label(locale, f), customer if f.key == "customer" else str(values.get(f.key) or "")) for f in rt.fields
+    ]
+
+
+def channel_of(runtime: Runtime, user: User, fallback: str) -> str:
+    """Where to reach ``user``: their platform if enabled, else the console, else ``fallback``."""
+    channel = runtime.channel_for(user, fallback="")
+    if channel:
+        return channel
+    return "console" if "console" in runtime.channels else fallback
+
+
+def text_to(runtime: Runtime, user: User, fallback: str, key: str, **params: Any) -> SendText:
+    """A text in ``user``'s language on ``user``'s channel."""
+    return SendText(
+        channel=channel_of(runtime, user, fallback), user_ids=(user.id,), text=i18n.t(user.locale, key, **params)
+    )
+
+
+async def names(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+    return {uid: name for uid, name in rows.all()}
+
+
+async def task_view(
+    session: AsyncSession, settings: Settings, card: TaskCard, request: SupportRequest | None = None
+) -> TaskView:
+    """The card's facts resolved to names, in the org's default language (one copy serves every member)."""
+    request = request or await session.get(SupportRequest, card.request_id)
+    assert request is not None
+    rt = settings.request_types.get(request.type_key)
+    customer = await session.get(Customer, request.customer_id)
+    locale = org_locale(settings)
+    people = await names(session, {request.rep_id, card.holder_id or ""})
+    questions = list(card.questions or [])
+    last = questions[-1] if questions else {}
+    return TaskView(
+        ref=card.ref,
+        no=card_no(card.id),
+        request_no=request_no(request.id),
+        title=card.title,
+        type_name=type_name(locale, rt) if rt else request.type_key,
+        department_name=department_name(settings, card.department, locale),
+        state=card.state,
+        rows=field_rows(rt, request.fields, customer.name if customer else "", locale) if rt else [],
+        requester=people.get(request.rep_id, request.rep_id),
+        holder=people.get(card.holder_id or "", ""),
+        since=card.state_since,
+        due_at=card.due_at,
+        require_claim=card.require_claim,
+        evidence=card.evidence,
+        attachments=len(card.attachments or []),
+        question=str(last.get("q") or ""),
+        answer=str(last.get("a") or ""),
+        reject_reason=card.reject_reason or "",
+    )
+
+
+async def by_channel(
+    session: AsyncSession, runtime: Runtime, user_ids: list[str], fallback: str
+) -> dict[str, list[str]]:
+    """Recipients grouped by the channel that reaches them, in the given order."""
+    if not user_ids:
+        return {}
+    users = (await session.scalars(select(User).where(User.id.in_(user_ids)))).all()
+    groups: dict[str, list[str]] = defaultdict(list)
+    for u in sorted(users, key=lambda u: user_ids.index(u.id)):
+        groups[channel_of(runtime, u, fallback)].append(u.id)
+    return groups
+
+
+async def render_task_card(
+    session: AsyncSession, runtime: Runtime, card: TaskCard, request: SupportRequest | None = None
+) -> Card:
+    view = await task_view(session, runtime.settings, card, request)
+    return task_card(view, org_locale(runtime.settings), runtime.settings.org.tz, card.id)
+
+
+async def task_card_intents(
+    session: AsyncSession,
+    runtime: Runtime,
+    card: TaskCard,
+    *,
+    first: bool,
+    fallback: str,
+    request: SupportRequest | None = None,
+    tap_channel: str = "",
+    tap_code: str = "",
+) -> list[Intent]:
+    """The card for every recipient: a shared send (``first``) or an in-place update of every copy. A tap's
+    response code serves the copy on the tap's channel."""
+    rendered = await render_task_card(session, runtime, card, request)
+    intents: list[Intent] = []
+    for channel, ids in (await by_channel(session, runtime, list(card.recipients or []), fallback)).items():
+        if first:
+            intents.append(SendCard(channel=channel, user_ids=tuple(ids), card=rendered, shared=True))
+        else:
+            code = tap_code if channel == tap_channel else ""
+            intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=rendered, response_code=code))
+    return intents

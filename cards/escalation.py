@@ -1,0 +1,78 @@
+"""Escalation notice cards: what the head or director needs to decide, with take over / reassign / snooze."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from bot import i18n
+from cards.model import Button, Card, CardField
+from cards.payload import ButtonPayload
+from cards.tasks import TaskView
+
+TAKE, REASSIGN = "take", "reassign"
+SNOOZES = ("1h", "4h", "tomorrow")
+
+
+def fmt_waited(waited: timedelta, locale: str) -> str:
+    minutes = int(waited.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    if i18n.normalize_locale(locale) == i18n.EN:
+        return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分钟"
+
+
+def escalation_card(
+    view: TaskView,
+    locale: str,
+    tz: ZoneInfo,
+    card_id: int,
+    *,
+    ref: str,
+    level: int,
+    waited: timedelta,
+    repeat: bool,
+) -> Card:
+    """The original card's facts, how long it has waited, who holds it; buttons to act on it."""
+
+    def t(key: str, **params: object) -> str:
+        return i18n.t(locale, key, **params)
+
+    holder = view.holder or t("esc.nobody")
+    fields = [
+        CardField(label=t("esc.f.waited"), value=fmt_waited(waited, locale)),
+        CardField(label=t("esc.f.holder"), value=holder),
+        CardField(label=t("task.f.state"), value=t(f"task.state.{view.state}")),
+        CardField(label=t("task.f.due"), value=view.due_at.astimezone(tz).strftime("%m-%d %H:%M")),
+        *(CardField(label=label, value=value) for label, value in view.rows if value),
+        CardField(label=t("task.f.requester"), value=view.requester),
+        CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"),
+    ]
+
+    def b(action: str, style: str = "default") -> Button:
+        label = t(f"esc.btn.{action}")
+        return Button.of(
+            label, ButtonPayload("te", (str(card_id), action)), "primary" if style == "primary" else "default"
+        )
+
+    buttons = [b(TAKE, "primary"), b(REASSIGN), *(b(f"snooze_{s}") for s in SNOOZES)]
+    title = t("esc.title_repeat" if repeat else "esc.title", level=level, department=view.department_name)
+    return Card(
+        ref=ref,
+        title=f"{title}｜{view.title}",
+        description=t("esc.desc", no=view.no, type_name=view.type_name),
+        fields=fields,
+        buttons=buttons,
+        tone="warning",
+    )
+
+
+def settled_escalation(ref: str, title: str, status: str) -> Card:
+    return Card(ref=ref, title=title, status=status, tone="muted")
+
+
+def assignee_card(ref: str, locale: str, card_id: int, no: str, people: Sequence[tuple[str, str]]) -> Card:
+    """Choose a member to hand the card to (id, name), at most six."""
+    buttons = [Button.of(name, ButtonPayload("ta", (str(card_id), uid))) for uid, name in people[:6]]
+    return Card(ref=ref, title=i18n.t(locale, "esc.choose_assignee", no=no), buttons=buttons)

@@ -1,0 +1,302 @@
+"""Escalation scenarios with an injected clock, through the console channel.
+
+The clock starts on Monday 2026-11-23 10:00 in Shanghai (a working day; 09:00–18:00 with lunch 12:00–13:00). The
+test policy: remind at 50 % of the deadline; L1 not claimed after the first-response SLA (备货: 2 working hours)
+→ department head; L2 not done after 4 working hours → director, repeating every working hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.clock import FixedClock
+from bot.config import parse_settings
+from bot.runtime import Runtime
+from storage.models import AuditLog, OutboxMessage, TaskCard
+from tests.console_driver import ConsoleUser
+
+SH = ZoneInfo("Asia/Shanghai")
+STOCK = "备货 省人民 骨钉 20 2026-11-30"
+LEVELS = [
+    {"trigger": "not_claimed", "after_sla": "first_response", "notify": ["head"]},
+    {"trigger": "not_done", "after_hours": 4, "notify": ["director"], "repeat_every_hours": 1},
+]
+ESCALATION = {"sweep_interval_seconds": 3600, "remind_at": 0.5, "levels": LEVELS}
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, dict[str, Any]]:
+    return {"escalation": dict(ESCALATION)}
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=SH)
+
+
+async def travel(rt: Runtime, clock: FixedClock, when: datetime) -> None:
+    """Move the clock, run the sweep as the scheduler would, deliver what it wrote."""
+    clock.set(when)
+    await rt.escalator.sweep()
+    await rt.settle()
+
+
+async def raise_stock_request(console: Any) -> ConsoleUser:
+    rep: ConsoleUser = await console("rep01")
+    await rep.send(STOCK)
+    await rep.refresh()
+    await rep.tap("提交")
+    await rep.replies()
+    return rep
+
+
+async def escalation_cards(user: ConsoleUser) -> list[dict[str, Any]]:
+    await user.refresh()
+    return [c for c in user.cards().values() if re.search(r"-e\d+$", c["ref"])]
+
+
+async def the_card(rt: Runtime) -> TaskCard:
+    async with rt.db.read() as s:
+        [card] = list(await s.scalars(select(TaskCard)))
+        return card
+
+
+async def the_cards(rt: Runtime) -> list[TaskCard]:
+    async with rt.db.read() as s:
+        return list(await s.scalars(select(TaskCard).order_by(TaskCard.id)))
+
+
+async def audit_actions(rt: Runtime) -> list[str]:
+    async with rt.db.read() as s:
+        rows = await s.scalars(
+            select(AuditLog.action).where(AuditLog.action.like("escalation.%")).order_by(AuditLog.id)
+        )
+        return list(rows)
+
+
+async def test_reminder_then_levels_then_repeats(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    log01, head, director = await console("log01"), await console("log_head"), await console("dir01")
+    for u in (log01, head, director):
+        await u.refresh()
+    card = await the_card(runtime)
+    assert card.next_due_at == at(23, 11)  # the reminder at 50 % of the 2-hour first response
+
+    await travel(runtime, clock, at(23, 10, 59))
+    assert await log01.replies() == [] and await audit_actions(runtime) == []
+
+    await travel(runtime, clock, at(23, 11))
+    [reminder] = await log01.replies()
+    assert reminder.startswith("⏰ 卡片 T1「备货 骨钉 × 20」还没人认领") and "11-23 12:00" in reminder
+    assert await escalation_cards(head) == []
+
+    await travel(runtime, clock, at(23, 12))  # L1: 2 working hours, not claimed
+    [level1] = await escalation_cards(head)
+    assert level1["title"].startswith("⚠️ 第1级升级·物流")
+    facts = {f["label"]: f["value"] for f in level1["fields"]}
+    assert facts["已等待"] == "2 小时 0 分" and facts["处理人"] == "无人认领" and facts["编号"] == "T1 / R1"
+    assert [b["text"] for b in level1["buttons"]] == ["接手", "转派", "暂缓1小时", "暂缓4小时", "明早9点"]
+    assert await escalation_cards(director) == []
+
+    # Lunch does not count: 4 working hours from 10:00 is 15:00, not 14:00.
+    await travel(runtime, clock, at(23, 14, 59))
+    assert await escalation_cards(director) == []
+    await travel(runtime, clock, at(23, 15))
+    [level2] = await escalation_cards(director)
+    assert level2["title"].startswith("⚠️ 第2级升级")
+
+    await travel(runtime, clock, at(23, 16))
+    await travel(runtime, clock, at(23, 16, 30))  # nothing new half-way
+    await travel(runtime, clock, at(23, 17))
+    repeats = [c for c in await escalation_cards(director) if c["title"].startswith("⏰ 仍未处理")]
+    assert len(repeats) == 2
+    assert await audit_actions(runtime) == [
+        "escalation.remind",
+        "escalation.level",
+        "escalation.level",
+        "escalation.repeat",
+        "escalation.repeat",
+    ]
+
+
+async def test_handled_before_a_level_sends_nothing(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    log01, head = await console("log01"), await console("log_head")
+    await log01.refresh()
+    clock.set(at(23, 10, 30))
+    card = next(iter(log01.cards().values()))
+    await log01.tap("认领", card["ref"])
+    await travel(runtime, clock, at(23, 12, 30))
+    assert await escalation_cards(head) == []
+    stored = await the_card(runtime)
+    assert stored.esc_step == 2  # the reminder and L1 were looked at and skipped
+    # Done before L2: the card leaves the sweep for good.
+    await log01.refresh()
+    await log01.tap("完成", card["ref"])
+    assert (await the_card(runtime)).next_due_at is None
+    await travel(runtime, clock, at(24, 12))
+    assert await audit_actions(runtime) == []
+
+
+async def test_downtime_catches_up_one_notice_per_level(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    head, director = await console("log_head"), await console("dir01")
+    # The bot was down for two days: one sweep catches up, each missed level once, no storm of repeats.
+    await travel(runtime, clock, at(25, 11))
+    assert len(await escalation_cards(head)) == 1
+    assert len(await escalation_cards(director)) == 1
+    # The first-response reminder came too late to help and is dropped; the completion reminder still helps.
+    assert await audit_actions(runtime) == ["escalation.level", "escalation.level", "escalation.remind"]
+    stored = await the_card(runtime)
+    assert stored.next_due_at == at(25, 12)  # the next repeat is an hour (working) after the catch-up
+
+
+async def test_overlapping_sweeps_send_each_step_once(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    clock.set(at(23, 12))
+    await asyncio.gather(*(runtime.escalator.sweep() for _ in range(5)))
+    await runtime.settle()
+    # At 12:00 the first-response deadline is here: too late for its reminder, time for L1.
+    assert await audit_actions(runtime) == ["escalation.level"]
+    head = await console("log_head")
+    assert len(await escalation_cards(head)) == 1
+
+
+async def test_take_over_from_the_notice(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    rep = await raise_stock_request(console)
+    head, log01 = await console("log_head"), await console("log01")
+    await travel(runtime, clock, at(23, 12))
+    [notice] = await escalation_cards(head)
+    await head.tap("接手", notice["ref"])
+    assert (await head.replies())[-1] == "你已接手卡片 T1：备货 骨钉 × 20"
+    assert head.card(notice["ref"])["buttons"] == []
+    stored = await the_card(runtime)
+    assert (stored.state, stored.holder_id) == ("claimed", "log_head")
+    await log01.refresh()
+    task = next(c for c in log01.cards().values() if c["ref"] == stored.ref)
+    assert {f["label"]: f["value"] for f in task["fields"]}["状态"].startswith("处理中 · 周涛")
+    assert (await rep.replies())[-1] == "R1 物流：周涛 已认领「备货 骨钉 × 20」。"
+    assert "escalation.takeover" in await audit_actions(runtime)
+
+
+async def test_reassign_to_a_member(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    head, log02 = await console("log_head"), await console("log02")
+    await travel(runtime, clock, at(23, 12))
+    [notice] = await escalation_cards(head)
+    await head.tap("转派", notice["ref"])
+    await head.refresh()
+    choose = head.last_card()
+    assert [b["text"] for b in choose["buttons"]] == ["吴敏", "郑浩"]
+    await head.tap("郑浩", choose["ref"])
+    assert (await head.replies())[-1] == "卡片 T1 已转派给 郑浩。"
+    assert (await log02.replies())[-1] == "📌 周涛 把卡片 T1「备货 骨钉 × 20」转派给你，请尽快处理。"
+    stored = await the_card(runtime)
+    assert (stored.state, stored.holder_id) == ("claimed", "log02")
+    assert "escalation.reassign" in await audit_actions(runtime)
+
+
+async def test_snooze_with_a_reason_silences_until_then(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    director = await console("dir01")
+    await travel(runtime, clock, at(23, 15))
+    [notice] = await escalation_cards(director)
+    await director.tap("暂缓4小时", notice["ref"])
+    assert (await director.replies())[-1].startswith("请输入暂缓原因（卡片 T1，暂缓到 11-23 19:00")
+    await director.send("仓库盘点中，晚上处理")
+    assert (await director.replies())[-1] == "卡片 T1 的升级已暂缓到 11-23 19:00：仓库盘点中，晚上处理"
+    await travel(runtime, clock, at(23, 17))
+    assert len(await escalation_cards(director)) == 1  # the 16:00 and 17:00 repeats wait for the snooze
+    await travel(runtime, clock, at(23, 19))
+    assert len(await escalation_cards(director)) == 2
+    assert (await audit_actions(runtime)).count("escalation.snooze") == 1
+
+
+async def test_outsiders_cannot_act_on_a_notice(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    head, log01 = await console("log_head"), await console("log01")
+    await travel(runtime, clock, at(23, 12))
+    [notice] = await escalation_cards(head)
+    take = next(b["key"] for b in notice["buttons"] if b["text"] == "接手")
+    await log01.post("/console/api/action", {"client_id": "x" * 12, "payload": take})
+    assert (await log01.replies())[-1] == "你不能处理卡片 T1 的升级。"
+    assert (await the_card(runtime)).holder_id is None
+
+
+async def test_config_reload_mid_flight_keeps_old_cards_policy(
+    console: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    await raise_stock_request(console)
+    old = await the_card(runtime)
+    stricter = dict(ESCALATION, levels=[{"trigger": "not_claimed", "after_hours": 0.5, "notify": ["director"]}])
+    data = {
+        "database": {"url": runtime.settings.database.url},
+        "org": {"demo": True},
+        "console": {"enabled": True},
+        "escalation": stricter,
+    }
+    restart = runtime.reload(parse_settings(data))
+    assert restart == []
+    rep = await console("rep01")
+    await rep.send("备货 浙二 骨板 5 2026-11-30")
+    await rep.refresh()
+    await rep.tap("提交")
+    async with runtime.db.read() as s:
+        old_now, new = list(await s.scalars(select(TaskCard).order_by(TaskCard.id)))
+    assert old_now.policy == old.policy  # frozen at creation
+    assert [st["kind"] for st in new.policy["steps"]] == ["level", "remind", "remind"]
+    await travel(runtime, clock, at(23, 10, 30))
+    director = await console("dir01")
+    # Half an hour later only the new card escalates (to the director); the old one waits for its own L1 at 12:00.
+    [notice] = await escalation_cards(director)
+    assert notice["ref"] == f"{new.ref}-e1"
+    assert (await the_cards(runtime))[0].esc_step == 0
+
+
+async def test_calendar_hour_types_escalate_at_night(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    clock.set(at(27, 20))  # Friday evening
+    rep = await console("rep01")
+    await rep.send("跟台 浙一 骨科 2026-11-28 器械:脊柱A包")
+    await rep.refresh()
+    await rep.tap("提交")
+    head = await console("mkt_head")
+    # 跟台 counts calendar hours: the 2-hour first response is due at 22:00 the same night, not on Monday.
+    await travel(runtime, clock, at(27, 22))
+    assert len(await escalation_cards(head)) == 1
+
+
+async def test_history_and_policy_commands(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    await travel(runtime, clock, at(23, 11))
+    await travel(runtime, clock, at(23, 12))
+    head = await console("log_head")
+    await head.replies()
+    await head.send("升级记录 T1")
+    [history] = await head.replies()
+    assert "task.create" in history and "escalation.remind" in history and "escalation.level L1" in history
+    assert "下一步：11-23 15:00" in history
+    admin = await console("admin01")
+    await admin.send("升级策略 logistics stock_reservation")
+    [policy] = await admin.replies()
+    assert "L1: not_claimed @ first_response → head" in policy and "every 1h" in policy
+    rep = await console("rep01")
+    await rep.send("升级策略")
+    assert (await rep.replies())[-1] == "你没有权限执行此操作。"
+
+
+async def test_escalation_notices_go_through_the_outbox(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(console)
+    await travel(runtime, clock, at(23, 12))
+    async with runtime.db.read() as s:
+        rows = (await s.scalars(select(OutboxMessage).where(OutboxMessage.card_ref.like("%-e1")))).all()
+        sent = await s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status != "sent"))
+    assert [r.payload["user_ids"] for r in rows] == [["log_head"]]
+    assert sent == 0
+    assert runtime.metrics.registry.get_sample_value("salesbot_escalations_total", {"kind": "level"}) == 1
+    assert timedelta(0) < (await the_card(runtime)).next_due_at - at(23, 12)  # type: ignore[operator]
