@@ -12,6 +12,7 @@ from bot.channels.console import web as console_web
 from bot.channels.console.auth import SessionSigner
 from bot.channels.wecom import webhook as wecom_webhook
 from bot.runtime import Runtime
+from bot.services.workcal import coverage_warning
 from storage.migrate import current_revision, head_revision
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ async def healthz(request: web.Request) -> web.Response:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body["status"] = "error"
         body["database"] = {"ok": False, "error": exc.__class__.__name__}
+    warning = coverage_warning(rt.settings.calendar, rt.clock.now().astimezone(rt.settings.org.tz).date())
+    if warning:
+        # A warning, not a failure: deadlines still work, on weekdays plus the configured dates.
+        body["warnings"] = [f"calendar: {warning}"]
     # "degraded" (a channel misconfigured) still serves the other channels: only database errors are 503.
     return web.json_response(body, status=503 if body["status"] == "error" else 200)
 

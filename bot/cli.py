@@ -303,6 +303,13 @@ def config_check(path: str | None, config_path: str | None) -> None:
         sys.exit(1)
     channels = ["console"] if settings.console_enabled else []
     channels += [c for c in ("wecom", "dingtalk") if getattr(settings, c).enabled]
+    from datetime import datetime
+
+    from bot.services.workcal import coverage_warning
+
+    warning = coverage_warning(settings.calendar, datetime.now(settings.org.tz).date())
+    if warning:
+        click.echo(f"warning: calendar: {warning}", err=True)
     click.echo(f"{target or '<defaults>'}: OK (channels: {', '.join(channels) or 'none'})")
 
 

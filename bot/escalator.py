@@ -133,7 +133,7 @@ class Escalator:
             deadline = notice.deadline or card.due_at
             for user in notice.targets:
                 when = deadline.astimezone(settings.org.tz).strftime("%m-%d %H:%M")
-                key = "esc.remind_claim" if card.first_response_at is None else "esc.remind_done"
+                key = "esc.remind_claim" if notice.trigger == "not_claimed" else "esc.remind_done"
                 text = i18n.t(user.locale, key, card=card_no(card.id), title=card.title, when=when)
                 intents.append(SendText(channel=views.channel_of(rt, user, fallback), user_ids=(user.id,), text=text))
             return intents

@@ -184,6 +184,19 @@ class WeComCardCode(Base):
     spent_at: Mapped[datetime | None]
 
 
+class WeComSend(Base):
+    """One message that reached one WeCom user: the per-person throttle counts these (a shared card counts for
+    every recipient, a split text for every part). Rows older than the throttle's hour are pruned."""
+
+    __tablename__ = "wecom_sends"
+    __table_args__ = (Index("ix_wecom_sends_recipient_at", "recipient", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(64))
+    outbox_id: Mapped[int | None] = mapped_column(BigId)
+    sent_at: Mapped[datetime]
+
+
 class Location(Base):
     """A location a user shared; attached to a visit when it falls inside the visit's window."""
 

@@ -300,3 +300,29 @@ async def test_escalation_notices_go_through_the_outbox(console: Any, runtime: R
     assert sent == 0
     assert runtime.metrics.registry.get_sample_value("salesbot_escalations_total", {"kind": "level"}) == 1
     assert timedelta(0) < (await the_card(runtime)).next_due_at - at(23, 12)  # type: ignore[operator]
+
+
+async def test_reminders_wait_out_quiet_hours(
+    console: Any, runtime: Runtime, clock: FixedClock, settings_overrides: dict[str, Any]
+) -> None:
+    runtime.reload(
+        runtime.settings.model_copy(
+            update={"escalation": runtime.settings.escalation.model_copy(update={"remind_at": 0.25})}
+        )
+    )
+    clock.set(at(27, 17))  # Friday 17:00; 跟台 counts calendar hours (complete: 24 h)
+    rep = await console("rep01")
+    await rep.send("跟台 浙一 骨科 2026-11-29 器械:脊柱A包")
+    await rep.refresh()
+    await rep.tap("提交")
+    mkt01 = await console("mkt01")
+    await travel(runtime, clock, at(27, 17, 30))  # 25 % of the 2 h first response: before quiet hours, sent
+    assert (await mkt01.replies())[-1].startswith("⏰ 卡片 T1")
+    await travel(runtime, clock, at(27, 23))  # 25 % of the 24 h completion falls at 23:00: quiet hours
+    assert await mkt01.replies() == []
+    async with runtime.db.read() as s:
+        card = await s.get(TaskCard, 1)
+    assert card is not None and card.next_due_at == at(28, 8)
+    await travel(runtime, clock, at(28, 8))
+    [reminder] = await mkt01.replies()
+    assert reminder.startswith("⏰ 卡片 T1「跟台资料") and "将于 11-28 17:00 到期" in reminder

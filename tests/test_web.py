@@ -95,6 +95,16 @@ async def test_healthz_reports_database_and_revision(client: TestClient[Any, Any
     assert "console" in body["channels"]
 
 
+async def test_healthz_warns_when_the_holiday_data_ends(client: TestClient[Any, Any], clock: Any) -> None:
+    from datetime import UTC, datetime
+
+    clock.set(datetime(2031, 6, 1, 2, 0, tzinfo=UTC))  # beyond any chinese-calendar data shipped today
+    body = await (await client.get("/healthz")).json()
+    assert body["status"] == "ok"  # deadlines still work, on weekdays plus the configured dates
+    [warning] = body["warnings"]
+    assert warning.startswith("calendar: ") and "2031" in warning and "extra_closed" in warning
+
+
 async def test_metrics_exposes_the_operator_counters(client: TestClient[Any, Any]) -> None:
     resp = await client.get("/metrics")
     assert resp.status == 200

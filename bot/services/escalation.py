@@ -136,6 +136,7 @@ class Notice:
     level: int
     targets: list[User]
     deadline: datetime | None = None
+    trigger: str = "not_done"
 
 
 @dataclass
@@ -199,7 +200,8 @@ async def advance(session: AsyncSession, settings: Settings, card: TaskCard, now
         return result
     steps: list[dict[str, Any]] = list((card.policy or {}).get("steps", []))
     urgent = bool((card.policy or {}).get("urgent"))
-    quiet_end = None if urgent else _quiet(settings, now)
+    # Reminders are not urgent on any request type: they wait out quiet hours. Levels never wait.
+    quiet_end = _quiet(settings, now)
     for _ in range(len(steps) + 2):
         due = next_due(card)
         if due is None or due > now:
@@ -223,7 +225,7 @@ async def advance(session: AsyncSession, settings: Settings, card: TaskCard, now
                 card.esc_step += 1
                 continue
             if quiet_end is not None and quiet_end < deadline:
-                # A reminder is not urgent: it waits for the end of quiet hours (if the deadline is later).
+                # It waits for the end of quiet hours, unless the deadline comes first (then now is the last chance).
                 card.next_due_at = quiet_end
                 return result
             await _fire(session, settings, card, request, step, "remind", now, result, deadline=deadline)
@@ -273,7 +275,7 @@ async def _fire(
         channel=None,
         changes={"level": level, "targets": [u.id for u in targets], "state": card.state, "holder": card.holder_id},
     )
-    result.notices.append(Notice(kind, card, request, level, targets, deadline))
+    result.notices.append(Notice(kind, card, request, level, targets, deadline, str(step.get("trigger") or "")))
 
 
 async def due_card_ids(session: AsyncSession, now: datetime, limit: int, *, postgres: bool) -> list[int]:

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -23,12 +23,14 @@ from bot.config import WeComConfig
 from cards import wecom as render
 from cards.model import Card
 from storage.db import Database
-from storage.models import OutboxMessage, User, WeComCardCode
+from storage.models import User, WeComCardCode, WeComSend
 
 log = logging.getLogger(__name__)
 
 # The response_code was already used, expired or is unknown: try another one.
 CODE_SPENT_ERRORS = frozenset({60140, 42014, 42016})
+# Prune throttle rows older than two hours every this many recorded sends.
+PRUNE_EVERY = 500
 
 
 class WeComChannel:
@@ -41,6 +43,7 @@ class WeComChannel:
         self.clock = clock
         self.client = client
         self.cfg = cfg
+        self._sends = 0
 
     def can_reach(self, user: User) -> bool:
         return bool(user.wecom_userid)
@@ -56,8 +59,15 @@ class WeComChannel:
             await self._throttle(item)
             await item.starting_call()
             if item.kind == "text":
-                return await self._send_text(str(item.payload["text"]), touser, self._dup_window(item), str(item.id))
-            return await self._send_card(Card.model_validate(item.payload["card"]), touser, self._dup_window(item))
+                text = str(item.payload["text"])
+                delivery = await self._send_text(text, touser, self._dup_window(item), str(item.id))
+                await self._count_sends(
+                    item, len(render.split_text(text, render.TEXT_MAX_BYTES - render.DEDUP_TAG_MAX_BYTES))
+                )
+                return delivery
+            delivery = await self._send_card(Card.model_validate(item.payload["card"]), touser, self._dup_window(item))
+            await self._count_sends(item, 1)
+            return delivery
         except WeComError as exc:
             if exc.config:
                 # Not the message's fault: wait for the operator (shown in /healthz) without using up attempts.
@@ -70,30 +80,52 @@ class WeComChannel:
     # ---- throttling ---------------------------------------------------------------------------------------
 
     async def _throttle(self, item: OutboxItem) -> None:
-        """Defer (not fail) when the person already got their budget of messages this minute or hour."""
+        """Defer (not fail) when a recipient already got their budget of messages this minute or hour.
+
+        Counted from ``wecom_sends`` (one row per message per person, shared cards included), so it holds across
+        restarts and replicas. A shared card waits for its busiest recipient."""
         now = self.clock.now()
-        recipient = item.recipients[0].id
-        in_minute = OutboxMessage.sent_at > now - timedelta(minutes=1)
+        ids = [u.id for u in item.recipients]
+        in_minute = WeComSend.sent_at > now - timedelta(minutes=1)
         async with self.db.read() as s:
-            per_hour, per_minute, oldest_hour, oldest_minute = (
+            rows = (
                 await s.execute(
                     select(
+                        WeComSend.recipient,
                         func.count(),
                         func.count().filter(in_minute),
-                        func.min(OutboxMessage.sent_at),
-                        func.min(OutboxMessage.sent_at).filter(in_minute),
-                    ).where(
-                        OutboxMessage.channel == self.name,
-                        OutboxMessage.recipient == recipient,
-                        OutboxMessage.kind != "card_update",
-                        OutboxMessage.sent_at > now - timedelta(hours=1),
+                        func.min(WeComSend.sent_at),
+                        func.min(WeComSend.sent_at).filter(in_minute),
                     )
+                    .where(WeComSend.recipient.in_(ids), WeComSend.sent_at > now - timedelta(hours=1))
+                    .group_by(WeComSend.recipient)
                 )
-            ).one()
-        if per_minute >= self.cfg.per_user_per_minute and oldest_minute is not None:
-            raise DeliveryDeferred(f"{recipient}: {per_minute} sent this minute", oldest_minute + timedelta(minutes=1))
-        if per_hour >= self.cfg.per_user_per_hour and oldest_hour is not None:
-            raise DeliveryDeferred(f"{recipient}: {per_hour} sent this hour", oldest_hour + timedelta(hours=1))
+            ).all()
+        retry_at: datetime | None = None
+        reason = ""
+        for recipient, per_hour, per_minute, oldest_hour, oldest_minute in rows:
+            if per_minute >= self.cfg.per_user_per_minute and oldest_minute is not None:
+                at, why = oldest_minute + timedelta(minutes=1), f"{recipient}: {per_minute} sent this minute"
+            elif per_hour >= self.cfg.per_user_per_hour and oldest_hour is not None:
+                at, why = oldest_hour + timedelta(hours=1), f"{recipient}: {per_hour} sent this hour"
+            else:
+                continue
+            if retry_at is None or at > retry_at:
+                retry_at, reason = at, why
+        if retry_at is not None:
+            raise DeliveryDeferred(reason, retry_at)
+
+    async def _count_sends(self, item: OutboxItem, messages: int) -> None:
+        """Record what reached each recipient (``messages`` per person), for the throttle."""
+        now = self.clock.now()
+        rows = [
+            {"recipient": u.id, "outbox_id": item.id, "sent_at": now} for u in item.recipients for _ in range(messages)
+        ]
+        async with self.db.transaction() as s:
+            await s.execute(insert(WeComSend), rows)
+            self._sends += 1
+            if self._sends % PRUNE_EVERY == 0:
+                await s.execute(delete(WeComSend).where(WeComSend.sent_at < now - timedelta(hours=2)))
 
     # ---- sends --------------------------------------------------------------------------------------------
 

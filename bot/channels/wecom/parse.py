@@ -164,6 +164,10 @@ def _event(doc: dict[str, Any], local_date: Callable[[int], str]) -> InboundEven
     sender = _sender(doc)
     create_time = _digits(doc, "CreateTime")
     key = _text(doc, "EventKey", required=False)
+    if event == "template_card_event":
+        # The same button key can stand on two cards (a card re-sent with a fresh task_id): the card is part of
+        # the tap's identity, so two taps in one second on two cards are two events.
+        key = f"{_text(doc, 'TaskId', required=False)}/{key}"
     dedup = _event_dedup(sender, create_time, event, key)
     if event == "LOCATION":
         return LocationShared(

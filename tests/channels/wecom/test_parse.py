@@ -282,7 +282,7 @@ def test_template_card_event_with_selections() -> None:
     assert parse(CARD_EVENT) == CardAction(
         channel="wecom",
         sender="FromUser",
-        dedup_key="evt:FromUser:123456789:template_card_event:key111",
+        dedup_key="evt:FromUser:123456789:template_card_event:taskid111/key111",
         payload="key111",
         card_ref="taskid111",
         response_code="ResponseCode",
@@ -402,3 +402,19 @@ def test_malformed_callbacks_rejected(xml: str, why: str) -> None:
 def test_rejection_reason_does_not_quote_the_payload() -> None:
     reason = rejected(TEXT.replace("1234567890123456", "SECRET-CONTENT")).reason
     assert "SECRET" not in reason
+
+
+def test_the_same_button_on_two_cards_in_one_second_is_two_taps() -> None:
+    def tap(task_id: str) -> str:
+        xml = (
+            "<xml><ToUserName>wx5823bf96d3bd56c7</ToUserName><FromUserName>rep01</FromUserName>"
+            "<CreateTime>1700000000</CreateTime><MsgType>event</MsgType><Event>template_card_event</Event>"
+            f"<EventKey>vc|abc|submit</EventKey><TaskId>{task_id}</TaskId><CardType>button_interaction</CardType>"
+            "<ResponseCode>rc</ResponseCode><AgentID>1000002</AgentID></xml>"
+        )
+        event = parse_callback(xml, corp_id="wx5823bf96d3bd56c7", agent_id=1000002, local_date=lambda _: "")
+        assert not isinstance(event, Ignored)
+        return event.dedup_key
+
+    assert tap("card-1") != tap("card-1-r9")
+    assert tap("card-1") == tap("card-1")

@@ -691,3 +691,41 @@ async def test_my_requests_and_progress_show_each_department(
     # Another rep may not look at it.
     await org["rep02"].send("进度 R1")
     assert org["rep02"].texts() == ["你没有权限查看申请 R1。"]
+
+
+# ---- shared cards and the per-person throttle -----------------------------------------------------------------
+
+
+def logistics_cards(fake: FakeWeCom, userid: str) -> list[Any]:
+    cards = [m.body["template_card"] for m in fake.messages_to(userid) if m.msgtype == "template_card"]
+    return [c for c in cards if "logistics" in c["task_id"]]
+
+
+@pytest.mark.parametrize("wecom_overrides", [{"per_user_per_minute": 3}], ids=["3-per-minute"])
+async def test_shared_cards_count_against_every_recipients_budget(
+    org: Scenario, wecom_user: User, bot: Runtime, fake: FakeWeCom
+) -> None:
+    requesters = [wecom_user(uid) for uid in ("rep01", "rep02", "mgr01", "dir01")]  # each within their own budget
+
+    async def stock(n: int) -> None:
+        rep = requesters[n]
+        await rep.send(f"备货 浙一 骨钉{n} 20 2026-11-30")
+        await rep.tap(rep.last_card(), "提交")
+        org.later(5)
+
+    # Three requests: every logistics person gets three shared cards inside one minute, the budget of 3.
+    for n in range(3):
+        await stock(n)
+    assert len(logistics_cards(fake, "log02")) == 3  # log02 is not the first recipient of the shared cards
+    # A fourth waits (deferred, not dropped) until the oldest of the three is a minute old.
+    await stock(3)
+    await bot.settle()
+    assert len(logistics_cards(fake, "log02")) == 3
+    for _ in range(10):
+        org.later(15)
+        await bot.settle()
+    assert len(logistics_cards(fake, "log02")) == 4
+    assert fake.silently_dropped == 0
+    stamps = [d.at for d in fake.messages_to("log02")]
+    for at in stamps:
+        assert sum(1 for s in stamps if at - 60 < s <= at) <= 3, stamps
