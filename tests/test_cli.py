@@ -274,3 +274,42 @@ def test_the_example_spells_out_the_built_in_request_types_and_calendar() -> Non
     example = load_settings(EXAMPLE, environ={})
     assert example.request_types == Settings().request_types
     assert example.calendar == Settings().calendar
+
+
+def test_the_example_spells_out_the_default_escalation() -> None:
+    from bot.config import Settings, load_settings
+
+    assert load_settings(EXAMPLE, environ={}).escalation == Settings().escalation
+
+
+def test_config_reload_refuses_a_bad_file_and_signals_the_server(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys as _sys
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[escalation]\nlevels = []\n", encoding="utf-8")
+    result = run("config", "reload", str(broken), "--pid", "1")
+    assert result.exit_code == 1
+    assert "escalation.levels" in result.stderr and "not reloaded" in result.stderr
+    # A stand-in server that records SIGHUP, then exits.
+    script = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGHUP, lambda *a: (print('reloaded', flush=True), sys.exit(0)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    proc = subprocess.Popen([_sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        result = run("config", "reload", str(EXAMPLE), "--pid", str(proc.pid))
+        assert result.exit_code == 0, result.output
+        assert f"reload sent to process {proc.pid}" in result.stdout
+        assert proc.stdout.readline().strip() == "reloaded"
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
