@@ -97,19 +97,8 @@ def _serve(settings: Settings, config_path: str | None = None) -> None:
         runtime = Runtime(settings)
         path = resolve_config_path(config_path)
 
-        def reload() -> None:
-            # SIGHUP: re-read the file; an invalid file keeps the running configuration and says why.
-            try:
-                new = load_settings(path)
-            except ConfigError as exc:
-                log.error(
-                    "config reload refused, keeping the running configuration: %s", "; ".join(map(str, exc.issues))
-                )
-                return
-            runtime.reload(new)
-
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: runtime.reload_from(path))
         return build_app(runtime)
 
     if settings.server.pid_file:

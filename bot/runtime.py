@@ -10,7 +10,7 @@ from bot.channels.console.channel import ConsoleChannel
 from bot.channels.console.hub import ConsoleHub
 from bot.channels.wecom.client import WeComClient
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.escalator import Escalator
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
@@ -76,6 +76,16 @@ class Runtime:
             log.warning("config reload: [%s] changed; it takes effect after a restart", name)
         log.info("configuration reloaded (%s)", ", ".join(self.RELOADABLE))
         return restart
+
+    def reload_from(self, path: str | None) -> bool:
+        """SIGHUP: re-read the config file; an invalid file keeps the running configuration and says why."""
+        try:
+            new = load_settings(path)
+        except ConfigError as exc:
+            log.error("config reload refused, keeping the running configuration: %s", "; ".join(map(str, exc.issues)))
+            return False
+        self.reload(new)
+        return True
 
     def channel_for(self, user: User, fallback: str) -> str:
         """The channel to reach ``user`` on: their platform if it is enabled, else ``fallback``."""

@@ -326,3 +326,20 @@ async def test_reminders_wait_out_quiet_hours(
     await travel(runtime, clock, at(28, 8))
     [reminder] = await mkt01.replies()
     assert reminder.startswith("⏰ 卡片 T1「跟台资料") and "将于 11-28 17:00 到期" in reminder
+
+
+async def test_reload_from_a_file_applies_it_or_keeps_the_old_one(
+    runtime: Runtime, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "salesbot.toml"
+    path.write_text("[escalation]\nlevels = []\n", encoding="utf-8")
+    before = runtime.settings
+    assert runtime.reload_from(str(path)) is False
+    assert runtime.settings is before
+    assert "config reload refused" in caplog.text and "escalation.levels" in caplog.text
+    path.write_text('[escalation]\nremind_at = 0.5\n[server]\nport = 9999\n[database]\nurl = "sqlite+aiosqlite:///x.db"\n')
+    assert runtime.reload_from(str(path)) is True
+    assert runtime.settings.escalation.remind_at == 0.5
+    # Sections that need a restart keep their running values.
+    assert runtime.settings.database.url == before.database.url and runtime.settings.server.port == before.server.port
+    assert "takes effect after a restart" in caplog.text
