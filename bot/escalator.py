@@ -104,18 +104,20 @@ class Escalator:
                 if not ids:
                     return 0
                 cards = list(await s.scalars(select(TaskCard).where(TaskCard.id.in_(ids)).order_by(TaskCard.id)))
-                for card in cards:
-                    if card.next_due_at is None or card.next_due_at > now:
-                        continue  # handled by someone else since the select (SQLite: another process)
-                    result = await esc.advance(s, settings, card, now)
-                    stats.cards += 1
-                    stats.skipped += result.skipped
-                    intents: list[Intent] = []
-                    for notice in result.notices:
-                        intents += await self._render(s, notice)
-                        rt.metrics.escalations.labels(notice.kind).inc()
-                    stats.notices += len(result.notices)
-                    outbox.enqueue(s, intents, now)
+                # No autoflush while advancing: each card is written once, at commit, in one UPDATE … WHERE version.
+                with s.no_autoflush:
+                    for card in cards:
+                        if card.next_due_at is None or card.next_due_at > now:
+                            continue  # handled by someone else since the select (SQLite: another process)
+                        result = await esc.advance(s, settings, card, now)
+                        stats.cards += 1
+                        stats.skipped += result.skipped
+                        intents: list[Intent] = []
+                        for notice in result.notices:
+                            intents += await self._render(s, notice)
+                            rt.metrics.escalations.labels(notice.kind).inc()
+                        stats.notices += len(result.notices)
+                        outbox.enqueue(s, intents, now)
                 return len(ids)
         except StaleDataError:
             # A tap or another replica changed one of the cards mid-sweep: nothing of this batch was written.
