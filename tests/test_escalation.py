@@ -337,7 +337,9 @@ async def test_reload_from_a_file_applies_it_or_keeps_the_old_one(
     assert runtime.reload_from(str(path)) is False
     assert runtime.settings is before
     assert "config reload refused" in caplog.text and "escalation.levels" in caplog.text
-    path.write_text('[escalation]\nremind_at = 0.5\n[server]\nport = 9999\n[database]\nurl = "sqlite+aiosqlite:///x.db"\n')
+    path.write_text(
+        '[escalation]\nremind_at = 0.5\n[server]\nport = 9999\n[database]\nurl = "sqlite+aiosqlite:///x.db"\n'
+    )
     assert runtime.reload_from(str(path)) is True
     assert runtime.settings.escalation.remind_at == 0.5
     # Sections that need a restart keep their running values.
