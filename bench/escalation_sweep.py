@@ -1,6 +1,6 @@
 """Escalation sweep cost against the number of open task cards: 1,000 due cards among N open ones.
 
-Run from the repository root (about 8-10 minutes on 2 cores with the defaults: 10k, 100k and 1M open cards on
+Run from the repository root (about 4-5 minutes on 2 cores with the defaults: 10k, 100k and 1M open cards on
 SQLite and PostgreSQL):
 
     python bench/escalation_sweep.py [--sizes 10000,100000,1000000] [--backends sqlite,postgresql]
@@ -61,7 +61,7 @@ ROOT = SCRIPT.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import bindparam, delete, func, literal_column, select, text, update  # noqa: E402
+from sqlalchemy import bindparam, delete, event, func, literal_column, select, text, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.clock import FixedClock  # noqa: E402
@@ -359,6 +359,8 @@ class Case:
     seed_s: float = 0.0
     db_mb: float = 0.0
     sweeps: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # this process's CPU during the sweep
+    statements: list[int] = field(default_factory=list)  # SQL statements the sweep sent
     selects: list[float] = field(default_factory=list)
     scans: list[float] = field(default_factory=list)
     plan: str = ""
@@ -445,6 +447,12 @@ async def _measure(
     due_ids = [i + 1 for i in range(n) if is_due(i, n)]
     due_next = {i + 1: template_of(i, n, open_, due).next_due for i in range(n) if is_due(i, n)}
     rt = Runtime(settings, clock=FixedClock(NOW))
+    sent = [0]
+
+    def count(*_: Any) -> None:
+        sent[0] += 1
+
+    event.listen(rt.db.engine.sync_engine, "before_cursor_execute", count)
     try:
         case.db_mb = await db_size_mb(rt.db, path)
         async with rt.db.read() as s:
@@ -468,13 +476,14 @@ async def _measure(
                 if sorted(naive) != due_ids:
                     case.errors.append(f"naive scan found {len(naive)} cards")
             prof = cProfile.Profile() if args.profile and rnd == args.repeats else None
-            t = time.perf_counter()
+            t, c, sent[0] = time.perf_counter(), os.times(), 0
             if prof is not None:
                 prof.enable()
             stats = await rt.escalator.sweep()
             if prof is not None:
                 prof.disable()
-            dt_sweep = time.perf_counter() - t
+            dt_sweep, c2, statements = time.perf_counter() - t, os.times(), sent[0]
+            dt_cpu, dt_sys = c2.user + c2.system - c.user - c.system, c2.system - c.system
             if prof is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 prof.dump_stats(args.profile / f"sweep_{case.backend}_{n}.pstats")
@@ -488,11 +497,14 @@ async def _measure(
                 )
             if not warm:
                 case.sweeps.append(dt_sweep)
+                case.cpu.append(dt_cpu)
+                case.statements.append(statements)
                 case.selects.append(dt_select)
             scan = "" if warm else f", naive scan {case.scans[-1] * 1e3:.0f} ms"
             print(
-                f"  {case.backend} N={n} round {rnd}{' (warm-up)' if warm else ''}: sweep {dt_sweep:.3f} s, "
-                f"due select {dt_select * 1e3:.1f} ms{scan}",
+                f"  {case.backend} N={n} round {rnd}{' (warm-up)' if warm else ''}: sweep {dt_sweep:.3f} s"
+                f" (CPU {dt_cpu:.2f} s, sys {dt_sys:.2f} s; {statements} SQL statements),"
+                f" due select {dt_select * 1e3:.1f} ms{scan}",
                 flush=True,
             )
     finally:
@@ -514,6 +526,7 @@ def report(cases: list[Case], limit: float) -> bool:
     print()
     head = (
         f"{'N':>6} {'backend':<10} {'seed s':>7} {'DB MB':>7} {'sweep s':>8} {'min-max s':>12}"
+        f" {'CPU s':>6} {'stmts':>6}"
         f" {'due-select ms':>14} {'naive scan ms':>14} {'ratio to ' + label(min(c.n for c in cases)):>12}"
     )
     print(head)
@@ -526,6 +539,7 @@ def report(cases: list[Case], limit: float) -> bool:
             spread = f"{min(c.sweeps):.2f}-{max(c.sweeps):.2f}" if c.sweeps else "-"
             print(
                 f"{label(c.n):>6} {backend:<10} {c.seed_s:7.1f} {c.db_mb:7.0f} {s:8.3f} {spread:>12}"
+                f" {med(c.cpu):6.2f} {max(c.statements, default=0):6d}"
                 f" {med(c.selects) * 1e3:14.1f} {med(c.scans) * 1e3:14.0f} {s / base:12.2f}"
             )
     print()
@@ -536,7 +550,11 @@ def report(cases: list[Case], limit: float) -> bool:
         verdict = "PASS" if ratio <= limit else "FAIL"
         ok &= ratio <= limit
         note = "" if (lo.n, hi.n) == (10_000, 1_000_000) else " (not the acceptance sizes 10k/1M)"
-        print(f"{backend}: sweep {label(hi.n)} / {label(lo.n)} = {ratio:.2f} (target <= {limit}) {verdict}{note}")
+        cpu = med(hi.cpu) / med(lo.cpu)
+        print(
+            f"{backend}: sweep {label(hi.n)} / {label(lo.n)} = {ratio:.2f} (target <= {limit}) {verdict}{note};"
+            f" CPU of this process {cpu:.2f}"
+        )
     print("\ndue-select plans:")
     for c in cases:
         print(f"  {c.backend} {label(c.n)}: {c.plan}")
@@ -551,13 +569,16 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> int:
     settings = settings_for("sqlite+aiosqlite:///unused.db")
     open_, due = templates(settings)
     cases: list[Case] = []
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     for backend in args.backends:
         for n in args.sizes:
             print(f"{backend}: N={n} ({DUE} due)", flush=True)
             case = await asyncio.wait_for(run_case(backend, n, args, tmp, open_, due), args.case_timeout)
             print(f"  seeded in {case.seed_s:.1f} s, {case.db_mb:.0f} MB", flush=True)
             cases.append(case)
-    return 0 if report(cases, args.limit) else 1
+    ok = report(cases, args.limit)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0 if ok else 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

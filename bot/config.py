@@ -443,7 +443,7 @@ class EscalationConfig(_Section):
     # How often the scheduler looks for due cards.
     sweep_interval_seconds: float = Field(30.0, ge=1, le=3600)
     # Cards handled per transaction in one sweep.
-    batch_size: int = Field(200, ge=1, le=5000)
+    batch_size: int = Field(50, ge=1, le=5000)
     levels: list[EscalationLevelConfig] = Field(default_factory=_default_levels, min_length=1)
     remind_at: float = Field(0.75, ge=0, lt=1)
     departments: dict[str, EscalationPolicyConfig] = Field(default_factory=dict)
