@@ -199,6 +199,19 @@ def action(*names: str) -> Filter:
     return check
 
 
+def dialog_args(ctx: Context, flow: str, count: int, *, needs: str | None = None) -> tuple[str, ...] | None:
+    """The tapped button's arguments after the dialog token, when the tap belongs to the user's current ``flow``
+    dialog (the token matches, ``count`` arguments in all, and ``needs`` is set in the dialog's data); else None
+    (a button of a finished or replaced dialog)."""
+    args = ctx.payload.args if ctx.payload is not None else ()
+    conv = ctx.conversation
+    if conv.flow != flow or len(args) != count or args[0] != conv.data.get("token"):
+        return None
+    if needs is not None and not conv.data.get(needs):
+        return None
+    return args[1:]
+
+
 def in_flow(flow: str) -> Filter:
     def check(ctx: Context) -> bool:
         return ctx.conversation.flow == flow

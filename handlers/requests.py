@@ -10,7 +10,7 @@ from typing import Any
 from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig
 from bot.events import CardAction, MediaMessage
-from bot.routing import Context, Router, action, command, in_flow, is_media, is_text, split_command
+from bot.routing import Context, Router, action, command, dialog_args, in_flow, is_media, is_text, split_command
 from bot.services import escalation
 from bot.services import requests as svc
 from bot.services import task_views as views
@@ -362,14 +362,12 @@ async def answer_request(ctx: Context) -> None:
 @router.route(action("rf"))
 async def choose_request_value(ctx: Context) -> None:
     """A choice button in the request dialog: (token, field, value)."""
-    assert ctx.payload is not None
-    args = ctx.payload.args
-    conv = ctx.conversation
-    if conv.flow != FLOW or len(args) != 3 or args[0] != conv.data.get("token"):
+    args = dialog_args(ctx, FLOW, 3)
+    if args is None:
         ctx.reply(ctx.t("stale_button"))
         return
     dialog = Dialog(ctx)
-    _, key, value = args
+    key, value = args
     if key == "customer":
         customer = await ctx.session.get(Customer, int(value)) if value.isdigit() else None
         if customer is None:
@@ -410,28 +408,28 @@ async def request_from_visit(ctx: Context) -> None:
 @router.route(action("rc"))
 async def confirm_request(ctx: Context) -> None:
     """提交 / 修改 / 取消 on the request's confirmation card."""
-    assert ctx.payload is not None
-    args = ctx.payload.args
-    conv = ctx.conversation
-    if conv.flow != FLOW or len(args) != 2 or args[0] != conv.data.get("token") or not conv.data.get("confirm_ref"):
+    args = dialog_args(ctx, FLOW, 2, needs="confirm_ref")
+    if args is None:
         ctx.reply(ctx.t("stale_button"))
         return
+    conv = ctx.conversation
+    op = args[0]
     dialog = Dialog(ctx)
     rt = dialog.rt
     ref = str(conv.data["confirm_ref"])
     customer = await dialog.customer()
     rows = _rows(ctx, rt, dialog.values, customer.name if customer else "", ctx.locale)
     name = _type_name(ctx.locale, rt)
-    if args[1] == "edit":
+    if op == "edit":
         ctx.reply(ctx.t("request.edit_hint"))
         return
-    if args[1] == "cancel":
+    if op == "cancel":
         status = ctx.t("request.cancelled_status")
         ctx.update_card(request_confirm_card(ref, dialog.token, ctx.locale, name, rows, status=status))
         conv.clear()
         ctx.reply(ctx.t("cancelled"))
         return
-    if args[1] != "submit" or customer is None:
+    if op != "submit" or customer is None:
         ctx.reply(ctx.t("stale_button"))
         return
     # Dates are checked again on submit: a draft left overnight may have a date that is now in the past.

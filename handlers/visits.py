@@ -15,6 +15,7 @@ from bot.routing import (
     Router,
     action,
     command,
+    dialog_args,
     has_role,
     in_flow,
     is_location,
@@ -310,13 +311,12 @@ async def answer_visit(ctx: Context) -> None:
 @router.route(action("vf"))
 async def choose_value(ctx: Context) -> None:
     """A tap on a choice button: (token, field, value)."""
-    assert ctx.payload is not None
-    args = ctx.payload.args
-    if ctx.conversation.flow != FLOW or len(args) != 3 or args[0] != ctx.conversation.data.get("token"):
+    args = dialog_args(ctx, FLOW, 3)
+    if args is None:
         ctx.reply(ctx.t("stale_button"))
         return
     dialog = Dialog(ctx)
-    _, field, value = args
+    field, value = args
     if field == "customer":
         customer = await ctx.session.get(Customer, int(value)) if value.isdigit() else None
         if customer is None:
@@ -333,14 +333,13 @@ async def choose_value(ctx: Context) -> None:
 @router.route(action("vc"))
 async def confirm_visit(ctx: Context) -> None:
     """提交 / 修改 / 取消 on the confirmation card."""
-    assert ctx.payload is not None
-    args = ctx.payload.args
-    conv = ctx.conversation
-    if conv.flow != FLOW or len(args) != 2 or args[0] != conv.data.get("token") or not conv.data.get("confirm_ref"):
+    args = dialog_args(ctx, FLOW, 2, needs="confirm_ref")
+    if args is None:
         ctx.reply(ctx.t("stale_button"))
         return
+    conv = ctx.conversation
     dialog = Dialog(ctx)
-    op = args[1]
+    op = args[0]
     customer = await dialog.customer()
     ref = str(conv.data["confirm_ref"])
     if op == "edit":
