@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from bot.clock import FixedClock
 from bot.config import parse_settings
 from bot.runtime import Runtime
-from storage.models import AuditLog, OutboxMessage, TaskCard
+from storage.models import AuditLog, OutboxMessage, TaskCard, User
 from tests.console_driver import ConsoleUser
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -345,3 +345,16 @@ async def test_reload_from_a_file_applies_it_or_keeps_the_old_one(
     # Sections that need a restart keep their running values.
     assert runtime.settings.database.url == before.database.url and runtime.settings.server.port == before.server.port
     assert "takes effect after a restart" in caplog.text
+
+
+async def test_a_level_with_nobody_to_tell_goes_to_directors_and_admins(
+    console: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    async with runtime.db.transaction() as s:
+        head = await s.get(User, "log_head")
+        assert head is not None
+        head.active = False  # the head left; nobody else holds the role
+    await raise_stock_request(console)
+    await travel(runtime, clock, at(23, 12))
+    for uid in ("dir01", "admin01"):
+        assert len(await escalation_cards(await console(uid))) == 1

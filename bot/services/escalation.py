@@ -262,6 +262,9 @@ async def _fire(
         targets = await resolve_targets(session, card, request, ["holder"])
     else:
         targets = await resolve_targets(session, card, request, list(step.get("notify") or ["head"]))
+        if not targets:
+            # Nobody to tell (a department without a head, a user who left): an escalation must reach someone.
+            targets = await resolve_targets(session, card, request, ["director", "role:admin"])
         card.watchers = sorted({*(card.watchers or []), *(u.id for u in targets)})
         card.notices = (card.notices or 0) + 1
     level = int(step.get("level") or 0)
