@@ -25,10 +25,7 @@ import argparse
 import asyncio
 import itertools
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,8 +36,12 @@ from pathlib import Path
 import aiohttp
 
 SCRIPT = Path(__file__).resolve()
-ROOT = SCRIPT.parents[1]
-HOST = "127.0.0.1"
+# bench/ for procs.py: sys.path[0] when this file is run as a script, not when it is loaded by path.
+if str(SCRIPT.parent) not in sys.path:
+    sys.path.insert(0, str(SCRIPT.parent))
+
+from procs import HOST, Proc, free_port, spawn, wait_healthy  # noqa: E402
+
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"  # as bot/channels/console/web.py
 
 # One-line visits that need no follow-up question: hospital alias, a ward of it, a contact of that ward.
@@ -104,76 +105,6 @@ def serve_baseline(port: int) -> None:
     app.router.add_post("/console/api/login", login)
     app.router.add_get("/healthz", healthz)
     web.run_app(app, host=HOST, port=port, print=None, access_log=None)
-
-
-# ---- subprocesses ---------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def peak_rss_mb(self) -> float | None:
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def start(name: str, args: list[str], port: int, log: Path) -> Server:
-    out = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-    )
-    out.close()
-    return Server(name, proc, port, log)
-
-
-async def wait_healthy(server: Server, limit_s: float = 60.0) -> None:
-    deadline = time.monotonic() + limit_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
-        while time.monotonic() < deadline:
-            if server.proc.poll() is not None:
-                raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
-            try:
-                async with s.get(f"{server.base}/healthz") as r:
-                    if r.status == 200:
-                        return
-            except (TimeoutError, aiohttp.ClientError):
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{server.name} not healthy after {limit_s:.0f}s:\n{server.tail()}")
 
 
 # ---- load generator -------------------------------------------------------------------------------------------
@@ -303,19 +234,19 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
     db = tmp / "bench.db"
     config = tmp / "bench.toml"
     config.write_text('[org]\ndemo = true\n[logging]\nlevel = "WARNING"\n', encoding="utf-8")
-    servers: list[Server] = []
+    servers: list[Proc] = []
     try:
         bare_port, bot_port = free_port(), free_port()
-        bare = start("bare-aiohttp", [str(SCRIPT), "--serve-baseline", str(bare_port)], bare_port, tmp / "bare.log")
+        bare = spawn("bare-aiohttp", [str(SCRIPT), "--serve-baseline", str(bare_port)], bare_port, tmp / "bare.log")
         servers.append(bare)
-        bot = start(
+        bot = spawn(
             "salesbot",
             ["-m", "bot.cli", "demo", "--config", str(config), "--port", str(bot_port), "--db", str(db)],
             bot_port,
             tmp / "salesbot.log",
         )
         servers.append(bot)
-        await asyncio.gather(wait_healthy(bare), wait_healthy(bot))
+        await asyncio.gather(wait_healthy(bare, poll_s=0.1), wait_healthy(bot, poll_s=0.1))
 
         async with aiohttp.ClientSession() as http, http.get(f"{bot.base}/console/api/users") as resp:
             reps = [u["id"] for u in (await resp.json())["users"] if "rep" in u["roles"]]

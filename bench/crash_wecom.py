@@ -35,13 +35,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import secrets
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,13 +51,17 @@ import aiohttp
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The repository root for bot, cards and tests; bench/ for procs.py, which is sys.path[0] only when this file is run
+# as a script (tests/test_crash_wecom.py loads it by path).
+for _path in (ROOT, SCRIPT.parent):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from procs import HOST, Proc, cli, free_port, spawn, wait_healthy  # noqa: E402
 
 from cards.wecom import strip_dedup_tag  # noqa: E402
 from tests.fakes.wecom_callbacks import WeComSigner  # noqa: E402
 
-HOST = "127.0.0.1"
 CORP_ID = "wwcrashcorp0001"
 AGENT_ID = 1000002
 APP_SECRET = "crash-app-secret"
@@ -74,101 +74,6 @@ COMMANDS = ("帮助", "我的拜访")
 CALLBACK_TIMEOUT = 5.0
 # A kill leaves claimed rows to be reclaimed after the lease; keep it short so the test does not idle for a minute.
 LEASE_SECONDS = 5.0
-
-
-# ---- processes ------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        """SIGKILL, no chance to clean up."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-    def peak_rss_mb(self) -> float | None:
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
-
-
-def spawn(name: str, args: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Proc:
-    out = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-    )
-    out.close()
-    return Proc(name, proc, port, log)
-
-
-def cli(config: Path, *args: str) -> str:
-    """Run ``python -m bot.cli ARGS --config CONFIG`` to completion; its output, or RuntimeError."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args, "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bot.cli {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done.stdout.strip()
-
-
-async def wait_healthy(proc: Proc, limit_s: float = 60.0, path: str = "/healthz") -> None:
-    deadline = time.monotonic() + limit_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
-        while time.monotonic() < deadline:
-            if proc.proc.poll() is not None:
-                raise RuntimeError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.tail()}")
-            try:
-                async with s.get(f"{proc.base}{path}") as r:
-                    if r.status == 200:
-                        return
-            except (TimeoutError, aiohttp.ClientError):
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{proc.name} not healthy after {limit_s:.0f}s:\n{proc.tail()}")
 
 
 # ---- the deployment under test --------------------------------------------------------------------------------

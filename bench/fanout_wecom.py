@@ -36,8 +36,7 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -50,10 +49,14 @@ import aiohttp
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The repository root for bot, cards, handlers, storage and tests; bench/ for procs.py, which is sys.path[0] only
+# when this file is run as a script (not when it is loaded by path).
+for _path in (ROOT, SCRIPT.parent):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-HOST = "127.0.0.1"
+from procs import HOST, Proc, cli, free_port, spawn, vm_hwm_mb, wait_exit, wait_healthy  # noqa: E402
+
 CORP_ID = "wwfanoutcorp001"
 AGENT_ID = 1000002
 APP_SECRET = "fanout-app-secret"
@@ -66,98 +69,8 @@ WARDS = ("骨科", "脊柱外科", "关节外科", "检验科")
 # Bounded waits.
 BOT_LIMIT_S = 600.0
 BASELINE_LIMIT_S = 300.0
-
-
-# ---- processes ------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def vm_hwm_mb(pid: int | str = "self") -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-@dataclass
-class Proc:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def spawn(name: str, args: list[str], log: Path, port: int = 0) -> Proc:
-    out = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-    )
-    out.close()
-    return Proc(name, proc, port, log)
-
-
-def cli(config: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args, "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bot.cli {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done.stdout.strip()
-
-
-async def wait_healthy(proc: Proc, path: str, limit_s: float = 30.0) -> None:
-    deadline = time.monotonic() + limit_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
-        while time.monotonic() < deadline:
-            if proc.proc.poll() is not None:
-                raise RuntimeError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.tail()}")
-            with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-                async with s.get(f"{proc.base}{path}") as r:
-                    if r.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{proc.name} not healthy after {limit_s:.0f}s:\n{proc.tail()}")
-
-
-def wait_exit(proc: Proc, limit_s: float) -> None:
-    try:
-        proc.proc.wait(timeout=limit_s)
-    except subprocess.TimeoutExpired:
-        proc.stop()
-        raise RuntimeError(f"{proc.name} did not finish within {limit_s:.0f}s:\n{proc.tail()}") from None
-    if proc.proc.returncode != 0:
-        raise RuntimeError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.tail()}")
+CLI_LIMIT_S = 300.0  # db upgrade and the imports (PostgreSQL included)
+HEALTHY_LIMIT_S = 30.0
 
 
 # ---- the fake WeCom, with the benchmark's budgets ------------------------------------------------------------
@@ -561,7 +474,7 @@ def start_fake(args: argparse.Namespace, tmp: Path, name: str) -> Proc:
     fake_args = [str(SCRIPT), "--serve-fake", str(port), "--app-calls-per-minute", str(args.app_calls_per_minute)]
     fake_args += ["--per-user-per-minute", str(args.per_user_per_minute)]
     fake_args += ["--per-user-per-hour", str(args.per_user_per_hour)]
-    return spawn(name, fake_args, tmp / f"{name}.log", port)
+    return spawn(name, fake_args, port, tmp / f"{name}.log", stop_signal=signal.SIGTERM)
 
 
 def _run(args: argparse.Namespace, tmp: Path, db_url: str, db_file: Path, pg: bool, fakes: list[Proc]) -> int:
@@ -572,10 +485,10 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, db_file: Path, pg: bo
     fakes.append(fake)
     config = tmp / "salesbot.toml"
     write_config(config, db_url=db_url, fake_port=fake.port, app_calls_per_minute=args.app_calls_per_minute)
-    cli(config, "db", "upgrade")
-    cli(config, "import", "org", str(org))
-    cli(config, "import", "customers", str(ROOT / "bot" / "demo_data" / "customers.csv"))
-    asyncio.run(wait_healthy(fake, "/_fake/stats"))
+    cli(config, "db", "upgrade", timeout=CLI_LIMIT_S)
+    cli(config, "import", "org", str(org), timeout=CLI_LIMIT_S)
+    cli(config, "import", "customers", str(ROOT / "bot" / "demo_data" / "customers.csv"), timeout=CLI_LIMIT_S)
+    asyncio.run(wait_healthy(fake, limit_s=HEALTHY_LIMIT_S, path="/_fake/stats"))
     n_people = sum(len(p) for p in people.values())
     say(
         f"salesbot: {args.requests} requests x 3 task cards, {args.reps} reps, 3 departments of {args.members + 1} "
@@ -589,7 +502,7 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, db_file: Path, pg: bo
     bot_args += ["--per-user-per-minute", str(args.per_user_per_minute)]
     bot_args += ["--per-user-per-hour", str(args.per_user_per_hour), "--limit", str(args.limit)]
     t = time.monotonic()
-    wait_exit(spawn("salesbot", bot_args, tmp / "salesbot.log"), BOT_LIMIT_S)
+    wait_exit(spawn("salesbot", bot_args, 0, tmp / "salesbot.log", stop_signal=signal.SIGTERM), BOT_LIMIT_S)
     say(f"  salesbot run took {time.monotonic() - t:.1f}s")
     bot = json.loads(bot_out.read_text())
     bot_fake = asyncio.run(collect(fake))
@@ -604,13 +517,13 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, db_file: Path, pg: bo
     # ---- baseline, on a fresh fake (task_ids are single use)
     fake2 = start_fake(args, tmp, "fake-wecom-baseline")
     fakes.append(fake2)
-    asyncio.run(wait_healthy(fake2, "/_fake/stats"))
+    asyncio.run(wait_healthy(fake2, limit_s=HEALTHY_LIMIT_S, path="/_fake/stats"))
     bodies_file = tmp / "bodies.json"
     bodies_file.write_text(json.dumps(bodies, ensure_ascii=False), encoding="utf-8")
     base_out = tmp / "baseline.json"
     base_args = [str(SCRIPT), "--run-baseline", str(bodies_file), "--fake", fake2.base, "--out", str(base_out)]
     base_args += ["--app-calls-per-minute", str(args.app_calls_per_minute)]
-    wait_exit(spawn("baseline", base_args, tmp / "baseline.log"), BASELINE_LIMIT_S)
+    wait_exit(spawn("baseline", base_args, 0, tmp / "baseline.log", stop_signal=signal.SIGTERM), BASELINE_LIMIT_S)
     base = json.loads(base_out.read_text())
     base_fake = asyncio.run(collect(fake2))
     if base["errors"]:

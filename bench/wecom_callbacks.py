@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve()
+# bench/ for crash_wecom.py and procs.py: sys.path[0] when this file is run as a script, not when it is loaded by path.
 if str(SCRIPT.parent) not in sys.path:
     sys.path.insert(0, str(SCRIPT.parent))
 
@@ -69,20 +70,15 @@ from crash_wecom import (  # noqa: E402
     CALLBACK_PATH,
     CALLBACK_TOKEN,
     CORP_ID,
-    HOST,
-    Proc,
-    cli,
     db_state,
     fake_stats,
-    free_port,
-    spawn,
     start_bot,
     start_fake,
-    wait_healthy,
     wecom_userids,
     write_config,
     write_org,
 )
+from procs import HOST, Proc, cli, free_port, spawn, wait_healthy  # noqa: E402
 
 from tests.fakes.wecom_callbacks import WeComSigner, cdata  # noqa: E402
 
