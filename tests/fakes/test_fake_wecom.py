@@ -409,7 +409,10 @@ async def test_a_timeout_outlasts_the_client_and_ends_on_release(client: TestCli
             timeout=aiohttp.ClientTimeout(total=0.2),
         )
     held = asyncio.create_task(post(client, "message/send", token, text_body("y")))
-    await asyncio.sleep(0.1)
+    for _ in range(1000):  # until the fake holds the second call (5 s at most)
+        if sum(1 for r in fake.requests if r.endpoint == "message/send") == 2:
+            break
+        await asyncio.sleep(0.005)
     assert not held.done()
     started = time.monotonic()
     fake.release_timeouts()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +60,18 @@ class ConfigProblem:
 class RateLimiter:
     """A token bucket: ``rate`` calls per ``per`` seconds, awaited by callers."""
 
-    def __init__(self, rate: int, per: float, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: int,
+        per: float,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self.capacity = float(rate)
         self.tokens = float(rate)
         self.fill = rate / per
         self.now = now
+        self.sleep = sleep
         self.stamp = now()
         self._lock = asyncio.Lock()
 
@@ -77,7 +84,7 @@ class RateLimiter:
                 if self.tokens >= 1:
                     self.tokens -= 1
                     return
-                await asyncio.sleep((1 - self.tokens) / self.fill)
+                await self.sleep((1 - self.tokens) / self.fill)
 
 
 class WeComClient:
@@ -93,6 +100,7 @@ class WeComClient:
         timeout: float = 5.0,
         calls_per_minute: int = 3000,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         # Created on first use (inside the running loop) unless the caller shares one.
         self._session = session
@@ -105,7 +113,7 @@ class WeComClient:
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
-        self._limiter = RateLimiter(calls_per_minute, 60.0, monotonic)
+        self._limiter = RateLimiter(calls_per_minute, 60.0, monotonic, sleep)
         self.config_problem: ConfigProblem | None = None
         self.token_fetches = 0
 

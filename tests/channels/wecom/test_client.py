@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.channels.wecom import client as client_module
 from bot.channels.wecom.client import CONFIG_BACKOFF_SECONDS, TOKEN_MARGIN_SECONDS, RateLimiter, WeComClient, WeComError
 from tests.fakes.wecom import TOKEN_LIFETIME, FakeWeCom
 
@@ -301,21 +300,10 @@ class _FakeSleep:
         return result
 
 
-class _AsyncioProxy:
-    """The asyncio module as ``bot.channels.wecom.client`` sees it, with a fake sleep (nothing else is patched)."""
-
-    def __init__(self, sleep: Callable[..., Awaitable[Any]]) -> None:
-        self.sleep = sleep
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(asyncio, name)
-
-
 @pytest.fixture
-def fake_sleep(tick: Tick, monkeypatch: pytest.MonkeyPatch) -> _FakeSleep:
-    sleeper = _FakeSleep(tick)
-    monkeypatch.setattr(client_module, "asyncio", _AsyncioProxy(sleeper))
-    return sleeper
+def fake_sleep(tick: Tick) -> _FakeSleep:
+    """Injected into the limiter and the client: waiting moves the fake clock instead of the real one."""
+    return _FakeSleep(tick)
 
 
 def assert_at_most(stamps: list[float], n: int, per: float, burst: int) -> None:
@@ -328,7 +316,7 @@ def assert_at_most(stamps: list[float], n: int, per: float, burst: int) -> None:
 
 
 async def test_rate_limiter_spaces_a_sequential_burst(tick: Tick, fake_sleep: _FakeSleep) -> None:
-    limiter = RateLimiter(3, 60.0, tick)
+    limiter = RateLimiter(3, 60.0, tick, fake_sleep)
     t0 = tick()
     stamps = []
     started = time.perf_counter()
@@ -341,7 +329,7 @@ async def test_rate_limiter_spaces_a_sequential_burst(tick: Tick, fake_sleep: _F
 
 
 async def test_rate_limiter_spaces_a_concurrent_burst(tick: Tick, fake_sleep: _FakeSleep) -> None:
-    limiter = RateLimiter(3, 60.0, tick)
+    limiter = RateLimiter(3, 60.0, tick, fake_sleep)
     t0 = tick()
     stamps: list[float] = []
 
@@ -354,7 +342,7 @@ async def test_rate_limiter_spaces_a_concurrent_burst(tick: Tick, fake_sleep: _F
 
 
 async def test_rate_limiter_refills_while_idle_up_to_its_capacity(tick: Tick, fake_sleep: _FakeSleep) -> None:
-    limiter = RateLimiter(3, 60.0, tick)
+    limiter = RateLimiter(3, 60.0, tick, fake_sleep)
     for _ in range(3):
         await limiter.acquire()
     tick.advance(3600)  # an idle hour refills 3 tokens, not 180
@@ -368,7 +356,7 @@ async def test_rate_limiter_refills_while_idle_up_to_its_capacity(tick: Tick, fa
 async def test_client_calls_go_through_the_rate_limiter(
     make_client: ClientFactory, fake: FakeWeCom, tick: Tick, fake_sleep: _FakeSleep
 ) -> None:
-    client = make_client(calls_per_minute=2)
+    client = make_client(calls_per_minute=2, sleep=fake_sleep)
     t0 = tick()
     for i in range(5):
         await client.post("message/send", text(f"m{i}"))
