@@ -52,10 +52,13 @@ class Pipeline:
         self._stopping = False
         self._concurrency = concurrency
         insert = sqlite_insert if runtime.db.is_sqlite else pg_insert
+        # A Core statement on the table, not the ORM entity: executed on the session's connection it skips the ORM
+        # bulk-insert layer (per-row state, mapper bookkeeping); compiled once and cached.
+        table = Base.metadata.tables[InboundRow.__tablename__]
         self._insert_stmt = (
-            insert(InboundRow)
+            insert(table)
             .on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
-            .returning(InboundRow.id, InboundRow.channel, InboundRow.dedup_key)
+            .returning(table.c.id, table.c.channel, table.c.dedup_key)
         )
         self._ingest: GroupCommitter[tuple[InboundEvent, tuple[Base, ...]], IngestResult] = GroupCommitter(
             self._insert_batch
@@ -96,7 +99,8 @@ class Pipeline:
         ]
         async with self.rt.db.transaction(urgent=True) as s:
             # One constant statement, executed for many rows: SQLAlchemy compiles it once and batches the rows.
-            rows = await s.execute(self._insert_stmt, values)
+            conn = await s.connection()
+            rows = await conn.execute(self._insert_stmt, values)
             created = {(channel, key): row_id for row_id, channel, key in rows.all()}
             results = []
             for i, key in enumerate(keys):
