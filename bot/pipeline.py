@@ -157,7 +157,9 @@ class Pipeline:
             event_id, channel, sender = await self._queue.get()
             self._busy[index] = True
             try:
-                await self.process(event_id, channel, sender)
+                # Handling waits while callbacks are being acknowledged (bounded, see bot.ackfirst).
+                async with self.rt.ack_first.background():
+                    await self.process(event_id, channel, sender)
             except Exception:
                 log.exception("inbound event %s crashed the worker", event_id)
                 self.rt.metrics.errors.labels("pipeline").inc()

@@ -94,6 +94,11 @@ async def verify_url(request: web.Request) -> web.Response:
 
 async def receive(request: web.Request) -> web.Response:
     """A message or event: verify, decrypt, parse, persist (commit), then 200 with an empty body."""
+    with request.app[keys.RUNTIME].ack_first.acknowledging():
+        return await _receive(request)
+
+
+async def _receive(request: web.Request) -> web.Response:
     rt = request.app[keys.RUNTIME]
     cfg = rt.settings.wecom
     tz = rt.settings.org.tz
