@@ -86,11 +86,13 @@ def main() -> None:
 
 
 def _serve(settings: Settings) -> None:
-    from bot.app import build_app
+    from bot.app import build_app, freeze_startup_heap
     from bot.runtime import Runtime
 
     async def make() -> web.Application:
-        return build_app(Runtime(settings))
+        app = build_app(Runtime(settings))
+        app.on_startup.append(freeze_startup_heap)  # after the runtime's start (cleanup_ctx runs first)
+        return app
 
     where = f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"salesbot serving on {where}" + (f" — console: {where}/console" if settings.console_enabled else ""))
