@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -70,6 +71,14 @@ async def root(request: web.Request) -> web.StreamResponse:
     if request.app[keys.RUNTIME].settings.console_enabled:
         raise web.HTTPFound("/console")
     return web.json_response({"service": "salesbot"})
+
+
+async def freeze_startup_heap(_app: web.Application) -> None:
+    """An ``on_startup`` hook for the served process: what exists once it has started (modules, the pinyin
+    dictionaries, about 300,000 objects) lives as long as the process. ``gc.freeze`` moves it out of the collector's
+    sight; otherwise every full collection walks it and stops the event loop for 50-200 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Application:

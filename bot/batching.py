@@ -31,8 +31,9 @@ class GroupCommitter(Generic[T, R]):
         self._pending.append((item, fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="group-commit")
-        # shield: a caller that goes away (client disconnect) must not cancel the commit of the others.
-        return await asyncio.shield(fut)
+        # A caller that goes away (client disconnect) cancels only its own future: the flush runs in its own task
+        # and skips futures that are already done, so the others still get their results.
+        return await fut
 
     async def _drain(self) -> None:
         while self._pending:

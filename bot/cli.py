@@ -90,7 +90,7 @@ def main() -> None:
 
 
 def _serve(settings: Settings, config_path: str | None = None) -> None:
-    from bot.app import build_app
+    from bot.app import build_app, freeze_startup_heap
     from bot.runtime import Runtime
 
     async def make() -> web.Application:
@@ -99,7 +99,9 @@ def _serve(settings: Settings, config_path: str | None = None) -> None:
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: runtime.reload_from(path))
-        return build_app(runtime)
+        app = build_app(runtime)
+        app.on_startup.append(freeze_startup_heap)  # after the runtime's start (cleanup_ctx runs first)
+        return app
 
     if settings.server.pid_file:
         Path(settings.server.pid_file).write_text(f"{os.getpid()}\n", encoding="ascii")

@@ -103,7 +103,8 @@ class OutboxWorker:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                done = await self.run_once()
+                async with self.rt.ack_first.background():
+                    done = await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -8,12 +8,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Counter
 from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import conversation, i18n, outbox
 from bot.batching import GroupCommitter
@@ -51,11 +53,16 @@ class Pipeline:
         self._busy: list[bool] = []
         self._stopping = False
         self._concurrency = concurrency
+        # The children of metrics.inbound by labels: labels() takes a lock and builds a key on every call.
+        self._counters: dict[tuple[str, str, str], Counter] = {}
         insert = sqlite_insert if runtime.db.is_sqlite else pg_insert
+        # A Core statement on the table, not the ORM entity: executed on the session's connection it skips the ORM
+        # bulk-insert layer (per-row state, mapper bookkeeping); compiled once and cached.
+        table = Base.metadata.tables[InboundRow.__tablename__]
         self._insert_stmt = (
-            insert(InboundRow)
+            insert(table)
             .on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
-            .returning(InboundRow.id, InboundRow.channel, InboundRow.dedup_key)
+            .returning(table.c.id, table.c.channel, table.c.dedup_key)
         )
         self._ingest: GroupCommitter[tuple[InboundEvent, tuple[Base, ...]], IngestResult] = GroupCommitter(
             self._insert_batch
@@ -66,13 +73,19 @@ class Pipeline:
         recognised by its dedup key. ``extras`` are rows written in the same transaction when the event is new
         (e.g. the console's echo of what the user typed). Concurrent calls share one transaction."""
         result = await self._ingest.submit((event, tuple(extras)))
-        kind = "duplicate" if result.duplicate else "accepted"
-        self.rt.metrics.inbound.labels(event.channel, event.kind, kind).inc()
+        self._count(event.channel, event.kind, "duplicate" if result.duplicate else "accepted")
         if result.duplicate:
             log.info("duplicate %s event %s from %s ignored", event.channel, event.dedup_key, event.sender)
         elif result.event_id is not None:
             self._queue.put_nowait((result.event_id, event.channel, event.sender))
         return result
+
+    def _count(self, channel: str, kind: str, result: str) -> None:
+        key = (channel, kind, result)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.rt.metrics.inbound.labels(channel, kind, result)
+        counter.inc()
 
     async def _insert_batch(self, batch: Sequence[tuple[InboundEvent, tuple[Base, ...]]]) -> list[IngestResult]:
         """One INSERT … ON CONFLICT DO NOTHING RETURNING for the whole batch, extras for the new events."""
@@ -94,17 +107,26 @@ class Pipeline:
             }
             for key, i in first.items()
         ]
-        async with self.rt.db.transaction(urgent=True) as s:
-            # One constant statement, executed for many rows: SQLAlchemy compiles it once and batches the rows.
-            rows = await s.execute(self._insert_stmt, values)
-            created = {(channel, key): row_id for row_id, channel, key in rows.all()}
-            results = []
-            for i, key in enumerate(keys):
-                row_id = created.get(key) if first[key] == i else None
-                if row_id is not None:
-                    s.add_all(batch[i][1])
-                results.append(IngestResult(row_id, row_id is None))
-        return results
+        ids: list[int | None] = []
+        if not any(extras for _, extras in batch):
+            # Nothing for the ORM to write (WeCom callbacks): no session at all.
+            async with self.rt.db.core_transaction(urgent=True) as conn:
+                created = await self._insert_rows(conn, values)
+            ids = [created.get(key) if first[key] == i else None for i, key in enumerate(keys)]
+        else:
+            async with self.rt.db.transaction(urgent=True) as s:
+                created = await self._insert_rows(await s.connection(), values)
+                for i, key in enumerate(keys):
+                    ids.append(created.get(key) if first[key] == i else None)
+                    if ids[-1] is not None:
+                        s.add_all(batch[i][1])
+        return [IngestResult(row_id, row_id is None) for row_id in ids]
+
+    async def _insert_rows(self, conn: AsyncConnection, values: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+        """(channel, dedup key) → id of the rows this statement created (the others were already there)."""
+        # One constant statement, executed for many rows: SQLAlchemy compiles it once and batches the rows.
+        rows = await conn.execute(self._insert_stmt, values)
+        return {(channel, key): row_id for row_id, channel, key in rows.all()}
 
     def start(self) -> None:
         self._stopping = False
@@ -153,7 +175,9 @@ class Pipeline:
             event_id, channel, sender = await self._queue.get()
             self._busy[index] = True
             try:
-                await self.process(event_id, channel, sender)
+                # Handling waits while callbacks are being acknowledged (bounded, see bot.ackfirst).
+                async with self.rt.ack_first.background():
+                    await self.process(event_id, channel, sender)
             except Exception:
                 log.exception("inbound event %s crashed the worker", event_id)
                 self.rt.metrics.errors.labels("pipeline").inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bot.ackfirst import AckFirst
 from bot.channels.base import Channel
 from bot.channels.console.channel import ConsoleChannel
 from bot.channels.console.hub import ConsoleHub
@@ -32,6 +33,8 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.db = db or Database(settings.database.url, settings.database.echo, settings.database.pool_size)
         self.metrics = Metrics()
+        # Answering callbacks goes before handling events and delivering replies (bot.ackfirst).
+        self.ack_first = AckFirst()
         self.directory = Directory()
         self.dispatcher = Dispatcher(ROUTERS)
         self.console_hub = ConsoleHub()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 registry.register("sqlite.inline", "storage.sqlite_inline", "SQLiteDialect_inline")
 
@@ -101,6 +101,16 @@ class Database:
             return
         async with self._write_lock.hold(urgent), self.sessionmaker() as session, session.begin():
             yield session
+
+    @contextlib.asynccontextmanager
+    async def core_transaction(self, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """Like ``transaction()``, for Core statements only: a connection inside BEGIN … COMMIT, no ORM session."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock.hold(urgent), self.engine.begin() as conn:
+            yield conn
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -39,3 +39,27 @@ async def test_a_failed_flush_fails_its_callers_and_the_next_batch_still_runs() 
     with pytest.raises(RuntimeError):
         await committer.submit("a")
     assert await committer.submit("b") == "b"
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_flush_of_the_others() -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    flushed: list[list[str]] = []
+
+    async def flush(items: Sequence[str]) -> list[str]:
+        started.set()
+        await release.wait()
+        flushed.append(list(items))
+        return [i.upper() for i in items]
+
+    committer: GroupCommitter[str, str] = GroupCommitter(flush)
+    leaving = asyncio.create_task(committer.submit("a"))
+    staying = asyncio.create_task(committer.submit("b"))
+    await started.wait()
+    leaving.cancel()
+    release.set()
+    assert await staying == "B"
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert flushed == [["a", "b"]]
+    await committer.wait_idle()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -280,3 +281,18 @@ async def test_console_disabled_is_not_mounted(runtime_with, client_for: ClientF
     assert root.status == 200 and await root.json() == {"service": "salesbot"}
     health = await (await client.get("/healthz")).json()
     assert "console" not in health["channels"]
+
+
+async def test_freeze_startup_heap_moves_what_exists_out_of_the_collectors_sight() -> None:
+    import gc
+
+    from bot.app import freeze_startup_heap
+
+    survivor = [[n] for n in range(10)]  # lists are tracked by the collector
+    try:
+        await freeze_startup_heap(web.Application())
+        assert gc.get_freeze_count() >= len(survivor)
+        watched = {id(o) for generation in range(3) for o in gc.get_objects(generation=generation)}
+        assert not any(id(o) in watched for o in survivor)
+    finally:
+        gc.unfreeze()

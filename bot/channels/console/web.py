@@ -162,7 +162,8 @@ async def logout(request: web.Request) -> web.Response:
 async def _ingest(request: web.Request, user: User, event: InboundEvent, echo: dict[str, Any] | None) -> web.Response:
     rt = _rt(request)
     extras = [] if echo is None else [ConsoleFeed(user_id=user.id, kind="text", body=echo, created_at=rt.clock.now())]
-    result = await rt.pipeline.ingest(event, extras)
+    with rt.ack_first.acknowledging():
+        result = await rt.pipeline.ingest(event, extras)
     if not result.duplicate and echo is not None:
         rt.console_hub.notify([user.id])
     return web.json_response({"accepted": True, "duplicate": result.duplicate})

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from xml.parsers import expat
 
-import xmltodict
 from pydantic import ValidationError
 
 from bot.channels.wecom.crypto import CallbackRejected
@@ -43,27 +42,73 @@ def _refuse_dtd(*_args: object) -> None:
     raise CallbackRejected(400, "XML declares a DTD or entities")
 
 
-class _GuardedExpat:
-    """pyexpat for xmltodict with DOCTYPE and entity declarations refused (defusedxml's forbid_dtd rule)."""
+class _DictBuilder:
+    """expat handlers that build what ``xmltodict.parse`` would (attributes as ``@name``, mixed text as ``#text``,
+    whitespace stripped, repeated children as lists, ``force_list`` names always lists), without its generality."""
 
-    ExpatError = expat.ExpatError
+    __slots__ = ("data", "force_list", "item", "stack")
 
-    @staticmethod
-    def ParserCreate(encoding: str | None = None, namespace_separator: str | None = None) -> Any:
-        parser = expat.ParserCreate(encoding, namespace_separator)
-        parser.StartDoctypeDeclHandler = _refuse_dtd
-        parser.EntityDeclHandler = _refuse_dtd
-        return parser
+    def __init__(self, force_list: tuple[str, ...]) -> None:
+        self.force_list = force_list
+        self.stack: list[tuple[dict[str, Any] | None, list[str]]] = []
+        self.item: dict[str, Any] | None = None
+        self.data: list[str] = []
+
+    def start(self, _name: str, attrs: list[str]) -> None:
+        self.stack.append((self.item, self.data))
+        self.item = {"@" + attrs[i]: attrs[i + 1] for i in range(0, len(attrs), 2)} if attrs else None
+        self.data = []
+
+    def chars(self, text: str) -> None:
+        self.data.append(text)
+
+    def end(self, name: str) -> None:
+        text = ("".join(self.data).strip() or None) if self.data else None
+        item = self.item
+        self.item, self.data = self.stack.pop()
+        if item is not None:
+            if text:
+                item["#text"] = text
+            self._push(name, item)
+        else:
+            self._push(name, text)
+
+    def _push(self, key: str, value: Any) -> None:
+        parent = self.item
+        if parent is None:
+            parent = self.item = {}
+        if key in parent:
+            old = parent[key]
+            if isinstance(old, list):
+                old.append(value)
+            else:
+                parent[key] = [old, value]
+        else:
+            parent[key] = [value] if key in self.force_list else value
 
 
 def parse_xml(text: str, force_list: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The children of the ``<xml>`` root as a dict; CallbackRejected(400) for DTDs, entities or bad XML."""
+    """The children of the ``<xml>`` root as a dict; CallbackRejected(400) for DTDs, entities or bad XML.
+
+    pyexpat with DOCTYPE and entity declarations refused (defusedxml's forbid_dtd rule); an entity reference
+    without a declaration is an expat error. The dict has the shape ``xmltodict.parse`` gives.
+    """
+    builder = _DictBuilder(force_list)
+    parser = expat.ParserCreate("utf-8")
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    parser.ordered_attributes = True
+    parser.buffer_text = True
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.chars
     try:
-        doc = xmltodict.parse(text, expat=_GuardedExpat, disable_entities=True, force_list=force_list)
+        parser.Parse(text, True)
     except CallbackRejected:
         raise
     except (expat.ExpatError, ValueError):
         raise CallbackRejected(400, "malformed XML") from None
+    doc = builder.item
     root = doc.get("xml") if isinstance(doc, dict) else None
     if not isinstance(root, dict):
         raise CallbackRejected(400, "XML root is not <xml> with children")

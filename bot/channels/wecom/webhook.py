@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 PATH = "/wecom/callback"
 CRYPTO: web.AppKey[WeComCrypto] = web.AppKey("wecom_crypto", WeComCrypto)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_CHUNK = 16 * 1024
 
 
 def _query(request: web.Request, names: Sequence[str]) -> dict[str, str]:
@@ -50,14 +49,14 @@ def _check_timestamp(rt: Runtime, timestamp: str) -> None:
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise CallbackRejected(413, "body too large")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise CallbackRejected(413, "body too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        # aiohttp stops reading once the body passes the app's client_max_size (the same setting as ``limit``).
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise CallbackRejected(413, "body too large") from None
+    if len(body) > limit:
+        raise CallbackRejected(413, "body too large")
+    return body
 
 
 def _outer_encrypt(body: bytes) -> str:
@@ -95,6 +94,11 @@ async def verify_url(request: web.Request) -> web.Response:
 
 async def receive(request: web.Request) -> web.Response:
     """A message or event: verify, decrypt, parse, persist (commit), then 200 with an empty body."""
+    with request.app[keys.RUNTIME].ack_first.acknowledging():
+        return await _receive(request)
+
+
+async def _receive(request: web.Request) -> web.Response:
     rt = request.app[keys.RUNTIME]
     cfg = rt.settings.wecom
     tz = rt.settings.org.tz

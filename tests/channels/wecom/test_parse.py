@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import xmltodict
 
 from bot.channels.wecom.crypto import CallbackRejected
-from bot.channels.wecom.parse import Ignored, parse_callback
+from bot.channels.wecom.parse import Ignored, parse_callback, parse_xml
 from bot.events import CardAction, EnterChat, LocationShared, MediaMessage, TextMessage
 
 CORP = "toUser"  # the docs' samples put this placeholder where the CorpID goes
@@ -418,3 +419,33 @@ def test_the_same_button_on_two_cards_in_one_second_is_two_taps() -> None:
 
     assert tap("card-1") != tap("card-1-r9")
     assert tap("card-1") == tap("card-1")
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        pytest.param("<xml><A>1</A><B><![CDATA[ padded ]]></B><C/><D></D><E>  </E></xml>", id="text-empty-blank"),
+        pytest.param("<xml><A>1</A><A>2</A><A>3</A></xml>", id="repeated"),
+        pytest.param("<xml> before <A>1</A> after </xml>", id="mixed-text"),
+        pytest.param("<xml><A k='v' j='w'>1</A><B k='v'/></xml>", id="attributes"),
+        pytest.param("<xml>\n  <A>1</A>\n  <B><C>2</C> x <C>3</C></B>\n</xml>", id="nested-mixed"),
+        pytest.param("<xml><A>a &amp; b &#20013;</A><B><!-- note -->x</B></xml>", id="references-comment"),
+        pytest.param("<?xml version='1.0' encoding='gbk'?><xml><A>中文</A></xml>", id="declared-encoding"),
+        pytest.param(
+            "<xml><SelectedItems><SelectedItem><QuestionKey>q</QuestionKey><OptionIds><OptionId>1</OptionId>"
+            "</OptionIds></SelectedItem></SelectedItems><OptionId>2</OptionId></xml>",
+            id="force-list",
+        ),
+        pytest.param(TEXT, id="text-sample"),
+        pytest.param(CARD_EVENT, id="card-sample"),
+    ],
+)
+def test_parse_xml_gives_the_shape_xmltodict_gives(xml: str) -> None:
+    force = ("SelectedItem", "OptionId")
+    assert parse_xml(xml, force_list=force) == xmltodict.parse(xml, disable_entities=True, force_list=force)["xml"]
+
+
+def test_doctype_text_inside_cdata_is_content() -> None:
+    event = parse(TEXT.replace("this is a test", '<!DOCTYPE x [<!ENTITY e "y">]>'))
+    assert isinstance(event, TextMessage)
+    assert event.text == '<!DOCTYPE x [<!ENTITY e "y">]>'
