@@ -228,6 +228,12 @@ CATALOG: dict[str, tuple[str, str]] = {
         "· task cards: claim / done / reject / need info; while holding a card, send a photo to attach it "
         "(or 'attach <card-no>')",
     ),
+    "help.escalation": (
+        "· 升级记录 <卡片编号> — 卡片的处理与升级记录；升级策略 [部门] [申请类型] — 当前升级规则；"
+        "升级通知上可接手、转派或暂缓",
+        "· escalations <card-no> — a card's history; policy [department] [type] — the escalation rules; "
+        "escalation notices let you take over, reassign or snooze",
+    ),
     "request.confirm_title": ("请确认{type_name}申请", "Confirm the {type_name} request"),
     "request.confirm_desc": (
         "核对无误后点「提交」，将同时通知相关部门；可直接发「字段:值」更正",

@@ -14,10 +14,10 @@ CANCEL = ("取消", "cancel", "算了", "退出")
 _ROLE_LINES = {
     "rep": ("help.visit", "help.location", "help.my_visits", "help.correct", "help.request", "help.my_requests"),
     "manager": ("help.manager",),
-    "director": ("help.manager",),
+    "director": ("help.manager", "help.escalation"),
     "member": ("help.member", "help.task"),
-    "head": ("help.member", "help.task"),
-    "admin": ("help.unlock",),
+    "head": ("help.member", "help.task", "help.escalation"),
+    "admin": ("help.unlock", "help.escalation"),
 }
 
 

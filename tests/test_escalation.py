@@ -358,3 +358,11 @@ async def test_a_level_with_nobody_to_tell_goes_to_directors_and_admins(
     await travel(runtime, clock, at(23, 12))
     for uid in ("dir01", "admin01"):
         assert len(await escalation_cards(await console(uid))) == 1
+
+
+async def test_help_tells_heads_and_admins_about_escalations(console: Any, runtime: Runtime) -> None:
+    for uid, shown in (("log_head", True), ("admin01", True), ("dir01", True), ("rep01", False), ("log01", False)):
+        user = await console(uid)
+        await user.send("帮助")
+        [text] = await user.replies()
+        assert ("升级记录 <卡片编号>" in text) is shown, uid
