@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 MAX_PAYLOAD_BYTES = 1024
 _SEP = "|"
+
+
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def parse_id(text: str) -> int | None:
+    """A row id carried in a payload: ASCII digits that fit a BIGINT, else None (a forged or mangled tap)."""
+    return int(text) if _ID.fullmatch(text) else None
 
 
 class PayloadError(ValueError):

@@ -16,6 +16,7 @@ from bot.services import requests as svc
 from bot.services import task_views as views
 from bot.services.workcal import get_calendar
 from cards.escalation import REASSIGN, SNOOZES, TAKE, assignee_card, settled_escalation
+from cards.payload import parse_id
 from handlers.requests import refresh_task_card, say_error
 from storage.models import AuditLog, SupportRequest, TaskCard, User
 
@@ -47,7 +48,8 @@ def _settle_tapped(ctx: Context, status: str) -> None:
 
 
 async def _load(ctx: Context, raw: str) -> TaskCard | None:
-    return await ctx.session.get(TaskCard, int(raw), with_for_update=True) if raw.isdigit() else None
+    card_id = parse_id(raw)
+    return await ctx.session.get(TaskCard, card_id, with_for_update=True) if card_id is not None else None
 
 
 def _snooze_until(ctx: Context, choice: str) -> datetime:

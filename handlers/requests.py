@@ -24,6 +24,7 @@ from bot.services.request_parser import (
 )
 from bot.services.requests import RequestError
 from bot.services.visits import match_ward
+from cards.payload import parse_id
 from cards.tasks import (
     CLAIM,
     DONE,
@@ -369,7 +370,8 @@ async def choose_request_value(ctx: Context) -> None:
     dialog = Dialog(ctx)
     key, value = args
     if key == "customer":
-        customer = await ctx.session.get(Customer, int(value)) if value.isdigit() else None
+        customer_id = parse_id(value)
+        customer = await ctx.session.get(Customer, customer_id) if customer_id is not None else None
         if customer is None:
             ctx.reply(ctx.t("stale_button"))
             return
@@ -387,7 +389,7 @@ async def request_from_visit(ctx: Context) -> None:
     assert ctx.payload is not None
     args = ctx.payload.args
     settings = ctx.runtime.settings
-    visit_id = int(args[1]) if len(args) == 2 and args[1].isdigit() else None
+    visit_id = parse_id(args[1]) if len(args) == 2 else None
     visit = await ctx.session.get(Visit, visit_id) if visit_id is not None else None
     if len(args) != 2 or args[0] not in settings.request_types or visit is None or visit.rep_id != ctx.user.id:
         ctx.reply(ctx.t("stale_button"))
@@ -584,7 +586,8 @@ async def tap_task(ctx: Context) -> None:
     """认领 / 完成 / 驳回 / 需补充 on a task card: (card id, action)."""
     assert ctx.payload is not None
     args = ctx.payload.args
-    card = await _load_card(ctx, int(args[0])) if len(args) == 2 and args[0].isdigit() else None
+    card_id = parse_id(args[0]) if len(args) == 2 else None
+    card = await _load_card(ctx, card_id) if card_id is not None else None
     if card is None or args[1] not in (CLAIM, DONE, REJECT, INFO):
         ctx.reply(ctx.t("stale_button"))
         return

@@ -25,6 +25,7 @@ from bot.routing import (
 from bot.services import visits as svc
 from bot.services.visit_parser import VISIT_FIELDS, ParsedVisit, parse_field_value, parse_visit_line, resolve_key
 from bot.services.visits import VisitDraft, VisitError
+from cards.payload import parse_id
 from cards.tasks import offer_card
 from cards.visits import choice_card, confirm_card, settled_choice
 from storage.models import Customer, Location, User, Visit
@@ -318,7 +319,8 @@ async def choose_value(ctx: Context) -> None:
     dialog = Dialog(ctx)
     field, value = args
     if field == "customer":
-        customer = await ctx.session.get(Customer, int(value)) if value.isdigit() else None
+        customer_id = parse_id(value)
+        customer = await ctx.session.get(Customer, customer_id) if customer_id is not None else None
         if customer is None:
             ctx.reply(ctx.t("stale_button"))
             return

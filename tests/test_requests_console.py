@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
-from storage.models import AuditLog, SupportRequest, TaskCard
+from storage.models import AuditLog, InboundEvent, SupportRequest, TaskCard
 from tests.console_driver import ConsoleUser
 
 SURGERY = "跟台 浙一 骨科 2026-11-25 器械:脊柱A包 备注:王主任主刀"
@@ -303,3 +303,21 @@ async def test_my_requests_and_progress_respect_who_may_see(console: Any, runtim
     assert await other.replies() == ["你没有权限查看申请 R1。"]
     await other.send("进度 R99")
     assert await other.replies() == ["找不到申请 R99。发「我的申请」查看编号。"]
+
+
+async def test_forged_card_taps_get_a_clear_answer_and_change_nothing(console: Any, runtime: Runtime) -> None:
+    await submit_surgery(console)
+    log01 = await console("log01")
+    await log01.refresh()
+    forged = ["tk|²|claim", "tk|99999999999999999999|claim", "tk|2|explode", "tk|2", "te|²|take", "ta|²|log02",
+              "rq|surgery_support|٣", "rf|x|customer|1", "rc|x|submit"]  # fmt: skip
+    for payload in forged:
+        await log01.post("/console/api/action", {"client_id": uuid.uuid4().hex, "payload": payload})
+        assert await log01.replies() == ["这个按钮已过期，请重新发起。"], payload
+    # A well-formed reassign by someone who may not reassign is refused as such.
+    await log01.post("/console/api/action", {"client_id": uuid.uuid4().hex, "payload": "ta|2|log02"})
+    assert await log01.replies() == ["你不能处理卡片 T2 的升级。"]
+    assert [c.state for c in await cards_in_db(runtime)] == ["open", "open", "open"]
+    async with runtime.db.read() as s:
+        failed = await s.scalar(select(func.count()).select_from(InboundEvent).where(InboundEvent.status == "failed"))
+    assert failed == 0
