@@ -395,6 +395,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     # escalation
     "esc.title": ("⚠️ 第{level}级升级·{department}", "⚠️ Level {level} · {department}"),
     "esc.title_repeat": ("⏰ 仍未处理·{department}", "⏰ Still open · {department}"),
+    "esc.settled_title": ("升级通知", "Escalation notice"),
     "esc.desc": ("{type_name}任务 {no} 超时未处理，请跟进", "{type_name} task {no} is overdue; please follow up"),
     "esc.f.waited": ("已等待", "Waited"),
     "esc.f.holder": ("处理人", "Holder"),

@@ -44,7 +44,7 @@ def _fmt(ctx: Context, when: datetime) -> str:
 def _settle_tapped(ctx: Context, status: str) -> None:
     """The tapped notice loses its buttons and says what was done."""
     if isinstance(ctx.event, CardAction) and ctx.event.card_ref:
-        ctx.update_card(settled_escalation(ctx.event.card_ref, ctx.t("esc.title_repeat", department=""), status))
+        ctx.update_card(settled_escalation(ctx.event.card_ref, ctx.t("esc.settled_title"), status))
 
 
 async def _load(ctx: Context, raw: str) -> TaskCard | None:
@@ -156,7 +156,7 @@ async def snooze_reason(ctx: Context) -> None:
     ctx.reply(text)
     if data.get("ref"):
         # The notice that was tapped loses its buttons, with the tap's response code kept since the tap.
-        settled = settled_escalation(str(data["ref"]), ctx.t("esc.title_repeat", department=""), text)
+        settled = settled_escalation(str(data["ref"]), ctx.t("esc.settled_title"), text)
         code = str(data.get("code") or "")
         ctx.intents.append(
             UpdateCard(channel=ctx.event.channel, user_ids=(ctx.user.id,), card=settled, response_code=code)
