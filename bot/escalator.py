@@ -24,7 +24,7 @@ from bot.services import escalation as esc
 from bot.services import task_views as views
 from bot.services.requests import card_no, request_no
 from cards.escalation import escalation_card
-from storage.models import TaskCard
+from storage.models import Customer, SupportRequest, TaskCard
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,12 +104,19 @@ class Escalator:
                 if not ids:
                     return 0
                 cards = list(await s.scalars(select(TaskCard).where(TaskCard.id.in_(ids)).order_by(TaskCard.id)))
+                # One query each for the batch's requests, their customers and the directory, instead of per card
+                # (the session's identity map then answers the per-card lookups).
+                requests = list(
+                    await s.scalars(select(SupportRequest).where(SupportRequest.id.in_({c.request_id for c in cards})))
+                )
+                (await s.scalars(select(Customer).where(Customer.id.in_({r.customer_id for r in requests})))).all()
+                people = await esc.People.load(s)
                 # No autoflush while advancing: each card is written once, at commit, in one UPDATE … WHERE version.
                 with s.no_autoflush:
                     for card in cards:
                         if card.next_due_at is None or card.next_due_at > now:
                             continue  # handled by someone else since the select (SQLite: another process)
-                        result = await esc.advance(s, settings, card, now)
+                        result = await esc.advance(s, settings, card, now, people)
                         stats.cards += 1
                         stats.skipped += result.skipped
                         intents: list[Intent] = []

@@ -146,42 +146,56 @@ class SweepResult:
     skipped: int = 0  # steps whose trigger no longer held (handled in time)
 
 
+@dataclass
+class People:
+    """The active directory, loaded once per sweep batch (an org has hundreds or thousands of people, a batch tens
+    of cards): target lookups then cost no query per card."""
+
+    by_id: dict[str, User]
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> People:
+        rows = await session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
+        return cls({u.id: u for u in rows})
+
+    def department(self, department: str) -> list[User]:
+        return [
+            u for u in self.by_id.values() if u.department == department and {"member", "head"} & set(u.roles or [])
+        ]
+
+    def with_role(self, role: str) -> list[User]:
+        return [u for u in self.by_id.values() if role in (u.roles or [])]
+
+
 async def resolve_targets(
-    session: AsyncSession, card: TaskCard, request: SupportRequest, names: Sequence[str]
+    session: AsyncSession,
+    card: TaskCard,
+    request: SupportRequest,
+    names: Sequence[str],
+    people: People | None = None,
 ) -> list[User]:
     """Users named by level targets (head, director, department, holder, requester, user:<id>, role:<role>)."""
+    directory = people or await People.load(session)
     wanted: dict[str, User] = {}
-    people: list[User] | None = None
-
-    async def department() -> list[User]:
-        nonlocal people
-        if people is None:
-            rows = await session.scalars(select(User).where(User.department == card.department, User.active.is_(True)))
-            people = [u for u in rows if {"member", "head"} & set(u.roles or [])]
-        return people
-
     for name in names:
         found: list[User] = []
         if name == "head":
-            found = [u for u in await department() if "head" in (u.roles or [])]
+            found = [u for u in directory.department(card.department) if "head" in (u.roles or [])]
         elif name == "department":
-            found = await department()
+            found = directory.department(card.department)
         elif name == "holder":
-            holder = await session.get(User, card.holder_id) if card.holder_id else None
-            found = [holder] if holder is not None else await department()
+            holder = directory.by_id.get(card.holder_id or "")
+            found = [holder] if holder is not None else directory.department(card.department)
         elif name == "requester":
-            rep = await session.get(User, request.rep_id)
+            rep = directory.by_id.get(request.rep_id)
             found = [rep] if rep is not None else []
         elif name.startswith("user:"):
-            user = await session.get(User, name[5:])
+            user = directory.by_id.get(name[5:])
             found = [user] if user is not None else []
         else:
-            role = "director" if name == "director" else name.removeprefix("role:")
-            rows = await session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
-            found = [u for u in rows if role in (u.roles or [])]
+            found = directory.with_role("director" if name == "director" else name.removeprefix("role:"))
         for u in found:
-            if u.active:
-                wanted.setdefault(u.id, u)
+            wanted.setdefault(u.id, u)
     return list(wanted.values())
 
 
@@ -191,9 +205,12 @@ def _quiet(settings: Settings, now: datetime) -> datetime | None:
     return cal.next_non_quiet(now) if cal.in_quiet_hours(now) else None
 
 
-async def advance(session: AsyncSession, settings: Settings, card: TaskCard, now: datetime) -> SweepResult:
+async def advance(
+    session: AsyncSession, settings: Settings, card: TaskCard, now: datetime, people: People | None = None
+) -> SweepResult:
     """Fire every step of ``card`` due at ``now`` (each missed level once), set the next due. Caller holds the row."""
     result = SweepResult(cards=1)
+    people = people or await People.load(session)
     request = await session.get(SupportRequest, card.request_id)
     if request is None:
         card.next_due_at = None
@@ -214,7 +231,7 @@ async def advance(session: AsyncSession, settings: Settings, card: TaskCard, now
             if not trigger_holds(card, step["trigger"]):
                 card.repeat_at = card.repeat_step = None
                 continue
-            await _fire(session, settings, card, request, step, "repeat", now, result)
+            await _fire(session, people, card, request, step, "repeat", now, result)
             card.repeat_at = add_hours(settings, now, float(step["repeat"]), calendar=urgent)
             continue
         step = steps[card.esc_step]
@@ -228,7 +245,7 @@ async def advance(session: AsyncSession, settings: Settings, card: TaskCard, now
                 # It waits for the end of quiet hours, unless the deadline comes first (then now is the last chance).
                 card.next_due_at = quiet_end
                 return result
-            await _fire(session, settings, card, request, step, "remind", now, result, deadline=deadline)
+            await _fire(session, people, card, request, step, "remind", now, result, deadline=deadline)
             card.esc_step += 1
             continue
         index = card.esc_step
@@ -236,7 +253,7 @@ async def advance(session: AsyncSession, settings: Settings, card: TaskCard, now
         if not trigger_holds(card, step["trigger"]):
             result.skipped += 1
             continue
-        await _fire(session, settings, card, request, step, "level", now, result)
+        await _fire(session, people, card, request, step, "level", now, result)
         if float(step.get("repeat") or 0) > 0:
             card.repeat_step = index
             card.repeat_at = add_hours(settings, now, float(step["repeat"]), calendar=urgent)
@@ -248,7 +265,7 @@ async def advance(session: AsyncSession, settings: Settings, card: TaskCard, now
 
 async def _fire(
     session: AsyncSession,
-    settings: Settings,
+    people: People,
     card: TaskCard,
     request: SupportRequest,
     step: dict[str, Any],
@@ -259,12 +276,12 @@ async def _fire(
     deadline: datetime | None = None,
 ) -> None:
     if kind == "remind":
-        targets = await resolve_targets(session, card, request, ["holder"])
+        targets = await resolve_targets(session, card, request, ["holder"], people)
     else:
-        targets = await resolve_targets(session, card, request, list(step.get("notify") or ["head"]))
+        targets = await resolve_targets(session, card, request, list(step.get("notify") or ["head"]), people)
         if not targets:
             # Nobody to tell (a department without a head, a user who left): an escalation must reach someone.
-            targets = await resolve_targets(session, card, request, ["director", "role:admin"])
+            targets = await resolve_targets(session, card, request, ["director", "role:admin"], people)
         card.watchers = sorted({*(card.watchers or []), *(u.id for u in targets)})
         card.notices = (card.notices or 0) + 1
     level = int(step.get("level") or 0)
