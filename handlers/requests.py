@@ -10,6 +10,7 @@ from typing import Any
 from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig
 from bot.events import CardAction, MediaMessage
+from bot.intents import UpdateCard
 from bot.routing import Context, Router, action, command, dialog_args, in_flow, is_media, is_text, split_command
 from bot.services import escalation
 from bot.services import requests as svc
@@ -24,6 +25,7 @@ from bot.services.request_parser import (
 )
 from bot.services.requests import RequestError
 from bot.services.visits import match_ward
+from cards.escalation import settled_escalation
 from cards.payload import parse_id
 from cards.tasks import (
     CLAIM,
@@ -126,6 +128,8 @@ async def refresh_task_card(ctx: Context, card: TaskCard, *, tap_code: str = "",
     if not tap_code and isinstance(ctx.event, CardAction) and ctx.event.card_ref == card.ref:
         tap_code, tap_ref = ctx.event.response_code, card.ref
     escalation.reschedule(card)
+    if card.state in svc.CLOSED and card.notices:
+        await _settle_notices(ctx, card)
     ctx.intents += await views.task_card_intents(
         ctx.session,
         ctx.runtime,
@@ -135,6 +139,19 @@ async def refresh_task_card(ctx: Context, card: TaskCard, *, tap_code: str = "",
         tap_channel=ctx.event.channel if tap_ref == card.ref else "",
         tap_code=tap_code,
     )
+
+
+async def _settle_notices(ctx: Context, card: TaskCard) -> None:
+    """The card is closed: its escalation notices lose their buttons and say so, for everyone who got one."""
+    names = await _names(ctx, {card.holder_id or ""})
+    locale = views.org_locale(ctx.runtime.settings)
+    when = _fmt(ctx, card.closed_at or ctx.now)
+    status = i18n.t(locale, f"task.status.{card.state}", holder=names.get(card.holder_id or "", ""), when=when)
+    title = i18n.t(locale, "esc.settled_title") + f"｜{card.title}"
+    for ref, targets in await escalation.sent_notices(ctx.session, card):
+        settled = settled_escalation(ref, title, status)
+        for channel, ids in (await views.by_channel(ctx.session, ctx.runtime, targets, ctx.event.channel)).items():
+            ctx.intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=settled))
 
 
 # ---- the rep's request dialog ---------------------------------------------------------------------------------

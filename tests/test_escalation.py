@@ -366,3 +366,22 @@ async def test_help_tells_heads_and_admins_about_escalations(console: Any, runti
         await user.send("帮助")
         [text] = await user.replies()
         assert ("升级记录 <卡片编号>" in text) is shown, uid
+
+
+async def test_notices_lose_their_buttons_when_the_card_closes(
+    console: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    await raise_stock_request(console)
+    head, log01 = await console("log_head"), await console("log01")
+    await travel(runtime, clock, at(23, 12))
+    [notice] = await escalation_cards(head)
+    assert notice["buttons"]
+    clock.set(at(23, 12, 10))
+    await log01.refresh()
+    task = next(c for c in log01.cards().values() if c["title"].startswith("物流"))
+    await log01.tap("认领", task["ref"])
+    await log01.refresh()
+    await log01.tap("完成", task["ref"])
+    [settled] = await escalation_cards(head)
+    assert settled["ref"] == notice["ref"] and settled["buttons"] == []
+    assert settled["status"] == "✅ 吴敏 已完成（11-23 12:10）"

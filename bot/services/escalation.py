@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import EscalationLevelConfig, RequestTypeConfig, Settings
 from bot.services import audit
 from bot.services.workcal import add_hours, get_calendar
-from storage.models import SupportRequest, TaskCard, User
+from storage.models import AuditLog, SupportRequest, TaskCard, User
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +285,9 @@ async def _fire(
         card.watchers = sorted({*(card.watchers or []), *(u.id for u in targets)})
         card.notices = (card.notices or 0) + 1
     level = int(step.get("level") or 0)
+    changes = {"level": level, "targets": [u.id for u in targets], "state": card.state, "holder": card.holder_id}
+    if kind != "remind":
+        changes["notice"] = card.notices  # names the notice card (<card ref>-e<n>), to settle it when the card closes
     audit.record(
         session,
         at=now,
@@ -293,7 +296,7 @@ async def _fire(
         entity_id=card.id,
         actor_id=None,
         channel=None,
-        changes={"level": level, "targets": [u.id for u in targets], "state": card.state, "holder": card.holder_id},
+        changes=changes,
     )
     result.notices.append(Notice(kind, card, request, level, targets, deadline, str(step.get("trigger") or "")))
 
@@ -327,6 +330,18 @@ def snooze(
         channel=channel,
         changes={"until": until.isoformat(), "reason": reason[:500]},
     )
+
+
+async def sent_notices(session: AsyncSession, card: TaskCard) -> list[tuple[str, list[str]]]:
+    """(notice card ref, its recipients) for every escalation notice sent about ``card``."""
+    rows = await session.scalars(
+        select(AuditLog.changes).where(
+            AuditLog.entity == "task_card",
+            AuditLog.entity_id == str(card.id),
+            AuditLog.action.in_(("escalation.level", "escalation.repeat")),
+        )
+    )
+    return [(f"{card.ref}-e{c['notice']}", list(c.get("targets") or [])) for c in rows if c.get("notice")]
 
 
 def waited(card: TaskCard, now: datetime) -> timedelta:
