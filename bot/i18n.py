@@ -444,6 +444,7 @@ CATALOG: dict[str, tuple[str, str]] = {
         "格式：升级策略 [部门] [申请类型]，例如 升级策略 logistics surgery_support",
         "Usage: policy [department] [request type], e.g. policy logistics surgery_support",
     ),
+    "notice.attachment": ("📎 {card} 的附件（{kind}）", "📎 Attachment of {card} ({kind})"),
     "media.image": ("照片", "photo"),
     "media.file": ("文件", "file"),
     "media.voice": ("语音", "voice"),

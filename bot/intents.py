@@ -29,6 +29,16 @@ class SendCard(_Intent):
     shared: bool = False
 
 
+class SendMedia(_Intent):
+    """A photo or file the bot received (a WeCom MediaId, a console upload) passed on to someone."""
+
+    kind: Literal["media"] = "media"
+    media_type: Literal["image", "file", "voice", "video"] = "image"
+    media_id: str
+    # Said instead where the channel cannot show this media (a console upload to a WeCom user, and back).
+    caption: str = ""
+
+
 class UpdateCard(_Intent):
     """Replace every recipient's copy of ``card.ref`` with the new state."""
 
@@ -38,4 +48,4 @@ class UpdateCard(_Intent):
     response_code: str = ""
 
 
-Intent = Annotated[SendText | SendCard | UpdateCard, Field(discriminator="kind")]
+Intent = Annotated[SendText | SendCard | SendMedia | UpdateCard, Field(discriminator="kind")]

@@ -230,6 +230,16 @@ def render_send_markdown(
     return _send(touser, agent_id, duplicate_check_seconds, "markdown", content)
 
 
+def render_send_media(
+    media_type: str, media_id: str, *, touser: list[str], agent_id: int, duplicate_check_seconds: int | None
+) -> dict[str, Any]:
+    """The message/send body for an image/file/voice/video message by ``media_id`` (a MediaId of this app, valid
+    3 days; 90236: image.media_id "图片媒体文件id，可以调用上传临时素材接口获取")."""
+    if media_type not in ("image", "file", "voice", "video") or not media_id:
+        raise ValueError("a media message needs a media type and a media_id")
+    return _send(touser, agent_id, duplicate_check_seconds, media_type, {"media_id": media_id})
+
+
 def render_update(card: Card, *, userids: list[str], agent_id: int, response_code: str) -> dict[str, Any]:
     """The message/update_template_card body that replaces the card for ``userids`` with ``card``'s state.
 

@@ -10,7 +10,7 @@ from typing import Any
 from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig
 from bot.events import CardAction, MediaMessage
-from bot.intents import UpdateCard
+from bot.intents import SendMedia, UpdateCard
 from bot.routing import Context, Router, action, command, dialog_args, in_flow, is_media, is_text, split_command
 from bot.services import escalation
 from bot.services import requests as svc
@@ -54,6 +54,8 @@ PROGRESS = ("进度", "progress", "status")
 ANSWER = ("补充", "reply")
 ATTACH = ("附件", "attach")
 LIST_DAYS = 14
+# Attachments passed on to the rep when a card is done (the notice counts them all).
+MAX_FORWARDED = 3
 
 
 # ---- helpers -------------------------------------------------------------------------------------------------
@@ -666,6 +668,21 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
             names = "、".join(f"{i18n.t(rep.locale, 'media.' + k)}×{kinds.count(k)}" for k in dict.fromkeys(kinds))
             files = i18n.t(rep.locale, "notice.files", count=len(attachments), names=names)
         _notify(ctx, rep, "notice.done", no=rno, department=department, title=card.title, files=files)
+        channel = views.channel_of(ctx.runtime, rep, ctx.event.channel)
+        for a in attachments[:MAX_FORWARDED]:
+            kind = str(a.get("kind") or "file")
+            caption = i18n.t(
+                rep.locale, "notice.attachment", card=svc.card_no(card.id), kind=i18n.t(rep.locale, f"media.{kind}")
+            )
+            ctx.intents.append(
+                SendMedia(
+                    channel=channel,
+                    user_ids=(rep.id,),
+                    media_type=kind,
+                    media_id=str(a.get("media_id")),
+                    caption=caption,
+                )
+            )
     else:
         _notify(
             ctx,

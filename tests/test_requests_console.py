@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import aiohttp
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
@@ -126,7 +127,17 @@ async def test_done_needs_the_photo_then_the_rep_gets_it(console: Any, runtime: 
     done = log01.card(card["ref"])
     assert done["buttons"] == [] and done["status"].startswith("✅ 吴敏 已完成")
     notices = await rep.replies()
-    assert notices[-1] == "✅ R1 物流 已完成「备器械 脊柱A包（2026-11-25）」，附件 1 个：照片×1"
+    assert notices[-2:] == [
+        "✅ R1 物流 已完成「备器械 脊柱A包（2026-11-25）」，附件 1 个：照片×1",
+        "📎 T2 的附件（照片）",
+    ]
+    # The photo itself is shown to the rep, served to signed-in users only.
+    [photo] = [i for i in rep.items if i.get("media_url")]
+    assert (photo["media_type"], photo["media_url"]) == ("image", "/console/media/1")
+    async with rep.session.get(rep.server.make_url(photo["media_url"])) as r:
+        assert (r.status, await r.read()) == (200, b"\xff\xd8\xff\xe0 a kit photo")
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(rep.server.make_url(photo["media_url"])) as r:
+        assert r.status == 401
     [stored] = [c for c in await cards_in_db(runtime) if c.department == "logistics"]
     assert stored.done_at == runtime.clock.now() and stored.attachments[0]["kind"] == "image"
 

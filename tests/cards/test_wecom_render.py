@@ -342,3 +342,15 @@ def test_dedup_tags_are_invisible_distinct_and_strippable() -> None:
     assert all(t and set(t) <= set("\u200b\u200c\u200d\u2060") for t in tags)
     assert max(len(t.encode()) for t in tags) <= DEDUP_TAG_MAX_BYTES
     assert strip_dedup_tag("你好" + dedup_tag("42.0")) == "你好"
+
+
+def test_media_messages_carry_the_media_id() -> None:
+    from cards.wecom import render_send_media
+    from tests.fakes.wecom import validate_send
+
+    body = render_send_media("image", "MEDIA_1", touser=["rep01"], agent_id=1000002, duplicate_check_seconds=None)
+    assert body == {"touser": "rep01", "msgtype": "image", "agentid": 1000002, "image": {"media_id": "MEDIA_1"}}
+    assert validate_send(body) == []
+    with pytest.raises(ValueError):
+        render_send_media("sticker", "MEDIA_1", touser=["rep01"], agent_id=1, duplicate_check_seconds=None)
+    assert validate_send({**body, "image": {}}) != []

@@ -66,7 +66,8 @@ SELECT_OPTION_CHARS = 16  # select_list.option_list.text
 MAX_VOTE_OPTIONS = 20  # checkbox.option_list "不超过 20 个，最少1个"
 VOTE_OPTION_CHARS = 17  # checkbox.option_list.text
 
-MSGTYPES = frozenset({"text", "markdown", "template_card"})
+MSGTYPES = frozenset({"text", "markdown", "template_card", "image", "file", "voice", "video"})
+MEDIA_MSGTYPES = frozenset({"image", "file", "voice", "video"})
 CARD_TYPES = frozenset({"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"})
 # 90236 response_code: returned for these card types (and for notice cards carrying action_menu).
 INTERACTIVE = frozenset({"button_interaction", "vote_interaction", "multiple_interaction"})
@@ -213,6 +214,10 @@ def _send_problems(body: Any) -> list[Problem]:
         content = body.get(msgtype)
         if msgtype == "template_card":
             p += _card_problems(content, update=False)
+        elif msgtype in MEDIA_MSGTYPES:
+            # 90236: {"image": {"media_id": "MEDIA_ID"}}, the same shape for file, voice and video.
+            if not isinstance(content, dict) or not isinstance(content.get("media_id"), str) or not content["media_id"]:
+                p.append((40007, f"{msgtype}.media_id missing or not a string"))
         else:
             limit = TEXT_MAX_BYTES if msgtype == "text" else MARKDOWN_MAX_BYTES
             p += _content_problems(content, msgtype, limit)

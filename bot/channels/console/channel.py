@@ -22,6 +22,13 @@ def feed_body(item: OutboxItem) -> dict[str, Any]:
     """What the browser shows for one outbox item."""
     if item.kind == "text":
         return {"from": "bot", "text": item.payload["text"]}
+    if item.kind == "media":
+        media_id = str(item.payload["media_id"])
+        body: dict[str, Any] = {"from": "bot", "text": str(item.payload.get("caption") or "📎")}
+        if media_id.startswith("console-") and media_id[len("console-") :].isascii():
+            body["media_url"] = f"/console/media/{media_id[len('console-') :]}"
+            body["media_type"] = str(item.payload.get("media_type") or "file")
+        return body
     card = Card.model_validate(item.payload["card"])
     return {"from": "bot", "html": render_card(card), "card": card.model_dump(mode="json")}
 

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # The response_code was already used, expired or is unknown: try another one.
 CODE_SPENT_ERRORS = frozenset({60140, 42014, 42016})
+# Media ids of console uploads (bot/channels/console/web.py): WeCom cannot show them.
+CONSOLE_MEDIA_PREFIX = "console-"
 # Prune throttle rows older than two hours every this many recorded sends.
 PRUNE_EVERY = 500
 
@@ -58,6 +60,8 @@ class WeComChannel:
                 return await self._update(item, touser)
             await self._throttle(item)
             await item.starting_call()
+            if item.kind == "media":
+                return await self._send_media(item, touser)
             if item.kind == "text":
                 text = str(item.payload["text"])
                 delivery = await self._send_text(text, touser, self._dup_window(item), str(item.id))
@@ -151,6 +155,25 @@ class WeComChannel:
             )
             msgid = (await self._send(body)).get("msgid") or msgid
         return Delivery(platform_msg_id=msgid)
+
+    async def _send_media(self, item: OutboxItem, touser: list[str]) -> Delivery:
+        """A photo or file by its WeCom MediaId; an upload from another channel has none, so its caption goes."""
+        media_id = str(item.payload["media_id"])
+        if media_id.startswith(CONSOLE_MEDIA_PREFIX):
+            caption = str(item.payload.get("caption") or "📎")
+            delivery = await self._send_text(caption, touser, self._dup_window(item), str(item.id))
+        else:
+            body = render.render_send_media(
+                str(item.payload.get("media_type") or "image"),
+                media_id,
+                touser=touser,
+                agent_id=self.cfg.agent_id,
+                duplicate_check_seconds=self._dup_window(item),
+            )
+            data = await self._send(body)
+            delivery = Delivery(platform_msg_id=data.get("msgid"))
+        await self._count_sends(item, 1)
+        return delivery
 
     async def _send_card(self, card: Card, touser: list[str], dup: int | None, task_id: str | None = None) -> Delivery:
         body = render.render_send_card(card, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=dup)

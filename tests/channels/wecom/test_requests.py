@@ -449,6 +449,9 @@ async def test_done_needs_a_photo_then_reports_the_attachment(
         assert [b["key"] for b in state["button_list"]] == [limits.SETTLED_KEY]
     [done] = new_texts(rep, rep_texts)
     assert done == f"✅ R1 物流 已完成「{TITLES['logistics']}」，附件 1 个：照片×1"
+    # The photo itself reaches the rep: an image message with the member's MediaId.
+    [photo] = [m for m in fake.messages_to("rep01") if m.msgtype == "image"]
+    assert photo.body["image"] == {"media_id": "MEDIA_photo_kit_001"}
     assert log01.texts()[-1] == f"卡片 {org.no('logistics')} 已完成。"
     stored = (await db_cards(bot))["logistics"]
     assert stored.state == "done"

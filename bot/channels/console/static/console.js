@@ -384,6 +384,24 @@
     var bubble = document.createElement("div");
     bubble.className = "bubble";
     bubble.textContent = item.text || "";
+    if (item.media_url && /^\/console\/media\/[0-9]+$/.test(item.media_url)) {
+      // A photo or file passed on by the bot (a task card's attachment): shown inline, opened in a new tab.
+      var link = document.createElement("a");
+      link.href = item.media_url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      if (item.media_type === "image") {
+        var img = document.createElement("img");
+        img.src = item.media_url;
+        img.alt = item.text || "";
+        img.className = "msg-image";
+        link.appendChild(img);
+      } else {
+        link.textContent = "📎 打开文件";
+      }
+      bubble.appendChild(document.createElement("br"));
+      bubble.appendChild(link);
+    }
     wrap.appendChild(bubble);
     var t = timeText(item.at);
     if (t) {
