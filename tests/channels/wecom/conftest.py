@@ -10,7 +10,7 @@ import json
 import random
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from bot.channels.wecom import webhook
 from bot.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import OutboxMessage
-from tests.fakes.wecom import FakeWeCom
+from tests.fakes.wecom import FakeWeCom, validate_send, validate_update
 from tests.fakes.wecom_callbacks import WeComSigner
 
 CORP = "wwscenariocorp01"
@@ -278,3 +278,18 @@ async def settle_until_delivered(rt: Runtime, clock: FixedClock, *, step_seconds
         clock.set(clock.now() + timedelta(seconds=step_seconds))
         await asyncio.sleep(0)
     raise AssertionError(f"outbox not delivered after {rounds} rounds: {await outbox_rows(rt)}")
+
+
+@pytest.fixture
+def no_violations(fake: FakeWeCom) -> Iterator[None]:
+    """Use in scenario modules: at the end, the fake has seen no request that breaks WeCom's documented rules.
+
+    Bodies are also re-checked here, in case a request slipped past the server's checks (e.g. an update after a
+    fault, which the fake answers before validating)."""
+    yield
+    assert fake.violations == []
+    for r in fake.requests:
+        if r.endpoint == "message/send" and r.body is not None:
+            assert validate_send(r.body) == [], r.body
+        if r.endpoint == "message/update_template_card" and r.body is not None:
+            assert validate_update(r.body) == [], r.body

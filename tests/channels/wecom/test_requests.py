@@ -53,16 +53,8 @@ TITLES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_violations(fake: FakeWeCom) -> Any:
-    """Every scenario ends with the fake having seen no request that breaks WeCom's documented rules."""
-    yield
-    assert fake.violations == []
-    for r in fake.requests:
-        if r.endpoint == "message/send" and r.body is not None:
-            assert validate_send(r.body) == [], r.body
-        if r.endpoint == "message/update_template_card" and r.body is not None:
-            assert validate_update(r.body) == [], r.body
+# Every scenario ends with the fake having seen no request that breaks WeCom's documented rules.
+pytestmark = pytest.mark.usefixtures("no_violations")
 
 
 # ---- factories ----------------------------------------------------------------------------------------------
