@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot import i18n, outbox
-from bot.intents import Intent, SendCard, SendText
+from bot.intents import Intent, SendCard
 from bot.services import escalation as esc
 from bot.services import task_views as views
 from bot.services.requests import card_no, request_no
@@ -138,14 +138,12 @@ class Escalator:
         settings = rt.settings
         fallback = card.policy.get("channel") or request.source_channel
         if notice.kind == "remind":
-            intents: list[Intent] = []
-            deadline = notice.deadline or card.due_at
-            for user in notice.targets:
-                when = deadline.astimezone(settings.org.tz).strftime("%m-%d %H:%M")
-                key = "esc.remind_claim" if notice.trigger == "not_claimed" else "esc.remind_done"
-                text = i18n.t(user.locale, key, card=card_no(card.id), title=card.title, when=when)
-                intents.append(SendText(channel=views.channel_of(rt, user, fallback), user_ids=(user.id,), text=text))
-            return intents
+            when = i18n.fmt_when(notice.deadline or card.due_at, settings.org.tz)
+            key = "esc.remind_claim" if notice.trigger == "not_claimed" else "esc.remind_done"
+            return [
+                views.text_to(rt, user, fallback, key, card=card_no(card.id), title=card.title, when=when)
+                for user in notice.targets
+            ]
         view = await views.task_view(session, settings, card, request)
         locale = views.org_locale(settings)
         rendered = escalation_card(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import Any
 
 ZH = "zh-CN"
@@ -478,6 +479,11 @@ def t(locale: str | None, key: str, **params: Any) -> str:
     zh, en = CATALOG[key]
     text = en if normalize_locale(locale) == EN else zh
     return text.format(**params) if params else text
+
+
+def fmt_when(when: datetime, tz: tzinfo) -> str:
+    """An instant as people read it in the org's zone: 11-23 10:00."""
+    return when.astimezone(tz).strftime("%m-%d %H:%M")
 
 
 def fmt_distance(meters: float, locale: str | None) -> str:

@@ -31,3 +31,5 @@ def setup_logging(level: str = "INFO", json_format: bool = False) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # Alembic announces every plugin and migration step at INFO; keep start-up quiet.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # APScheduler logs every run of the sweep at INFO (every 30 s): only its warnings matter.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

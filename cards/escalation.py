@@ -44,7 +44,7 @@ def escalation_card(
         CardField(label=t("esc.f.waited"), value=fmt_waited(waited, locale)),
         CardField(label=t("esc.f.holder"), value=holder),
         CardField(label=t("task.f.state"), value=t(f"task.state.{view.state}")),
-        CardField(label=t("task.f.due"), value=view.due_at.astimezone(tz).strftime("%m-%d %H:%M")),
+        CardField(label=t("task.f.due"), value=i18n.fmt_when(view.due_at, tz)),
         *(CardField(label=label, value=value) for label, value in view.rows if value),
         CardField(label=t("task.f.requester"), value=view.requester),
         CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"),

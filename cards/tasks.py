@@ -47,10 +47,6 @@ _TONES: dict[str, Literal["info", "success", "warning", "muted"]] = {
 }
 
 
-def _fmt(when: datetime, tz: ZoneInfo) -> str:
-    return when.astimezone(tz).strftime("%m-%d %H:%M")
-
-
 def task_buttons(view: TaskView, locale: str, card_id: int) -> list[Button]:
     def b(action: str, style: Literal["primary", "default", "danger"] = "default") -> Button:
         return Button.of(i18n.t(locale, f"task.btn.{action}"), ButtonPayload("tk", (str(card_id), action)), style)
@@ -73,8 +69,8 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
     state = t(f"task.state.{view.state}")
     if view.holder:
         state = f"{state} · {view.holder}"
-    fields.append(CardField(label=t("task.f.state"), value=f"{state}（{_fmt(view.since, tz)}）"))
-    fields.append(CardField(label=t("task.f.due"), value=_fmt(view.due_at, tz)))
+    fields.append(CardField(label=t("task.f.state"), value=f"{state}（{i18n.fmt_when(view.since, tz)}）"))
+    fields.append(CardField(label=t("task.f.due"), value=i18n.fmt_when(view.due_at, tz)))
     fields.append(CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"))
     if view.attachments:
         fields.append(CardField(label=t("task.f.attachments"), value=str(view.attachments)))
@@ -88,7 +84,7 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
     closed = view.state in ("done", "rejected")
     status = ""
     if closed:
-        status = t(f"task.status.{view.state}", holder=view.holder, when=_fmt(view.since, tz))
+        status = t(f"task.status.{view.state}", holder=view.holder, when=i18n.fmt_when(view.since, tz))
     return Card(
         ref=view.ref,
         title=f"{view.department_name}｜{view.title}",

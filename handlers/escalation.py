@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from bot import i18n
 from bot.config import EscalationLevelConfig
 from bot.events import CardAction
 from bot.intents import UpdateCard
@@ -38,7 +39,7 @@ def _closed(card: TaskCard) -> svc.RequestError:
 
 
 def _fmt(ctx: Context, when: datetime) -> str:
-    return when.astimezone(ctx.runtime.settings.org.tz).strftime("%m-%d %H:%M")
+    return i18n.fmt_when(when, ctx.runtime.settings.org.tz)
 
 
 def _settle_tapped(ctx: Context, status: str) -> None:

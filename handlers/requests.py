@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import i18n
-from bot.config import RequestFieldConfig, RequestTypeConfig
+from bot.config import RequestTypeConfig
 from bot.events import CardAction, MediaMessage
 from bot.intents import SendMedia, UpdateCard
 from bot.routing import Context, Router, action, command, dialog_args, in_flow, is_media, is_text, split_command
@@ -76,14 +76,6 @@ def is_request_command(ctx: Context) -> bool:
     return bool(ctx.text) and type_for_text(ctx) is not None
 
 
-def _type_name(locale: str, rt: RequestTypeConfig) -> str:
-    return views.type_name(locale, rt)
-
-
-def _label(locale: str, f: RequestFieldConfig) -> str:
-    return views.field_label(locale, f)
-
-
 def _department_name(ctx: Context, department: str, locale: str | None = None) -> str:
     return views.department_name(ctx.runtime.settings, department, locale or ctx.locale)
 
@@ -92,27 +84,17 @@ def _notify(ctx: Context, user: User, key: str, **params: Any) -> None:
     ctx.intents.append(views.text_to(ctx.runtime, user, ctx.event.channel, key, **params))
 
 
-async def _names(ctx: Context, ids: set[str]) -> dict[str, str]:
-    return await views.names(ctx.session, ids)
-
-
 async def say_error(ctx: Context, exc: RequestError) -> None:
     params = dict(exc.params)
     if "holder_id" in params:
-        params["holder"] = (await _names(ctx, {params.pop("holder_id")})).get(exc.params["holder_id"], "")
+        params["holder"] = (await views.names(ctx.session, {params.pop("holder_id")})).get(exc.params["holder_id"], "")
     if "state_key" in params:
         params["state"] = ctx.t(params.pop("state_key"))
     ctx.reply(ctx.t(exc.key, **params))
 
 
 def _fmt(ctx: Context, when: datetime) -> str:
-    return when.astimezone(ctx.runtime.settings.org.tz).strftime("%m-%d %H:%M")
-
-
-def _rows(
-    ctx: Context, rt: RequestTypeConfig, values: dict[str, Any], customer: str, locale: str
-) -> list[tuple[str, str]]:
-    return views.field_rows(rt, values, customer, locale)
+    return i18n.fmt_when(when, ctx.runtime.settings.org.tz)
 
 
 # ---- task cards: rendering and fan-out -----------------------------------------------------------------------
@@ -145,7 +127,7 @@ async def refresh_task_card(ctx: Context, card: TaskCard, *, tap_code: str = "",
 
 async def _settle_notices(ctx: Context, card: TaskCard) -> None:
     """The card is closed: its escalation notices lose their buttons and say so, for everyone who got one."""
-    names = await _names(ctx, {card.holder_id or ""})
+    names = await views.names(ctx.session, {card.holder_id or ""})
     locale = views.org_locale(ctx.runtime.settings)
     when = _fmt(ctx, card.closed_at or ctx.now)
     status = i18n.t(locale, f"task.status.{card.state}", holder=names.get(card.holder_id or "", ""), when=when)
@@ -197,9 +179,9 @@ class Dialog:
 
     def issue(self, issue: RequestIssue) -> None:
         f = field_by_key(self.rt, issue.field) if issue.field else None
-        label = _label(self.ctx.locale, f) if f else ""
+        label = views.field_label(self.ctx.locale, f) if f else ""
         if issue.code == "unknown_key":
-            keys = "、".join(_label(self.ctx.locale, f) for f in self.rt.fields)
+            keys = "、".join(views.field_label(self.ctx.locale, f) for f in self.rt.fields)
             self.note("request.unknown_key", value=issue.value, keys=keys)
         elif issue.code == "bad_choice" and f is not None:
             self.note("request.bad_choice", value=issue.value, choices="、".join(f.choices))
@@ -295,7 +277,7 @@ class Dialog:
         ]
         if missing:
             f = missing[0]
-            label = _label(ctx.locale, f)
+            label = views.field_label(ctx.locale, f)
             if f.type == "choice":
                 self._ask(f.key, ctx.t("request.ask.choice", label=label), [(c, c) for c in f.choices])
             elif f.type == "date":
@@ -308,9 +290,9 @@ class Dialog:
         self.data["stage"] = "confirm"
         self.data.pop("awaiting", None)
         self.flush()
-        rows = _rows(ctx, self.rt, self.values, customer.name if customer else "", ctx.locale)
+        rows = views.field_rows(self.rt, self.values, customer.name if customer else "", ctx.locale)
         ref = self.data.get("confirm_ref") or self._ref("c")
-        card = request_confirm_card(ref, self.token, ctx.locale, _type_name(ctx.locale, self.rt), rows)
+        card = request_confirm_card(ref, self.token, ctx.locale, views.type_name(ctx.locale, self.rt), rows)
         if self.data.get("confirm_ref"):
             ctx.update_card(card)
         else:
@@ -415,7 +397,7 @@ async def request_from_visit(ctx: Context) -> None:
         return
     rt = settings.request_types[args[0]]
     if isinstance(ctx.event, CardAction) and ctx.event.card_ref:
-        ctx.update_card(settled_offer(ctx.event.card_ref, ctx.locale, _type_name(ctx.locale, rt)))
+        ctx.update_card(settled_offer(ctx.event.card_ref, ctx.locale, views.type_name(ctx.locale, rt)))
     dialog = Dialog.begin(ctx, args[0], visit_id=visit.id)
     customer = await ctx.session.get(Customer, visit.customer_id)
     if customer is not None:
@@ -439,8 +421,8 @@ async def confirm_request(ctx: Context) -> None:
     rt = dialog.rt
     ref = str(conv.data["confirm_ref"])
     customer = await dialog.customer()
-    rows = _rows(ctx, rt, dialog.values, customer.name if customer else "", ctx.locale)
-    name = _type_name(ctx.locale, rt)
+    rows = views.field_rows(rt, dialog.values, customer.name if customer else "", ctx.locale)
+    name = views.type_name(ctx.locale, rt)
     if op == "edit":
         ctx.reply(ctx.t("request.edit_hint"))
         return
@@ -509,12 +491,12 @@ async def _request_lines(ctx: Context, request: SupportRequest) -> list[str]:
     rt = ctx.runtime.settings.request_types.get(request.type_key)
     customer = await ctx.session.get(Customer, request.customer_id)
     cards = await svc.cards_of(ctx.session, request.id)
-    names = await _names(ctx, {c.holder_id or "" for c in cards})
+    names = await views.names(ctx.session, {c.holder_id or "" for c in cards})
     lines = [
         ctx.t(
             "request.list_line",
             no=svc.request_no(request.id),
-            type_name=_type_name(ctx.locale, rt) if rt else request.type_key,
+            type_name=views.type_name(ctx.locale, rt) if rt else request.type_key,
             customer=customer.name if customer else "",
             when=_fmt(ctx, request.created_at),
             status=ctx.t(f"request.status.{request.status}"),
@@ -552,12 +534,12 @@ async def request_progress(ctx: Context) -> None:
         return
     rt = ctx.runtime.settings.request_types.get(request.type_key)
     customer = await ctx.session.get(Customer, request.customer_id)
-    requester = (await _names(ctx, {request.rep_id})).get(request.rep_id, request.rep_id)
+    requester = (await views.names(ctx.session, {request.rep_id})).get(request.rep_id, request.rep_id)
     lines = [
         ctx.t(
             "request.progress_header",
             no=no,
-            type_name=_type_name(ctx.locale, rt) if rt else request.type_key,
+            type_name=views.type_name(ctx.locale, rt) if rt else request.type_key,
             customer=customer.name if customer else "",
             ward=request.ward or "",
             requester=requester,
@@ -567,7 +549,7 @@ async def request_progress(ctx: Context) -> None:
     ]
     if rt is not None:
         lines.extend(
-            f"{label}：{value}" for label, value in _rows(ctx, rt, request.fields, "", ctx.locale)[1:] if value
+            f"{label}：{value}" for label, value in views.field_rows(rt, request.fields, "", ctx.locale)[1:] if value
         )
     for line in (await _request_lines(ctx, request))[1:]:
         lines.append(line)
@@ -696,7 +678,7 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
     cards = await svc.cards_of(ctx.session, request.id)
     if svc.settle_request(request, cards, ctx.now) and request.status == svc.DONE:
         rt = ctx.runtime.settings.request_types.get(request.type_key)
-        name = _type_name(i18n.normalize_locale(rep.locale), rt) if rt else request.type_key
+        name = views.type_name(i18n.normalize_locale(rep.locale), rt) if rt else request.type_key
         _notify(ctx, rep, "request.all_done", no=rno, type_name=name)
 
 

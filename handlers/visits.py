@@ -233,7 +233,7 @@ class Dialog:
             value = getattr(d, name)
             if value:
                 rows.append((t(f"field.{name}"), "、".join(value) if isinstance(value, list) else str(value)))
-        rows.append((t("field.visited_at"), svc.fmt_local(when, self.tz)))
+        rows.append((t("field.visited_at"), i18n.fmt_when(when, self.tz)))
         loc = await svc.find_location(
             self.ctx.session, self.ctx.user.id, when, timedelta(minutes=self.cfg.location_window_minutes)
         )
@@ -462,7 +462,7 @@ async def my_visits(ctx: Context) -> None:
         return ctx.t(
             "visit.list_line",
             no=svc.visit_no(v.id),
-            when=svc.fmt_local(v.visited_at, tz),
+            when=i18n.fmt_when(v.visited_at, tz),
             customer=name,
             ward=v.ward or "",
             contacts="、".join(v.contacts or []),

@@ -18,7 +18,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +28,7 @@ from bot.config import RequestTypeConfig, Settings
 from bot.services import audit
 from bot.services.escalation import freeze_policy, reschedule
 from bot.services.request_config import render_title
+from bot.services.workcal import add_hours
 from storage.models import Customer, SupportRequest, TaskCard, User
 
 OPEN, CLAIMED, NEED_INFO, DONE, REJECTED = "open", "claimed", "need_info", "done", "rejected"
@@ -118,8 +119,6 @@ class Deadlines:
 
 def deadlines(settings: Settings, rt: RequestTypeConfig, start: datetime, respond_h: float, done_h: float) -> Deadlines:
     """SLA instants for a card created at ``start``."""
-    from bot.services.workcal import add_hours
-
     return Deadlines(
         add_hours(settings, start, respond_h, calendar=rt.calendar_hours),
         add_hours(settings, start, done_h, calendar=rt.calendar_hours),
@@ -426,7 +425,3 @@ async def recent_for(session: AsyncSession, rep_id: str, since: datetime) -> lis
         .limit(20)
     )
     return list(rows)
-
-
-def since_text(then: datetime, now: datetime) -> timedelta:
-    return max(timedelta(0), now - then)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import VisitsConfig
+from bot.i18n import fmt_when
 from bot.services import audit
 from bot.services.visit_parser import ParsedVisit
 from storage.models import Customer, Location, User, Visit
@@ -92,14 +93,10 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def check_time(when: datetime, now: datetime, cfg: VisitsConfig, tz: ZoneInfo) -> None:
     """Refuse visit times in the future or older than the backdate limit (in whole local days)."""
     if when > now + timedelta(minutes=cfg.future_tolerance_minutes):
-        raise VisitError("visit.future", when=fmt_local(when, tz))
+        raise VisitError("visit.future", when=fmt_when(when, tz))
     oldest: date = now.astimezone(tz).date() - timedelta(days=cfg.backdate_days)
     if when.astimezone(tz).date() < oldest:
-        raise VisitError("visit.too_old", when=fmt_local(when, tz), days=cfg.backdate_days)
-
-
-def fmt_local(when: datetime, tz: ZoneInfo) -> str:
-    return when.astimezone(tz).strftime("%m-%d %H:%M")
+        raise VisitError("visit.too_old", when=fmt_when(when, tz), days=cfg.backdate_days)
 
 
 def match_ward(customer: Customer, text: str) -> str | None:

@@ -63,15 +63,8 @@ class WeComChannel:
             if item.kind == "media":
                 return await self._send_media(item, touser)
             if item.kind == "text":
-                text = str(item.payload["text"])
-                delivery = await self._send_text(text, touser, self._dup_window(item), str(item.id))
-                await self._count_sends(
-                    item, len(render.split_text(text, render.TEXT_MAX_BYTES - render.DEDUP_TAG_MAX_BYTES))
-                )
-                return delivery
-            delivery = await self._send_card(Card.model_validate(item.payload["card"]), touser, self._dup_window(item))
-            await self._count_sends(item, 1)
-            return delivery
+                return await self._send_text(item, str(item.payload["text"]), touser)
+            return await self._send_card(item, Card.model_validate(item.payload["card"]), touser)
         except WeComError as exc:
             if exc.config:
                 # Not the message's fault: wait for the operator (shown in /healthz) without using up attempts.
@@ -145,41 +138,43 @@ class WeComChannel:
             log.warning("WeCom message %s: invalid recipients %s", data.get("msgid"), invalid)
         return data
 
-    async def _send_text(self, text: str, touser: list[str], dup: int | None, tag: str) -> Delivery:
+    # Every send below records what reached each recipient (``_count_sends``), for the per-person throttle.
+
+    async def _send_text(self, item: OutboxItem, text: str, touser: list[str]) -> Delivery:
         msgid = None
         parts = render.split_text(text, render.TEXT_MAX_BYTES - render.DEDUP_TAG_MAX_BYTES)
         for n, part in enumerate(parts):
-            tagged = part + render.dedup_tag(f"{tag}.{n}")
+            tagged = part + render.dedup_tag(f"{item.id}.{n}")
             body = render.render_send_text(
-                tagged, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=dup
+                tagged, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=self._dup_window(item)
             )
             msgid = (await self._send(body)).get("msgid") or msgid
+        await self._count_sends(item, len(parts))
         return Delivery(platform_msg_id=msgid)
 
     async def _send_media(self, item: OutboxItem, touser: list[str]) -> Delivery:
         """A photo or file by its WeCom MediaId; an upload from another channel has none, so its caption goes."""
         media_id = str(item.payload["media_id"])
         if media_id.startswith(CONSOLE_MEDIA_PREFIX):
-            caption = str(item.payload.get("caption") or "📎")
-            delivery = await self._send_text(caption, touser, self._dup_window(item), str(item.id))
-        else:
-            body = render.render_send_media(
-                str(item.payload.get("media_type") or "image"),
-                media_id,
-                touser=touser,
-                agent_id=self.cfg.agent_id,
-                duplicate_check_seconds=self._dup_window(item),
-            )
-            data = await self._send(body)
-            delivery = Delivery(platform_msg_id=data.get("msgid"))
+            return await self._send_text(item, str(item.payload.get("caption") or "📎"), touser)
+        body = render.render_send_media(
+            str(item.payload.get("media_type") or "image"),
+            media_id,
+            touser=touser,
+            agent_id=self.cfg.agent_id,
+            duplicate_check_seconds=self._dup_window(item),
+        )
+        data = await self._send(body)
         await self._count_sends(item, 1)
-        return delivery
+        return Delivery(platform_msg_id=data.get("msgid"))
 
-    async def _send_card(self, card: Card, touser: list[str], dup: int | None, task_id: str | None = None) -> Delivery:
+    async def _send_card(self, item: OutboxItem, card: Card, touser: list[str], task_id: str | None = None) -> Delivery:
+        dup = self._dup_window(item)
         body = render.render_send_card(card, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=dup)
         if task_id is not None:
             body["template_card"]["task_id"] = task_id
         data = await self._send(body)
+        await self._count_sends(item, 1)
         code = data.get("response_code")
         if code:
             await self._remember(str(code), body["template_card"]["task_id"], "send", spent=False)
@@ -212,9 +207,9 @@ class WeComChannel:
         log.info("WeCom card %s: no unspent response code, sending the new state as a message", task_id)
         if card.buttons:
             fresh = self._fresh_task_id(task_id, item.id)
-            return await self._send_card(card, touser, self._dup_window(item), task_id=fresh)
+            return await self._send_card(item, card, touser, task_id=fresh)
         summary = "\n".join(x for x in (card.title, card.status) if x)
-        return await self._send_text(summary, touser, self._dup_window(item), str(item.id))
+        return await self._send_text(item, summary, touser)
 
     @staticmethod
     def _fresh_task_id(task_id: str, outbox_id: int) -> str:
