@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from bot import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import ButtonPayload
+from cards.visits import confirm_buttons
 
 # Task-card button actions (payload "tk", (card id, action)).
 CLAIM, DONE, REJECT, INFO = "claim", "done", "reject", "info"
@@ -96,22 +97,11 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
     )
 
 
-def request_choice_card(ref: str, token: str, field: str, question: str, options: Sequence[tuple[str, str]]) -> Card:
-    buttons = [Button.of(label, ButtonPayload("rf", (token, field, value))) for label, value in options[:6]]
-    return Card(ref=ref, title=question, buttons=buttons)
-
-
 def request_confirm_card(
     ref: str, token: str, locale: str, type_name: str, rows: Sequence[tuple[str, str]], *, status: str = ""
 ) -> Card:
     """提交 / 修改 / 取消 for a request; with ``status`` the card is settled (no buttons)."""
-    buttons = []
-    if not status:
-        buttons = [
-            Button.of(i18n.t(locale, "visit.btn.submit"), ButtonPayload("rc", (token, "submit")), "primary"),
-            Button.of(i18n.t(locale, "visit.btn.edit"), ButtonPayload("rc", (token, "edit"))),
-            Button.of(i18n.t(locale, "visit.btn.cancel"), ButtonPayload("rc", (token, "cancel")), "danger"),
-        ]
+    buttons = [] if status else confirm_buttons(locale, "rc", token)
     return Card(
         ref=ref,
         title=i18n.t(locale, "request.confirm_title", type_name=type_name),

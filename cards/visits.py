@@ -12,15 +12,27 @@ from cards.payload import ButtonPayload
 MAX_BUTTONS = 6
 
 
-def choice_card(ref: str, token: str, field: str, question: str, options: Sequence[tuple[str, str]]) -> Card:
-    """A question with one button per option (label, value); the rep may also just type the answer."""
-    buttons = [Button.of(label, ButtonPayload("vf", (token, field, value))) for label, value in options[:MAX_BUTTONS]]
+def choice_card(
+    ref: str, token: str, field: str, question: str, options: Sequence[tuple[str, str]], action: str = "vf"
+) -> Card:
+    """A question with one button per option (label, value); the rep may also just type the answer. ``action``
+    names the dialog's handler (vf: visit, rf: request)."""
+    buttons = [Button.of(label, ButtonPayload(action, (token, field, value))) for label, value in options[:MAX_BUTTONS]]
     return Card(ref=ref, title=question, buttons=buttons)
 
 
 def settled_choice(ref: str, question: str, answer: str) -> Card:
     """The choice card after it was answered: no buttons, the answer shown."""
     return Card(ref=ref, title=question, status=f"✓ {answer}", tone="muted")
+
+
+def confirm_buttons(locale: str, action: str, token: str) -> list[Button]:
+    """提交 / 修改 / 取消 of a dialog's confirmation card; ``action`` names the dialog's handler (vc, rc)."""
+    return [
+        Button.of(i18n.t(locale, "visit.btn.submit"), ButtonPayload(action, (token, "submit")), "primary"),
+        Button.of(i18n.t(locale, "visit.btn.edit"), ButtonPayload(action, (token, "edit"))),
+        Button.of(i18n.t(locale, "visit.btn.cancel"), ButtonPayload(action, (token, "cancel")), "danger"),
+    ]
 
 
 def confirm_card(
@@ -33,13 +45,7 @@ def confirm_card(
     settled: bool = False,
 ) -> Card:
     """The confirmation card (提交 / 修改 / 取消); ``settled`` drops the buttons and shows ``status``."""
-    buttons = []
-    if not settled:
-        buttons = [
-            Button.of(i18n.t(locale, "visit.btn.submit"), ButtonPayload("vc", (token, "submit")), "primary"),
-            Button.of(i18n.t(locale, "visit.btn.edit"), ButtonPayload("vc", (token, "edit"))),
-            Button.of(i18n.t(locale, "visit.btn.cancel"), ButtonPayload("vc", (token, "cancel")), "danger"),
-        ]
+    buttons = [] if settled else confirm_buttons(locale, "vc", token)
     return Card(
         ref=ref,
         title=i18n.t(locale, "visit.confirm_title"),

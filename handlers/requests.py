@@ -32,11 +32,10 @@ from cards.tasks import (
     DONE,
     INFO,
     REJECT,
-    request_choice_card,
     request_confirm_card,
     settled_offer,
 )
-from cards.visits import settled_choice
+from cards.visits import choice_card, settled_choice
 from handlers import help
 from storage.models import Customer, SupportRequest, TaskCard, User, Visit
 
@@ -309,7 +308,7 @@ class Dialog:
         if options:
             ref = self._ref("q")
             self.data["ask_ref"], self.data["ask_title"] = ref, question
-            self.ctx.reply_card(request_choice_card(ref, self.token, key, question, options))
+            self.ctx.reply_card(choice_card(ref, self.token, key, question, options, action="rf"))
         else:
             self.ctx.reply(question)
 
