@@ -28,6 +28,8 @@ from bot.services.visit_parser import VISIT_FIELDS
 from bot.services.workcal import WorkCalendarConfig
 
 ENV_PREFIX = "SALESBOT__"
+# HMAC keys shorter than this are refused (RFC 2104: at least the hash output, 32 bytes for SHA-256).
+MIN_SECRET_BYTES = 32
 CONFIG_ENV = "SALESBOT_CONFIG"
 
 
@@ -162,6 +164,15 @@ class ConsoleConfig(_Section):
     token_secret: SecretStr | None = None
     # Long-poll wait for new messages in the browser (seconds).
     poll_timeout_seconds: float = Field(25.0, gt=0, le=120)
+    # A session ends after this long without a request, and in any case this long after sign-in.
+    session_idle_hours: float = Field(12.0, gt=0, le=24 * 30)
+    session_max_days: float = Field(7.0, gt=0, le=365)
+    # How long a sign-in token from `salesbot console token USER` is valid unless --valid says otherwise.
+    token_valid_days: float = Field(30.0, gt=0, le=3650)
+    # Uploads (📎): the largest file, and what one person may upload per day (org time zone).
+    upload_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    uploads_per_day: int = Field(100, ge=1, le=100_000)
+    upload_bytes_per_day: int = Field(100 * 1024 * 1024, ge=1024)
 
 
 class WeComConfig(_Section):
@@ -479,8 +490,15 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _console_signin_possible(self) -> Settings:
-        if self.console_enabled and not self.org.demo and self.console.token_secret is None:
-            raise ValueError("console.token_secret is required when the console is enabled outside demo mode")
+        if self.console_enabled and not self.org.demo:
+            if self.console.token_secret is None:
+                raise ValueError("console.token_secret is required when the console is enabled outside demo mode")
+            if len(self.console.token_secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"console.token_secret must be at least {MIN_SECRET_BYTES} bytes (anyone could forge sign-in "
+                    "tokens with a short one); generate one with: python -c "
+                    "'import secrets; print(secrets.token_urlsafe(48))'"
+                )
         return self
 
 

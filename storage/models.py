@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -78,6 +79,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Console sign-in tokens issued before this instant are void (`salesbot console revoke`).
+    console_tokens_after: Mapped[datetime | None]
 
 
 class Customer(Base):
@@ -162,6 +165,9 @@ class OutboxMessage(Base):
     maybe_delivered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
+    # Which process holds the lease ("host:pid:generation"): a restarted process reclaims its dead predecessor's
+    # rows at once instead of waiting the lease out.
+    claimed_by: Mapped[str | None] = mapped_column(String(96))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -371,14 +377,54 @@ class TaskCard(Base):
 
 
 class ConsoleMedia(Base):
-    """A file uploaded through the web console (the console's counterpart of a WeCom media id)."""
+    """A file uploaded through the web console (the console's counterpart of a WeCom media id).
+
+    ``token`` is the only id that leaves the server (URLs, media ids): random, so ids cannot be counted.
+    ``content_type`` is sniffed from the bytes, never taken from the client."""
 
     __tablename__ = "console_media"
+    __table_args__ = (Index("ix_console_media_user_at", "user_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # The task card the file was attached to (who may read it follows from the card), if any.
+    card_id: Mapped[int | None] = mapped_column(BigId, index=True)
     created_at: Mapped[datetime]
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. The cookie holds a random secret; only its SHA-256 is stored here."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_user", "user_id", "revoked_at"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    # The absolute end; the idle end is last_seen_at + the configured idle lifetime.
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+class CalendarDay(Base):
+    """An official closed day (holiday) or make-up working day (调休) loaded by `salesbot calendar import`;
+    it wins over the chinese-calendar package's data for its date."""
+
+    __tablename__ = "calendar_days"
+    __table_args__ = (Index("ix_calendar_days_year", "year"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer)
+    # closed: no work (a holiday, or a weekday given off); open: a weekend day that is a working day (调休).
+    kind: Mapped[str] = mapped_column(String(8))
+    # The holiday it belongs to (春节, 国庆节 …).
+    name: Mapped[str] = mapped_column(String(32), default="")
+    source: Mapped[str] = mapped_column(String(200), default="")
+    imported_at: Mapped[datetime]
