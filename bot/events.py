@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bot.sanitize import clean_tree
 
 
 class _Event(BaseModel):
+    """Every string a channel hands over is cleaned by one rule (``bot.sanitize``), whatever the channel."""
+
     model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean_strings(cls, data: Any) -> Any:
+        return clean_tree(data) if isinstance(data, dict) else data
 
     channel: str
     # The sender's id on that channel (WeCom userid, DingTalk staffId, console user id).

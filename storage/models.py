@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
@@ -25,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from storage import limits
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -386,7 +389,7 @@ class ConsoleMedia(Base):
     __table_args__ = (Index("ix_console_media_user_at", "user_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: secrets.token_urlsafe(24))
     user_id: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(100))
@@ -428,3 +431,7 @@ class CalendarDay(Base):
     name: Mapped[str] = mapped_column(String(32), default="")
     source: Mapped[str] = mapped_column(String(200), default="")
     imported_at: Mapped[datetime]
+
+
+# Strings that PostgreSQL would refuse (too long, NUL) fail on SQLite too, at flush (storage/limits.py).
+limits.install(Base)
