@@ -757,7 +757,7 @@ async def answer_question(ctx: Context) -> None:
 async def _attach(ctx: Context, card: TaskCard, media: list[dict[str, str]]) -> None:
     try:
         for m in media:
-            svc.attach(ctx.session, card, ctx.user, m["kind"], m["media_id"], ctx.now, ctx.event.channel)
+            await svc.attach(ctx.session, card, ctx.user, m["kind"], m["media_id"], ctx.now, ctx.event.channel)
     except RequestError as exc:
         await say_error(ctx, exc)
         return

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RequestTypeConfig, Settings
-from bot.services import audit
+from bot.services import audit, console_media
 from bot.services.escalation import freeze_policy, reschedule
 from bot.services.request_config import render_title
 from bot.services.workcal import add_hours
@@ -98,6 +98,22 @@ async def may_view(session: AsyncSession, user: User, request: SupportRequest) -
         rep = await session.get(User, request.rep_id)
         return rep is not None and rep.manager_id == user.id
     return False
+
+
+async def may_see_file(session: AsyncSession, user: User, uploader_id: str, card_id: int | None) -> bool:
+    """Who may open an uploaded file: its uploader, and, once it is attached to a task card, whoever may act on
+    the card or view its request (``may_act``, ``may_view``)."""
+    if user.id == uploader_id:
+        return True
+    if card_id is None:
+        return False
+    card = await session.get(TaskCard, card_id)
+    if card is None:
+        return False
+    if may_act(user, card):
+        return True
+    request = await session.get(SupportRequest, card.request_id)
+    return request is not None and await may_view(session, user, request)
 
 
 async def department_people(session: AsyncSession, department: str) -> list[User]:
@@ -359,7 +375,7 @@ def answer(session: AsyncSession, card: TaskCard, rep: User, text: str, now: dat
     _audit(session, card, rep, now, channel, "answer", answer=questions[-1]["a"])
 
 
-def attach(
+async def attach(
     session: AsyncSession, card: TaskCard, actor: User, kind: str, media_id: str, now: datetime, channel: str
 ) -> None:
     check_may_act(card, actor)
@@ -367,6 +383,8 @@ def attach(
         raise _closed_error(card)
     item = {"kind": kind, "media_id": media_id, "channel": channel, "by": actor.id, "at": now.isoformat()}
     card.attachments = [*(card.attachments or []), item]
+    # A console upload becomes readable by the card's readers (see may_see_file).
+    await console_media.link_to_card(session, media_id, card.id, actor.id)
     _touch(card, now)
     _audit(session, card, actor, now, channel, "attach", kind=kind, media_id=media_id)
 
