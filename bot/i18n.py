@@ -106,6 +106,10 @@ CATALOG: dict[str, tuple[str, str]] = {
         "找不到医院「{text}」。{suggest}请重新输入医院名称或简称。",
         'No hospital matches "{text}". {suggest}Please type the hospital name again.',
     ),
+    "field_too_long": (
+        "{field}太长了（最多 {max} 个字），这一项没有记下，请改短后再发一次。",
+        "The {field} is too long (at most {max} characters) and was not taken; please send a shorter one.",
+    ),
     "visit.suggest": ("你是不是想找：{names}？", "Did you mean: {names}? "),
     "visit.unknown_ward": (
         "{customer} 没有科室「{ward}」。可选：{wards}",

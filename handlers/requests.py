@@ -37,6 +37,7 @@ from cards.tasks import (
 )
 from cards.visits import choice_card, settled_choice
 from handlers import help
+from storage.limits import max_length
 from storage.models import Customer, SupportRequest, TaskCard, User, Visit
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,12 @@ class Dialog:
         self.note("visit.unknown_customer", text=text, suggest=suggest)
 
     async def set_ward(self, text: str) -> None:
+        """Every path that sets the ward comes here (again whenever the hospital changes, see ``advance``)."""
+        limit = max_length(SupportRequest, "ward") or 0
+        if len(text.strip()) > limit:
+            self.values.pop("ward", None)
+            self.note("field_too_long", field=self.ctx.t("field.ward"), max=limit)
+            return
         customer = await self.customer()
         if customer is None:
             self.values["ward"] = text
@@ -265,6 +272,9 @@ class Dialog:
     async def advance(self) -> None:
         ctx = self.ctx
         customer = await self.customer()
+        if self.values.get("ward"):
+            # The hospital may have been chosen after the ward (by a button): the ward is checked against it here.
+            await self.set_ward(self.values["ward"])
         options = self.data.pop("customer_options", None)
         if customer is None and options:
             self._ask("customer", ctx.t("visit.ask.customer"), [(n, v) for n, v in options])

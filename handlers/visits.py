@@ -139,6 +139,12 @@ class Dialog:
             )
         self.draft.ward = ward
 
+    def _check_lengths(self) -> None:
+        """Every path into the draft ends here: a value longer than its column is dropped and the rep told."""
+        for name, limit in svc.overlong_fields(self.draft):
+            self.note("field_too_long", field=self.ctx.t(f"field.{name}"), max=limit)
+            setattr(self.draft, name, None)
+
     async def answer(self, field: str, text: str) -> None:
         """The rep's typed answer to the question about ``field``."""
         if field == "customer":
@@ -171,6 +177,7 @@ class Dialog:
         customer = await self.customer()
         if customer is not None:
             await self._check_ward(customer)
+        self._check_lengths()
         self.save()
         options = self.data.pop("customer_options", None)
         if self.draft.customer_id is None and options:
@@ -552,6 +559,9 @@ async def _corrections(ctx: Context, visit: Visit, text: str) -> dict[str, Any]:
     if parsed.visited_at is not None:
         svc.check_time(parsed.visited_at, ctx.now, settings.visits, tz)
         changes["visited_at"] = parsed.visited_at
+    probe = VisitDraft(**{k: v for k, v in changes.items() if k in VisitDraft.__dataclass_fields__})
+    for name, limit in svc.overlong_fields(probe):
+        raise VisitError("field_too_long", field=ctx.t(f"field.{name}"), max=limit)
     if not changes:
         raise VisitError("visit.correct_usage")
     return changes

@@ -17,6 +17,7 @@ from bot.config import VisitsConfig
 from bot.i18n import fmt_when
 from bot.services import audit
 from bot.services.visit_parser import ParsedVisit
+from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
 
 
@@ -120,6 +121,19 @@ def contacts_for(customer: Customer, ward: str | None) -> list[str]:
     in_ward = [p["name"] for p in people if ward and p.get("ward") == ward]
     others = [p["name"] for p in people if p["name"] not in in_ward]
     return in_ward + others
+
+
+# Draft fields stored in bounded columns: a longer value is refused with the limit (PostgreSQL would refuse it).
+_DRAFT_LIMITS = {
+    name: limit
+    for name in ("ward", "topics", "objection", "commitments", "next_step", "attitude")
+    if (limit := max_length(Visit, name)) is not None
+}
+
+
+def overlong_fields(draft: VisitDraft) -> list[tuple[str, int]]:
+    """(field, limit) for every draft value longer than its column allows."""
+    return [(name, n) for name, n in _DRAFT_LIMITS.items() if len(getattr(draft, name) or "") > n]
 
 
 def apply_parsed(draft: VisitDraft, parsed: ParsedVisit) -> list[str]:
