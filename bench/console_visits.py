@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -40,7 +41,7 @@ SCRIPT = Path(__file__).resolve()
 if str(SCRIPT.parent) not in sys.path:
     sys.path.insert(0, str(SCRIPT.parent))
 
-from procs import HOST, Proc, free_port, spawn, wait_healthy  # noqa: E402
+from procs import HOST, Proc, cli, free_port, spawn, wait_healthy  # noqa: E402
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"  # as bot/channels/console/web.py
 
@@ -137,11 +138,11 @@ class Result:
         return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] * 1000
 
 
-async def sign_in(base: str, user_id: str) -> aiohttp.ClientSession:
+async def sign_in(base: str, user_id: str, connections: int = 1) -> aiohttp.ClientSession:
     session = aiohttp.ClientSession(
         cookie_jar=aiohttp.CookieJar(unsafe=True),
         timeout=aiohttp.ClientTimeout(total=30),
-        connector=aiohttp.TCPConnector(limit=1),
+        connector=aiohttp.TCPConnector(limit=connections),
     )
     async with session.post(f"{base}/console/api/login", json={"user_id": user_id}) as r:
         if r.status != 200:
@@ -225,6 +226,138 @@ async def wait_settled(db: Path, handled: int, limit_s: float) -> tuple[float, P
         if time.monotonic() > deadline:
             raise RuntimeError(f"not settled after {limit_s:.0f}s: {p}")
         await asyncio.sleep(0.05)
+
+
+# ---- sustained load: delivery lag per visit ---------------------------------------------------------------
+
+
+def write_extra_reps(path: Path, n: int) -> list[str]:
+    """Reps rep03… beyond the demo's two, so that the sustained phase has ``n`` reps in all."""
+    ids = [f"rep{i:02d}" for i in range(3, n + 1)]
+    lines = ["user_id,name,roles"] + [f"{u},代表{u[3:]},rep" for u in ids]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return ids
+
+
+def feed_times(db: Path) -> dict[str, list[float]]:
+    """Per user, the wall-clock instants (Unix seconds) of the bot's messages in their console feed, oldest first."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute(
+            "SELECT user_id, created_at FROM console_feed WHERE outbox_id IS NOT NULL ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
+    out: dict[str, list[float]] = {}
+    for user, at in rows:
+        out.setdefault(user, []).append(datetime.fromisoformat(at).replace(tzinfo=UTC).timestamp())
+    return out
+
+
+@dataclass
+class Sustained:
+    rate: float
+    load: Result
+    handled_at_end: int
+    lags: list[float] = field(default_factory=list)  # seconds: scheduled send → confirmation card in the feed
+    missing: int = 0
+
+    def lag(self, p: float) -> float:
+        xs = sorted(self.lags)
+        if not xs:
+            return float("nan")
+        return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+async def open_load(name: str, base: str, users: list[str], n: int, rate: float) -> tuple[Result, list[float]]:
+    """Request i (a visit by ``users[i % len(users)]``) is sent at start + i/rate, whatever the server's pace;
+    its latency runs from that scheduled time. Returns the result and the scheduled instants (Unix seconds)."""
+    sessions = {u: await sign_in(base, u, connections=4) for u in users}
+    result = Result(name, n, 0.0)
+    url = f"{base}/console/api/send"
+    due_wall: list[float] = []
+
+    async def one(i: int, due: float) -> None:
+        body = {"client_id": f"s{uuid.uuid4().hex}", "text": visit_text(i)}
+        try:
+            async with sessions[users[i % len(users)]].post(url, json=body) as r:
+                data = await r.json(content_type=None)
+                ok = r.status == 200 and data.get("accepted") is True
+        except Exception as exc:  # counted and reported
+            ok, data = False, {"error": repr(exc)}
+        result.latencies.append(time.perf_counter() - due)
+        if not ok:
+            result.errors += 1
+            result.first_error = result.first_error or str(data)[:200]
+
+    tasks = []
+    try:
+        start = result.started = time.perf_counter()
+        wall0 = time.time() - start
+        for i in range(n):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due_wall.append(wall0 + due)
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+        result.elapsed = time.perf_counter() - start
+    finally:
+        for s in sessions.values():
+            await s.close()
+    return result, due_wall
+
+
+async def sustained(args: argparse.Namespace, tmp: Path, rate: float) -> Sustained:
+    """A fresh demo server with ``--sustained-users`` reps; visits at ``rate``/s for ``--sustained-seconds``
+    (request i by rep i mod U), then every confirmation card awaited: lag = scheduled send → card in the feed."""
+    d = tmp / f"sustained-{rate:.0f}"
+    d.mkdir()
+    db = d / "bench.db"
+    config = d / "bench.toml"
+    config.write_text(
+        f'[org]\ndemo = true\n[database]\nurl = "sqlite+aiosqlite:///{db}"\n[logging]\nlevel = "WARNING"\n',
+        encoding="utf-8",
+    )
+    extra = write_extra_reps(d / "reps.csv", args.sustained_users)
+    await asyncio.to_thread(cli, config, "db", "upgrade")
+    await asyncio.to_thread(cli, config, "import", "org", str(d / "reps.csv"))
+    port = free_port()
+    bot = spawn(
+        "salesbot",
+        ["-m", "bot.cli", "demo", "--config", str(config), "--port", str(port), "--db", str(db)],
+        port,
+        d / "salesbot.log",
+    )
+    users = ["rep01", "rep02", *extra][: args.sustained_users]
+    n = int(rate * args.sustained_seconds)
+    try:
+        await wait_healthy(bot, poll_s=0.1)
+        await load("warm-up", bot.base, users, args.warmup, min(len(users), args.warmup), 0)
+        _, before = await wait_settled(db, args.warmup, limit_s=120)
+        skip = {u: len(ts) for u, ts in (await asyncio.to_thread(feed_times, db)).items()}
+        result, due_wall = await open_load("salesbot", bot.base, users, n, rate)
+        handled = progress(db).handled - before.handled
+        await wait_settled(db, before.handled + result.accepted, limit_s=300)
+        arrived = await asyncio.to_thread(feed_times, db)
+    finally:
+        bot.stop()
+    lags, missing, seen = [], 0, dict.fromkeys(users, 0)
+    for i, due in enumerate(due_wall):
+        u = users[i % len(users)]
+        k = skip.get(u, 0) + seen[u]
+        seen[u] += 1
+        if k < len(arrived.get(u, [])):
+            lags.append(arrived[u][k] - due)
+        else:
+            missing += 1
+    out = Sustained(rate, result, handled, lags, missing)
+    print(
+        f"salesbot at {rate:.0f}/s: delivery lag p50 {out.lag(50):.2f}s p99 {out.lag(99):.2f}s max {out.lag(100):.2f}s",
+        file=sys.stderr,
+    )
+    return out
 
 
 # ---- the run --------------------------------------------------------------------------------------------------
@@ -325,12 +458,28 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
         f"{100 * r_bot.client_cpu / r_bot.elapsed:.0f}% during salesbot; "
         f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
-    for res in (r_bare, r_bot):
+    runs = [await sustained(args, tmp, rate) for rate in args.sustained_rates]
+    if runs:
+        print()
+        print(
+            f"sustained load: {args.sustained_users} reps, open loop for {args.sustained_seconds:.0f}s; "
+            "lag = scheduled send -> confirmation card in the rep's feed"
+        )
+        print(
+            f"{'rate/s':>7}{'ack p99 ms':>12}{'handled by end':>16}{'lag p50 s':>11}{'lag p99 s':>11}{'lag max s':>11}"
+        )
+        for x in runs:
+            print(
+                f"{x.rate:>7.0f}{x.load.pct(99):>12.1f}{f'{x.handled_at_end}/{x.load.accepted}':>16}"
+                f"{x.lag(50):>11.2f}{x.lag(99):>11.2f}{x.lag(100):>11.2f}"
+                + (f"  ({x.missing} cards missing)" if x.missing else "")
+            )
+    for res in (r_bare, r_bot, *(x.load for x in runs)):
         if res.errors:
             print(f"{res.name} first error: {res.first_error}")
     if not all(alive.values()):
         print(f"warning: a server exited during the run: {alive}")
-    if r_bare.errors or r_bot.errors or handled != r_bot.accepted:
+    if r_bare.errors or r_bot.errors or handled != r_bot.accepted or any(x.load.errors or x.missing for x in runs):
         sys.exit(1)
 
 
@@ -340,6 +489,14 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16, help="concurrent client workers (default 16)")
     ap.add_argument("--users", type=int, default=2, help="demo reps to spread the workers over (default 2)")
     ap.add_argument("--warmup", type=int, default=50, help="unmeasured requests first, per server (default 50)")
+    ap.add_argument(
+        "--sustained-rates",
+        type=lambda v: [float(x) for x in v.split(",") if x],
+        default=[50.0, 65.0],
+        help="sustained-load rates, comma-separated; '' skips the phase (default 50,65)",
+    )
+    ap.add_argument("--sustained-seconds", type=float, default=30.0, help="sustained-load duration (default 30)")
+    ap.add_argument("--sustained-users", type=int, default=16, help="reps in the sustained phase (default 16)")
     ap.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (db, server logs)")
     args = ap.parse_args()
@@ -348,6 +505,8 @@ def main() -> None:
         return
     if args.requests < 1 or args.concurrency < 1 or args.warmup < 1:
         ap.error("--requests, --concurrency and --warmup must be positive")
+    if args.sustained_users < 2 or args.sustained_seconds <= 0:
+        ap.error("--sustained-users must be at least 2 and --sustained-seconds positive")
     if args.keep:
         tmp = Path(tempfile.mkdtemp(prefix="salesbot-bench-"))
         print(f"keeping {tmp}", file=sys.stderr)

@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import re
 import secrets
@@ -86,6 +87,8 @@ COMMAND = "帮助"
 PER_USER_PER_MINUTE = 30  # WeCom's limit, and the cap of [wecom] per_user_per_minute
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
+RAISED_PER_USER = 1_000_000  # per-person budget of the bot in the e2e and sustained phases
+APP_CALLS_PER_MINUTE = 10_000  # WeCom's limit per API and corp (the bot's default 3,000 would cap sends at 50/s)
 LATE_MS = 20.0  # an open-loop request sent later than this after its time means the machine stalled
 
 
@@ -135,6 +138,131 @@ def serve_baseline(port: int) -> None:
     web.run_app(app, host=HOST, port=port, print=None, access_log=None)
 
 
+def serve_fake(port: int) -> None:
+    """A lean fake WeCom API for the end-to-end phases: gettoken and message/send, each delivery recorded as
+    (touser, time.monotonic()) without validation, duplicate checks or per-person limits (tests.fakes.wecom has
+    those; here the fake's own cost should stay small next to the servers it measures)."""
+    from aiohttp import web
+
+    delivered: list[tuple[str, float]] = []
+
+    async def gettoken(_request: web.Request) -> web.Response:
+        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": "bench-token", "expires_in": 7200})
+
+    async def send(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        delivered.append((str(body["touser"]), time.monotonic()))
+        return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"m{len(delivered)}"})
+
+    async def stats(_request: web.Request) -> web.Response:
+        return web.json_response({"delivered_messages": len(delivered)})
+
+    async def listing(_request: web.Request) -> web.Response:
+        return web.json_response(delivered)
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/gettoken", gettoken)
+    app.router.add_post("/cgi-bin/message/send", send)
+    app.router.add_get("/_fake/stats", stats)
+    app.router.add_get("/_fake/delivered", listing)
+    web.run_app(app, host=HOST, port=port, print=None, access_log=None)
+
+
+def serve_baseline_e2e(port: int, fake_port: int, db: Path) -> None:
+    """The bare end-to-end pipeline: verify and decrypt, parse, one SQLite INSERT (dedup key) and COMMIT, answer
+    200, then POST one reply to the fake API. No directory, router, dialog state or outbox."""
+    from aiohttp import web
+
+    from bot.channels.wecom.crypto import CallbackRejected, WeComCrypto
+    from bot.channels.wecom.parse import parse_xml
+
+    crypto = WeComCrypto(CALLBACK_TOKEN, AES_KEY, CORP_ID)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, dedup_key TEXT UNIQUE, sender TEXT, payload TEXT,"
+        " received_at REAL)"
+    )
+    replies: set[asyncio.Task[None]] = set()
+    http: list[aiohttp.ClientSession] = []
+    send_url = f"http://{HOST}:{fake_port}/cgi-bin/message/send?access_token=bench-token"
+
+    async def reply(sender: str) -> None:
+        body = {"touser": sender, "msgtype": "text", "agentid": AGENT_ID, "text": {"content": "收到"}}
+        async with http[0].post(send_url, json=body) as r:
+            await r.read()
+
+    async def receive(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            body = await request.read()
+            encrypt = parse_xml(body.decode("utf-8")).get("Encrypt")
+            if not isinstance(encrypt, str):
+                raise CallbackRejected(400, "no Encrypt element")
+            inner = parse_xml(crypto.decrypt(q["msg_signature"], q["timestamp"], q["nonce"], encrypt.strip()))
+        except CallbackRejected as exc:
+            return web.Response(status=exc.status, text=exc.reason)
+        except (KeyError, UnicodeDecodeError):
+            return web.Response(status=400)
+        sender = str(inner["FromUserName"])
+        conn.execute("BEGIN IMMEDIATE")
+        cur = conn.execute(
+            "INSERT INTO events (dedup_key, sender, payload, received_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (str(inner.get("MsgId")), sender, json.dumps(inner, ensure_ascii=False), time.time()),
+        )
+        conn.execute("COMMIT")
+        if cur.rowcount:
+            task = asyncio.create_task(reply(sender))
+            replies.add(task)
+            task.add_done_callback(replies.discard)
+        return web.Response()
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def session(_app: web.Application) -> AsyncIterator[None]:
+        http.append(aiohttp.ClientSession())
+        yield
+        await http[0].close()
+
+    app = web.Application(client_max_size=65536)
+    app.router.add_post(CALLBACK_PATH, receive)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(session)
+    web.run_app(app, host=HOST, port=port, print=None, access_log=None)
+
+
+def serve_bot(config: Path) -> None:
+    """``bot.cli serve`` with the per-person WeCom budget raised: the config caps it at WeCom's 30/min and 1000/h,
+    and at 50 events/s from 16 users every reply would be deferred by it; the phases that use this measure the
+    pipeline, not the throttle."""
+    from aiohttp import web
+
+    from bot.app import build_app, freeze_startup_heap
+    from bot.config import load_settings
+    from bot.logging_setup import setup_logging
+    from bot.runtime import Runtime
+
+    settings = load_settings(str(config))
+    setup_logging(settings.logging.level, settings.logging.json_format)
+    wecom = settings.wecom.model_copy(
+        update={
+            "per_user_per_minute": RAISED_PER_USER,
+            "per_user_per_hour": RAISED_PER_USER,
+            "app_calls_per_minute": APP_CALLS_PER_MINUTE,
+        }
+    )
+    settings = settings.model_copy(update={"wecom": wecom})
+
+    async def make() -> web.Application:
+        app = build_app(Runtime(settings))
+        app.on_startup.append(freeze_startup_heap)
+        return app
+
+    web.run_app(make(), host=settings.server.host, port=settings.server.port, print=None)
+
+
 # ---- prebuilt requests ----------------------------------------------------------------------------------------
 
 
@@ -149,17 +277,22 @@ class Builder:
         self.users = itertools.cycle(userids)
 
     def build(self, n: int) -> list[bytes]:
+        return [raw for _, raw in self.build_for(n)]
+
+    def build_for(self, n: int) -> list[tuple[str, bytes]]:
+        """(sender, raw request) pairs."""
         now = int(time.time())
         out = []
         for _ in range(n):
-            inner = self.signer.text(next(self.users), COMMAND, next(self.msg_ids), now)
+            user = next(self.users)
+            inner = self.signer.text(user, COMMAND, next(self.msg_ids), now)
             query, body = self.signer.envelope(inner, now, str(secrets.randbelow(10**10)))
             target = f"{CALLBACK_PATH}?msg_signature={query['msg_signature']}&timestamp={now}&nonce={query['nonce']}"
             head = (
                 f"POST {target} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\nContent-Type: text/xml\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             )
-            out.append(head.encode() + body)
+            out.append((user, head.encode() + body))
         return out
 
 
@@ -206,7 +339,7 @@ class Result:
     errors: int = 0
     first_error: str = ""
     client_cpu: float = 0.0
-    started: float = 0.0  # perf_counter of the first request
+    started: float = 0.0  # time.monotonic() of the first request
     max_lag_ms: float = 0.0  # open loop: how late the generator sent a request, at worst
 
     @property
@@ -236,22 +369,22 @@ async def closed_loop(name: str, port: int, reqs: list[bytes], concurrency: int,
 
     async def worker(conn: Conn) -> None:
         for raw in it:
-            t0 = time.perf_counter()
+            t0 = time.monotonic()
             try:
                 status = await conn.request(raw)
             except (OSError, asyncio.IncompleteReadError, RuntimeError) as exc:
                 result.fail(repr(exc))
                 return
-            result.latencies.append(time.perf_counter() - t0)
+            result.latencies.append(time.monotonic() - t0)
             if status != 200:
                 result.fail(f"HTTP {status}")
 
     cpu0 = time.process_time()
-    result.started = time.perf_counter()
+    result.started = time.monotonic()
     try:
         await asyncio.gather(*(worker(c) for c in conns))
     finally:
-        result.elapsed = time.perf_counter() - result.started
+        result.elapsed = time.monotonic() - result.started
         result.client_cpu = time.process_time() - cpu0
         for c in conns:
             await c.close()
@@ -276,22 +409,23 @@ async def open_loop(name: str, port: int, reqs: list[bytes], rate: float) -> Res
         except (OSError, asyncio.IncompleteReadError, RuntimeError) as exc:
             result.fail(repr(exc))
             return
-        result.latencies.append(time.perf_counter() - due)
+        result.latencies.append(time.monotonic() - due)
         idle.append(conn)
         if status != 200:
             result.fail(f"HTTP {status}")
 
     cpu0 = time.process_time()
-    start = result.started = time.perf_counter()
+    # The lean fake stamps deliveries with time.monotonic(): one clock for every process on the machine.
+    start = result.started = time.monotonic()
     for i, raw in enumerate(reqs):
         due = start + i / rate
-        delay = due - time.perf_counter()
+        delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        result.max_lag_ms = max(result.max_lag_ms, (time.perf_counter() - due) * 1000)
+        result.max_lag_ms = max(result.max_lag_ms, (time.monotonic() - due) * 1000)
         tasks.append(asyncio.create_task(one(raw, due)))
     await asyncio.gather(*tasks)
-    result.elapsed = time.perf_counter() - start
+    result.elapsed = time.monotonic() - start
     result.client_cpu = time.process_time() - cpu0
     for c in all_conns:
         await c.close()
@@ -329,17 +463,25 @@ async def template_db(tmp: Path, userids: list[str]) -> Path:
     return db
 
 
-async def start_rig(tmp: Path, tag: str, userids: list[str], template: Path) -> BotRig:
-    """A fresh fake WeCom and a fresh bot on a copy of the template database."""
+async def start_rig(tmp: Path, tag: str, userids: list[str], template: Path, lean: bool = False) -> BotRig:
+    """A fresh fake WeCom and a fresh bot on a copy of the template database. ``lean``: the lean fake API and the
+    bot with the per-person budget raised (``--serve-fake``, ``--serve-bot``), for the end-to-end phases."""
     d = tmp / tag
     d.mkdir()
-    fake = start_fake(d, userids)
+    if lean:
+        fake_port = free_port()
+        fake = spawn("fake-api", [str(SCRIPT), "--serve-fake", str(fake_port)], fake_port, d / "fake_api.log")
+    else:
+        fake = start_fake(d, userids)
     port = free_port()
     config = d / "bench.toml"
     db = d / "bench.db"
     shutil.copy(template, db)
     write_config(config, db=db, port=port, fake_port=fake.port)
-    bot = start_bot(config, port, d / "salesbot.log")
+    if lean:
+        bot = spawn("salesbot", [str(SCRIPT), "--serve-bot", str(config)], port, d / "salesbot.log")
+    else:
+        bot = start_bot(config, port, d / "salesbot.log")
     await asyncio.gather(wait_healthy(fake, path="/_fake/stats"), wait_healthy(bot))
     return BotRig(fake, bot, db)
 
@@ -349,12 +491,12 @@ async def delivered_count(http: aiohttp.ClientSession, fake: Proc) -> int:
 
 
 async def wait_delivered(http: aiohttp.ClientSession, rig: BotRig, total: int, limit_s: float) -> float:
-    """perf_counter when the fake has delivered ``total`` messages (polled every 20 ms)."""
+    """time.monotonic() when the fake has delivered ``total`` messages (polled every 20 ms)."""
     deadline = time.monotonic() + limit_s
     while True:
         n = await delivered_count(http, rig.fake)
         if n >= total:
-            return time.perf_counter()
+            return time.monotonic()
         if time.monotonic() > deadline:
             state = await asyncio.to_thread(db_state, rig.db)
             raise RuntimeError(f"only {n}/{total} replies delivered after {limit_s:.0f}s; db {state}")
@@ -363,6 +505,149 @@ async def wait_delivered(http: aiohttp.ClientSession, rig: BotRig, total: int, l
 
 def rss_mb(proc: Proc) -> float | None:
     return proc.peak_rss_mb()
+
+
+async def wait_fake(http: aiohttp.ClientSession, fake: Proc, total: int, limit_s: float) -> float:
+    """time.monotonic() when the fake has recorded ``total`` deliveries (RuntimeError after ``limit_s``)."""
+    deadline = time.monotonic() + limit_s
+    while (n := await delivered_count(http, fake)) < total:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {n}/{total} replies delivered after {limit_s:.0f}s")
+        await asyncio.sleep(0.02)
+    return time.monotonic()
+
+
+async def fake_deliveries(http: aiohttp.ClientSession, fake: Proc) -> list[tuple[str, float]]:
+    """The lean fake's deliveries in arrival order: (touser, time.monotonic() at the fake)."""
+    async with http.get(f"{fake.base}/_fake/delivered") as r:
+        r.raise_for_status()
+        return [(str(u), float(t)) for u, t in await r.json()]
+
+
+@dataclass
+class EndToEnd:
+    """Closed loop whose replies are awaited at the lean fake."""
+
+    load: Result
+    seconds: float  # first request → every reply delivered by the fake
+
+    @property
+    def per_s(self) -> float:
+        return self.load.ok / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Sustained:
+    """Open loop at ``rate`` for a while; lags from each request's scheduled send time to its reply at the fake."""
+
+    rate: float
+    load: Result
+    handled_at_end: int  # events handled when the last request had been answered
+    lags: list[float] = field(default_factory=list)  # seconds
+    missing: int = 0  # replies that never arrived within the limit
+
+    def lag(self, p: float) -> float:
+        xs = sorted(self.lags)
+        if not xs:
+            return float("nan")
+        return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def match_lags(sent: list[tuple[str, float]], arrived: list[tuple[str, float]]) -> tuple[list[float], int]:
+    """Per user, the n-th reply answers the n-th request (the bot keeps each person's order): the lags, and how
+    many requests got no reply."""
+    by_user: dict[str, list[float]] = {}
+    for user, at in arrived:
+        by_user.setdefault(user, []).append(at)
+    seen: dict[str, int] = {}
+    lags, missing = [], 0
+    for user, due in sent:
+        k = seen.get(user, 0)
+        seen[user] = k + 1
+        ats = by_user.get(user, [])
+        if k < len(ats):
+            lags.append(ats[k] - due)
+        else:
+            missing += 1
+    return lags, missing
+
+
+async def bare_end_to_end(
+    args: argparse.Namespace, tmp: Path, userids: list[str], http: aiohttp.ClientSession
+) -> EndToEnd:
+    """The bare pipeline (``--serve-baseline-e2e``) against its own lean fake."""
+    d = tmp / "bare-e2e"
+    d.mkdir()
+    fake_port, port = free_port(), free_port()
+    fake = spawn("fake-api", [str(SCRIPT), "--serve-fake", str(fake_port)], fake_port, d / "fake_api.log")
+    bare = spawn(
+        "bare-pipeline",
+        [str(SCRIPT), "--serve-baseline-e2e", str(port), "--fake-port", str(fake_port), "--db", str(d / "bare.db")],
+        port,
+        d / "bare.log",
+    )
+    try:
+        await asyncio.gather(wait_healthy(fake, path="/_fake/stats"), wait_healthy(bare))
+        b = Builder(port, userids)
+        await closed_loop("warm-up", port, b.build(args.warmup), min(args.concurrency, args.warmup))
+        await wait_fake(http, fake, args.warmup, limit_s=60)
+        load = await closed_loop("bare-pipeline", port, b.build(args.e2e_requests), args.concurrency, phase="e2e")
+        done = await wait_fake(http, fake, args.warmup + load.ok, limit_s=120)
+    finally:
+        bare.stop()
+        fake.stop()
+    e2e = EndToEnd(load, done - load.started)
+    print(f"bare-pipeline: {e2e.per_s:.0f} replies/s delivered end to end", file=sys.stderr)
+    return e2e
+
+
+async def bot_end_to_end(
+    args: argparse.Namespace, tmp: Path, userids: list[str], template: Path, http: aiohttp.ClientSession
+) -> EndToEnd:
+    rig = await start_rig(tmp, "e2e", userids, template, lean=True)
+    try:
+        b = Builder(rig.bot.port, userids)
+        await closed_loop("warm-up", rig.bot.port, b.build(args.warmup), min(args.concurrency, args.warmup))
+        await wait_fake(http, rig.fake, args.warmup, limit_s=60)
+        async with profiled(args.profile, rig.bot, "e2e"):
+            load = await closed_loop("salesbot", rig.bot.port, b.build(args.e2e_requests), args.concurrency, "e2e")
+            done = await wait_fake(http, rig.fake, args.warmup + load.ok, limit_s=300)
+    finally:
+        rig.stop()
+    e2e = EndToEnd(load, done - load.started)
+    print(f"salesbot: {e2e.per_s:.0f} replies/s delivered end to end", file=sys.stderr)
+    return e2e
+
+
+async def sustained(
+    args: argparse.Namespace, tmp: Path, template: Path, http: aiohttp.ClientSession, rate: float
+) -> Sustained:
+    """``rate`` callbacks/s for ``--sustained-seconds`` from ``--sustained-users`` users (open loop), then wait for
+    every reply: the delivery lag of each, from its scheduled send time to its arrival at the fake."""
+    users = wecom_userids(args.users)[: args.sustained_users]
+    rig = await start_rig(tmp, f"sustained-{rate:.0f}", users, template, lean=True)
+    try:
+        b = Builder(rig.bot.port, users)
+        await closed_loop("warm-up", rig.bot.port, b.build(args.warmup), min(args.concurrency, args.warmup))
+        await wait_fake(http, rig.fake, args.warmup, limit_s=60)
+        planned = b.build_for(int(rate * args.sustained_seconds))
+        async with profiled(args.profile, rig.bot, f"sustained-{rate:.0f}"):
+            load = await open_loop("salesbot", rig.bot.port, [raw for _, raw in planned], rate)
+        handled = (await asyncio.to_thread(db_state, rig.db)).inbound.get("done", 0) - args.warmup
+        with contextlib.suppress(RuntimeError):
+            await wait_fake(http, rig.fake, args.warmup + load.ok, limit_s=300)
+        arrived = (await fake_deliveries(http, rig.fake))[args.warmup :]
+    finally:
+        rig.stop()
+    sent = [(user, load.started + i / rate) for i, (user, _) in enumerate(planned)]
+    lags, missing = match_lags(sent, arrived)
+    result = Sustained(rate, load, handled, lags, missing)
+    print(
+        f"salesbot at {rate:.0f}/s: delivery lag p50 {result.lag(50):.2f}s p99 {result.lag(99):.2f}s "
+        f"max {result.lag(100):.2f}s",
+        file=sys.stderr,
+    )
+    return result
 
 
 # ---- the run --------------------------------------------------------------------------------------------------
@@ -390,107 +675,101 @@ async def profiled(outdir: Path | None, proc: Proc, phase: str) -> AsyncIterator
 
 @dataclass
 class Figures:
-    max: Result
-    rate: Result
+    max: Result | None = None
+    rate: Result | None = None
     rss_mb: float | None = None
-    e2e: Result | None = None  # salesbot: the closed-loop run whose replies are awaited
-    e2e_s: float | None = None  # first request → every reply delivered by the fake
+    e2e: EndToEnd | None = None
     rate_handled: int | None = None  # salesbot, end of the fixed-rate phase: events handled
     rate_delivered: int | None = None  # ... replies delivered by the fake
     max_handled: int | None = None  # salesbot, end of the max phase: events handled
+    sustained: list[Sustained] = field(default_factory=list)
 
-    @property
-    def e2e_per_s(self) -> float | None:
-        return self.e2e.ok / self.e2e_s if self.e2e is not None and self.e2e_s else None
+
+PHASES = ("max", "e2e", "rate", "sustained")
 
 
 async def bench(args: argparse.Namespace, tmp: Path) -> int:
     userids = wecom_userids(args.users)
-    e2e_n = (PER_USER_PER_MINUTE - 1) * len(userids) - args.warmup
     n_rate = int(args.rate * args.seconds)
     load_before = os.getloadavg()[0]
     print(
-        f"max: {args.requests} callbacks closed loop ({args.bare_requests} for bare) at concurrency "
-        f"{args.concurrency}; e2e: {e2e_n} callbacks; "
-        f"fixed rate: {args.rate:.0f} req/s for {args.seconds:.0f}s ({n_rate} callbacks); {len(userids)} users, "
-        f"warm-up {args.warmup}; python {sys.version.split()[0]}, {os.cpu_count()} cpu, "
-        f"load average {load_before:.2f}",
+        f"phases {','.join(args.phases)}; max: {args.requests} callbacks closed loop ({args.bare_requests} for "
+        f"bare) at concurrency {args.concurrency}; e2e: {args.e2e_requests} callbacks; fixed rate: "
+        f"{args.rate:.0f} req/s for {args.seconds:.0f}s ({n_rate} callbacks); sustained: "
+        f"{','.join(f'{r:.0f}' for r in args.sustained_rates)}/s for {args.sustained_seconds:.0f}s from "
+        f"{args.sustained_users} users; {len(userids)} users, warm-up {args.warmup}; python "
+        f"{sys.version.split()[0]}, {os.cpu_count()} cpu, load average {load_before:.2f}",
         file=sys.stderr,
     )
+    bare_fig, bot_fig = Figures(), Figures()
+    rss: list[float | None] = []
 
-    # ---- bare-aiohttp: one process, both phases.
-    port = free_port()
-    bare = spawn("bare-aiohttp", [str(SCRIPT), "--serve-baseline", str(port)], port, tmp / "bare.log")
-    try:
-        await wait_healthy(bare)
-        b = Builder(port, userids)
-        await closed_loop("warm-up", port, b.build(args.warmup), min(args.concurrency, args.warmup))
-        bare_max = await closed_loop("bare-aiohttp", port, b.build(args.bare_requests), args.concurrency)
-        print(f"bare-aiohttp: {bare_max.rate:.0f} req/s closed loop", file=sys.stderr)
-        bare_rate = await open_loop("bare-aiohttp", port, b.build(n_rate), args.rate)
-        print(f"bare-aiohttp: p99 {bare_rate.pct(99):.1f} ms at {args.rate:.0f} req/s", file=sys.stderr)
-        bare_fig = Figures(bare_max, bare_rate, rss_mb(bare))
-    finally:
-        bare.stop()
+    # ---- bare-aiohttp: one process, both ack phases.
+    if "max" in args.phases or "rate" in args.phases:
+        port = free_port()
+        bare = spawn("bare-aiohttp", [str(SCRIPT), "--serve-baseline", str(port)], port, tmp / "bare.log")
+        try:
+            await wait_healthy(bare)
+            b = Builder(port, userids)
+            await closed_loop("warm-up", port, b.build(args.warmup), min(args.concurrency, args.warmup))
+            if "max" in args.phases:
+                bare_fig.max = await closed_loop("bare-aiohttp", port, b.build(args.bare_requests), args.concurrency)
+                print(f"bare-aiohttp: {bare_fig.max.rate:.0f} req/s closed loop", file=sys.stderr)
+            if "rate" in args.phases:
+                bare_fig.rate = await open_loop("bare-aiohttp", port, b.build(n_rate), args.rate)
+                print(f"bare-aiohttp: p99 {bare_fig.rate.pct(99):.1f} ms at {args.rate:.0f} req/s", file=sys.stderr)
+            bare_fig.rss_mb = rss_mb(bare)
+        finally:
+            bare.stop()
 
     template = await template_db(tmp, userids)
-    rss: list[float | None] = []
 
     async def warm(rig: BotRig, b: Builder) -> None:
         await closed_loop("warm-up", rig.bot.port, b.build(args.warmup), min(args.concurrency, args.warmup))
         await wait_delivered(http, rig, args.warmup, limit_s=60)
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         # ---- salesbot 1: max throughput of the ack path (replies beyond 30 per user and minute are deferred).
-        rig = await start_rig(tmp, "max", userids, template)
-        try:
-            b = Builder(rig.bot.port, userids)
-            await warm(rig, b)
-            reqs = b.build(args.requests)
-            async with profiled(args.profile, rig.bot, "max"):
-                bot_max = await closed_loop("salesbot", rig.bot.port, reqs, args.concurrency)
-            max_handled = (await asyncio.to_thread(db_state, rig.db)).inbound.get("done", 0) - args.warmup
-            print(f"salesbot: {bot_max.rate:.0f} req/s closed loop", file=sys.stderr)
-            rss.append(rss_mb(rig.bot))
-        finally:
-            rig.stop()
-        # ---- salesbot 2: end to end, within the per-user budget: every reply must reach the fake.
-        rig = await start_rig(tmp, "e2e", userids, template)
-        try:
-            b = Builder(rig.bot.port, userids)
-            await warm(rig, b)
-            bot_e2e = await closed_loop("salesbot", rig.bot.port, b.build(e2e_n), args.concurrency, phase="e2e")
-            t_done = await wait_delivered(http, rig, args.warmup + bot_e2e.ok, limit_s=120)
-            e2e_s = t_done - bot_e2e.started
-            print(f"salesbot: {bot_e2e.ok / e2e_s:.0f} replies/s delivered end to end", file=sys.stderr)
-            rss.append(rss_mb(rig.bot))
-        finally:
-            rig.stop()
+        if "max" in args.phases:
+            rig = await start_rig(tmp, "max", userids, template)
+            try:
+                b = Builder(rig.bot.port, userids)
+                await warm(rig, b)
+                reqs = b.build(args.requests)
+                async with profiled(args.profile, rig.bot, "max"):
+                    bot_fig.max = await closed_loop("salesbot", rig.bot.port, reqs, args.concurrency)
+                done = (await asyncio.to_thread(db_state, rig.db)).inbound.get("done", 0)
+                bot_fig.max_handled = done - args.warmup
+                print(f"salesbot: {bot_fig.max.rate:.0f} req/s closed loop", file=sys.stderr)
+                rss.append(rss_mb(rig.bot))
+            finally:
+                rig.stop()
+        # ---- 2: end to end, both through the lean fake API, every reply awaited.
+        if "e2e" in args.phases:
+            bare_fig.e2e = await bare_end_to_end(args, tmp, userids, http)
+            bot_fig.e2e = await bot_end_to_end(args, tmp, userids, template, http)
         # ---- salesbot 3: fixed rate, open loop.
-        rig = await start_rig(tmp, "rate", userids, template)
-        try:
-            b = Builder(rig.bot.port, userids)
-            await warm(rig, b)
-            reqs = b.build(n_rate)
-            async with profiled(args.profile, rig.bot, "rate"):
-                bot_rate = await open_loop("salesbot", rig.bot.port, reqs, args.rate)
-            print(f"salesbot: p99 {bot_rate.pct(99):.1f} ms at {args.rate:.0f} req/s", file=sys.stderr)
-            rate_delivered = await delivered_count(http, rig.fake) - args.warmup
-            rate_handled = (await asyncio.to_thread(db_state, rig.db)).inbound.get("done", 0) - args.warmup
-            rss.append(rss_mb(rig.bot))
-        finally:
-            rig.stop()
+        if "rate" in args.phases:
+            rig = await start_rig(tmp, "rate", userids, template)
+            try:
+                b = Builder(rig.bot.port, userids)
+                await warm(rig, b)
+                reqs = b.build(n_rate)
+                async with profiled(args.profile, rig.bot, "rate"):
+                    bot_fig.rate = await open_loop("salesbot", rig.bot.port, reqs, args.rate)
+                print(f"salesbot: p99 {bot_fig.rate.pct(99):.1f} ms at {args.rate:.0f} req/s", file=sys.stderr)
+                bot_fig.rate_delivered = await delivered_count(http, rig.fake) - args.warmup
+                done = (await asyncio.to_thread(db_state, rig.db)).inbound.get("done", 0)
+                bot_fig.rate_handled = done - args.warmup
+                rss.append(rss_mb(rig.bot))
+            finally:
+                rig.stop()
+        # ---- 4: sustained load from few users, delivery lag per reply.
+        if "sustained" in args.phases:
+            for rate in args.sustained_rates:
+                bot_fig.sustained.append(await sustained(args, tmp, template, http, rate))
     known = [x for x in rss if x is not None]
-    bot_fig = Figures(
-        bot_max,
-        bot_rate,
-        max(known) if known else None,
-        e2e=bot_e2e,
-        e2e_s=e2e_s,
-        rate_handled=rate_handled,
-        rate_delivered=rate_delivered,
-        max_handled=max_handled,
-    )
+    bot_fig.rss_mb = max(known) if known else None
     return report(args, bare_fig, bot_fig, load_before)
 
 
@@ -505,63 +784,97 @@ def report(args: argparse.Namespace, bare: Figures, bot: Figures, load_before: f
     def ratio(a: float | None, b: float | None) -> str:
         return "-" if not a or b is None else f"{b / a:.2f}"
 
-    thr_ratio = bot.max.rate / bare.max.rate if bare.max.rate else 0.0
-    thr_ok = thr_ratio >= TARGET_RATIO
-    p99_ok = bot.rate.pct(99) < TARGET_P99_MS and bot.rate.errors == 0
     c, r = args.concurrency, f"{args.rate:.0f}/s"
 
     def row(label: str, a: float | None, b: float | None, d: int = 0, target: str = "") -> tuple[str, ...]:
         return (label, fmt(a, d), fmt(b, d), ratio(a, b), target)
 
-    rows = [
-        row(f"max throughput req/s (C={c})", bare.max.rate, bot.max.rate, 0, f">= {TARGET_RATIO}x: {verdict(thr_ok)}"),
-        row(f"  p50 ms (C={c})", bare.max.pct(50), bot.max.pct(50), 1),
-        row(f"  p99 ms (C={c})", bare.max.pct(99), bot.max.pct(99), 1),
-        row(f"p50 ms at {r}", bare.rate.pct(50), bot.rate.pct(50), 1),
-        row(f"p99 ms at {r}", bare.rate.pct(99), bot.rate.pct(99), 1, f"< {TARGET_P99_MS:.0f} ms: {verdict(p99_ok)}"),
-        row(f"max ms at {r}", bare.rate.pct(100), bot.rate.pct(100), 1),
-        (f"errors at {r}", str(bare.rate.errors), str(bot.rate.errors), "-", ""),
-        ("replies delivered/s (e2e)", "-", fmt(bot.e2e_per_s), "-", ""),
-        row("server peak RSS MB", bare.rss_mb, bot.rss_mb),
-    ]
+    rows = []
+    if bare.max is not None and bot.max is not None:
+        thr_ratio = bot.max.rate / bare.max.rate if bare.max.rate else 0.0
+        thr = f">= {TARGET_RATIO}x: {verdict(thr_ratio >= TARGET_RATIO)}"
+        rows += [
+            row(f"max throughput req/s (C={c})", bare.max.rate, bot.max.rate, 0, thr),
+            row(f"  p50 ms (C={c})", bare.max.pct(50), bot.max.pct(50), 1),
+            row(f"  p99 ms (C={c})", bare.max.pct(99), bot.max.pct(99), 1),
+        ]
+    if bare.rate is not None and bot.rate is not None:
+        p99_ok = bot.rate.pct(99) < TARGET_P99_MS and bot.rate.errors == 0
+        rows += [
+            row(f"p50 ms at {r}", bare.rate.pct(50), bot.rate.pct(50), 1),
+            row(
+                f"p99 ms at {r}", bare.rate.pct(99), bot.rate.pct(99), 1, f"< {TARGET_P99_MS:.0f} ms: {verdict(p99_ok)}"
+            ),
+            row(f"max ms at {r}", bare.rate.pct(100), bot.rate.pct(100), 1),
+            (f"errors at {r}", str(bare.rate.errors), str(bot.rate.errors), "-", ""),
+        ]
+    if bare.e2e is not None and bot.e2e is not None:
+        e2e_ok = bot.e2e.per_s >= TARGET_RATIO * bare.e2e.per_s
+        rows.append(
+            row("replies delivered/s (e2e)", bare.e2e.per_s, bot.e2e.per_s, 0, f">= {TARGET_RATIO}x: {verdict(e2e_ok)}")
+        )
+    if bare.rss_mb is not None or bot.rss_mb is not None:
+        rows.append(row("server peak RSS MB", bare.rss_mb, bot.rss_mb))
     print()
-    print(f"{'metric':<30}{'bare-aiohttp':>14}{'salesbot':>10}{'ratio':>7}  target")
+    print(f"{'metric':<30}{'bare':>14}{'salesbot':>10}{'ratio':>7}  target")
     for label, a, b, q, t in rows:
         print(f"{label:<30}{a:>14}{b:>10}{q:>7}  {t}")
-    print()
-    print(
-        f"salesbot max: {bot.max.ok}/{bot.max.requests} acknowledged in {bot.max.elapsed:.1f}s, "
-        f"{bot.max_handled} of them handled by then"
-    )
-    if bot.e2e is not None:
+    if bot.sustained:
+        print()
         print(
-            f"salesbot e2e: {bot.e2e.ok}/{bot.e2e.requests} acknowledged in {bot.e2e.elapsed:.1f}s "
-            f"({bot.e2e.rate:.0f} req/s); every reply delivered by the fake {bot.e2e_s:.1f}s after the first request"
+            f"sustained load: {args.sustained_users} users, open loop for {args.sustained_seconds:.0f}s, lean fake "
+            "API, per-person budget raised; lag = scheduled send -> reply at the fake"
         )
-    print(
-        f"salesbot {r}: {bot.rate.ok}/{bot.rate.requests} acknowledged in {bot.rate.elapsed:.1f}s "
-        f"(generator at worst {bot.rate.max_lag_ms:.1f} ms late); by the end {bot.rate_handled} handled and "
-        f"{bot.rate_delivered} replies delivered (at most {PER_USER_PER_MINUTE} per user and minute)"
-    )
-    print(
-        f"bare-aiohttp: {bare.max.ok}/{bare.max.requests} in {bare.max.elapsed:.1f}s closed loop; "
-        f"{bare.rate.ok}/{bare.rate.requests} at {r} (generator at worst {bare.rate.max_lag_ms:.1f} ms late)"
-    )
-    print(
-        f"load generator CPU: {100 * bare.max.client_cpu / bare.max.elapsed:.0f}% of a core during bare max, "
-        f"{100 * bot.max.client_cpu / bot.max.elapsed:.0f}% during salesbot max; "
-        f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
-    )
-    for res in (bare.rate, bot.rate):
-        if res.max_lag_ms > LATE_MS:
+        print(
+            f"{'rate/s':>7}{'ack p99 ms':>12}{'handled by end':>16}{'lag p50 s':>11}{'lag p99 s':>11}{'lag max s':>11}"
+        )
+        for x in bot.sustained:
             print(
-                f"warning: the generator was {res.max_lag_ms:.0f} ms late during {res.name} at {r}: the machine "
+                f"{x.rate:>7.0f}{x.load.pct(99):>12.1f}{f'{x.handled_at_end}/{x.load.ok}':>16}"
+                f"{x.lag(50):>11.2f}{x.lag(99):>11.2f}{x.lag(100):>11.2f}"
+                + (f"  ({x.missing} replies missing)" if x.missing else "")
+            )
+    print()
+    if bot.max is not None:
+        print(
+            f"salesbot max: {bot.max.ok}/{bot.max.requests} acknowledged in {bot.max.elapsed:.1f}s, "
+            f"{bot.max_handled} of them handled by then"
+        )
+    for name, e in (("bare-pipeline", bare.e2e), ("salesbot", bot.e2e)):
+        if e is not None:
+            print(
+                f"{name} e2e: {e.load.ok}/{e.load.requests} acknowledged in {e.load.elapsed:.1f}s "
+                f"({e.load.rate:.0f} req/s); every reply delivered by the fake {e.seconds:.1f}s after the first request"
+            )
+    if bot.rate is not None:
+        print(
+            f"salesbot {r}: {bot.rate.ok}/{bot.rate.requests} acknowledged in {bot.rate.elapsed:.1f}s "
+            f"(generator at worst {bot.rate.max_lag_ms:.1f} ms late); by the end {bot.rate_handled} handled and "
+            f"{bot.rate_delivered} replies delivered (at most {PER_USER_PER_MINUTE} per user and minute)"
+        )
+    if bare.max is not None and bare.rate is not None:
+        print(
+            f"bare-aiohttp: {bare.max.ok}/{bare.max.requests} in {bare.max.elapsed:.1f}s closed loop; "
+            f"{bare.rate.ok}/{bare.rate.requests} at {r} (generator at worst {bare.rate.max_lag_ms:.1f} ms late)"
+        )
+    if bare.max is not None and bot.max is not None:
+        print(
+            f"load generator CPU: {100 * bare.max.client_cpu / bare.max.elapsed:.0f}% of a core during bare max, "
+            f"{100 * bot.max.client_cpu / bot.max.elapsed:.0f}% during salesbot max"
+        )
+    print(f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    results = [bare.max, bare.rate, bot.max, bot.rate]
+    results += [e.load for e in (bare.e2e, bot.e2e) if e is not None] + [x.load for x in bot.sustained]
+    for res in results:
+        if res is not None and res.phase == "rate" and res.max_lag_ms > LATE_MS:
+            print(
+                f"warning: the generator was {res.max_lag_ms:.0f} ms late during {res.name} {res.phase}: the machine "
                 "stalled (other work?); do not quote this run"
             )
-    for res in (bare.max, bare.rate, bot.max, bot.rate, bot.e2e):
+    for res in results:
         if res is not None and res.errors:
             print(f"{res.name} {res.phase} first error: {res.first_error}")
-    failed = sum(x.errors for x in (bare.max, bare.rate, bot.max, bot.rate, bot.e2e) if x is not None)
+    failed = sum(x.errors for x in results if x is not None) + sum(x.missing for x in bot.sustained)
     return 1 if failed else 0
 
 
@@ -574,18 +887,51 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32, help="closed-loop connections (default 32)")
     ap.add_argument("--rate", type=float, default=200.0, help="open-loop requests per second (default 200)")
     ap.add_argument("--seconds", type=float, default=10.0, help="open-loop duration (default 10)")
+    ap.add_argument("--e2e-requests", type=int, default=2000, help="end-to-end callbacks per server (default 2000)")
+    ap.add_argument(
+        "--sustained-rates",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[50.0, 65.0],
+        help="sustained-load rates, comma-separated (default 50,65)",
+    )
+    ap.add_argument("--sustained-seconds", type=float, default=30.0, help="sustained-load duration (default 30)")
+    ap.add_argument("--sustained-users", type=int, default=16, help="sustained-load users (default 16)")
     ap.add_argument("--users", type=int, default=50, help="WeCom users u01… (default 50)")
     ap.add_argument("--warmup", type=int, default=50, help="unmeasured callbacks first, per process (default 50)")
+    ap.add_argument(
+        "--phases",
+        type=lambda v: [x for x in v.split(",") if x],
+        default=list(PHASES),
+        help=f"phases to run, comma-separated (default {','.join(PHASES)})",
+    )
     ap.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-baseline-e2e", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-bot", type=Path, metavar="CONFIG", help=argparse.SUPPRESS)
+    ap.add_argument("--fake-port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--profile", type=Path, metavar="DIR", help="sample the bot with py-spy into DIR (raw stacks)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (db, server logs)")
     args = ap.parse_args()
     if args.serve_baseline:
         serve_baseline(args.serve_baseline)
         return
-    counts = (args.requests, args.bare_requests, args.concurrency, args.warmup, args.users)
-    if min(counts) < 1 or args.rate <= 0 or args.seconds <= 0:
+    if args.serve_baseline_e2e:
+        serve_baseline_e2e(args.serve_baseline_e2e, args.fake_port, args.db)
+        return
+    if args.serve_fake:
+        serve_fake(args.serve_fake)
+        return
+    if args.serve_bot:
+        serve_bot(args.serve_bot)
+        return
+    counts = (args.requests, args.bare_requests, args.concurrency, args.warmup, args.users, args.e2e_requests)
+    if min(counts) < 1 or args.rate <= 0 or args.seconds <= 0 or args.sustained_seconds <= 0:
         ap.error("all counts must be positive")
+    if unknown := set(args.phases) - set(PHASES):
+        ap.error(f"unknown phases {sorted(unknown)}; known: {', '.join(PHASES)}")
+    if not 1 <= args.sustained_users <= args.users:
+        ap.error("--sustained-users must be between 1 and --users")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     if args.keep:
