@@ -10,7 +10,6 @@ from aiohttp import web
 
 from bot import keys, outbox
 from bot.channels.console import web as console_web
-from bot.channels.console.auth import SessionSigner
 from bot.channels.wecom import webhook as wecom_webhook
 from bot.runtime import Runtime
 from bot.services.workcal import coverage_warning
@@ -85,8 +84,6 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
     """The web app around ``runtime``; with ``manage_runtime`` it starts and stops the runtime's workers."""
     app = web.Application(client_max_size=runtime.settings.server.max_body_bytes)
     app[keys.RUNTIME] = runtime
-    secret = runtime.settings.console.token_secret
-    app[keys.CONSOLE_SIGNER] = SessionSigner(secret.get_secret_value() if secret else None)
     app.router.add_get("/", root)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

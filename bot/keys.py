@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bot.channels.console.auth import SessionSigner
     from bot.runtime import Runtime
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
-CONSOLE_SIGNER: web.AppKey[SessionSigner] = web.AppKey("console_signer")

@@ -6,18 +6,20 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from bot.channels.console.auth import make_token
+from bot.channels.console.auth import read_token
 from bot.cli import main
 from storage.migrate import head_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
 DEMO = ROOT / "bot" / "demo_data"
+SECRET = "cli-test-console-secret-0123456789abcdef"  # console.token_secret: 32+ bytes
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +128,7 @@ def test_env_override_wins_over_the_file() -> None:
         "config",
         "check",
         str(EXAMPLE),
-        env={"SALESBOT__CONSOLE__ENABLED": "true", "SALESBOT__CONSOLE__TOKEN_SECRET": "s3cret"},
+        env={"SALESBOT__CONSOLE__ENABLED": "true", "SALESBOT__CONSOLE__TOKEN_SECRET": SECRET},
     )
     assert ok.exit_code == 0, ok.output
     assert "console" in ok.stdout
@@ -193,9 +195,14 @@ def test_import_unreadable_file_exits_1(db_env: dict[str, str], tmp_path: Path) 
 
 
 def test_console_token_printed_with_secret() -> None:
-    result = run("console", "token", "rep01", env={"SALESBOT__CONSOLE__TOKEN_SECRET": "s3cret"})
+    result = run("console", "token", "rep01", env={"SALESBOT__CONSOLE__TOKEN_SECRET": SECRET})
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == make_token("s3cret", "rep01")
+    token = result.stdout.strip()
+    claims = read_token(SECRET, token)
+    assert claims is not None and claims.user_id == "rep01"
+    assert claims.issued_at is not None and claims.expires_at is not None
+    assert claims.expires_at - claims.issued_at == timedelta(days=30)  # [console] token_valid_days
+    assert "valid until" in result.stderr and token not in result.stderr
 
 
 def test_console_token_without_secret_fails() -> None:

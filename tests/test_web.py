@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from bot.channels.console.web import COOKIE
 from bot.clock import FixedClock
 from bot.runtime import Runtime
 from storage.migrate import head_revision
-from tests.conftest import make_settings
+from tests.conftest import T0, make_settings
 
 ACCEPTED_TEXT = {"channel": "console", "kind": "text", "result": "accepted"}
 ClientFactory = Callable[[Runtime], Awaitable[TestClient[Any, Any]]]
@@ -227,7 +228,12 @@ async def test_demo_login_for_unknown_user_is_401(client: TestClient[Any, Any]) 
 
 # ---- outside demo mode ------------------------------------------------------------------------------------------
 
-NON_DEMO = {"org": {"demo": False}, "console": {"enabled": True, "token_secret": "s3cret"}}
+SECRET = "test-console-secret-0123456789abcdef"  # 32+ bytes: shorter ones are refused
+NON_DEMO = {"org": {"demo": False}, "console": {"enabled": True, "token_secret": SECRET}}
+
+
+def token(user_id: str = "rep01", secret: str = SECRET) -> str:
+    return make_token(secret, user_id, T0 - timedelta(hours=1), T0 + timedelta(days=1))
 
 
 async def test_non_demo_hides_the_user_list(runtime_with, client_for: ClientFactory) -> None:
@@ -246,7 +252,7 @@ async def test_non_demo_refuses_login_by_user_id(runtime_with, client_for: Clien
 
 async def test_non_demo_login_with_token(runtime_with, client_for: ClientFactory) -> None:
     client = await client_for(await runtime_with(**NON_DEMO))
-    resp = await client.post("/console/api/login", json={"token": make_token("s3cret", "rep01")})
+    resp = await client.post("/console/api/login", json={"token": token()})
     assert resp.status == 200, await resp.text()
     me = await (await client.get("/console/api/me")).json()
     assert me["user"]["id"] == "rep01" and me["demo"] is False
@@ -255,20 +261,20 @@ async def test_non_demo_login_with_token(runtime_with, client_for: ClientFactory
 
 
 @pytest.mark.parametrize(
-    "token",
+    "bad",
     [
-        make_token("s3cret", "rep01")[:-1] + ("0" if make_token("s3cret", "rep01")[-1] != "0" else "1"),
-        "rep02." + make_token("s3cret", "rep01").split(".", 1)[1],
-        make_token("other-secret", "rep01"),
-        make_token("s3cret", "ghost"),
+        token()[:-1] + ("0" if token()[-1] != "0" else "1"),
+        "rep02." + token().split(".", 1)[1],
+        token(secret="another-console-secret-0123456789abcdef"),
+        token("ghost"),
         "rep01",
         "",
     ],
     ids=["tampered-mac", "other-user", "other-secret", "unknown-user", "no-mac", "empty"],
 )
-async def test_non_demo_refuses_bad_tokens(runtime_with, client_for: ClientFactory, token: str) -> None:
+async def test_non_demo_refuses_bad_tokens(runtime_with, client_for: ClientFactory, bad: str) -> None:
     client = await client_for(await runtime_with(**NON_DEMO))
-    resp = await client.post("/console/api/login", json={"token": token})
+    resp = await client.post("/console/api/login", json={"token": bad})
     assert resp.status == 401
     assert (await client.post("/console/api/send", json={"client_id": new_id(), "text": "帮助"})).status == 401
 

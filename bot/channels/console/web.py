@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
 from bot import keys
-from bot.channels.console.auth import SessionSigner, check_token
+from bot.channels.console import auth
 from bot.events import CardAction, InboundEvent, LocationShared, MediaMessage, TextMessage
 from bot.runtime import Runtime
 from storage.models import ConsoleFeed, ConsoleMedia, Customer, User
@@ -21,6 +22,8 @@ from storage.models import ConsoleFeed, ConsoleMedia, Customer, User
 log = logging.getLogger(__name__)
 
 COOKIE = "salesbot_console"
+COOKIE_PATH = "/console"
+_SIGN_IN_FAILED = "登录失败：令牌无效、已过期或已被注销"
 STATIC_DIR = Path(__file__).parent / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _env = Environment(loader=PackageLoader("bot.channels.console", "templates"), autoescape=select_autoescape(["html"]))
@@ -53,8 +56,21 @@ def _rt(request: web.Request) -> Runtime:
     return request.app[keys.RUNTIME]
 
 
-def _signer(request: web.Request) -> SessionSigner:
-    return request.app[keys.CONSOLE_SIGNER]
+def _policy(rt: Runtime) -> auth.SessionPolicy:
+    return auth.SessionPolicy.from_config(rt.settings.console)
+
+
+def _https(request: web.Request) -> bool:
+    """Whether the browser reached us over https: TLS terminated here, or ``X-Forwarded-Proto: https`` from a
+    reverse proxy on this host (a loopback peer). A header from anyone else is not trusted."""
+    if request.secure:
+        return True
+    try:
+        local = request.remote is not None and ipaddress.ip_address(request.remote).is_loopback
+    except ValueError:
+        local = False
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return local and forwarded == "https"
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
@@ -75,14 +91,16 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
         ) from None
 
 
+async def _session_user(request: web.Request) -> User | None:
+    rt = _rt(request)
+    return await auth.session_user(rt.db, rt.clock.now(), request.cookies.get(COOKIE), _policy(rt))
+
+
 async def _current_user(request: web.Request) -> User:
-    user_id = _signer(request).verify(request.cookies.get(COOKIE))
-    if user_id is None:
-        raise web.HTTPUnauthorized(text='{"error": "sign in first"}', content_type="application/json")
-    async with _rt(request).db.read() as s:
-        user = await s.get(User, user_id)
-    if user is None or not user.active:
-        raise web.HTTPUnauthorized(text='{"error": "unknown user"}', content_type="application/json")
+    """The signed-in person (a live session), else 401."""
+    user = await _session_user(request)
+    if user is None:
+        raise web.HTTPUnauthorized(text='{"error": "请先登录（会话已失效或已退出）"}', content_type="application/json")
     return user
 
 
@@ -94,11 +112,7 @@ async def page(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     rt = _rt(request)
-    user_id = _signer(request).verify(request.cookies.get(COOKIE))
-    user = None
-    if user_id:
-        async with rt.db.read() as s:
-            user = await s.get(User, user_id)
+    user = await _session_user(request)
     return web.json_response(
         {
             "demo": rt.settings.org.demo,
@@ -134,28 +148,42 @@ async def places(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
+    """Sign in (demo mode: by ``user_id``; otherwise by ``token``) and start a new session."""
     rt = _rt(request)
     body: _Login = await _body(request, _Login)
+    now = rt.clock.now()
+    secret = rt.settings.console.token_secret
+    user: User | None = None
     if rt.settings.org.demo and body.user_id:
-        user_id: str | None = body.user_id
-    elif body.token and rt.settings.console.token_secret is not None:
-        user_id = check_token(rt.settings.console.token_secret.get_secret_value(), body.token)
-    else:
-        user_id = None
-    if user_id is None:
-        return _bad("invalid sign-in", 401)
-    async with rt.db.read() as s:
-        user = await s.get(User, user_id)
-    if user is None or not user.active:
-        return _bad("invalid sign-in", 401)
+        async with rt.db.read() as s:
+            user = await s.get(User, body.user_id)
+        if user is not None and not user.active:
+            user = None
+    elif body.token and secret is not None:
+        user = await auth.check_sign_in(rt.db, now, secret.get_secret_value(), body.token)
+    if user is None:
+        return _bad(_SIGN_IN_FAILED, 401)
+    new = await auth.start_session(rt.db, now, user.id, _policy(rt), request.headers.get("User-Agent", ""))
+    log.info("console sign-in: user %s", user.id)
     resp = web.json_response({"user": {"id": user.id, "name": user.name, "roles": user.roles}})
-    resp.set_cookie(COOKIE, _signer(request).sign(user.id), httponly=True, samesite="Strict")
+    resp.set_cookie(
+        COOKIE,
+        new.cookie,
+        path=COOKIE_PATH,
+        max_age=new.max_age,
+        httponly=True,
+        samesite="Strict",
+        secure=_https(request),
+    )
     return resp
 
 
 async def logout(request: web.Request) -> web.Response:
+    """Sign out: the session row is revoked (the cookie is worthless from now on) and the cookie cleared."""
+    rt = _rt(request)
+    await auth.end_session(rt.db, rt.clock.now(), request.cookies.get(COOKIE))
     resp = web.json_response({"ok": True})
-    resp.del_cookie(COOKIE)
+    resp.del_cookie(COOKIE, path=COOKIE_PATH)
     return resp
 
 
