@@ -6,13 +6,17 @@ A deadline "in working hours" only runs while the organisation is at work: on wo
 Which days are working days, highest priority first:
 
 1. ``extra_open`` dates from the config are open, ``extra_closed`` dates are closed;
-2. when ``use_chinese_holidays`` is on and the ``chinese-calendar`` package has data for the year, its public
+2. when ``use_chinese_holidays`` is on and a year's official arrangement was imported (``salesbot calendar
+   import``, the ``calendar_days`` table, attached to the config with :func:`with_official_days`), its closed days
+   are closed and its make-up working days are open, and that year's other days follow rule 4: an imported year
+   replaces the package's data for that year;
+3. when ``use_chinese_holidays`` is on and the ``chinese-calendar`` package has data for the year, its public
    holidays (法定节假日) are closed and its make-up working days (调休上班) are open;
-3. otherwise the configured ISO ``weekdays`` (Mon–Fri by default) are open.
+4. otherwise the configured ISO ``weekdays`` (Mon–Fri by default) are open.
 
-The holiday data of any library ends at some year. For a year outside it (or when the package is missing) the
-calendar quietly falls back to rule 3 plus the configured dates, never raising; :func:`coverage_warning` tells an
-operator ahead of time so ``config check`` and ``/healthz`` can say so.
+The holiday data of any library ends at some year. For a year outside it (or when the package is missing) and not
+imported, the calendar quietly falls back to rule 4 plus the configured dates, never raising;
+:func:`coverage_warning` tells an operator ahead of time so ``config check`` and ``/healthz`` can say so.
 
 Every instant returned by this module is an aware UTC :class:`~datetime.datetime`; every instant taken must be aware.
 """
@@ -22,12 +26,13 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
 
 try:  # the package is optional at import time: without it the calendar falls back to weekdays
     import chinese_calendar as _cc
@@ -40,12 +45,18 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_HOURS",
     "SEARCH_DAYS",
+    "DayRule",
+    "OfficialDay",
+    "OfficialDays",
     "WorkCalendar",
     "WorkCalendarConfig",
     "add_hours",
     "coverage_warning",
     "get_calendar",
     "holiday_data_years",
+    "official_days",
+    "special_days",
+    "with_official_days",
 ]
 
 # A calendar with no working day in this many consecutive days is treated as broken instead of looping forever.
@@ -60,6 +71,56 @@ DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 def _parse_hhmm(value: str) -> time:
     hour, minute = value.split(":")
     return time(int(hour), int(minute))
+
+
+@dataclass(frozen=True)
+class OfficialDay:
+    """One imported day of an official arrangement: closed (放假) or a make-up working day (调休上班).
+
+    ``year`` is the arrangement's year, which differs from ``day.year`` for a New Year holiday that starts in the
+    last days of December.
+    """
+
+    day: date
+    closed: bool
+    year: int
+    name: str = ""
+    source: str = ""
+
+
+class OfficialDays:
+    """The imported official days, by date, and the arrangement years they cover. Immutable and hashable, so a
+    :class:`WorkCalendar` can be cached on it."""
+
+    __slots__ = ("_days", "_hash", "years")
+
+    def __init__(self, days: Iterable[OfficialDay] = ()) -> None:
+        self._days = {d.day: d for d in sorted(days, key=lambda d: d.day)}
+        self.years = frozenset(d.year for d in self._days.values())
+        self._hash = hash(tuple(self._days.values()))
+
+    def get(self, day: date) -> OfficialDay | None:
+        """The imported row for ``day``, or None."""
+        return self._days.get(day)
+
+    def covers(self, year: int) -> bool:
+        """Whether an arrangement for ``year`` was imported (it then replaces the package's data for that year)."""
+        return year in self.years
+
+    def __iter__(self) -> Iterator[OfficialDay]:
+        return iter(self._days.values())
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OfficialDays) and self._days == other._days
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"OfficialDays({len(self)} days, years={sorted(self.years)})"
 
 
 class WorkCalendarConfig(BaseModel):
@@ -81,6 +142,8 @@ class WorkCalendarConfig(BaseModel):
     extra_open: list[date] = []
     quiet_start: str = "21:00"
     quiet_end: str = "08:00"
+    # Not a config key: the imported official days the running process attached (see with_official_days).
+    _official: OfficialDays | None = PrivateAttr(default=None)
 
     @field_validator("work_start", "work_end", "lunch_start", "lunch_end", "quiet_start", "quiet_end")
     @classmethod
@@ -124,6 +187,18 @@ class WorkCalendarConfig(BaseModel):
         return self
 
 
+def with_official_days(cfg: WorkCalendarConfig, days: OfficialDays | None) -> WorkCalendarConfig:
+    """A copy of ``cfg`` carrying the imported official days; every calendar built from it uses them."""
+    out = cfg.model_copy()
+    out._official = days
+    return out
+
+
+def official_days(cfg: WorkCalendarConfig) -> OfficialDays | None:
+    """The imported official days attached to ``cfg``, or None."""
+    return cfg._official
+
+
 # ---- holiday data -------------------------------------------------------------------------------------------------
 
 
@@ -153,7 +228,7 @@ def holiday_data_years() -> tuple[int, int] | None:
     return None  # pragma: no cover - an unexpected package layout
 
 
-def _official(day: date) -> bool | None:
+def _package_rule(day: date) -> bool | None:
     """True for an official make-up working day, False for a public holiday, None for an ordinary day or no data."""
     if not _library_covers(day.year):
         return None
@@ -169,32 +244,95 @@ def _official(day: date) -> bool | None:
 def coverage_warning(cfg: WorkCalendarConfig, today: date) -> str | None:
     """An English warning when the holiday data does not cover ``today``'s year or the next one, else None.
 
-    Nothing to warn about when ``use_chinese_holidays`` is off: the calendar then never uses the data.
+    A year counts as covered when the chinese-calendar package has it or when its official arrangement was
+    imported (the :class:`OfficialDays` attached to ``cfg``). Nothing to warn about when ``use_chinese_holidays``
+    is off: the calendar then never uses the data.
     """
     if not cfg.use_chinese_holidays:
         return None
+    imported = cfg._official or OfficialDays()
     days = ", ".join(str(d) for d in cfg.weekdays)
     fallback = (
         f"working-hour deadlines then count ISO weekdays {days} plus calendar.extra_closed/extra_open only, "
         "without public holidays or make-up working days"
     )
-    if _cc is None:
-        return (
-            "calendar.use_chinese_holidays is on but the chinese-calendar package is not installed: "
-            f"{fallback}. Install chinese-calendar."
-        )
-    missing = [y for y in (today.year, today.year + 1) if not _library_covers(y)]
+    remedy = (
+        "Import the State Council notice with `salesbot calendar import FILE` (then `salesbot config reload`), "
+        "upgrade chinese-calendar once the official schedule is out, or list that year's holidays in "
+        "calendar.extra_closed and its make-up days in calendar.extra_open."
+    )
+    missing = [y for y in (today.year, today.year + 1) if not (imported.covers(y) or _library_covers(y))]
     if not missing:
         return None
+    years = " and ".join(str(y) for y in missing)
+    if _cc is None:
+        return (
+            "calendar.use_chinese_holidays is on but the chinese-calendar package is not installed and no "
+            f"arrangement for {years} was imported: {fallback}. Install chinese-calendar or {remedy[0].lower()}"
+            f"{remedy[1:]}"
+        )
     span = holiday_data_years()
     covers = f"covers {span[0]}–{span[1]}" if span else "has no holiday data"
-    years = " and ".join(str(y) for y in missing)
+    also = f" (imported: {', '.join(map(str, sorted(imported.years)))})" if imported.years else ""
     return (
-        f"Chinese public holiday data (chinese-calendar {_library_version()}) {covers}; {years} "
-        f"{'is' if len(missing) == 1 else 'are'} not covered: {fallback}. Upgrade chinese-calendar once the "
-        "official schedule is out, or list that year's holidays in calendar.extra_closed and its make-up days "
-        "in calendar.extra_open."
+        f"Chinese public holiday data (chinese-calendar {_library_version()}) {covers}{also}; {years} "
+        f"{'is' if len(missing) == 1 else 'are'} not covered: {fallback}. {remedy}"
     )
+
+
+Source = Literal["imported", "chinese-calendar", "config"]
+
+
+@dataclass(frozen=True)
+class DayRule:
+    """A day of a year that the weekday rule does not decide, and what decides it (for ``salesbot calendar show``)."""
+
+    day: date
+    closed: bool
+    name: str
+    source: Source
+    detail: str = ""  # the imported file, or the package version
+
+
+def _package_name(value: object) -> str:
+    """The Chinese name of a chinese-calendar holiday (its detail gives the English enum value)."""
+    try:
+        return str(_cc.Holiday(value).chinese)
+    except (AttributeError, ValueError):  # pragma: no cover - an unexpected package layout
+        return str(value)
+
+
+def special_days(cfg: WorkCalendarConfig, year: int) -> list[DayRule]:
+    """Every day of arrangement ``year`` decided by something other than the weekday rule, in date order.
+
+    Follows the same precedence as :meth:`WorkCalendar.is_working_day`: config dates, then imported days (an
+    imported year hides the package's data for that year), then the chinese-calendar package.
+    """
+    imported = cfg._official or OfficialDays()
+    days: set[date] = {d.day for d in imported if d.year == year}
+    day = date(year, 1, 1)
+    while day.year == year:
+        days.add(day)
+        day += timedelta(days=1)
+    opened, closed = set(cfg.extra_open), set(cfg.extra_closed)
+    version = f"chinese-calendar {_library_version()}"
+    out: list[DayRule] = []
+    for day in sorted(days):
+        if day in opened or day in closed:
+            out.append(DayRule(day, day in closed, "", "config", "extra_closed" if day in closed else "extra_open"))
+            continue
+        if not cfg.use_chinese_holidays:
+            continue
+        row = imported.get(day)
+        if row is not None:
+            out.append(DayRule(day, row.closed, row.name, "imported", row.source))
+        elif imported.covers(day.year) or not _library_covers(day.year):
+            continue
+        else:
+            on_holiday, name = _cc.get_holiday_detail(day)
+            if name is not None:
+                out.append(DayRule(day, bool(on_holiday), _package_name(name), "chinese-calendar", version))
+    return out
 
 
 # ---- the calendar -------------------------------------------------------------------------------------------------
@@ -213,9 +351,11 @@ class WorkCalendar:
     all results are aware UTC datetimes.
     """
 
-    def __init__(self, cfg: WorkCalendarConfig, tz: tzinfo = DEFAULT_TZ) -> None:
+    def __init__(self, cfg: WorkCalendarConfig, tz: tzinfo = DEFAULT_TZ, official: OfficialDays | None = None) -> None:
         self.cfg = cfg
         self.tz = tz
+        # Imported official days: given explicitly (the shared cache) or attached to the config.
+        self.official = official if official is not None else cfg._official
         start, end = _parse_hhmm(cfg.work_start), _parse_hhmm(cfg.work_end)
         if cfg.lunch_start is not None and cfg.lunch_end is not None:
             self._spans = [(start, _parse_hhmm(cfg.lunch_start)), (_parse_hhmm(cfg.lunch_end), end)]
@@ -251,7 +391,13 @@ class WorkCalendar:
         if day in self._closed:
             return False
         if self.cfg.use_chinese_holidays:
-            official = _official(day)
+            if self.official is not None:
+                row = self.official.get(day)
+                if row is not None:
+                    return not row.closed
+                if self.official.covers(day.year):  # an imported year replaces the package's data for that year
+                    return day.isoweekday() in self._weekdays
+            official = _package_rule(day)
             if official is not None:
                 return official
         return day.isoweekday() in self._weekdays
@@ -350,13 +496,14 @@ class WorkCalendar:
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_calendar(cfg_json: str, tz: tzinfo) -> WorkCalendar:
-    return WorkCalendar(WorkCalendarConfig.model_validate_json(cfg_json), tz)
+def _cached_calendar(cfg_json: str, official: OfficialDays | None, tz: tzinfo) -> WorkCalendar:
+    return WorkCalendar(WorkCalendarConfig.model_validate_json(cfg_json), tz, official)
 
 
 def get_calendar(cfg: WorkCalendarConfig, tz: tzinfo = DEFAULT_TZ) -> WorkCalendar:
-    """The shared :class:`WorkCalendar` for ``cfg`` in ``tz`` (cached on the config's content, so cheap to call)."""
-    return _cached_calendar(cfg.model_dump_json(), tz)
+    """The shared :class:`WorkCalendar` for ``cfg`` in ``tz`` (cached on the config's content and its imported
+    official days, so cheap to call)."""
+    return _cached_calendar(cfg.model_dump_json(), cfg._official, tz)
 
 
 def add_hours(settings: Settings, start: datetime, hours: float, *, calendar: bool) -> datetime:
