@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# `make demo PORT=8081 DB=/tmp/try.db` picks another port / database file.
 demo: $(STAMP)
-	$(BIN)/salesbot demo --config config.example.toml
+	$(BIN)/salesbot demo --config config.example.toml $(if $(PORT),--port $(PORT)) $(if $(DB),--db $(DB))
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from aiohttp import web
 
 from bot.config import ConfigError, Settings, load_settings, parse_settings, resolve_config_path
 from bot.logging_setup import setup_logging
+
+if TYPE_CHECKING:
+    from bot.services.workcal import OfficialDays
 
 log = logging.getLogger("salesbot.cli")
 T = TypeVar("T")
@@ -89,7 +94,7 @@ def main() -> None:
 # ---- serve / demo -------------------------------------------------------------------------------------------
 
 
-def _serve(settings: Settings, config_path: str | None = None) -> None:
+def _serve(settings: Settings, config_path: str | None = None, sock: socket.socket | None = None) -> None:
     from bot.app import build_app, freeze_startup_heap
     from bot.runtime import Runtime
 
@@ -103,12 +108,33 @@ def _serve(settings: Settings, config_path: str | None = None) -> None:
         app.on_startup.append(freeze_startup_heap)  # after the runtime's start (cleanup_ctx runs first)
         return app
 
+    # Bind before anything else: start-up recovery (pending events, leases, escalation catch-up) must not run
+    # for a process that cannot serve.
+    sock = sock or _bind(settings.server.host, settings.server.port)
     if settings.server.pid_file:
         Path(settings.server.pid_file).write_text(f"{os.getpid()}\n", encoding="ascii")
 
     where = f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"salesbot serving on {where}" + (f" — console: {where}/console" if settings.console_enabled else ""))
-    web.run_app(make(), host=settings.server.host, port=settings.server.port, print=None)
+    web.run_app(make(), sock=sock, print=None)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or one clear line and exit 1 (port taken, address not on this machine …)."""
+    try:
+        return socket.create_server((host, port), backlog=1024)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            click.echo(
+                f"端口 {port} 已被占用（{host}:{port} address already in use）：请先停止占用它的程序，"
+                "或用 --port 换一个端口（make demo PORT=8081）。",
+                err=True,
+            )
+        elif exc.errno == errno.EACCES:
+            click.echo(f"没有权限监听端口 {port}（{host}:{port} permission denied）：请用 1024 以上的端口。", err=True)
+        else:
+            click.echo(f"无法监听 {host}:{port}（cannot listen: {exc.strerror or exc}）。", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -123,8 +149,9 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     if port:
         overrides["server"]["port"] = port
     settings = _load(config_path, overrides)
+    sock = _bind(settings.server.host, settings.server.port)
     _run(lambda: _check_schema(settings))
-    _serve(settings, config_path)
+    _serve(settings, config_path, sock)
 
 
 async def _check_schema(settings: Settings) -> None:
@@ -172,8 +199,9 @@ def demo(config_path: str | None, port: int | None, db_path: str) -> None:
             await db.dispose()
         click.echo(f"demo data: {org.total} people, {customers.total} customers ({db_path})")
 
+    sock = _bind(settings.server.host, settings.server.port)
     _run(prepare)
-    _serve(settings)
+    _serve(settings, sock=sock)
 
 
 # ---- db -----------------------------------------------------------------------------------------------------
@@ -294,13 +322,7 @@ def config_check(path: str | None, config_path: str | None) -> None:
         sys.exit(1)
     channels = ["console"] if settings.console_enabled else []
     channels += [c for c in ("wecom", "dingtalk") if getattr(settings, c).enabled]
-    from datetime import datetime
-
-    from bot.services.workcal import coverage_warning
-
-    warning = coverage_warning(settings.calendar, datetime.now(settings.org.tz).date())
-    if warning:
-        click.echo(f"warning: calendar: {warning}", err=True)
+    _calendar_coverage(settings)
     click.echo(f"{target or '<defaults>'}: OK (channels: {', '.join(channels) or 'none'})")
 
 
@@ -416,6 +438,172 @@ def console_revoke(user_id: str, config_path: str | None) -> None:
         f"{done.sessions} live sessions revoked, sign-in tokens issued before {before} ({settings.org.timezone}) "
         "are void"
     )
+
+
+# ---- calendar -----------------------------------------------------------------------------------------------
+
+
+@main.group()
+def calendar() -> None:
+    """Official holidays and make-up working days (调休) of the working calendar."""
+
+
+def _official_days_or_reason(settings: Settings) -> tuple[OfficialDays | None, str | None]:
+    """The imported days of the configured database, or None and why they could not be read."""
+    from sqlalchemy.engine import make_url
+
+    from bot.services.official_calendar import load_official_days
+    from storage.db import Database
+
+    url = make_url(settings.database.url)
+    sqlite_file = url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:"
+    if sqlite_file and not Path(str(url.database)).exists():  # connecting would create an empty file
+        return None, f"database file {url.database} does not exist"
+
+    async def go() -> OfficialDays:
+        database = Database(settings.database.url)
+        try:
+            return await asyncio.wait_for(load_official_days(database), 10)
+        finally:
+            await database.dispose()
+
+    try:
+        return _run(go), None
+    except Exception as exc:  # unreachable, not migrated, wrong password …: say so, never a traceback
+        return None, f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
+
+
+def _calendar_coverage(settings: Settings) -> None:
+    """`config check`: warn when neither the package nor an imported arrangement covers this year or the next."""
+    from datetime import datetime
+
+    from bot.services.workcal import coverage_warning, with_official_days
+
+    today = datetime.now(settings.org.tz).date()
+    warning = coverage_warning(settings.calendar, today)
+    if warning is None:
+        return
+    days, reason = _official_days_or_reason(settings)
+    if days is not None:
+        warning = coverage_warning(with_official_days(settings.calendar, days), today)
+    if warning:
+        click.echo(f"warning: calendar: {warning}", err=True)
+    if reason:
+        click.echo(
+            f"warning: calendar: could not check the imported holiday days in the database ({reason}); "
+            "the check above counts the chinese-calendar package only",
+            err=True,
+        )
+
+
+@calendar.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--year", type=click.IntRange(1900, 2999), default=None, help="The year (when the text has no title).")
+@click.option("--replace", is_flag=True, help="Replace the year's imported days instead of adding to them.")
+@config_option
+def calendar_import(file: str, year: int | None, replace: bool, config_path: str | None) -> None:
+    """Import a year's official holidays from FILE: the State Council notice text, or TOML/CSV of days."""
+    from bot.clock import SystemClock
+    from bot.services.holiday_notice import parse_file
+    from bot.services.official_calendar import import_arrangement
+    from storage.db import Database
+
+    settings = _load(config_path)
+    path = Path(file)
+    arr = parse_file(path.name, path.read_bytes(), year)
+    for problem in arr.warnings:
+        click.echo(f"警告 / warning: {problem}", err=True)
+    if not arr.ok or arr.year is None:
+        for problem in arr.errors:
+            click.echo(f"错误 / error: {problem}", err=True)
+        click.echo(f"未导入任何日期 / nothing imported ({len(arr.errors)} errors)", err=True)
+        sys.exit(1)
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> Any:
+        database = Database(settings.database.url)
+        try:
+            source = f"{arr.form}: {path.name}"
+            return await import_arrangement(database, arr, source=source, now=SystemClock().now(), replace=replace)
+        finally:
+            await database.dispose()
+
+    result = _run(go)
+    if not result.ok:
+        for problem in result.conflicts:
+            click.echo(f"错误 / error: {problem}", err=True)
+        click.echo(f"未导入任何日期 / nothing imported ({len(result.conflicts)} conflicts)", err=True)
+        sys.exit(1)
+    closed = sum(1 for d in arr.days if d.kind == "closed")
+    click.echo(
+        f"{arr.year}: {closed} 天放假 / closed, {len(arr.days) - closed} 天调休上班 / make-up working days "
+        f"from {path.name} ({arr.form}) — {result.added} added, {result.unchanged} unchanged"
+        + (f", {result.replaced} replaced" if replace else "")
+        + (f", {result.kept} other stored days of {arr.year} kept (--replace drops them)" if result.kept else "")
+    )
+    for line in _holiday_lines([(d.name, d.kind == "closed", d.day) for d in arr.days]):
+        click.echo(f"  {line}")
+    click.echo("运行中的服务：salesbot config reload 后生效 / a running server: run salesbot config reload")
+
+
+def _holiday_lines(days: list[tuple[str, bool, Any]]) -> list[str]:
+    """``春节：放假 2月6日（周六）至2月13日（周六）（8 天）；上班 2月20日（周六）``, one per holiday in date order."""
+    from bot.services.holiday_notice import describe_days
+
+    groups: dict[str, tuple[list[Any], list[Any]]] = {}
+    for name, closed, day in sorted(days, key=lambda d: d[2]):
+        groups.setdefault(name, ([], []))[0 if closed else 1].append(day)
+    lines = []
+    for name, (off, on) in groups.items():
+        parts = [f"放假 / closed {describe_days(off)}（{len(off)} 天）"] if off else []
+        parts += [f"上班 / open {describe_days(on)}"] if on else []
+        lines.append(f"{name or '—'}：{'；'.join(parts)}")
+    return lines
+
+
+@calendar.command("show")
+@click.argument("year", type=click.IntRange(1900, 2999))
+@config_option
+def calendar_show(year: int, config_path: str | None) -> None:
+    """Print YEAR's closed days and make-up working days, grouped by holiday, with where each comes from."""
+    from bot.services.workcal import special_days, with_official_days
+
+    settings = _load(config_path)
+    days, reason = _official_days_or_reason(settings)
+    if reason:
+        click.echo(f"warning: could not read the imported days from the database ({reason})", err=True)
+    cfg = with_official_days(settings.calendar, days)
+    rules = special_days(cfg, year)
+    imported = days is not None and days.covers(year)
+    click.echo(f"{year} 年节假日安排 / holiday arrangement for {year}")
+    if not settings.calendar.use_chinese_holidays:
+        click.echo("  calendar.use_chinese_holidays = false: 法定节假日不计 / public holidays are not used")
+    labels = {
+        "imported": "导入 / imported",
+        "chinese-calendar": "chinese-calendar 软件包 / package",
+        "config": "配置 / config extra",
+    }
+    for source in ("imported", "chinese-calendar", "config"):
+        mine = [r for r in rules if r.source == source]
+        if not mine:
+            continue
+        details = sorted({r.detail for r in mine})
+        click.echo(f"{labels[source]} ({', '.join(details)}):")
+        # Config dates are grouped by their key (extra_closed / extra_open).
+        for line in _holiday_lines([(r.name or r.detail, r.closed, r.day) for r in mine]):
+            click.echo(f"  {line}")
+    if imported:
+        from bot.services.workcal import holiday_data_years
+
+        span = holiday_data_years()
+        if span and span[0] <= year <= span[1]:
+            click.echo(f"  导入的日期取代软件包的 {year} 年数据 / the imported days replace the package's {year} data")
+    if not any(r.source != "config" for r in rules) and settings.calendar.use_chinese_holidays:
+        weekdays = ", ".join(map(str, settings.calendar.weekdays))
+        click.echo(
+            f"{year} 年没有节假日数据 / no holiday data for {year}: working-hour deadlines count ISO weekdays "
+            f"{weekdays} only (plus config extras). Import the State Council notice: salesbot calendar import FILE"
+        )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -67,6 +69,31 @@ class PriorityLock:
         self._locked = False
 
 
+def secure_sqlite_file(database: str | None) -> None:
+    """Create the SQLite file readable by its owner only (0600; its -wal and -shm files take the same mode), and
+    take group/other access away from an existing one: it holds every visit, upload and conversation."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    except OSError:
+        return  # not ours to create (read-only place): SQLite will report it when it opens the file
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077:
+            os.fchmod(fd, mode & 0o700)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{database}{suffix}")
+        with contextlib.suppress(OSError):
+            if side.stat().st_mode & 0o077:
+                side.chmod(side.stat().st_mode & 0o700)
+
+
 class Database:
     """Owns the engine. ``transaction()`` is the unit of work: one commit for domain rows and outbox rows."""
 
@@ -74,6 +101,8 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            secure_sqlite_file(parsed.database)
         if self.is_sqlite and sqlite_inline and parsed.drivername == "sqlite+aiosqlite":
             # Same database, same SQL; no helper thread (see storage/sqlite_inline.py).
             url = parsed.set(drivername="sqlite+inline").render_as_string(hide_password=False)
