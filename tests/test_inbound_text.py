@@ -140,3 +140,21 @@ async def test_a_string_longer_than_its_column_fails_on_sqlite_as_on_postgresql(
                     name=f"a\x00{uuid.uuid4().hex}", aliases=[], wards=[], contacts=[], created_at=now, updated_at=now
                 )
             )
+
+
+async def test_an_imported_file_with_nul_and_control_characters_loads_on_both_backends(
+    runtime: Runtime, tmp_path: Any
+) -> None:
+    from bot.services.importer import import_customers
+
+    path = tmp_path / "customers.csv"
+    path.write_bytes(
+        "name,aliases,grade,address,latitude,longitude,wards,contacts\n"
+        "新\x00医院,新院,B,杭州\x07市\x00滨江区,,,骨科\x1b;检验科,\n".encode()
+    )
+    report = await import_customers(runtime.db, path, now=datetime(2026, 11, 1, tzinfo=UTC))
+    assert (report.created, report.errors) == (1, [])
+    async with runtime.db.read() as s:
+        customer = await s.scalar(select(Customer).where(Customer.name == "新医院"))
+    assert customer is not None
+    assert (customer.address, customer.wards) == ("杭州市滨江区", ["骨科", "检验科"])

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.sanitize import clean_text
 from bot.services import audit
 from storage.db import Database
 from storage.models import Customer, User
@@ -213,6 +214,8 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
         raise ImportFileError(f"不支持的文件类型 '{suffix or path.name}'，请使用 .csv 或 .xlsx")
     if not rows:
         return [], []
+    # The same rule as for chat input: NUL and other control characters never reach the database.
+    rows = [[clean_text(cell) for cell in row] for row in rows]
     return rows[0], rows[1:]
 
 
@@ -221,7 +224,7 @@ def _read_csv(path: Path) -> list[list[str]]:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportFileError(f"无法读取文件：{exc.strerror or exc}") from exc
-    text = _decode(data)
+    text = _decode(data).replace("\x00", "")  # csv refuses NUL outright ("line contains NUL")
     try:
         return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text, newline=""))]
     except csv.Error as exc:
