@@ -152,6 +152,7 @@ _NOTE_WEEKDAY = re.compile(r"(?:周|星期|礼拜)([一二三四五六日天])")
 _RANGE_SEP = re.compile(r"^\s*(?:至|到|-|~|—|–|―)\s*$")
 _COUNT = re.compile(rf"(?:共|放假)\s*({_NUM})\s*天")
 _SENTENCE = re.compile(r"[。;.]")
+_KEYWORD = re.compile(r"放假|上班")
 
 
 @dataclass
@@ -207,11 +208,9 @@ class _LineReader:
             return None
         return day
 
-    def closed_days(self, segment: str) -> list[date] | None:
+    def closed_days(self, segment: str) -> list[date]:
         """The days before 放假: single days, ranges (``A至B``), or several separated by 、."""
         refs = _date_refs(segment)
-        if not refs:
-            return None
         out: list[date] = []
         i, month = 0, None
         while i < len(refs):
@@ -328,20 +327,20 @@ def _parse_item(arr: Arrangement, reader: _LineReader, name: str, body: str) -> 
     opened: list[date] = []
     count: int | None = None
     for sentence in _SENTENCE.split(body):
-        tail = sentence
-        if "放假" in sentence:
-            at = sentence.index("放假")
-            days = reader.closed_days(sentence[:at])
-            if days is None:
-                arr.error(reader.line, f"“{name}”：放假前没有日期", f"{name}: no date before 放假")
-                return
-            closed.extend(days)
-            tail = sentence[at:]
+        # Each 放假 / 上班 claims the dates written between the previous keyword (or the sentence start) and itself.
+        start = 0
+        for keyword in _KEYWORD.finditer(sentence):
+            segment = sentence[start : keyword.start()]
+            start = keyword.end()
+            if keyword.group(0) == "上班":
+                opened.extend(reader.open_days(segment))
+                continue
+            closed.extend(reader.closed_days(segment))
             m = _COUNT.search(sentence)
             if m and count is None:
                 count = _number(m.group(1))
-        if "上班" in tail:
-            opened.extend(reader.open_days(tail[: tail.rindex("上班")]))
+    if not closed and len(arr.errors) == before:
+        arr.error(reader.line, f"“{name}”：放假前没有日期", f"{name}: no date before 放假")
     if len(arr.errors) > before:
         return
     arr.days.extend(NoticeDay(d, "closed", name, reader.line) for d in closed)

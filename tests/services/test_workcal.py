@@ -16,12 +16,17 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.services.workcal import (
+    OfficialDay,
+    OfficialDays,
     WorkCalendar,
     WorkCalendarConfig,
     add_hours,
     coverage_warning,
     get_calendar,
     holiday_data_years,
+    official_days,
+    special_days,
+    with_official_days,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -477,3 +482,95 @@ def test_naive_datetimes_are_refused(wc: WorkCalendar) -> None:
         wc.working_hours_between(datetime(2026, 3, 16, 10), at(2026, 3, 16, 11))
     with pytest.raises(ValueError, match="aware"):
         wc.in_quiet_hours(datetime(2026, 3, 16, 10))
+
+
+# ---- imported official days (salesbot calendar import) ------------------------------------------------------------
+
+
+def official(*days: tuple[date, bool], year: int | None = None) -> OfficialDays:
+    return OfficialDays(OfficialDay(d, closed, year or d.year, "春节", "test") for d, closed in days)
+
+
+# A made-up 2027 arrangement (the package has no 2027 data): Friday 2027-02-05 off, Saturday 2027-02-20 at work.
+FRI_OFF, SAT_ON = date(2027, 2, 5), date(2027, 2, 20)
+IMPORTED_2027 = official((FRI_OFF, True), (SAT_ON, False))
+
+
+def test_imported_days_decide_a_year_the_package_does_not_know() -> None:
+    assert cal().is_working_day(FRI_OFF) and not cal().is_working_day(SAT_ON)
+    c = get_calendar(with_official_days(WorkCalendarConfig(), IMPORTED_2027), TZ)
+    assert not c.is_working_day(FRI_OFF)
+    assert c.is_working_day(SAT_ON)
+    assert c.is_working_day(date(2027, 2, 4)) and not c.is_working_day(date(2027, 2, 6))  # ordinary days
+    # Thursday 17:00 + 2 working hours: Friday is off → Monday 10:00.
+    assert c.add_working_hours(at(2027, 2, 4, 17), 2) == at(2027, 2, 8, 10)
+    assert c.add_working_hours(at(2027, 2, 19, 17), 2) == at(2027, 2, 20, 10)
+
+
+def test_an_imported_year_replaces_the_package_data_for_that_year() -> None:
+    # 2026-10-01 is National Day in the package; a 2026 import that does not list it makes it a plain Thursday.
+    c = WorkCalendar(with_official_days(WorkCalendarConfig(), official((date(2026, 10, 2), True))), TZ)
+    assert c.is_working_day(date(2026, 10, 1))
+    assert not c.is_working_day(date(2026, 10, 2))
+    assert not c.is_working_day(date(2026, 10, 10))  # the package's make-up Saturday is gone too
+    assert not c.is_working_day(date(2025, 10, 1))  # other years still use the package
+
+
+def test_a_new_year_day_in_december_belongs_to_the_next_years_arrangement() -> None:
+    days = official((date(2026, 12, 31), True), year=2027)
+    c = WorkCalendar(with_official_days(WorkCalendarConfig(), days), TZ)
+    assert not c.is_working_day(date(2026, 12, 31))
+    assert not c.is_working_day(date(2026, 10, 1))  # 2026 itself is still the package's
+    assert days.covers(2027) and not days.covers(2026)
+
+
+def test_config_dates_win_over_imported_days() -> None:
+    cfg = WorkCalendarConfig(extra_open=[FRI_OFF], extra_closed=[SAT_ON])
+    c = get_calendar(with_official_days(cfg, IMPORTED_2027), TZ)
+    assert c.is_working_day(FRI_OFF) and not c.is_working_day(SAT_ON)
+
+
+def test_imported_days_are_off_with_the_holidays() -> None:
+    c = get_calendar(with_official_days(WorkCalendarConfig(use_chinese_holidays=False), IMPORTED_2027), TZ)
+    assert c.is_working_day(FRI_OFF) and not c.is_working_day(SAT_ON)
+
+
+def test_add_hours_uses_the_days_attached_to_settings() -> None:
+    settings = Settings()
+    settings = settings.model_copy(update={"calendar": with_official_days(settings.calendar, IMPORTED_2027)})
+    assert add_hours(settings, at(2027, 2, 4, 17), 2, calendar=False) == at(2027, 2, 8, 10)
+    assert official_days(settings.calendar) is IMPORTED_2027
+
+
+def test_calendar_cache_tells_imported_tables_apart() -> None:
+    plain = get_calendar(WorkCalendarConfig(), TZ)
+    with_days = get_calendar(with_official_days(WorkCalendarConfig(), IMPORTED_2027), TZ)
+    again = get_calendar(with_official_days(WorkCalendarConfig(), official((FRI_OFF, True), (SAT_ON, False))), TZ)
+    assert plain is not with_days
+    assert with_days is again  # equal tables share one calendar
+
+
+def test_coverage_warning_counts_imported_years() -> None:
+    span = holiday_data_years()
+    assert span is not None
+    last = span[1]
+    nxt = official((date(last + 1, 1, 1), True))
+    assert coverage_warning(WorkCalendarConfig(), date(last, 12, 2)) is not None
+    assert coverage_warning(with_official_days(WorkCalendarConfig(), nxt), date(last, 12, 2)) is None
+    msg = coverage_warning(with_official_days(WorkCalendarConfig(), nxt), date(last + 1, 6, 1))
+    assert msg is not None and f"{last + 2} is not covered" in msg and f"imported: {last + 1}" in msg
+    assert "salesbot calendar import" in msg
+
+
+def test_special_days_say_where_each_day_comes_from() -> None:
+    cfg = with_official_days(WorkCalendarConfig(extra_closed=[date(2027, 12, 31)]), IMPORTED_2027)
+    rules = special_days(cfg, 2027)
+    assert [(r.day, r.closed, r.source) for r in rules] == [
+        (FRI_OFF, True, "imported"),
+        (SAT_ON, False, "imported"),
+        (date(2027, 12, 31), True, "config"),
+    ]
+    package = special_days(WorkCalendarConfig(), 2026)
+    assert {r.source for r in package} == {"chinese-calendar"}
+    assert len([r for r in package if r.closed]) == 33 and len([r for r in package if not r.closed]) == 6
+    assert next(r.name for r in package if r.day == date(2026, 10, 1)) == "国庆节"
