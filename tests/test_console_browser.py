@@ -75,7 +75,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     tmp_path = tmp_path_factory.mktemp("console")
     config = tmp_path / "salesbot.toml"
-    config.write_text("[org]\ndemo = true\n", encoding="utf-8")
+    # A small daily upload quota, so the refusal can be seen on the page (test_upload_refusals_are_shown).
+    config.write_text("[org]\ndemo = true\n\n[console]\nuploads_per_day = 2\n", encoding="utf-8")
     port = _free_port()
     log_path = tmp_path / "server.log"
     env = {
@@ -147,14 +148,28 @@ def page(browser: Any, server: str) -> Iterator[Any]:
         has_touch=True,
     )
     context.set_default_timeout(STEP_MS)
+    # Every Content-Security-Policy violation is recorded (an inline script, handler or style the policy blocks).
+    context.add_init_script(_CSP_WATCH_JS)
     pg = context.new_page()
     errors: list[str] = []
+    csp_reports: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: csp_reports.append(msg.text) if "Content Security Policy" in msg.text else None)
     try:
         yield pg
         assert not errors, f"JavaScript errors on the page: {errors}"
+        violations = pg.evaluate("() => window.__cspViolations || []")
+        assert not violations and not csp_reports, f"CSP violations: {violations} {csp_reports}"
     finally:
         context.close()
+
+
+_CSP_WATCH_JS = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -341,3 +356,40 @@ def test_demo_location_panel(page: Any) -> None:
     expect(page.locator(".msg.bot").filter(has_text="📍")).to_be_visible()
     expect(page.locator("#location-panel")).to_be_hidden()
     expect(page.locator("#composer-input")).to_be_focused()
+
+
+# A 1x1 PNG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201"
+    "a5d1a2a70000000049454e44ae426082"
+)
+
+
+def test_console_page_csp_blocks_injected_inline_script(browser: Any, server: str) -> None:
+    context = browser.new_context(base_url=server)
+    context.add_init_script(_CSP_WATCH_JS)
+    try:
+        pg = context.new_page()
+        response = pg.goto("/console")
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        # The policy is enforced: a script injected into the page (as stored XSS would) does not run.
+        pg.evaluate(
+            "() => { const s = document.createElement('script'); s.textContent = 'window.__ran = true';"
+            " document.body.appendChild(s); }"
+        )
+        pg.wait_for_function("() => window.__cspViolations.length > 0")
+        assert pg.evaluate("() => window.__ran === undefined")
+    finally:
+        context.close()
+
+
+def test_upload_refusals_are_shown(page: Any) -> None:
+    sign_in(page, "log02", "郑浩")
+    for n in (1, 2):
+        page.set_input_files("#attach-input", files=[{"name": f"kit{n}.png", "mimeType": "image/png", "buffer": PNG}])
+        expect(page.locator(".msg.user").filter(has_text=f"📎 kit{n}.png")).to_be_visible()
+    page.set_input_files("#attach-input", files=[{"name": "kit3.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(page.locator("#toast")).to_contain_text("今天已上传 2 个文件")
+    expect(page.locator(".msg.user").filter(has_text="📎 kit3.png")).to_have_count(0)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.channels.base import Delivery, OutboxItem
 from bot.channels.console.hub import ConsoleHub
+from bot.services import console_media
 from cards.console import render_card
 from cards.model import Card
 from storage.models import ConsoleFeed, User
@@ -25,8 +26,9 @@ def feed_body(item: OutboxItem) -> dict[str, Any]:
     if item.kind == "media":
         media_id = str(item.payload["media_id"])
         body: dict[str, Any] = {"from": "bot", "text": str(item.payload.get("caption") or "📎")}
-        if media_id.startswith("console-") and media_id[len("console-") :].isascii():
-            body["media_url"] = f"/console/media/{media_id[len('console-') :]}"
+        token = console_media.token_of(media_id)
+        if token is not None:
+            body["media_url"] = f"/console/media/{token}"
             body["media_type"] = str(item.payload.get("media_type") or "file")
         return body
     card = Card.model_validate(item.payload["card"])

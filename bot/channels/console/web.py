@@ -10,14 +10,15 @@ from typing import Any
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from bot import keys
-from bot.channels.console import auth
-from bot.events import CardAction, InboundEvent, LocationShared, MediaMessage, TextMessage
+from bot.channels.console import auth, headers, media
+from bot.channels.console.jsonbody import read_model as _body
+from bot.events import CardAction, InboundEvent, LocationShared, TextMessage
 from bot.runtime import Runtime
-from storage.models import ConsoleFeed, ConsoleMedia, Customer, User
+from storage.models import ConsoleFeed, Customer, User
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ COOKIE_PATH = "/console"
 _SIGN_IN_FAILED = "登录失败：令牌无效、已过期或已被注销"
 STATIC_DIR = Path(__file__).parent / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_CURSOR = re.compile(r"[0-9]{1,19}")  # ASCII digits only (int() also takes "٣", "1_0", " 1")
 _env = Environment(loader=PackageLoader("bot.channels.console", "templates"), autoescape=select_autoescape(["html"]))
 
 
@@ -77,20 +79,6 @@ def _bad(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors())
-        raise web.HTTPBadRequest(
-            text=f'{{"error": "invalid fields: {fields}"}}', content_type="application/json"
-        ) from None
-
-
 async def _session_user(request: web.Request) -> User | None:
     rt = _rt(request)
     return await auth.session_user(rt.db, rt.clock.now(), request.cookies.get(COOKIE), _policy(rt))
@@ -106,7 +94,9 @@ async def _current_user(request: web.Request) -> User:
 
 async def page(request: web.Request) -> web.Response:
     rt = _rt(request)
-    html = _env.get_template("console.html").render(demo=rt.settings.org.demo, org=rt.settings.org.name)
+    html = _env.get_template("console.html").render(
+        demo=rt.settings.org.demo, org=rt.settings.org.name, upload_max=rt.settings.console.upload_max_bytes
+    )
     return web.Response(text=html, content_type="text/html")
 
 
@@ -232,74 +222,14 @@ async def location(request: web.Request) -> web.Response:
     return await _ingest(request, user, event, {"from": "user", "text": f"📍 {label}"})
 
 
-MEDIA_MAX_BYTES = 5 * 1024 * 1024
-_MEDIA_TYPES = {"image/jpeg": "image", "image/png": "image", "image/gif": "image", "image/webp": "image"}
-
-
-async def media(request: web.Request) -> web.Response:
-    """Upload a photo or file (raw body, ``?client_id=…&name=…``): stored, then sent to the bot like a WeCom image."""
-    rt = _rt(request)
-    user = await _current_user(request)
-    client_id = request.query.get("client_id", "")
-    name = request.query.get("name", "file")[:200] or "file"
-    if not _CLIENT_ID.fullmatch(client_id):
-        return _bad("client_id must be 8-64 of [A-Za-z0-9_-]")
-    if request.content_length is not None and request.content_length > MEDIA_MAX_BYTES:
-        return _bad(f"file larger than {MEDIA_MAX_BYTES // (1024 * 1024)} MB", 413)
-    data = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        data.extend(chunk)
-        if len(data) > MEDIA_MAX_BYTES:
-            return _bad(f"file larger than {MEDIA_MAX_BYTES // (1024 * 1024)} MB", 413)
-    if not data:
-        return _bad("empty file")
-    content_type = request.content_type or "application/octet-stream"
-    async with rt.db.transaction() as s:
-        row = ConsoleMedia(
-            user_id=user.id,
-            filename=name,
-            content_type=content_type[:100],
-            size=len(data),
-            data=bytes(data),
-            created_at=rt.clock.now(),
-        )
-        s.add(row)
-        await s.flush()
-        media_id = f"console-{row.id}"
-    event = MediaMessage(
-        channel="console",
-        sender=user.id,
-        dedup_key=f"{user.id}:{client_id}",
-        media_type="image" if content_type in _MEDIA_TYPES else "file",
-        media_id=media_id,
-    )
-    return await _ingest(request, user, event, {"from": "user", "text": f"📎 {name}", "media_id": media_id})
-
-
-async def media_file(request: web.Request) -> web.Response:
-    """A stored console upload, for signed-in users."""
-    await _current_user(request)
-    try:
-        media_id = int(request.match_info["id"])
-    except ValueError:
-        return _bad("unknown file", 404)
-    async with _rt(request).db.read() as s:
-        row = await s.get(ConsoleMedia, media_id)
-    if row is None:
-        return _bad("unknown file", 404)
-    return web.Response(body=row.data, content_type=row.content_type, headers={"X-Content-Type-Options": "nosniff"})
-
-
 async def updates(request: web.Request) -> web.Response:
     """Long-poll: feed rows after ``after`` for the signed-in user, waiting up to the configured timeout."""
     rt = _rt(request)
     user = await _current_user(request)
-    try:
-        after = int(request.query.get("after", "0"))
-    except ValueError:
-        return _bad("after must be an integer")
-    if not 0 <= after < 2**63:
-        return _bad("after must be between 0 and 2^63-1")
+    raw_after = request.query.get("after", "0")
+    if not _CURSOR.fullmatch(raw_after) or int(raw_after) >= 2**63:
+        return _bad("after must be an integer between 0 and 2^63-1")
+    after = int(raw_after)
     wait = request.query.get("wait", "1") != "0"
     items = await _feed(rt, user.id, after)
     if not items and wait:
@@ -334,6 +264,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/console/api/action", action)
     app.router.add_post("/console/api/location", location)
     app.router.add_get("/console/api/updates", updates)
-    app.router.add_post("/console/api/media", media)
-    app.router.add_get("/console/media/{id}", media_file)
+    media.setup(app, _current_user, _ingest)
     app.router.add_static("/console/static", STATIC_DIR)
+    headers.setup(app)

@@ -20,6 +20,7 @@ from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxI
 from bot.channels.wecom.client import CONFIG_BACKOFF_SECONDS, WeComClient, WeComError
 from bot.clock import Clock
 from bot.config import WeComConfig
+from bot.services.console_media import PREFIX as CONSOLE_MEDIA_PREFIX  # console uploads: WeCom cannot show them
 from cards import wecom as render
 from cards.model import Card
 from storage.db import Database
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 
 # The response_code was already used, expired or is unknown: try another one.
 CODE_SPENT_ERRORS = frozenset({60140, 42014, 42016})
-# Media ids of console uploads (bot/channels/console/web.py): WeCom cannot show them.
-CONSOLE_MEDIA_PREFIX = "console-"
 # Prune throttle rows older than two hours every this many recorded sends.
 PRUNE_EVERY = 500
 

@@ -169,7 +169,9 @@
     if (!(err instanceof HttpError)) return "出错了，请重试。";
     if (err.status === 0) return "网络不通，发送失败。请检查网络后重试。";
     if (err.status === 401) return "登录已失效，请重新登录。";
-    if (err.status === 400) return "内容无效：" + err.message;
+    if (err.status === 400 || err.status === 415) return "内容无效：" + err.message;
+    if (err.status === 413) return "内容太大，无法发送。";
+    if (err.status === 429) return err.message || "操作太频繁，请稍后再试。";
     return "服务器暂时不可用（" + err.status + "），请稍后重试。";
   }
 
@@ -384,7 +386,7 @@
     var bubble = document.createElement("div");
     bubble.className = "bubble";
     bubble.textContent = item.text || "";
-    if (item.media_url && /^\/console\/media\/[0-9]+$/.test(item.media_url)) {
+    if (item.media_url && /^\/console\/media\/[A-Za-z0-9_-]{16,64}$/.test(item.media_url)) {
       // A photo or file passed on by the bot (a task card's attachment): shown inline, opened in a new tab.
       var link = document.createElement("a");
       link.href = item.media_url;
@@ -713,11 +715,14 @@
   }
 
   // ---- attachments ---------------------------------------------------------------------------
+  var UPLOAD_MAX = Number(document.body.getAttribute("data-upload-max")) || 5 * 1024 * 1024;
+
   /** Upload a photo or file as a message (the raw body; the server stores it and tells the bot). */
   function sendFile(file) {
     if (!file) return;
-    if (file.size > 5 * 1024 * 1024) {
-      toast("文件太大（最多 5 MB）。");
+    if (file.size > UPLOAD_MAX) {
+      var mb = UPLOAD_MAX / (1024 * 1024);
+      toast("文件超过 " + (mb >= 10 || mb === Math.floor(mb) ? mb.toFixed(0) : mb.toFixed(1)) + " MB，请压缩后再发。");
       return;
     }
     var query = "?client_id=" + encodeURIComponent(newClientId()) + "&name=" + encodeURIComponent(file.name);
@@ -728,8 +733,20 @@
       body: file,
     }).then(
       function (resp) {
-        if (resp.status === 401) onUnauthorized();
-        else if (!resp.ok) toast("文件发送失败（" + resp.status + "），请重试。");
+        if (resp.status === 401) {
+          onUnauthorized();
+          return;
+        }
+        if (resp.ok) return;
+        // Refusals (too large, today's quota) carry a short message for the person.
+        return resp
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (data) {
+            toast((data && data.error) || "文件发送失败（" + resp.status + "），请重试。");
+          });
       },
       function () {
         toast("网络不通，文件发送失败。");

@@ -1,0 +1,129 @@
+"""Console uploads over HTTP: ``POST /console/api/media`` stores a file and tells the bot, ``GET
+/console/media/<token>`` serves it to the people who may see it.
+
+A file can never run in the app's origin: its type is sniffed from the bytes (the client's Content-Type is
+ignored), only raster images and PDF are shown inline, everything else (HTML, SVG, XML, text, …) is sent as
+``application/octet-stream`` with ``Content-Disposition: attachment``, and every answer carries ``nosniff`` and a
+CSP without scripts (``bot/channels/console/headers.py``). Someone who may not see a file gets the same 404 as
+for a file that does not exist."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from bot import keys
+from bot.channels.console.headers import MEDIA_CSP, PDF_CSP
+from bot.events import InboundEvent, MediaMessage
+from bot.services import console_media
+from bot.services import requests as requests_svc
+from bot.services.console_media import IMAGE_TYPES, INLINE_TYPES, OCTET_STREAM, UploadRefused
+from storage.models import User
+
+log = logging.getLogger(__name__)
+
+CurrentUser = Callable[[web.Request], Awaitable[User]]
+Ingest = Callable[[web.Request, User, InboundEvent, dict[str, Any] | None], Awaitable[web.Response]]
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_STATUS = {"too_large": 413, "quota": 429, "empty": 400}
+_CHUNK = 64 * 1024
+
+
+def _json_error(message: str, status: int) -> web.Response:
+    return web.Response(
+        text=json.dumps({"error": message}, ensure_ascii=False), status=status, content_type="application/json"
+    )
+
+
+def _not_found() -> web.Response:
+    return _json_error("unknown file", 404)
+
+
+def content_disposition(inline: bool, filename: str) -> str:
+    """RFC 6266 with the RFC 5987 ``filename*`` (UTF-8, percent-encoded) and a plain-ASCII ``filename`` for old
+    clients; nothing from the name can end the header or add a parameter."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;%' else "_" for c in filename)
+    encoded = quote(filename, safe="!#$&+^`|")
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{fallback or 'file'}\"; filename*=UTF-8''{encoded}"
+
+
+class MediaRoutes:
+    """The two media endpoints; the session check and the pipeline hand-off come from ``web.py``."""
+
+    def __init__(self, current_user: CurrentUser, ingest: Ingest) -> None:
+        self._current_user = current_user
+        self._ingest = ingest
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        """Upload a photo or file (raw body, ``?client_id=…&name=…``): stored, then sent to the bot like a WeCom
+        image. Refusals (too large 413, daily quota 429) carry a short message for the person."""
+        rt = request.app[keys.RUNTIME]
+        user = await self._current_user(request)
+        cfg = rt.settings.console
+        client_id = request.query.get("client_id", "")
+        if not _CLIENT_ID.fullmatch(client_id):
+            return _json_error("client_id must be 8-64 of [A-Za-z0-9_-]", 400)
+        name = console_media.clean_filename(request.query.get("name", ""))
+        if request.content_length is not None and request.content_length > cfg.upload_max_bytes:
+            return _json_error(console_media.too_large(cfg, user.locale).message, 413)
+        data = bytearray()
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            data.extend(chunk)
+            if len(data) > cfg.upload_max_bytes:
+                return _json_error(console_media.too_large(cfg, user.locale).message, 413)
+        try:
+            async with rt.db.transaction() as s:
+                row = await console_media.store(
+                    s, user, name, bytes(data), rt.clock.now(), cfg, rt.settings.org.tz, lock_user=not rt.db.is_sqlite
+                )
+                token, content_type = row.token, row.content_type
+        except UploadRefused as exc:
+            log.info("console upload refused for user %s: %s", user.id, exc.kind)
+            return _json_error(exc.message, _STATUS.get(exc.kind, 400))
+        media_id = console_media.media_id(token)
+        event = MediaMessage(
+            channel="console",
+            sender=user.id,
+            dedup_key=f"{user.id}:{client_id}",
+            media_type="image" if content_type in IMAGE_TYPES else "file",
+            media_id=media_id,
+        )
+        return await self._ingest(request, user, event, {"from": "user", "text": f"📎 {name}", "media_id": media_id})
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """A stored upload, for its uploader and the people who may see the card it is attached to."""
+        rt = request.app[keys.RUNTIME]
+        user = await self._current_user(request)
+        token = request.match_info["token"]
+        if not console_media.TOKEN.fullmatch(token):
+            return _not_found()
+        async with rt.db.read() as s:
+            row = await console_media.by_token(s, token)
+            allowed = row is not None and await requests_svc.may_see_file(s, user, row.user_id, row.card_id)
+        if row is None or not allowed:
+            if row is not None:
+                log.warning("user %s may not read console upload %s", user.id, row.id)
+            return _not_found()
+        # Sniffed again: rows stored before uploads were sniffed carry the client's type.
+        sniffed = console_media.sniff(row.data)
+        inline = sniffed in INLINE_TYPES
+        headers = {
+            "Content-Disposition": content_disposition(inline, row.filename),
+            "Content-Security-Policy": PDF_CSP if sniffed == "application/pdf" else MEDIA_CSP,
+        }
+        return web.Response(body=row.data, content_type=sniffed if inline else OCTET_STREAM, headers=headers)
+
+
+def setup(app: web.Application, current_user: CurrentUser, ingest: Ingest) -> None:
+    """Mount the upload and download routes."""
+    routes = MediaRoutes(current_user, ingest)
+    app.router.add_post("/console/api/media", routes.upload)
+    app.router.add_get("/console/media/{token}", routes.serve)
