@@ -2,29 +2,36 @@
 
 Run from the repository root (about a minute on 2 cores):
 
-    python bench/crash_wecom.py [--seed 1] [--callbacks 1000] [--users 50] [--concurrency 20] [--kills 2] [--keep]
+    python bench/crash_wecom.py [--seed 1] [--callbacks 1000] [--users 50] [--concurrency 20] [--kills 2]
+                                [--db URL] [--lease SECONDS] [--keep]
 
 Everything runs as real processes on 127.0.0.1:
 
 * the fake WeCom API (``python -m tests.fakes.wecom``), which counts what reaches each user and suppresses a copy
   sent with ``enable_duplicate_check=1`` (as WeCom does);
-* the bot (``python -m bot.cli serve``) with WeCom enabled, its API pointed at the fake, on a SQLite file, after
-  ``db upgrade`` and ``import org`` of a generated directory of reps whose WeCom userids are u01, u02, …;
+* the bot (``python -m bot.cli serve``) with WeCom enabled, its API pointed at the fake, on a SQLite file (or the
+  PostgreSQL database ``--db`` names, created fresh and dropped at the end), after ``db upgrade`` and ``import org``
+  of a generated directory of reps whose WeCom userids are u01, u02, …;
 * the driver in this process, playing WeCom's callback side: it sends the text callbacks (``帮助`` and ``我的拜访``
   alternating per user, unique MsgIds) with the given concurrency, and replays every callback that got no 200
   (connection error, timeout, non-200) like WeCom does: same MsgId, fresh timestamp and nonce.
 
 Kill 1 happens at a random moment (seeded) in the middle of the callback load. Kill 2 happens while the restarted
 bot is delivering replies: once the fake has received a random share (10-70%) of all replies and the outbox has at
-least 5 rows claimed (``sending``). After each kill the bot is started again at once. The bot's outbox lease is 5 s
-so that rows claimed by a killed process are retried soon. When every callback has been acknowledged, the driver
-waits until the outbox is drained (read-only reads of the SQLite file) and checks:
+least 5 rows claimed (``sending``). After each kill the bot is started again at once. The bot runs with the default
+outbox lease (``--lease`` overrides it): the restarted process reclaims its dead predecessor's rows at start. When
+every callback has been acknowledged, the driver waits until the outbox is drained (read-only reads of the database)
+and checks:
 
 (a) every acknowledged MsgId has exactly one ``inbound_events`` row, with status ``done``;
 (b) per user and per command, the replies the fake delivered (suppressed duplicates excluded) equal the commands;
 (c) every extra ``message/send`` beyond one per reply is a call that reached the fake but was not recorded as sent
     at a kill (in flight), and each was suppressed by WeCom's duplicate check (so it carried the flag);
 (d) no outbox row is dead (and no inbound event failed, no fake violation, nothing dropped by rate limits).
+
+It also times the recovery: per kill, every reply owed at that moment (a command stored in ``inbound_events`` whose
+reply had not reached the fake) is timed from the restart (the new process spawned) to its arrival at the fake;
+the report gives the max and the p99 (``Report.restart_delays``).
 
 The exit status is 1 on any violation. ``run_crash_test()`` does the same from Python (tests/test_crash_wecom.py).
 """
@@ -33,16 +40,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
+import math
 import random
 import secrets
-import sqlite3
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +62,20 @@ for _path in (ROOT, SCRIPT.parent):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from procs import HOST, Proc, cli, free_port, spawn, wait_healthy  # noqa: E402
+from procs import (  # noqa: E402
+    COMMANDS,
+    HOST,
+    DbReader,
+    Delays,
+    Proc,
+    classify_reply,
+    cli,
+    free_port,
+    owed_delays,
+    pg_database,
+    spawn,
+    wait_healthy,
+)
 
 from cards.wecom import strip_dedup_tag  # noqa: E402
 from tests.fakes.wecom_callbacks import WeComSigner  # noqa: E402
@@ -69,11 +87,8 @@ CALLBACK_TOKEN = "crashToken"
 # 43 base64 characters (the EncodingAESKey of the app).
 AES_KEY = "CrashTestEncodingAesKey0123456789abcdefghij"
 CALLBACK_PATH = "/wecom/callback"
-COMMANDS = ("帮助", "我的拜访")
 # WeCom gives up on a callback after 5 s.
 CALLBACK_TIMEOUT = 5.0
-# A kill leaves claimed rows to be reclaimed after the lease; keep it short so the test does not idle for a minute.
-LEASE_SECONDS = 5.0
 
 
 # ---- the deployment under test --------------------------------------------------------------------------------
@@ -91,18 +106,23 @@ def write_org(path: Path, userids: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def write_config(path: Path, *, db: Path, port: int, fake_port: int, extra: str = "") -> None:
+def outbox_section(lease: float | None) -> str:
+    """The ``[outbox]`` section: the default lease unless ``lease`` overrides it."""
+    return "" if lease is None else f"[outbox]\nlease_seconds = {lease}\n"
+
+
+def write_config(
+    path: Path, *, db_url: str, port: int, fake_port: int, lease: float | None = None, extra: str = ""
+) -> None:
     path.write_text(
         f"""[server]
 host = "{HOST}"
 port = {port}
 
 [database]
-url = "sqlite+aiosqlite:///{db}"
+url = "{db_url}"
 
-[outbox]
-lease_seconds = {LEASE_SECONDS}
-
+{outbox_section(lease)}
 [wecom]
 enabled = true
 corp_id = "{CORP_ID}"
@@ -147,16 +167,7 @@ async def fake_delivered(http: aiohttp.ClientSession, fake: Proc) -> list[dict[s
         return data
 
 
-# ---- reading the SQLite file (read-only) ----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def read_db(db: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        yield conn
-    finally:
-        conn.close()
+# ---- reading the database (read-only) -------------------------------------------------------------------------
 
 
 @dataclass
@@ -169,11 +180,17 @@ class DbState:
         return self.outbox.get("pending", 0) + self.outbox.get("sending", 0)
 
 
-def db_state(db: Path) -> DbState:
-    with read_db(db) as conn:
-        inbound = dict(conn.execute("SELECT status, count(*) FROM inbound_events GROUP BY status").fetchall())
-        outbox = dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
-    return DbState(inbound, outbox)
+async def db_state(db: DbReader) -> DbState:
+    inbound = dict(await db.rows("SELECT status, count(*) FROM inbound_events GROUP BY status"))
+    outbox = dict(await db.rows("SELECT status, count(*) FROM outbox GROUP BY status"))
+    return DbState({str(k): int(v) for k, v in inbound.items()}, {str(k): int(v) for k, v in outbox.items()})
+
+
+async def stored_commands(db: DbReader) -> Counter[str]:
+    """Inbound events stored per sender (each command is owed one reply)."""
+    return Counter(
+        {str(u): int(n) for u, n in await db.rows("SELECT sender, count(*) FROM inbound_events GROUP BY sender")}
+    )
 
 
 # ---- callbacks ------------------------------------------------------------------------------------------------
@@ -225,6 +242,14 @@ class Kill:
     unrecorded: int  # sends at the fake minus outbox rows marked sent (frozen at the kill)
     in_flight_sends: int  # of which new at this kill: API calls in flight (reached the fake, not recorded)
     restart_s: float  # SIGKILL → /healthz 200 of the new process
+    # Per user, replies owed at the kill (commands stored minus replies delivered); timed against the deliveries.
+    owed: dict[str, int] = field(default_factory=dict)
+    t_kill: float = 0.0  # time.monotonic() of the SIGKILL (the fake's clock too)
+    t_restart: float = 0.0  # time.monotonic() when the new process was spawned
+    delays: Delays = field(default_factory=Delays)
+    # The same for the replies already in the outbox at the kill (pending or sending rows): what leases held back.
+    owed_outbox: dict[str, int] = field(default_factory=dict)
+    outbox_delays: Delays = field(default_factory=Delays)
 
 
 @dataclass
@@ -232,6 +257,8 @@ class Report:
     seed: int
     callbacks: int
     users: int
+    backend: str = "sqlite"
+    lease: float | None = None
     kills: list[Kill] = field(default_factory=list)
     acked: int = 0
     replays: int = 0  # callback attempts beyond the first
@@ -253,9 +280,29 @@ class Report:
     total_s: float = 0.0
     violations: list[str] = field(default_factory=list)
 
+    @property
+    def restart_delays(self) -> Delays:
+        """Every kill's owed replies together: seconds from the restart to delivery."""
+        return self._together([k.delays for k in self.kills])
+
+    @property
+    def outbox_restart_delays(self) -> Delays:
+        """The same for the replies that were outbox rows (pending or sending) at a kill."""
+        return self._together([k.outbox_delays for k in self.kills])
+
+    @staticmethod
+    def _together(parts: list[Delays]) -> Delays:
+        d = Delays()
+        for part in parts:
+            d.owed += part.owed - part.carried  # a carried reply is owed again at the next kill
+            d.seconds += part.seconds
+        return d
+
     def summary(self) -> str:
+        lease = "default lease" if self.lease is None else f"lease {self.lease:g}s"
         lines = [
-            f"seed {self.seed}: {self.callbacks} callbacks from {self.users} users, {len(self.kills)} SIGKILL(s)",
+            f"seed {self.seed}: {self.callbacks} callbacks from {self.users} users, {len(self.kills)} SIGKILL(s), "
+            f"{self.backend}, {lease}",
         ]
         for k in self.kills:
             lines.append(
@@ -263,7 +310,8 @@ class Report:
                 f"acked {k.callbacks_acked}, in flight {k.callbacks_in_flight}; "
                 f"inbound {_fmt(k.db.inbound)}; outbox {_fmt(k.db.outbox)}; "
                 f"sends at fake {k.sends_at_fake}, API calls in flight {k.in_flight_sends}; "
-                f"back up after {k.restart_s:.1f}s"
+                f"back up after {k.restart_s:.1f}s; {k.delays.text()} (of which in the outbox: "
+                f"{k.outbox_delays.text()})"
             )
         fails = ", ".join(f"{n} {kind}" for kind, n in sorted(self.failures_by_kind.items())) or "none"
         lines += [
@@ -280,6 +328,8 @@ class Report:
             f"enable_duplicate_check=1): {self.reclaimed}",
             f"  replies lost (suppressed although never delivered): "
             f"{max(0, self.outbox_rows - self.delivered_messages)}",
+            f"  after the restarts: {self.restart_delays.text()}",
+            f"  of which outbox rows at a kill: {self.outbox_restart_delays.text()}",
             f"  time: load {self.load_s:.1f}s, drain {self.drain_s:.1f}s, total {self.total_s:.1f}s",
         ]
         if self.violations:
@@ -304,6 +354,8 @@ class CrashRun:
         users: int,
         concurrency: int,
         kills: int,
+        db_url: str | None = None,
+        lease: float | None = None,
         max_attempts: int = 10,
         log: Any = None,
     ) -> None:
@@ -314,9 +366,11 @@ class CrashRun:
         self.concurrency = concurrency
         self.kills_wanted = kills
         self.max_attempts = max_attempts
-        self.db = tmp / "crash.db"
+        self.db_url = db_url or f"sqlite+aiosqlite:///{tmp / 'crash.db'}"
+        self.db = DbReader(self.db_url)
+        self.lease = lease
         self.config = tmp / "crash.toml"
-        self.report = Report(seed, callbacks, users)
+        self.report = Report(seed, callbacks, users, "sqlite" if self.db.is_sqlite else "postgresql", lease)
         self.say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.sealer = Sealer()
         self.calls = plan_callbacks(self.userids, callbacks, self.rng)
@@ -335,9 +389,11 @@ class CrashRun:
     # ---- setup / teardown --------------------------------------------------------------------------------
 
     async def setup(self) -> None:
+        if not self.db.is_sqlite:
+            await pg_database(self.db_url, create=True)
         self.fake = start_fake(self.tmp, self.userids)
         self.bot_port = free_port()
-        write_config(self.config, db=self.db, port=self.bot_port, fake_port=self.fake.port)
+        write_config(self.config, db_url=self.db_url, port=self.bot_port, fake_port=self.fake.port, lease=self.lease)
         org = self.tmp / "org.csv"
         write_org(org, self.userids)
         await asyncio.to_thread(cli, self.config, "db", "upgrade")
@@ -350,10 +406,13 @@ class CrashRun:
         await wait_healthy(self.bot)
         self.up.set()
 
-    def teardown(self) -> None:
+    async def teardown(self) -> None:
         for p in (self.bot, self.fake):
             if p is not None:
                 p.stop()
+        await self.db.close()
+        if not self.db.is_sqlite:
+            await pg_database(self.db_url, create=False)
 
     # ---- the chaos -----------------------------------------------------------------------------------------
 
@@ -372,10 +431,16 @@ class CrashRun:
             if again["requests"] == stats["requests"]:
                 break
             stats = again
-        state = await asyncio.to_thread(db_state, self.db)
+        state = await db_state(self.db)
+        commands = await stored_commands(self.db)
+        open_rows = await self.db.rows(
+            "SELECT recipient, count(*) FROM outbox WHERE status IN ('pending', 'sending') GROUP BY recipient"
+        )
+        delivered: Counter[str] = Counter(u.lower() for d in await fake_delivered(http, self.fake) for u in d["touser"])
         sends = int(stats["requests"].get("message/send", 0))
         unrecorded = sends - state.outbox.get("sent", 0)
         previous = self.report.kills[-1].unrecorded if self.report.kills else 0
+        t_restart = time.monotonic()
         await self.start_bot()
         kill = Kill(
             number=len(self.report.kills) + 1,
@@ -389,6 +454,11 @@ class CrashRun:
             unrecorded=unrecorded,
             in_flight_sends=unrecorded - previous,
             restart_s=time.monotonic() - t_kill,
+            owed={u.lower(): n - delivered[u.lower()] for u, n in commands.items()},
+            t_kill=t_kill,
+            t_restart=t_restart,
+            # Directory ids are rep-<WeCom userid> (write_org).
+            owed_outbox={str(r).removeprefix("rep-").lower(): int(n) for r, n in open_rows},
         )
         self.report.kills.append(kill)
         self.say(
@@ -414,12 +484,12 @@ class CrashRun:
             while time.monotonic() < deadline:
                 sends = int((await fake_stats(http, self.fake))["requests"].get("message/send", 0))
                 # ... and in the middle of a claimed batch (rows marked sending by the outbox worker).
-                if sends >= target and (await asyncio.to_thread(db_state, self.db)).outbox.get("sending", 0) >= 5:
+                if sends >= target and (await db_state(self.db)).outbox.get("sending", 0) >= 5:
                     break
-                if self.load_done.is_set() and (await asyncio.to_thread(db_state, self.db)).outbox_open == 0:
+                if self.load_done.is_set() and (await db_state(self.db)).outbox_open == 0:
                     break  # nothing left to deliver: kill anyway (reported as such)
                 await asyncio.sleep(0.01)
-            state = await asyncio.to_thread(db_state, self.db)
+            state = await db_state(self.db)
             what = "while delivering replies" if state.outbox_open else "outbox idle"
             await self.kill_and_restart(
                 http, f"{what}, after {sends - base} sends by the restarted bot (kill {number})"
@@ -474,7 +544,7 @@ class CrashRun:
         """Until no inbound event is pending and no outbox row is pending or sending (polling the file)."""
         deadline = time.monotonic() + limit_s
         while True:
-            state = await asyncio.to_thread(db_state, self.db)
+            state = await db_state(self.db)
             if state.inbound.get("pending", 0) == 0 and state.outbox_open == 0:
                 return
             if time.monotonic() > deadline:
@@ -495,11 +565,12 @@ class CrashRun:
                     tg.create_task(self.chaos(http))
                     tg.create_task(self.load(http))
                 t_drain = time.monotonic()
-                await self.wait_drained(limit_s=90)
+                # Generous: with a 60 s lease (the old default) the reclaimed rows alone wait a minute per kill.
+                await self.wait_drained(limit_s=240)
                 self.report.drain_s = time.monotonic() - t_drain
                 await self.verify(http)
         finally:
-            self.teardown()
+            await self.teardown()
         self.report.total_s = time.monotonic() - t_start
         return self.report
 
@@ -518,9 +589,8 @@ class CrashRun:
             if not c.acked:
                 v.append(f"callback {c.msg_id} from {c.user} never acknowledged after {c.attempts} attempts")
 
-        with read_db(self.db) as conn:
-            inbound = conn.execute("SELECT dedup_key, sender, status FROM inbound_events").fetchall()
-            outbox = conn.execute("SELECT recipient, status, attempts, calls_started FROM outbox").fetchall()
+        inbound = await self.db.rows("SELECT dedup_key, sender, status FROM inbound_events")
+        outbox = await self.db.rows("SELECT recipient, status, attempts, calls_started FROM outbox")
         # Rows whose API call was in flight at a kill (more calls started than outcomes recorded): resent with the
         # duplicate check.
         r.reclaimed = sum(1 for _, _, attempts, calls in outbox if calls > max(attempts, 1))
@@ -562,6 +632,14 @@ class CrashRun:
         r.silently_dropped = int(stats["silently_dropped"])
         r.fake_violations = list(stats["violations"])
         r.flagged_deliveries = sum(1 for d in delivered if d["body"].get("enable_duplicate_check") == 1)
+        arrivals = [(u.lower(), float(d["at"])) for d in delivered for u in d["touser"]]
+        for k, after in zip(r.kills, [*r.kills[1:], None], strict=True):
+            before = math.inf if after is None else after.t_kill
+            timing = {"after": k.t_kill, "restart_at": k.t_restart, "before": before}
+            k.delays = owed_delays(k.owed, arrivals, **timing)
+            k.outbox_delays = owed_delays(k.owed_outbox, arrivals, **timing)
+            if k.delays.missing:
+                v.append(f"kill {k.number}: {k.delays.missing} owed replies never delivered")
         if r.fake_violations:
             v.append(f"fake WeCom saw {len(r.fake_violations)} violations, e.g. {r.fake_violations[:3]}")
         if r.silently_dropped:
@@ -595,17 +673,6 @@ class CrashRun:
             )
 
 
-def classify_reply(text: str) -> str:
-    """Which command a reply answers (the zh-CN texts of bot/i18n.py)."""
-    from bot import i18n
-
-    if text.startswith(i18n.t("zh-CN", "help.header", name="\0").split("\0")[0]):
-        return COMMANDS[0]
-    if text == i18n.t("zh-CN", "visit.list_empty"):
-        return COMMANDS[1]
-    return f"unexpected reply {text[:40]!r}"
-
-
 def run_crash_test(
     workdir: Path | None = None,
     *,
@@ -614,12 +681,25 @@ def run_crash_test(
     users: int = 50,
     concurrency: int = 20,
     kills: int = 2,
+    db_url: str | None = None,
+    lease: float | None = None,
     log: Any = None,
 ) -> Report:
-    """Run the whole crash test; ``workdir`` keeps the files (else a temporary directory is removed)."""
+    """Run the whole crash test; ``workdir`` keeps the files (else a temporary directory is removed). ``db_url``: a
+    PostgreSQL database to create, use and drop (default: a SQLite file); ``lease``: ``[outbox] lease_seconds``."""
 
     def go(tmp: Path) -> Report:
-        run = CrashRun(tmp, seed=seed, callbacks=callbacks, users=users, concurrency=concurrency, kills=kills, log=log)
+        run = CrashRun(
+            tmp,
+            seed=seed,
+            callbacks=callbacks,
+            users=users,
+            concurrency=concurrency,
+            kills=kills,
+            db_url=db_url,
+            lease=lease,
+            log=log,
+        )
         return asyncio.run(run.run())
 
     if workdir is not None:
@@ -636,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--kills", type=int, default=2, help="SIGKILLs: 1 = during the load, 2 = also while delivering")
+    ap.add_argument("--db", help="a PostgreSQL URL (the database is created fresh and dropped); default SQLite")
+    ap.add_argument("--lease", type=float, help="[outbox] lease_seconds (default: the config default)")
     ap.add_argument("--keep", action="store_true", help="keep the working directory (db, logs)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON too")
     args = ap.parse_args(argv)
@@ -649,6 +731,8 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         concurrency=args.concurrency,
         kills=args.kills,
+        db_url=args.db,
+        lease=args.lease,
     )
     print(report.summary())
     if args.json:

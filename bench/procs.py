@@ -10,21 +10,31 @@ the import.
 * ``spawn()``: start ``python ARGS`` from the repository root, stdout and stderr appended to a log file;
 * ``wait_healthy()`` / ``wait_exit()``: wait until a server answers 200, or until a process has exited with 0;
 * ``cli()``: run ``python -m bot.cli ARGS --config CONFIG`` to completion;
-* ``vm_hwm_mb()``: the peak resident set size (VmHWM) of a process, from ``/proc``.
+* ``vm_hwm_mb()``: the peak resident set size (VmHWM) of a process, from ``/proc``;
+* ``DbReader``: read-only queries against the bot's database (the SQLite file, or PostgreSQL through asyncpg);
+* ``pg_database()``: create (fresh) or drop the PostgreSQL database a URL names;
+* ``COMMANDS`` / ``classify_reply()``: the crash tests' two commands and which one a reply answers;
+* ``epoch()``: a timestamp column read back (SQLite text or a datetime) as seconds since the epoch;
+* ``owed_delays()`` / ``Delays``: the crash tests' latency figure, per reply owed at a kill the delay from the restart
+  to its delivery (max, p99).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -159,3 +169,158 @@ def wait_exit(proc: Proc, limit_s: float) -> None:
         raise RuntimeError(f"{proc.name} did not finish within {limit_s:.0f}s:\n{proc.tail()}") from None
     if proc.proc.returncode != 0:
         raise RuntimeError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.tail()}")
+
+
+# ---- the bot's database, read from outside ---------------------------------------------------------------------
+
+
+def _pg_kwargs(url: str) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return {"host": u.host or HOST, "port": u.port or 5432, "user": u.username or "postgres", "password": u.password}
+
+
+class DbReader:
+    """Read-only queries on the bot's database while it runs or is dead: a SQLite file opened ``mode=ro``, or one
+    asyncpg connection to PostgreSQL. ``rows(sql)`` returns plain tuples; the SQL must suit both backends."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self._pg: Any = None
+
+    @property
+    def sqlite_path(self) -> str:
+        return self.url.split(":///", 1)[1]
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.is_sqlite:
+            return await asyncio.to_thread(self._sqlite_rows, sql)
+        if self._pg is None:
+            import asyncpg
+            from sqlalchemy.engine import make_url
+
+            self._pg = await asyncpg.connect(database=make_url(self.url).database, **_pg_kwargs(self.url))
+        return [tuple(r) for r in await self._pg.fetch(sql)]
+
+    def _sqlite_rows(self, sql: str) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+            self._pg = None
+
+
+async def pg_database(url: str, *, create: bool) -> None:
+    """Drop the database ``url`` names, then (``create``) create it empty; connects to the server's ``postgres``."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    conn = await asyncpg.connect(database="postgres", **_pg_kwargs(url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+# ---- crash tests: what is sent, and how long the replies owed at a kill waited ------------------------------------
+
+# Each user alternates between these (bench/crash_wecom.py, bench/crash_console.py); each gets exactly one reply.
+COMMANDS = ("帮助", "我的拜访")
+
+
+def classify_reply(text: str) -> str:
+    """Which command a reply answers (the zh-CN texts of bot/i18n.py)."""
+    from bot import i18n
+
+    if text.startswith(i18n.t("zh-CN", "help.header", name="\0").split("\0")[0]):
+        return COMMANDS[0]
+    if text == i18n.t("zh-CN", "visit.list_empty"):
+        return COMMANDS[1]
+    return f"unexpected reply {text[:40]!r}"
+
+
+def epoch(value: Any) -> float:
+    """A UTC timestamp column as read back: SQLite's naive text (``2026-12-02 10:00:00.123456``) or a datetime."""
+    from datetime import UTC, datetime
+
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def percentile(xs: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (nearest rank) of ``xs``; NaN when empty."""
+    ys = sorted(xs)
+    if not ys:
+        return float("nan")
+    return ys[min(len(ys) - 1, max(0, math.ceil(p / 100 * len(ys)) - 1))]
+
+
+@dataclass
+class Delays:
+    """Per reply owed at a kill, seconds from the restart (the new process spawned) to its delivery. Replies still
+    owed at the next kill are ``carried`` to it (and counted there); after the last kill none may be left."""
+
+    owed: int = 0
+    seconds: list[float] = field(default_factory=list)
+    carried: int = 0
+
+    @property
+    def missing(self) -> int:
+        return self.owed - len(self.seconds) - self.carried
+
+    @property
+    def max_s(self) -> float:
+        return max(self.seconds, default=0.0)
+
+    @property
+    def p99_s(self) -> float:
+        return percentile(self.seconds, 99) if self.seconds else 0.0
+
+    def text(self) -> str:
+        if not self.owed:
+            return "no reply owed"
+        out = f"{self.owed} replies owed, {len(self.seconds)} delivered max {self.max_s:.2f}s p99 {self.p99_s:.2f}s "
+        out += "after the restart"
+        if self.carried:
+            out += f", {self.carried} still owed at the next kill"
+        if self.missing:
+            out += f", {self.missing} never delivered"
+        return out
+
+
+def owed_delays(
+    owed: dict[str, int],
+    deliveries: Iterable[tuple[str, float]],
+    *,
+    after: float,
+    restart_at: float,
+    before: float = math.inf,
+) -> Delays:
+    """``owed``: per user, the replies owed at the kill (commands stored minus replies delivered, frozen at the kill);
+    ``deliveries``: (user, instant) of every delivery. A user's owed replies are their first ``owed[user]``
+    deliveries after ``after`` (the kill; the outbox keeps each person's order), timed from ``restart_at``; those
+    not delivered by ``before`` (the next kill) are carried to it."""
+    per_user: dict[str, list[float]] = {}
+    for user, at in deliveries:
+        if at > after:
+            per_user.setdefault(user, []).append(at)
+    d = Delays(owed=sum(n for n in owed.values() if n > 0))
+    for user, n in owed.items():
+        if n <= 0:
+            continue
+        mine = sorted(per_user.get(user, []))[:n]
+        in_time = [at for at in mine if at <= before]
+        d.seconds += [at - restart_at for at in in_time]
+        if before != math.inf:
+            d.carried += n - len(in_time)
+    return d

@@ -153,8 +153,9 @@ class OutboxConfig(_Section):
     backoff_max_seconds: float = Field(300.0, gt=0)
     # Deliveries in flight at once (each to a different recipient).
     concurrency: int = Field(8, ge=1, le=64)
-    # A row claimed by a worker that died is reclaimed after this lease.
-    lease_seconds: float = Field(60.0, gt=0)
+    # A claimed row's lease, renewed every third of it while the delivery runs; a row whose worker died is retried
+    # after it (at once when the next process on the same host can prove that worker dead, see bot/leases.py).
+    lease_seconds: float = Field(15.0, gt=0)
 
 
 class ConsoleConfig(_Section):

@@ -1,8 +1,13 @@
 """Transactional outbox: intents are rows written with the domain change; a worker delivers them.
 
 Delivery is at-least-once with idempotent sinks: a row is claimed with a lease (compare-and-set on its status, or
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL), delivered, then marked sent. A worker that dies mid-delivery leaves the
-row to be reclaimed after the lease, so a message is never lost; it can be resent at most once per crash.
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL) in the worker's name (``claimed_by``, see ``bot.leases``), delivered, then
+marked sent. While a round is delivering, a heartbeat renews its leases every third of ``lease_seconds``, so a long
+send keeps its rows. A worker that dies mid-delivery leaves its rows ``sending``: the next process to start on the
+same host releases them at once when it can prove their owner dead (``reclaim_dead_owners``), any other worker takes
+them once the lease has run out. A message is never lost; it can be resent at most once per crash, flagged as a
+possible duplicate when its call may have reached the platform. A worker that lost a lease (another took the row)
+neither starts a call for the row nor records its outcome.
 """
 
 from __future__ import annotations
@@ -12,17 +17,18 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.batching import GroupCommitter
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
 from bot.intents import Intent, SendCard, UpdateCard
+from bot.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
 from bot.services import audit
 from storage.models import OutboxMessage, User
 
@@ -78,7 +84,11 @@ class OutboxWorker:
         self._busy = asyncio.Lock()
         self._stopping = False
         self._record: GroupCommitter[_Outcome, None] = GroupCommitter(self._write_outcomes)
-        self._calls: GroupCommitter[int, None] = GroupCommitter(self._write_calls_started)
+        self._calls: GroupCommitter[int, bool] = GroupCommitter(self._write_calls_started)
+        # Lease holder identity and the boundaries the lease code touches (tests replace them).
+        self.processes: ProcessTable = LinuxProcesses()
+        self.owner: Owner = current_owner(self.processes)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def wake(self) -> None:
         self._wake.set()
@@ -88,7 +98,8 @@ class OutboxWorker:
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Let the round in progress finish (up to ``grace`` seconds); unfinished rows are retried after their lease."""
+        """Let the round in progress finish (up to ``grace`` seconds); unfinished rows are released by the next start
+        on this host, or retried by another worker after their lease."""
         if self._task:
             self._stopping = True
             self._wake.set()
@@ -134,6 +145,7 @@ class OutboxWorker:
             for recipient, item in items:
                 chains.setdefault(recipient, []).append(item)
             sem = asyncio.Semaphore(self.cfg.concurrency)
+            beat = self._keep_leases() if items else contextlib.nullcontext()
 
             async def deliver_chain(chain: list[OutboxItem]) -> None:
                 for k, item in enumerate(chain):
@@ -145,7 +157,8 @@ class OutboxWorker:
                             await self._record.submit(_Outcome(rest, "released"))
                         return
 
-            await asyncio.gather(*(deliver_chain(c) for c in chains.values()))
+            async with beat:
+                await asyncio.gather(*(deliver_chain(c) for c in chains.values()))
             return len(items)
 
     async def _claim(self) -> list[tuple[str, OutboxItem]]:
@@ -175,6 +188,7 @@ class OutboxWorker:
             for r in rows:
                 r.status = "sending"
                 r.claimed_until = lease_until
+                r.claimed_by = str(self.owner)
                 recipients = tuple(users[u] for u in r.payload.get("user_ids", [r.recipient]) if u in users)
                 resend = bool(r.maybe_delivered) or (r.calls_started or 0) > r.attempts
                 item = OutboxItem(
@@ -187,7 +201,7 @@ class OutboxWorker:
                     recipients,
                     resend,
                     created_at=r.created_at,
-                    announce=functools.partial(self._calls.submit, r.id),
+                    announce=functools.partial(self._announce, r.id),
                 )
                 items.append((r.recipient, item))
             return items
@@ -268,21 +282,113 @@ class OutboxWorker:
             uncertain=exc.outcome_unknown,
         )
 
-    async def _write_calls_started(self, row_ids: Sequence[int]) -> list[None]:
-        """Record that platform calls are about to start (committed before the calls go out)."""
+    async def _write_calls_started(self, row_ids: Sequence[int]) -> list[bool]:
+        """Record that platform calls are about to start (committed before the calls go out); per row, whether this
+        worker still holds its lease (a row taken over by another worker is not counted and gets no call)."""
         async with self.rt.db.transaction() as s:
-            await s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(row_ids))
-                .values(calls_started=OutboxMessage.calls_started + 1)
+            counted = set(
+                await s.scalars(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(row_ids), *self._held())
+                    .values(calls_started=OutboxMessage.calls_started + 1)
+                    .returning(OutboxMessage.id)
+                )
             )
-        return [None] * len(row_ids)
+        return [row_id in counted for row_id in row_ids]
+
+    # ---- leases: owner, heartbeat, reclaim at start ----------------------------------------------------------
+
+    def _held(self) -> tuple[ColumnElement[bool], ...]:
+        """WHERE criteria: the row is still leased to this worker."""
+        return (OutboxMessage.status == "sending", OutboxMessage.claimed_by == str(self.owner))
+
+    async def _announce(self, row_id: int) -> None:
+        if not await self._calls.submit(row_id):
+            raise DeliveryError("lease lost to another worker before the call", retryable=True)
+
+    @contextlib.asynccontextmanager
+    async def _keep_leases(self) -> AsyncIterator[None]:
+        """Renew this worker's leases every third of ``lease_seconds`` while the block runs (a round delivering)."""
+        done = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(done), name="outbox-heartbeat")
+        try:
+            yield
+        finally:
+            done.set()
+            await beat
+
+    async def _heartbeat(self, done: asyncio.Event) -> None:
+        interval = self.cfg.lease_seconds / 3
+        while True:
+            nap = asyncio.ensure_future(self.sleep(interval))
+            stop = asyncio.ensure_future(done.wait())
+            await asyncio.wait({nap, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (nap, stop):
+                waiter.cancel()
+            if done.is_set():
+                return
+            try:
+                await self.renew_leases()
+            except Exception:  # the next beat tries again; the lease has two more thirds to run
+                log.exception("outbox lease renewal failed")
+                self.rt.metrics.errors.labels("outbox_heartbeat").inc()
+
+    async def renew_leases(self) -> int:
+        """Extend every lease this worker holds to ``lease_seconds`` from now; returns how many rows."""
+        until = self.rt.clock.now() + timedelta(seconds=self.cfg.lease_seconds)
+        async with self.rt.db.transaction() as s:
+            renewed = await s.scalars(
+                update(OutboxMessage).where(*self._held()).values(claimed_until=until).returning(OutboxMessage.id)
+            )
+            return len(renewed.all())
+
+    async def reclaim_dead_owners(self) -> int:
+        """At start: release at once the rows leased to processes of this host that provably died (``bot.leases``),
+        instead of waiting their leases out. ``calls_started`` and ``maybe_delivered`` stay, so a row whose call may
+        have reached the platform is resent flagged as a possible duplicate. Returns how many rows."""
+        async with self.rt.db.read() as s:
+            holders = await s.scalars(
+                select(OutboxMessage.claimed_by)
+                .where(OutboxMessage.status == "sending", OutboxMessage.claimed_by.is_not(None))
+                .distinct()
+            )
+            owners = [h for h in holders if h]
+        dead = [h for h in owners if (o := Owner.parse(h)) is not None and provably_dead(o, self.owner, self.processes)]
+        if not dead:
+            return 0
+        async with self.rt.db.transaction() as s:
+            released = await s.scalars(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "sending", OutboxMessage.claimed_by.in_(dead))
+                .values(status="pending", claimed_until=None, claimed_by=None)
+                .returning(OutboxMessage.id)
+            )
+            n = len(released.all())
+        log.warning("outbox: released %s row(s) of %s dead process(es): %s", n, len(dead), ", ".join(dead))
+        self.wake()
+        return n
+
+    async def _still_held(self, s: AsyncSession, outcomes: Sequence[_Outcome]) -> list[_Outcome]:
+        """The outcomes of rows this worker still holds; the others' rows were taken over (lease lost) and belong
+        to their new owner, whatever this late outcome says."""
+        query = select(OutboxMessage.id).where(OutboxMessage.id.in_({o.item.id for o in outcomes}), *self._held())
+        if not self.rt.db.is_sqlite:
+            query = query.with_for_update()
+        held = set(await s.scalars(query))
+        lost = [o for o in outcomes if o.item.id not in held]
+        if lost:
+            log.warning(
+                "outbox: lease lost, outcome ignored for row(s) %s (%s)",
+                ", ".join(str(o.item.id) for o in lost),
+                ", ".join(o.result for o in lost),
+            )
+        return [o for o in outcomes if o.item.id in held]
 
     async def _write_outcomes(self, outcomes: Sequence[_Outcome]) -> list[None]:
         now = self.rt.clock.now()
         rows: list[dict[str, object]] = []
         async with self.rt.db.transaction() as s:
-            for o in outcomes:
+            for o in await self._still_held(s, outcomes):
                 row: dict[str, object] = {"id": o.item.id, "claimed_until": None}
                 if o.result == "sent":
                     assert o.delivery is not None

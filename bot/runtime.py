@@ -100,6 +100,8 @@ class Runtime:
 
     async def start(self) -> None:
         self.pipeline.start()
+        # Replies a killed predecessor was delivering go out now, not when its leases run out.
+        await self.outbox.reclaim_dead_owners()
         self.outbox.start()
         await self.pipeline.recover()
         # Deadlines missed while the bot was down are caught up at once (one notice per missed level).
