@@ -18,6 +18,7 @@ from bot.outbox import OutboxWorker
 from bot.pipeline import Pipeline
 from bot.routing import Dispatcher
 from bot.services.directory import Directory
+from bot.services.workcal import OfficialDays, with_official_days
 from handlers import ROUTERS
 from storage.db import Database
 from storage.models import User
@@ -59,6 +60,9 @@ class Runtime:
         self.outbox = OutboxWorker(self)
         self.escalator = Escalator(self)
         self._started = False
+        # Imported holiday arrangements (salesbot calendar import), attached to settings.calendar.
+        self.calendar_days: OfficialDays | None = None
+        self._calendar_tasks: set[asyncio.Task[None]] = set()
 
     # Sections a reload applies at once; the others (server, database, channels, outbox …) need a restart.
     RELOADABLE = ("departments", "visits", "conversation", "calendar", "request_types", "escalation")
@@ -75,6 +79,7 @@ class Runtime:
             if name not in self.RELOADABLE and getattr(new, name) != getattr(self.settings, name)
         ]
         self.settings = self.settings.model_copy(update=update)
+        self._reload_calendar()
         for name in restart:
             log.warning("config reload: [%s] changed; it takes effect after a restart", name)
         log.info("configuration reloaded (%s)", ", ".join(self.RELOADABLE))
@@ -99,6 +104,7 @@ class Runtime:
         return fallback
 
     async def start(self) -> None:
+        await self._load_calendar()
         self.pipeline.start()
         # Replies a killed predecessor was delivering go out now, not when its leases run out.
         await self.outbox.reclaim_dead_owners()
@@ -116,11 +122,47 @@ class Runtime:
         self._started = False
 
     async def close(self) -> None:
+        await self.calendar_loaded()
         if self._started:
             await self.stop()
         if self.wecom_client is not None:
             await self.wecom_client.close()
         await self.db.dispose()
+
+    # ---- imported holiday calendar ----------------------------------------------------------------------------
+
+    async def _load_calendar(self) -> None:
+        """Read the imported official days (``calendar_days``) and attach them to ``settings.calendar``; on a
+        database error keep what was loaded before (deadlines then use the package's data) and log it."""
+        from bot.services.official_calendar import load_official_days
+
+        try:
+            self.calendar_days = await load_official_days(self.db)
+        except Exception as exc:
+            log.error("imported holiday calendar not loaded, keeping the previous one: %s", exc.__class__.__name__)
+        self._apply_calendar()
+        if self.calendar_days:
+            log.info("imported holiday calendar: years %s", ", ".join(map(str, sorted(self.calendar_days.years))))
+
+    def _apply_calendar(self) -> None:
+        cfg = with_official_days(self.settings.calendar, self.calendar_days)
+        self.settings = self.settings.model_copy(update={"calendar": cfg})
+
+    def _reload_calendar(self) -> None:
+        """On reload: keep the loaded days on the new config at once, then re-read them (a new import)."""
+        self._apply_calendar()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not inside the server's loop: the days loaded at start stay
+        task = loop.create_task(self._load_calendar())
+        self._calendar_tasks.add(task)
+        task.add_done_callback(self._calendar_tasks.discard)
+
+    async def calendar_loaded(self) -> None:
+        """Wait until a reload's re-read of the imported days is done (tests; close)."""
+        while self._calendar_tasks:
+            await asyncio.gather(*self._calendar_tasks)
 
     async def settle(self, rounds: int = 50) -> None:
         """Wait until every accepted event is handled and every due message delivered (tests, benchmarks)."""
