@@ -87,16 +87,19 @@ class UploadRefused(Exception):
         self.message = message
 
 
-def _mb(n: int) -> str:
-    mb = n / (1024 * 1024)
-    return f"{mb:.0f}" if mb >= 10 or mb == int(mb) else f"{mb:.1f}"
+def _size(n: int) -> str:
+    """``5 MB``, ``1.5 MB``, ``200 KB``: how people say file sizes."""
+    if n >= 1024 * 1024:
+        mb = n / (1024 * 1024)
+        return f"{mb:.0f} MB" if mb >= 10 or mb == int(mb) else f"{mb:.1f} MB"
+    return f"{max(1, round(n / 1024))} KB"
 
 
 def too_large(cfg: ConsoleConfig, locale: str | None) -> UploadRefused:
-    size = _mb(cfg.upload_max_bytes)
+    size = _size(cfg.upload_max_bytes)
     if normalize_locale(locale) == EN:
-        return UploadRefused("too_large", f"The file is over {size} MB; please compress it and send it again.")
-    return UploadRefused("too_large", f"文件超过 {size} MB，请压缩后再发。")
+        return UploadRefused("too_large", f"The file is over {size}; please compress it and send it again.")
+    return UploadRefused("too_large", f"文件超过 {size}，请压缩后再发。")
 
 
 def empty_file(locale: str | None) -> UploadRefused:
@@ -111,9 +114,9 @@ def _quota_refused(cfg: ConsoleConfig, locale: str | None, by_count: bool) -> Up
         n = cfg.uploads_per_day
         text = f"You have sent {n} files today, the daily limit; try again tomorrow." if en else None
         return UploadRefused("quota", text or f"今天已上传 {n} 个文件，达到每日上限，请明天再发。")
-    size = _mb(cfg.upload_bytes_per_day)
-    text = f"Today's uploads would exceed {size} MB, the daily limit; try again tomorrow." if en else None
-    return UploadRefused("quota", text or f"今天上传的文件将超过每日 {size} MB 上限，请明天再发。")
+    size = _size(cfg.upload_bytes_per_day)
+    text = f"Today's uploads would exceed {size}, the daily limit; try again tomorrow." if en else None
+    return UploadRefused("quota", text or f"今天上传的文件将超过每日 {size} 上限，请明天再发。")
 
 
 def day_start(now: datetime, tz: ZoneInfo) -> datetime:
