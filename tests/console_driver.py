@@ -22,20 +22,37 @@ class ConsoleUser:
     session: aiohttp.ClientSession = field(init=False)
     items: list[dict[str, Any]] = field(default_factory=list)
     cursor: int = 0
+    # Sign-ins so far: tests that move the clock past the session's idle or absolute lifetime get a 401, and then,
+    # like a person at the page's sign-in screen, the driver signs in again.
+    sign_ins: int = 0
 
     async def open(self) -> ConsoleUser:
         self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        await self._sign_in()
+        return self
+
+    async def _sign_in(self) -> None:
         async with self.session.post(self.server.make_url("/console/api/login"), json={"user_id": self.user_id}) as r:
             assert r.status == 200, await r.text()
-        return self
+        self.sign_ins += 1
+
+    async def _request(self, method: str, url: Any, **kwargs: Any) -> tuple[int, Any]:
+        """One request; after a 401 (the session ended) sign in again and repeat it once (same body, so the same
+        client_id: the server deduplicates)."""
+        for attempt in (1, 2):
+            async with self.session.request(method, url, **kwargs) as r:
+                if r.status == 401 and attempt == 1:
+                    await self._sign_in()
+                    continue
+                return r.status, await r.json()
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         await self.session.close()
 
     async def post(self, path: str, body: dict[str, Any], settle: bool = True) -> dict[str, Any]:
-        async with self.session.post(self.server.make_url(path), json=body) as r:
-            data: dict[str, Any] = await r.json()
-            assert r.status == 200, data
+        status, data = await self._request("POST", self.server.make_url(path), json=body)
+        assert status == 200, data
         if settle:
             await self.runtime.settle()
         return data
@@ -50,9 +67,8 @@ class ConsoleUser:
     async def upload(self, name: str, data: bytes, content_type: str = "image/jpeg") -> dict[str, Any]:
         """Send a photo or file, as the page's 📎 button does."""
         url = self.server.make_url("/console/api/media").with_query(client_id=uuid.uuid4().hex, name=name)
-        async with self.session.post(url, data=data, headers={"Content-Type": content_type}) as r:
-            body: dict[str, Any] = await r.json()
-            assert r.status == 200, body
+        status, body = await self._request("POST", url, data=data, headers={"Content-Type": content_type})
+        assert status == 200, body
         await self.runtime.settle()
         return body
 
@@ -66,8 +82,8 @@ class ConsoleUser:
     async def refresh(self) -> list[dict[str, Any]]:
         """Fetch feed items after the cursor; returns the new ones."""
         url = self.server.make_url("/console/api/updates").with_query(after=str(self.cursor), wait="0")
-        async with self.session.get(url) as r:
-            data = await r.json()
+        status, data = await self._request("GET", url)
+        assert status == 200, data
         self.items.extend(data["items"])
         self.cursor = data["cursor"]
         return list(data["items"])
