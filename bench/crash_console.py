@@ -57,6 +57,7 @@ from procs import (  # noqa: E402
     DbReader,
     Delays,
     Proc,
+    claimed_owed,
     classify_reply,
     cli,
     epoch,
@@ -105,7 +106,7 @@ class Kill:
     t_kill: float  # time.time(): the feed's created_at is wall time
     t_restart: float
     delays: Delays = field(default_factory=Delays)
-    owed_outbox: dict[str, int] = field(default_factory=dict)  # replies that were outbox rows at the kill
+    owed_outbox: dict[str, int] = field(default_factory=dict)  # replies claimed (outbox rows sending) at the kill
     outbox_delays: Delays = field(default_factory=Delays)
 
 
@@ -153,14 +154,14 @@ class Report:
             outbox = " ".join(f"{s}={n}" for s, n in sorted(k.outbox.items()))
             lines.append(
                 f"  kill {k.number} ({k.reason}) at {k.at_s:.1f}s: outbox {outbox}; back up after {k.restart_s:.1f}s; "
-                f"{k.delays.text()} (of which in the outbox: {k.outbox_delays.text()})"
+                f"{k.delays.text()} (of which claimed at the kill: {k.outbox_delays.text()})"
             )
         lines += [
             f"  sends: {self.acked}/{self.commands} acknowledged, {self.replays} repeated",
             f"  inbound_events: {self.inbound_done} done; outbox: {self.outbox_rows} rows, {self.outbox_sent} sent, "
             f"{self.outbox_dead} dead; feed replies: {self.feed_replies}",
             f"  after the restarts: {self.restart_delays.text()}",
-            f"  of which outbox rows at a kill: {self.outbox_restart_delays.text()}",
+            f"  of which claimed (outbox rows sending) at a kill: {self.outbox_restart_delays.text()}",
             f"  time: total {self.total_s:.1f}s",
         ]
         lines += [f"FAIL: {len(self.violations)} violation(s)"] if self.violations else ["PASS"]
@@ -228,8 +229,9 @@ class CrashRun:
         stored = dict(await self.db.rows("SELECT sender, count(*) FROM inbound_events GROUP BY sender"))
         replied = Counter(str(u) for u, *_ in await self.db.rows(FEED_REPLIES))
         open_rows = await self.db.rows(
-            "SELECT recipient, count(*) FROM outbox WHERE status IN ('pending', 'sending') GROUP BY recipient"
+            "SELECT recipient, count(*) FROM outbox WHERE status = 'sending' GROUP BY recipient"
         )
+        owed = {str(u): int(n) - replied[str(u)] for u, n in stored.items()}
         t_restart = time.time()
         await self.start_bot()
         kill = Kill(
@@ -238,10 +240,10 @@ class CrashRun:
             at_s=t_kill_mono - self.t0,
             outbox=outbox,
             restart_s=time.monotonic() - t_kill_mono,
-            owed={str(u): int(n) - replied[str(u)] for u, n in stored.items()},
+            owed=owed,
             t_kill=t_kill,
             t_restart=t_restart,
-            owed_outbox={str(r): int(n) for r, n in open_rows},
+            owed_outbox=claimed_owed({str(r): int(n) for r, n in open_rows}, owed),
         )
         self.report.kills.append(kill)
         self.say(f"kill {kill.number} ({reason}): outbox {outbox}; restarted in {kill.restart_s:.1f}s")

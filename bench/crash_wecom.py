@@ -68,6 +68,7 @@ from procs import (  # noqa: E402
     DbReader,
     Delays,
     Proc,
+    claimed_owed,
     classify_reply,
     cli,
     free_port,
@@ -247,7 +248,7 @@ class Kill:
     t_kill: float = 0.0  # time.monotonic() of the SIGKILL (the fake's clock too)
     t_restart: float = 0.0  # time.monotonic() when the new process was spawned
     delays: Delays = field(default_factory=Delays)
-    # The same for the replies already in the outbox at the kill (pending or sending rows): what leases held back.
+    # The same for the replies claimed at the kill (outbox rows sending): what the leases held back.
     owed_outbox: dict[str, int] = field(default_factory=dict)
     outbox_delays: Delays = field(default_factory=Delays)
 
@@ -287,7 +288,7 @@ class Report:
 
     @property
     def outbox_restart_delays(self) -> Delays:
-        """The same for the replies that were outbox rows (pending or sending) at a kill."""
+        """The same for the replies that were claimed (outbox rows sending) at a kill."""
         return self._together([k.outbox_delays for k in self.kills])
 
     @staticmethod
@@ -310,7 +311,7 @@ class Report:
                 f"acked {k.callbacks_acked}, in flight {k.callbacks_in_flight}; "
                 f"inbound {_fmt(k.db.inbound)}; outbox {_fmt(k.db.outbox)}; "
                 f"sends at fake {k.sends_at_fake}, API calls in flight {k.in_flight_sends}; "
-                f"back up after {k.restart_s:.1f}s; {k.delays.text()} (of which in the outbox: "
+                f"back up after {k.restart_s:.1f}s; {k.delays.text()} (of which claimed at the kill: "
                 f"{k.outbox_delays.text()})"
             )
         fails = ", ".join(f"{n} {kind}" for kind, n in sorted(self.failures_by_kind.items())) or "none"
@@ -329,7 +330,7 @@ class Report:
             f"  replies lost (suppressed although never delivered): "
             f"{max(0, self.outbox_rows - self.delivered_messages)}",
             f"  after the restarts: {self.restart_delays.text()}",
-            f"  of which outbox rows at a kill: {self.outbox_restart_delays.text()}",
+            f"  of which claimed (outbox rows sending) at a kill: {self.outbox_restart_delays.text()}",
             f"  time: load {self.load_s:.1f}s, drain {self.drain_s:.1f}s, total {self.total_s:.1f}s",
         ]
         if self.violations:
@@ -434,12 +435,13 @@ class CrashRun:
         state = await db_state(self.db)
         commands = await stored_commands(self.db)
         open_rows = await self.db.rows(
-            "SELECT recipient, count(*) FROM outbox WHERE status IN ('pending', 'sending') GROUP BY recipient"
+            "SELECT recipient, count(*) FROM outbox WHERE status = 'sending' GROUP BY recipient"
         )
         delivered: Counter[str] = Counter(u.lower() for d in await fake_delivered(http, self.fake) for u in d["touser"])
         sends = int(stats["requests"].get("message/send", 0))
         unrecorded = sends - state.outbox.get("sent", 0)
         previous = self.report.kills[-1].unrecorded if self.report.kills else 0
+        owed = {u.lower(): n - delivered[u.lower()] for u, n in commands.items()}
         t_restart = time.monotonic()
         await self.start_bot()
         kill = Kill(
@@ -454,11 +456,11 @@ class CrashRun:
             unrecorded=unrecorded,
             in_flight_sends=unrecorded - previous,
             restart_s=time.monotonic() - t_kill,
-            owed={u.lower(): n - delivered[u.lower()] for u, n in commands.items()},
+            owed=owed,
             t_kill=t_kill,
             t_restart=t_restart,
             # Directory ids are rep-<WeCom userid> (write_org).
-            owed_outbox={str(r).removeprefix("rep-").lower(): int(n) for r, n in open_rows},
+            owed_outbox=claimed_owed({str(r).removeprefix("rep-").lower(): int(n) for r, n in open_rows}, owed),
         )
         self.report.kills.append(kill)
         self.say(

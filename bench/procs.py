@@ -15,8 +15,8 @@ the import.
 * ``pg_database()``: create (fresh) or drop the PostgreSQL database a URL names;
 * ``COMMANDS`` / ``classify_reply()``: the crash tests' two commands and which one a reply answers;
 * ``epoch()``: a timestamp column read back (SQLite text or a datetime) as seconds since the epoch;
-* ``owed_delays()`` / ``Delays``: the crash tests' latency figure, per reply owed at a kill the delay from the restart
-  to its delivery (max, p99).
+* ``owed_delays()`` / ``claimed_owed()`` / ``Delays``: the crash tests' latency figure, per reply owed at a kill
+  (or only those claimed at it) the delay from the restart to its delivery (max, p99).
 """
 
 from __future__ import annotations
@@ -296,6 +296,12 @@ class Delays:
         if self.missing:
             out += f", {self.missing} never delivered"
         return out
+
+
+def claimed_owed(claimed: dict[str, int], owed: dict[str, int]) -> dict[str, int]:
+    """Per user, the owed replies that were claimed (outbox rows ``sending``) at the kill: they come first in the
+    user's order; a claimed row whose call had already reached the platform is not owed."""
+    return {u: min(n, owed.get(u, 0)) for u, n in claimed.items()}
 
 
 def owed_delays(
