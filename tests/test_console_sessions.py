@@ -74,8 +74,11 @@ class Console:
         return resp.status
 
 
+ConsoleFactory = Callable[..., Awaitable[Console]]
+
+
 @pytest.fixture
-async def console_for(db_url: str, clock: FixedClock) -> AsyncIterator[Callable[..., Awaitable[Console]]]:
+async def console_for(db_url: str, clock: FixedClock) -> AsyncIterator[ConsoleFactory]:
     """``await console_for(**sections)`` → a Console on a real server around a started runtime."""
     made: list[tuple[Runtime, TestClient[Any, Any]]] = []
 
@@ -115,7 +118,9 @@ def advance(clock: FixedClock, delta: timedelta) -> None:
 # ---- sessions -----------------------------------------------------------------------------------------------------
 
 
-async def test_every_sign_in_starts_its_own_session(console_for, db_url: str, clock: FixedClock) -> None:
+async def test_every_sign_in_starts_its_own_session(
+    console_for: ConsoleFactory, db_url: str, clock: FixedClock
+) -> None:
     console = await console_for(**DEMO)  # demo mode: the people picker, same session rows
     first = await console.sign_in(user_id="rep01")
     advance(clock, timedelta(seconds=1))
@@ -128,7 +133,7 @@ async def test_every_sign_in_starts_its_own_session(console_for, db_url: str, cl
     assert all(r.expires_at == r.created_at + ABSOLUTE and r.revoked_at is None for r in rows)
 
 
-async def test_logout_ends_the_session_for_good(console_for) -> None:
+async def test_logout_ends_the_session_for_good(console_for: ConsoleFactory) -> None:
     console = await console_for(**DEMO)
     cookie = await console.sign_in(user_id="rep01")
     other = await console.sign_in(user_id="rep01")  # another browser of the same person
@@ -143,7 +148,9 @@ async def test_logout_ends_the_session_for_good(console_for) -> None:
     assert await console.send(other) == 200
 
 
-async def test_session_ends_after_the_idle_lifetime(console_for, db_url: str, clock: FixedClock) -> None:
+async def test_session_ends_after_the_idle_lifetime(
+    console_for: ConsoleFactory, db_url: str, clock: FixedClock
+) -> None:
     console = await console_for(**NON_DEMO)
     cookie = await console.sign_in(token=token())
     advance(clock, IDLE - timedelta(seconds=1))
@@ -155,7 +162,9 @@ async def test_session_ends_after_the_idle_lifetime(console_for, db_url: str, cl
     assert await console.me(cookie) is None
 
 
-async def test_last_seen_is_written_at_most_once_a_minute(console_for, db_url: str, clock: FixedClock) -> None:
+async def test_last_seen_is_written_at_most_once_a_minute(
+    console_for: ConsoleFactory, db_url: str, clock: FixedClock
+) -> None:
     console = await console_for(**DEMO)
     cookie = await console.sign_in(user_id="rep01")
     for _ in range(5):
@@ -169,7 +178,9 @@ async def test_last_seen_is_written_at_most_once_a_minute(console_for, db_url: s
     assert row.last_seen_at == T0 + timedelta(seconds=60)
 
 
-async def test_session_ends_at_the_absolute_lifetime_however_busy(console_for, clock: FixedClock) -> None:
+async def test_session_ends_at_the_absolute_lifetime_however_busy(
+    console_for: ConsoleFactory, clock: FixedClock
+) -> None:
     console = await console_for(**NON_DEMO)
     cookie = await console.sign_in(token=token(valid=timedelta(days=30)))
     while clock.now() + timedelta(hours=6) < T0 + ABSOLUTE:
@@ -179,7 +190,7 @@ async def test_session_ends_at_the_absolute_lifetime_however_busy(console_for, c
     assert await console.send(cookie) == 401
 
 
-async def test_session_of_a_deactivated_person_is_refused(console_for) -> None:
+async def test_session_of_a_deactivated_person_is_refused(console_for: ConsoleFactory) -> None:
     console = await console_for(**DEMO)
     cookie = await console.sign_in(user_id="rep01")
     async with console.runtime.db.transaction() as s:
@@ -188,13 +199,13 @@ async def test_session_of_a_deactivated_person_is_refused(console_for) -> None:
 
 
 @pytest.mark.parametrize("cookie", ["", "x" * 43, "not a cookie", "rep01." + "0" * 32, "a" * 5000])
-async def test_made_up_cookies_are_refused(console_for, cookie: str) -> None:
+async def test_made_up_cookies_are_refused(console_for: ConsoleFactory, cookie: str) -> None:
     console = await console_for(**DEMO)
     await console.sign_in(user_id="rep01")
     assert await console.send(cookie) == 401
 
 
-async def test_cookie_flags(console_for) -> None:
+async def test_cookie_flags(console_for: ConsoleFactory) -> None:
     console = await console_for(**DEMO)
     resp = await console.login(user_id="rep01")
     morsel = resp.cookies[COOKIE]
@@ -213,7 +224,7 @@ async def test_cookie_flags(console_for) -> None:
 # ---- sign-in tokens -----------------------------------------------------------------------------------------------
 
 
-async def test_token_works_until_it_expires(console_for, clock: FixedClock) -> None:
+async def test_token_works_until_it_expires(console_for: ConsoleFactory, clock: FixedClock) -> None:
     console = await console_for(**NON_DEMO)
     issued = token(issued=T0, valid=timedelta(hours=2))
     clock.set(T0 + timedelta(hours=2) - timedelta(seconds=1))
@@ -222,7 +233,9 @@ async def test_token_works_until_it_expires(console_for, clock: FixedClock) -> N
     assert (await console.login(token=issued)).status == 401
 
 
-async def test_revoke_ends_sessions_and_voids_older_tokens(console_for, db_url: str, clock: FixedClock) -> None:
+async def test_revoke_ends_sessions_and_voids_older_tokens(
+    console_for: ConsoleFactory, db_url: str, clock: FixedClock
+) -> None:
     console = await console_for(**NON_DEMO)
     handed_out = token("rep01", issued=T0 - timedelta(days=1), valid=timedelta(days=30))
     laptop = await console.sign_in(token=handed_out)
@@ -243,7 +256,7 @@ async def test_revoke_ends_sessions_and_voids_older_tokens(console_for, db_url: 
 
 
 async def test_old_format_token_works_with_a_warning_until_revoked(
-    console_for, clock: FixedClock, caplog: pytest.LogCaptureFixture
+    console_for: ConsoleFactory, clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     console = await console_for(**NON_DEMO)
     legacy = old_format_token("rep01")
@@ -260,7 +273,9 @@ async def test_old_format_token_works_with_a_warning_until_revoked(
     assert await console.send(cookie) == 401
 
 
-async def test_tampered_and_wrong_tokens_get_one_and_the_same_answer(console_for, clock: FixedClock) -> None:
+async def test_tampered_and_wrong_tokens_get_one_and_the_same_answer(
+    console_for: ConsoleFactory, clock: FixedClock
+) -> None:
     console = await console_for(**NON_DEMO)
     good = token("rep01", issued=T0 - timedelta(days=2), valid=timedelta(days=1))  # expired yesterday
     user_id, issued, expires, mac = good.rsplit(".", 3)
@@ -289,7 +304,7 @@ async def test_tampered_and_wrong_tokens_get_one_and_the_same_answer(console_for
     assert read_token(SECRET, good) is not None
 
 
-async def test_token_and_login_by_user_id_outside_demo_mode(console_for) -> None:
+async def test_token_and_login_by_user_id_outside_demo_mode(console_for: ConsoleFactory) -> None:
     console = await console_for(**NON_DEMO)
     assert (await console.login(user_id="rep01")).status == 401
     assert (await console.login(user_id="rep01", token=token())).status == 200
@@ -350,7 +365,9 @@ def test_console_token_refuses_a_bad_validity(keep_logging: None, valid: str) ->
     assert "--valid" in result.stderr and result.stdout == ""
 
 
-async def test_console_revoke_command(console_for, db_url: str, clock: FixedClock, keep_logging: None) -> None:
+async def test_console_revoke_command(
+    console_for: ConsoleFactory, db_url: str, clock: FixedClock, keep_logging: None
+) -> None:
     # The CLI runs on the wall clock; start the server's clock there too.
     clock.set(datetime.now(UTC))
     console = await console_for(**NON_DEMO)

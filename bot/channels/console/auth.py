@@ -79,12 +79,6 @@ def make_token(secret: str, user_id: str, issued_at: datetime, expires_at: datet
     return f"{user_id}.{issued}.{expires}.{_token_mac(secret, user_id, issued, expires)}"
 
 
-def token_expiry(token: str) -> datetime | None:
-    """The expiry instant a (new-format) token states, unverified — for printing only."""
-    parts = token.rsplit(".", 3)
-    return _from_ms(int(parts[2])) if len(parts) == 4 and _INSTANT.fullmatch(parts[2]) else None
-
-
 def read_token(secret: str, token: str) -> TokenClaims | None:
     """The claims of a token signed with ``secret``, else None. Checks the signature only (constant time), not
     expiry or revocation: see :func:`check_sign_in`."""
