@@ -50,7 +50,8 @@ class _Location(BaseModel):
 
 
 class _Login(BaseModel):
-    user_id: str | None = Field(None, max_length=64)
+    # No control characters: PostgreSQL refuses NUL in a text parameter (the lookup failed with a 500).
+    user_id: str | None = Field(None, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
     token: str | None = Field(None, max_length=200)
 
 
@@ -251,6 +252,19 @@ async def _feed(rt: Runtime, user_id: str, after: int) -> list[dict[str, Any]]:
         ]
 
 
+# The page's own files, by name: nothing else under static/ is reachable, and no request path reaches the file
+# system (a 300-character name made aiohttp's static route fail with ENAMETOOLONG → 500).
+_STATIC_FILES = frozenset({"console.js", "console.css"})
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    """The console's script and stylesheet."""
+    name = request.match_info["name"]
+    if name not in _STATIC_FILES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(STATIC_DIR / name)
+
+
 def setup(app: web.Application) -> None:
     """Mount the console under /console."""
     app.router.add_get("/console", page)
@@ -265,5 +279,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/console/api/location", location)
     app.router.add_get("/console/api/updates", updates)
     media.setup(app, _current_user, _ingest)
-    app.router.add_static("/console/static", STATIC_DIR)
+    app.router.add_get("/console/static/{name}", static)
     headers.setup(app)
