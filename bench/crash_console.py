@@ -281,6 +281,8 @@ class CrashRun:
                     if r.status == 200 and data.get("accepted") is True:
                         s.acked = True
                         return
+                if r.status == 401:  # a session that did not survive the restart (older releases): sign in again
+                    await self.log_in(http, s.user)
             except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError):
                 pass
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
@@ -302,10 +304,13 @@ class CrashRun:
         http = aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT)
         )
+        await self.log_in(http, user)
+        return http
+
+    async def log_in(self, http: aiohttp.ClientSession, user: str) -> None:
         async with http.post(f"http://{HOST}:{self.port}/console/api/login", json={"user_id": user}) as r:
             if r.status != 200:
                 raise RuntimeError(f"sign-in as {user} failed: {r.status} {await r.text()}")
-        return http
 
     async def wait_drained(self, limit_s: float) -> None:
         deadline = time.monotonic() + limit_s
