@@ -17,10 +17,13 @@ from tests.test_crash_wecom import RESTART_BOUND_S, crash_db_url
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "crash_console.py"
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(signal, "SIGKILL") or not sys.platform.startswith(("linux", "darwin")),
-    reason="needs POSIX processes and SIGKILL",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not hasattr(signal, "SIGKILL") or not sys.platform.startswith(("linux", "darwin")),
+        reason="needs POSIX processes and SIGKILL",
+    ),
+]
 
 
 def load_script() -> ModuleType:

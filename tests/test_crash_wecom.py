@@ -31,10 +31,13 @@ SEED = 1
 # Every reply owed at a kill is delivered within this many seconds of the restart (the new process spawned).
 RESTART_BOUND_S = 5.0
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(signal, "SIGKILL") or not sys.platform.startswith(("linux", "darwin")),
-    reason="needs POSIX processes and SIGKILL",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not hasattr(signal, "SIGKILL") or not sys.platform.startswith(("linux", "darwin")),
+        reason="needs POSIX processes and SIGKILL",
+    ),
+]
 
 
 def load_script() -> ModuleType:

@@ -84,7 +84,7 @@ AGENT = 1000002
 SECRET = "replica-app-secret"
 
 # Only PostgreSQL: ``db_url`` skips with the conftest's reason when no PostgreSQL answers.
-pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["postgresql"])]
 
 
 # ---- fixtures -------------------------------------------------------------------------------------------------
