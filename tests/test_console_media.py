@@ -239,9 +239,12 @@ async def test_attached_file_is_readable_by_the_cards_readers_and_nobody_else(co
     for reader in ("log01", "log02", "log_head", "rep01", "mgr01", "dir01", "admin01"):
         status, body, _ = await get(await console(reader), url)
         assert (status, body) == (200, JPEG), reader
-    # Another rep (same manager, not their request) learns nothing, not even that the file exists.
-    status, body, _ = await get(await console("rep02"), url)
-    assert status == 404 and body == (await get(await console("rep02"), "/console/media/" + "A" * 32))[1]
+    # Another rep (same manager, not their request) learns nothing, not even that the file exists; nor do other
+    # departments, who see the request's progress but not the logistics card's files.
+    missing = (await get(await console("rep02"), "/console/media/" + "A" * 32))[1]
+    for outsider in ("rep02", "mkt01", "cmp_head"):
+        status, body, _ = await get(await console(outsider), url)
+        assert (status, body) == (404, missing), outsider
 
 
 async def test_forged_media_id_cannot_link_someone_elses_upload(console: Any, runtime: Runtime) -> None:

@@ -87,22 +87,26 @@ def may_override(user: User, card: TaskCard) -> bool:
     return bool(set(user.roles or []) & SUPERVISORS) or is_head_of(user, card.department)
 
 
-async def may_view(session: AsyncSession, user: User, request: SupportRequest) -> bool:
-    """Reps see their own requests, managers their team's; departments, directors and admins see all."""
+async def _rep_or_their_manager(session: AsyncSession, user: User, request: SupportRequest) -> bool:
     if request.rep_id == user.id:
         return True
-    roles = set(user.roles or [])
-    if roles & (SUPERVISORS | {"member", "head"}):
-        return True
-    if "manager" in roles:
+    if "manager" in set(user.roles or []):
         rep = await session.get(User, request.rep_id)
         return rep is not None and rep.manager_id == user.id
     return False
 
 
+async def may_view(session: AsyncSession, user: User, request: SupportRequest) -> bool:
+    """Reps see their own requests, managers their team's; departments, directors and admins see all."""
+    if set(user.roles or []) & (SUPERVISORS | {"member", "head"}):
+        return True
+    return await _rep_or_their_manager(session, user, request)
+
+
 async def may_see_file(session: AsyncSession, user: User, uploader_id: str, card_id: int | None) -> bool:
-    """Who may open an uploaded file: its uploader, and, once it is attached to a task card, whoever may act on
-    the card or view its request (``may_act``, ``may_view``)."""
+    """Who may open an uploaded file: its uploader, and, once it is attached to a task card, the card's
+    department (members, head), directors and admins (``may_act``), the request's rep and that rep's manager.
+    Other departments see the request's progress, not its files."""
     if user.id == uploader_id:
         return True
     if card_id is None:
@@ -113,7 +117,7 @@ async def may_see_file(session: AsyncSession, user: User, uploader_id: str, card
     if may_act(user, card):
         return True
     request = await session.get(SupportRequest, card.request_id)
-    return request is not None and await may_view(session, user, request)
+    return request is not None and await _rep_or_their_manager(session, user, request)
 
 
 async def department_people(session: AsyncSession, department: str) -> list[User]:
