@@ -192,7 +192,8 @@ async def send(request: web.Request) -> web.Response:
     user = await _current_user(request)
     body: _Send = await _body(request, _Send)
     event = TextMessage(channel="console", sender=user.id, dedup_key=f"{user.id}:{body.client_id}", text=body.text)
-    return await _ingest(request, user, event, {"from": "user", "text": body.text})
+    # The echo shows what was stored: the text after the inbound rule (bot.sanitize).
+    return await _ingest(request, user, event, {"from": "user", "text": event.text})
 
 
 async def action(request: web.Request) -> web.Response:
@@ -219,7 +220,7 @@ async def location(request: web.Request) -> web.Response:
         longitude=body.longitude,
         label=body.label,
     )
-    label = body.label or f"{body.latitude:.5f}, {body.longitude:.5f}"
+    label = event.label or f"{body.latitude:.5f}, {body.longitude:.5f}"
     return await _ingest(request, user, event, {"from": "user", "text": f"📍 {label}"})
 
 
