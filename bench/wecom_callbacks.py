@@ -79,7 +79,7 @@ from crash_wecom import (  # noqa: E402
     write_config,
     write_org,
 )
-from procs import HOST, Proc, cli, free_port, spawn, wait_healthy  # noqa: E402
+from procs import HOST, DbReader, Proc, cli, free_port, spawn, wait_healthy  # noqa: E402
 
 from tests.fakes.wecom_callbacks import WeComSigner, cdata  # noqa: E402
 
@@ -453,7 +453,7 @@ async def template_db(tmp: Path, userids: list[str]) -> Path:
     d.mkdir()
     db = d / "bench.db"
     config = d / "bench.toml"
-    write_config(config, db=db, port=free_port(), fake_port=free_port())
+    write_config(config, db_url=f"sqlite+aiosqlite:///{db}", port=free_port(), fake_port=free_port())
     org = d / "org.csv"
     write_org(org, userids)
     await asyncio.to_thread(cli, config, "db", "upgrade")
@@ -477,7 +477,7 @@ async def start_rig(tmp: Path, tag: str, userids: list[str], template: Path, lea
     config = d / "bench.toml"
     db = d / "bench.db"
     shutil.copy(template, db)
-    write_config(config, db=db, port=port, fake_port=fake.port)
+    write_config(config, db_url=f"sqlite+aiosqlite:///{db}", port=port, fake_port=fake.port)
     if lean:
         bot = spawn("salesbot", [str(SCRIPT), "--serve-bot", str(config)], port, d / "salesbot.log")
     else:
@@ -498,7 +498,7 @@ async def wait_delivered(http: aiohttp.ClientSession, rig: BotRig, total: int, l
         if n >= total:
             return time.monotonic()
         if time.monotonic() > deadline:
-            state = await asyncio.to_thread(db_state, rig.db)
+            state = await db_state(DbReader(f"sqlite:///{rig.db}"))
             raise RuntimeError(f"only {n}/{total} replies delivered after {limit_s:.0f}s; db {state}")
         await asyncio.sleep(0.02)
 
@@ -633,7 +633,7 @@ async def sustained(
         planned = b.build_for(int(rate * args.sustained_seconds))
         async with profiled(args.profile, rig.bot, f"sustained-{rate:.0f}"):
             load = await open_loop("salesbot", rig.bot.port, [raw for _, raw in planned], rate)
-        handled = (await asyncio.to_thread(db_state, rig.db)).inbound.get("done", 0) - args.warmup
+        handled = (await db_state(DbReader(f"sqlite:///{rig.db}"))).inbound.get("done", 0) - args.warmup
         with contextlib.suppress(RuntimeError):
             await wait_fake(http, rig.fake, args.warmup + load.ok, limit_s=300)
         arrived = (await fake_deliveries(http, rig.fake))[args.warmup :]
@@ -738,7 +738,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                 reqs = b.build(args.requests)
                 async with profiled(args.profile, rig.bot, "max"):
                     bot_fig.max = await closed_loop("salesbot", rig.bot.port, reqs, args.concurrency)
-                done = (await asyncio.to_thread(db_state, rig.db)).inbound.get("done", 0)
+                done = (await db_state(DbReader(f"sqlite:///{rig.db}"))).inbound.get("done", 0)
                 bot_fig.max_handled = done - args.warmup
                 print(f"salesbot: {bot_fig.max.rate:.0f} req/s closed loop", file=sys.stderr)
                 rss.append(rss_mb(rig.bot))
@@ -759,7 +759,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                     bot_fig.rate = await open_loop("salesbot", rig.bot.port, reqs, args.rate)
                 print(f"salesbot: p99 {bot_fig.rate.pct(99):.1f} ms at {args.rate:.0f} req/s", file=sys.stderr)
                 bot_fig.rate_delivered = await delivered_count(http, rig.fake) - args.warmup
-                done = (await asyncio.to_thread(db_state, rig.db)).inbound.get("done", 0)
+                done = (await db_state(DbReader(f"sqlite:///{rig.db}"))).inbound.get("done", 0)
                 bot_fig.rate_handled = done - args.warmup
                 rss.append(rss_mb(rig.bot))
             finally:

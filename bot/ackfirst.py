@@ -6,7 +6,9 @@ answers queued behind it. A burst is ``burst_at`` or more callbacks being answer
 ``window`` seconds after the last such moment. During a burst a background unit starts only on its budget: one unit
 at a time, and after a unit that took d seconds the next one waits ``d * (1 - share) / share``, so the background
 keeps about ``share`` of the time: slowed down, never starved. Outside bursts (a few callbacks at a time, however
-steady) background units start at once, as many as ask.
+steady) background units start at once, as many as ask, and what they take is not charged to a later burst: under
+sustained load (a moment of 8 callbacks now and then) the charge of many concurrent units, each counted with the
+time it waited for the others, used to hold the background back for seconds at the next burst.
 """
 
 from __future__ import annotations
@@ -15,18 +17,22 @@ import asyncio
 import collections
 import contextlib
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 
 class AckFirst:
     """``with acknowledging():`` around answering a callback; ``async with background():`` around background units."""
 
-    def __init__(self, share: float = 0.15, burst_at: int = 8, window: float = 0.05) -> None:
+    def __init__(
+        self, share: float = 0.15, burst_at: int = 8, window: float = 0.05, now: Callable[[], float] | None = None
+    ) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         if burst_at < 1 or window < 0:
             raise ValueError("burst_at must be at least 1 and window not negative")
         self._ratio = (1 - share) / share
+        # The event loop's clock unless a test injects one.
+        self._clock = now
         self._burst_at = burst_at
         self._window = window
         self._inflight = 0
@@ -46,14 +52,17 @@ class AckFirst:
         """Background units waiting for their turn."""
         return sum(1 for w in self._waiters if not w.done())
 
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
     def in_burst(self) -> bool:
-        return asyncio.get_running_loop().time() < self._burst_until
+        return self._now() < self._burst_until
 
     @contextlib.contextmanager
     def acknowledging(self) -> Iterator[None]:
         self._inflight += 1
         if self._inflight >= self._burst_at:
-            self._burst_until = asyncio.get_running_loop().time() + self._window
+            self._burst_until = self._now() + self._window
         try:
             yield
         finally:
@@ -61,15 +70,14 @@ class AckFirst:
 
     @contextlib.asynccontextmanager
     async def background(self) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        budgeted = await self._admit(loop)
-        start = loop.time()
+        budgeted = await self._admit(asyncio.get_running_loop())
+        start = self._now()
         try:
             yield
         finally:
-            end = loop.time()
-            self._not_before = max(self._not_before, end + (end - start) * self._ratio)
             if budgeted:
+                end = self._now()
+                self._not_before = max(self._not_before, end + (end - start) * self._ratio)
                 self._budgeted = False
             if self._waiters:
                 self._release()
@@ -79,7 +87,7 @@ class AckFirst:
 
     async def _admit(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Wait for a turn; True when it was given on budget (then it is the only one)."""
-        now = loop.time()
+        now = self._now()
         if not self._waiters:
             if now >= self._burst_until:
                 return False
@@ -104,7 +112,7 @@ class AckFirst:
 
     def _release(self) -> None:
         """Give turns to the waiters that may start now, else arm the timer for the moment one could."""
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         while self._waiters:
             head = self._waiters[0]
             if head.done():
@@ -123,11 +131,13 @@ class AckFirst:
             self._arm(self._burst_until if self._budgeted else min(self._burst_until, self._not_before))
 
     def _arm(self, when: float) -> None:
+        loop = asyncio.get_running_loop()
+        at = loop.time() + max(0.0, when - self._now())  # on the loop's clock
         if self._timer is not None:
-            if self._timer.when() <= when:
+            if self._timer.when() <= at:
                 return
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
+        self._timer = loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 
 class Metrics:
-    """The counters the operator watches: inbound events, handler latency, outbox depth, errors."""
+    """The counters the operator watches: inbound events, handler latency, pipeline lag, outbox depth, errors."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -42,6 +42,19 @@ class Metrics:
             registry=self.registry,
         )
         self.errors = Counter("salesbot_errors", "Unexpected errors by place.", ["where"], registry=self.registry)
+        # Lag: alert on the gauge (it grows while handling falls behind); the histogram says which stage is slow.
+        self.pipeline_oldest = Gauge(
+            "salesbot_pipeline_lag_seconds",
+            "Age of the oldest accepted inbound event not yet handled (0 when none waits).",
+            registry=self.registry,
+        )
+        self.pipeline_lag = Histogram(
+            "salesbot_pipeline_delay_seconds",
+            "Per stage: received -> handled (event committed as done), handled -> delivered (outbox row sent).",
+            ["stage"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

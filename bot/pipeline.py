@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
@@ -15,13 +16,12 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot import conversation, i18n, outbox
 from bot.batching import GroupCommitter
 from bot.events import InboundEvent
 from bot.intents import SendText
-from bot.locks import KeyedLock
 from bot.routing import Context
 from storage.models import Base
 from storage.models import InboundEvent as InboundRow
@@ -34,6 +34,20 @@ _event_adapter: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
 
 
 @dataclass(frozen=True)
+class _Queued:
+    """An accepted event waiting to be handled; ``received`` is when it was stored (the runtime's clock)."""
+
+    event_id: int
+    channel: str
+    sender: str
+    received: datetime
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.channel, self.sender)
+
+
+@dataclass(frozen=True)
 class IngestResult:
     """``duplicate`` is True when the platform re-delivered an event we already hold."""
 
@@ -42,17 +56,26 @@ class IngestResult:
 
 
 class Pipeline:
-    """Owns the inbound queue and its workers; events of one sender are handled one at a time, in order."""
+    """Owns the inbound queue and its workers; events of one sender are handled one at a time, in order.
 
-    def __init__(self, runtime: Runtime, concurrency: int = 8) -> None:
+    A worker takes up to ``batch_size`` queued events of different senders and handles them in one transaction
+    (``process_batch``); the next event of a sender waits until the previous one is committed."""
+
+    def __init__(self, runtime: Runtime, concurrency: int = 8, batch_size: int = 16) -> None:
         self.rt = runtime
-        # (event id, channel, sender): the lock key travels with the id, so handling needs no extra read.
-        self._queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
-        self._locks = KeyedLock()
+        # Queued events in arrival order; the sender travels with the id, so choosing a batch needs no read.
+        self._queue: collections.deque[_Queued] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._unfinished = 0
+        # Senders whose event is being handled now: their next events wait (per-sender order).
+        self._active: dict[tuple[str, str], _Queued] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._busy: list[bool] = []
         self._stopping = False
         self._concurrency = concurrency
+        self._batch_size = batch_size
         # The children of metrics.inbound by labels: labels() takes a lock and builds a key on every call.
         self._counters: dict[tuple[str, str, str], Counter] = {}
         insert = sqlite_insert if runtime.db.is_sqlite else pg_insert
@@ -77,7 +100,7 @@ class Pipeline:
         if result.duplicate:
             log.info("duplicate %s event %s from %s ignored", event.channel, event.dedup_key, event.sender)
         elif result.event_id is not None:
-            self._queue.put_nowait((result.event_id, event.channel, event.sender))
+            self._put(_Queued(result.event_id, event.channel, event.sender, self.rt.clock.now()))
         return result
 
     def _count(self, channel: str, kind: str, result: str) -> None:
@@ -132,6 +155,7 @@ class Pipeline:
         self._stopping = False
         self._busy = [False] * self._concurrency
         self._workers = [asyncio.create_task(self._work(i), name=f"inbound-{i}") for i in range(self._concurrency)]
+        self.rt.metrics.pipeline_oldest.set_function(self.oldest_age)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Finish the events being handled (up to ``grace`` seconds), leave the rest queued in the database."""
@@ -151,81 +175,155 @@ class Pipeline:
         async with self.rt.db.read() as s:
             rows = (
                 await s.execute(
-                    select(InboundRow.id, InboundRow.channel, InboundRow.sender)
+                    select(InboundRow.id, InboundRow.channel, InboundRow.sender, InboundRow.received_at)
                     .where(InboundRow.status == "pending")
                     .order_by(InboundRow.id)
                 )
             ).all()
-        for event_id, channel, sender in rows:
-            self._queue.put_nowait((event_id, channel, sender))
+        now = self.rt.clock.now()
+        for event_id, channel, sender, received_at in rows:
+            self._put(_Queued(event_id, channel, sender, received_at or now))
         if rows:
             log.info("recovering %s unhandled inbound event(s)", len(rows))
         return len(rows)
 
     async def join(self) -> None:
         """Wait until every queued event has been handled."""
-        await self._queue.join()
+        await self._idle.wait()
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
+
+    def oldest_age(self) -> float:
+        """Seconds since the oldest event not yet handled was received (0 when none waits)."""
+        received = [q.received for q in self._active.values()]
+        if self._queue:
+            received.append(self._queue[0].received)
+        return max(0.0, (self.rt.clock.now() - min(received)).total_seconds()) if received else 0.0
+
+    def _put(self, item: _Queued) -> None:
+        self._queue.append(item)
+        self._unfinished += 1
+        self._idle.clear()
+        self._wakeup.set()
+
+    def _take(self) -> list[_Queued]:
+        """Up to ``batch_size`` queued events, the oldest of each sender not being handled already; the others
+        stay queued in their order."""
+        batch: list[_Queued] = []
+        kept: list[_Queued] = []
+        while self._queue and len(batch) < self._batch_size:
+            item = self._queue.popleft()
+            if item.key in self._active:
+                kept.append(item)
+            else:
+                self._active[item.key] = item
+                batch.append(item)
+        self._queue.extendleft(reversed(kept))
+        return batch
 
     async def _work(self, index: int) -> None:
         while not self._stopping:
-            event_id, channel, sender = await self._queue.get()
+            batch = self._take()
+            if not batch:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
             self._busy[index] = True
             try:
                 # Handling waits while callbacks are being acknowledged (bounded, see bot.ackfirst).
                 async with self.rt.ack_first.background():
-                    await self.process(event_id, channel, sender)
+                    await self.process_batch(batch)
             except Exception:
-                log.exception("inbound event %s crashed the worker", event_id)
+                log.exception("inbound events %s crashed the worker", [q.event_id for q in batch])
                 self.rt.metrics.errors.labels("pipeline").inc()
             finally:
                 self._busy[index] = False
-                self._queue.task_done()
+                for item in batch:
+                    self._active.pop(item.key, None)
+                self._unfinished -= len(batch)
+                if self._unfinished == 0:
+                    self._idle.set()
+                if self._queue:
+                    self._wakeup.set()
 
-    async def process(self, event_id: int, channel: str, sender: str) -> None:
-        """Handle one stored event exactly once (a second call for a handled event does nothing)."""
-        async with self._locks((channel, sender)):
+    async def process_batch(self, batch: Sequence[_Queued]) -> None:
+        """Handle stored events of different senders in one transaction (group commit). When any of them fails,
+        the transaction is rolled back whole and each event is handled alone, so one poisoned event costs the
+        others a retry, never their work."""
+        if len(batch) > 1:
             started = time.perf_counter()
             try:
-                handler = await self._handle(event_id)
-            except Exception as exc:
-                log.exception("handling inbound event %s failed", event_id)
-                self.rt.metrics.errors.labels("handler").inc()
-                await self._mark_failed(event_id, exc)
-                handler = "failed"
-            self.rt.metrics.handler_latency.labels(handler).observe(time.perf_counter() - started)
+                names = await self._handle_many([q.event_id for q in batch])
+            except Exception:
+                log.info("a batch of %s inbound events failed; handling them one at a time", len(batch))
+            else:
+                share = (time.perf_counter() - started) / len(batch)
+                for item, name in zip(batch, names, strict=True):
+                    self._handled(item, name, share)
+                self.rt.outbox.wake()
+                return
+        for item in batch:
+            await self.process(item)
+
+    async def process(self, item: _Queued) -> None:
+        """Handle one stored event exactly once (a second call for a handled event does nothing)."""
+        started = time.perf_counter()
+        try:
+            handler = await self._handle(item.event_id)
+        except Exception as exc:
+            log.exception("handling inbound event %s failed", item.event_id)
+            self.rt.metrics.errors.labels("handler").inc()
+            await self._mark_failed(item.event_id, exc)
+            handler = "failed"
+        self._handled(item, handler, time.perf_counter() - started)
         self.rt.outbox.wake()
 
+    def _handled(self, item: _Queued, handler: str, seconds: float) -> None:
+        metrics = self.rt.metrics
+        metrics.handler_latency.labels(handler).observe(seconds)
+        if handler != "skipped":
+            waited = (self.rt.clock.now() - item.received).total_seconds()
+            metrics.pipeline_lag.labels("handled").observe(max(0.0, waited))
+
+    async def _handle_many(self, event_ids: Sequence[int]) -> list[str]:
+        """Handle the events in one transaction, in the given order; the handler name of each."""
+        async with self.rt.db.transaction() as s:
+            query = select(InboundRow).where(InboundRow.id.in_(event_ids)).with_for_update()
+            rows = {row.id: row for row in await s.scalars(query)}
+            return [await self._handle_row(s, rows.get(event_id)) for event_id in event_ids]
+
     async def _handle(self, event_id: int) -> str:
+        async with self.rt.db.transaction() as s:
+            return await self._handle_row(s, await s.get(InboundRow, event_id, with_for_update=True))
+
+    async def _handle_row(self, s: AsyncSession, row: InboundRow | None) -> str:
+        """Route one stored event to its handler inside the caller's transaction; its handler's name."""
         rt = self.rt
         now = rt.clock.now()
-        async with rt.db.transaction() as s:
-            row = await s.get(InboundRow, event_id, with_for_update=True)
-            if row is None or row.status != "pending":
-                return "skipped"
-            event = _event_adapter.validate_python(row.payload)
-            row.attempts += 1
-            user = await rt.directory.user_by_channel_id(s, event.channel, event.sender)
-            if user is None or not user.active:
-                row.status = "done"
-                row.error = "sender not in directory"
-                row.handled_at = now
-                log.warning("%s sender %s is not in the directory", event.channel, event.sender)
-                return "unregistered"
-            conv = await conversation.load(s, event.channel, user.id, now)
-            ctx = Context(event=event, user=user, session=s, conversation=conv, runtime=rt, now=now)
-            route = rt.dispatcher.resolve(ctx)
-            name = route.name if route else "unrouted"
-            if route is not None:
-                await route.handler(ctx)
-            conversation.save(s, conv, now, timedelta(minutes=rt.settings.conversation.expiry_minutes))
-            outbox.enqueue(s, ctx.intents, now)
+        if row is None or row.status != "pending":
+            return "skipped"
+        event = _event_adapter.validate_python(row.payload)
+        row.attempts += 1
+        user = await rt.directory.user_by_channel_id(s, event.channel, event.sender)
+        if user is None or not user.active:
             row.status = "done"
+            row.error = "sender not in directory"
             row.handled_at = now
-            return name
+            log.warning("%s sender %s is not in the directory", event.channel, event.sender)
+            return "unregistered"
+        conv = await conversation.load(s, event.channel, user.id, now)
+        ctx = Context(event=event, user=user, session=s, conversation=conv, runtime=rt, now=now)
+        route = rt.dispatcher.resolve(ctx)
+        name = route.name if route else "unrouted"
+        if route is not None:
+            await route.handler(ctx)
+        conversation.save(s, conv, now, timedelta(minutes=rt.settings.conversation.expiry_minutes))
+        outbox.enqueue(s, ctx.intents, now)
+        row.status = "done"
+        row.handled_at = now
+        return name
 
     async def _mark_failed(self, event_id: int, exc: Exception) -> None:
         """Record the failure and tell the sender; the event is not retried automatically (it may be poison)."""

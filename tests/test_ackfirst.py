@@ -121,3 +121,35 @@ async def test_a_waiter_that_goes_away_does_not_keep_the_turn() -> None:
 def test_share_must_be_a_fraction() -> None:
     with pytest.raises(ValueError):
         AckFirst(share=0)
+
+
+async def test_work_done_outside_a_burst_does_not_hold_back_the_next_burst() -> None:
+    # Regression: under sustained load, concurrent units started outside bursts (each counted with the time it
+    # waited for the others) pushed the next budgeted start seconds away, and replies lagged behind by that much.
+    t = [100.0]
+    gate = AckFirst(share=0.1, burst_at=1, window=60.0, now=lambda: t[0])
+    async with gate.background(), gate.background():  # no burst: both start at once
+        t[0] += 10.0  # and take long
+    with gate.acknowledging():
+        assert gate.in_burst()
+        async with asyncio.timeout(5), gate.background():  # admitted on budget at once
+            assert gate.waiting == 0
+
+
+async def test_a_budgeted_unit_is_charged_to_the_next_one() -> None:
+    t = [100.0]
+    gate = AckFirst(share=0.5, burst_at=1, window=60.0, now=lambda: t[0])
+    with gate.acknowledging():
+        async with gate.background():  # on budget
+            t[0] += 1.0
+        waiter = asyncio.create_task(_unit(gate))
+        await asyncio.sleep(0)
+        assert gate.waiting == 1  # its turn comes 1 s (share 0.5) after the first one ended
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+
+
+async def _unit(gate: AckFirst) -> None:
+    async with gate.background():
+        pass
