@@ -253,6 +253,9 @@ class OutboxWorker:
         # Recorded as soon as the platform answered; concurrent deliveries share one commit.
         await self._record.submit(outcome)
         self.rt.metrics.outbox_sent.labels(item.channel, outcome.result).inc()
+        if outcome.result == "sent" and item.created_at is not None:
+            delay = (self.rt.clock.now() - item.created_at).total_seconds()
+            self.rt.metrics.pipeline_lag.labels("delivered").observe(max(0.0, delay))
         return outcome.result == "sent"
 
     def _past_horizon(self, item: OutboxItem, next_try: datetime) -> bool:
