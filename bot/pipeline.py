@@ -63,8 +63,11 @@ class Pipeline:
 
     def __init__(self, runtime: Runtime, concurrency: int = 8, batch_size: int = 16) -> None:
         self.rt = runtime
-        # Queued events in arrival order; the sender travels with the id, so choosing a batch needs no read.
-        self._queue: collections.deque[_Queued] = collections.deque()
+        # Queued events per sender in arrival order, and the senders whose next event may start now (none of
+        # theirs is being handled), oldest first; the sender travels with the id, so choosing a batch needs no read.
+        self._queues: dict[tuple[str, str], collections.deque[_Queued]] = {}
+        self._ready: collections.deque[tuple[str, str]] = collections.deque()
+        self._queued = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -74,7 +77,9 @@ class Pipeline:
         self._workers: list[asyncio.Task[None]] = []
         self._busy: list[bool] = []
         self._stopping = False
-        self._concurrency = concurrency
+        # SQLite has one writer: two workers (one committing, one preparing its batch) keep it busy; more would
+        # only open connections beyond the pool's five, each with its PRAGMAs.
+        self._concurrency = min(concurrency, 2) if runtime.db.is_sqlite else concurrency
         self._batch_size = batch_size
         # The children of metrics.inbound by labels: labels() takes a lock and builds a key on every call.
         self._counters: dict[tuple[str, str, str], Counter] = {}
@@ -193,35 +198,49 @@ class Pipeline:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return self._queued
 
     def oldest_age(self) -> float:
         """Seconds since the oldest event not yet handled was received (0 when none waits)."""
-        received = [q.received for q in self._active.values()]
-        if self._queue:
-            received.append(self._queue[0].received)
+        received = [q.received for q in self._active.values()] + [q[0].received for q in self._queues.values()]
         return max(0.0, (self.rt.clock.now() - min(received)).total_seconds()) if received else 0.0
 
     def _put(self, item: _Queued) -> None:
-        self._queue.append(item)
+        queue = self._queues.get(item.key)
+        if queue is None:
+            queue = self._queues[item.key] = collections.deque()
+            if item.key not in self._active:
+                self._ready.append(item.key)
+        queue.append(item)
+        self._queued += 1
         self._unfinished += 1
         self._idle.clear()
         self._wakeup.set()
 
     def _take(self) -> list[_Queued]:
-        """Up to ``batch_size`` queued events, the oldest of each sender not being handled already; the others
-        stay queued in their order."""
+        """The next event of up to ``batch_size`` senders, none of whose events is being handled now."""
         batch: list[_Queued] = []
-        kept: list[_Queued] = []
-        while self._queue and len(batch) < self._batch_size:
-            item = self._queue.popleft()
-            if item.key in self._active:
-                kept.append(item)
-            else:
-                self._active[item.key] = item
-                batch.append(item)
-        self._queue.extendleft(reversed(kept))
+        while self._ready and len(batch) < self._batch_size:
+            key = self._ready.popleft()
+            queue = self._queues[key]
+            item = queue.popleft()
+            if not queue:
+                del self._queues[key]
+            self._active[key] = item
+            batch.append(item)
+        self._queued -= len(batch)
         return batch
+
+    def _finish(self, batch: Sequence[_Queued]) -> None:
+        for item in batch:
+            del self._active[item.key]
+            if item.key in self._queues:
+                self._ready.append(item.key)
+        self._unfinished -= len(batch)
+        if self._unfinished == 0:
+            self._idle.set()
+        if self._ready:
+            self._wakeup.set()
 
     async def _work(self, index: int) -> None:
         while not self._stopping:
@@ -240,13 +259,7 @@ class Pipeline:
                 self.rt.metrics.errors.labels("pipeline").inc()
             finally:
                 self._busy[index] = False
-                for item in batch:
-                    self._active.pop(item.key, None)
-                self._unfinished -= len(batch)
-                if self._unfinished == 0:
-                    self._idle.set()
-                if self._queue:
-                    self._wakeup.set()
+                self._finish(batch)
 
     async def process_batch(self, batch: Sequence[_Queued]) -> None:
         """Handle stored events of different senders in one transaction (group commit). When any of them fails,
