@@ -4,6 +4,7 @@ demo org loaded and an injected clock, and a console driver that talks to the re
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import uuid
@@ -197,3 +198,21 @@ async def console(runtime: Runtime) -> AsyncIterator[Any]:
         for u in users:
             await u.close()
         await server.close()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SALESBOT_* variable from the developer's shell leaks into a test of the command line."""
+    for key in list(os.environ):
+        if key.startswith("SALESBOT_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """The CLI configures the root logger for the process; put the test process's logging back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

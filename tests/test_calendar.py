@@ -7,9 +7,6 @@ The 2027 notice below is made up for the tests (the package has no 2027 data): F
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,9 @@ from storage.db import Database
 from storage.models import AuditLog, CalendarDay, TaskCard
 from tests.conftest import make_settings
 
+# No SALESBOT_* variable from the developer's shell leaks in; the CLI's logging set-up is undone.
+pytestmark = pytest.mark.usefixtures("clean_env", "keep_logging")
+
 TZ = ZoneInfo("Asia/Shanghai")
 DATA = Path(__file__).resolve().parent / "data"
 NOTICE_2027 = """\
@@ -42,22 +42,6 @@ NOTICE_2027 = """\
 
 def at(year: int, month: int, day: int, hour: int = 0) -> datetime:
     return datetime(year, month, day, hour, tzinfo=TZ)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("SALESBOT_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def cli(db_url: str, *args: str) -> Result:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,28 +13,13 @@ from bot.channels.console.auth import read_token
 from bot.cli import main
 from storage.migrate import head_revision
 
+# No SALESBOT_* variable from the developer's shell leaks in; the CLI's logging set-up is undone.
+pytestmark = pytest.mark.usefixtures("clean_env", "keep_logging")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
 DEMO = ROOT / "bot" / "demo_data"
 SECRET = "cli-test-console-secret-0123456789abcdef"  # console.token_secret: 32+ bytes
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No SALESBOT_* variable from the developer's shell leaks into a test."""
-    for key in list(os.environ):
-        if key.startswith("SALESBOT_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """The CLI configures the root logger for the process; put the test process's logging back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

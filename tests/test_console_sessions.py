@@ -10,7 +10,7 @@ import hmac
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -311,16 +311,6 @@ async def test_token_and_login_by_user_id_outside_demo_mode(console_for: Console
 
 
 # ---- the CLI ------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def keep_logging() -> Iterator[None]:
-    """The CLI configures the root logger for the process; put it back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Result:

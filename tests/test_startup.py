@@ -5,8 +5,6 @@ Regression tests for issue 9 ("Start-up and operations").
 
 from __future__ import annotations
 
-import logging
-import os
 import shutil
 import socket
 import stat
@@ -20,23 +18,10 @@ from click.testing import CliRunner, Result
 from bot.cli import main
 from storage.db import Database
 
+# No SALESBOT_* variable from the developer's shell leaks in; the CLI's logging set-up is undone.
+pytestmark = pytest.mark.usefixtures("clean_env", "keep_logging")
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("SALESBOT_"):
-            monkeypatch.delenv(key)
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
