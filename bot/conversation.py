@@ -1,28 +1,54 @@
-"""Conversation state for multi-turn dialogs, stored per (channel, user) with an expiry."""
+"""Conversation state for multi-turn dialogs, stored per (channel, user) with an expiry.
+
+The pipeline loads the states of a whole batch of events with one SELECT and writes back only those that changed
+(Core statements on the batch's connection: no ORM unit of work for bookkeeping)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import Conversation
+from storage.models import Base, Conversation
+
+_table = Base.metadata.tables[Conversation.__tablename__]
+_update = (
+    update(_table)
+    .where(_table.c.channel == bindparam("b_channel"), _table.c.user_id == bindparam("b_user_id"))
+    .values(
+        flow=bindparam("flow"),
+        data=bindparam("data"),
+        expires_at=bindparam("expires_at"),
+        version=bindparam("version"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What the row held when it was loaded: ``save_many`` compares against it."""
+
+    flow: str | None
+    data: dict[str, Any]
+    version: int
 
 
 @dataclass
 class ConversationState:
-    """The dialog a user is in (``flow`` None = none) and its data. Mutate, then ``save``."""
+    """The dialog a user is in (``flow`` None = none) and its data. Mutate, then ``save_many``."""
 
     channel: str
     user_id: str
     flow: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     expired: bool = False
-    _row: Conversation | None = None
+    _stored: _Stored | None = None
 
     def start(self, flow: str, data: dict[str, Any] | None = None) -> None:
         self.flow = flow
@@ -32,34 +58,70 @@ class ConversationState:
         self.flow = None
         self.data = {}
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.channel, self.user_id)
 
-async def load(session: AsyncSession, channel: str, user_id: str, now: datetime) -> ConversationState:
-    """Load (and row-lock on PostgreSQL) the user's state; an expired dialog comes back empty with ``expired``."""
-    row = await session.scalar(
-        select(Conversation).where(Conversation.channel == channel, Conversation.user_id == user_id).with_for_update()
+
+async def load_many(
+    conn: AsyncConnection, keys: Iterable[tuple[str, str]], now: datetime, lock: bool = False
+) -> dict[tuple[str, str], ConversationState]:
+    """The state of each (channel, user id) in one SELECT (``lock``: FOR UPDATE, for PostgreSQL); a user without
+    a row gets an empty state; an expired dialog comes back empty with ``expired``."""
+    by_channel: dict[str, set[str]] = {}
+    for channel, user_id in keys:
+        by_channel.setdefault(channel, set()).add(user_id)
+    states: dict[tuple[str, str], ConversationState] = {
+        (channel, user_id): ConversationState(channel, user_id)
+        for channel, users in by_channel.items()
+        for user_id in users
+    }
+    if not states:
+        return states
+    c = _table.c
+    query = select(c.channel, c.user_id, c.flow, c.data, c.expires_at, c.version).where(
+        or_(*(and_(c.channel == channel, c.user_id.in_(sorted(users))) for channel, users in by_channel.items()))
     )
-    if row is None:
-        return ConversationState(channel, user_id)
-    # A deep copy: handlers mutate nested values in place, and the row's loaded value must stay as it was, or the
-    # ORM sees no change to write.
-    state = ConversationState(channel, user_id, row.flow, copy.deepcopy(row.data or {}), _row=row)
-    if row.flow is not None and row.expires_at is not None and row.expires_at <= now:
-        state.clear()
-        state.expired = True
-    return state
+    if lock:
+        query = query.with_for_update()
+    for channel, user_id, flow, data, expires_at, version in await conn.execute(query):
+        data = data or {}
+        # A deep copy: handlers mutate nested values in place, and the loaded value must stay as it was to compare.
+        state = ConversationState(channel, user_id, flow, copy.deepcopy(data), _stored=_Stored(flow, data, version))
+        if flow is not None and expires_at is not None and expires_at <= now:
+            state.clear()
+            state.expired = True
+        states[(channel, user_id)] = state
+    return states
 
 
-def save(session: AsyncSession, state: ConversationState, now: datetime, ttl: timedelta) -> None:
-    """Write the state back in the surrounding transaction."""
-    row = state._row
-    if row is None:
-        if state.flow is None:
-            return
-        row = Conversation(channel=state.channel, user_id=state.user_id, version=0)
-        session.add(row)
-        state._row = row
-    row.flow = state.flow
-    row.data = dict(state.data)
-    row.expires_at = now + ttl if state.flow is not None else None
-    row.version = (row.version or 0) + 1
-    row.updated_at = now
+async def save_many(conn: AsyncConnection, states: Sequence[ConversationState], now: datetime, ttl: timedelta) -> None:
+    """Write back the states that changed, in the surrounding transaction: a state outside any dialog that was
+    already so (``帮助``, a one-shot command) writes nothing; a dialog in progress is written (its expiry moves on)."""
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for state in states:
+        stored = state._stored
+        if stored is None and state.flow is None:
+            continue
+        if stored is not None and state.flow is None and stored.flow is None and state.data == stored.data:
+            continue
+        data = dict(state.data)
+        version = (stored.version if stored is not None else 0) + 1
+        values = {
+            "flow": state.flow,
+            "data": data,
+            "expires_at": now + ttl if state.flow is not None else None,
+            "version": version,
+            "updated_at": now,
+        }
+        if stored is None:
+            inserts.append({"channel": state.channel, "user_id": state.user_id, **values})
+        else:
+            updates.append({"b_channel": state.channel, "b_user_id": state.user_id, **values})
+        # Saved: a second save in the same transaction compares against what was just written.
+        state._stored = _Stored(state.flow, copy.deepcopy(data), version)
+    if inserts:
+        await conn.execute(insert(_table), inserts)
+    if updates:
+        await conn.execute(_update, updates)

@@ -6,14 +6,15 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy import insert as insert_plain
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -23,7 +24,7 @@ from bot.batching import GroupCommitter
 from bot.events import InboundEvent
 from bot.intents import SendText
 from bot.routing import Context
-from storage.models import Base
+from storage.models import Base, OutboxMessage, User
 from storage.models import InboundEvent as InboundRow
 
 if TYPE_CHECKING:
@@ -92,6 +93,22 @@ class Pipeline:
             .on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
             .returning(table.c.id, table.c.channel, table.c.dedup_key)
         )
+        # The pipeline's bookkeeping statements (see _handle_many), Core on the tables, compiled once.
+        select_rows = select(table.c.id, table.c.status, table.c.payload).where(
+            table.c.id.in_(bindparam("ids", expanding=True))
+        )
+        self._select_stmt = select_rows if runtime.db.is_sqlite else select_rows.with_for_update()
+        self._done_stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status="done",
+                attempts=table.c.attempts + 1,
+                error=bindparam("error"),
+                handled_at=bindparam("handled_at"),
+            )
+        )
+        self._outbox_stmt = insert_plain(Base.metadata.tables[OutboxMessage.__tablename__])
         self._ingest: GroupCommitter[tuple[InboundEvent, tuple[Base, ...]], IngestResult] = GroupCommitter(
             self._insert_batch
         )
@@ -174,6 +191,7 @@ class Pipeline:
         await asyncio.gather(*self._workers, return_exceptions=True)
         await self._ingest.wait_idle()
         self._workers = []
+        self._busy = []
 
     async def recover(self) -> int:
         """Queue every event persisted but not handled (e.g. the process died after acknowledging it)."""
@@ -301,42 +319,75 @@ class Pipeline:
             metrics.pipeline_lag.labels("handled").observe(max(0.0, waited))
 
     async def _handle_many(self, event_ids: Sequence[int]) -> list[str]:
-        """Handle the events in one transaction, in the given order; the handler name of each."""
-        async with self.rt.db.transaction() as s:
-            query = select(InboundRow).where(InboundRow.id.in_(event_ids)).with_for_update()
-            rows = {row.id: row for row in await s.scalars(query)}
-            return [await self._handle_row(s, rows.get(event_id)) for event_id in event_ids]
+        """Handle the events in one transaction, in the given order; the handler name of each.
 
-    async def _handle(self, event_id: int) -> str:
-        async with self.rt.db.transaction() as s:
-            return await self._handle_row(s, await s.get(InboundRow, event_id, with_for_update=True))
-
-    async def _handle_row(self, s: AsyncSession, row: InboundRow | None) -> str:
-        """Route one stored event to its handler inside the caller's transaction; its handler's name."""
+        The pipeline's own bookkeeping costs a fixed number of statements per batch, not per event: one SELECT of
+        the inbound rows, one of the senders' users per channel, one of their conversations; then one executemany
+        each for the conversations that changed, the outbox rows and the events marked done. Only the handlers'
+        domain work goes through the ORM session."""
         rt = self.rt
         now = rt.clock.now()
-        if row is None or row.status != "pending":
-            return "skipped"
-        event = _event_adapter.validate_python(row.payload)
-        row.attempts += 1
-        user = await rt.directory.user_by_channel_id(s, event.channel, event.sender)
-        if user is None or not user.active:
-            row.status = "done"
-            row.error = "sender not in directory"
-            row.handled_at = now
-            log.warning("%s sender %s is not in the directory", event.channel, event.sender)
-            return "unregistered"
-        conv = await conversation.load(s, event.channel, user.id, now)
-        ctx = Context(event=event, user=user, session=s, conversation=conv, runtime=rt, now=now)
-        route = rt.dispatcher.resolve(ctx)
-        name = route.name if route else "unrouted"
-        if route is not None:
-            await route.handler(ctx)
-        conversation.save(s, conv, now, timedelta(minutes=rt.settings.conversation.expiry_minutes))
-        outbox.enqueue(s, ctx.intents, now)
-        row.status = "done"
-        row.handled_at = now
-        return name
+        async with rt.db.transaction() as s:
+            conn = await s.connection()
+            found = {row.id: row for row in await conn.execute(self._select_stmt, {"ids": list(event_ids)})}
+            rows = [found.get(event_id) for event_id in event_ids]
+            events = {
+                row.id: _event_adapter.validate_python(row.payload)
+                for row in rows
+                if row is not None and row.status == "pending"
+            }
+            users = await self._users(s, events.values())
+            registered = {
+                event_id: user
+                for event_id, event in events.items()
+                if (user := users.get((event.channel, event.sender))) is not None and user.active
+            }
+            convs = await conversation.load_many(
+                conn, {(events[i].channel, user.id) for i, user in registered.items()}, now, lock=not rt.db.is_sqlite
+            )
+            names: list[str] = []
+            done: list[dict[str, Any]] = []
+            outgoing: list[dict[str, Any]] = []
+            for row in rows:
+                if row is None or row.id not in events:
+                    names.append("skipped")
+                    continue
+                event = events[row.id]
+                user = registered.get(row.id)
+                if user is None:
+                    log.warning("%s sender %s is not in the directory", event.channel, event.sender)
+                    names.append("unregistered")
+                    done.append({"b_id": row.id, "error": "sender not in directory", "handled_at": now})
+                    continue
+                conv = convs[(event.channel, user.id)]
+                ctx = Context(event=event, user=user, session=s, conversation=conv, runtime=rt, now=now)
+                route = rt.dispatcher.resolve(ctx)
+                names.append(route.name if route else "unrouted")
+                if route is not None:
+                    await route.handler(ctx)
+                outgoing += outbox.row_values(ctx.intents, now)
+                done.append({"b_id": row.id, "error": None, "handled_at": now})
+            ttl = timedelta(minutes=rt.settings.conversation.expiry_minutes)
+            await conversation.save_many(conn, list(convs.values()), now, ttl)
+            if outgoing:
+                await conn.execute(self._outbox_stmt, outgoing)
+            if done:
+                await conn.execute(self._done_stmt, done)
+            return names
+
+    async def _users(self, s: AsyncSession, events: Iterable[InboundEvent]) -> dict[tuple[str, str], User]:
+        """(channel, sender) → user for the events' senders: one query per channel."""
+        senders: dict[str, set[str]] = {}
+        for event in events:
+            senders.setdefault(event.channel, set()).add(event.sender)
+        found: dict[tuple[str, str], User] = {}
+        for channel, ids in senders.items():
+            for sender, user in (await self.rt.directory.users_by_channel_ids(s, channel, ids)).items():
+                found[(channel, sender)] = user
+        return found
+
+    async def _handle(self, event_id: int) -> str:
+        return (await self._handle_many([event_id]))[0]
 
     async def _mark_failed(self, event_id: int, exc: Exception) -> None:
         """Record the failure and tell the sender; the event is not retried automatically (it may be poison)."""

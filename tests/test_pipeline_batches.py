@@ -15,7 +15,7 @@ from bot.clock import FixedClock
 from bot.events import TextMessage
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
-from storage.models import InboundEvent, OutboxMessage
+from storage.models import Conversation, InboundEvent, OutboxMessage
 
 SENDERS = ["rep01", "rep02", "mgr01", "dir01", "admin01"]
 
@@ -138,3 +138,92 @@ async def test_lag_gauge_is_the_age_of_the_oldest_unhandled_event(runtime: Runti
     assert "salesbot_pipeline_lag_seconds 0.0" in text_out
     assert 'salesbot_pipeline_delay_seconds_bucket{le="10.0",stage="handled"} 2.0' in text_out
     assert 'salesbot_pipeline_delay_seconds_count{stage="delivered"}' in text_out
+
+
+@contextmanager
+def counting_statements(runtime: Runtime) -> Iterator[list[str]]:
+    """SQL statements sent on the runtime's engine while the block runs."""
+    statements: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+
+
+async def queued(runtime: Runtime, events: list[TextMessage]) -> Pipeline:
+    """A one-worker pipeline holding ``events``, not started."""
+    pipeline = Pipeline(runtime, concurrency=1)
+    for ev in events:
+        await pipeline.ingest(ev)
+    return pipeline
+
+
+async def run(pipeline: Pipeline) -> None:
+    """Handle what is queued (one batch when the senders differ)."""
+    pipeline.start()
+    await pipeline.join()
+    await pipeline.stop()
+
+
+async def handle(runtime: Runtime, events: list[TextMessage]) -> None:
+    await run(await queued(runtime, events))
+
+
+async def test_bookkeeping_statements_of_a_batch_do_not_grow_with_its_events(runtime: Runtime) -> None:
+    await runtime.outbox.stop()
+    one = await queued(runtime, [text("rep01", 1)])
+    with counting_statements(runtime) as alone:
+        await run(one)
+    many = await queued(runtime, [text(sender, 2) for sender in SENDERS])
+    with counting_statements(runtime) as together:
+        await run(many)
+    # One SELECT each of the events, their senders and their conversations; one executemany each of the outbox
+    # rows and the events marked done (``帮助`` itself reads nothing).
+    assert len(together) == len(alone)
+    assert await statuses(runtime) == {s: ["done"] * (2 if s == "rep01" else 1) for s in SENDERS}
+    for sender in SENDERS:
+        assert len(await outbox_texts(runtime, sender)) == (2 if sender == "rep01" else 1)
+
+
+async def conversation_rows(runtime: Runtime) -> dict[str, tuple[str | None, int, Any]]:
+    async with runtime.db.read() as s:
+        rows = await s.scalars(select(Conversation))
+        return {r.user_id: (r.flow, r.version, r.updated_at) for r in rows}
+
+
+async def test_a_message_outside_any_dialog_writes_no_conversation_row(runtime: Runtime, clock: FixedClock) -> None:
+    await runtime.outbox.stop()
+    await handle(runtime, [text("rep01", 1), text("rep02", 1, "拜访")])
+    await handle(runtime, [text("rep02", 2, "取消")])
+    after_cancel = await conversation_rows(runtime)
+    assert set(after_cancel) == {"rep02"}  # 帮助 outside a dialog inserted nothing for rep01
+    assert after_cancel["rep02"][:2] == (None, 2)
+    clock.set(clock.now() + timedelta(minutes=1))
+    await handle(runtime, [text("rep01", 2), text("rep02", 3)])
+    assert await conversation_rows(runtime) == after_cancel  # nothing changed, nothing written
+    assert (await outbox_texts(runtime, "rep02"))[-2] == i18n.t("zh-CN", "cancelled")
+
+
+async def test_an_unregistered_sender_does_not_hold_back_the_batch(runtime: Runtime) -> None:
+    await runtime.outbox.stop()
+    pipeline = await queued(runtime, [text("stranger", 1), text("rep01", 1)])
+    with counting_commits(runtime) as commits:
+        await run(pipeline)
+    assert len(commits) == 1
+    async with runtime.db.read() as s:
+        rows = {r.sender: r for r in await s.scalars(select(InboundEvent))}
+    assert (rows["stranger"].status, rows["stranger"].error, rows["stranger"].attempts) == (
+        "done",
+        "sender not in directory",
+        1,
+    )
+    assert (rows["rep01"].status, rows["rep01"].error, rows["rep01"].attempts) == ("done", None, 1)
+    assert rows["rep01"].handled_at is not None
+    assert await outbox_texts(runtime, "stranger") == []
+    assert len(await outbox_texts(runtime, "rep01")) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -49,10 +50,18 @@ class Directory:
         return True
 
     async def user_by_channel_id(self, session: AsyncSession, channel: str, sender: str) -> User | None:
+        return (await self.users_by_channel_ids(session, channel, (sender,))).get(sender)
+
+    async def users_by_channel_ids(
+        self, session: AsyncSession, channel: str, senders: Iterable[str]
+    ) -> dict[str, User]:
+        """Channel id → user for those of ``senders`` that someone has (one query for a whole batch)."""
         column = _CHANNEL_ID_COLUMN.get(channel)
-        if column is None:
-            return None
-        return await session.scalar(select(User).where(column == sender))
+        wanted = set(senders)
+        if column is None or not wanted:
+            return {}
+        users = await session.scalars(select(User).where(column.in_(sorted(wanted))))
+        return {getattr(user, column.key): user for user in users}
 
     async def user(self, session: AsyncSession, user_id: str) -> User | None:
         return await session.get(User, user_id)
