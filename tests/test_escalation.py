@@ -58,7 +58,9 @@ async def raise_stock_request(console: Any) -> ConsoleUser:
 
 async def escalation_cards(user: ConsoleUser) -> list[dict[str, Any]]:
     await user.refresh()
-    return [c for c in user.cards().values() if re.search(r"-e\d+$", c["ref"])]
+    # A notice's ref is its card's ref plus -e<n>; a card's own ref ends in 6 random hex digits, which can read
+    # "-e12345" by chance, so the pattern anchors on both.
+    return [c for c in user.cards().values() if re.search(r"-[0-9a-f]{6}-e\d+$", c["ref"])]
 
 
 async def the_card(rt: Runtime) -> TaskCard:
