@@ -469,6 +469,19 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     "notice.done": ("✅ {no} {department} 已完成「{title}」{files}", '✅ {no} {department} finished "{title}"{files}'),
     "notice.files": ("，附件 {count} 个：{names}", "; {count} file(s): {names}"),
+    "upload.too_large": (
+        "文件超过 {size}，请压缩后再发。",
+        "The file is over {size}; please compress it and send it again.",
+    ),
+    "upload.empty": ("文件是空的，请重新选择。", "The file is empty."),
+    "upload.quota_count": (
+        "今天已上传 {n} 个文件，达到每日上限，请明天再发。",
+        "You have sent {n} files today, the daily limit; try again tomorrow.",
+    ),
+    "upload.quota_bytes": (
+        "今天上传的文件将超过每日 {size} 上限，请明天再发。",
+        "Today's uploads would exceed {size}, the daily limit; try again tomorrow.",
+    ),
     "notice.answered": ("💬 {card} 代表 {rep} 回复：{answer}", "💬 {card}: {rep} answered: {answer}"),
 }
 

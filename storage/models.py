@@ -382,7 +382,8 @@ class TaskCard(Base):
 class ConsoleMedia(Base):
     """A file uploaded through the web console (the console's counterpart of a WeCom media id).
 
-    ``token`` is the only id that leaves the server (URLs, media ids): random, so ids cannot be counted.
+    ``token`` is the only id that leaves the server (URLs, media ids): random (32 URL-safe characters, set by
+    default on insert), so ids cannot be counted.
     ``content_type`` is sniffed from the bytes, never taken from the client."""
 
     __tablename__ = "console_media"

@@ -6,7 +6,6 @@ Who may read a file is decided by ``bot.services.requests.may_see_file`` (the re
 from __future__ import annotations
 
 import re
-import secrets
 import unicodedata
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
@@ -15,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConsoleConfig
-from bot.i18n import EN, normalize_locale
+from bot.i18n import t
 from storage.models import ConsoleMedia, User
 
 # Media ids of console uploads, as they travel in events, attachments and outbox rows: ``console-<token>``.
@@ -27,11 +26,6 @@ FILENAME_MAX = 200
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 INLINE_TYPES = IMAGE_TYPES | {"application/pdf"}
 OCTET_STREAM = "application/octet-stream"
-
-
-def new_token() -> str:
-    """A random, unguessable token (32 URL-safe characters)."""
-    return secrets.token_urlsafe(24)
 
 
 def media_id(token: str) -> str:
@@ -96,27 +90,17 @@ def _size(n: int) -> str:
 
 
 def too_large(cfg: ConsoleConfig, locale: str | None) -> UploadRefused:
-    size = _size(cfg.upload_max_bytes)
-    if normalize_locale(locale) == EN:
-        return UploadRefused("too_large", f"The file is over {size}; please compress it and send it again.")
-    return UploadRefused("too_large", f"文件超过 {size}，请压缩后再发。")
+    return UploadRefused("too_large", t(locale, "upload.too_large", size=_size(cfg.upload_max_bytes)))
 
 
 def empty_file(locale: str | None) -> UploadRefused:
-    if normalize_locale(locale) == EN:
-        return UploadRefused("empty", "The file is empty.")
-    return UploadRefused("empty", "文件是空的，请重新选择。")
+    return UploadRefused("empty", t(locale, "upload.empty"))
 
 
 def _quota_refused(cfg: ConsoleConfig, locale: str | None, by_count: bool) -> UploadRefused:
-    en = normalize_locale(locale) == EN
     if by_count:
-        n = cfg.uploads_per_day
-        text = f"You have sent {n} files today, the daily limit; try again tomorrow." if en else None
-        return UploadRefused("quota", text or f"今天已上传 {n} 个文件，达到每日上限，请明天再发。")
-    size = _size(cfg.upload_bytes_per_day)
-    text = f"Today's uploads would exceed {size}, the daily limit; try again tomorrow." if en else None
-    return UploadRefused("quota", text or f"今天上传的文件将超过每日 {size} 上限，请明天再发。")
+        return UploadRefused("quota", t(locale, "upload.quota_count", n=cfg.uploads_per_day))
+    return UploadRefused("quota", t(locale, "upload.quota_bytes", size=_size(cfg.upload_bytes_per_day)))
 
 
 def day_start(now: datetime, tz: ZoneInfo) -> datetime:
@@ -166,7 +150,6 @@ async def store(
     if total + len(data) > cfg.upload_bytes_per_day:
         raise _quota_refused(cfg, user.locale, by_count=False)
     row = ConsoleMedia(
-        token=new_token(),
         user_id=user.id,
         filename=clean_filename(filename),
         content_type=sniff(data),

@@ -25,6 +25,13 @@ CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 
+def error_response(message: str, status: int = 400) -> web.Response:
+    """A ``{"error": message}`` JSON answer (Chinese kept readable)."""
+    return web.Response(
+        text=json.dumps({"error": message}, ensure_ascii=False), status=status, content_type="application/json"
+    )
+
+
 def error(exc: type[web.HTTPException], message: str) -> web.HTTPException:
     """An HTTP error carrying ``{"error": message}``."""
     return exc(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")

@@ -9,7 +9,6 @@ for a file that does not exist."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from aiohttp import web
 
 from bot import keys
 from bot.channels.console.headers import MEDIA_CSP, PDF_CSP
+from bot.channels.console.jsonbody import error_response
 from bot.events import InboundEvent, MediaMessage
 from bot.services import console_media
 from bot.services import requests as requests_svc
@@ -36,14 +36,8 @@ _STATUS = {"too_large": 413, "quota": 429, "empty": 400}
 _CHUNK = 64 * 1024
 
 
-def _json_error(message: str, status: int) -> web.Response:
-    return web.Response(
-        text=json.dumps({"error": message}, ensure_ascii=False), status=status, content_type="application/json"
-    )
-
-
 def _not_found() -> web.Response:
-    return _json_error("unknown file", 404)
+    return error_response("unknown file", 404)
 
 
 def content_disposition(inline: bool, filename: str) -> str:
@@ -70,15 +64,15 @@ class MediaRoutes:
         cfg = rt.settings.console
         client_id = request.query.get("client_id", "")
         if not _CLIENT_ID.fullmatch(client_id):
-            return _json_error("client_id must be 8-64 of [A-Za-z0-9_-]", 400)
+            return error_response("client_id must be 8-64 of [A-Za-z0-9_-]", 400)
         name = console_media.clean_filename(request.query.get("name", ""))
         if request.content_length is not None and request.content_length > cfg.upload_max_bytes:
-            return _json_error(console_media.too_large(cfg, user.locale).message, 413)
+            return error_response(console_media.too_large(cfg, user.locale).message, 413)
         data = bytearray()
         async for chunk in request.content.iter_chunked(_CHUNK):
             data.extend(chunk)
             if len(data) > cfg.upload_max_bytes:
-                return _json_error(console_media.too_large(cfg, user.locale).message, 413)
+                return error_response(console_media.too_large(cfg, user.locale).message, 413)
         try:
             async with rt.db.transaction() as s:
                 row = await console_media.store(
@@ -87,7 +81,7 @@ class MediaRoutes:
                 token, content_type = row.token, row.content_type
         except UploadRefused as exc:
             log.info("console upload refused for user %s: %s", user.id, exc.kind)
-            return _json_error(exc.message, _STATUS.get(exc.kind, 400))
+            return error_response(exc.message, _STATUS.get(exc.kind, 400))
         media_id = console_media.media_id(token)
         event = MediaMessage(
             channel="console",

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.channels.console import auth, headers, media
+from bot.channels.console.jsonbody import error_response as _bad
 from bot.channels.console.jsonbody import read_model as _body
 from bot.events import CardAction, InboundEvent, LocationShared, TextMessage
 from bot.runtime import Runtime
@@ -74,10 +75,6 @@ def _https(request: web.Request) -> bool:
         local = False
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
     return local and forwarded == "https"
-
-
-def _bad(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 async def _session_user(request: web.Request) -> User | None:
