@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import random
 import sys
 import tempfile
@@ -62,9 +61,10 @@ from procs import (  # noqa: E402
     cli,
     epoch,
     free_port,
-    owed_delays,
     pg_database,
     spawn,
+    time_kills,
+    together,
     wait_healthy,
 )
 
@@ -130,19 +130,11 @@ class Report:
 
     @property
     def restart_delays(self) -> Delays:
-        return self._together([k.delays for k in self.kills])
+        return together(k.delays for k in self.kills)
 
     @property
     def outbox_restart_delays(self) -> Delays:
-        return self._together([k.outbox_delays for k in self.kills])
-
-    @staticmethod
-    def _together(parts: list[Delays]) -> Delays:
-        d = Delays()
-        for part in parts:
-            d.owed += part.owed - part.carried  # a carried reply is owed again at the next kill
-            d.seconds += part.seconds
-        return d
+        return together(k.outbox_delays for k in self.kills)
 
     def summary(self) -> str:
         lease = "default lease" if self.lease is None else f"lease {self.lease:g}s"
@@ -386,13 +378,7 @@ class CrashRun:
         if wrong:  # (b)
             v.append(f"(b) {len(wrong)} (user, command) pairs wrong, e.g. {wrong[:5]}")
         arrivals = [(str(user), epoch(at)) for user, _, at, _ in feed]
-        for k, after in zip(r.kills, [*r.kills[1:], None], strict=True):
-            before = math.inf if after is None else after.t_kill
-            timing = {"after": k.t_kill, "restart_at": k.t_restart, "before": before}
-            k.delays = owed_delays(k.owed, arrivals, **timing)
-            k.outbox_delays = owed_delays(k.owed_outbox, arrivals, **timing)
-            if k.delays.missing:
-                v.append(f"kill {k.number}: {k.delays.missing} owed replies never delivered")
+        time_kills(r.kills, arrivals, v)
 
 
 def run_crash_test(

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import random
 import secrets
 import sys
@@ -72,9 +71,10 @@ from procs import (  # noqa: E402
     classify_reply,
     cli,
     free_port,
-    owed_delays,
     pg_database,
     spawn,
+    time_kills,
+    together,
     wait_healthy,
 )
 
@@ -284,20 +284,12 @@ class Report:
     @property
     def restart_delays(self) -> Delays:
         """Every kill's owed replies together: seconds from the restart to delivery."""
-        return self._together([k.delays for k in self.kills])
+        return together(k.delays for k in self.kills)
 
     @property
     def outbox_restart_delays(self) -> Delays:
         """The same for the replies that were claimed (outbox rows sending) at a kill."""
-        return self._together([k.outbox_delays for k in self.kills])
-
-    @staticmethod
-    def _together(parts: list[Delays]) -> Delays:
-        d = Delays()
-        for part in parts:
-            d.owed += part.owed - part.carried  # a carried reply is owed again at the next kill
-            d.seconds += part.seconds
-        return d
+        return together(k.outbox_delays for k in self.kills)
 
     def summary(self) -> str:
         lease = "default lease" if self.lease is None else f"lease {self.lease:g}s"
@@ -635,13 +627,7 @@ class CrashRun:
         r.fake_violations = list(stats["violations"])
         r.flagged_deliveries = sum(1 for d in delivered if d["body"].get("enable_duplicate_check") == 1)
         arrivals = [(u.lower(), float(d["at"])) for d in delivered for u in d["touser"]]
-        for k, after in zip(r.kills, [*r.kills[1:], None], strict=True):
-            before = math.inf if after is None else after.t_kill
-            timing = {"after": k.t_kill, "restart_at": k.t_restart, "before": before}
-            k.delays = owed_delays(k.owed, arrivals, **timing)
-            k.outbox_delays = owed_delays(k.owed_outbox, arrivals, **timing)
-            if k.delays.missing:
-                v.append(f"kill {k.number}: {k.delays.missing} owed replies never delivered")
+        time_kills(r.kills, arrivals, v)
         if r.fake_violations:
             v.append(f"fake WeCom saw {len(r.fake_violations)} violations, e.g. {r.fake_violations[:3]}")
         if r.silently_dropped:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -302,6 +302,37 @@ def claimed_owed(claimed: dict[str, int], owed: dict[str, int]) -> dict[str, int
     """Per user, the owed replies that were claimed (outbox rows ``sending``) at the kill: they come first in the
     user's order; a claimed row whose call had already reached the platform is not owed."""
     return {u: min(n, owed.get(u, 0)) for u, n in claimed.items()}
+
+
+class _Kill(Protocol):
+    number: int
+    t_kill: float
+    t_restart: float
+    owed: dict[str, int]
+    owed_outbox: dict[str, int]
+    delays: Delays
+    outbox_delays: Delays
+
+
+def time_kills(kills: Sequence[_Kill], arrivals: list[tuple[str, float]], violations: list[str]) -> None:
+    """Time every kill's owed replies (all of them, and those claimed in the outbox at the kill) against the
+    deliveries; a reply owed at a kill but not delivered by the next one is carried to it."""
+    for k, after in zip(kills, [*kills[1:], None], strict=True):
+        before = math.inf if after is None else after.t_kill
+        timing = {"after": k.t_kill, "restart_at": k.t_restart, "before": before}
+        k.delays = owed_delays(k.owed, arrivals, **timing)
+        k.outbox_delays = owed_delays(k.owed_outbox, arrivals, **timing)
+        if k.delays.missing:
+            violations.append(f"kill {k.number}: {k.delays.missing} owed replies never delivered")
+
+
+def together(parts: Iterable[Delays]) -> Delays:
+    """Several kills' delays as one (a carried reply is owed again at the next kill, so it counts once)."""
+    d = Delays()
+    for part in parts:
+        d.owed += part.owed - part.carried
+        d.seconds += part.seconds
+    return d
 
 
 def owed_delays(

@@ -8,6 +8,12 @@ same host releases them at once when it can prove their owner dead (``reclaim_de
 them once the lease has run out. A message is never lost; it can be resent at most once per crash, flagged as a
 possible duplicate when its call may have reached the platform. A worker that lost a lease (another took the row)
 neither starts a call for the row nor records its outcome.
+
+Cost per round (issue 9): the claim is one SELECT of the due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), one of
+the recipients' undelivered rows (order), one UPDATE of the claimed ids and one of the users; outcomes are
+group-committed with one executemany per column set. Whether a lease is still ours is known in memory while the
+lease we last wrote has more than a safety margin to run (nobody may take the row before it ends; the margin covers
+clock skew between replicas and the time to the commit); only past that margin is it read from the database.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.batching import GroupCommitter
-from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
+from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem, RoundAware
 from bot.intents import Intent, SendCard, UpdateCard
 from bot.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
 from bot.services import audit
@@ -39,6 +45,8 @@ log = logging.getLogger(__name__)
 
 
 COALESCE_SECONDS = 0.002
+# A lease is known to be ours in memory only while more than this share of ``lease_seconds`` is left of it.
+LEASE_MARGIN = 1 / 3
 
 
 def enqueue(session: AsyncSession, intents: Iterable[Intent], now: datetime) -> list[OutboxMessage]:
@@ -97,6 +105,8 @@ class OutboxWorker:
         self.processes: ProcessTable = LinuxProcesses()
         self.owner: Owner = current_owner(self.processes)
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        # Row id → the lease end this worker last wrote for it (claim or heartbeat).
+        self._leases: dict[int, datetime] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -148,6 +158,7 @@ class OutboxWorker:
     async def run_once(self) -> int:
         async with self._busy:
             items = await self._claim()
+            await self._prepare(item for _, item in items)
             # One chain per recipient, delivered in id order; chains run in parallel.
             chains: dict[str, list[OutboxItem]] = {}
             for recipient, item in items:
@@ -172,59 +183,92 @@ class OutboxWorker:
     async def _claim(self) -> list[tuple[str, OutboxItem]]:
         now = self.rt.clock.now()
         lease_until = now + timedelta(seconds=self.cfg.lease_seconds)
+        m = OutboxMessage
         async with self.rt.db.transaction() as s:
             due = (
-                select(OutboxMessage)
+                select(
+                    m.id,
+                    m.recipient,
+                    m.channel,
+                    m.kind,
+                    m.payload,
+                    m.card_ref,
+                    m.attempts,
+                    m.calls_started,
+                    m.maybe_delivered,
+                    m.created_at,
+                )
                 .where(
                     or_(
-                        (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
-                        (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until <= now),
+                        (m.status == "pending") & (m.next_attempt_at <= now),
+                        (m.status == "sending") & (m.claimed_until <= now),
                     )
                 )
-                .order_by(OutboxMessage.id)
+                .order_by(m.id)
                 .limit(self.cfg.batch_size)
             )
             if not self.rt.db.is_sqlite:
                 due = due.with_for_update(skip_locked=True)
-            rows = list(await s.scalars(due))
+            rows = (await s.execute(due)).all()
             if not rows:
                 return []
-            rows = await self._in_order(s, rows)
+            eligible = await self._in_order(s, [(r.id, r.recipient) for r in rows])
+            rows = [r for r in rows if r.id in eligible]
+            await s.execute(
+                update(m)
+                .where(m.id.in_([r.id for r in rows]))
+                .values(status="sending", claimed_until=lease_until, claimed_by=str(self.owner))
+                .execution_options(synchronize_session=False)
+            )
             user_ids = {u for r in rows for u in r.payload.get("user_ids", [r.recipient])}
             users = {u.id: u for u in await s.scalars(select(User).where(User.id.in_(user_ids)))}
-            items = []
-            for r in rows:
-                r.status = "sending"
-                r.claimed_until = lease_until
-                r.claimed_by = str(self.owner)
-                recipients = tuple(users[u] for u in r.payload.get("user_ids", [r.recipient]) if u in users)
-                resend = bool(r.maybe_delivered) or (r.calls_started or 0) > r.attempts
-                item = OutboxItem(
-                    r.id,
-                    r.channel,
-                    r.kind,
-                    r.payload,
-                    r.card_ref,
-                    r.attempts,
-                    recipients,
-                    resend,
-                    created_at=r.created_at,
-                    announce=functools.partial(self._announce, r.id),
-                )
-                items.append((r.recipient, item))
-            return items
+        items = []
+        for r in rows:
+            self._leases[r.id] = lease_until
+            recipients = tuple(users[u] for u in r.payload.get("user_ids", [r.recipient]) if u in users)
+            resend = bool(r.maybe_delivered) or (r.calls_started or 0) > r.attempts
+            item = OutboxItem(
+                r.id,
+                r.channel,
+                r.kind,
+                r.payload,
+                r.card_ref,
+                r.attempts,
+                recipients,
+                resend,
+                created_at=r.created_at,
+                announce=functools.partial(self._announce, r.id),
+            )
+            items.append((r.recipient, item))
+        return items
 
-    async def _in_order(self, s: AsyncSession, rows: list[OutboxMessage]) -> list[OutboxMessage]:
-        """Per recipient, only the due rows that come first among its undelivered rows (no overtaking)."""
+    async def _prepare(self, items: Iterable[OutboxItem]) -> None:
+        """Let each channel read what the round needs at once (``RoundAware``); a channel that cannot reads it per
+        item later."""
+        by_channel: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            by_channel.setdefault(item.channel, []).append(item)
+        for name, batch in by_channel.items():
+            channel = self.rt.channels.get(name)
+            if isinstance(channel, RoundAware):
+                try:
+                    await channel.prepare(batch)
+                except Exception:
+                    log.exception("outbox: channel %s could not prepare the round", name)
+                    self.rt.metrics.errors.labels("outbox_prepare").inc()
+
+    async def _in_order(self, s: AsyncSession, rows: list[tuple[int, str]]) -> set[int]:
+        """Of the due ``(id, recipient)`` rows, the ids that come first among their recipient's undelivered rows
+        (no overtaking)."""
         undelivered = await s.execute(
             select(OutboxMessage.id, OutboxMessage.recipient)
             .where(
-                OutboxMessage.recipient.in_({r.recipient for r in rows}),
+                OutboxMessage.recipient.in_({recipient for _, recipient in rows}),
                 OutboxMessage.status.in_(("pending", "sending")),
             )
             .order_by(OutboxMessage.id)
         )
-        due = {r.id for r in rows}
+        due = {row_id for row_id, _ in rows}
         eligible: set[int] = set()
         stopped: set[str] = set()
         for row_id, recipient in undelivered.all():
@@ -234,7 +278,7 @@ class OutboxWorker:
                 eligible.add(row_id)
             else:
                 stopped.add(recipient)
-        return [r for r in rows if r.id in eligible]
+        return eligible
 
     async def _deliver(self, item: OutboxItem) -> bool:
         channel = self.rt.channels.get(item.channel)
@@ -348,10 +392,17 @@ class OutboxWorker:
         """Extend every lease this worker holds to ``lease_seconds`` from now; returns how many rows."""
         until = self.rt.clock.now() + timedelta(seconds=self.cfg.lease_seconds)
         async with self.rt.db.transaction() as s:
-            renewed = await s.scalars(
-                update(OutboxMessage).where(*self._held()).values(claimed_until=until).returning(OutboxMessage.id)
+            renewed = set(
+                await s.scalars(
+                    update(OutboxMessage).where(*self._held()).values(claimed_until=until).returning(OutboxMessage.id)
+                )
             )
-            return len(renewed.all())
+        for row_id in list(self._leases):
+            if row_id in renewed:
+                self._leases[row_id] = until
+            else:
+                del self._leases[row_id]  # taken over: only the database can say again
+        return len(renewed)
 
     async def reclaim_dead_owners(self) -> int:
         """At start: release at once the rows leased to processes of this host that provably died (``bot.leases``),
@@ -382,10 +433,15 @@ class OutboxWorker:
     async def _still_held(self, s: AsyncSession, outcomes: Sequence[_Outcome]) -> list[_Outcome]:
         """The outcomes of rows this worker still holds; the others' rows were taken over (lease lost) and belong
         to their new owner, whatever this late outcome says."""
-        query = select(OutboxMessage.id).where(OutboxMessage.id.in_({o.item.id for o in outcomes}), *self._held())
-        if not self.rt.db.is_sqlite:
-            query = query.with_for_update()
-        held = set(await s.scalars(query))
+        # Nobody may take a row before the lease we wrote ends: with more than the margin to run, it is still ours.
+        safe = self.rt.clock.now() + timedelta(seconds=self.cfg.lease_seconds * LEASE_MARGIN)
+        held = {o.item.id for o in outcomes if (until := self._leases.get(o.item.id)) is not None and until > safe}
+        unsure = {o.item.id for o in outcomes} - held
+        if unsure:
+            query = select(OutboxMessage.id).where(OutboxMessage.id.in_(unsure), *self._held())
+            if not self.rt.db.is_sqlite:
+                query = query.with_for_update()
+            held.update(await s.scalars(query))
         lost = [o for o in outcomes if o.item.id not in held]
         if lost:
             log.warning(
@@ -399,6 +455,7 @@ class OutboxWorker:
         now = self.rt.clock.now()
         rows: list[dict[str, object]] = []
         async with self.rt.db.transaction() as s:
+            await self._record_sent(s, outcomes, now)
             for o in await self._still_held(s, outcomes):
                 row: dict[str, object] = {"id": o.item.id, "claimed_until": None}
                 if o.result == "sent":
@@ -442,7 +499,21 @@ class OutboxWorker:
             # One UPDATE per distinct column set (executemany by primary key).
             for keys in {tuple(sorted(r)) for r in rows}:
                 await s.execute(update(OutboxMessage), [r for r in rows if tuple(sorted(r)) == keys])
+        for o in outcomes:
+            self._leases.pop(o.item.id, None)
         return [None] * len(outcomes)
+
+    async def _record_sent(self, s: AsyncSession, outcomes: Sequence[_Outcome], now: datetime) -> None:
+        """Channels' own bookkeeping for what reached the platform (``RoundAware.record``), in the outcome commit;
+        also for a row whose lease was lost meanwhile: the message did go out."""
+        by_channel: dict[str, list[tuple[OutboxItem, Delivery]]] = {}
+        for o in outcomes:
+            if o.result == "sent" and o.delivery is not None:
+                by_channel.setdefault(o.item.channel, []).append((o.item, o.delivery))
+        for name, sent in by_channel.items():
+            channel = self.rt.channels.get(name)
+            if isinstance(channel, RoundAware):
+                await channel.record(s, sent, now)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import User
 
@@ -39,6 +41,8 @@ class Delivery:
 
     platform_msg_id: str | None = None
     response_code: str | None = None
+    # Messages that reached each recipient (a long text goes out in parts; a card update is none): the throttle's.
+    messages: int = 0
 
 
 class DeliveryError(Exception):
@@ -73,3 +77,17 @@ class Channel(Protocol):
         ...
 
     async def deliver(self, item: OutboxItem) -> Delivery: ...
+
+
+@runtime_checkable
+class RoundAware(Protocol):
+    """A channel that prepares for an outbox round (one read for every row claimed, instead of one per row) and
+    writes its own bookkeeping in the transaction that records the round's outcomes."""
+
+    async def prepare(self, items: Sequence[OutboxItem]) -> None:
+        """Called once per round with the claimed items for this channel, before any of them is delivered."""
+        ...
+
+    async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
+        """Called inside the outcome commit with the items that reached the platform."""
+        ...

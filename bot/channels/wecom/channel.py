@@ -1,20 +1,29 @@
 """The WeCom channel's delivery side: outbox items → message/send and message/update_template_card.
 
-Per-recipient throttle is counted in the outbox table itself (what was sent to this person in the last minute and
-hour), so it holds across restarts and replicas. Template-card response codes are single use: every code we get
-(from message/send or from a tap) is recorded, and each update spends one.
+Per-recipient throttle is counted in the database (``wecom_sends``: what was sent to this person in the last minute
+and hour), so it holds across restarts and replicas. Per outbox round it is read once for every recipient of the
+claimed rows (``prepare``), tallied in memory while the round delivers, and the new ``wecom_sends`` rows are written in
+the round's outcome commit (``record``). Window of imprecision: sends by *another* replica to the same person during
+one round (usually well under a second) are seen from that replica's next round on; a crash between a send and its
+outcome commit leaves the send uncounted, but then the row is resent (flagged, WeCom drops the copy) and counted.
+
+Template-card response codes are single use: every code we get (from message/send or from a tap) is recorded, and
+each update spends one.
 https://developer.work.weixin.qq.com/document/path/90236 (send), /94888 (update_template_card)
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
 from bot.channels.wecom.client import CONFIG_BACKOFF_SECONDS, WeComClient, WeComError
@@ -34,6 +43,23 @@ CODE_SPENT_ERRORS = frozenset({60140, 42014, 42016})
 PRUNE_EVERY = 500
 
 
+@dataclass
+class _Budget:
+    """One recipient's sends in the last hour and minute: counted from ``wecom_sends`` at the round's start, plus
+    what this process sent since."""
+
+    per_hour: int = 0
+    per_minute: int = 0
+    oldest_hour: datetime | None = None
+    oldest_minute: datetime | None = None
+
+    def add(self, at: datetime, messages: int) -> None:
+        self.per_hour += messages
+        self.per_minute += messages
+        self.oldest_hour = self.oldest_hour or at
+        self.oldest_minute = self.oldest_minute or at
+
+
 class WeComChannel:
     """Delivers to WeCom users (by their wecom_userid)."""
 
@@ -44,7 +70,8 @@ class WeComChannel:
         self.clock = clock
         self.client = client
         self.cfg = cfg
-        self._sends = 0
+        self._recorded = 0
+        self._budgets: dict[str, _Budget] = {}
 
     def can_reach(self, user: User) -> bool:
         return bool(user.wecom_userid)
@@ -75,13 +102,29 @@ class WeComChannel:
 
     # ---- throttling ---------------------------------------------------------------------------------------
 
-    async def _throttle(self, item: OutboxItem) -> None:
-        """Defer (not fail) when a recipient already got their budget of messages this minute or hour.
+    async def prepare(self, items: Sequence[OutboxItem]) -> None:
+        """Start of an outbox round: read the budgets of every recipient the round may send to, in one query."""
+        ids = {u.id for item in items if item.kind != "card_update" for u in item.recipients}
+        self._budgets = await self._load_budgets(ids) if ids else {}
 
-        Counted from ``wecom_sends`` (one row per message per person, shared cards included), so it holds across
-        restarts and replicas. A shared card waits for its busiest recipient."""
+    async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
+        """In the outcome commit: one ``wecom_sends`` row per message that reached a recipient, for the throttle."""
+        rows = [
+            {"recipient": u.id, "outbox_id": item.id, "sent_at": now}
+            for item, delivery in sent
+            for u in item.recipients
+            for _ in range(delivery.messages)
+        ]
+        if not rows:
+            return
+        await session.execute(insert(WeComSend), rows)
+        before, self._recorded = self._recorded, self._recorded + len(rows)
+        if before // PRUNE_EVERY != self._recorded // PRUNE_EVERY:
+            await session.execute(delete(WeComSend).where(WeComSend.sent_at < now - timedelta(hours=2)))
+
+    async def _load_budgets(self, ids: Iterable[str]) -> dict[str, _Budget]:
         now = self.clock.now()
-        ids = [u.id for u in item.recipients]
+        wanted = set(ids)
         in_minute = WeComSend.sent_at > now - timedelta(minutes=1)
         async with self.db.read() as s:
             rows = (
@@ -93,17 +136,30 @@ class WeComChannel:
                         func.min(WeComSend.sent_at),
                         func.min(WeComSend.sent_at).filter(in_minute),
                     )
-                    .where(WeComSend.recipient.in_(ids), WeComSend.sent_at > now - timedelta(hours=1))
+                    .where(WeComSend.recipient.in_(wanted), WeComSend.sent_at > now - timedelta(hours=1))
                     .group_by(WeComSend.recipient)
                 )
             ).all()
+        budgets = {u: _Budget() for u in wanted}
+        for recipient, per_hour, per_minute, oldest_hour, oldest_minute in rows:
+            budgets[recipient] = _Budget(per_hour, per_minute, oldest_hour, oldest_minute)
+        return budgets
+
+    async def _throttle(self, item: OutboxItem) -> None:
+        """Defer (not fail) when a recipient already got their budget of messages this minute or hour.
+
+        Counted per message per person (shared cards included); a shared card waits for its busiest recipient."""
+        missing = [u.id for u in item.recipients if u.id not in self._budgets]
+        if missing:  # delivered outside a prepared round
+            self._budgets.update(await self._load_budgets(missing))
         retry_at: datetime | None = None
         reason = ""
-        for recipient, per_hour, per_minute, oldest_hour, oldest_minute in rows:
-            if per_minute >= self.cfg.per_user_per_minute and oldest_minute is not None:
-                at, why = oldest_minute + timedelta(minutes=1), f"{recipient}: {per_minute} sent this minute"
-            elif per_hour >= self.cfg.per_user_per_hour and oldest_hour is not None:
-                at, why = oldest_hour + timedelta(hours=1), f"{recipient}: {per_hour} sent this hour"
+        for u in item.recipients:
+            b = self._budgets[u.id]
+            if b.per_minute >= self.cfg.per_user_per_minute and b.oldest_minute is not None:
+                at, why = b.oldest_minute + timedelta(minutes=1), f"{u.id}: {b.per_minute} sent this minute"
+            elif b.per_hour >= self.cfg.per_user_per_hour and b.oldest_hour is not None:
+                at, why = b.oldest_hour + timedelta(hours=1), f"{u.id}: {b.per_hour} sent this hour"
             else:
                 continue
             if retry_at is None or at > retry_at:
@@ -111,17 +167,13 @@ class WeComChannel:
         if retry_at is not None:
             raise DeliveryDeferred(reason, retry_at)
 
-    async def _count_sends(self, item: OutboxItem, messages: int) -> None:
-        """Record what reached each recipient (``messages`` per person), for the throttle."""
+    def _count_sends(self, item: OutboxItem, messages: int) -> int:
+        """Tally what reached each recipient (``messages`` per person) in this round's budgets; the rows are written
+        with the outcome (``record``)."""
         now = self.clock.now()
-        rows = [
-            {"recipient": u.id, "outbox_id": item.id, "sent_at": now} for u in item.recipients for _ in range(messages)
-        ]
-        async with self.db.transaction() as s:
-            await s.execute(insert(WeComSend), rows)
-            self._sends += 1
-            if self._sends % PRUNE_EVERY == 0:
-                await s.execute(delete(WeComSend).where(WeComSend.sent_at < now - timedelta(hours=2)))
+        for u in item.recipients:
+            self._budgets.setdefault(u.id, _Budget()).add(now, messages)
+        return messages
 
     # ---- sends --------------------------------------------------------------------------------------------
 
@@ -148,8 +200,7 @@ class WeComChannel:
                 tagged, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=self._dup_window(item)
             )
             msgid = (await self._send(body)).get("msgid") or msgid
-        await self._count_sends(item, len(parts))
-        return Delivery(platform_msg_id=msgid)
+        return Delivery(platform_msg_id=msgid, messages=self._count_sends(item, len(parts)))
 
     async def _send_media(self, item: OutboxItem, touser: list[str]) -> Delivery:
         """A photo or file by its WeCom MediaId; an upload from another channel has none, so its caption goes."""
@@ -164,8 +215,7 @@ class WeComChannel:
             duplicate_check_seconds=self._dup_window(item),
         )
         data = await self._send(body)
-        await self._count_sends(item, 1)
-        return Delivery(platform_msg_id=data.get("msgid"))
+        return Delivery(platform_msg_id=data.get("msgid"), messages=self._count_sends(item, 1))
 
     async def _send_card(self, item: OutboxItem, card: Card, touser: list[str], task_id: str | None = None) -> Delivery:
         dup = self._dup_window(item)
@@ -173,11 +223,11 @@ class WeComChannel:
         if task_id is not None:
             body["template_card"]["task_id"] = task_id
         data = await self._send(body)
-        await self._count_sends(item, 1)
+        messages = self._count_sends(item, 1)
         code = data.get("response_code")
         if code:
             await self._remember(str(code), body["template_card"]["task_id"], "send", spent=False)
-        return Delivery(platform_msg_id=data.get("msgid"), response_code=code)
+        return Delivery(platform_msg_id=data.get("msgid"), response_code=code, messages=messages)
 
     # ---- updates ------------------------------------------------------------------------------------------
 
