@@ -27,13 +27,18 @@ class GroupCommitter(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
+        # A caller that goes away (client disconnect) cancels only its own future: the flush runs in its own task
+        # and skips futures that are already done, so the others still get their results.
+        return await self.enqueue(item)
+
+    def enqueue(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item`` for the next batch without waiting: the future has its result once that batch is
+        committed (await it before relying on the write)."""
         fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="group-commit")
-        # A caller that goes away (client disconnect) cancels only its own future: the flush runs in its own task
-        # and skips futures that are already done, so the others still get their results.
-        return await fut
+        return fut
 
     async def _drain(self) -> None:
         while self._pending:

@@ -144,15 +144,16 @@ class ConversationConfig(_Section):
 
 class OutboxConfig(_Section):
     poll_interval_seconds: float = Field(1.0, gt=0, le=60)
-    batch_size: int = Field(50, ge=1, le=1000)
+    batch_size: int = Field(200, ge=1, le=1000)
     # Give up after this many attempts or this long after the message was written, whichever comes first; the row
     # stays visible as 'dead' in the outbox, the audit log and the metrics.
     max_attempts: int = Field(20, ge=1, le=1000)
     give_up_after_seconds: float = Field(6 * 3600, gt=0)
     backoff_base_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(300.0, gt=0)
-    # Deliveries in flight at once (each to a different recipient).
-    concurrency: int = Field(8, ge=1, le=64)
+    # Deliveries in flight at once (each to a different recipient). Each one's "call starts" mark and outcome share
+    # a group commit with the others in flight, so more in flight means fewer transactions per reply (issue 9).
+    concurrency: int = Field(32, ge=1, le=128)
     # A claimed row's lease, renewed every third of it while the delivery runs; a row whose worker died is retried
     # after it (at once when the next process on the same host can prove that worker dead, see bot/leases.py).
     lease_seconds: float = Field(15.0, gt=0)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.batching import GroupCommitter
@@ -36,7 +36,7 @@ from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxI
 from bot.intents import Intent, SendCard, UpdateCard
 from bot.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
 from bot.services import audit
-from storage.models import OutboxMessage, User
+from storage.models import Base, OutboxMessage, User
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -99,8 +99,10 @@ class OutboxWorker:
         self._task: asyncio.Task[None] | None = None
         self._busy = asyncio.Lock()
         self._stopping = False
-        self._record: GroupCommitter[_Outcome, None] = GroupCommitter(self._write_outcomes)
-        self._calls: GroupCommitter[int, bool] = GroupCommitter(self._write_calls_started)
+        # One group commit for both writes of a delivery: "a call starts" (awaited before the call) and its outcome
+        # (not awaited by the chain; the round waits for all of them), so a wave of concurrent deliveries shares
+        # one transaction for its outcomes and the next wave's call marks.
+        self._book: GroupCommitter[_Outcome | _CallStart, bool] = GroupCommitter(self._write_book)
         # Lease holder identity and the boundaries the lease code touches (tests replace them).
         self.processes: ProcessTable = LinuxProcesses()
         self.owner: Owner = current_owner(self.processes)
@@ -126,8 +128,7 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self._record.wait_idle()
-        await self._calls.wait_idle()
+        await self._book.wait_idle()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -165,19 +166,24 @@ class OutboxWorker:
                 chains.setdefault(recipient, []).append(item)
             sem = asyncio.Semaphore(self.cfg.concurrency)
             beat = self._keep_leases() if items else contextlib.nullcontext()
+            recorded: list[asyncio.Future[bool]] = []
 
             async def deliver_chain(chain: list[OutboxItem]) -> None:
                 for k, item in enumerate(chain):
                     async with sem:
-                        sent = await self._deliver(item)
-                    if not sent:
+                        outcome = await self._deliver(item)
+                    recorded.append(self._book.enqueue(outcome))
+                    if outcome.result != "sent":
                         # Keep the person's order: the rest waits until this one has gone out.
-                        for rest in chain[k + 1 :]:
-                            await self._record.submit(_Outcome(rest, "released"))
+                        recorded.extend(self._book.enqueue(_Outcome(rest, "released")) for rest in chain[k + 1 :])
                         return
 
             async with beat:
-                await asyncio.gather(*(deliver_chain(c) for c in chains.values()))
+                try:
+                    await asyncio.gather(*(deliver_chain(c) for c in chains.values()))
+                finally:
+                    # The round ends when every outcome is committed (the leases are held until then).
+                    await asyncio.gather(*recorded)
             return len(items)
 
     async def _claim(self) -> list[tuple[str, OutboxItem]]:
@@ -280,7 +286,7 @@ class OutboxWorker:
                 stopped.add(recipient)
         return eligible
 
-    async def _deliver(self, item: OutboxItem) -> bool:
+    async def _deliver(self, item: OutboxItem) -> _Outcome:
         channel = self.rt.channels.get(item.channel)
         try:
             if channel is None:
@@ -302,13 +308,11 @@ class OutboxWorker:
             outcome = self._failure(item, DeliveryError(repr(exc), retryable=True, outcome_unknown=True))
         else:
             outcome = _Outcome(item, "sent", delivery=result)
-        # Recorded as soon as the platform answered; concurrent deliveries share one commit.
-        await self._record.submit(outcome)
         self.rt.metrics.outbox_sent.labels(item.channel, outcome.result).inc()
         if outcome.result == "sent" and item.created_at is not None:
             delay = (self.rt.clock.now() - item.created_at).total_seconds()
             self.rt.metrics.pipeline_lag.labels("delivered").observe(max(0.0, delay))
-        return outcome.result == "sent"
+        return outcome
 
     def _past_horizon(self, item: OutboxItem, next_try: datetime) -> bool:
         horizon = timedelta(seconds=self.cfg.give_up_after_seconds)
@@ -337,19 +341,28 @@ class OutboxWorker:
             uncertain=exc.outcome_unknown,
         )
 
-    async def _write_calls_started(self, row_ids: Sequence[int]) -> list[bool]:
-        """Record that platform calls are about to start (committed before the calls go out); per row, whether this
-        worker still holds its lease (a row taken over by another worker is not counted and gets no call)."""
+    async def _write_book(self, ops: Sequence[_Outcome | _CallStart]) -> list[bool]:
+        """One transaction for a batch of outcomes and call marks. Per op: an outcome → True; a call mark → whether
+        this worker still holds the row's lease (a row taken over by another worker is not counted and gets no
+        call)."""
+        outcomes = [op for op in ops if isinstance(op, _Outcome)]
+        calls = [op.row_id for op in ops if isinstance(op, _CallStart)]
+        counted: set[int] = set()
         async with self.rt.db.transaction() as s:
-            counted = set(
-                await s.scalars(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(row_ids), *self._held())
-                    .values(calls_started=OutboxMessage.calls_started + 1)
-                    .returning(OutboxMessage.id)
+            if outcomes:
+                await self._write_outcomes(s, outcomes)
+            if calls:
+                counted = set(
+                    await s.scalars(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.id.in_(calls), *self._held())
+                        .values(calls_started=OutboxMessage.calls_started + 1)
+                        .returning(OutboxMessage.id)
+                    )
                 )
-            )
-        return [row_id in counted for row_id in row_ids]
+        for o in outcomes:
+            self._leases.pop(o.item.id, None)
+        return [op.row_id in counted if isinstance(op, _CallStart) else True for op in ops]
 
     # ---- leases: owner, heartbeat, reclaim at start ----------------------------------------------------------
 
@@ -358,7 +371,7 @@ class OutboxWorker:
         return (OutboxMessage.status == "sending", OutboxMessage.claimed_by == str(self.owner))
 
     async def _announce(self, row_id: int) -> None:
-        if not await self._calls.submit(row_id):
+        if not await self._book.submit(_CallStart(row_id)):
             raise DeliveryError("lease lost to another worker before the call", retryable=True)
 
     @contextlib.asynccontextmanager
@@ -451,57 +464,55 @@ class OutboxWorker:
             )
         return [o for o in outcomes if o.item.id in held]
 
-    async def _write_outcomes(self, outcomes: Sequence[_Outcome]) -> list[None]:
+    async def _write_outcomes(self, s: AsyncSession, outcomes: Sequence[_Outcome]) -> None:
         now = self.rt.clock.now()
         rows: list[dict[str, object]] = []
-        async with self.rt.db.transaction() as s:
-            await self._record_sent(s, outcomes, now)
-            for o in await self._still_held(s, outcomes):
-                row: dict[str, object] = {"id": o.item.id, "claimed_until": None}
-                if o.result == "sent":
-                    assert o.delivery is not None
-                    row.update(
-                        status="sent",
-                        sent_at=now,
-                        attempts=o.item.attempts + 1,
-                        last_error=None,
-                        platform_msg_id=o.delivery.platform_msg_id,
-                        platform_response_code=o.delivery.response_code,
+        await self._record_sent(s, outcomes, now)
+        for o in await self._still_held(s, outcomes):
+            row: dict[str, object] = {"id": o.item.id, "claimed_until": None}
+            if o.result == "sent":
+                assert o.delivery is not None
+                row.update(
+                    status="sent",
+                    sent_at=now,
+                    attempts=o.item.attempts + 1,
+                    last_error=None,
+                    platform_msg_id=o.delivery.platform_msg_id,
+                    platform_response_code=o.delivery.response_code,
+                )
+            elif o.result == "deferred":
+                row.update(status="pending", next_attempt_at=o.retry_at)
+            elif o.result == "released":
+                row.update(status="pending")
+            else:
+                dead = o.result == "dead"
+                row.update(
+                    status="dead" if dead else "pending",
+                    attempts=o.item.attempts + 1,
+                    next_attempt_at=now if dead else o.retry_at,
+                    last_error=o.error,
+                    maybe_delivered=o.item.resend or o.uncertain,
+                )
+                if dead:
+                    audit.record(
+                        s,
+                        at=now,
+                        action="outbox.dead",
+                        entity="outbox",
+                        entity_id=o.item.id,
+                        channel=o.item.channel,
+                        changes={
+                            "error": (o.error or "")[:500],
+                            "attempts": o.item.attempts + 1,
+                            "kind": o.item.kind,
+                        },
                     )
-                elif o.result == "deferred":
-                    row.update(status="pending", next_attempt_at=o.retry_at)
-                elif o.result == "released":
-                    row.update(status="pending")
-                else:
-                    dead = o.result == "dead"
-                    row.update(
-                        status="dead" if dead else "pending",
-                        attempts=o.item.attempts + 1,
-                        next_attempt_at=now if dead else o.retry_at,
-                        last_error=o.error,
-                        maybe_delivered=o.item.resend or o.uncertain,
-                    )
-                    if dead:
-                        audit.record(
-                            s,
-                            at=now,
-                            action="outbox.dead",
-                            entity="outbox",
-                            entity_id=o.item.id,
-                            channel=o.item.channel,
-                            changes={
-                                "error": (o.error or "")[:500],
-                                "attempts": o.item.attempts + 1,
-                                "kind": o.item.kind,
-                            },
-                        )
-                rows.append(row)
-            # One UPDATE per distinct column set (executemany by primary key).
-            for keys in {tuple(sorted(r)) for r in rows}:
-                await s.execute(update(OutboxMessage), [r for r in rows if tuple(sorted(r)) == keys])
-        for o in outcomes:
-            self._leases.pop(o.item.id, None)
-        return [None] * len(outcomes)
+            rows.append(row)
+        # One Core UPDATE per distinct column set (executemany by primary key).
+        for keys in {tuple(sorted(r)) for r in rows}:
+            await s.execute(
+                _update_by_id(keys), [{f"v_{k}": v for k, v in r.items()} for r in rows if tuple(sorted(r)) == keys]
+            )
 
     async def _record_sent(self, s: AsyncSession, outcomes: Sequence[_Outcome], now: datetime) -> None:
         """Channels' own bookkeeping for what reached the platform (``RoundAware.record``), in the outcome commit;
@@ -514,6 +525,21 @@ class OutboxWorker:
             channel = self.rt.channels.get(name)
             if isinstance(channel, RoundAware):
                 await channel.record(s, sent, now)
+
+
+@functools.cache
+def _update_by_id(keys: tuple[str, ...]) -> Update:
+    """``UPDATE outbox SET <keys but id> WHERE id = :v_id`` with ``v_<key>`` parameters (built once per column set)."""
+    table = Base.metadata.tables[OutboxMessage.__tablename__]
+    values = {table.c[k]: bindparam(f"v_{k}", type_=table.c[k].type) for k in keys if k != "id"}
+    return update(table).where(table.c.id == bindparam("v_id", type_=table.c.id.type)).values(values)
+
+
+@dataclass(frozen=True)
+class _CallStart:
+    """A platform call for this row is about to start (committed before it does)."""
+
+    row_id: int
 
 
 @dataclass(frozen=True)
