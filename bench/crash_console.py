@@ -62,6 +62,7 @@ from procs import (  # noqa: E402
     epoch,
     free_port,
     pg_database,
+    scratch_database_url,
     spawn,
     time_kills,
     together,
@@ -421,7 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--kills", type=int, default=2)
-    ap.add_argument("--db", help="a PostgreSQL URL (the database is created fresh and dropped); default SQLite")
+    ap.add_argument(
+        "--db",
+        help="a PostgreSQL server URL: the test works in a scratch database it creates there and drops; default SQLite",
+    )
     ap.add_argument("--lease", type=float, help="[outbox] lease_seconds (default: the config default)")
     ap.add_argument("--keep", action="store_true", help="keep the working directory (db, logs)")
     args = ap.parse_args(argv)
@@ -435,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         concurrency=args.concurrency,
         kills=args.kills,
-        db_url=args.db,
+        db_url=scratch_database_url(args.db, "salesbot_crash") if args.db else None,
         lease=args.lease,
     )
     print(report.summary())

@@ -72,6 +72,7 @@ from procs import (  # noqa: E402
     cli,
     free_port,
     pg_database,
+    scratch_database_url,
     spawn,
     time_kills,
     together,
@@ -704,7 +705,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--kills", type=int, default=2, help="SIGKILLs: 1 = during the load, 2 = also while delivering")
-    ap.add_argument("--db", help="a PostgreSQL URL (the database is created fresh and dropped); default SQLite")
+    ap.add_argument(
+        "--db",
+        help="a PostgreSQL server URL: the test works in a scratch database it creates there and drops; default SQLite",
+    )
     ap.add_argument("--lease", type=float, help="[outbox] lease_seconds (default: the config default)")
     ap.add_argument("--keep", action="store_true", help="keep the working directory (db, logs)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON too")
@@ -719,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         concurrency=args.concurrency,
         kills=args.kills,
-        db_url=args.db,
+        db_url=scratch_database_url(args.db, "salesbot_crash") if args.db else None,
         lease=args.lease,
     )
     print(report.summary())

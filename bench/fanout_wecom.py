@@ -55,7 +55,17 @@ for _path in (ROOT, SCRIPT.parent):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from procs import HOST, Proc, cli, free_port, spawn, vm_hwm_mb, wait_exit, wait_healthy  # noqa: E402
+from procs import (  # noqa: E402
+    HOST,
+    Proc,
+    cli,
+    free_port,
+    scratch_database_url,
+    spawn,
+    vm_hwm_mb,
+    wait_exit,
+    wait_healthy,
+)
 
 CORP_ID = "wwfanoutcorp001"
 AGENT_ID = 1000002
@@ -456,7 +466,7 @@ def fmt(x: float | None, digits: int = 0) -> str:
 def run(args: argparse.Namespace, tmp: Path) -> int:
     pg = args.db is not None and not args.db.startswith("sqlite")
     db_file = tmp / "fanout.db"
-    db_url = args.db or f"sqlite+aiosqlite:///{db_file}"
+    db_url = scratch_database_url(args.db, "salesbot_fanout") if pg else args.db or f"sqlite+aiosqlite:///{db_file}"
     if pg:
         asyncio.run(create_pg(db_url, drop=False))
     fakes: list[Proc] = []
@@ -591,8 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--db",
         default=None,
-        help="database URL (default: a fresh SQLite file); a PostgreSQL database "
-        "named in the URL is created and dropped",
+        help="database URL (default: a fresh SQLite file); for PostgreSQL, a scratch database is created on the "
+        "server the URL names and dropped (never the database in the URL)",
     )
     ap.add_argument("--app-calls-per-minute", type=int, default=10000, help="app API budget (WeCom: 10,000/min)")
     ap.add_argument(

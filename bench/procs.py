@@ -217,6 +217,16 @@ class DbReader:
             self._pg = None
 
 
+def scratch_database_url(url: str, prefix: str) -> str:
+    """A PostgreSQL URL on the server ``url`` points at, naming a new database ``<prefix>_<random>``: a bench creates
+    and drops only that one, never the database its user named (``--db postgresql://…/test`` once dropped ``test``)."""
+    import secrets
+
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=f"{prefix}_{secrets.token_hex(5)}").render_as_string(hide_password=False)
+
+
 async def pg_database(url: str, *, create: bool) -> None:
     """Drop the database ``url`` names, then (``create``) create it empty; connects to the server's ``postgres``."""
     import asyncpg

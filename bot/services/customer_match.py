@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
@@ -129,6 +128,10 @@ def _pinyin_keys(text: str) -> tuple[str, str, tuple[str, ...]]:
     Initials are the first letter of each syllable, i.e. what ``Style.FIRST_LETTER`` yields.
     Non-Chinese chunks (digits, Latin) stay whole in both keys and become ``_NON_HAN + char`` tokens.
     """
+    # Imported on first use: pypinyin's dictionaries take about 0.3 s to load, which every start (and the replies
+    # owed after a crash) would otherwise wait for; the first matcher built pays it instead.
+    from pypinyin import lazy_pinyin
+
     full: list[str] = []
     initials: list[str] = []
     tokens: list[str] = []

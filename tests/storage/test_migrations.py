@@ -50,3 +50,24 @@ async def test_postgresql_migrations_match_models(pg_url: str | None) -> None:
         assert zone == "timestamp with time zone"
     finally:
         await db.dispose()
+
+
+def test_the_head_read_from_the_files_is_alembics_head() -> None:
+    """`serve` checks the schema without importing Alembic (start-up time); it must name the same head."""
+    from alembic.script import ScriptDirectory
+
+    from storage.migrate import alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0004"
+
+
+async def test_the_revision_is_alembics_before_and_after_upgrade(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+    try:
+        assert await current_revision(db) is None  # no alembic_version table
+        await upgrade(db, "0002")
+        async with db.engine.connect() as conn:
+            alembic_says = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        assert await current_revision(db) == alembic_says == "0002"
+    finally:
+        await db.dispose()
