@@ -193,17 +193,57 @@ class WeComCardCode(Base):
     spent_at: Mapped[datetime | None]
 
 
-class WeComSend(Base):
-    """One message that reached one WeCom user: the per-person throttle counts these (a shared card counts for
-    every recipient, a split text for every part). Rows older than the throttle's hour are pruned."""
+class ChannelSend(Base):
+    """One message that reached one person on one channel: a channel's per-person throttle counts these (a shared
+    card counts for every recipient, a split text for every part). Rows older than the throttle's hour are pruned.
+    Was ``wecom_sends`` (WeCom only) before migration 0005."""
 
-    __tablename__ = "wecom_sends"
-    __table_args__ = (Index("ix_wecom_sends_recipient_at", "recipient", "sent_at"),)
+    __tablename__ = "channel_sends"
+    __table_args__ = (Index("ix_channel_sends_recipient_at", "channel", "recipient", "sent_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(String(64))
     outbox_id: Mapped[int | None] = mapped_column(BigId)
     sent_at: Mapped[datetime]
+
+
+class UserIdentity(Base):
+    """A person's id on one channel (WeCom userid, DingTalk staffId, …): one per person and channel, and an
+    external id belongs to one person per channel. Filled from the org CSV's per-channel columns."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_user_identities_channel_external_id"),
+        UniqueConstraint("user_id", "channel", name="uq_user_identities_user_id_channel"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class JobRun(Base):
+    """One run of a scheduled job for one period (``job`` + ``period`` unique): a job runs once per period across
+    restarts and replicas; the row is claimed before the work starts and marked done or failed after it."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "period", name="uq_job_runs_job_period"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    # The period the run covers, in the job's own terms ("2026-12-02", "2026-12-02T18:00", "2026-W49").
+    period: Mapped[str] = mapped_column(String(64))
+    # running → done | failed
+    status: Mapped[str] = mapped_column(String(10), default="running")
+    # Which process runs it ("host:ns:pid:start:gen", bot.leases.Owner): a run whose owner died can be taken over.
+    owner: Mapped[str | None] = mapped_column(String(96))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Location(Base):

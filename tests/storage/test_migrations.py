@@ -58,7 +58,7 @@ def test_the_head_read_from_the_files_is_alembics_head() -> None:
 
     from storage.migrate import alembic_config
 
-    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0004"
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0005"
 
 
 async def test_the_revision_is_alembics_before_and_after_upgrade(tmp_path: Path) -> None:
@@ -69,5 +69,44 @@ async def test_the_revision_is_alembics_before_and_after_upgrade(tmp_path: Path)
         async with db.engine.connect() as conn:
             alembic_says = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
         assert await current_revision(db) == alembic_says == "0002"
+    finally:
+        await db.dispose()
+
+
+async def test_0005_copies_channel_ids_and_the_wecom_throttle_ledger(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'i.db'}")
+    try:
+        await upgrade(db, "0004")
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, name, roles, locale, active, created_at, updated_at, wecom_userid,"
+                    " dingtalk_staff_id) VALUES ('rep01', '王小明', '[]', 'zh-CN', 1, '2026-12-01 00:00:00',"
+                    " '2026-12-01 00:00:00', 'wx-rep01', NULL), ('rep02', '李雷', '[]', 'zh-CN', 1,"
+                    " '2026-12-01 00:00:00', '2026-12-01 00:00:00', NULL, 'dt-rep02')"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO wecom_sends (recipient, outbox_id, sent_at) VALUES ('rep01', 7, '2026-12-01 08:00:00')"
+                )
+            )
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            identities = (
+                await conn.execute(text("SELECT user_id, channel, external_id FROM user_identities ORDER BY user_id"))
+            ).all()
+            sends = (await conn.execute(text("SELECT channel, recipient, outbox_id FROM channel_sends"))).all()
+        assert [tuple(r) for r in identities] == [("rep01", "wecom", "wx-rep01"), ("rep02", "dingtalk", "dt-rep02")]
+        assert [tuple(r) for r in sends] == [("wecom", "rep01", 7)]
+        from alembic import command
+
+        from storage.migrate import alembic_config
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0004"))
+        assert await current_revision(db) == "0004"
+        await upgrade(db)
+        assert await current_revision(db) == "0005"
     finally:
         await db.dispose()

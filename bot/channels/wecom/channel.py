@@ -1,11 +1,12 @@
 """The WeCom channel's delivery side: outbox items → message/send and message/update_template_card.
 
-Per-recipient throttle is counted in the database (``wecom_sends``: what was sent to this person in the last minute
-and hour), so it holds across restarts and replicas. Per outbox round it is read once for every recipient of the
-claimed rows (``prepare``), tallied in memory while the round delivers, and the new ``wecom_sends`` rows are written in
-the round's outcome commit (``record``). Window of imprecision: sends by *another* replica to the same person during
-one round (usually well under a second) are seen from that replica's next round on; a crash between a send and its
-outcome commit leaves the send uncounted, but then the row is resent (flagged, WeCom drops the copy) and counted.
+Per-recipient throttle is counted in the database (``channel_sends`` with channel ``wecom``: what was sent to this
+person in the last minute and hour), so it holds across restarts and replicas. Per outbox round it is read once for
+every recipient of the claimed rows (``prepare``), tallied in memory while the round delivers, and the new rows are
+written in the round's outcome commit (``record``). Window of imprecision: sends by *another* replica to the same
+person during one round (usually well under a second) are seen from that replica's next round on; a crash between
+a send and its outcome commit leaves the send uncounted, but then the row is resent (flagged, WeCom drops the copy)
+and counted.
 
 Template-card response codes are single use: every code we get (from message/send or from a tap) is recorded, and
 each update spends one.
@@ -33,7 +34,7 @@ from bot.services.console_media import PREFIX as CONSOLE_MEDIA_PREFIX  # console
 from cards import wecom as render
 from cards.model import Card
 from storage.db import Database
-from storage.models import User, WeComCardCode, WeComSend
+from storage.models import ChannelSend, User, WeComCardCode
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,12 @@ log = logging.getLogger(__name__)
 CODE_SPENT_ERRORS = frozenset({60140, 42014, 42016})
 # Prune throttle rows older than two hours every this many recorded sends.
 PRUNE_EVERY = 500
+CHANNEL = "wecom"  # this channel's name in channel_sends
 
 
 @dataclass
 class _Budget:
-    """One recipient's sends in the last hour and minute: counted from ``wecom_sends`` at the round's start, plus
+    """One recipient's sends in the last hour and minute: counted from ``channel_sends`` at the round's start, plus
     what this process sent since."""
 
     per_hour: int = 0
@@ -108,36 +110,44 @@ class WeComChannel:
         self._budgets = await self._load_budgets(ids) if ids else {}
 
     async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
-        """In the outcome commit: one ``wecom_sends`` row per message that reached a recipient, for the throttle."""
+        """In the outcome commit: one ``channel_sends`` row per message that reached a recipient, for the throttle."""
         rows = [
-            {"recipient": u.id, "outbox_id": item.id, "sent_at": now}
+            {"channel": CHANNEL, "recipient": u.id, "outbox_id": item.id, "sent_at": now}
             for item, delivery in sent
             for u in item.recipients
             for _ in range(delivery.messages)
         ]
         if not rows:
             return
-        await session.execute(insert(WeComSend), rows)
+        await session.execute(insert(ChannelSend), rows)
         before, self._recorded = self._recorded, self._recorded + len(rows)
         if before // PRUNE_EVERY != self._recorded // PRUNE_EVERY:
-            await session.execute(delete(WeComSend).where(WeComSend.sent_at < now - timedelta(hours=2)))
+            await session.execute(
+                delete(ChannelSend).where(
+                    ChannelSend.channel == CHANNEL, ChannelSend.sent_at < now - timedelta(hours=2)
+                )
+            )
 
     async def _load_budgets(self, ids: Iterable[str]) -> dict[str, _Budget]:
         now = self.clock.now()
         wanted = set(ids)
-        in_minute = WeComSend.sent_at > now - timedelta(minutes=1)
+        in_minute = ChannelSend.sent_at > now - timedelta(minutes=1)
         async with self.db.read() as s:
             rows = (
                 await s.execute(
                     select(
-                        WeComSend.recipient,
+                        ChannelSend.recipient,
                         func.count(),
                         func.count().filter(in_minute),
-                        func.min(WeComSend.sent_at),
-                        func.min(WeComSend.sent_at).filter(in_minute),
+                        func.min(ChannelSend.sent_at),
+                        func.min(ChannelSend.sent_at).filter(in_minute),
                     )
-                    .where(WeComSend.recipient.in_(wanted), WeComSend.sent_at > now - timedelta(hours=1))
-                    .group_by(WeComSend.recipient)
+                    .where(
+                        ChannelSend.channel == CHANNEL,
+                        ChannelSend.recipient.in_(wanted),
+                        ChannelSend.sent_at > now - timedelta(hours=1),
+                    )
+                    .group_by(ChannelSend.recipient)
                 )
             ).all()
         budgets = {u: _Budget() for u in wanted}
