@@ -109,6 +109,13 @@ class Router:
 
         return register
 
+    def command_words(self) -> frozenset[str]:
+        """The command words this router answers (from its ``command`` / ``exact`` filters), case-folded and
+        width-normalised: `config check` refuses them as request-type keywords."""
+        return frozenset(
+            word for route in self.routes for f in route.filters for word in getattr(f, "words", frozenset())
+        )
+
 
 class Dispatcher:
     """Picks the first matching route across routers, in the order given once at assembly."""
@@ -156,6 +163,22 @@ def split_command(text: str, keywords: Sequence[str]) -> str | None:
     return None
 
 
+def fold_word(word: str) -> str:
+    """A command word as routers and `config check` compare it: width-normalised, case-folded, spaces collapsed."""
+    return " ".join(normalize_text(word).casefold().split())
+
+
+class _WordFilter:
+    """A text filter that declares the words it answers (``Router.command_words``)."""
+
+    def __init__(self, words: Sequence[str], check: Callable[[Context], bool]) -> None:
+        self.words = frozenset(fold_word(w) for w in words)
+        self._check = check
+
+    def __call__(self, ctx: Context) -> bool:
+        return self._check(ctx)
+
+
 def command(*keywords: str) -> Filter:
     """Text that starts with one of ``keywords``; sets ``ctx.args``."""
 
@@ -168,7 +191,7 @@ def command(*keywords: str) -> Filter:
         ctx.args = rest
         return True
 
-    return check
+    return _WordFilter(keywords, check)
 
 
 def exact(*words: str) -> Filter:
@@ -178,7 +201,7 @@ def exact(*words: str) -> Filter:
     def check(ctx: Context) -> bool:
         return isinstance(ctx.event, TextMessage) and normalize_text(ctx.event.text).lower() in wanted
 
-    return check
+    return _WordFilter(words, check)
 
 
 def action(*names: str) -> Filter:

@@ -6,3 +6,8 @@ from handlers import escalation, help, requests, visits
 # typed during a visit dialog starts a request), then a rep's plain-text answer to a department's question, then
 # the fallback that always answers.
 ROUTERS = [help.router, escalation.router, requests.router, visits.router, requests.late_router, help.fallback_router]
+
+
+def command_words() -> frozenset[str]:
+    """Every command word the routers answer (folded, see ``bot.routing.fold_word``)."""
+    return frozenset().union(*(router.command_words() for router in ROUTERS))

@@ -19,38 +19,6 @@ if TYPE_CHECKING:
 
     from bot.config import RequestTypeConfig, Settings
 
-# Words the bot already answers to: a request type may not take them as keywords.
-RESERVED_KEYWORDS = frozenset(
-    {
-        "拜访",
-        "visit",
-        "记拜访",
-        "帮助",
-        "help",
-        "菜单",
-        "menu",
-        "取消",
-        "cancel",
-        "我的拜访",
-        "my visits",
-        "修改",
-        "更正",
-        "edit",
-        "correct",
-        "解锁",
-        "unlock",
-        "我的申请",
-        "my requests",
-        "进度",
-        "progress",
-        "status",
-        "附件",
-        "attach",
-        "补充",
-        "reply",
-    }
-)
-
 # Variables every title may use besides the request type's own field keys.
 COMMON_VARIABLES = ("customer", "ward", "requester", "request_no", "type_name")
 TITLE_MAX_CHARS = 60
@@ -90,15 +58,20 @@ def sample_values(rt: RequestTypeConfig) -> dict[str, str]:
 def check_request_types(settings: Settings) -> list[tuple[str, str]]:
     """Problems across sections as (TOML path, message): unknown departments, keyword clashes, bad templates,
     escalation overrides for departments or request types that do not exist."""
+    # The words the bot already answers, as each router declares them (its command/exact filters).
+    from bot.routing import fold_word
+    from handlers import command_words
+
+    reserved = command_words()
     problems: list[tuple[str, str]] = []
     owner: dict[str, str] = {}
     for key, rt in settings.request_types.items():
         base = f"request_types.{key}"
         for i, word in enumerate(rt.keywords):
-            folded = " ".join(word.casefold().split())
+            folded = fold_word(word)
             if not folded:
                 problems.append((f"{base}.keywords.{i}", "empty keyword"))
-            elif folded in RESERVED_KEYWORDS:
+            elif folded in reserved:
                 problems.append((f"{base}.keywords.{i}", f"'{word}' is a built-in command"))
             elif folded in owner:
                 problems.append((f"{base}.keywords.{i}", f"'{word}' is already a keyword of {owner[folded]}"))
