@@ -151,7 +151,7 @@ class Escalator:
             locale,
             settings.org.tz,
             card.id,
-            ref=f"{card.ref}-e{card.notices}",
+            ref=f"{card.ref}-e{notice.number}",
             level=notice.level,
             waited=esc.waited(card, rt.clock.now()),
             repeat=notice.kind == "repeat",

@@ -137,6 +137,9 @@ class Notice:
     targets: list[User]
     deadline: datetime | None = None
     trigger: str = "not_done"
+    # The notice card's number (its ref is <card ref>-e<number>), fixed when the step is taken: one sweep that
+    # catches up two levels sends two notices, -e1 and -e2 (WeCom refuses a task_id used twice).
+    number: int = 0
 
 
 @dataclass
@@ -298,7 +301,9 @@ async def _fire(
         channel=None,
         changes=changes,
     )
-    result.notices.append(Notice(kind, card, request, level, targets, deadline, str(step.get("trigger") or "")))
+    number = card.notices if kind != "remind" else 0
+    trigger = str(step.get("trigger") or "")
+    result.notices.append(Notice(kind, card, request, level, targets, deadline, trigger, number))
 
 
 async def due_card_ids(session: AsyncSession, now: datetime, limit: int, *, postgres: bool) -> list[int]:

@@ -1,4 +1,5 @@
-"""Escalation scenarios with an injected clock, through the console channel.
+"""Escalation scenarios with an injected clock, written once and run on the console and on WeCom
+(``tests/scenario_driver.py``).
 
 The clock starts on Monday 2026-11-23 10:00 in Shanghai (a working day; 09:00–18:00 with lunch 12:00–13:00). The
 test policy: remind at 50 % of the deadline; L1 not claimed after the first-response SLA (备货: 2 working hours)
@@ -17,10 +18,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import FixedClock
-from bot.config import parse_settings
 from bot.runtime import Runtime
+from cards.wecom import task_id_for
 from storage.models import AuditLog, OutboxMessage, TaskCard, User
-from tests.console_driver import ConsoleUser
+from tests.scenario_driver import Chat, SeenCard, last_card
 
 SH = ZoneInfo("Asia/Shanghai")
 STOCK = "备货 省人民 骨钉 20 2026-11-30"
@@ -32,7 +33,7 @@ ESCALATION = {"sweep_interval_seconds": 3600, "remind_at": 0.5, "levels": LEVELS
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, dict[str, Any]]:
+def scenario_overrides() -> dict[str, dict[str, Any]]:
     return {"escalation": dict(ESCALATION)}
 
 
@@ -47,20 +48,23 @@ async def travel(rt: Runtime, clock: FixedClock, when: datetime) -> None:
     await rt.settle()
 
 
-async def raise_stock_request(console: Any) -> ConsoleUser:
-    rep: ConsoleUser = await console("rep01")
-    await rep.send(STOCK)
-    await rep.refresh()
+async def raise_stock_request(chat: Any) -> Chat:
+    rep: Chat = await chat("rep01")
+    await rep.say(STOCK)
     await rep.tap("提交")
-    await rep.replies()
+    await rep.new_texts()
     return rep
 
 
-async def escalation_cards(user: ConsoleUser) -> list[dict[str, Any]]:
-    await user.refresh()
+async def escalation_cards(user: Chat) -> list[SeenCard]:
     # A notice's ref is its card's ref plus -e<n>; a card's own ref ends in 6 random hex digits, which can read
     # "-e12345" by chance, so the pattern anchors on both.
-    return [c for c in user.cards().values() if re.search(r"-[0-9a-f]{6}-e\d+$", c["ref"])]
+    return [c for c in await user.cards() if re.search(r"-[0-9a-f]{6}-e\d+$", c.ref)]
+
+
+async def card_by_ref(user: Chat, ref: str) -> SeenCard:
+    [card] = [c for c in await user.cards() if c.ref in (ref, task_id_for(ref))]
+    return card
 
 
 async def the_card(rt: Runtime) -> TaskCard:
@@ -82,28 +86,28 @@ async def audit_actions(rt: Runtime) -> list[str]:
         return list(rows)
 
 
-async def test_reminder_then_levels_then_repeats(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
-    log01, head, director = await console("log01"), await console("log_head"), await console("dir01")
+async def test_reminder_then_levels_then_repeats(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
+    log01, head, director = await chat("log01"), await chat("log_head"), await chat("dir01")
     for u in (log01, head, director):
-        await u.refresh()
+        await u.new_texts()
     card = await the_card(runtime)
     assert card.next_due_at == at(23, 11)  # the reminder at 50 % of the 2-hour first response
 
     await travel(runtime, clock, at(23, 10, 59))
-    assert await log01.replies() == [] and await audit_actions(runtime) == []
+    assert await log01.new_texts() == [] and await audit_actions(runtime) == []
 
     await travel(runtime, clock, at(23, 11))
-    [reminder] = await log01.replies()
+    [reminder] = await log01.new_texts()
     assert reminder.startswith("⏰ 卡片 T1「备货 骨钉 × 20」还没人认领") and "11-23 12:00" in reminder
     assert await escalation_cards(head) == []
 
     await travel(runtime, clock, at(23, 12))  # L1: 2 working hours, not claimed
     [level1] = await escalation_cards(head)
-    assert level1["title"].startswith("⚠️ 第1级升级·物流")
-    facts = {f["label"]: f["value"] for f in level1["fields"]}
+    assert level1.title.startswith("⚠️ 第1级升级·物流")
+    facts = level1.fields
     assert facts["已等待"] == "2 小时 0 分" and facts["处理人"] == "无人认领" and facts["编号"] == "T1 / R1"
-    assert [b["text"] for b in level1["buttons"]] == ["接手", "转派", "暂缓1小时", "暂缓4小时", "明早9点"]
+    assert level1.buttons == ["接手", "转派", "暂缓1小时", "暂缓4小时", "明早9点"]
     assert await escalation_cards(director) == []
 
     # Lunch does not count: 4 working hours from 10:00 is 15:00, not 14:00.
@@ -111,12 +115,12 @@ async def test_reminder_then_levels_then_repeats(console: Any, runtime: Runtime,
     assert await escalation_cards(director) == []
     await travel(runtime, clock, at(23, 15))
     [level2] = await escalation_cards(director)
-    assert level2["title"].startswith("⚠️ 第2级升级")
+    assert level2.title.startswith("⚠️ 第2级升级")
 
     await travel(runtime, clock, at(23, 16))
     await travel(runtime, clock, at(23, 16, 30))  # nothing new half-way
     await travel(runtime, clock, at(23, 17))
-    repeats = [c for c in await escalation_cards(director) if c["title"].startswith("⏰ 仍未处理")]
+    repeats = [c for c in await escalation_cards(director) if c.title.startswith("⏰ 仍未处理")]
     assert len(repeats) == 2
     assert await audit_actions(runtime) == [
         "escalation.remind",
@@ -127,28 +131,26 @@ async def test_reminder_then_levels_then_repeats(console: Any, runtime: Runtime,
     ]
 
 
-async def test_handled_before_a_level_sends_nothing(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
-    log01, head = await console("log01"), await console("log_head")
-    await log01.refresh()
+async def test_handled_before_a_level_sends_nothing(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
+    log01, head = await chat("log01"), await chat("log_head")
     clock.set(at(23, 10, 30))
-    card = next(iter(log01.cards().values()))
-    await log01.tap("认领", card["ref"])
+    [card] = await log01.cards()
+    await log01.tap("认领", card)
     await travel(runtime, clock, at(23, 12, 30))
     assert await escalation_cards(head) == []
     stored = await the_card(runtime)
     assert stored.esc_step == 2  # the reminder and L1 were looked at and skipped
     # Done before L2: the card leaves the sweep for good.
-    await log01.refresh()
-    await log01.tap("完成", card["ref"])
+    await log01.tap("完成", await card_by_ref(log01, card.ref))
     assert (await the_card(runtime)).next_due_at is None
     await travel(runtime, clock, at(24, 12))
     assert await audit_actions(runtime) == []
 
 
-async def test_downtime_catches_up_one_notice_per_level(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
-    head, director = await console("log_head"), await console("dir01")
+async def test_downtime_catches_up_one_notice_per_level(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
+    head, director = await chat("log_head"), await chat("dir01")
     # The bot was down for two days: one sweep catches up, each missed level once, no storm of repeats.
     await travel(runtime, clock, at(25, 11))
     assert len(await escalation_cards(head)) == 1
@@ -159,60 +161,58 @@ async def test_downtime_catches_up_one_notice_per_level(console: Any, runtime: R
     assert stored.next_due_at == at(25, 12)  # the next repeat is an hour (working) after the catch-up
 
 
-async def test_overlapping_sweeps_send_each_step_once(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
+async def test_overlapping_sweeps_send_each_step_once(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
     clock.set(at(23, 12))
     await asyncio.gather(*(runtime.escalator.sweep() for _ in range(5)))
     await runtime.settle()
     # At 12:00 the first-response deadline is here: too late for its reminder, time for L1.
     assert await audit_actions(runtime) == ["escalation.level"]
-    head = await console("log_head")
+    head = await chat("log_head")
     assert len(await escalation_cards(head)) == 1
 
 
-async def test_take_over_from_the_notice(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    rep = await raise_stock_request(console)
-    head, log01 = await console("log_head"), await console("log01")
+async def test_take_over_from_the_notice(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    rep = await raise_stock_request(chat)
+    head, log01 = await chat("log_head"), await chat("log01")
     await travel(runtime, clock, at(23, 12))
     [notice] = await escalation_cards(head)
-    await head.tap("接手", notice["ref"])
-    assert (await head.replies())[-1] == "你已接手卡片 T1：备货 骨钉 × 20"
-    assert head.card(notice["ref"])["buttons"] == []
+    await head.tap("接手", notice)
+    assert (await head.new_texts())[-1] == "你已接手卡片 T1：备货 骨钉 × 20"
+    assert (await card_by_ref(head, notice.ref)).buttons == []
     stored = await the_card(runtime)
     assert (stored.state, stored.holder_id) == ("claimed", "log_head")
-    await log01.refresh()
-    task = next(c for c in log01.cards().values() if c["ref"] == stored.ref)
-    assert {f["label"]: f["value"] for f in task["fields"]}["状态"].startswith("处理中 · 周涛")
-    assert (await rep.replies())[-1] == "R1 物流：周涛 已认领「备货 骨钉 × 20」。"
+    task = await card_by_ref(log01, stored.ref)
+    assert task.fields["状态"].startswith("处理中 · 周涛")
+    assert (await rep.new_texts())[-1] == "R1 物流：周涛 已认领「备货 骨钉 × 20」。"
     assert "escalation.takeover" in await audit_actions(runtime)
 
 
-async def test_reassign_to_a_member(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
-    head, log02 = await console("log_head"), await console("log02")
+async def test_reassign_to_a_member(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
+    head, log02 = await chat("log_head"), await chat("log02")
     await travel(runtime, clock, at(23, 12))
     [notice] = await escalation_cards(head)
-    await head.tap("转派", notice["ref"])
-    await head.refresh()
-    choose = head.last_card()
-    assert [b["text"] for b in choose["buttons"]] == ["吴敏", "郑浩"]
-    await head.tap("郑浩", choose["ref"])
-    assert (await head.replies())[-1] == "卡片 T1 已转派给 郑浩。"
-    assert (await log02.replies())[-1] == "📌 周涛 把卡片 T1「备货 骨钉 × 20」转派给你，请尽快处理。"
+    await head.tap("转派", notice)
+    choose = await last_card(head)
+    assert choose.buttons == ["吴敏", "郑浩"]
+    await head.tap("郑浩", choose)
+    assert (await head.new_texts())[-1] == "卡片 T1 已转派给 郑浩。"
+    assert (await log02.new_texts())[-1] == "📌 周涛 把卡片 T1「备货 骨钉 × 20」转派给你，请尽快处理。"
     stored = await the_card(runtime)
     assert (stored.state, stored.holder_id) == ("claimed", "log02")
     assert "escalation.reassign" in await audit_actions(runtime)
 
 
-async def test_snooze_with_a_reason_silences_until_then(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
-    director = await console("dir01")
+async def test_snooze_with_a_reason_silences_until_then(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
+    director = await chat("dir01")
     await travel(runtime, clock, at(23, 15))
     [notice] = await escalation_cards(director)
-    await director.tap("暂缓4小时", notice["ref"])
-    assert (await director.replies())[-1].startswith("请输入暂缓原因（卡片 T1，暂缓到 11-23 19:00")
-    await director.send("仓库盘点中，晚上处理")
-    assert (await director.replies())[-1] == "卡片 T1 的升级已暂缓到 11-23 19:00：仓库盘点中，晚上处理"
+    await director.tap("暂缓4小时", notice)
+    assert (await director.new_texts())[-1].startswith("请输入暂缓原因（卡片 T1，暂缓到 11-23 19:00")
+    await director.say("仓库盘点中，晚上处理")
+    assert (await director.new_texts())[-1] == "卡片 T1 的升级已暂缓到 11-23 19:00：仓库盘点中，晚上处理"
     await travel(runtime, clock, at(23, 17))
     assert len(await escalation_cards(director)) == 1  # the 16:00 and 17:00 repeats wait for the snooze
     await travel(runtime, clock, at(23, 19))
@@ -220,80 +220,70 @@ async def test_snooze_with_a_reason_silences_until_then(console: Any, runtime: R
     assert (await audit_actions(runtime)).count("escalation.snooze") == 1
 
 
-async def test_outsiders_cannot_act_on_a_notice(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
-    head, log01 = await console("log_head"), await console("log01")
+async def test_outsiders_cannot_act_on_a_notice(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
+    head, log01 = await chat("log_head"), await chat("log01")
     await travel(runtime, clock, at(23, 12))
     [notice] = await escalation_cards(head)
-    take = next(b["key"] for b in notice["buttons"] if b["text"] == "接手")
-    await log01.post("/console/api/action", {"client_id": "x" * 12, "payload": take})
-    assert (await log01.replies())[-1] == "你不能处理卡片 T1 的升级。"
+    await log01.forge_tap(notice.keys["接手"], notice)
+    assert (await log01.new_texts())[-1] == "你不能处理卡片 T1 的升级。"
     assert (await the_card(runtime)).holder_id is None
 
 
-async def test_config_reload_mid_flight_keeps_old_cards_policy(
-    console: Any, runtime: Runtime, clock: FixedClock
-) -> None:
-    await raise_stock_request(console)
+async def test_config_reload_mid_flight_keeps_old_cards_policy(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
     old = await the_card(runtime)
     stricter = dict(ESCALATION, levels=[{"trigger": "not_claimed", "after_hours": 0.5, "notify": ["director"]}])
-    data = {
-        "database": {"url": runtime.settings.database.url},
-        "org": {"demo": True},
-        "console": {"enabled": True},
-        "escalation": stricter,
-    }
-    restart = runtime.reload(parse_settings(data))
+    escalation = type(runtime.settings.escalation).model_validate(stricter)
+    restart = runtime.reload(runtime.settings.model_copy(update={"escalation": escalation}))
     assert restart == []
-    rep = await console("rep01")
-    await rep.send("备货 浙二 骨板 5 2026-11-30")
-    await rep.refresh()
+    rep = await chat("rep01")
+    await rep.say("备货 浙二 骨板 5 2026-11-30")
     await rep.tap("提交")
     async with runtime.db.read() as s:
         old_now, new = list(await s.scalars(select(TaskCard).order_by(TaskCard.id)))
     assert old_now.policy == old.policy  # frozen at creation
     assert [st["kind"] for st in new.policy["steps"]] == ["level", "remind", "remind"]
     await travel(runtime, clock, at(23, 10, 30))
-    director = await console("dir01")
+    director = await chat("dir01")
     # Half an hour later only the new card escalates (to the director); the old one waits for its own L1 at 12:00.
     [notice] = await escalation_cards(director)
-    assert notice["ref"] == f"{new.ref}-e1"
+    assert notice.ref in (f"{new.ref}-e1", task_id_for(f"{new.ref}-e1"))
     assert (await the_cards(runtime))[0].esc_step == 0
 
 
-async def test_calendar_hour_types_escalate_at_night(console: Any, runtime: Runtime, clock: FixedClock) -> None:
+async def test_calendar_hour_types_escalate_at_night(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
     clock.set(at(27, 20))  # Friday evening
-    rep = await console("rep01")
-    await rep.send("跟台 浙一 骨科 2026-11-28 器械:脊柱A包")
-    await rep.refresh()
+    rep = await chat("rep01")
+    await rep.say("跟台 浙一 骨科 2026-11-28 器械:脊柱A包")
     await rep.tap("提交")
-    head = await console("mkt_head")
+    head = await chat("mkt_head")
     # 跟台 counts calendar hours: the 2-hour first response is due at 22:00 the same night, not on Monday.
     await travel(runtime, clock, at(27, 22))
     assert len(await escalation_cards(head)) == 1
 
 
-async def test_history_and_policy_commands(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
+async def test_history_and_policy_commands(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
     await travel(runtime, clock, at(23, 11))
     await travel(runtime, clock, at(23, 12))
-    head = await console("log_head")
-    await head.replies()
-    await head.send("升级记录 T1")
-    [history] = await head.replies()
+    head = await chat("log_head")
+    await head.new_texts()
+    await head.say("升级记录 T1")
+    [history] = await head.new_texts()
     assert "task.create" in history and "escalation.remind" in history and "escalation.level L1" in history
     assert "下一步：11-23 15:00" in history
-    admin = await console("admin01")
-    await admin.send("升级策略 logistics stock_reservation")
-    [policy] = await admin.replies()
+    admin = await chat("admin01")
+    await admin.say("升级策略 logistics stock_reservation")
+    [policy] = await admin.new_texts()
     assert "L1: not_claimed @ first_response → head" in policy and "every 1h" in policy
-    rep = await console("rep01")
-    await rep.send("升级策略")
-    assert (await rep.replies())[-1] == "你没有权限执行此操作。"
+    rep = await chat("rep01")
+    await rep.say("升级策略")
+    assert (await rep.new_texts())[-1] == "你没有权限执行此操作。"
 
 
-async def test_escalation_notices_go_through_the_outbox(console: Any, runtime: Runtime, clock: FixedClock) -> None:
-    await raise_stock_request(console)
+async def test_escalation_notices_go_through_the_outbox(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
     await travel(runtime, clock, at(23, 12))
     async with runtime.db.read() as s:
         rows = (await s.scalars(select(OutboxMessage).where(OutboxMessage.card_ref.like("%-e1")))).all()
@@ -305,7 +295,7 @@ async def test_escalation_notices_go_through_the_outbox(console: Any, runtime: R
 
 
 async def test_reminders_wait_out_quiet_hours(
-    console: Any, runtime: Runtime, clock: FixedClock, settings_overrides: dict[str, Any]
+    chat: Any, runtime: Runtime, clock: FixedClock, settings_overrides: dict[str, Any]
 ) -> None:
     runtime.reload(
         runtime.settings.model_copy(
@@ -313,20 +303,19 @@ async def test_reminders_wait_out_quiet_hours(
         )
     )
     clock.set(at(27, 17))  # Friday 17:00; 跟台 counts calendar hours (complete: 24 h)
-    rep = await console("rep01")
-    await rep.send("跟台 浙一 骨科 2026-11-29 器械:脊柱A包")
-    await rep.refresh()
+    rep = await chat("rep01")
+    await rep.say("跟台 浙一 骨科 2026-11-29 器械:脊柱A包")
     await rep.tap("提交")
-    mkt01 = await console("mkt01")
+    mkt01 = await chat("mkt01")
     await travel(runtime, clock, at(27, 17, 30))  # 25 % of the 2 h first response: before quiet hours, sent
-    assert (await mkt01.replies())[-1].startswith("⏰ 卡片 T1")
+    assert (await mkt01.new_texts())[-1].startswith("⏰ 卡片 T1")
     await travel(runtime, clock, at(27, 23))  # 25 % of the 24 h completion falls at 23:00: quiet hours
-    assert await mkt01.replies() == []
+    assert await mkt01.new_texts() == []
     async with runtime.db.read() as s:
         card = await s.get(TaskCard, 1)
     assert card is not None and card.next_due_at == at(28, 8)
     await travel(runtime, clock, at(28, 8))
-    [reminder] = await mkt01.replies()
+    [reminder] = await mkt01.new_texts()
     assert reminder.startswith("⏰ 卡片 T1「跟台资料") and "将于 11-28 17:00 到期" in reminder
 
 
@@ -350,40 +339,55 @@ async def test_reload_from_a_file_applies_it_or_keeps_the_old_one(
 
 
 async def test_a_level_with_nobody_to_tell_goes_to_directors_and_admins(
-    console: Any, runtime: Runtime, clock: FixedClock
+    chat: Any, runtime: Runtime, clock: FixedClock
 ) -> None:
     async with runtime.db.transaction() as s:
         head = await s.get(User, "log_head")
         assert head is not None
         head.active = False  # the head left; nobody else holds the role
-    await raise_stock_request(console)
+    await raise_stock_request(chat)
     await travel(runtime, clock, at(23, 12))
     for uid in ("dir01", "admin01"):
-        assert len(await escalation_cards(await console(uid))) == 1
+        assert len(await escalation_cards(await chat(uid))) == 1
 
 
-async def test_help_tells_heads_and_admins_about_escalations(console: Any, runtime: Runtime) -> None:
+async def test_help_tells_heads_and_admins_about_escalations(chat: Any, runtime: Runtime) -> None:
     for uid, shown in (("log_head", True), ("admin01", True), ("dir01", True), ("rep01", False), ("log01", False)):
-        user = await console(uid)
-        await user.send("帮助")
-        [text] = await user.replies()
+        user = await chat(uid)
+        await user.say("帮助")
+        [text] = await user.new_texts()
         assert ("升级记录 <卡片编号>" in text) is shown, uid
 
 
-async def test_notices_lose_their_buttons_when_the_card_closes(
-    console: Any, runtime: Runtime, clock: FixedClock
-) -> None:
-    await raise_stock_request(console)
-    head, log01 = await console("log_head"), await console("log01")
+async def test_notices_lose_their_buttons_when_the_card_closes(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
+    head, log01 = await chat("log_head"), await chat("log01")
     await travel(runtime, clock, at(23, 12))
     [notice] = await escalation_cards(head)
-    assert notice["buttons"]
+    assert notice.buttons
     clock.set(at(23, 12, 10))
-    await log01.refresh()
-    task = next(c for c in log01.cards().values() if c["title"].startswith("物流"))
-    await log01.tap("认领", task["ref"])
-    await log01.refresh()
-    await log01.tap("完成", task["ref"])
+    task = next(c for c in await log01.cards() if c.title.startswith("物流"))
+    await log01.tap("认领", task)
+    await log01.tap("完成", await card_by_ref(log01, task.ref))
     [settled] = await escalation_cards(head)
-    assert settled["ref"] == notice["ref"] and settled["buttons"] == []
-    assert settled["status"] == "✅ 吴敏 已完成（11-23 12:10）"
+    assert settled.ref == notice.ref and settled.buttons == []
+    assert settled.status == "✅ 吴敏 已完成（11-23 12:10）"
+
+
+async def test_a_sweep_that_catches_up_two_levels_sends_two_distinct_notices(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    """Found by running this suite on WeCom: both notices of one catch-up sweep were numbered -e2, so WeCom refused
+    the second (task_id used twice: the director's notice was lost) and closing the card could not settle the head's
+    notice on the console."""
+    await raise_stock_request(chat)
+    head, director, log01 = await chat("log_head"), await chat("dir01"), await chat("log01")
+    await travel(runtime, clock, at(25, 11))
+    [level1], [level2] = await escalation_cards(head), await escalation_cards(director)
+    card = await the_card(runtime)
+    assert (level1.ref, level2.ref) == (task_id_for(f"{card.ref}-e1"), task_id_for(f"{card.ref}-e2"))
+    task = next(c for c in await log01.cards() if c.title.startswith("物流"))
+    await log01.tap("认领", task)
+    await log01.tap("完成", await card_by_ref(log01, task.ref))
+    for user, notice in ((head, level1), (director, level2)):
+        assert (await card_by_ref(user, notice.ref)).buttons == [], user.user_id
