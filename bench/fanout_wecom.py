@@ -189,6 +189,7 @@ async def bot_main(args: argparse.Namespace) -> None:
     from sqlalchemy import func, select
 
     from bot import outbox
+    from bot.channels.wecom.channel import WeComChannel
     from bot.config import load_settings
     from bot.conversation import ConversationState
     from bot.events import TextMessage
@@ -213,8 +214,9 @@ async def bot_main(args: argparse.Namespace) -> None:
         customers = list(await s.scalars(select(Customer.id).order_by(Customer.id)))
     await rt.start()
     # Fetch the token before the clock starts (the first send would otherwise pay for it).
-    assert rt.wecom_client is not None
-    await rt.wecom_client.token()
+    channel = rt.channels["wecom"]
+    assert isinstance(channel, WeComChannel)
+    await channel.client.token()
     rss_idle = vm_hwm_mb()
     surgery_date = (rt.clock.now() + timedelta(days=3)).astimezone(settings.org.tz).date().isoformat()
 
@@ -230,7 +232,7 @@ async def bot_main(args: argparse.Namespace) -> None:
             kit, ward = KITS[i % len(KITS)], WARDS[i % len(WARDS)]
             event = TextMessage(
                 channel="wecom",
-                sender=rep.wecom_userid or rep.id,
+                sender=rep.channel_id("wecom") or rep.id,
                 dedup_key=f"fanout:{i}",
                 text=f"跟台 {customer.name} {ward} {surgery_date} 器械:{kit}",
             )
@@ -419,7 +421,7 @@ async def outbox_cards(db_url: str) -> tuple[dict[str, list[str]], list[dict[str
     db = Database(db_url)
     try:
         async with db.read() as s:
-            users = {u.id: u.wecom_userid for u in await s.scalars(select(User))}
+            users = {u.id: u.channel_id("wecom") for u in await s.scalars(select(User))}
             rows = (await s.execute(select(OutboxMessage.payload).order_by(OutboxMessage.id))).scalars().all()
             size_mb = float("nan")
             if not db.is_sqlite:

@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot import keys, outbox
-from bot.channels.console import web as console_web
-from bot.channels.wecom import webhook as wecom_webhook
+from bot.channels.base import HealthReporting
 from bot.runtime import Runtime
 from bot.services.workcal import coverage_warning
 from storage.migrate import current_revision, head_revision
@@ -35,10 +34,12 @@ async def healthz(request: web.Request) -> web.Response:
                 "revision": revision,
                 "error": "schema not migrated: salesbot db upgrade",
             }
-        client = rt.wecom_client
-        if client is not None and client.config_problem is not None:
-            body["status"] = "degraded"
-            body["wecom"] = {"ok": False, "errcode": client.config_problem.errcode, "error": client.config_problem.hint}
+        for name, channel in rt.channels.items():
+            problem = channel.health() if isinstance(channel, HealthReporting) else None
+            if problem is not None:
+                if body["status"] == "ok":
+                    body["status"] = "degraded"
+                body[name] = problem
     except Exception as exc:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body["status"] = "error"
@@ -67,8 +68,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def root(request: web.Request) -> web.StreamResponse:
-    if request.app[keys.RUNTIME].settings.console_enabled:
-        raise web.HTTPFound("/console")
+    home = next((p.home for p in request.app[keys.RUNTIME].plugins if p.home), None)
+    if home:
+        raise web.HTTPFound(home)
     return web.json_response({"service": "salesbot"})
 
 
@@ -87,15 +89,8 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
     app.router.add_get("/", root)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    if runtime.settings.console_enabled:
-        console_web.setup(app)
-    wecom_webhook.setup(app)
-
-    async def release_long_polls(_app: web.Application) -> None:
-        # aiohttp waits for open requests on shutdown; wake the console long-polls so it need not wait 25 s.
-        runtime.console_hub.close()
-
-    app.on_shutdown.append(release_long_polls)
+    for plugin in runtime.plugins:
+        plugin.setup(app)
 
     if manage_runtime:
 

@@ -88,7 +88,7 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 @click.group()
 @click.version_option(package_name="salesbot")
 def main() -> None:
-    """salesbot — chat-ops for field sales teams (WeCom, DingTalk, web console)."""
+    """salesbot — chat-ops for field sales teams (chat platforms and a web console)."""
 
 
 # ---- serve / demo -------------------------------------------------------------------------------------------
@@ -114,8 +114,11 @@ def _serve(settings: Settings, config_path: str | None = None, sock: socket.sock
     if settings.server.pid_file:
         Path(settings.server.pid_file).write_text(f"{os.getpid()}\n", encoding="ascii")
 
+    from bot import channels
+
     where = f"http://{settings.server.host}:{settings.server.port}"
-    click.echo(f"salesbot serving on {where}" + (f" — console: {where}/console" if settings.console_enabled else ""))
+    pages = "".join(f" — {p.name}: {where}{p.home}" for p in channels.enabled(settings) if p.home)
+    click.echo(f"salesbot serving on {where}{pages}")
     web.run_app(make(), sock=sock, print=None)
 
 
@@ -320,10 +323,11 @@ def config_check(path: str | None, config_path: str | None) -> None:
     except ConfigError as exc:
         _print_config_errors(exc)
         sys.exit(1)
-    channels = ["console"] if settings.console_enabled else []
-    channels += [c for c in ("wecom", "dingtalk") if getattr(settings, c).enabled]
+    from bot import channels
+
+    names = [p.name for p in channels.enabled(settings)]
     _calendar_coverage(settings)
-    click.echo(f"{target or '<defaults>'}: OK (channels: {', '.join(channels) or 'none'})")
+    click.echo(f"{target or '<defaults>'}: OK (channels: {', '.join(names) or 'none'})")
 
 
 @config.command("reload")

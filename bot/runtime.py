@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
+from bot import channels as channel_registry
 from bot.ackfirst import AckFirst
-from bot.channels.base import Channel
-from bot.channels.console.channel import ConsoleChannel
-from bot.channels.console.hub import ConsoleHub
-from bot.channels.wecom.client import WeComClient
+from bot.channels.base import Channel, ChannelPlugin, Closing
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.escalator import Escalator
@@ -29,33 +28,30 @@ log = logging.getLogger(__name__)
 class Runtime:
     """One instance per process (tests make several). ``start`` runs the workers, ``stop`` ends them."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None, db: Database | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        db: Database | None = None,
+        plugins: Sequence[ChannelPlugin] | None = None,
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.db = db or Database(settings.database.url, settings.database.echo, settings.database.pool_size)
         self.metrics = Metrics()
         # Answering callbacks goes before handling events and delivering replies (bot.ackfirst).
         self.ack_first = AckFirst()
-        self.directory = Directory()
+        self.directory = Directory(channel_registry.available() if plugins is None else plugins)
         self.dispatcher = Dispatcher(ROUTERS)
-        self.console_hub = ConsoleHub()
+        # The enabled channel plug-ins (registry order) and the delivery channel each built for this runtime.
+        self.plugins = channel_registry.enabled(settings, plugins)
         self.channels: dict[str, Channel] = {}
-        if settings.console_enabled:
-            self.channels["console"] = ConsoleChannel(self.db, self.clock, self.console_hub)
-        self.wecom_client: WeComClient | None = None
-        if settings.wecom.enabled:
-            from bot.channels.wecom.channel import WeComChannel
-
-            cfg = settings.wecom
-            self.wecom_client = WeComClient(
-                base_url=cfg.api_base_url,
-                corp_id=cfg.corp_id,
-                secret=cfg.secret.get_secret_value(),
-                timeout=cfg.request_timeout_seconds,
-                calls_per_minute=cfg.app_calls_per_minute,
-                monotonic=lambda: self.clock.now().timestamp(),
-            )
-            self.channels["wecom"] = WeComChannel(self.db, self.clock, self.wecom_client, cfg)
+        for plugin in self.plugins:
+            channel = plugin.build(self)
+            if channel is None:
+                log.warning("channel %s is enabled but has no delivery side yet", plugin.name)
+            else:
+                self.channels[plugin.name] = channel
         self.pipeline = Pipeline(self)
         self.outbox = OutboxWorker(self)
         self.escalator = Escalator(self)
@@ -97,10 +93,10 @@ class Runtime:
 
     def channel_for(self, user: User, fallback: str) -> str:
         """The channel to reach ``user`` on: their platform if it is enabled, else ``fallback``."""
-        for name in ("wecom", "dingtalk"):
-            channel = self.channels.get(name)
-            if channel is not None and channel.can_reach(user):
-                return name
+        for plugin in self.plugins:
+            channel = self.channels.get(plugin.name)
+            if channel is not None and not plugin.identity_is_user_id and channel.can_reach(user):
+                return plugin.name
         return fallback
 
     async def start(self) -> None:
@@ -125,8 +121,9 @@ class Runtime:
         await self.calendar_loaded()
         if self._started:
             await self.stop()
-        if self.wecom_client is not None:
-            await self.wecom_client.close()
+        for channel in self.channels.values():
+            if isinstance(channel, Closing):
+                await channel.close()
         await self.db.dispose()
 
     # ---- imported holiday calendar ----------------------------------------------------------------------------

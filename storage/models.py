@@ -24,7 +24,7 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from storage import limits
@@ -76,14 +76,32 @@ class User(Base):
     roles: Mapped[list[Any]] = mapped_column(default=list)
     department: Mapped[str | None] = mapped_column(String(64))
     manager_id: Mapped[str | None] = mapped_column(String(64))
-    wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    dingtalk_staff_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # Console sign-in tokens issued before this instant are void (`salesbot console revoke`).
     console_tokens_after: Mapped[datetime | None]
+    # The person's ids on the channels that have their own (``user_identities``); loaded with the user (one query
+    # per statement that loads users, whatever their number), so the channel-choice rule needs no I/O.
+    identities: Mapped[list[UserIdentity]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True, order_by="UserIdentity.channel"
+    )
+
+    def channel_id(self, channel: str) -> str | None:
+        """This person's id on ``channel``, if they have one there (``user_identities``)."""
+        return next((i.external_id for i in self.identities if i.channel == channel), None)
+
+    def set_channel_id(self, channel: str, external_id: str | None, now: datetime) -> None:
+        """Give this person ``external_id`` on ``channel`` (None or empty: none there); flushed with the user."""
+        current = next((i for i in self.identities if i.channel == channel), None)
+        if not external_id:
+            if current is not None:
+                self.identities.remove(current)
+        elif current is None:
+            self.identities.append(UserIdentity(channel=channel, external_id=external_id, created_at=now))
+        elif current.external_id != external_id:
+            current.external_id = external_id
 
 
 class Customer(Base):
@@ -210,7 +228,8 @@ class ChannelSend(Base):
 
 class UserIdentity(Base):
     """A person's id on one channel (WeCom userid, DingTalk staffId, …): one per person and channel, and an
-    external id belongs to one person per channel. Filled from the org CSV's per-channel columns."""
+    external id belongs to one person per channel. Filled from the org CSV's per-channel columns (each channel
+    plug-in names its column); the only place these ids live since migration 0006."""
 
     __tablename__ = "user_identities"
     __table_args__ = (

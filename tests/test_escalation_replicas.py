@@ -60,7 +60,7 @@ from bot.services.escalation import freeze_policy
 from bot.services.requests import deadlines
 from cards.wecom import task_id_for
 from storage.db import Database
-from storage.models import AuditLog, Customer, OutboxMessage, SupportRequest, TaskCard, User
+from storage.models import AuditLog, Customer, OutboxMessage, SupportRequest, TaskCard, User, UserIdentity
 from tests.conftest import T0
 from tests.fakes.wecom import FakeWeCom, validate_send
 
@@ -164,8 +164,6 @@ async def seed(settings: Settings, db_url: str) -> dict[str, dict[str, Any]]:
                         "roles": ["head"],
                         "department": f"d{h[1:]}",
                         "manager_id": None,
-                        "wecom_userid": h,
-                        "dingtalk_staff_id": None,
                         "locale": "zh-CN",
                         "active": True,
                         "created_at": created,
@@ -173,6 +171,10 @@ async def seed(settings: Settings, db_url: str) -> dict[str, dict[str, Any]]:
                     }
                     for h in heads
                 ],
+            )
+            await s.execute(
+                insert(UserIdentity.__table__),
+                [{"user_id": h, "channel": "wecom", "external_id": h, "created_at": created} for h in heads],
             )
             request_rows = [
                 {

@@ -1,15 +1,29 @@
-"""The interface every channel (console, WeCom, DingTalk) implements for outbound delivery."""
+"""The channel plug-in interface: what every ``bot/channels/<name>/`` implements, and the delivery side's types.
+
+A plug-in (``ChannelPlugin``) is the static description of a channel: its name, its config section, whether it is
+enabled, the org-CSV column that feeds its identities, the routes it mounts and the delivery ``Channel`` it builds for
+a runtime. The built channel holds the per-runtime state (API clients, throttle budgets) and may report its health
+(``HealthReporting``) and release resources (``Closing``). ``bot.channels`` lists the plug-ins; the runtime, the web
+app and the CLI iterate over the enabled ones and never name a platform. See docs/architecture.md, "Add a channel".
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import User
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from pydantic import BaseModel
+
+    from bot.config import Settings
+    from bot.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,66 @@ class Channel(Protocol):
         ...
 
     async def deliver(self, item: OutboxItem) -> Delivery: ...
+
+
+@runtime_checkable
+class HealthReporting(Protocol):
+    """A channel that can be misconfigured while the bot runs (a rejected secret …): /healthz shows it."""
+
+    def health(self) -> dict[str, Any] | None:
+        """None when fine; else what /healthz shows under the channel's name (the status becomes "degraded")."""
+        ...
+
+
+@runtime_checkable
+class Closing(Protocol):
+    """A channel holding resources (an HTTP session …), released when the runtime closes."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class IdentityColumn:
+    """The org-CSV column holding people's ids on a channel (stored in ``user_identities`` under the channel's
+    name), with its zh-CN label and the header names accepted for it."""
+
+    column: str
+    label: str
+    aliases: tuple[str, ...]
+
+
+class ChannelPlugin:
+    """One channel as a plug-in. Subclass it in ``bot/channels/<name>/plugin.py`` as ``PLUGIN`` and list the module
+    in ``bot.channels.PLUGIN_MODULES``. Everything but ``name``, ``section`` and ``enabled`` has a default."""
+
+    # The channel's name: inbound events, outbox rows, conversations and ``user_identities.channel`` carry it.
+    name: ClassVar[str]
+    # Its config section (``[wecom]`` …): ``Settings.<section>``.
+    section: ClassVar[str]
+    # Where its ids come from in the org CSV (None: the channel knows people by their user id, as the console does).
+    identity: ClassVar[IdentityColumn | None] = None
+    # A page for people to open in a browser (the root URL redirects to the first enabled one), or None.
+    home: ClassVar[str | None] = None
+
+    def config(self, settings: Settings) -> BaseModel:
+        """This channel's config section."""
+        section: BaseModel = getattr(settings, self.section)
+        return section
+
+    def enabled(self, settings: Settings) -> bool:
+        return bool(getattr(self.config(settings), "enabled", False))
+
+    @property
+    def identity_is_user_id(self) -> bool:
+        """People are known on this channel by their users.id (no ``user_identities`` rows)."""
+        return self.identity is None
+
+    def build(self, runtime: Runtime) -> Channel | None:
+        """The delivery channel for ``runtime`` (None: the channel has no delivery side yet)."""
+        return None
+
+    def setup(self, app: web.Application) -> None:
+        """Mount the channel's routes (callbacks, pages) on the web app; ``app[keys.RUNTIME]`` is the runtime."""
 
 
 @runtime_checkable

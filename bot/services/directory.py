@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.customer_match import CustomerEntry, CustomerMatcher
 from storage.db import Database
-from storage.models import Customer, User
+from storage.models import Customer, User, UserIdentity
+
+if TYPE_CHECKING:
+    from bot.channels.base import ChannelPlugin
 
 STAMP_TTL = 2.0
 
-# Channel name → the User column holding that channel's id for the person.
-_CHANNEL_ID_COLUMN = {
-    "console": User.id,
-    "wecom": User.wecom_userid,
-    "dingtalk": User.dingtalk_staff_id,
-}
-
 
 class Directory:
-    """User lookups and a cached customer matcher that reloads when the customer table changes."""
+    """User lookups and a cached customer matcher that reloads when the customer table changes.
 
-    def __init__(self) -> None:
+    A person's id on a channel is their row in ``user_identities`` for that channel, except on channels whose
+    plug-in knows people by their user id (``ChannelPlugin.identity_is_user_id``)."""
+
+    def __init__(self, plugins: Sequence[ChannelPlugin] | None = None) -> None:
+        from bot import channels
+
+        chosen = channels.available() if plugins is None else plugins
+        self._by_user_id = frozenset(p.name for p in chosen if p.identity_is_user_id)
         self._matcher: CustomerMatcher | None = None
         self._stamp: tuple[int, datetime | None] | None = None
         self._checked = 0.0
@@ -55,13 +59,20 @@ class Directory:
     async def users_by_channel_ids(
         self, session: AsyncSession, channel: str, senders: Iterable[str]
     ) -> dict[str, User]:
-        """Channel id → user for those of ``senders`` that someone has (one query for a whole batch)."""
-        column = _CHANNEL_ID_COLUMN.get(channel)
-        wanted = set(senders)
-        if column is None or not wanted:
+        """Channel id → user for those of ``senders`` that someone has (one query for a whole batch, plus one for
+        the users' identities)."""
+        wanted = sorted(set(senders))
+        if not wanted:
             return {}
-        users = await session.scalars(select(User).where(column.in_(sorted(wanted))))
-        return {getattr(user, column.key): user for user in users}
+        if channel in self._by_user_id:
+            users = await session.scalars(select(User).where(User.id.in_(wanted)))
+            return {user.id: user for user in users}
+        rows = await session.execute(
+            select(UserIdentity.external_id, User)
+            .join(User, User.id == UserIdentity.user_id)
+            .where(UserIdentity.channel == channel, UserIdentity.external_id.in_(wanted))
+        )
+        return {external_id: user for external_id, user in rows.all()}
 
     async def user(self, session: AsyncSession, user_id: str) -> User | None:
         return await session.get(User, user_id)

@@ -24,10 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import channels
 from bot.sanitize import clean_text
 from bot.services import audit
 from storage.db import Database
-from storage.models import Customer, User
+from storage.models import Customer, User, UserIdentity
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,17 @@ class _Column:
     required: bool = False
 
 
+# Org-CSV column → the channel whose ``user_identities`` it fills (each channel plug-in names its column).
+IDENTITY_COLUMNS: dict[str, str] = {spec.column: channel for channel, spec in channels.identity_columns()}
+_IDENTITY_LABELS: dict[str, str] = {spec.column: spec.label for _, spec in channels.identity_columns()}
+
 ORG_COLUMNS = (
     _Column("user_id", "用户ID", ("用户ID", "工号"), required=True),
     _Column("name", "姓名", ("姓名",), required=True),
     _Column("roles", "角色", ("角色",), required=True),
     _Column("department", "部门", ("部门",)),
     _Column("manager", "上级", ("上级", "经理")),
-    _Column("wecom_userid", "企业微信ID", ("企业微信ID", "企业微信")),
-    _Column("dingtalk_staff_id", "钉钉ID", ("钉钉ID", "钉钉")),
+    *(_Column(spec.column, spec.label, spec.aliases) for _, spec in channels.identity_columns()),
     _Column("locale", "语言", ("语言",)),
 )
 
@@ -174,11 +178,10 @@ _CUSTOMERS = _Target("customer", Customer, "name")
 
 @dataclass(frozen=True)
 class _Directory:
-    """Who already exists in the DB, and which channel ids they hold."""
+    """Who already exists in the DB, and which channel ids they hold (org-CSV column → channel id → user id)."""
 
     ids: frozenset[str]
-    wecom: dict[str, str]
-    dingtalk: dict[str, str]
+    channel_ids: dict[str, dict[str, str]]
 
 
 class _RowErrors:
@@ -396,10 +399,9 @@ def _user_values(errors: _RowErrors, cells: dict[str, str], departments: dict[st
         values["department"] = _department(errors, cells["department"], departments)
     if "manager" in cells:
         values["manager_id"] = _text(errors, cells, "manager", "上级", 64)
-    if "wecom_userid" in cells:
-        values["wecom_userid"] = _text(errors, cells, "wecom_userid", "企业微信ID", 64)
-    if "dingtalk_staff_id" in cells:
-        values["dingtalk_staff_id"] = _text(errors, cells, "dingtalk_staff_id", "钉钉ID", 64)
+    for column, label in _IDENTITY_LABELS.items():
+        if column in cells:
+            values[column] = _text(errors, cells, column, label, 64)
     if "locale" in cells:
         values["locale"] = _locale(errors, cells["locale"])
     return values
@@ -420,15 +422,13 @@ def _parse_user(record: _Record, departments: dict[str, str]) -> tuple[_Item | N
 
 
 def _check_channel_ids(items: list[_Item], directory: _Directory, errors: list[RowError]) -> list[_Item]:
-    """Drop rows whose WeCom / DingTalk id belongs to another user (in the DB or an earlier row)."""
-    claimed: dict[str, dict[str, int]] = {"wecom_userid": {}, "dingtalk_staff_id": {}}
+    """Drop rows whose id on a channel (企业微信ID, 钉钉ID …) belongs to another user (in the DB or an earlier row)."""
+    claimed: dict[str, dict[str, int]] = {column: {} for column in _IDENTITY_LABELS}
     kept = []
     for item in items:
         problems = []
-        for column, label, owners in (
-            ("wecom_userid", "企业微信ID", directory.wecom),
-            ("dingtalk_staff_id", "钉钉ID", directory.dingtalk),
-        ):
+        for column, label in _IDENTITY_LABELS.items():
+            owners = directory.channel_ids.get(column, {})
             value = item.values.get(column)
             owner = owners.get(value) if value else None
             if owner is not None and owner != item.key:
@@ -486,13 +486,18 @@ def _validate_users(
 
 
 async def _load_directory(db: Database) -> _Directory:
+    columns = {channel: column for column, channel in IDENTITY_COLUMNS.items()}
     async with db.read() as session:
-        rows = (await session.execute(select(User.id, User.wecom_userid, User.dingtalk_staff_id))).all()
-    return _Directory(
-        ids=frozenset(row.id for row in rows),
-        wecom={row.wecom_userid: row.id for row in rows if row.wecom_userid},
-        dingtalk={row.dingtalk_staff_id: row.id for row in rows if row.dingtalk_staff_id},
-    )
+        ids = frozenset(await session.scalars(select(User.id)))
+        identities = await session.execute(
+            select(UserIdentity.channel, UserIdentity.external_id, UserIdentity.user_id).where(
+                UserIdentity.channel.in_(list(columns))
+            )
+        )
+        channel_ids: dict[str, dict[str, str]] = {column: {} for column in IDENTITY_COLUMNS}
+        for channel, external_id, user_id in identities.all():
+            channel_ids[columns[channel]][external_id] = user_id
+    return _Directory(ids=ids, channel_ids=channel_ids)
 
 
 # -------------------------------------------------------------------------------------- customer rows
@@ -615,19 +620,27 @@ async def _write_batch(
     audited: list[tuple[_Model, str, dict[str, Any]]] = []
     for item in items:
         obj = existing.get(item.key)
+        # A person's channel ids go to user_identities; the audit names them by their CSV column, as before.
+        plain = {name: value for name, value in item.values.items() if name not in IDENTITY_COLUMNS}
+        ids = {name: value for name, value in item.values.items() if name in IDENTITY_COLUMNS}
         if obj is None:
-            fields = {target.key_field: item.key, **item.values}
+            fields = {target.key_field: item.key, **plain}
             obj = target.model(**fields, created_at=now, updated_at=now)
+            _set_identities(obj, ids, now)
             session.add(obj)
-            audited.append((obj, "import.create", audit.diff({}, fields)))
+            audited.append((obj, "import.create", audit.diff({}, {**fields, **ids})))
             outcomes.append("created")
             continue
-        changes = audit.diff({name: getattr(obj, name) for name in item.values}, item.values)
+        before = {name: getattr(obj, name) for name in plain}
+        if isinstance(obj, User):
+            before |= {name: obj.channel_id(IDENTITY_COLUMNS[name]) for name in ids}
+        changes = audit.diff(before, item.values)
         if not changes:
             outcomes.append("unchanged")
             continue
-        for name, value in item.values.items():
+        for name, value in plain.items():
             setattr(obj, name, value)
+        _set_identities(obj, ids, now)
         obj.updated_at = now
         audited.append((obj, "import.update", changes))
         outcomes.append("updated")
@@ -643,6 +656,12 @@ async def _write_batch(
             changes=changes,
         )
     return outcomes
+
+
+def _set_identities(obj: User | Customer, ids: dict[str, str | None], now: datetime) -> None:
+    if isinstance(obj, User):
+        for column, external_id in ids.items():
+            obj.set_channel_id(IDENTITY_COLUMNS[column], external_id, now)
 
 
 def _db_reason(exc: SQLAlchemyError) -> str:

@@ -82,7 +82,7 @@ async def test_demo_files_import_cleanly(db: Database) -> None:
     assert people["log01"].roles == ["member"]
     assert people["log01"].department == "logistics"
     assert people["mkt02"].locale == "en"
-    assert people["admin01"].wecom_userid == "admin01"
+    assert people["admin01"].channel_id("wecom") == "admin01"
     assert people["rep01"].created_at == NOW
     hospitals = await customers(db)
     zheyi = hospitals["浙江大学医学院附属第一医院"]
@@ -180,7 +180,7 @@ async def test_bad_org_rows_are_reported_and_valid_rows_written(db: Database, tm
     assert set(people) == {"old01", "u1", "u9"}
     assert people["u1"].manager_id == "u9"
     u9 = people["u9"]
-    assert (u9.roles, u9.department, u9.locale, u9.dingtalk_staff_id) == (
+    assert (u9.roles, u9.department, u9.locale, u9.channel_id("dingtalk")) == (
         ["manager"],
         "logistics",
         "en",
@@ -262,7 +262,7 @@ async def test_chinese_headers(db: Database, tmp_path: Path) -> None:
     assert (org_report.created, org_report.errors) == (1, [])
     assert (customer_report.created, customer_report.errors) == (1, [])
     z1 = (await users(db))["z1"]
-    assert (z1.roles, z1.department, z1.wecom_userid, z1.locale) == (["member"], "compliance", "wz1", "zh-CN")
+    assert (z1.roles, z1.department, z1.channel_id("wecom"), z1.locale) == (["member"], "compliance", "wz1", "zh-CN")
     assert (await customers(db))["某医院"].aliases == ["某院"]
 
 
@@ -354,7 +354,7 @@ async def test_absent_optional_column_keeps_stored_value(db: Database, tmp_path:
 
     assert report.unchanged == 1
     rep = (await users(db))["rep01"]
-    assert (rep.wecom_userid, rep.manager_id) == ("rep01", "mgr01")
+    assert (rep.channel_id("wecom"), rep.manager_id) == ("rep01", "mgr01")
 
 
 async def test_row_rejected_by_database_does_not_roll_back_others(db: Database, tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_the_head_read_from_the_files_is_alembics_head() -> None:
 
     from storage.migrate import alembic_config
 
-    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0005"
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0006"
 
 
 async def test_the_revision_is_alembics_before_and_after_upgrade(tmp_path: Path) -> None:
@@ -107,6 +107,6 @@ async def test_0005_copies_channel_ids_and_the_wecom_throttle_ledger(tmp_path: P
             await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0004"))
         assert await current_revision(db) == "0004"
         await upgrade(db)
-        assert await current_revision(db) == "0005"
+        assert await current_revision(db) == "0006"
     finally:
         await db.dispose()

@@ -16,6 +16,7 @@ from storage.models import ConsoleFeed, User
 
 if TYPE_CHECKING:
     from bot.clock import Clock
+    from bot.runtime import Runtime
     from storage.db import Database
 
 
@@ -48,6 +49,9 @@ class ConsoleChannel:
     def can_reach(self, user: User) -> bool:
         return True
 
+    async def close(self) -> None:
+        self.hub.close()
+
     async def deliver(self, item: OutboxItem) -> Delivery:
         body = feed_body(item)
         user_ids = [u.id for u in item.recipients]
@@ -68,3 +72,11 @@ class ConsoleChannel:
             await s.execute(insert(ConsoleFeed).values(rows).on_conflict_do_nothing())
         self.hub.notify(user_ids)
         return Delivery(platform_msg_id=f"console-{item.id}")
+
+
+def hub_of(runtime: Runtime) -> ConsoleHub:
+    """The hub of ``runtime``'s console channel (its web routes are mounted only when the channel is enabled)."""
+    channel = runtime.channels.get(ConsoleChannel.name)
+    if not isinstance(channel, ConsoleChannel):
+        raise RuntimeError("the console channel is not enabled")
+    return channel.hub

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.channels.console import auth, headers, media
+from bot.channels.console.channel import hub_of
 from bot.channels.console.jsonbody import error_response as _bad
 from bot.channels.console.jsonbody import read_model as _body
 from bot.events import CardAction, InboundEvent, LocationShared, TextMessage
@@ -181,7 +182,7 @@ async def _ingest(request: web.Request, user: User, event: InboundEvent, echo: d
     with rt.ack_first.acknowledging():
         result = await rt.pipeline.ingest(event, extras)
     if not result.duplicate and echo is not None:
-        rt.console_hub.notify([user.id])
+        hub_of(rt).notify([user.id])
     return web.json_response({"accepted": True, "duplicate": result.duplicate})
 
 
@@ -232,7 +233,7 @@ async def updates(request: web.Request) -> web.Response:
     wait = request.query.get("wait", "1") != "0"
     items = await _feed(rt, user.id, after)
     if not items and wait:
-        await rt.console_hub.wait(user.id, rt.settings.console.poll_timeout_seconds)
+        await hub_of(rt).wait(user.id, rt.settings.console.poll_timeout_seconds)
         items = await _feed(rt, user.id, after)
     return web.json_response({"items": items, "cursor": items[-1]["id"] if items else after})
 
@@ -265,6 +266,12 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application) -> None:
     """Mount the console under /console."""
+
+    async def release_long_polls(_app: web.Application) -> None:
+        # aiohttp waits for open requests on shutdown; wake the console long-polls so it need not wait 25 s.
+        hub_of(_app[keys.RUNTIME]).close()
+
+    app.on_shutdown.append(release_long_polls)
     app.router.add_get("/console", page)
     app.router.add_get("/console/", page)
     app.router.add_get("/console/api/me", me)

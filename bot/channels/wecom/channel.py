@@ -63,7 +63,7 @@ class _Budget:
 
 
 class WeComChannel:
-    """Delivers to WeCom users (by their wecom_userid)."""
+    """Delivers to WeCom users (by their WeCom userid: ``user_identities`` under ``wecom``, loaded with the users)."""
 
     name = "wecom"
 
@@ -76,10 +76,20 @@ class WeComChannel:
         self._budgets: dict[str, _Budget] = {}
 
     def can_reach(self, user: User) -> bool:
-        return bool(user.wecom_userid)
+        return bool(user.channel_id(CHANNEL))
+
+    def health(self) -> dict[str, Any] | None:
+        """The API's configuration problem (a rejected secret, an IP not on the allow list …), for /healthz."""
+        problem = self.client.config_problem
+        if problem is None:
+            return None
+        return {"ok": False, "errcode": problem.errcode, "error": problem.hint}
+
+    async def close(self) -> None:
+        await self.client.close()
 
     async def deliver(self, item: OutboxItem) -> Delivery:
-        touser = [u.wecom_userid for u in item.recipients if u.wecom_userid]
+        touser = [userid for u in item.recipients if (userid := u.channel_id(CHANNEL))]
         if not touser:
             raise DeliveryError("recipient has no WeCom userid", retryable=False)
         try:

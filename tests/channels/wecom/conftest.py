@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from bot.app import build_app
 from bot.channels.wecom import webhook
+from bot.channels.wecom.channel import WeComChannel
 from bot.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import OutboxMessage
@@ -138,7 +139,7 @@ def settings_overrides(
 @pytest.fixture
 def bot(runtime: Runtime, clock: FixedClock) -> Runtime:
     """The runtime with WeCom enabled (its client's token expiry and fail-fast follow the runtime clock)."""
-    assert runtime.wecom_client is not None
+    assert isinstance(runtime.channels.get("wecom"), WeComChannel)
     return runtime
 
 

@@ -376,7 +376,9 @@ class TestOfficialVector:
 
     async def test_post(self, client: TestClient[Any, Any], runtime: Runtime) -> None:
         async with runtime.db.transaction() as s:
-            s.add(User(id="vector", name="向量", roles=["rep"], wecom_userid="mycreate", created_at=T0, updated_at=T0))
+            user = User(id="vector", name="向量", roles=["rep"], created_at=T0, updated_at=T0)
+            user.set_channel_id("wecom", "mycreate", T0)
+            s.add(user)
         assert await post(client, VECTOR_POST_QUERY, VECTOR_POST_BODY) == (200, b"")
         stored = await rows(runtime)
         assert [(r.sender, r.dedup_key, r.payload["text"]) for r in stored] == [

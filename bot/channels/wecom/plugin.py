@@ -1,0 +1,45 @@
+"""The WeCom plug-in: ``[wecom]``, the callback URL, the API client and the delivery channel."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.channels.base import Channel, ChannelPlugin, IdentityColumn
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.config import Settings
+    from bot.runtime import Runtime
+
+
+class WeComPlugin(ChannelPlugin):
+    name = "wecom"
+    section = "wecom"
+    identity = IdentityColumn("wecom_userid", "企业微信ID", ("企业微信ID", "企业微信"))
+
+    def enabled(self, settings: Settings) -> bool:
+        return settings.wecom.enabled
+
+    def build(self, runtime: Runtime) -> Channel:
+        from bot.channels.wecom.channel import WeComChannel
+        from bot.channels.wecom.client import WeComClient
+
+        cfg = runtime.settings.wecom
+        client = WeComClient(
+            base_url=cfg.api_base_url,
+            corp_id=cfg.corp_id,
+            secret=cfg.secret.get_secret_value(),
+            timeout=cfg.request_timeout_seconds,
+            calls_per_minute=cfg.app_calls_per_minute,
+            monotonic=lambda: runtime.clock.now().timestamp(),
+        )
+        return WeComChannel(runtime.db, runtime.clock, client, cfg)
+
+    def setup(self, app: web.Application) -> None:
+        from bot.channels.wecom import webhook
+
+        webhook.setup(app)
+
+
+PLUGIN = WeComPlugin()
