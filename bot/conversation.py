@@ -1,7 +1,11 @@
 """Conversation state for multi-turn dialogs, stored per (channel, user) with an expiry.
 
 The pipeline loads the states of a whole batch of events with one SELECT and writes back only those that changed
-(Core statements on the batch's connection: no ORM unit of work for bookkeeping)."""
+(Core statements on the batch's connection: no ORM unit of work for bookkeeping).
+
+A dialog may leave a note of the cards it has on screen (``EXIT_KEY``: the cards, and their status per way of
+leaving). When the dialog ends without its own say-so (``取消`` typed to the help router, expiry, another dialog
+started), those cards are settled in the same transaction, so no live-looking button is left behind."""
 
 from __future__ import annotations
 
@@ -14,9 +18,16 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import Base, Conversation
+from bot.intents import UpdateCard
+from cards.model import Card
+from storage.models import Base, Conversation, OutboxMessage
 
 _table = Base.metadata.tables[Conversation.__tablename__]
+_outbox = Base.metadata.tables[OutboxMessage.__tablename__]
+
+# Key of the dialog's exit note in ``data``: {"cards": [Card JSON], "status": {reason: text}}.
+EXIT_KEY = "_exit"
+CANCELLED, EXPIRED, REPLACED = "cancelled", "expired", "replaced"
 _update = (
     update(_table)
     .where(_table.c.channel == bindparam("b_channel"), _table.c.user_id == bindparam("b_user_id"))
@@ -49,14 +60,34 @@ class ConversationState:
     data: dict[str, Any] = field(default_factory=dict)
     expired: bool = False
     _stored: _Stored | None = None
+    # Cards of dialogs left in this transaction, settled by ``save_many``.
+    leaving: list[Card] = field(default_factory=list)
 
     def start(self, flow: str, data: dict[str, Any] | None = None) -> None:
+        self._leave(REPLACED)
         self.flow = flow
         self.data = dict(data or {})
 
-    def clear(self) -> None:
+    def clear(self, reason: str = CANCELLED) -> None:
+        self._leave(reason)
         self.flow = None
         self.data = {}
+
+    def settled(self) -> None:
+        """The dialog has settled its own cards (submitted, cancelled by its button): nothing left to do on exit."""
+        self.data.pop(EXIT_KEY, None)
+
+    def _leave(self, reason: str) -> None:
+        note = self.data.pop(EXIT_KEY, None)
+        if not isinstance(note, dict):
+            return
+        status = str((note.get("status") or {}).get(reason) or "")
+        for raw in note.get("cards") or []:
+            try:
+                card = Card.model_validate(raw)
+            except ValueError:
+                continue  # a note in an older shape: nothing to settle
+            self.leaving.append(card.model_copy(update={"buttons": [], "status": status, "tone": "muted"}))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -89,7 +120,7 @@ async def load_many(
         # A deep copy: handlers mutate nested values in place, and the loaded value must stay as it was to compare.
         state = ConversationState(channel, user_id, flow, copy.deepcopy(data), _stored=_Stored(flow, data, version))
         if flow is not None and expires_at is not None and expires_at <= now:
-            state.clear()
+            state.clear(EXPIRED)
             state.expired = True
         states[(channel, user_id)] = state
     return states
@@ -100,7 +131,10 @@ async def save_many(conn: AsyncConnection, states: Sequence[ConversationState], 
     already so (``帮助``, a one-shot command) writes nothing; a dialog in progress is written (its expiry moves on)."""
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    leaving: list[UpdateCard] = []
     for state in states:
+        leaving += [UpdateCard(channel=state.channel, user_ids=(state.user_id,), card=c) for c in state.leaving]
+        state.leaving = []
         stored = state._stored
         if stored is None and state.flow is None:
             continue
@@ -125,3 +159,7 @@ async def save_many(conn: AsyncConnection, states: Sequence[ConversationState], 
         await conn.execute(insert(_table), inserts)
     if updates:
         await conn.execute(_update, updates)
+    if leaving:
+        from bot.outbox import row_values  # the outbox imports channel code; only needed here
+
+        await conn.execute(insert(_outbox), row_values(leaving, now))

@@ -62,6 +62,24 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Something went wrong handling your message; it has been logged. Please try again shortly.",
     ),
     "no_permission": ("你没有权限执行此操作。", "You are not allowed to do that."),
+    # dialog engine (bot/dialogs)
+    "dialog.understood": ("✓ {label}：{value}", "✓ {label}: {value}"),
+    "dialog.stale_state": (
+        "系统刚更新过，上次没填完的内容没能保留，请重新发起。",
+        "The bot was just updated and your unfinished entry could not be kept; please start again.",
+    ),
+    "dialog.settled.cancelled": ("已取消", "Cancelled"),
+    "dialog.settled.expired": ("已超时，未提交", "Timed out, not submitted"),
+    "dialog.settled.replaced": ("未提交：已开始新的记录", "Not submitted: a new one was started"),
+    "dialog.settled.updated": ("已修改，请看下方新卡片", "Changed; see the new card below"),
+    "visit.contacts_not_at_stored": (
+        "注意：{contacts} 不是 {customer} 的联系人，如需更正请发「修改 {no} 联系人:姓名」。",
+        "Note: {contacts} is not a contact at {customer}; to fix it send 'edit {no} contact:name'.",
+    ),
+    "visit.contacts_not_at": (
+        "{contacts} 不是 {customer} 的联系人，已清空，请重新填写联系人。",
+        "{contacts} is not a contact at {customer}; cleared, please give the contacts again.",
+    ),
     # visit fields
     "field.customer": ("医院", "Hospital"),
     "field.ward": ("科室", "Ward"),

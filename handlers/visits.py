@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import Field
 from sqlalchemy import select
 
 from bot import i18n
+from bot.dialogs.engine import FormDialog, escape_edit, in_dialog, not_a_correction
+from bot.dialogs.form import FieldSpec, Form
+from bot.dialogs.state import CustomerRef, DialogState
 from bot.events import LocationShared
-from bot.routing import (
-    Context,
-    Router,
-    action,
-    command,
-    dialog_args,
-    has_role,
-    in_flow,
-    is_location,
-    is_text,
-    split_command,
-)
+from bot.routing import Context, Router, action, command, has_role, is_location
 from bot.services import visits as svc
-from bot.services.visit_parser import VISIT_FIELDS, ParsedVisit, parse_field_value, parse_visit_line, resolve_key
+from bot.services.visit_parser import KEY_ALIASES, VISIT_FIELDS, parse_field_value, parse_visit_line
 from bot.services.visits import VisitDraft, VisitError
+from cards.model import Card
 from cards.payload import parse_id
 from cards.tasks import offer_card
-from cards.visits import choice_card, confirm_card, settled_choice
+from cards.visits import confirm_card
 from storage.models import Customer, Location, User, Visit
 
 router = Router("visits")
@@ -39,54 +33,173 @@ CORRECT = ("修改", "更正", "edit", "correct")
 UNLOCK = ("解锁", "unlock")
 
 
-class Dialog:
-    """The visit dialog's state inside ``ctx.conversation.data``, with the replies it collects for one event."""
+class VisitState(DialogState):
+    """The visit being logged: the engine's bookkeeping plus the draft's fields."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        data = ctx.conversation.data
-        self.data = data
-        self.draft = VisitDraft.from_json(data.get("draft", {}))
-        self.notes: list[str] = []
+    customer: CustomerRef | None = None
+    ward: str | None = None
+    contacts: list[str] = Field(default_factory=list)
+    topics: str | None = None
+    products: list[str] = Field(default_factory=list)
+    objection: str | None = None
+    commitments: str | None = None
+    next_step: str | None = None
+    attitude: str | None = None
+    visited_at: datetime | None = None
+
+    def get(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def put(self, key: str, value: Any) -> None:
+        setattr(self, key, [] if value is None and key in _LISTS else value)
+
+    def draft(self) -> VisitDraft:
+        customer = self.customer
+        return VisitDraft(
+            customer_id=customer.id if customer else None,
+            customer_name=customer.name if customer else None,
+            ward=self.ward,
+            contacts=list(self.contacts),
+            topics=self.topics,
+            products=list(self.products),
+            objection=self.objection,
+            commitments=self.commitments,
+            next_step=self.next_step,
+            attitude=self.attitude,
+            visited_at=self.visited_at.isoformat() if self.visited_at else None,
+        )
+
+
+_LISTS = ("contacts", "products")
+
+
+def _label(name: str) -> tuple[str, str]:
+    return i18n.t(i18n.ZH, f"field.{name}"), i18n.t(i18n.EN, f"field.{name}")
+
+
+def _value_parser(name: str) -> Any:
+    async def parse(d: VisitDialog, text: str) -> None:
+        value, issue = parse_field_value(name, text, d.now_local, d.cfg.objections)
+        if issue is not None:
+            d.issue(issue.code, issue.value)
+            return
+        d.set(name, value)
+
+    return parse
+
+
+async def _parse_customer(d: VisitDialog, text: str) -> None:
+    await d.set_customer_text(text)
+
+
+async def _validate_ward(d: VisitDialog) -> None:
+    """The ward must be one of the hospital's (whenever either changes)."""
+    customer = await d.customer()
+    if customer is None or not d.state.ward:
+        return
+    ward = svc.match_ward(customer, d.state.ward)
+    if ward is None:
+        d.note("visit.unknown_ward", customer=customer.name, ward=d.state.ward, wards="、".join(customer.wards or []))
+        d.drop("ward")
+    elif ward != d.state.ward:
+        d.state.ward = ward
+
+
+async def _validate_contacts(d: VisitDialog) -> None:
+    """Contacts known at the hospital given before, and not at this one, are dropped when the hospital changes."""
+    if d.previous is None or d.state.customer is None or d.previous.id == d.state.customer.id:
+        return
+    before = await d.ctx.session.get(Customer, d.previous.id)
+    now = await d.customer()
+    if before is None or now is None:
+        return
+    gone = svc.contacts_elsewhere(before, now, d.state.contacts)
+    if gone:
+        d.note("visit.contacts_not_at", contacts="、".join(gone), customer=now.name)
+        d.drop("contacts")
+
+
+async def _validate_time(d: VisitDialog) -> None:
+    when = d.state.visited_at
+    if when is None:
+        return
+    try:
+        svc.check_time(when, d.ctx.now, d.cfg, d.tz)
+    except VisitError as exc:
+        d.drop("visited_at")
+        d.note(exc.key, **exc.params)
+
+
+async def _ward_choices(d: VisitDialog) -> list[tuple[str, str]]:
+    customer = await d.customer()
+    return [(w, w) for w in (customer.wards or [])] if customer else []
+
+
+async def _contact_choices(d: VisitDialog) -> list[tuple[str, str]]:
+    customer = await d.customer()
+    return [(c, c) for c in svc.contacts_for(customer, d.state.ward)] if customer else []
+
+
+async def _objection_choices(d: VisitDialog) -> list[tuple[str, str]]:
+    return [(d.objection_label(k), k) for k in d.cfg.objections]
+
+
+def visit_form(required: list[str]) -> Form:
+    """The visit's fields: labels from the catalog, aliases from the one-line grammar, one spec for both."""
+    special: dict[str, dict[str, Any]] = {
+        "customer": {"parse": _parse_customer},
+        "ward": {"depends_on": ("customer",), "validate": _validate_ward, "choices": _ward_choices},
+        "contacts": {"depends_on": ("customer",), "validate": _validate_contacts, "choices": _contact_choices},
+        "objection": {"choices": _objection_choices},
+        "visited_at": {"validate": _validate_time},
+    }
+    fields = []
+    for name in VISIT_FIELDS:
+        zh, en = _label(name)
+        extra = {"parse": _value_parser(name), **special.get(name, {})}
+        required_here = name in required and name != "visited_at"  # the time defaults to now
+        fields.append(FieldSpec(name, zh, en, KEY_ALIASES[name], required=required_here, **extra))
+    return Form(fields)
+
+
+class VisitDialog(FormDialog[VisitState]):
+    """The visit dialog on the engine: what is particular to visits (parsing, rows, location, submit)."""
+
+    flow = FLOW
+    state_model = VisitState
+    ref_prefix = "v"
+    choose_action = "vf"
+    confirm_action = "vc"
+    edit_hint = "visit.edit_hint"
+    hint = "visit.ask.hint"
+
+    def __init__(self, ctx: Context, state: VisitState) -> None:
         self.cfg = ctx.runtime.settings.visits
         self.tz = ctx.runtime.settings.org.tz
+        # The hospital before this event changed it (contacts known there are checked against the new one).
+        self.previous: CustomerRef | None = state.customer
+        super().__init__(ctx, state)
 
-    @classmethod
-    def begin(cls, ctx: Context) -> Dialog:
-        ctx.conversation.start(FLOW, {"token": secrets.token_hex(4), "draft": {}, "stage": "collect", "seq": 0})
-        return cls(ctx)
-
-    @property
-    def token(self) -> str:
-        return str(self.data["token"])
+    def build_form(self) -> Form:
+        return visit_form(self.cfg.required_fields)
 
     @property
     def now_local(self) -> datetime:
         return self.ctx.now.astimezone(self.tz)
 
-    def save(self) -> None:
-        self.data["draft"] = self.draft.to_json()
-
-    def note(self, key: str, **params: Any) -> None:
-        self.notes.append(self.ctx.t(key, **params))
-
-    def flush_notes(self) -> None:
-        if self.notes:
-            self.ctx.reply("\n".join(self.notes))
-            self.notes = []
-
     # ---- input --------------------------------------------------------------------------------------------
 
-    async def merge(self, parsed: ParsedVisit) -> None:
-        """Take every usable field from a parsed line; explain each problem; keep what was valid."""
+    async def parse_line(self, text: str) -> None:
+        """Take every usable field from a line; explain each problem; keep what was valid."""
+        parsed = parse_visit_line(text, self.now_local, self.cfg.objections)
         for issue in parsed.issues:
-            self._issue(issue.code, issue.value)
-        svc.apply_parsed(self.draft, parsed)
+            self.issue(issue.code, issue.value)
+        for name in sorted(parsed.present() - {"customer"}, key=VISIT_FIELDS.index):
+            self.set(name, getattr(parsed, name))
         if parsed.customer:
             await self.set_customer_text(parsed.customer)
-        self._validate_time()
 
-    def _issue(self, code: str, value: str) -> None:
+    def issue(self, code: str, value: str) -> None:
         if code == "bad_objection":
             self.note("visit.bad_objection", value=value, choices="、".join(self.cfg.objections))
         elif code == "bad_time":
@@ -98,304 +211,166 @@ class Dialog:
         matcher = await self.ctx.runtime.directory.matcher(self.ctx.session)
         result = matcher.match(text)
         if result.best is not None:
-            self.draft.customer_id, self.draft.customer_name = result.best.id, result.best.name
+            self.set("customer", CustomerRef(id=result.best.id, name=result.best.name))
             return
-        self.draft.customer_id = self.draft.customer_name = None
+        self.drop("customer")
+        options = [(c.entry.name, str(c.entry.id)) for c in result.candidates]
         if result.status == "ambiguous":
-            self.data["pending_choice"] = "customer"
             self.note("visit.choose_customer", text=text)
-            self.data["customer_options"] = [[c.entry.name, str(c.entry.id)] for c in result.candidates]
-            return
-        names = "、".join(c.entry.name for c in result.candidates)
-        suggest = self.ctx.t("visit.suggest", names=names) if names else ""
-        self.note("visit.unknown_customer", text=text, suggest=suggest)
-        self.data["customer_options"] = [[c.entry.name, str(c.entry.id)] for c in result.candidates]
+        else:
+            names = "、".join(name for name, _ in options)
+            suggest = self.ctx.t("visit.suggest", names=names) if names else ""
+            self.note("visit.unknown_customer", text=text, suggest=suggest)
+        if options:
+            self.offer("customer", options)
+
+    async def tapped(self, key: str, value: str) -> bool:
+        if key != "customer":
+            await self.answer(key, value)
+            return True
+        customer_id = parse_id(value)
+        customer = await self.ctx.session.get(Customer, customer_id) if customer_id is not None else None
+        if customer is None:
+            return False
+        self.set("customer", CustomerRef(id=customer.id, name=customer.name))
+        return True
 
     async def customer(self) -> Customer | None:
-        if self.draft.customer_id is None:
-            return None
-        return await self.ctx.session.get(Customer, self.draft.customer_id)
+        ref = self.state.customer
+        return await self.ctx.session.get(Customer, ref.id) if ref is not None else None
 
-    def _validate_time(self) -> None:
-        when = self.draft.when
-        if when is None:
-            return
-        try:
-            svc.check_time(when, self.ctx.now, self.cfg, self.tz)
-        except VisitError as exc:
-            self.draft.visited_at = None
-            self.note(exc.key, **exc.params)
-
-    async def _check_ward(self, customer: Customer) -> None:
-        if not self.draft.ward:
-            return
-        ward = svc.match_ward(customer, self.draft.ward)
-        if ward is None:
-            self.note(
-                "visit.unknown_ward",
-                customer=customer.name,
-                ward=self.draft.ward,
-                wards="、".join(customer.wards or []),
-            )
-        self.draft.ward = ward
-
-    def _check_lengths(self) -> None:
+    async def check(self) -> None:
         """Every path into the draft ends here: a value longer than its column is dropped and the rep told."""
-        for name, limit in svc.overlong_fields(self.draft):
+        for name, limit in svc.overlong_fields(self.state.draft()):
             self.note("field_too_long", field=self.ctx.t(f"field.{name}"), max=limit)
-            setattr(self.draft, name, None)
+            self.drop(name)
 
-    async def answer(self, field: str, text: str) -> None:
-        """The rep's typed answer to the question about ``field``."""
-        if field == "customer":
-            await self.set_customer_text(text)
-            return
-        value, issue = parse_field_value(field, text, self.now_local, self.cfg.objections)
-        if issue is not None:
-            self._issue(issue.code, issue.value)
-            return
-        if isinstance(value, datetime):
-            self.draft.visited_at = value.isoformat()
-            self._validate_time()
-        else:
-            setattr(self.draft, field, value)
+    def missing(self) -> list[str]:
+        return svc.missing_fields(self.state.draft(), self.cfg.required_fields)
 
     # ---- output -------------------------------------------------------------------------------------------
 
-    def _next_ref(self, kind: str) -> str:
-        self.data["seq"] = int(self.data.get("seq", 0)) + 1
-        return f"v{kind}-{self.token}-{self.data['seq']}"
+    def question(self, key: str) -> str:
+        return self.ctx.t(f"visit.ask.{key}")
 
-    def settle_question(self, answer: str) -> None:
-        """Turn the open choice card (if any) into its answered form, so its buttons cannot be tapped again."""
-        ref = self.data.pop("ask_ref", None)
-        if ref:
-            self.ctx.update_card(settled_choice(ref, str(self.data.get("ask_title", "")), answer))
+    def shown(self, key: str) -> str:
+        if key == "customer":
+            return self.state.customer.name if self.state.customer else ""
+        if key == "visited_at":
+            return i18n.fmt_when(self.state.visited_at, self.tz) if self.state.visited_at else ""
+        return super().shown(key)
 
-    async def advance(self) -> None:
-        """Ask for the next missing field, or show the confirmation card when nothing is missing."""
-        customer = await self.customer()
-        if customer is not None:
-            await self._check_ward(customer)
-        self._check_lengths()
-        self.save()
-        options = self.data.pop("customer_options", None)
-        if self.draft.customer_id is None and options:
-            self._ask("customer", self.ctx.t("visit.ask.customer"), [(n, v) for n, v in options])
-            return
-        missing = svc.missing_fields(self.draft, self.cfg.required_fields)
-        if missing:
-            field = missing[0]
-            self._ask(field, self.ctx.t(f"visit.ask.{field}"), self._options(field, customer))
-            return
-        self.data["stage"] = "confirm"
-        self.data.pop("awaiting", None)
-        self.flush_notes()
-        ref = self.data.get("confirm_ref") or self._next_ref("c")
-        card = confirm_card(ref, self.token, self.ctx.locale, await self.rows(customer))
-        if self.data.get("confirm_ref"):
-            # Refresh the card already on screen rather than stacking a second one.
-            self.ctx.update_card(card)
-        else:
-            self.data["confirm_ref"] = ref
-            self.ctx.reply_card(card)
-
-    def _options(self, field: str, customer: Customer | None) -> list[tuple[str, str]]:
-        if field == "objection":
-            return [(self._objection_label(k), k) for k in self.cfg.objections]
-        if customer is None:
-            return []
-        if field == "ward":
-            return [(w, w) for w in customer.wards or []]
-        if field == "contacts":
-            return [(c, c) for c in svc.contacts_for(customer, self.draft.ward)]
-        return []
-
-    def _objection_label(self, canonical: str) -> str:
+    def objection_label(self, canonical: str) -> str:
         """English users see the first ASCII alias (price); the stored value stays canonical (价格)."""
         if self.ctx.locale != i18n.EN:
             return canonical
         return next((a for a in self.cfg.objections[canonical] if a.isascii()), canonical)
 
-    def _ask(self, field: str, question: str, options: list[tuple[str, str]]) -> None:
-        self.data["stage"] = "collect"
-        self.data["awaiting"] = field
-        if not self.data.get("hinted"):
-            self.data["hinted"] = True
-            question = f"{question}\n{self.ctx.t('visit.ask.hint')}"
-        if options:
-            self.flush_notes()
-            ref = self._next_ref("q")
-            self.data["ask_ref"], self.data["ask_title"] = ref, question
-            self.ctx.reply_card(choice_card(ref, self.token, field, question, options))
-        else:
-            self.notes.append(question)
-            self.flush_notes()
+    def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
+        return confirm_card(ref, self.state.token, self.ctx.locale, rows, status=status, settled=bool(status))
 
-    async def rows(self, customer: Customer | None) -> list[tuple[str, str]]:
-        d, t = self.draft, self.ctx.t
-        when = d.when or self.ctx.now
+    async def rows(self) -> list[tuple[str, str]]:
+        t, state = self.ctx.t, self.state
+        when = state.visited_at or self.ctx.now
+        customer = await self.customer()
         rows = [(t("field.customer"), customer.name if customer else "")]
         for name in VISIT_FIELDS[1:-1]:  # between the customer (above) and the time (below)
-            value = getattr(d, name)
-            if value:
-                rows.append((t(f"field.{name}"), "、".join(value) if isinstance(value, list) else str(value)))
+            if state.get(name):
+                rows.append((t(f"field.{name}"), self.shown(name)))
         rows.append((t("field.visited_at"), i18n.fmt_when(when, self.tz)))
         loc = await svc.find_location(
             self.ctx.session, self.ctx.user.id, when, timedelta(minutes=self.cfg.location_window_minutes)
         )
         if loc is not None and customer is not None and customer.latitude is not None:
             distance = svc.haversine_m(loc.latitude, loc.longitude, customer.latitude, customer.longitude or 0)
-            rows.append(
-                (
-                    t("field.location"),
-                    t("visit.location_ok", distance=i18n.fmt_distance(distance, self.ctx.locale)),
-                )
-            )
+            shown = t("visit.location_ok", distance=i18n.fmt_distance(distance, self.ctx.locale))
+            rows.append((t("field.location"), shown))
         elif loc is not None:
             rows.append((t("field.location"), "✓"))
         else:
             rows.append((t("field.location"), t("visit.location_pending", minutes=self.cfg.location_window_minutes)))
         return rows
 
+    async def submit(self) -> None:
+        ctx, settings = self.ctx, self.ctx.runtime.settings
+        try:
+            visit, customer = await svc.submit(
+                ctx.session,
+                self.state.draft(),
+                ctx.user,
+                now=ctx.now,
+                cfg=settings.visits,
+                tz=settings.org.tz,
+                channel=ctx.event.channel,
+            )
+        except VisitError as exc:
+            if exc.key in ("visit.future", "visit.too_old"):
+                self.state.visited_at = None
+                self.save()
+            ctx.reply(ctx.t(exc.key, **exc.params))
+            return
+        no = svc.visit_no(visit.id)
+        await self.settle_confirm(ctx.t("visit.submitted_status", no=no))
+        self.finish()
+        ctx.reply(_saved_text(ctx, visit, customer, no))
+        en = ctx.locale == i18n.EN
+        offers = [
+            (key, rt.name_en if en else rt.name_zh)
+            for key, rt in settings.request_types.items()
+            if rt.offer_after_visit
+        ]
+        if offers:
+            # "需要跟台吗?": one tap starts the request with this visit's hospital and ward, linked to the visit.
+            ctx.reply_card(offer_card(f"vo-{self.state.token}", ctx.locale, visit.id, offers))
 
-def _looks_like_pairs(text: str) -> bool:
-    """True when the text carries at least one known ``key:value`` pair (a correction inside the dialog)."""
-    norm = text.replace("：", ":")
-    head = norm.split(":", 1)[0].strip()
-    return ":" in norm and resolve_key(head.split()[-1] if head.split() else head) is not None
+
+def _edits_a_visit(rest: str) -> bool:
+    """``修改 V12 …`` edits a submitted visit, inside any dialog too."""
+    words = rest.split()
+    return bool(words) and svc.parse_visit_no(words[0]) is not None
 
 
-def _not_visit_command(ctx: Context) -> bool:
-    """False for the commands on submitted visits (我的拜访, 修改 V12 …, 解锁 …): they work inside a dialog too."""
-    text = ctx.text
-    if split_command(text, MY_VISITS) is not None or split_command(text, UNLOCK) is not None:
-        return False
-    edit = split_command(text, CORRECT)
-    return edit is None or svc.parse_visit_no(edit.split(" ", 1)[0]) is None
+escape_edit(_edits_a_visit)
 
 
 # ---- routes --------------------------------------------------------------------------------------------------
 
 
-@router.route(command(*KEYWORDS))
+@router.route(in_dialog(FLOW))
+async def answer_visit(ctx: Context) -> None:
+    """A typed answer or a `字段:值` correction while the dialog runs (commands of other routes pass by)."""
+    dialog = VisitDialog.resume(ctx)
+    if dialog is not None:
+        await dialog.on_text()
+
+
+@router.route(command(*KEYWORDS), not_a_correction)
 async def start_visit(ctx: Context) -> None:
     """`拜访 …`: parse what was given, ask only for what is missing."""
-    dialog = Dialog.begin(ctx)
-    if ctx.args:
-        tz = ctx.runtime.settings.org.tz
-        parsed = parse_visit_line(ctx.args, ctx.now.astimezone(tz), ctx.runtime.settings.visits.objections)
-        await dialog.merge(parsed)
-    await dialog.advance()
-
-
-@router.route(in_flow(FLOW), is_text, _not_visit_command)
-async def answer_visit(ctx: Context) -> None:
-    """A typed answer or a `字段:值` correction while the dialog runs."""
-    dialog = Dialog(ctx)
-    text = ctx.text.strip()
-    edit = split_command(text, CORRECT)
-    if edit is not None:
-        # "修改 科室:检验科" corrects the draft; the keyword is not a hospital or an answer.
-        if not _looks_like_pairs(edit):
-            ctx.reply(ctx.t("visit.edit_hint"))
-            return
-        text = edit
-    if _looks_like_pairs(text):
-        tz = ctx.runtime.settings.org.tz
-        parsed = parse_visit_line(text, ctx.now.astimezone(tz), ctx.runtime.settings.visits.objections)
-        await dialog.merge(parsed)
-        dialog.settle_question(text)
-    elif dialog.data.get("stage") == "confirm":
-        ctx.reply(ctx.t("visit.edit_hint"))
-        return
-    else:
-        field = str(dialog.data.get("awaiting") or "customer")
-        await dialog.answer(field, text)
-        dialog.settle_question(text)
-    await dialog.advance()
+    dialog = VisitDialog.begin(ctx, VisitState(token=VisitState.new_token()))
+    await dialog.start_with(ctx.args)
 
 
 @router.route(action("vf"))
 async def choose_value(ctx: Context) -> None:
     """A tap on a choice button: (token, field, value)."""
-    args = dialog_args(ctx, FLOW, 3)
-    if args is None:
+    found = VisitDialog.for_tap(ctx, 3)
+    if found is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    dialog = Dialog(ctx)
-    field, value = args
-    if field == "customer":
-        customer_id = parse_id(value)
-        customer = await ctx.session.get(Customer, customer_id) if customer_id is not None else None
-        if customer is None:
-            ctx.reply(ctx.t("stale_button"))
-            return
-        dialog.draft.customer_id, dialog.draft.customer_name = customer.id, customer.name
-        dialog.settle_question(customer.name)
-    else:
-        await dialog.answer(field, value)
-        dialog.settle_question(value)
-    await dialog.advance()
+    dialog, (field, value) = found
+    await dialog.on_choice(field, value)
 
 
 @router.route(action("vc"))
 async def confirm_visit(ctx: Context) -> None:
     """提交 / 修改 / 取消 on the confirmation card."""
-    args = dialog_args(ctx, FLOW, 2, needs="confirm_ref")
-    if args is None:
+    found = VisitDialog.for_tap(ctx, 2, confirm=True)
+    if found is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    conv = ctx.conversation
-    dialog = Dialog(ctx)
-    op = args[0]
-    customer = await dialog.customer()
-    ref = str(conv.data["confirm_ref"])
-    if op == "edit":
-        ctx.reply(ctx.t("visit.edit_hint"))
-        return
-    if op == "cancel":
-        rows = await dialog.rows(customer)
-        ctx.update_card(
-            confirm_card(ref, dialog.token, ctx.locale, rows, status=ctx.t("visit.cancelled_status"), settled=True)
-        )
-        conv.clear()
-        ctx.reply(ctx.t("cancelled"))
-        return
-    if op != "submit":
-        ctx.reply(ctx.t("stale_button"))
-        return
-    settings = ctx.runtime.settings
-    try:
-        visit, customer = await svc.submit(
-            ctx.session,
-            dialog.draft,
-            ctx.user,
-            now=ctx.now,
-            cfg=settings.visits,
-            tz=settings.org.tz,
-            channel=ctx.event.channel,
-        )
-    except VisitError as exc:
-        if exc.key == "visit.future" or exc.key == "visit.too_old":
-            dialog.draft.visited_at = None
-            dialog.save()
-        ctx.reply(ctx.t(exc.key, **exc.params))
-        return
-    no = svc.visit_no(visit.id)
-    rows = await dialog.rows(customer)
-    ctx.update_card(
-        confirm_card(ref, dialog.token, ctx.locale, rows, status=ctx.t("visit.submitted_status", no=no), settled=True)
-    )
-    conv.clear()
-    ctx.reply(_saved_text(ctx, visit, customer, no))
-    en = ctx.locale == i18n.EN
-    offers = [
-        (key, rt.name_en if en else rt.name_zh) for key, rt in settings.request_types.items() if rt.offer_after_visit
-    ]
-    if offers:
-        # "需要跟台吗?": one tap starts the request with this visit's hospital and ward, linked to the visit.
-        ctx.reply_card(offer_card(f"vo-{dialog.token}", ctx.locale, visit.id, offers))
+    dialog, (op,) = found
+    await dialog.on_confirm(op)
 
 
 def _saved_text(ctx: Context, visit: Visit, customer: Customer, no: str) -> str:
@@ -433,10 +408,10 @@ async def share_location(ctx: Context) -> None:
     await ctx.session.flush()
     if ctx.conversation.flow == FLOW:
         # The visit being logged will pick it up on submit; refresh its card to show the evidence.
-        dialog = Dialog(ctx)
         if not event.passive:
             ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
-        if dialog.data.get("stage") == "confirm":
+        dialog = VisitDialog.resume(ctx)
+        if dialog is not None and dialog.state.stage == "confirm":
             await dialog.advance()
         return
     attached = await svc.attach_to_recent(ctx.session, loc, cfg=cfg, now=ctx.now, channel=event.channel)
@@ -505,12 +480,21 @@ async def correct_visit(ctx: Context) -> None:
         ctx.reply(ctx.t(exc.key, **exc.params))
         return
     no = svc.visit_no(visit.id)
+    before = await ctx.session.get(Customer, visit.customer_id)
     delta = await svc.correct(ctx.session, visit, changes, ctx.user, now=ctx.now, channel=ctx.event.channel)
     if not delta:
         ctx.reply(ctx.t("visit.no_change", no=no))
         return
     shown = "；".join(dict.fromkeys(ctx.t("field." + _SHOWN_AS.get(k, k)) for k in delta))
     text = ctx.t("visit.corrected", no=no, changes=shown)
+    if "customer_id" in delta and before is not None:
+        # The contacts on file were people of the old hospital: say so when the new one does not know them.
+        customer = await ctx.session.get(Customer, visit.customer_id)
+        gone = svc.contacts_elsewhere(before, customer, list(visit.contacts or [])) if customer else []
+        if gone and customer is not None:
+            text += "\n" + ctx.t(
+                "visit.contacts_not_at_stored", contacts="、".join(gone), customer=customer.name, no=no
+            )
     if "distance_m" in delta and (visit.distance_m or 0) > settings.visits.far_warning_meters:
         customer = await ctx.session.get(Customer, visit.customer_id)
         distance = i18n.fmt_distance(visit.distance_m or 0, ctx.locale)

@@ -496,7 +496,9 @@ async def test_edit_keyword_inside_a_dialog_corrects_the_draft(console, runtime:
     confirm = rep.last_card()
     await rep.send("修改 科室:检验科")
     await rep.refresh()
-    fields = fields_of(rep.card(confirm["ref"]))
+    # A fresh card at the bottom, the old one settled (issue 10 §3).
+    assert rep.card(confirm["ref"])["buttons"] == []
+    fields = fields_of(rep.last_card())
     assert (fields["医院"], fields["科室"]) == (ZJU1_NAME, "检验科")
     await rep.send("修改")
     assert any("字段:值" in r for r in await rep.replies())

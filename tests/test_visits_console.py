@@ -82,7 +82,10 @@ async def test_cancel_and_correction_inside_dialog(console, runtime: Runtime) ->
     assert fields["联系人"] == "王医生" and fields["异议"] == "资质"
     await rep.send("科室:检验科")
     await rep.refresh()
-    assert {f["label"]: f["value"] for f in rep.card(confirm["ref"])["fields"]}["科室"] == "检验科"
+    # The correction gets a fresh card at the bottom; the old one is settled (issue 10 §3).
+    fresh = rep.last_card()
+    assert fresh["ref"] != confirm["ref"] and rep.card(confirm["ref"])["buttons"] == []
+    assert {f["label"]: f["value"] for f in fresh["fields"]}["科室"] == "检验科"
     await rep.send("取消")
     assert "已取消。" in await rep.replies()
     await rep.send("随便说点什么")

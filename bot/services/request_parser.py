@@ -101,7 +101,11 @@ def _find_keys(body: str, index: dict[str, str]) -> list[tuple[int, int, str]]:
     found: list[tuple[int, int, str]] = []
     for m in _KEY_RE.finditer(body):
         key, start = m.group(1), m.start(1)
-        if _fold(key) not in index:
+        # A label of two words ("Surgery date:") names its field as a whole.
+        before = re.search(r"([^\W\d]+)\s+$", body[:start])
+        if before is not None and _fold(f"{before.group(1)} {key}").replace(" ", "_") in index:
+            start, key = before.start(1), body[before.start(1) : m.end(1)]
+        elif _fold(key) not in index:
             # A known key glued to the previous value ("脊柱A包备注:…") is split off.
             for alias in sorted(index, key=len, reverse=True):
                 if len(key) > len(alias) and _fold(key).endswith(alias) and not alias.isascii():
@@ -140,7 +144,7 @@ def parse_request_line(rt: RequestTypeConfig, body: str, today: date) -> ParsedR
     for i, (_, value_start, key) in enumerate(keys):
         value_end = keys[i + 1][0] if i + 1 < len(keys) else len(body)
         raw = body[value_start:value_end].strip(_EDGE)
-        name = index.get(_fold(key))
+        name = index.get(_fold(key).replace(" ", "_"))
         if name is None:
             parsed.issues.append(RequestIssue(None, "unknown_key", key))
             continue

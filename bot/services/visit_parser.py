@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot import i18n
 from bot.services.when import normalise, parse_when
 
 __all__ = [
     "KEYWORDS",
+    "KEY_ALIASES",
     "VISIT_FIELDS",
     "ParseIssue",
     "ParsedVisit",
@@ -39,7 +41,7 @@ KEYWORDS = ("拜访", "visit")
 
 _LIST_FIELDS = frozenset({"contacts", "products"})
 
-_KEY_ALIASES: dict[str, tuple[str, ...]] = {
+KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "customer": ("客户", "医院", "客户名称", "customer", "hospital", "account"),
     "ward": ("科室", "ward", "dept", "department"),
     "contacts": ("联系人", "对象", "拜访对象", "contact", "contacts"),
@@ -51,7 +53,18 @@ _KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "attitude": ("态度", "客户态度", "attitude"),
     "visited_at": ("时间", "日期", "拜访时间", "拜访日期", "time", "when", "date"),
 }
-_KEYS: dict[str, str] = {alias: name for name, aliases in _KEY_ALIASES.items() for alias in aliases}
+
+
+# The labels the confirmation card shows (both languages) name their field too: what a card shows is a key.
+def _labels(name: str) -> tuple[str, ...]:
+    return tuple(i18n.t(locale, f"field.{name}") for locale in (i18n.ZH, i18n.EN))
+
+
+_KEYS: dict[str, str] = {
+    " ".join(normalise(word).casefold().split()).replace("-", "_"): name
+    for name, aliases in KEY_ALIASES.items()
+    for word in (*aliases, *_labels(name))
+}
 # Longest first so "客户态度" is found as a suffix before "态度".
 _KEYS_BY_LENGTH = sorted(_KEYS, key=len, reverse=True)
 
@@ -268,13 +281,17 @@ def _find_keys(body: str) -> list[tuple[int, int, str]]:
     found: list[tuple[int, int, str]] = []
     for m in _KEY_RE.finditer(body):
         key, start = m.group(1), m.start(1)
-        if resolve_key(key) is None:
+        # A label of two words ("Next step:", "Visit time:") names its field as a whole.
+        before = re.search(r"([^\W\d]+)\s+$", body[:start])
+        if before is not None and resolve_key(f"{before.group(1)} {key}") is not None:
+            start, key = before.start(1), body[before.start(1) : m.end(1)]
+        elif resolve_key(key) is None:
             # A key glued to the previous value ("价格下一步:送样") is split off; a Latin key only
             # when it follows CJK, so "xnext" stays one unknown word.
             for alias in _KEYS_BY_LENGTH:
                 if len(key) > len(alias) and key.casefold().endswith(alias):
-                    before = key[-len(alias) - 1]
-                    if not alias.isascii() or _is_cjk(before):
+                    glued = key[-len(alias) - 1]
+                    if not alias.isascii() or _is_cjk(glued):
                         start, key = m.end(1) - len(alias), key[-len(alias) :]
                         break
         found.append((start, m.end(), key))

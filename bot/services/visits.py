@@ -123,6 +123,14 @@ def contacts_for(customer: Customer, ward: str | None) -> list[str]:
     return in_ward + others
 
 
+def contacts_elsewhere(before: Customer, after: Customer, contacts: list[str]) -> list[str]:
+    """The contacts that are people of ``before`` (on file there) and not of ``after``: wrong once the hospital
+    changed from one to the other."""
+    there = {p["name"] for p in before.contacts or []}
+    here = {p["name"] for p in after.contacts or []}
+    return [c for c in contacts if c in there and c not in here]
+
+
 # Draft fields stored in bounded columns: a longer value is refused with the limit (PostgreSQL would refuse it).
 _DRAFT_LIMITS = {
     name: limit

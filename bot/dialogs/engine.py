@@ -1,0 +1,435 @@
+"""One engine for form dialogs (the visit, the support request; plans and grade changes next).
+
+A flow subclasses ``FormDialog`` with its ``Form``, its state model and a few hooks (parse a whole line, the
+question for a field, the confirmation card's rows, submit). The engine owns the rest, the same for every flow:
+
+- the stale-button token: every button carries the dialog's token; a tap on a card of an ended or replaced dialog
+  is answered "按钮已过期" and changes nothing;
+- asking the next missing field (a choice card when the field has options, else a text question);
+- ``字段:值`` corrections at any step, keys matched against the form's labels and aliases;
+- dependent fields validated again whenever what they depend on changes (the ward on the hospital);
+- saying what was understood after each answer, resolved (``✓ 医院：浙江大学医学院附属第一医院``);
+- the confirmation card: a correction there gets a short reply and a fresh card at the bottom, the old one settled;
+- cancel, and settling every card of the dialog when it ends (cancelled, submitted, replaced, expired);
+- global commands escaping the dialog: a text that starts with another route's command word is left to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Generic, Literal
+
+from bot.conversation import CANCELLED, EXIT_KEY, EXPIRED, REPLACED
+from bot.dialogs.form import Form
+from bot.dialogs.state import DialogState, OpenCard, Option, S, dump, load
+from bot.events import CardAction
+from bot.routing import Context, Filter, is_text, split_command
+from cards.model import Card
+from cards.visits import choice_card, settled_choice
+
+EDIT_WORDS = ("修改", "更正", "edit", "correct")
+
+# Flows by name (for the filters that need the user's current form) and the commands that start with an edit word
+# but are not a correction of the dialog (``修改 V12 …`` edits a submitted visit).
+_FLOWS: dict[str, type[FormDialog[Any]]] = {}
+_EDIT_ESCAPES: list[Callable[[str], bool]] = []
+
+Kind = Literal["correction", "answer", "edit_hint", "escape"]
+
+
+def escape_edit(predicate: Callable[[str], bool]) -> None:
+    """Register a command that starts with an edit word (``修改 V12 …``): ``predicate`` gets the text after it."""
+    _EDIT_ESCAPES.append(predicate)
+
+
+def _command_words(ctx: Context) -> list[str]:
+    """The words that start a command of any route, and the request-type keywords (from config)."""
+    words: set[str] = set()
+    for router in ctx.runtime.dispatcher.routers:
+        words |= router.command_words()
+    for rt in ctx.runtime.settings.request_types.values():
+        words.update(rt.keywords)
+    edit = {w.casefold() for w in EDIT_WORDS}
+    return [w for w in words if w.casefold() not in edit]
+
+
+def classify(ctx: Context, form: Form) -> Kind:
+    """What a text means inside a dialog of ``form``."""
+    text = ctx.text.strip()
+    edit = split_command(text, EDIT_WORDS)
+    body = edit if edit is not None else text
+    kind = form.correction(body)
+    if kind == "direct":
+        return "correction"
+    if edit is not None:
+        if edit and any(p(edit) for p in _EDIT_ESCAPES):
+            return "escape"
+        return "correction" if kind else "edit_hint"
+    if split_command(text, _command_words(ctx)) is not None:
+        return "escape"
+    return "correction" if kind else "answer"
+
+
+def _current(ctx: Context) -> FormDialog[Any] | None:
+    cls = _FLOWS.get(ctx.conversation.flow or "")
+    if cls is None:
+        return None
+    state = load(cls.state_model, ctx.conversation.data)
+    return cls(ctx, state) if state is not None else None
+
+
+def in_dialog(flow: str) -> Filter:
+    """A text for the ``flow`` dialog the user is in: an answer, a correction or an edit request, not a command
+    of another route (those work inside any dialog). A dialog whose stored state cannot be read takes the text
+    too, to say so."""
+
+    def check(ctx: Context) -> bool:
+        if ctx.conversation.flow != flow or not is_text(ctx):
+            return False
+        dialog = _current(ctx)
+        return dialog is None or classify(ctx, dialog.form) != "escape"
+
+    return check
+
+
+def not_a_correction(ctx: Context) -> bool:
+    """False for a ``字段:值`` text that starts with a field of the user's current dialog (``拜访时间:昨天``): a
+    correction, not the command word it happens to begin with."""
+    dialog = _current(ctx)
+    return dialog is None or not is_text(ctx) or dialog.form.correction(ctx.text) != "direct"
+
+
+class FormDialog(Generic[S]):
+    """A running dialog: the state of one flow plus the replies it collects for one event."""
+
+    flow: ClassVar[str]
+    state_model: ClassVar[type[Any]]
+    # Card refs start with this; the choice and confirmation buttons carry these actions.
+    ref_prefix: ClassVar[str]
+    choose_action: ClassVar[str]
+    confirm_action: ClassVar[str]
+    edit_hint: ClassVar[str]
+    hint: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "flow" in cls.__dict__:
+            _FLOWS[cls.flow] = cls
+
+    def __init__(self, ctx: Context, state: S) -> None:
+        self.ctx = ctx
+        self.state: S = state
+        self.notes: list[str] = []
+        self.changed: list[str] = []
+        self.form = self.build_form()
+
+    # ---- hooks a flow provides ---------------------------------------------------------------------------------
+
+    def build_form(self) -> Form:
+        raise NotImplementedError
+
+    async def parse_line(self, text: str) -> None:
+        """Take every field a whole line gives (positional words and ``字段:值`` pairs)."""
+        raise NotImplementedError
+
+    def question(self, key: str) -> str:
+        raise NotImplementedError
+
+    def shown(self, key: str) -> str:
+        """The field's value as the rep reads it (resolved: the hospital's name, not what was typed)."""
+        value = self.state.get(key)
+        if isinstance(value, list):
+            return "、".join(str(v) for v in value)
+        return "" if value is None else str(value)
+
+    async def rows(self) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
+        """The confirmation card; with ``status`` settled (no buttons)."""
+        raise NotImplementedError
+
+    async def tapped(self, key: str, value: str) -> bool:
+        """A choice button's value for ``key``; False when it no longer means anything (then: stale button)."""
+        await self.answer(key, value)
+        return True
+
+    async def check(self) -> None:
+        """Checks every path into the state ends with (e.g. column lengths); notes and drops what fails."""
+
+    def missing(self) -> list[str]:
+        return [f.key for f in self.form.fields if f.required and not self.state.get(f.key)]
+
+    # ---- starting and resuming ---------------------------------------------------------------------------------
+
+    @classmethod
+    def begin(cls, ctx: Context, state: S) -> FormDialog[S]:
+        """A new dialog; a dialog already running is replaced (its cards are settled as it leaves)."""
+        ctx.conversation.start(cls.flow, {})
+        dialog = cls(ctx, state)
+        dialog.save()
+        return dialog
+
+    @classmethod
+    def resume(cls, ctx: Context) -> FormDialog[Any] | None:
+        """The running dialog of this flow; None (and the rep told, the state dropped) when its stored shape is
+        from another version of the bot."""
+        state = load(cls.state_model, ctx.conversation.data)
+        if state is None:
+            ctx.conversation.clear()
+            ctx.reply(ctx.t("dialog.stale_state"))
+            return None
+        return cls(ctx, state)
+
+    @classmethod
+    def for_tap(cls, ctx: Context, count: int, *, confirm: bool = False) -> tuple[FormDialog[Any], list[str]] | None:
+        """The dialog and the tapped button's arguments after the token, when the tap belongs to the running
+        dialog of this flow (and, for ``confirm``, to its confirmation card on screen); else None."""
+        args = list(ctx.payload.args) if ctx.payload is not None else []
+        if ctx.conversation.flow != cls.flow or len(args) != count:
+            return None
+        state = load(cls.state_model, ctx.conversation.data)
+        if state is None or args[0] != state.token:
+            return None
+        if confirm:
+            ref = ctx.event.card_ref if isinstance(ctx.event, CardAction) else ""
+            if state.confirm is None or (ref and ref != state.confirm.ref):
+                return None
+        return cls(ctx, state), args[1:]
+
+    # ---- values --------------------------------------------------------------------------------------------------
+
+    def set(self, key: str, value: Any) -> None:
+        """Every write of a field goes here, so the engine knows what changed."""
+        if value in (None, "", []):
+            self.drop(key)
+            return
+        self.state.put(key, value)
+        self.changed.append(key)
+
+    def drop(self, key: str) -> None:
+        if self.state.get(key) not in (None, "", []):
+            self.state.put(key, None)
+        self.changed.append(key)
+
+    def note(self, key: str, **params: Any) -> None:
+        self.notes.append(self.ctx.t(key, **params))
+
+    async def answer(self, key: str, text: str) -> None:
+        """A typed (or tapped) answer to the question about ``key``."""
+        f = self.form.field(key)
+        if f.parse is not None:
+            await f.parse(self, text)
+        else:
+            self.set(key, text.strip())
+
+    async def _settle_changes(self) -> list[tuple[str, str]]:
+        """Validate what depends on what changed; (key, line saying what was understood) per changed field."""
+        changed = set(self.changed)
+        for f in self.form.dependents(changed):
+            if self.state.get(f.key) not in (None, "", []) and f.validate is not None:
+                await f.validate(self)
+        await self.check()
+        said: list[tuple[str, str]] = []
+        for f in self.form.fields:
+            if f.key in changed and self.state.get(f.key) not in (None, "", []):
+                line = self.ctx.t("dialog.understood", label=f.label(self.ctx.locale), value=self.shown(f.key))
+                said.append((f.key, line))
+        self.changed = []
+        return said
+
+    # ---- the routes' entry points --------------------------------------------------------------------------------
+
+    async def start_with(self, text: str, note: str = "") -> None:
+        """The opening line (``拜访 浙一 骨科 …``): what it gave shows on the next question or on the card."""
+        if note:
+            self.notes.append(note)
+        if text:
+            await self.parse_line(text)
+        await self._settle_changes()
+        await self.advance()
+
+    async def on_text(self) -> None:
+        """A text inside the dialog: a correction, an answer to the open question, or (at the card) a hint."""
+        ctx = self.ctx
+        kind = classify(ctx, self.form)
+        text = ctx.text.strip()
+        if kind == "edit_hint" or (kind == "answer" and self.state.stage == "confirm"):
+            ctx.reply(ctx.t(self.edit_hint))
+            return
+        at_confirm = self.state.stage == "confirm"
+        awaiting = self.state.awaiting or self.form.fields[0].key
+        if kind == "correction":
+            edit = split_command(text, EDIT_WORDS)
+            await self.parse_line(edit if edit is not None else text)
+        else:
+            await self.answer(awaiting, text)
+        said = await self._settle_changes()
+        if self.state.get(awaiting) not in (None, "", []) and (kind == "answer" or awaiting in dict(said)):
+            self._settle_question(f"✓ {self.shown(awaiting)}")
+        elif said:
+            self._settle_question("✓ " + "；".join(line.removeprefix("✓ ") for _, line in said))
+        else:
+            self._settle_question(f"✗ {text}")
+        self.notes[:0] = [line for _, line in said]
+        await self.advance(fresh=at_confirm)
+
+    async def on_choice(self, key: str, value: str) -> None:
+        """A tap on a choice button."""
+        if not self.form.has(key) or not await self.tapped(key, value):
+            self.ctx.reply(self.ctx.t("stale_button"))
+            return
+        said = await self._settle_changes()
+        if self.state.get(key) not in (None, "", []):
+            self._settle_question(f"✓ {self.shown(key)}")
+        else:
+            self._settle_question(f"✗ {value}")
+        # The settled card shows the answer; what else the tap changed (a ward dropped, …) is said.
+        self.notes[:0] = [line for k, line in said if k != key]
+        await self.advance()
+
+    async def on_confirm(self, op: str) -> None:
+        """提交 / 修改 / 取消 on the confirmation card."""
+        ctx = self.ctx
+        if op == "edit":
+            ctx.reply(ctx.t(self.edit_hint))
+            return
+        if op == "cancel":
+            await self.settle_confirm(ctx.t("dialog.settled.cancelled"))
+            self.finish()
+            ctx.reply(ctx.t("cancelled"))
+            return
+        if op != "submit":
+            ctx.reply(ctx.t("stale_button"))
+            return
+        await self.submit()
+
+    async def submit(self) -> None:
+        raise NotImplementedError
+
+    # ---- asking and confirming -----------------------------------------------------------------------------------
+
+    def _next_ref(self, kind: str) -> str:
+        self.state.seq += 1
+        return f"{self.ref_prefix}{kind}-{self.state.token}-{self.state.seq}"
+
+    def flush(self) -> None:
+        if self.notes:
+            self.ctx.reply("\n".join(self.notes))
+            self.notes = []
+
+    def _settle_question(self, status: str) -> None:
+        """The open question card is answered: no more buttons, ``status`` says what was understood."""
+        open_card = self.state.question
+        if open_card is None:
+            return
+        self.state.question = None
+        card = settled_choice(open_card.ref, open_card.title, "")
+        self.ctx.update_card(card.model_copy(update={"status": status}))
+
+    async def advance(self, *, fresh: bool = False) -> None:
+        """Ask for the next missing field, or show the confirmation card when nothing is missing. ``fresh``: a
+        change at the card, which goes out anew at the bottom (the old one settled)."""
+        state = self.state
+        if state.options and state.awaiting and not state.get(state.awaiting):
+            options = [(o.label, o.value) for o in state.options]
+            state.options = []
+            await self._ask(state.awaiting, options)
+            return
+        state.options = []
+        missing = self.missing()
+        if missing:
+            key = missing[0]
+            choices = self.form.field(key).choices
+            await self._ask(key, await choices(self) if choices is not None else [])
+            return
+        state.stage = "confirm"
+        state.awaiting = None
+        self.flush()
+        rows = await self.rows()
+        if state.confirm is not None and not fresh:
+            # A refresh (new evidence, not a change by the rep): the card on screen shows it.
+            self.ctx.update_card(self.confirm_card(state.confirm.ref, rows))
+            state.confirm = OpenCard(ref=state.confirm.ref, title="", rows=[list(r) for r in rows])
+            self.save()
+            return
+        if state.confirm is not None:
+            await self.settle_confirm(self.ctx.t("dialog.settled.updated"))
+        ref = self._next_ref("c")
+        self.ctx.reply_card(self.confirm_card(ref, rows))
+        state.confirm = OpenCard(ref=ref, title="", rows=[list(r) for r in rows])
+        self.save()
+
+    async def _ask(self, key: str, options: list[tuple[str, str]]) -> None:
+        state = self.state
+        self._settle_question(self.ctx.t("dialog.settled.updated"))
+        if state.confirm is not None:
+            # Back from the card to a question: the card's buttons go, a fresh card follows once all is given.
+            await self.settle_confirm(self.ctx.t("dialog.settled.updated"))
+        state.stage = "collect"
+        state.awaiting = key
+        question = self.question(key)
+        if not state.hinted:
+            state.hinted = True
+            question = f"{question}\n{self.ctx.t(self.hint)}"
+        self.flush()
+        if options:
+            ref = self._next_ref("q")
+            state.question = OpenCard(ref=ref, title=question)
+            self.ctx.reply_card(choice_card(ref, state.token, key, question, options, action=self.choose_action))
+        else:
+            self.ctx.reply(question)
+        self.save()
+
+    def offer(self, key: str, options: Sequence[tuple[str, str]]) -> None:
+        """Candidates for ``key`` found while parsing (a hospital name that matches several): asked next."""
+        self.state.awaiting = key
+        self.state.options = [Option(label=label, value=value) for label, value in options]
+
+    async def settle_confirm(self, status: str) -> None:
+        """The confirmation card on screen loses its buttons and shows ``status``."""
+        open_card = self.state.confirm
+        if open_card is None:
+            return
+        self.state.confirm = None
+        rows = [(r[0], r[1]) for r in open_card.rows]
+        self.ctx.update_card(self.confirm_card(open_card.ref, rows, status=status))
+
+    def finish(self) -> None:
+        """The dialog is over and its cards are settled."""
+        self.ctx.conversation.settled()
+        self.ctx.conversation.clear()
+
+    # ---- storing -------------------------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write the state back, with the note of the cards to settle if the dialog is left some other way."""
+        data = dump(self.state)
+        cards: list[Card] = []
+        if self.state.question is not None:
+            cards.append(Card(ref=self.state.question.ref, title=self.state.question.title))
+        if self.state.confirm is not None:
+            rows = [(r[0], r[1]) for r in self.state.confirm.rows]
+            cards.append(self.confirm_card(self.state.confirm.ref, rows, status="…"))
+        if cards:
+            t = self.ctx.t
+            data[EXIT_KEY] = {
+                "cards": [c.model_dump(mode="json") for c in cards],
+                "status": {
+                    CANCELLED: t("dialog.settled.cancelled"),
+                    EXPIRED: t("dialog.settled.expired"),
+                    REPLACED: t("dialog.settled.replaced"),
+                },
+            }
+        self.ctx.conversation.data = data
+
+
+__all__ = [
+    "EDIT_WORDS",
+    "DialogState",
+    "FormDialog",
+    "classify",
+    "escape_edit",
+    "in_dialog",
+    "not_a_correction",
+]
