@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import logging
-import secrets
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from pydantic import Field
+
 from bot import i18n
-from bot.config import RequestTypeConfig
+from bot.config import RequestFieldConfig, RequestTypeConfig
+from bot.dialogs.engine import FormDialog, in_dialog, not_a_correction
+from bot.dialogs.form import FieldSpec, Form
+from bot.dialogs.state import CustomerRef, DialogState
 from bot.events import CardAction, MediaMessage
 from bot.intents import SendMedia, UpdateCard
-from bot.routing import Context, Router, action, command, dialog_args, in_flow, is_media, is_text, split_command
+from bot.routing import Context, Router, action, command, in_flow, is_media, is_text, split_command
 from bot.services import escalation
 from bot.services import requests as svc
 from bot.services import task_views as views
-from bot.services.request_parser import (
-    RequestIssue,
-    field_by_key,
-    key_index,
-    parse_request_line,
-    parse_value,
-    place_loose,
-)
+from bot.services.request_parser import RequestIssue, field_by_key, parse_request_line, parse_value, place_loose
 from bot.services.requests import RequestError
 from bot.services.visits import match_ward
 from cards.escalation import settled_escalation
+from cards.model import Card
 from cards.payload import parse_id
 from cards.tasks import (
     CLAIM,
@@ -35,7 +34,6 @@ from cards.tasks import (
     request_confirm_card,
     settled_offer,
 )
-from cards.visits import choice_card, settled_choice
 from handlers import help
 from storage.limits import max_length
 from storage.models import Customer, SupportRequest, TaskCard, User, Visit
@@ -141,41 +139,113 @@ async def _settle_notices(ctx: Context, card: TaskCard) -> None:
 # ---- the rep's request dialog ---------------------------------------------------------------------------------
 
 
-class Dialog:
-    """The request dialog's state in ``ctx.conversation.data``."""
+class RequestState(DialogState):
+    """The request being raised: its type, the visit it follows (if any), the hospital and the other values."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.data = ctx.conversation.data
-        self.values: dict[str, str] = self.data.setdefault("values", {})
-        self.notes: list[str] = []
+    type_key: str
+    visit_id: int | None = None
+    customer: CustomerRef | None = None
+    values: dict[str, str] = Field(default_factory=dict)
 
-    @classmethod
-    def begin(cls, ctx: Context, type_key: str, visit_id: int | None = None) -> Dialog:
-        ctx.conversation.start(
-            FLOW, {"token": secrets.token_hex(4), "type": type_key, "values": {}, "seq": 0, "visit_id": visit_id}
-        )
-        return cls(ctx)
+    def get(self, key: str) -> Any:
+        return self.customer if key == "customer" else self.values.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        if key == "customer":
+            self.customer = value
+        elif value is None:
+            self.values.pop(key, None)
+        else:
+            self.values[key] = str(value)
+
+
+def _typed_parser(f: RequestFieldConfig) -> Any:
+    async def parse(d: RequestDialog, text: str) -> None:
+        value, issue = parse_value(f, text, d.today)
+        if issue is not None:
+            d.issue(issue)
+        elif value is not None:
+            d.set(f.key, value)
+
+    return parse
+
+
+async def _parse_customer(d: RequestDialog, text: str) -> None:
+    await d.set_customer_text(text)
+
+
+async def _parse_ward(d: RequestDialog, text: str) -> None:
+    d.set("ward", " ".join(text.split()))
+
+
+async def _validate_ward(d: RequestDialog) -> None:
+    """Every path that sets the ward, and every change of the hospital, ends here."""
+    ward = str(d.state.values.get("ward") or "")
+    limit = max_length(SupportRequest, "ward") or 0
+    if len(ward.strip()) > limit:
+        d.drop("ward")
+        d.note("field_too_long", field=d.ctx.t("field.ward"), max=limit)
+        return
+    customer = await d.customer()
+    if customer is None:
+        return
+    matched = match_ward(customer, ward)
+    if matched is None:
+        d.drop("ward")
+        d.note("visit.unknown_ward", customer=customer.name, ward=ward, wards="、".join(customer.wards or []))
+    elif matched != ward:
+        d.state.values["ward"] = matched
+
+
+async def _ward_choices(d: RequestDialog) -> list[tuple[str, str]]:
+    customer = await d.customer()
+    return [(w, w) for w in customer.wards or []] if customer is not None else []
+
+
+def _static_choices(f: RequestFieldConfig) -> Any:
+    async def choices(d: RequestDialog) -> list[tuple[str, str]]:
+        return [(c, c) for c in f.choices]
+
+    return choices
+
+
+def request_form(rt: RequestTypeConfig) -> Form:
+    """A request type's fields from config: its labels, aliases and key are the words a correction may use."""
+    specs = []
+    for f in rt.fields:
+        extra: dict[str, Any] = {"parse": _typed_parser(f)}
+        if f.type == "customer":
+            extra = {"parse": _parse_customer}
+        elif f.type == "ward":
+            extra = {"parse": _parse_ward, "depends_on": ("customer",), "validate": _validate_ward}
+            extra["choices"] = _ward_choices
+        elif f.type == "choice":
+            extra["choices"] = _static_choices(f)
+        specs.append(FieldSpec(f.key, f.label_zh, f.label_en, tuple(f.aliases), required=f.required, **extra))
+    return Form(specs)
+
+
+class RequestDialog(FormDialog[RequestState]):
+    """The rep's request dialog on the engine: parsing, the card and submit are particular to requests."""
+
+    flow = FLOW
+    state_model = RequestState
+    ref_prefix = "r"
+    choose_action = "rf"
+    confirm_action = "rc"
+    edit_hint = "request.edit_hint"
+    hint = "request.ask.hint"
 
     @property
     def rt(self) -> RequestTypeConfig:
-        return self.ctx.runtime.settings.request_types[str(self.data["type"])]
+        return self.ctx.runtime.settings.request_types[self.state.type_key]
 
-    @property
-    def token(self) -> str:
-        return str(self.data["token"])
+    def build_form(self) -> Form:
+        return request_form(self.rt)
 
     @property
     def today(self) -> date:
         return self.ctx.now.astimezone(self.ctx.runtime.settings.org.tz).date()
-
-    def note(self, key: str, **params: Any) -> None:
-        self.notes.append(self.ctx.t(key, **params))
-
-    def flush(self) -> None:
-        if self.notes:
-            self.ctx.reply("\n".join(self.notes))
-            self.notes = []
 
     def issue(self, issue: RequestIssue) -> None:
         f = field_by_key(self.rt, issue.field) if issue.field else None
@@ -189,46 +259,27 @@ class Dialog:
             self.note(f"request.{issue.code}", field=label, value=issue.value)
 
     async def customer(self) -> Customer | None:
-        cid = self.data.get("customer_id")
-        return await self.ctx.session.get(Customer, int(cid)) if cid is not None else None
+        ref = self.state.customer
+        return await self.ctx.session.get(Customer, ref.id) if ref is not None else None
 
     async def set_customer_text(self, text: str) -> None:
         matcher = await self.ctx.runtime.directory.matcher(self.ctx.session)
         result = matcher.match(text)
-        self.data.pop("customer_options", None)
         if result.best is not None:
-            self.data["customer_id"], self.values["customer"] = result.best.id, result.best.name
+            self.set("customer", CustomerRef(id=result.best.id, name=result.best.name))
             return
-        self.data["customer_id"] = None
-        self.values.pop("customer", None)
-        self.data["customer_options"] = [[c.entry.name, str(c.entry.id)] for c in result.candidates]
+        self.drop("customer")
+        options = [(c.entry.name, str(c.entry.id)) for c in result.candidates]
         if result.status == "ambiguous":
             self.note("visit.choose_customer", text=text)
-            return
-        names = "、".join(c.entry.name for c in result.candidates)
-        suggest = self.ctx.t("visit.suggest", names=names) if names else ""
-        self.note("visit.unknown_customer", text=text, suggest=suggest)
-
-    async def set_ward(self, text: str) -> None:
-        """Every path that sets the ward comes here (again whenever the hospital changes, see ``advance``)."""
-        limit = max_length(SupportRequest, "ward") or 0
-        if len(text.strip()) > limit:
-            self.values.pop("ward", None)
-            self.note("field_too_long", field=self.ctx.t("field.ward"), max=limit)
-            return
-        customer = await self.customer()
-        if customer is None:
-            self.values["ward"] = text
-            return
-        ward = match_ward(customer, text)
-        if ward is None:
-            self.values.pop("ward", None)
-            wards = "、".join(customer.wards or [])
-            self.note("visit.unknown_ward", customer=customer.name, ward=text, wards=wards)
         else:
-            self.values["ward"] = ward
+            names = "、".join(name for name, _ in options)
+            suggest = self.ctx.t("visit.suggest", names=names) if names else ""
+            self.note("visit.unknown_customer", text=text, suggest=suggest)
+        if options:
+            self.offer("customer", options)
 
-    async def merge_line(self, text: str) -> None:
+    async def parse_line(self, text: str) -> None:
         parsed = parse_request_line(self.rt, text, self.today)
         for issue in parsed.issues:
             self.issue(issue)
@@ -237,160 +288,115 @@ class Dialog:
         customer = await self.customer()
         for issue in place_loose(self.rt, parsed, list(customer.wards or []) if customer else None, self.today):
             self.issue(issue)
-        ward = parsed.values.pop("ward", None)
-        self.values.update(parsed.values)
-        if ward:
-            await self.set_ward(ward)
+        for key, value in parsed.values.items():
+            self.set(key, value)
 
-    async def answer(self, key: str, text: str) -> None:
+    async def tapped(self, key: str, value: str) -> bool:
+        if key != "customer":
+            await self.answer(key, value)
+            return True
+        customer_id = parse_id(value)
+        customer = await self.ctx.session.get(Customer, customer_id) if customer_id is not None else None
+        if customer is None:
+            return False
+        self.set("customer", CustomerRef(id=customer.id, name=customer.name))
+        return True
+
+    def shown(self, key: str) -> str:
+        if key == "customer":
+            return self.state.customer.name if self.state.customer else ""
+        return str(self.state.values.get(key) or "")
+
+    def question(self, key: str, options: Sequence[tuple[str, str]] = ()) -> str:
         f = field_by_key(self.rt, key)
-        if f is None:
-            return
-        if f.type == "customer":
-            await self.set_customer_text(text)
-            if self.values.get("ward"):
-                await self.set_ward(self.values["ward"])
-            return
-        if f.type == "ward":
-            await self.set_ward(text)
-            return
-        value, issue = parse_value(f, text, self.today)
-        if issue is not None:
-            self.issue(issue)
-        elif value is not None:
-            self.values[key] = value
+        assert f is not None
+        label = views.field_label(self.ctx.locale, f)
+        if f.type == "choice" or (f.type == "ward" and options):
+            return self.ctx.t("request.ask.choice", label=label)
+        if f.type == "date":
+            return self.ctx.t("request.ask.date", label=label)
+        return self.ctx.t("request.ask", label=label)
 
-    def _ref(self, kind: str) -> str:
-        self.data["seq"] = int(self.data.get("seq", 0)) + 1
-        return f"r{kind}-{self.token}-{self.data['seq']}"
+    async def rows(self) -> list[tuple[str, str]]:
+        customer = self.state.customer
+        return views.field_rows(self.rt, self.state.values, customer.name if customer else "", self.ctx.locale)
 
-    def settle_question(self, answer: str) -> None:
-        ref = self.data.pop("ask_ref", None)
-        if ref:
-            self.ctx.update_card(settled_choice(ref, str(self.data.get("ask_title", "")), answer))
+    def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
+        name = views.type_name(self.ctx.locale, self.rt)
+        return request_confirm_card(ref, self.state.token, self.ctx.locale, name, rows, status=status)
 
-    async def advance(self) -> None:
-        ctx = self.ctx
+    async def submit(self) -> None:
+        ctx, rt = self.ctx, self.rt
         customer = await self.customer()
-        if self.values.get("ward"):
-            # The hospital may have been chosen after the ward (by a button): the ward is checked against it here.
-            await self.set_ward(self.values["ward"])
-        options = self.data.pop("customer_options", None)
-        if customer is None and options:
-            self._ask("customer", ctx.t("visit.ask.customer"), [(n, v) for n, v in options])
+        if customer is None:
+            ctx.reply(ctx.t("stale_button"))
             return
-        missing = [
-            f
-            for f in self.rt.fields
-            if f.required and not (self.values.get(f.key) or (f.key == "customer" and customer))
-        ]
-        if missing:
-            f = missing[0]
-            label = views.field_label(ctx.locale, f)
-            if f.type == "choice":
-                self._ask(f.key, ctx.t("request.ask.choice", label=label), [(c, c) for c in f.choices])
-            elif f.type == "date":
-                self._ask(f.key, ctx.t("request.ask.date", label=label), [])
-            elif f.type == "ward" and customer is not None:
-                self._ask(f.key, ctx.t("request.ask.choice", label=label), [(w, w) for w in customer.wards or []])
-            else:
-                self._ask(f.key, ctx.t("request.ask", label=label), [])
-            return
-        self.data["stage"] = "confirm"
-        self.data.pop("awaiting", None)
-        self.flush()
-        rows = views.field_rows(self.rt, self.values, customer.name if customer else "", ctx.locale)
-        ref = self.data.get("confirm_ref") or self._ref("c")
-        card = request_confirm_card(ref, self.token, ctx.locale, views.type_name(ctx.locale, self.rt), rows)
-        if self.data.get("confirm_ref"):
-            ctx.update_card(card)
-        else:
-            self.data["confirm_ref"] = ref
-            ctx.reply_card(card)
-
-    def _ask(self, key: str, question: str, options: list[tuple[str, str]]) -> None:
-        self.data["stage"] = "collect"
-        self.data["awaiting"] = key
-        if not self.data.get("hinted"):
-            self.data["hinted"] = True
-            question = f"{question}\n{self.ctx.t('request.ask.hint')}"
-        self.flush()
-        if options:
-            ref = self._ref("q")
-            self.data["ask_ref"], self.data["ask_title"] = ref, question
-            self.ctx.reply_card(choice_card(ref, self.token, key, question, options, action="rf"))
-        else:
-            self.ctx.reply(question)
-
-
-def _looks_like_pairs(ctx: Context, text: str) -> bool:
-    rt = ctx.runtime.settings.request_types[str(ctx.conversation.data["type"])]
-    norm = text.replace("：", ":")
-    if ":" not in norm:
-        return False
-    head = norm.split(":", 1)[0].split()
-    return bool(head) and head[-1].casefold() in key_index(rt)
-
-
-def _not_other_command(ctx: Context) -> bool:
-    text = ctx.text
-    words = (*MY_REQUESTS, *PROGRESS, *ANSWER, *ATTACH)
-    return split_command(text, words) is None
+        # Dates are checked again on submit: a draft left overnight may have a date that is now in the past.
+        for f in rt.fields:
+            if f.type == "date" and self.state.values.get(f.key):
+                _, issue = parse_value(f, str(self.state.values[f.key]), self.today)
+                if issue is not None:
+                    self.drop(f.key)
+                    self.issue(issue)
+                    self.changed = []
+                    await self.settle_confirm("✗")
+                    await self.advance()
+                    return
+        settings = ctx.runtime.settings
+        request, cards = await svc.create(
+            ctx.session,
+            settings=settings,
+            type_key=self.state.type_key,
+            values=dict(self.state.values),
+            customer=customer,
+            rep=ctx.user,
+            visit_id=self.state.visit_id,
+            now=ctx.now,
+            channel=ctx.event.channel,
+        )
+        no = svc.request_no(request.id)
+        name = views.type_name(ctx.locale, rt)
+        await self.settle_confirm(ctx.t("request.submitted_status", no=no))
+        self.finish()
+        departments = "、".join(_department_name(ctx, c.department) for c, _ in cards)
+        ctx.reply(ctx.t("request.submitted", no=no, type_name=name, customer=customer.name, departments=departments))
+        for card, people in cards:
+            if not people:
+                ctx.reply(ctx.t("request.no_recipients", department=_department_name(ctx, card.department)))
+                continue
+            await send_task_card(ctx, card, request)
 
 
 # ---- routes: rep side ----------------------------------------------------------------------------------------
 
 
-@router.route(is_request_command)
+@router.route(in_dialog(FLOW))
+async def answer_request(ctx: Context) -> None:
+    """A typed answer or a `字段:值` correction while the request dialog runs (other commands pass by)."""
+    dialog = RequestDialog.resume(ctx)
+    if dialog is not None:
+        await dialog.on_text()
+
+
+@router.route(is_request_command, not_a_correction)
 async def start_request(ctx: Context) -> None:
     """`跟台 浙一 骨科 2026-12-03 器械:脊柱A包`: parse what was given, ask only for what is missing."""
     found = type_for_text(ctx)
     assert found is not None
     type_key, rest = found
-    dialog = Dialog.begin(ctx, type_key)
-    if rest:
-        await dialog.merge_line(rest)
-    await dialog.advance()
-
-
-@router.route(in_flow(FLOW), is_text, _not_other_command)
-async def answer_request(ctx: Context) -> None:
-    """A typed answer or a `字段:值` correction while the request dialog runs."""
-    dialog = Dialog(ctx)
-    text = ctx.text.strip()
-    if _looks_like_pairs(ctx, text):
-        await dialog.merge_line(text)
-        dialog.settle_question(text)
-    elif dialog.data.get("stage") == "confirm":
-        ctx.reply(ctx.t("request.edit_hint"))
-        return
-    else:
-        await dialog.answer(str(dialog.data.get("awaiting") or "customer"), text)
-        dialog.settle_question(text)
-    await dialog.advance()
+    dialog = RequestDialog.begin(ctx, RequestState(token=RequestState.new_token(), type_key=type_key))
+    await dialog.start_with(rest)
 
 
 @router.route(action("rf"))
 async def choose_request_value(ctx: Context) -> None:
     """A choice button in the request dialog: (token, field, value)."""
-    args = dialog_args(ctx, FLOW, 3)
-    if args is None:
+    found = RequestDialog.for_tap(ctx, 3)
+    if found is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    dialog = Dialog(ctx)
-    key, value = args
-    if key == "customer":
-        customer_id = parse_id(value)
-        customer = await ctx.session.get(Customer, customer_id) if customer_id is not None else None
-        if customer is None:
-            ctx.reply(ctx.t("stale_button"))
-            return
-        dialog.data["customer_id"], dialog.values["customer"] = customer.id, customer.name
-        dialog.settle_question(customer.name)
-    else:
-        await dialog.answer(key, value)
-        dialog.settle_question(value)
-    await dialog.advance()
+    dialog, (key, value) = found
+    await dialog.on_choice(key, value)
 
 
 @router.route(action("rq"))
@@ -407,79 +413,25 @@ async def request_from_visit(ctx: Context) -> None:
     rt = settings.request_types[args[0]]
     if isinstance(ctx.event, CardAction) and ctx.event.card_ref:
         ctx.update_card(settled_offer(ctx.event.card_ref, ctx.locale, views.type_name(ctx.locale, rt)))
-    dialog = Dialog.begin(ctx, args[0], visit_id=visit.id)
+    state = RequestState(token=RequestState.new_token(), type_key=args[0], visit_id=visit.id)
+    dialog = RequestDialog.begin(ctx, state)
     customer = await ctx.session.get(Customer, visit.customer_id)
     if customer is not None:
-        dialog.data["customer_id"], dialog.values["customer"] = customer.id, customer.name
+        dialog.set("customer", CustomerRef(id=customer.id, name=customer.name))
     if visit.ward and any(f.key == "ward" for f in rt.fields):
-        dialog.values["ward"] = visit.ward
-    dialog.note("request.from_visit", no=f"V{visit.id}")
-    await dialog.advance()
+        dialog.set("ward", visit.ward)
+    await dialog.start_with("", note=ctx.t("request.from_visit", no=f"V{visit.id}"))
 
 
 @router.route(action("rc"))
 async def confirm_request(ctx: Context) -> None:
     """提交 / 修改 / 取消 on the request's confirmation card."""
-    args = dialog_args(ctx, FLOW, 2, needs="confirm_ref")
-    if args is None:
+    found = RequestDialog.for_tap(ctx, 2, confirm=True)
+    if found is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    conv = ctx.conversation
-    op = args[0]
-    dialog = Dialog(ctx)
-    rt = dialog.rt
-    ref = str(conv.data["confirm_ref"])
-    customer = await dialog.customer()
-    rows = views.field_rows(rt, dialog.values, customer.name if customer else "", ctx.locale)
-    name = views.type_name(ctx.locale, rt)
-    if op == "edit":
-        ctx.reply(ctx.t("request.edit_hint"))
-        return
-    if op == "cancel":
-        status = ctx.t("request.cancelled_status")
-        ctx.update_card(request_confirm_card(ref, dialog.token, ctx.locale, name, rows, status=status))
-        conv.clear()
-        ctx.reply(ctx.t("cancelled"))
-        return
-    if op != "submit" or customer is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    # Dates are checked again on submit: a draft left overnight may have a date that is now in the past.
-    for f in rt.fields:
-        if f.type == "date" and dialog.values.get(f.key):
-            _, issue = parse_value(f, str(dialog.values[f.key]), dialog.today)
-            if issue is not None:
-                dialog.values.pop(f.key)
-                dialog.issue(issue)
-                dialog.data.pop("confirm_ref", None)
-                ctx.update_card(request_confirm_card(ref, dialog.token, ctx.locale, name, rows, status="✗"))
-                await dialog.advance()
-                return
-    settings = ctx.runtime.settings
-    visit_id = dialog.data.get("visit_id")
-    request, cards = await svc.create(
-        ctx.session,
-        settings=settings,
-        type_key=str(dialog.data["type"]),
-        values=dict(dialog.values),
-        customer=customer,
-        rep=ctx.user,
-        visit_id=int(visit_id) if visit_id is not None else None,
-        now=ctx.now,
-        channel=ctx.event.channel,
-    )
-    no = svc.request_no(request.id)
-    ctx.update_card(
-        request_confirm_card(ref, dialog.token, ctx.locale, name, rows, status=ctx.t("request.submitted_status", no=no))
-    )
-    conv.clear()
-    departments = "、".join(_department_name(ctx, c.department) for c, _ in cards)
-    ctx.reply(ctx.t("request.submitted", no=no, type_name=name, customer=customer.name, departments=departments))
-    for card, people in cards:
-        if not people:
-            ctx.reply(ctx.t("request.no_recipients", department=_department_name(ctx, card.department)))
-            continue
-        await send_task_card(ctx, card, request)
+    dialog, (op,) = found
+    await dialog.on_confirm(op)
 
 
 @router.route(command(*MY_REQUESTS))

@@ -250,7 +250,7 @@ class VisitDialog(FormDialog[VisitState]):
 
     # ---- output -------------------------------------------------------------------------------------------
 
-    def question(self, key: str) -> str:
+    def question(self, key: str, options: Sequence[tuple[str, str]] = ()) -> str:
         return self.ctx.t(f"visit.ask.{key}")
 
     def shown(self, key: str) -> str:

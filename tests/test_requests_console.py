@@ -258,7 +258,8 @@ async def test_guided_request_asks_only_for_what_is_missing(console: Any, runtim
     await rep.tap("脊柱外科")
     assert (await rep.replies())[0].startswith("请输入手术日期")
     await rep.send("器械:关节B包")  # a correction-style answer out of order is taken too
-    assert (await rep.replies())[0].startswith("请输入手术日期")
+    understood, ask = await rep.replies()
+    assert understood == "✓ 器械：关节B包" and ask.startswith("请输入手术日期")  # said back (issue 10 §3)
     await rep.send("明天")
     await rep.refresh()
     confirm = rep.last_card()
@@ -269,8 +270,10 @@ async def test_guided_request_asks_only_for_what_is_missing(console: Any, runtim
         "器械": "关节B包",
     }
     await rep.send("器械:关节C包")
-    await rep.refresh()
-    assert fields_of(rep.card(confirm["ref"]))["器械"] == "关节C包"  # refreshed in place
+    assert await rep.replies() == ["✓ 器械：关节C包"]
+    # A fresh card at the bottom, the old one settled (issue 10 §3; it used to change in place far up the history).
+    fresh = rep.last_card()
+    assert fields_of(fresh)["器械"] == "关节C包" and rep.card(confirm["ref"])["buttons"] == []
     await rep.send("取消")
     assert await rep.replies() == ["已取消。"]
 

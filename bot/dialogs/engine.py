@@ -132,7 +132,8 @@ class FormDialog(Generic[S]):
         """Take every field a whole line gives (positional words and ``字段:值`` pairs)."""
         raise NotImplementedError
 
-    def question(self, key: str) -> str:
+    def question(self, key: str, options: Sequence[tuple[str, str]] = ()) -> str:
+        """The question asking for ``key`` (``options``: the buttons it comes with, if any)."""
         raise NotImplementedError
 
     def shown(self, key: str) -> str:
@@ -368,7 +369,7 @@ class FormDialog(Generic[S]):
             await self.settle_confirm(self.ctx.t("dialog.settled.updated"))
         state.stage = "collect"
         state.awaiting = key
-        question = self.question(key)
+        question = self.question(key, options)
         if not state.hinted:
             state.hinted = True
             question = f"{question}\n{self.ctx.t(self.hint)}"
