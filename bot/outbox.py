@@ -10,7 +10,8 @@ possible duplicate when its call may have reached the platform. A worker that lo
 neither starts a call for the row nor records its outcome.
 
 Cost per round (issue 9): the claim is one SELECT of the due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), one of
-the recipients' undelivered rows (order), one UPDATE of the claimed ids and one of the users; outcomes are
+the recipients' undelivered rows (order), one UPDATE of the claimed ids, one SELECT of the users and one of their
+channel identities (``User.identities``, loaded with them: what a channel needs to address them); outcomes are
 group-committed with one executemany per column set. Whether a lease is still ours is known in memory while the
 lease we last wrote has more than a safety margin to run (nobody may take the row before it ends; the margin covers
 clock skew between replicas and the time to the commit); only past that margin is it read from the database.

@@ -64,9 +64,9 @@ class Context:
         self.intents.append(UpdateCard(channel=self.event.channel, user_ids=ids, card=card, response_code=code))
 
     def notify(self, user: User, text: str) -> None:
-        """Send a text to another user on that user's own channel."""
-        channel = self.runtime.channel_for(user, fallback=self.event.channel)
-        self.intents.append(SendText(channel=channel, user_ids=(user.id,), text=text))
+        """Send a text to another user on the channel that reaches them (``Runtime.channel_for``: the one rule
+        for every notice; not this event's channel)."""
+        self.intents.append(SendText(channel=self.runtime.channel_for(user), user_ids=(user.id,), text=text))
 
     def audit(self, action: str, entity: str, entity_id: str | int | None, changes: dict[str, Any]) -> None:
         audit.record(

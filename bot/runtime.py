@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from bot import channels as channel_registry
 from bot.ackfirst import AckFirst
+from bot.channels import choice
 from bot.channels.base import Channel, ChannelPlugin, Closing
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings, load_settings
@@ -91,13 +92,10 @@ class Runtime:
         self.reload(new)
         return True
 
-    def channel_for(self, user: User, fallback: str) -> str:
-        """The channel to reach ``user`` on: their platform if it is enabled, else ``fallback``."""
-        for plugin in self.plugins:
-            channel = self.channels.get(plugin.name)
-            if channel is not None and not plugin.identity_is_user_id and channel.can_reach(user):
-                return plugin.name
-        return fallback
+    def channel_for(self, user: User) -> str:
+        """The channel a notice to ``user`` goes to (the one rule, ``bot.channels.choice``): the first enabled
+        channel in registry order that reaches them, else ``choice.UNREACHABLE`` (recorded as undeliverable)."""
+        return choice.channel_for(user, self.channels, (p.name for p in self.plugins))
 
     async def start(self) -> None:
         await self._load_calendar()

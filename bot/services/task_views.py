@@ -51,16 +51,16 @@ def field_rows(rt: RequestTypeConfig, values: dict[str, Any], customer: str, loc
     ]
 
 
-def channel_of(runtime: Runtime, user: User, fallback: str) -> str:
-    """Where to reach ``user``: their platform if enabled, else the console, else ``fallback``."""
-    channel = runtime.channel_for(user, fallback="")
-    if channel:
-        return channel
-    return "console" if "console" in runtime.channels else fallback
+def channel_of(runtime: Runtime, user: User, fallback: str = "") -> str:
+    """Where a notice reaches ``user``: ``Runtime.channel_for``, the one rule (``bot.channels.choice``).
+
+    ``fallback`` (the event's channel, passed by older callers) is not used: a notice never falls back to the
+    channel of the event that caused it."""
+    return runtime.channel_for(user)
 
 
 def text_to(runtime: Runtime, user: User, fallback: str, key: str, **params: Any) -> SendText:
-    """A text in ``user``'s language on ``user``'s channel."""
+    """A text in ``user``'s language on the channel that reaches ``user`` (``fallback``: see ``channel_of``)."""
     return SendText(
         channel=channel_of(runtime, user, fallback), user_ids=(user.id,), text=i18n.t(user.locale, key, **params)
     )
@@ -111,7 +111,7 @@ async def task_view(
 async def by_channel(
     session: AsyncSession, runtime: Runtime, user_ids: list[str], fallback: str
 ) -> dict[str, list[str]]:
-    """Recipients grouped by the channel that reaches them, in the given order."""
+    """Recipients grouped by the channel that reaches them (``channel_of``), in the given order."""
     if not user_ids:
         return {}
     users = (await session.scalars(select(User).where(User.id.in_(user_ids)))).all()
