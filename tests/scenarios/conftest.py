@@ -18,17 +18,12 @@ from bot.app import build_app
 from bot.clock import FixedClock
 from bot.runtime import Runtime
 from tests.channels.wecom.conftest import (  # noqa: F401  (fixtures, re-exported for this package)
-    AES_KEY,
-    AGENT,
-    CLIENT_TIMEOUT_SECONDS,
-    CORP,
-    SECRET,
-    TOKEN,
     WeComUser,
     answer_loss,
     fake,
     fake_server,
     signer,
+    wecom_section,
 )
 from tests.fakes.wecom import FakeWeCom
 from tests.fakes.wecom_callbacks import WeComSigner
@@ -56,18 +51,7 @@ def settings_overrides(
 ) -> dict[str, dict[str, Any]]:
     if channel == "console":
         return dict(scenario_overrides)
-    wecom = {
-        "enabled": True,
-        "corp_id": CORP,
-        "agent_id": AGENT,
-        "secret": SECRET,
-        "token": TOKEN,
-        "encoding_aes_key": AES_KEY,
-        "api_base_url": str(fake_server.make_url("/cgi-bin/")),
-        "replay_window_seconds": 300,
-        "request_timeout_seconds": CLIENT_TIMEOUT_SECONDS,
-    }
-    return {"wecom": wecom, **scenario_overrides}
+    return {"wecom": wecom_section(fake_server), **scenario_overrides}
 
 
 @pytest.fixture

@@ -118,11 +118,9 @@ def extra_overrides() -> dict[str, dict[str, Any]]:
     return {}
 
 
-@pytest.fixture
-def settings_overrides(
-    fake_server: TestServer, wecom_overrides: dict[str, Any], extra_overrides: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    section = {
+def wecom_section(fake_server: TestServer) -> dict[str, Any]:
+    """The ``[wecom]`` section of a bot that talks to ``fake_server`` (this app's corp, secret, token and key)."""
+    return {
         "enabled": True,
         "corp_id": CORP,
         "agent_id": AGENT,
@@ -133,7 +131,13 @@ def settings_overrides(
         "replay_window_seconds": 300,
         "request_timeout_seconds": CLIENT_TIMEOUT_SECONDS,
     }
-    return {"wecom": section | wecom_overrides, **extra_overrides}
+
+
+@pytest.fixture
+def settings_overrides(
+    fake_server: TestServer, wecom_overrides: dict[str, Any], extra_overrides: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    return {"wecom": wecom_section(fake_server) | wecom_overrides, **extra_overrides}
 
 
 @pytest.fixture
