@@ -77,10 +77,24 @@ async def last_card(chat: Chat) -> SeenCard:
     return cards[-1]
 
 
+class _Seen:
+    """``new_texts`` on top of a driver's ``texts``."""
+
+    _texts_seen = 0
+
+    async def texts(self) -> list[str]:
+        raise NotImplementedError
+
+    async def new_texts(self) -> list[str]:
+        texts = await self.texts()
+        new, self._texts_seen = texts[self._texts_seen :], len(texts)
+        return new
+
+
 # ---- console ----------------------------------------------------------------------------------------------------
 
 
-class ConsoleChat:
+class ConsoleChat(_Seen):
     """The console channel through its HTTP API (``ConsoleUser``)."""
 
     channel = "console"
@@ -88,7 +102,6 @@ class ConsoleChat:
     def __init__(self, user: ConsoleUser) -> None:
         self.user = user
         self.user_id = user.user_id
-        self._texts_seen = 0
 
     async def say(self, text: str) -> None:
         await self.user.send(text)
@@ -107,11 +120,6 @@ class ConsoleChat:
     async def texts(self) -> list[str]:
         await self.user.refresh()
         return [i["text"] for i in self.user.items if i.get("from") == "bot" and "text" in i]
-
-    async def new_texts(self) -> list[str]:
-        texts = await self.texts()
-        new, self._texts_seen = texts[self._texts_seen :], len(texts)
-        return new
 
     async def cards(self) -> list[SeenCard]:
         await self.user.refresh()
@@ -134,7 +142,7 @@ def _console_card(card: dict[str, Any]) -> SeenCard:
 # ---- WeCom ------------------------------------------------------------------------------------------------------
 
 
-class WeComChat:
+class WeComChat(_Seen):
     """WeCom through encrypted, signed callbacks into the bot's endpoint; what arrived read from the fake API
     (``tests.channels.wecom.conftest.WeComUser``). The WeCom userid is the org user id (as in the demo org)."""
 
@@ -143,7 +151,6 @@ class WeComChat:
     def __init__(self, user: Any) -> None:
         self.user = user
         self.user_id = user.userid
-        self._texts_seen = 0
 
     async def say(self, text: str) -> None:
         assert await self.user.send(text) == 200
@@ -165,11 +172,6 @@ class WeComChat:
 
     async def texts(self) -> list[str]:
         return list(self.user.texts())
-
-    async def new_texts(self) -> list[str]:
-        texts = await self.texts()
-        new, self._texts_seen = texts[self._texts_seen :], len(texts)
-        return new
 
     async def cards(self) -> list[SeenCard]:
         seen: list[SeenCard] = []
