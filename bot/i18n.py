@@ -68,10 +68,11 @@ CATALOG: dict[str, tuple[str, str]] = {
         "系统刚更新过，上次没填完的内容没能保留，请重新发起。",
         "The bot was just updated and your unfinished entry could not be kept; please start again.",
     ),
+    # What a settled card of a dialog says (on WeCom at most 10 characters: the greyed-out button).
     "dialog.settled.cancelled": ("已取消", "Cancelled"),
-    "dialog.settled.expired": ("已超时，未提交", "Timed out, not submitted"),
-    "dialog.settled.replaced": ("未提交：已开始新的记录", "Not submitted: a new one was started"),
-    "dialog.settled.updated": ("已修改，请看下方新卡片", "Changed; see the new card below"),
+    "dialog.settled.expired": ("已超时，未提交", "Timed out"),
+    "dialog.settled.replaced": ("未提交，已重新开始", "Not sent"),
+    "dialog.settled.updated": ("已修改，见下方新卡", "Updated ↓"),
     "visit.contacts_not_at_stored": (
         "注意：{contacts} 不是 {customer} 的联系人，如需更正请发「修改 {no} 联系人:姓名」。",
         "Note: {contacts} is not a contact at {customer}; to fix it send 'edit {no} contact:name'.",
