@@ -17,7 +17,7 @@ from bot.services.importer import (
     read_table,
 )
 from storage.db import Database
-from storage.models import AuditLog, Base, Customer, User
+from storage.models import AuditLog, Base, Customer, User, UserIdentity
 
 DEMO = Path(__file__).resolve().parents[2] / "bot" / "demo_data"
 NOW = datetime(2024, 5, 6, 1, 30, tzinfo=UTC)
@@ -210,6 +210,54 @@ async def test_duplicate_channel_id_within_file(db: Database, tmp_path: Path) ->
 
     assert located(report) == {(3, "dingtalk_staff_id")}
     assert set(await users(db)) == {"a"}
+
+
+async def identities(db: Database) -> list[tuple[str, str, str]]:
+    async with db.read() as session:
+        rows = await session.execute(
+            select(UserIdentity.user_id, UserIdentity.channel, UserIdentity.external_id).order_by(
+                UserIdentity.user_id, UserIdentity.channel
+            )
+        )
+        return [(r.user_id, r.channel, r.external_id) for r in rows.all()]
+
+
+async def test_channel_ids_are_written_to_user_identities(db: Database, tmp_path: Path) -> None:
+    content = ORG_HEADER + "a,甲,rep,,,wx-a,dt-a,\nb,乙,rep,,,wx-b,,\nc,丙,rep,,,,,\n"
+    report = await org(db, write(tmp_path, "org.csv", content))
+    assert (report.created, report.errors) == (3, [])
+    assert await identities(db) == [("a", "dingtalk", "dt-a"), ("a", "wecom", "wx-a"), ("b", "wecom", "wx-b")]
+    [created] = [row for row in await audits(db, "import.create") if row.entity_id == "a"]
+    assert (created.changes["wecom_userid"], created.changes["dingtalk_staff_id"]) == ([None, "wx-a"], [None, "dt-a"])
+
+    # Re-importing changes nothing; a changed id is updated in place, an emptied cell removes the identity.
+    again = await org(db, write(tmp_path, "org.csv", content), now=LATER)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+    edited = ORG_HEADER + "a,甲,rep,,,wx-a2,,\nb,乙,rep,,,wx-b,,\nc,丙,rep,,,,dt-c,\n"
+    changed = await org(db, write(tmp_path, "edited.csv", edited), now=LATER)
+    assert (changed.created, changed.updated, changed.unchanged, changed.errors) == (0, 2, 1, [])
+    assert await identities(db) == [("a", "wecom", "wx-a2"), ("b", "wecom", "wx-b"), ("c", "dingtalk", "dt-c")]
+    [update_a] = [row for row in await audits(db, "import.update") if row.entity_id == "a"]
+    assert update_a.changes == {"wecom_userid": ["wx-a", "wx-a2"], "dingtalk_staff_id": ["dt-a", None]}
+    # A file without the columns leaves the identities alone.
+    bare = "user_id,name,roles\na,甲,rep\n"
+    assert (await org(db, write(tmp_path, "bare.csv", bare), now=LATER)).unchanged == 1
+    assert ("a", "wecom", "wx-a2") in await identities(db)
+
+
+async def test_an_id_moves_to_another_person_only_once_its_holder_lets_go(db: Database, tmp_path: Path) -> None:
+    await org(db, write(tmp_path, "seed.csv", ORG_HEADER + "a,甲,rep,,,wx-1,,\nb,乙,rep,,,,,\n"))
+    taken = await org(db, write(tmp_path, "take.csv", ORG_HEADER + "b,乙,rep,,,wx-1,,\n"), now=LATER)
+    [error] = taken.errors
+    assert (error.row, error.column) == (2, "wecom_userid")
+    assert error.message == "企业微信ID 'wx-1' 已被用户 'a' 使用，请先清空该用户的企业微信ID"
+    assert await identities(db) == [("a", "wecom", "wx-1")]
+
+    await org(db, write(tmp_path, "free.csv", ORG_HEADER + "a,甲,rep,,,,,\n"), now=LATER)
+    moved = await org(db, write(tmp_path, "take.csv", ORG_HEADER + "b,乙,rep,,,wx-1,,\n"), now=LATER)
+    assert (moved.updated, moved.errors) == (1, [])
+    assert await identities(db) == [("b", "wecom", "wx-1")]
+    assert (await users(db))["b"].channel_id("wecom") == "wx-1"
 
 
 async def test_bad_customer_rows_are_reported_and_valid_rows_written(db: Database, tmp_path: Path) -> None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, make_url
 
 from storage.db import Database
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import Base
+from tests.conftest import _pg_admin_url
 
 
 def _diff(conn: Connection) -> list[object]:
@@ -108,5 +113,109 @@ async def test_0005_copies_channel_ids_and_the_wecom_throttle_ledger(tmp_path: P
         assert await current_revision(db) == "0004"
         await upgrade(db)
         assert await current_revision(db) == "0006"
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def scratch_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own (the session's PostgreSQL database stays at head for the other tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+        return
+    admin = _pg_admin_url()
+    if admin is None:
+        pytest.skip("PostgreSQL not reachable (set SALESBOT_TEST_PG_URL or run one on 127.0.0.1:5432)")
+    import asyncpg
+
+    u = make_url(admin)
+    name = f"salesbot_mig_{uuid.uuid4().hex[:10]}"
+
+    async def admin_exec(sql: str) -> None:
+        conn = await asyncpg.connect(
+            host=u.host, port=u.port or 5432, user=u.username, password=u.password, database=u.database
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_exec(f'CREATE DATABASE "{name}"'))
+    try:
+        yield u.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _rows(db: Database, sql: str) -> list[tuple[Any, ...]]:
+    async with db.engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(text(sql))).all()]
+
+
+async def test_0006_drops_the_per_platform_columns_and_the_downgrade_restores_them(scratch_url: str) -> None:
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    db = Database(scratch_url)
+    stamp = "'2026-12-01 00:00:00'"
+    try:
+        await upgrade(db, "0005")
+        async with db.engine.begin() as conn:
+            for uid, wecom, dingtalk in (("rep01", "'wx-rep01'", "NULL"), ("rep02", "NULL", "'dt-rep02'")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (id, name, roles, locale, active, created_at, updated_at, wecom_userid,"
+                        f" dingtalk_staff_id) VALUES ('{uid}', '{uid}', '[]', 'zh-CN', TRUE, {stamp}, {stamp},"
+                        f" {wecom}, {dingtalk})"
+                    )
+                )
+            # 0005 copied the columns; an id written to a column after it (an older process) is copied by 0006.
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, name, roles, locale, active, created_at, updated_at, wecom_userid)"
+                    f" VALUES ('rep03', 'rep03', '[]', 'zh-CN', TRUE, {stamp}, {stamp}, 'wx-rep03')"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO customers (name, aliases, wards, contacts, created_at, updated_at)"
+                    f" VALUES ('浙一', '[]', '[]', '[]', {stamp}, {stamp})"
+                )
+            )
+            # A visit refers to rep01: rebuilding the users table (SQLite) must keep both it and the identities.
+            await conn.execute(
+                text(
+                    "INSERT INTO visits (rep_id, customer_id, contacts, products, visited_at, location_status,"
+                    f" locked, source_channel, created_at, updated_at) SELECT 'rep01', id, '[]', '[]', {stamp},"
+                    f" 'missing', TRUE, 'wecom', {stamp}, {stamp} FROM customers"
+                )
+            )
+        await upgrade(db)
+        assert await current_revision(db) == "0006"
+        expected = [("rep01", "wecom", "wx-rep01"), ("rep02", "dingtalk", "dt-rep02"), ("rep03", "wecom", "wx-rep03")]
+        identities = "SELECT user_id, channel, external_id FROM user_identities ORDER BY user_id"
+        assert await _rows(db, identities) == expected
+        assert await _rows(db, "SELECT rep_id FROM visits") == [("rep01",)]
+        async with db.engine.connect() as conn:
+            columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("users")})
+            assert not {"wecom_userid", "dingtalk_staff_id"} & columns
+            assert await conn.run_sync(_diff) == []
+            if db.is_sqlite:
+                assert (await conn.execute(text("PRAGMA foreign_key_check"))).all() == []
+                assert await conn.scalar(text("PRAGMA foreign_keys")) == 1  # back on for the pooled connection
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0005"))
+        assert await _rows(db, "SELECT id, wecom_userid, dingtalk_staff_id FROM users ORDER BY id") == [
+            ("rep01", "wx-rep01", None),
+            ("rep02", None, "dt-rep02"),
+            ("rep03", "wx-rep03", None),
+        ]
+        assert await _rows(db, identities) == expected
+        assert await _rows(db, "SELECT rep_id FROM visits") == [("rep01",)]
+
+        await upgrade(db)  # and up again: nothing doubled
+        assert await _rows(db, identities) == expected
     finally:
         await db.dispose()

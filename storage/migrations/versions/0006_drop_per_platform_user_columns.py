@@ -8,10 +8,13 @@ Migration 0005 copied both columns into user_identities and the importer writes 
 copies once more whatever a column holds that user_identities lacks (an id written by an older process after 0005),
 then drops the columns. The downgrade restores them from user_identities (channels 'wecom' and 'dingtalk').
 
-SQLite cannot drop or add a UNIQUE column in place: the batch recreates ``users`` (copy, drop, rename). With foreign
-keys on, dropping the old table deletes its rows first, which cascades to user_identities and would trip the
-references from visits and support_requests; so the identities are kept aside and put back, and foreign-key checks
-are deferred to the commit (the recreated table has every id again by then).
+SQLite cannot drop or add a UNIQUE column in place: the batch rebuilds ``users`` (copy, drop, rename). With foreign
+keys on, dropping the old table would delete its rows first, cascading to user_identities and tripping the
+references from visits and support_requests. ``PRAGMA foreign_keys`` changes only outside a transaction, so the
+transaction the earlier steps of this upgrade opened is committed first (the database is then at the previous
+revision, as alembic_version says), the rebuild runs with foreign keys off, ``PRAGMA foreign_key_check`` must find
+nothing, and foreign keys are back on before the revision is recorded. A crash in between leaves the columns gone
+and the revision at 0005: the upgrade then skips the rebuild.
 """
 from typing import Callable, Sequence, Union
 
@@ -25,26 +28,41 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 COLUMNS = (('wecom', 'wecom_userid'), ('dingtalk', 'dingtalk_staff_id'))
-IDENTITY_COLUMNS = 'id, user_id, channel, external_id, created_at'
 
 
-def _recreating_users(alter: Callable[[], None]) -> None:
-    """Run ``alter`` (a batch on ``users``) without losing user_identities on SQLite."""
+def _set_foreign_keys(conn: sa.engine.Connection, on: bool) -> None:
+    """SQLite: switch foreign-key enforcement, ending the open transaction if there is one (the pragma is a no-op
+    inside a transaction)."""
+    value = 'ON' if on else 'OFF'
+    conn.exec_driver_sql(f'PRAGMA foreign_keys = {value}')
+    if bool(conn.exec_driver_sql('PRAGMA foreign_keys').scalar()) != on:
+        conn.exec_driver_sql('COMMIT')
+        conn.exec_driver_sql(f'PRAGMA foreign_keys = {value}')
+
+
+def _rebuilding_users(alter: Callable[[], None]) -> None:
+    """Run ``alter`` (a batch on ``users``); on SQLite with foreign keys off for the table rebuild."""
     conn = op.get_bind()
-    sqlite = conn.dialect.name == 'sqlite'
-    if sqlite:
-        conn.execute(sa.text('PRAGMA defer_foreign_keys = ON'))
-        conn.execute(sa.text(f'CREATE TEMP TABLE identities_0006 AS SELECT {IDENTITY_COLUMNS} FROM user_identities'))
-    alter()
-    if sqlite:
-        conn.execute(sa.text('DELETE FROM user_identities'))
-        conn.execute(sa.text(
-            f'INSERT INTO user_identities ({IDENTITY_COLUMNS}) SELECT {IDENTITY_COLUMNS} FROM identities_0006'
-        ))
-        conn.execute(sa.text('DROP TABLE identities_0006'))
+    if conn.dialect.name != 'sqlite':
+        alter()
+        return
+    _set_foreign_keys(conn, False)
+    try:
+        alter()
+        problems = conn.exec_driver_sql('PRAGMA foreign_key_check').all()
+        if problems:
+            raise RuntimeError(f'foreign keys broken by rebuilding users: {problems[:5]}')
+    finally:
+        _set_foreign_keys(conn, True)
+
+
+def _columns() -> set[str]:
+    return {c['name'] for c in sa.inspect(op.get_bind()).get_columns('users')}
 
 
 def upgrade() -> None:
+    if not {column for _, column in COLUMNS} <= _columns():
+        return  # dropped already, by a run that crashed before recording the revision (SQLite)
     conn = op.get_bind()
     for channel, column in COLUMNS:
         conn.execute(sa.text(
@@ -63,7 +81,7 @@ def upgrade() -> None:
             batch_op.drop_column('dingtalk_staff_id')
             batch_op.drop_column('wecom_userid')
 
-    _recreating_users(alter)
+    _rebuilding_users(alter)
 
 
 def downgrade() -> None:
@@ -74,7 +92,7 @@ def downgrade() -> None:
             batch_op.create_unique_constraint('uq_users_wecom_userid', ['wecom_userid'])
             batch_op.create_unique_constraint('uq_users_dingtalk_staff_id', ['dingtalk_staff_id'])
 
-    _recreating_users(alter)
+    _rebuilding_users(alter)
     conn = op.get_bind()
     for channel, column in COLUMNS:
         conn.execute(sa.text(
