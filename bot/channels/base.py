@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import User
 
 if TYPE_CHECKING:
+    import click
     from aiohttp import web
     from pydantic import BaseModel
 
@@ -151,6 +152,11 @@ class ChannelPlugin:
 
     def setup(self, app: web.Application) -> None:
         """Mount the channel's routes (callbacks, pages) on the web app; ``app[keys.RUNTIME]`` is the runtime."""
+
+    def commands(self) -> Sequence[click.Command]:
+        """Commands the channel adds to the ``salesbot`` CLI (``salesbot console token`` …), whether or not it is
+        enabled; built when the CLI is."""
+        return ()
 
 
 @runtime_checkable

@@ -132,3 +132,10 @@ def test_config_check_lists_the_enabled_plugins(
     result = CliRunner().invoke(main, ["config", "check", str(path)])
     assert result.exit_code == 0, result.output
     assert "OK (channels: console, fake)" in result.output
+
+
+def test_a_plugins_commands_join_the_cli() -> None:
+    console = channels.plugin("console")
+    assert console is not None
+    assert [c.name for c in console.commands()] == ["console"]
+    assert sorted(main.commands["console"].commands) == ["revoke", "token"]  # type: ignore[attr-defined]

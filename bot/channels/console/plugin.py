@@ -3,11 +3,13 @@ known by their user id (no ``user_identities`` rows)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bot.channels.base import Channel, ChannelPlugin
 
 if TYPE_CHECKING:
+    import click
     from aiohttp import web
 
     from bot.config import Settings
@@ -32,6 +34,11 @@ class ConsolePlugin(ChannelPlugin):
         from bot.channels.console import web as console_web
 
         console_web.setup(app)
+
+    def commands(self) -> Sequence[click.Command]:
+        from bot.channels.console import cli
+
+        return (cli.group(),)
 
 
 PLUGIN = ConsolePlugin()
