@@ -463,6 +463,22 @@ class EscalationConfig(_Section):
     request_types: dict[str, EscalationPolicyConfig] = Field(default_factory=dict)
 
 
+class SchedulerConfig(_Section):
+    """Periodic jobs (bot/jobs.py): each period runs once across restarts and replicas (``job_runs``). Their crons
+    are in [org] timezone."""
+
+    # A period may still be started this long after its fire time (late, retried, taken over, or caught up after
+    # downtime: only the most recent missed period runs). Jobs may set their own window.
+    catch_up_hours: float = Field(24.0, ge=1 / 60, le=31 * 24)
+    # How often every periodic job's due period is looked at again (retries, take-overs, periods a replica missed).
+    check_interval_seconds: float = Field(60.0, ge=1, le=3600)
+    # A run is cancelled after this long (counted as failed); a 'running' row this old is taken over by another
+    # process even if its owner may be alive. Jobs may set their own.
+    run_timeout_minutes: float = Field(60.0, gt=0, le=24 * 60)
+    # Runs per period (the first plus retries after failures or take-overs); then the period is given up.
+    max_attempts: int = Field(3, ge=1, le=20)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -482,6 +498,7 @@ class Settings(_Section):
     calendar: WorkCalendarConfig = Field(default_factory=WorkCalendarConfig)
     request_types: dict[str, RequestTypeConfig] = Field(default_factory=_default_request_types)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     wecom: WeComConfig = Field(default_factory=WeComConfig)
     dingtalk: DingTalkConfig = Field(default_factory=DingTalkConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

@@ -1,4 +1,5 @@
-"""The escalation sweep as a runtime component: APScheduler runs ``sweep`` every N seconds.
+"""The escalation sweep as a runtime component: an interval job on the runtime's scheduler (``bot.jobs``) runs
+``sweep`` every ``[escalation] sweep_interval_seconds``.
 
 Each sweep takes due cards in batches, one transaction per batch: select the due rows (``FOR UPDATE SKIP LOCKED``
 on PostgreSQL, so another replica takes other rows), advance each card's state machine, write the notices to the
@@ -14,7 +15,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -42,36 +42,31 @@ class SweepStats:
     conflicts: int = 0
 
 
+JOB = "escalation-sweep"
+
+
 class Escalator:
-    """Owns the scheduler job; ``sweep`` can also be called directly (tests, catch-up at start)."""
+    """Registers the sweep on the runtime's scheduler; ``sweep`` can also be called directly (tests, catch-up at
+    start)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        self._scheduler: AsyncIOScheduler | None = None
+        self._registered = False
         self._lock = asyncio.Lock()
 
     def start(self) -> None:
         cfg = self.rt.settings.escalation
-        if not cfg.enabled:
+        if not cfg.enabled or self._registered:
             return
-        scheduler = AsyncIOScheduler()
-        # max_instances=1 + coalesce: a slow sweep is never overlapped by the next tick of this process (other
-        # replicas may overlap it; the row claims handle that).
-        scheduler.add_job(
-            self._tick,
-            "interval",
-            seconds=cfg.sweep_interval_seconds,
-            max_instances=1,
-            coalesce=True,
-            id="escalation-sweep",
-        )
-        scheduler.start()
-        self._scheduler = scheduler
+        # An interval job: never overlapped by the next tick of this process (max_instances=1, coalesce); other
+        # replicas may overlap it, the row claims handle that. No job_runs bookkeeping: every tick sweeps.
+        self.rt.jobs.register_interval(JOB, cfg.sweep_interval_seconds, self._tick)
+        self._registered = True
 
     async def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        if self._registered:
+            self.rt.jobs.remove(JOB)
+            self._registered = False
         async with self._lock:  # let a sweep in progress finish its transaction
             pass
 
