@@ -13,6 +13,7 @@ from bot.channels.base import Channel, ChannelPlugin, Closing
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.escalator import Escalator
+from bot.jobs import Jobs
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.pipeline import Pipeline
@@ -55,6 +56,8 @@ class Runtime:
                 self.channels[plugin.name] = channel
         self.pipeline = Pipeline(self)
         self.outbox = OutboxWorker(self)
+        # The process's one scheduler: features register their interval / periodic jobs on it (bot/jobs.py).
+        self.jobs = Jobs(self)
         self.escalator = Escalator(self)
         self._started = False
         # Imported holiday arrangements (salesbot calendar import), attached to settings.calendar.
@@ -107,10 +110,13 @@ class Runtime:
         # Deadlines missed while the bot was down are caught up at once (one notice per missed level).
         await self.escalator.sweep()
         self.escalator.start()
+        # Periodic jobs' missed periods are caught up in the background (once each across replicas).
+        self.jobs.start()
         self._started = True
 
     async def stop(self) -> None:
         await self.escalator.stop()
+        await self.jobs.stop()
         await self.pipeline.stop()
         await self.outbox.stop()
         self._started = False
