@@ -334,7 +334,9 @@ class Jobs:
         return list(await asyncio.gather(*(self._look(name) for name in chosen)))
 
     async def _look(self, name: str) -> RunResult:
-        job = self._periodic[name]
+        job = self._periodic.get(name)
+        if job is None:  # removed since the look was scheduled
+            return RunResult(name, None, "idle")
         if name in self._busy:
             return RunResult(name, None, "busy")
         self._busy.add(name)
