@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field, ValidationError
 
 from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig
@@ -39,6 +39,7 @@ from storage.limits import max_length
 from storage.models import Customer, SupportRequest, TaskCard, User, Visit
 
 log = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=BaseModel)
 
 router = Router("requests")
 # After the visit dialog: a plain text from a rep with one open question is the answer to it.
@@ -93,6 +94,40 @@ async def say_error(ctx: Context, exc: RequestError) -> None:
 
 def _fmt(ctx: Context, when: datetime) -> str:
     return i18n.fmt_when(when, ctx.runtime.settings.org.tz)
+
+
+# ---- the department side's two short flows, typed ------------------------------------------------------------
+
+
+class TaskInputState(BaseModel):
+    """After 驳回 / 需补充: the next text is the reason or the question; the tap's response code updates the card."""
+
+    card_id: int
+    op: Literal["reject", "info"]
+    code: str = ""
+    ref: str = ""
+
+
+class PendingMedia(BaseModel):
+    kind: str
+    media_id: str
+
+
+class AttachState(BaseModel):
+    """``附件 T12`` (the next file goes to that card) or files sent while holding several cards."""
+
+    card_id: int | None = None
+    pending_media: list[PendingMedia] = Field(default_factory=list)
+
+
+def _short_flow(ctx: Context, flow: str, model: type[_M]) -> _M | None:
+    """The state of one of the short flows, or None (not in it, or stored in a shape that no longer loads)."""
+    if ctx.conversation.flow != flow:
+        return None
+    try:
+        return model.model_validate(ctx.conversation.data)
+    except ValidationError:
+        return None
 
 
 # ---- task cards: rendering and fan-out -----------------------------------------------------------------------
@@ -574,7 +609,8 @@ async def tap_task(ctx: Context) -> None:
     no = svc.card_no(card.id)
     if op in (REJECT, INFO):
         code = ctx.event.response_code if isinstance(ctx.event, CardAction) else ""
-        ctx.conversation.start(INPUT_FLOW, {"card_id": card.id, "op": op, "code": code, "ref": card.ref})
+        state = TaskInputState(card_id=card.id, op=REJECT if op == REJECT else INFO, code=code, ref=card.ref)
+        ctx.conversation.start(INPUT_FLOW, state.model_dump())
         ctx.reply(ctx.t("task.ask_reason" if op == REJECT else "task.ask_question", no=no))
         return
     await refresh_task_card(ctx, card)
@@ -646,25 +682,25 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
 @router.route(in_flow(INPUT_FLOW), is_text)
 async def task_input(ctx: Context) -> None:
     """The reason for 驳回 or the question for 需补充, typed after the tap."""
-    data = ctx.conversation.data
+    data = _short_flow(ctx, INPUT_FLOW, TaskInputState)
     ctx.conversation.clear()
-    card = await _load_card(ctx, int(data["card_id"]))
-    if card is None:
+    card = await _load_card(ctx, data.card_id) if data is not None else None
+    if data is None or card is None:
         ctx.reply(ctx.t("stale_button"))
         return
     text = ctx.text.strip()
     try:
-        if data["op"] == REJECT:
+        if data.op == REJECT:
             svc.reject(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
         else:
             svc.ask(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
     except RequestError as exc:
         await say_error(ctx, exc)
         return
-    await refresh_task_card(ctx, card, tap_code=str(data.get("code") or ""), tap_ref=str(data.get("ref") or ""))
+    await refresh_task_card(ctx, card, tap_code=data.code, tap_ref=data.ref)
     request, rep = await _rep_of(ctx, card)
     no = svc.card_no(card.id)
-    if data["op"] == REJECT:
+    if data.op == REJECT:
         ctx.reply(ctx.t("task.rejected_ok", no=no))
         await _after_close(ctx, card, request, rep)
         return
@@ -741,12 +777,12 @@ async def attach_target(ctx: Context) -> None:
     if not svc.may_act(ctx.user, card):
         _refuse(ctx, card)
         return
-    pending = list(ctx.conversation.data.get("pending_media") or []) if ctx.conversation.flow == ATTACH_FLOW else []
-    if pending:
+    waiting = _short_flow(ctx, ATTACH_FLOW, AttachState)
+    if waiting is not None and waiting.pending_media:
         ctx.conversation.clear()
-        await _attach(ctx, card, pending)
+        await _attach(ctx, card, [m.model_dump() for m in waiting.pending_media])
         return
-    ctx.conversation.start(ATTACH_FLOW, {"card_id": card.id})
+    ctx.conversation.start(ATTACH_FLOW, AttachState(card_id=card.id).model_dump())
     ctx.reply(ctx.t("task.attach_target", no=svc.card_no(card.id)))
 
 
@@ -755,23 +791,24 @@ async def receive_media(ctx: Context) -> None:
     """A photo or file: evidence for the card its sender is working on."""
     event = ctx.event
     assert isinstance(event, MediaMessage)
-    media = {"kind": event.media_type, "media_id": event.media_id}
+    media = PendingMedia(kind=event.media_type, media_id=event.media_id)
     conv = ctx.conversation
-    if conv.flow == ATTACH_FLOW and conv.data.get("card_id"):
-        card = await _load_card(ctx, int(conv.data["card_id"]))
+    waiting = _short_flow(ctx, ATTACH_FLOW, AttachState)
+    if waiting is not None and waiting.card_id is not None:
+        card = await _load_card(ctx, waiting.card_id)
         conv.clear()
         if card is not None:
-            await _attach(ctx, card, [media])
+            await _attach(ctx, card, [media.model_dump()])
             return
     held = await svc.held_cards(ctx.session, ctx.user.id)
     if len(held) == 1:
-        await _attach(ctx, held[0], [media])
+        await _attach(ctx, held[0], [media.model_dump()])
         return
     if not held:
         ctx.reply(ctx.t("fallback.media"))
         return
-    pending = list(conv.data.get("pending_media") or []) if conv.flow == ATTACH_FLOW else []
-    conv.start(ATTACH_FLOW, {"pending_media": [*pending, media][-9:]})
+    pending = waiting.pending_media if waiting is not None else []
+    conv.start(ATTACH_FLOW, AttachState(pending_media=[*pending, media][-9:]).model_dump())
     ctx.reply(ctx.t("task.attach_which", cards="、".join(svc.card_no(c.id) for c in held)))
 
 

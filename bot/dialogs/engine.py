@@ -87,7 +87,7 @@ def in_dialog(flow: str) -> Filter:
         if ctx.conversation.flow != flow or not is_text(ctx):
             return False
         dialog = _current(ctx)
-        return dialog is None or classify(ctx, dialog.form) != "escape"
+        return classify(ctx, dialog.form if dialog is not None else Form([])) != "escape"
 
     return check
 
