@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig
-from bot.dialogs.engine import FormDialog, in_dialog, not_a_correction
+from bot.dialogs.engine import FormDialog, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.state import CustomerRef, DialogState
 from bot.events import CardAction, MediaMessage
@@ -413,7 +413,7 @@ async def answer_request(ctx: Context) -> None:
         await dialog.on_text()
 
 
-@router.route(is_request_command, not_a_correction)
+@router.route(is_request_command, leaves_dialog)
 async def start_request(ctx: Context) -> None:
     """`跟台 浙一 骨科 2026-12-03 器械:脊柱A包`: parse what was given, ask only for what is missing."""
     found = type_for_text(ctx)
@@ -469,7 +469,7 @@ async def confirm_request(ctx: Context) -> None:
     await dialog.on_confirm(op)
 
 
-@router.route(command(*MY_REQUESTS))
+@router.route(command(*MY_REQUESTS), leaves_dialog)
 async def my_requests(ctx: Context) -> None:
     """The rep's requests of the last two weeks and every open one, with each department's state."""
     since = ctx.now - timedelta(days=LIST_DAYS)
@@ -512,7 +512,7 @@ async def _request_lines(ctx: Context, request: SupportRequest) -> list[str]:
     return lines
 
 
-@router.route(command(*PROGRESS))
+@router.route(command(*PROGRESS), leaves_dialog)
 async def request_progress(ctx: Context) -> None:
     """`进度 R12`: the request's facts and each department's card: state, holder, since when, Q&A, files."""
     request_id = svc.parse_request_no(ctx.args.split(" ", 1)[0]) if ctx.args else None
@@ -737,7 +737,7 @@ async def _answer(ctx: Context, card: TaskCard, text: str) -> None:
             _notify(ctx, person, "notice.answered", card=svc.card_no(card.id), rep=ctx.user.name, answer=text)
 
 
-@router.route(command(*ANSWER))
+@router.route(command(*ANSWER), leaves_dialog)
 async def answer_question(ctx: Context) -> None:
     """`补充 T12 王主任主刀`: the rep's answer to a department's question."""
     no_text, _, rest = ctx.args.partition(" ")
@@ -763,7 +763,7 @@ async def _attach(ctx: Context, card: TaskCard, media: list[dict[str, str]]) -> 
     ctx.reply(ctx.t("task.attached_ok", no=svc.card_no(card.id), count=len(card.attachments or [])))
 
 
-@router.route(command(*ATTACH))
+@router.route(command(*ATTACH), leaves_dialog)
 async def attach_target(ctx: Context) -> None:
     """`附件 T12`: the next file goes to card T12 (or the file just sent, if one is waiting)."""
     card_id = svc.parse_card_no(ctx.args.split(" ", 1)[0]) if ctx.args else None

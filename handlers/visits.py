@@ -10,7 +10,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from bot import i18n
-from bot.dialogs.engine import FormDialog, escape_edit, in_dialog, not_a_correction
+from bot.dialogs.engine import FormDialog, escape_edit, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.state import CustomerRef, DialogState
 from bot.events import LocationShared
@@ -344,7 +344,7 @@ async def answer_visit(ctx: Context) -> None:
         await dialog.on_text()
 
 
-@router.route(command(*KEYWORDS), not_a_correction)
+@router.route(command(*KEYWORDS), leaves_dialog)
 async def start_visit(ctx: Context) -> None:
     """`拜访 …`: parse what was given, ask only for what is missing."""
     dialog = VisitDialog.begin(ctx, VisitState(token=VisitState.new_token()))

@@ -136,6 +136,17 @@ async def test_global_commands_work_inside_a_visit_dialog(console: Any, runtime:
     assert rep.last_card()["title"].startswith("见了谁")
 
 
+async def test_an_answer_that_begins_with_a_command_word_is_the_answer(console: Any, runtime: Runtime) -> None:
+    """While a question waits, a command word run into Chinese is part of the answer (`拜访时带的样品包` as the kit);
+    the same word set apart (`拜访 浙二 …`) is the command."""
+    rep = await console("rep01")
+    await rep.send("跟台 浙一 骨科 后天")
+    assert (await rep.replies())[-1].startswith("请输入器械")
+    await rep.send("拜访时带的样品包")
+    await rep.refresh()
+    assert fields_of(rep.last_card())["器械"] == "拜访时带的样品包"
+
+
 # ---- defect 3: what was understood, resolved; a correction at the card --------------------------------------------
 
 

@@ -23,7 +23,7 @@ from bot.conversation import CANCELLED, EXIT_KEY, EXPIRED, REPLACED
 from bot.dialogs.form import Form
 from bot.dialogs.state import DialogState, OpenCard, Option, S, dump, load
 from bot.events import CardAction
-from bot.routing import Context, Filter, is_text, split_command
+from bot.routing import Context, Filter, is_text, normalize_text, split_command
 from cards.model import Card
 from cards.visits import choice_card, settled_choice
 
@@ -53,8 +53,26 @@ def _command_words(ctx: Context) -> list[str]:
     return [w for w in words if w.casefold() not in edit]
 
 
-def classify(ctx: Context, form: Form) -> Kind:
-    """What a text means inside a dialog of ``form``."""
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+def _starts_command(text: str, words: list[str], *, answering: bool) -> bool:
+    """Whether ``text`` is another route's command. While a question waits (``answering``) an answer may begin
+    with a command word run into Chinese (备注 "拜访时带资料"): only a word set apart (``拜访 浙一``, ``进度R1``, the
+    word alone) is a command then."""
+    rest = split_command(text, words)
+    if rest is None:
+        return False
+    if not answering or not rest:
+        return True
+    norm = normalize_text(text)
+    head = norm[: len(norm) - len(rest)]
+    return head[-1] in " \t:：" or not _is_cjk(rest[0])
+
+
+def classify(ctx: Context, form: Form, *, answering: bool = False) -> Kind:
+    """What a text means inside a dialog of ``form`` (``answering``: a question is waiting for its answer)."""
     text = ctx.text.strip()
     edit = split_command(text, EDIT_WORDS)
     body = edit if edit is not None else text
@@ -65,7 +83,7 @@ def classify(ctx: Context, form: Form) -> Kind:
         if edit and any(p(edit) for p in _EDIT_ESCAPES):
             return "escape"
         return "correction" if kind else "edit_hint"
-    if split_command(text, _command_words(ctx)) is not None:
+    if _starts_command(text, _command_words(ctx), answering=answering):
         return "escape"
     return "correction" if kind else "answer"
 
@@ -87,16 +105,21 @@ def in_dialog(flow: str) -> Filter:
         if ctx.conversation.flow != flow or not is_text(ctx):
             return False
         dialog = _current(ctx)
-        return classify(ctx, dialog.form if dialog is not None else Form([])) != "escape"
+        if dialog is None:
+            return classify(ctx, Form([])) != "escape"
+        return classify(ctx, dialog.form, answering=dialog.answering) != "escape"
 
     return check
 
 
-def not_a_correction(ctx: Context) -> bool:
-    """False for a ``字段:值`` text that starts with a field of the user's current dialog (``拜访时间:昨天``): a
-    correction, not the command word it happens to begin with."""
+def leaves_dialog(ctx: Context) -> bool:
+    """For a command route: False when the text belongs to the user's running dialog instead (a ``字段:值`` that
+    starts with one of its fields, ``拜访时间:昨天``; an answer that merely begins with a command word); True
+    otherwise, and outside any dialog."""
     dialog = _current(ctx)
-    return dialog is None or not is_text(ctx) or dialog.form.correction(ctx.text) != "direct"
+    if dialog is None or not is_text(ctx):
+        return True
+    return classify(ctx, dialog.form, answering=dialog.answering) == "escape"
 
 
 class FormDialog(Generic[S]):
@@ -198,6 +221,11 @@ class FormDialog(Generic[S]):
                 return None
         return cls(ctx, state), args[1:]
 
+    @property
+    def answering(self) -> bool:
+        """A question waits for its answer (not at the confirmation card)."""
+        return self.state.stage == "collect" and self.state.awaiting is not None
+
     # ---- values --------------------------------------------------------------------------------------------------
 
     def set(self, key: str, value: Any) -> None:
@@ -253,7 +281,7 @@ class FormDialog(Generic[S]):
     async def on_text(self) -> None:
         """A text inside the dialog: a correction, an answer to the open question, or (at the card) a hint."""
         ctx = self.ctx
-        kind = classify(ctx, self.form)
+        kind = classify(ctx, self.form, answering=self.answering)
         text = ctx.text.strip()
         if kind == "edit_hint" or (kind == "answer" and self.state.stage == "confirm"):
             ctx.reply(ctx.t(self.edit_hint))
@@ -432,5 +460,5 @@ __all__ = [
     "classify",
     "escape_edit",
     "in_dialog",
-    "not_a_correction",
+    "leaves_dialog",
 ]
