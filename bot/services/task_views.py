@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig, Settings
@@ -111,10 +112,15 @@ async def task_view(
 async def by_channel(
     session: AsyncSession, runtime: Runtime, user_ids: list[str], fallback: str
 ) -> dict[str, list[str]]:
-    """Recipients grouped by the channel that reaches them (``channel_of``), in the given order."""
+    """Recipients grouped by the channel that reaches them (``channel_of``), in the given order. People the session
+    holds already (the escalation sweep loads its targets) cost no query; the others one for all of them."""
     if not user_ids:
         return {}
-    users = (await session.scalars(select(User).where(User.id.in_(user_ids)))).all()
+    held = session.sync_session.identity_map
+    users = [u for uid in set(user_ids) if isinstance(u := held.get(identity_key(User, uid)), User)]
+    missing = set(user_ids) - {u.id for u in users}
+    if missing:
+        users += (await session.scalars(select(User).where(User.id.in_(missing)))).all()
     groups: dict[str, list[str]] = defaultdict(list)
     for u in sorted(users, key=lambda u: user_ids.index(u.id)):
         groups[channel_of(runtime, u, fallback)].append(u.id)
