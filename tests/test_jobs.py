@@ -411,3 +411,21 @@ async def test_the_escalation_sweep_is_an_interval_job_of_the_shared_scheduler(d
 async def test_jobs_of_a_runtime_are_its_own(runtime: Runtime) -> None:
     assert isinstance(runtime.jobs, Jobs) and runtime.jobs.running
     assert runtime.jobs.registered() == {"escalation-sweep": "interval"}
+
+
+def test_scheduler_settings_are_validated() -> None:
+    from bot.config import ConfigError, parse_settings
+
+    assert parse_settings({}).scheduler.model_dump() == {
+        "catch_up_hours": 24.0,
+        "check_interval_seconds": 60.0,
+        "run_timeout_minutes": 60.0,
+        "max_attempts": 3,
+    }
+    with pytest.raises(ConfigError) as refused:
+        parse_settings({"scheduler": {"max_attempts": 0, "catch_up_hours": 0, "check_interval_seconds": 0.5}})
+    assert {i.path for i in refused.value.issues} == {
+        "scheduler.max_attempts",
+        "scheduler.catch_up_hours",
+        "scheduler.check_interval_seconds",
+    }
