@@ -190,6 +190,13 @@ async def test_a_correction_at_confirm_replies_and_sends_a_fresh_card_settling_t
     [visit] = await visits(runtime)
     assert visit.ward == "检验科"
 
+    # A correction that cannot be taken says why and leaves the card as it is.
+    card = await confirm_card(rep, VISIT)
+    await rep.send("异议:太贵了")
+    [why] = await rep.replies()
+    assert "太贵了" in why and rep.last_card()["ref"] == card["ref"] and buttons(rep.card(card["ref"])) != []
+    await rep.send("取消")
+
     # The same for a request.
     req = await confirm_card(rep, SURGERY)
     await rep.send("器械:关节B包")

@@ -293,6 +293,11 @@ class FormDialog(Generic[S]):
             await self.parse_line(edit if edit is not None else text)
         else:
             await self.answer(awaiting, text)
+        if at_confirm and not self.changed:
+            # Nothing taken (an unknown field, a value that does not parse): the reason, and the card stays.
+            self.notes = self.notes or [ctx.t(self.edit_hint)]
+            self.flush()
+            return
         said = await self._settle_changes()
         if self.state.get(awaiting) not in (None, "", []) and (kind == "answer" or awaiting in dict(said)):
             self._settle_question(f"✓ {self.shown(awaiting)}")
