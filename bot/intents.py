@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cards.model import Card
+from cards.rich import RichText
 
 
 class _Intent(BaseModel):
@@ -39,6 +40,14 @@ class SendMedia(_Intent):
     caption: str = ""
 
 
+class SendRich(_Intent):
+    """A formatted message (``cards.rich``): each channel renders it as well as it can (WeCom markdown in parts,
+    console HTML, plain text elsewhere)."""
+
+    kind: Literal["rich"] = "rich"
+    rich: RichText
+
+
 class UpdateCard(_Intent):
     """Replace every recipient's copy of ``card.ref`` with the new state."""
 
@@ -48,4 +57,4 @@ class UpdateCard(_Intent):
     response_code: str = ""
 
 
-Intent = Annotated[SendText | SendCard | SendMedia | UpdateCard, Field(discriminator="kind")]
+Intent = Annotated[SendText | SendCard | SendMedia | SendRich | UpdateCard, Field(discriminator="kind")]

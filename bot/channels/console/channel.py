@@ -12,6 +12,7 @@ from bot.channels.console.hub import ConsoleHub
 from bot.services import console_media
 from cards.console import render_card
 from cards.model import Card
+from cards.rich import RichText, to_html, to_plain
 from storage.models import ConsoleFeed, User
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ def feed_body(item: OutboxItem) -> dict[str, Any]:
             body["media_url"] = f"/console/media/{token}"
             body["media_type"] = str(item.payload.get("media_type") or "file")
         return body
+    if item.kind == "rich":
+        rich = RichText.model_validate(item.payload["rich"])
+        # Escaped on the server (cards.rich.to_html), like the cards' HTML; the plain text is for search and copy.
+        return {"from": "bot", "html": f'<div class="rich">{to_html(rich)}</div>', "text": to_plain(rich)}
     card = Card.model_validate(item.payload["card"])
     return {"from": "bot", "html": render_card(card), "card": card.model_dump(mode="json")}
 

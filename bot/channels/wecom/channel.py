@@ -33,6 +33,7 @@ from bot.config import WeComConfig
 from bot.services.console_media import PREFIX as CONSOLE_MEDIA_PREFIX  # console uploads: WeCom cannot show them
 from cards import wecom as render
 from cards.model import Card
+from cards.rich import RichText, to_wecom_markdown
 from storage.db import Database
 from storage.models import ChannelSend, User, WeComCardCode
 
@@ -102,6 +103,8 @@ class WeComChannel:
                 return await self._send_media(item, touser)
             if item.kind == "text":
                 return await self._send_text(item, str(item.payload["text"]), touser)
+            if item.kind == "rich":
+                return await self._send_rich(item, RichText.model_validate(item.payload["rich"]), touser)
             return await self._send_card(item, Card.model_validate(item.payload["card"]), touser)
         except WeComError as exc:
             if exc.config:
@@ -218,6 +221,21 @@ class WeComChannel:
             tagged = part + render.dedup_tag(f"{item.id}.{n}")
             body = render.render_send_text(
                 tagged, touser=touser, agent_id=self.cfg.agent_id, duplicate_check_seconds=self._dup_window(item)
+            )
+            msgid = (await self._send(body)).get("msgid") or msgid
+        return Delivery(platform_msg_id=msgid, messages=self._count_sends(item, len(parts)))
+
+    async def _send_rich(self, item: OutboxItem, rich: RichText, touser: list[str]) -> Delivery:
+        """A formatted message as WeCom markdown, in parts of at most 2,048 bytes cut between sections; each part
+        tagged like a text (a resend matches only its own earlier copy)."""
+        msgid = None
+        parts = to_wecom_markdown(rich, render.MARKDOWN_MAX_BYTES - render.DEDUP_TAG_MAX_BYTES)
+        for n, part in enumerate(parts):
+            body = render.render_send_markdown(
+                part + render.dedup_tag(f"{item.id}.{n}"),
+                touser=touser,
+                agent_id=self.cfg.agent_id,
+                duplicate_check_seconds=self._dup_window(item),
             )
             msgid = (await self._send(body)).get("msgid") or msgid
         return Delivery(platform_msg_id=msgid, messages=self._count_sends(item, len(parts)))

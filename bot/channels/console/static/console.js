@@ -441,6 +441,13 @@
       box.appendChild(cardWrapper(item));
       return;
     }
+    if (item.kind === "rich") {
+      // Server-rendered and escaped (cards/rich.py to_html), like a card's HTML.
+      var rich = cardWrapper(item);
+      rich.className = "msg bot msg-rich";
+      box.appendChild(rich);
+      return;
+    }
     if (item.kind === "card") {
       box.appendChild(cardWrapper(item));
       return;
