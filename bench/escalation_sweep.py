@@ -378,6 +378,7 @@ async def reset_due(db: Database, due_ids: list[int], due_next: dict[int, dateti
             next_due_at=bindparam("b_due"),
             notices=0,
             watchers=literal_column("'[]'"),
+            notice_log=literal_column("'[]'"),
             repeat_at=None,
             repeat_step=None,
         )

@@ -433,6 +433,9 @@ class TaskCard(Base):
     # Escalation notices sent so far (names the notice cards) and who received them (may take over / reassign).
     notices: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     watchers: Mapped[list[Any]] = mapped_column(default=list)
+    # The notice cards sent, to settle when the card closes: [{"n": 2, "targets": ["dir01"]}] (ref <card ref>-e<n>).
+    # The card's own state: the audit log records it too, but nothing reads the audit log to decide (issue 10 §4).
+    notice_log: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
     # SQLAlchemy reads this mapping once at class creation; it is never mutated.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import EscalationLevelConfig, RequestTypeConfig, Settings
 from bot.services import audit
 from bot.services.workcal import add_hours, get_calendar
-from storage.models import AuditLog, SupportRequest, TaskCard, User
+from storage.models import SupportRequest, TaskCard, User
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Notice:
     deadline: datetime | None = None
     trigger: str = "not_done"
     # The notice card's number (its ref is <card ref>-e<number>), fixed when the step is taken: one sweep that
-    # catches up two levels sends two notices, -e1 and -e2 (WeCom refuses a task_id used twice).
+    # catches up two levels sends two notices, -e1 and -e2 (a platform may refuse a message id used twice).
     number: int = 0
 
 
@@ -287,6 +287,7 @@ async def _fire(
             targets = await resolve_targets(session, card, request, ["director", "role:admin"], people)
         card.watchers = sorted({*(card.watchers or []), *(u.id for u in targets)})
         card.notices = (card.notices or 0) + 1
+        card.notice_log = [*(card.notice_log or []), {"n": card.notices, "targets": [u.id for u in targets]}]
     level = int(step.get("level") or 0)
     changes = {"level": level, "targets": [u.id for u in targets], "state": card.state, "holder": card.holder_id}
     if kind != "remind":
@@ -338,15 +339,10 @@ def snooze(
 
 
 async def sent_notices(session: AsyncSession, card: TaskCard) -> list[tuple[str, list[str]]]:
-    """(notice card ref, its recipients) for every escalation notice sent about ``card``."""
-    rows = await session.scalars(
-        select(AuditLog.changes).where(
-            AuditLog.entity == "task_card",
-            AuditLog.entity_id == str(card.id),
-            AuditLog.action.in_(("escalation.level", "escalation.repeat")),
-        )
-    )
-    return [(f"{card.ref}-e{c['notice']}", list(c.get("targets") or [])) for c in rows if c.get("notice")]
+    """(notice card ref, its recipients) for every escalation notice sent about ``card``, from the card's own
+    ``notice_log`` (``session`` is kept for the callers; nothing is read)."""
+    del session
+    return [(f"{card.ref}-e{entry['n']}", list(entry.get("targets") or [])) for entry in card.notice_log or []]
 
 
 def waited(card: TaskCard, now: datetime) -> timedelta:

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.clock import FixedClock
 from bot.runtime import Runtime
@@ -391,3 +391,20 @@ async def test_a_sweep_that_catches_up_two_levels_sends_two_distinct_notices(
     await log01.tap("完成", await card_by_ref(log01, task.ref))
     for user, notice in ((head, level1), (director, level2)):
         assert (await card_by_ref(user, notice.ref)).buttons == [], user.user_id
+
+
+async def test_closing_a_card_settles_its_notices_from_the_cards_own_state(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    """Which notices to settle is the card's own state (notice_log), not a read of the audit log (issue 10 §4)."""
+    await raise_stock_request(chat)
+    head, log01 = await chat("log_head"), await chat("log01")
+    await travel(runtime, clock, at(23, 12))
+    [notice] = await escalation_cards(head)
+    assert (await the_card(runtime)).notice_log == [{"n": 1, "targets": ["log_head"]}]
+    async with runtime.db.transaction() as s:  # an export or retention job may move audit rows elsewhere
+        await s.execute(delete(AuditLog).where(AuditLog.action.like("escalation.%")))
+    task = next(c for c in await log01.cards() if c.title.startswith("物流"))
+    await log01.tap("认领", task)
+    await log01.tap("完成", await card_by_ref(log01, task.ref))
+    assert (await card_by_ref(head, notice.ref)).buttons == []

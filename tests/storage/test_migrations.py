@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_the_head_read_from_the_files_is_alembics_head() -> None:
 
     from storage.migrate import alembic_config
 
-    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0006"
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0007"
 
 
 async def test_the_revision_is_alembics_before_and_after_upgrade(tmp_path: Path) -> None:
@@ -112,7 +113,7 @@ async def test_0005_copies_channel_ids_and_the_wecom_throttle_ledger(tmp_path: P
             await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0004"))
         assert await current_revision(db) == "0004"
         await upgrade(db)
-        assert await current_revision(db) == "0006"
+        assert await current_revision(db) == "0007"
     finally:
         await db.dispose()
 
@@ -192,7 +193,7 @@ async def test_0006_drops_the_per_platform_columns_and_the_downgrade_restores_th
                 )
             )
         await upgrade(db)
-        assert await current_revision(db) == "0006"
+        assert await current_revision(db) == "0007"
         expected = [("rep01", "wecom", "wx-rep01"), ("rep02", "dingtalk", "dt-rep02"), ("rep03", "wecom", "wx-rep03")]
         identities = "SELECT user_id, channel, external_id FROM user_identities ORDER BY user_id"
         assert await _rows(db, identities) == expected
@@ -217,5 +218,60 @@ async def test_0006_drops_the_per_platform_columns_and_the_downgrade_restores_th
 
         await upgrade(db)  # and up again: nothing doubled
         assert await _rows(db, identities) == expected
+    finally:
+        await db.dispose()
+
+
+async def test_0007_gives_existing_cards_their_notices_from_the_audit_log(tmp_path: Path) -> None:
+    """Notices sent before the upgrade are still settled when their card closes: 0007 fills notice_log from the
+    audit rows that recorded them."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'n.db'}")
+    stamp = "'2026-12-01 08:00:00'"
+    try:
+        await upgrade(db, "0006")
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO customers (name, aliases, wards, contacts, created_at, updated_at)"
+                    f" VALUES ('浙一', '[]', '[]', '[]', {stamp}, {stamp})"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, name, roles, locale, active, created_at, updated_at)"
+                    f" VALUES ('rep01', '王磊', '[]', 'zh-CN', TRUE, {stamp}, {stamp})"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO support_requests (type_key, rep_id, customer_id, fields, status, source_channel,"
+                    f" created_at, updated_at) VALUES ('stock', 'rep01', 1, '{{}}', 'open', 'wecom', {stamp}, {stamp})"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO task_cards (request_id, department, ref, title, state, require_claim, evidence,"
+                    " first_response_hours, complete_hours, respond_by, due_at, attachments, questions, recipients,"
+                    " version, created_at, state_since, updated_at, policy, watchers, notices) VALUES (1,"
+                    f" 'logistics', 'task-1-logistics-abc123', '备货', 'open', 1, 'none', 2, 8, {stamp}, {stamp},"
+                    f" '[]', '[]', '[]', 1, {stamp}, {stamp}, {stamp}, '{{}}', '[\"dir01\",\"log_head\"]', 2)"
+                )
+            )
+            for action, changes in (
+                ("escalation.remind", '{"level": 0, "targets": ["log01"]}'),
+                ("escalation.level", '{"level": 1, "targets": ["log_head"], "notice": 1}'),
+                ("escalation.level", '{"level": 2, "targets": ["dir01"], "notice": 2}'),
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO audit_log (at, action, entity, entity_id, changes) VALUES"
+                        f" ({stamp}, :action, 'task_card', '1', :changes)"
+                    ),
+                    {"action": action, "changes": changes},
+                )
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            log = await conn.scalar(text("SELECT notice_log FROM task_cards WHERE id = 1"))
+        assert json.loads(log) == [{"n": 1, "targets": ["log_head"]}, {"n": 2, "targets": ["dir01"]}]
     finally:
         await db.dispose()
