@@ -467,20 +467,32 @@ def _check_managers(items: list[_Item], known_ids: frozenset[str], errors: list[
         kept = [item for item in kept if item.row not in bad_rows]
 
 
-def _validate_users(
-    records: list[_Record], departments: dict[str, str], directory: _Directory, errors: list[RowError]
+def _parse_unique(
+    records: list[_Record],
+    key: str,
+    label: str,
+    parse: Callable[[_Record], tuple[_Item | None, list[RowError]]],
+    errors: list[RowError],
 ) -> list[_Item]:
-    duplicates = _duplicates(records, "user_id", "用户ID")
+    """The rows parsed one by one, after refusing every row whose ``key`` repeats another's."""
+    duplicates = _duplicates(records, key, label)
     errors.extend(duplicates)
     duplicate_rows = {e.row for e in duplicates}
     items = []
     for record in records:
         if record.row in duplicate_rows:
             continue
-        item, row_errors = _parse_user(record, departments)
+        item, row_errors = parse(record)
         errors.extend(row_errors)
         if item is not None:
             items.append(item)
+    return items
+
+
+def _validate_users(
+    records: list[_Record], departments: dict[str, str], directory: _Directory, errors: list[RowError]
+) -> list[_Item]:
+    items = _parse_unique(records, "user_id", "用户ID", lambda r: _parse_user(r, departments), errors)
     items = _check_channel_ids(items, directory, errors)
     return _check_managers(items, directory.ids, errors)
 
@@ -587,18 +599,7 @@ def _parse_customer(record: _Record) -> tuple[_Item | None, list[RowError]]:
 
 
 def _validate_customers(records: list[_Record], errors: list[RowError]) -> list[_Item]:
-    duplicates = _duplicates(records, "name", "客户名称")
-    errors.extend(duplicates)
-    duplicate_rows = {e.row for e in duplicates}
-    items = []
-    for record in records:
-        if record.row in duplicate_rows:
-            continue
-        item, row_errors = _parse_customer(record)
-        errors.extend(row_errors)
-        if item is not None:
-            items.append(item)
-    return items
+    return _parse_unique(records, "name", "客户名称", _parse_customer, errors)
 
 
 # ------------------------------------------------------------------------------------------------ writing
