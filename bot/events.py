@@ -20,7 +20,7 @@ class _Event(BaseModel):
         return clean_tree(data) if isinstance(data, dict) else data
 
     channel: str
-    # The sender's id on that channel (WeCom userid, DingTalk staffId, console user id).
+    # The sender's id on that channel (the platform's user id, the console user id).
     sender: str
     # Unique per channel: platform message id, or a key built from the event's identity.
     dedup_key: str
@@ -37,7 +37,7 @@ class LocationShared(_Event):
     longitude: float = Field(ge=-180, le=180)
     label: str = ""
     precision_m: float | None = None
-    # True for locations the platform reports by itself (WeCom LOCATION event on entering the app): kept as
+    # True for locations the platform reports by itself (e.g. on entering the app): kept as
     # evidence, but not answered unless they attach to a visit.
     passive: bool = False
 
@@ -53,9 +53,9 @@ class CardAction(_Event):
 
     kind: Literal["card_action"] = "card_action"
     payload: str
+    # The tapped card as the channel names it. Whatever the platform needs to update that card later stays in the
+    # channel (recorded when it ingests the tap): handlers only say "update card X".
     card_ref: str = ""
-    # Platform token needed to update the tapped card (WeCom ResponseCode).
-    response_code: str = ""
     selected: dict[str, list[str]] = Field(default_factory=dict)
 
 

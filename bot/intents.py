@@ -26,35 +26,36 @@ class SendText(_Intent):
 class SendCard(_Intent):
     kind: Literal["card"] = "card"
     card: Card
-    # One message to every recipient (one WeCom task_id, so one update reaches every copy), not one per person.
+    # One message to every recipient (one platform message, so one update reaches every copy), not one per person.
     shared: bool = False
 
 
 class SendMedia(_Intent):
-    """A photo or file the bot received (a WeCom MediaId, a console upload) passed on to someone."""
+    """A photo or file the bot received (a platform's media id, a console upload) passed on to someone."""
 
     kind: Literal["media"] = "media"
     media_type: Literal["image", "file", "voice", "video"] = "image"
+    # The id the media has on ``source_channel``, the channel it came from (set by whoever creates the intent):
+    # only that channel can show it; any other says ``caption`` instead.
     media_id: str
-    # Said instead where the channel cannot show this media (a console upload to a WeCom user, and back).
+    source_channel: str = ""
     caption: str = ""
 
 
 class SendRich(_Intent):
-    """A formatted message (``cards.rich``): each channel renders it as well as it can (WeCom markdown in parts,
-    console HTML, plain text elsewhere)."""
+    """A formatted message (``cards.rich``): each channel renders it as well as it can (a platform's markdown in
+    parts, console HTML, plain text elsewhere)."""
 
     kind: Literal["rich"] = "rich"
     rich: RichText
 
 
 class UpdateCard(_Intent):
-    """Replace every recipient's copy of ``card.ref`` with the new state."""
+    """Replace every recipient's copy of ``card.ref`` with the new state. Whatever token the platform wants for
+    that is the channel's business (it recorded them when it sent the card and when it ingested taps on it)."""
 
     kind: Literal["card_update"] = "card_update"
     card: Card
-    # A platform token that authorises this update (WeCom: the tap's ResponseCode), when the tap carried one.
-    response_code: str = ""
 
 
 Intent = Annotated[SendText | SendCard | SendMedia | SendRich | UpdateCard, Field(discriminator="kind")]

@@ -478,8 +478,7 @@ class OutboxWorker:
                     sent_at=now,
                     attempts=o.item.attempts + 1,
                     last_error=None,
-                    platform_msg_id=o.delivery.platform_msg_id,
-                    platform_response_code=o.delivery.response_code,
+                    **o.delivery.row_values(),
                 )
             elif o.result == "deferred":
                 row.update(status="pending", next_attempt_at=o.retry_at)

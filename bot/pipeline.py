@@ -154,7 +154,7 @@ class Pipeline:
         ]
         ids: list[int | None] = []
         if not any(extras for _, extras in batch):
-            # Nothing for the ORM to write (WeCom callbacks): no session at all.
+            # Nothing for the ORM to write (most platform callbacks): no session at all.
             async with self.rt.db.core_transaction(urgent=True) as conn:
                 created = await self._insert_rows(conn, values)
             ids = [created.get(key) if first[key] == i else None for i, key in enumerate(keys)]

@@ -58,10 +58,7 @@ class Context:
 
     def update_card(self, card: Card, user_ids: Sequence[str] | None = None) -> None:
         ids = tuple(user_ids) if user_ids is not None else (self.user.id,)
-        code = ""
-        if isinstance(self.event, CardAction) and self.event.card_ref == card.ref:
-            code = self.event.response_code
-        self.intents.append(UpdateCard(channel=self.event.channel, user_ids=ids, card=card, response_code=code))
+        self.intents.append(UpdateCard(channel=self.event.channel, user_ids=ids, card=card))
 
     def notify(self, user: User, text: str) -> None:
         """Send a text to another user on the channel that reaches them (``Runtime.channel_for``: the one rule

@@ -1,4 +1,6 @@
-"""Cards are data: a neutral description that renderers turn into WeCom, DingTalk or console output."""
+"""Cards are data: a neutral description that each channel's renderer turns into its own output.
+
+Platform limits (id lengths, how many buttons show) are the renderers' business, not this model's."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ class CardField(BaseModel):
 
 
 class Card(BaseModel):
-    """``ref`` identifies the card across updates (becomes the WeCom task_id)."""
+    """``ref`` identifies the card across updates (each renderer maps it to its platform's message id)."""
 
     model_config = ConfigDict(frozen=True)
 

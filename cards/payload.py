@@ -1,4 +1,5 @@
-"""Typed button payloads with a hard length check (WeCom button keys are at most 1024 bytes)."""
+"""Typed button payloads with a hard length check: a packed payload is at most 1,024 bytes, the smallest button-key
+limit of the supported platforms."""
 
 from __future__ import annotations
 

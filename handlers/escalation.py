@@ -134,9 +134,8 @@ async def tap_escalation(ctx: Context) -> None:
         ctx.reply_card(assignee_card(ref, ctx.locale, card.id, no, [(u.id, u.name) for u in people]))
         return
     until = _snooze_until(ctx, op.removeprefix("snooze_"))
-    code = ctx.event.response_code if isinstance(ctx.event, CardAction) else ""
     ref = ctx.event.card_ref if isinstance(ctx.event, CardAction) else ""
-    ctx.conversation.start(SNOOZE_FLOW, {"card_id": card.id, "until": until.isoformat(), "code": code, "ref": ref})
+    ctx.conversation.start(SNOOZE_FLOW, {"card_id": card.id, "until": until.isoformat(), "ref": ref})
     ctx.reply(ctx.t("esc.ask_snooze_reason", no=no, until=_fmt(ctx, until)))
 
 
@@ -156,12 +155,9 @@ async def snooze_reason(ctx: Context) -> None:
     text = ctx.t("esc.snoozed", no=svc.card_no(card.id), until=_fmt(ctx, until), reason=reason)
     ctx.reply(text)
     if data.get("ref"):
-        # The notice that was tapped loses its buttons, with the tap's response code kept since the tap.
+        # The notice that was tapped loses its buttons (the channel kept what it needs since the tap).
         settled = settled_escalation(str(data["ref"]), ctx.t("esc.settled_title"), text)
-        code = str(data.get("code") or "")
-        ctx.intents.append(
-            UpdateCard(channel=ctx.event.channel, user_ids=(ctx.user.id,), card=settled, response_code=code)
-        )
+        ctx.intents.append(UpdateCard(channel=ctx.event.channel, user_ids=(ctx.user.id,), card=settled))
 
 
 @router.route(action("ta"))

@@ -100,12 +100,10 @@ def _fmt(ctx: Context, when: datetime) -> str:
 
 
 class TaskInputState(BaseModel):
-    """After 驳回 / 需补充: the next text is the reason or the question; the tap's response code updates the card."""
+    """After 驳回 / 需补充: the next text is the reason or the question; then the card is updated in place."""
 
     card_id: int
     op: Literal["reject", "info"]
-    code: str = ""
-    ref: str = ""
 
 
 class PendingMedia(BaseModel):
@@ -134,16 +132,15 @@ def _short_flow(ctx: Context, flow: str, model: type[_M]) -> _M | None:
 
 
 async def send_task_card(ctx: Context, card: TaskCard, request: SupportRequest) -> None:
-    """One shared card per channel for all of the department's people (WeCom: one message, one task_id)."""
+    """One shared card per channel for all of the department's people (one message per channel, so one update
+    reaches every copy)."""
     ctx.intents += await views.task_card_intents(
         ctx.session, ctx.runtime, card, first=True, fallback=ctx.event.channel, request=request
     )
 
 
-async def refresh_task_card(ctx: Context, card: TaskCard, *, tap_code: str = "", tap_ref: str = "") -> None:
-    """Update every recipient's copy in place; the tap's response code serves the copy on the tap's channel."""
-    if not tap_code and isinstance(ctx.event, CardAction) and ctx.event.card_ref == card.ref:
-        tap_code, tap_ref = ctx.event.response_code, card.ref
+async def refresh_task_card(ctx: Context, card: TaskCard) -> None:
+    """Update every recipient's copy in place (each channel knows how: see ``UpdateCard``)."""
     escalation.reschedule(card)
     if card.state in svc.CLOSED and card.notices:
         await _settle_notices(ctx, card)
@@ -153,8 +150,6 @@ async def refresh_task_card(ctx: Context, card: TaskCard, *, tap_code: str = "",
         card,
         first=False,
         fallback=ctx.event.channel,
-        tap_channel=ctx.event.channel if tap_ref == card.ref else "",
-        tap_code=tap_code,
     )
 
 
@@ -608,8 +603,7 @@ async def tap_task(ctx: Context) -> None:
         return
     no = svc.card_no(card.id)
     if op in (REJECT, INFO):
-        code = ctx.event.response_code if isinstance(ctx.event, CardAction) else ""
-        state = TaskInputState(card_id=card.id, op=REJECT if op == REJECT else INFO, code=code, ref=card.ref)
+        state = TaskInputState(card_id=card.id, op=REJECT if op == REJECT else INFO)
         ctx.conversation.start(INPUT_FLOW, state.model_dump())
         ctx.reply(ctx.t("task.ask_reason" if op == REJECT else "task.ask_question", no=no))
         return
@@ -659,6 +653,7 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
                     user_ids=(rep.id,),
                     media_type=kind,
                     media_id=str(a.get("media_id")),
+                    source_channel=str(a.get("channel") or ""),
                     caption=caption,
                 )
             )
@@ -697,7 +692,7 @@ async def task_input(ctx: Context) -> None:
     except RequestError as exc:
         await say_error(ctx, exc)
         return
-    await refresh_task_card(ctx, card, tap_code=data.code, tap_ref=data.ref)
+    await refresh_task_card(ctx, card)
     request, rep = await _rep_of(ctx, card)
     no = svc.card_no(card.id)
     if data.op == REJECT:

@@ -55,9 +55,14 @@ class Delivery:
     """What the platform answered, kept on the outbox row (for card updates later)."""
 
     platform_msg_id: str | None = None
-    response_code: str | None = None
+    # The platform's token for updating the message later, if it returned one (kept in the outbox row).
+    platform_token: str | None = None
     # Messages that reached each recipient (a long text goes out in parts; a card update is none): the throttle's.
     messages: int = 0
+
+    def row_values(self) -> dict[str, str | None]:
+        """The outbox row's columns for what the platform answered."""
+        return {"platform_msg_id": self.platform_msg_id, "platform_response_code": self.platform_token}
 
 
 class DeliveryError(Exception):

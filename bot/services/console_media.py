@@ -33,7 +33,7 @@ def media_id(token: str) -> str:
 
 
 def token_of(media_id: str) -> str | None:
-    """The token of a console media id, or None for anything else (a WeCom MediaId, a forged or old id)."""
+    """The token of a console media id, or None for anything else (another platform's media id, a forged or old id)."""
     if not media_id.startswith(PREFIX):
         return None
     token = media_id[len(PREFIX) :]

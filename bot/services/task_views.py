@@ -142,17 +142,13 @@ async def task_card_intents(
     first: bool,
     fallback: str,
     request: SupportRequest | None = None,
-    tap_channel: str = "",
-    tap_code: str = "",
 ) -> list[Intent]:
-    """The card for every recipient: a shared send (``first``) or an in-place update of every copy. A tap's
-    response code serves the copy on the tap's channel."""
+    """The card for every recipient: a shared send (``first``) or an in-place update of every copy."""
     rendered = await render_task_card(session, runtime, card, request)
     intents: list[Intent] = []
     for channel, ids in (await by_channel(session, runtime, list(card.recipients or []), fallback)).items():
         if first:
             intents.append(SendCard(channel=channel, user_ids=tuple(ids), card=rendered, shared=True))
         else:
-            code = tap_code if channel == tap_channel else ""
-            intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=rendered, response_code=code))
+            intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=rendered))
     return intents

@@ -28,7 +28,8 @@ def feed_body(item: OutboxItem) -> dict[str, Any]:
     if item.kind == "media":
         media_id = str(item.payload["media_id"])
         body: dict[str, Any] = {"from": "bot", "text": str(item.payload.get("caption") or "📎")}
-        token = console_media.token_of(media_id)
+        # Only a console upload has a file here; media from another channel is its caption.
+        token = console_media.token_of(media_id) if item.payload.get("source_channel") == "console" else None
         if token is not None:
             body["media_url"] = f"/console/media/{token}"
             body["media_type"] = str(item.payload.get("media_type") or "file")

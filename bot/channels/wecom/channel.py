@@ -8,8 +8,10 @@ person during one round (usually well under a second) are seen from that replica
 a send and its outcome commit leaves the send uncounted, but then the row is resent (flagged, WeCom drops the copy)
 and counted.
 
-Template-card response codes are single use: every code we get (from message/send or from a tap) is recorded, and
-each update spends one.
+Template-card response codes are single use and stay in this channel: every code we get is recorded in
+``wecom_card_codes`` — from message/send here, from a tap by the webhook in the same commit as the tap's event — and
+each update of a card spends one of its task_id's unspent codes (tap codes first, then the freshest); handlers only
+say "update card X".
 https://developer.work.weixin.qq.com/document/path/90236 (send), /94888 (update_template_card)
 """
 
@@ -30,7 +32,6 @@ from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxI
 from bot.channels.wecom.client import CONFIG_BACKOFF_SECONDS, WeComClient, WeComError
 from bot.clock import Clock
 from bot.config import WeComConfig
-from bot.services.console_media import PREFIX as CONSOLE_MEDIA_PREFIX  # console uploads: WeCom cannot show them
 from cards import wecom as render
 from cards.model import Card
 from cards.rich import RichText, to_wecom_markdown
@@ -241,9 +242,9 @@ class WeComChannel:
         return Delivery(platform_msg_id=msgid, messages=self._count_sends(item, len(parts)))
 
     async def _send_media(self, item: OutboxItem, touser: list[str]) -> Delivery:
-        """A photo or file by its WeCom MediaId; an upload from another channel has none, so its caption goes."""
+        """A photo or file by its WeCom MediaId; media from another channel has none here, so its caption goes."""
         media_id = str(item.payload["media_id"])
-        if media_id.startswith(CONSOLE_MEDIA_PREFIX):
+        if item.payload.get("source_channel") != self.name:
             return await self._send_text(item, str(item.payload.get("caption") or "📎"), touser)
         body = render.render_send_media(
             str(item.payload.get("media_type") or "image"),
@@ -265,27 +266,28 @@ class WeComChannel:
         code = data.get("response_code")
         if code:
             await self._remember(str(code), body["template_card"]["task_id"], "send", spent=False)
-        return Delivery(platform_msg_id=data.get("msgid"), response_code=code, messages=messages)
+        return Delivery(platform_msg_id=data.get("msgid"), platform_token=code, messages=messages)
 
     # ---- updates ------------------------------------------------------------------------------------------
 
     async def _update(self, item: OutboxItem, touser: list[str]) -> Delivery:
         card = Card.model_validate(item.payload["card"])
         task_id = render.task_id_for(card.ref)
-        tap_code = str(item.payload.get("response_code") or "")
-        unspent = await self._unspent_codes(task_id)
-        known_spent = await self._spent(tap_code) if tap_code else True
-        for code in ([tap_code] if not known_spent else []) + unspent:
+        legacy = str(item.payload.get("response_code") or "")
+        if legacy:
+            # A row queued before taps' codes were recorded at ingest carries its tap's code: record it like one.
+            await self._remember(legacy, task_id, "tap", spent=False)
+        for code, source in await self._unspent_codes(task_id):
             body = render.render_update(card, userids=touser, agent_id=self.cfg.agent_id, response_code=code)
             try:
                 await self.client.post("message/update_template_card", body)
             except WeComError as exc:
                 if exc.errcode in CODE_SPENT_ERRORS:
-                    await self._remember(code, task_id, "tap" if code == tap_code else "send", spent=True)
+                    await self._remember(code, task_id, source, spent=True)
                     continue
                 raise
-            await self._remember(code, task_id, "tap" if code == tap_code else "send", spent=True)
-            return Delivery(response_code=code)
+            await self._remember(code, task_id, source, spent=True)
+            return Delivery(platform_token=code)
         if item.resend:
             # Every code is used up and this is a retry: the earlier attempt went through before its answer was lost.
             log.info("WeCom card %s: update already applied by an earlier attempt", task_id)
@@ -304,19 +306,16 @@ class WeComChannel:
         suffix = f"-r{outbox_id}"
         return task_id[: 128 - len(suffix)] + suffix
 
-    async def _spent(self, code: str) -> bool:
+    async def _unspent_codes(self, task_id: str) -> list[tuple[str, str]]:
+        """(code, source) of the card's unspent codes: taps' first (a tap was just made on this very copy), then
+        the freshest."""
         async with self.db.read() as s:
-            spent_at = await s.scalar(select(WeComCardCode.spent_at).where(WeComCardCode.code == code))
-        return spent_at is not None
-
-    async def _unspent_codes(self, task_id: str) -> list[str]:
-        async with self.db.read() as s:
-            rows = await s.scalars(
-                select(WeComCardCode.code)
+            rows = await s.execute(
+                select(WeComCardCode.code, WeComCardCode.source)
                 .where(WeComCardCode.task_id == task_id, WeComCardCode.spent_at.is_(None))
-                .order_by(WeComCardCode.issued_at.desc())
+                .order_by((WeComCardCode.source == "tap").desc(), WeComCardCode.issued_at.desc())
             )
-            return list(rows)
+            return [(code, source) for code, source in rows.all()]
 
     async def _remember(self, code: str, task_id: str, source: str, *, spent: bool) -> None:
         now = self.clock.now()

@@ -232,7 +232,6 @@ def _event(doc: dict[str, Any], local_date: Callable[[int], str]) -> InboundEven
         dedup_key=dedup,
         payload=_text(doc, "EventKey"),
         card_ref=_text(doc, "TaskId", required=False),
-        response_code=_text(doc, "ResponseCode", required=False),
         selected=_selected(doc),
     )
 
@@ -245,7 +244,23 @@ def parse_callback(
     Callbacks addressed to another corp or app (ToUserName, AgentID) are ignored. ``local_date`` maps a unix time
     to the org-local ``YYYY-MM-DD``.
     """
+    return parse_callback_and_code(xml, corp_id=corp_id, agent_id=agent_id, local_date=local_date)[0]
+
+
+def parse_callback_and_code(
+    xml: str, *, corp_id: str, agent_id: int, local_date: Callable[[int], str]
+) -> tuple[InboundEvent | Ignored, str]:
+    """``parse_callback``, and the ResponseCode a template_card_event carries ("" for anything else): the code
+    stays in this channel (recorded at ingest, spent on the next update of that card), never in the event."""
     doc = parse_xml(xml, force_list=("SelectedItem", "OptionId"))
+    event = _parse_doc(doc, corp_id=corp_id, agent_id=agent_id, local_date=local_date)
+    code = _text(doc, "ResponseCode", required=False).strip() if isinstance(event, CardAction) else ""
+    return event, code
+
+
+def _parse_doc(
+    doc: dict[str, Any], *, corp_id: str, agent_id: int, local_date: Callable[[int], str]
+) -> InboundEvent | Ignored:
     msg_type = _text(doc, "MsgType").strip()
     if _text(doc, "ToUserName", required=False).strip() not in ("", corp_id):
         return Ignored("callback for another corp")

@@ -2,6 +2,9 @@
 
 Order of checks: query → timestamp (format, replay window) → body size → outer XML → signature → decryption →
 receive id → inner XML → ``Pipeline.ingest`` (commit) → 200 with an empty body; replies go out later through the API.
+A tap's ResponseCode is committed with its event (a ``wecom_card_codes`` row, source "tap"), so it is never in the
+neutral event and a crash after the acknowledgement does not lose it; the channel spends it on the next update of
+the tapped card (``channel.WeComChannel._update``).
 Rejections are 4xx and change nothing; a database failure is a 503 so that nothing unsaved is acknowledged.
 https://developer.work.weixin.qq.com/document/path/90930 (回调配置)
 """
@@ -17,15 +20,19 @@ from aiohttp import web
 
 from bot import i18n, keys
 from bot.channels.wecom.crypto import CallbackRejected, WeComCrypto
-from bot.channels.wecom.parse import Ignored, parse_callback, parse_xml
-from bot.events import EnterChat, InboundEvent, LocationShared
+from bot.channels.wecom.parse import Ignored, parse_callback_and_code, parse_xml
+from bot.events import CardAction, EnterChat, InboundEvent, LocationShared
 from bot.runtime import Runtime
+from storage.models import WeComCardCode
 
 log = logging.getLogger(__name__)
 
 PATH = "/wecom/callback"
 CRYPTO: web.AppKey[WeComCrypto] = web.AppKey("wecom_crypto", WeComCrypto)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# Column sizes of wecom_card_codes: a longer code or task id cannot be one WeCom issued for our cards.
+CODE_MAX = 256
+TASK_ID_MAX = 128
 
 
 def _query(request: web.Request, names: Sequence[str]) -> dict[str, str]:
@@ -108,7 +115,7 @@ async def _receive(request: web.Request) -> web.Response:
         body = await _read_body(request, rt.settings.server.max_body_bytes)
         encrypt = _outer_encrypt(body)
         inner = request.app[CRYPTO].decrypt(q["msg_signature"], q["timestamp"], q["nonce"], encrypt)
-        event = parse_callback(
+        event, code = parse_callback_and_code(
             inner,
             corp_id=cfg.corp_id,
             agent_id=cfg.agent_id,
@@ -132,13 +139,23 @@ async def _receive(request: web.Request) -> web.Response:
     if not registered:
         return _unregistered(request, event, q["nonce"])
     try:
-        await rt.pipeline.ingest(event)
+        await rt.pipeline.ingest(event, _tap_code(rt, event, code))
     except Exception as exc:
         # Not persisted: answer non-200 so that WeCom counts a failure instead of us losing the event.
         rt.metrics.errors.labels("wecom_callback").inc()
         log.error("wecom callback from %s not stored: %s", event.sender, exc.__class__.__name__)
         return web.Response(status=503)
     return web.Response()
+
+
+def _tap_code(rt: Runtime, event: InboundEvent, code: str) -> list[WeComCardCode]:
+    """The tap's response code as a row committed with the event (none when there is nothing usable)."""
+    if not isinstance(event, CardAction) or not code or not event.card_ref:
+        return []
+    if len(code) > CODE_MAX or len(event.card_ref) > TASK_ID_MAX:
+        log.warning("wecom tap from %s: response code or task id too long, not kept", event.sender)
+        return []
+    return [WeComCardCode(code=code, task_id=event.card_ref, source="tap", issued_at=rt.clock.now(), spent_at=None)]
 
 
 def _unregistered(request: web.Request, event: InboundEvent, nonce: str) -> web.Response:

@@ -6,7 +6,7 @@ import pytest
 import xmltodict
 
 from bot.channels.wecom.crypto import CallbackRejected
-from bot.channels.wecom.parse import Ignored, parse_callback, parse_xml
+from bot.channels.wecom.parse import Ignored, parse_callback, parse_callback_and_code, parse_xml
 from bot.events import CardAction, EnterChat, LocationShared, MediaMessage, TextMessage
 
 CORP = "toUser"  # the docs' samples put this placeholder where the CorpID goes
@@ -286,20 +286,20 @@ def test_template_card_event_with_selections() -> None:
         dedup_key="evt:FromUser:123456789:template_card_event:taskid111/key111",
         payload="key111",
         card_ref="taskid111",
-        response_code="ResponseCode",
         selected={"QuestionKey1": ["OptionId1", "OptionId2"], "QuestionKey2": ["OptionId3", "OptionId4"]},
     )
 
 
 def test_button_card_event() -> None:
-    event = parse(BUTTON_EVENT)
+    event, code = parse_callback_and_code(BUTTON_EVENT, corp_id=CORP, agent_id=AGENT, local_date=local_date)
     assert isinstance(event, CardAction)
-    assert (event.payload, event.card_ref, event.response_code, event.selected) == (
-        "v1:approve:42",
-        "card-42",
-        "rc-abc",
-        {},
-    )
+    assert (event.payload, event.card_ref, code, event.selected) == ("v1:approve:42", "card-42", "rc-abc", {})
+    # The platform's token stays in the channel: the neutral event does not carry it.
+    assert "rc-abc" not in str(event.model_dump())
+
+
+def test_only_a_card_event_has_a_code() -> None:
+    assert parse_callback_and_code(TEXT, corp_id=CORP, agent_id=AGENT, local_date=local_date)[1] == ""
 
 
 def test_single_option_is_still_a_list() -> None:

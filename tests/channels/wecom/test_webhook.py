@@ -18,7 +18,7 @@ from bot.channels.wecom import webhook
 from bot.channels.wecom.crypto import WeComCrypto
 from bot.clock import FixedClock
 from bot.runtime import Runtime
-from storage.models import InboundEvent, User
+from storage.models import InboundEvent, User, WeComCardCode
 from tests.conftest import T0
 from tests.fakes.wecom_callbacks import WeComSigner
 
@@ -178,7 +178,11 @@ async def test_events_are_stored_with_their_kinds(
     assert [r.kind for r in stored] == ["location", "location", "media", "enter", "card_action"]
     assert stored[1].payload["passive"] is True
     assert stored[4].payload["selected"] == {"q": ["a", "b"]}
-    assert stored[4].payload["response_code"] == "rc-1"
+    # The tap's code is not in the neutral event: it was committed with it, as the card's unspent tap code.
+    assert "rc-1" not in str(stored[4].payload)
+    async with runtime.db.read() as s:
+        codes = [(c.code, c.task_id, c.source, c.spent_at) for c in await s.scalars(select(WeComCardCode))]
+    assert codes == [("rc-1", "card-1", "tap", None)]
 
 
 async def test_unregistered_sender_gets_one_passive_reply_and_nothing_is_stored(
