@@ -8,16 +8,14 @@ from bot import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import ButtonPayload
 
-# WeCom shows at most 6 buttons on a button_interaction card.
-MAX_BUTTONS = 6
-
 
 def choice_card(
     ref: str, token: str, field: str, question: str, options: Sequence[tuple[str, str]], action: str = "vf"
 ) -> Card:
     """A question with one button per option (label, value); the rep may also just type the answer. ``action``
-    names the dialog's handler (vf: visit, rf: request)."""
-    buttons = [Button.of(label, ButtonPayload(action, (token, field, value))) for label, value in options[:MAX_BUTTONS]]
+    names the dialog's handler (vf: visit, rf: request). A platform that shows fewer buttons cuts the list in its
+    renderer (``cards.wecom.MAX_BUTTONS``)."""
+    buttons = [Button.of(label, ButtonPayload(action, (token, field, value))) for label, value in options]
     return Card(ref=ref, title=question, buttons=buttons)
 
 
