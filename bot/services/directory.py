@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, joinedload
 
 from bot.services.customer_match import CustomerEntry, CustomerMatcher
 from storage.db import Database
@@ -43,9 +44,18 @@ class Directory:
         seen = self._known.get(key)
         if seen is not None and time.monotonic() - seen < ttl:
             return True
+        # The callback path needs a yes or no, not the person: one Core query, no ORM rows, no identities.
+        if channel in self._by_user_id:
+            query = select(User.active).where(User.id == sender)
+        else:
+            query = (
+                select(User.active)
+                .join(UserIdentity, UserIdentity.user_id == User.id)
+                .where(UserIdentity.channel == channel, UserIdentity.external_id == sender)
+            )
         async with db.read() as s:
-            user = await self.user_by_channel_id(s, channel, sender)
-        if user is None or not user.active:
+            active = await s.scalar(query)
+        if not active:
             self._known.pop(key, None)
             return False
         if len(self._known) > 100_000:
@@ -59,20 +69,26 @@ class Directory:
     async def users_by_channel_ids(
         self, session: AsyncSession, channel: str, senders: Iterable[str]
     ) -> dict[str, User]:
-        """Channel id → user for those of ``senders`` that someone has (one query for a whole batch, plus one for
-        the users' identities)."""
+        """Channel id → user for those of ``senders`` that someone has: one query for a whole batch, the users'
+        identities joined in (not a second SELECT: this is on every handled batch)."""
         wanted = sorted(set(senders))
         if not wanted:
             return {}
         if channel in self._by_user_id:
-            users = await session.scalars(select(User).where(User.id.in_(wanted)))
-            return {user.id: user for user in users}
-        rows = await session.execute(
-            select(UserIdentity.external_id, User)
-            .join(User, User.id == UserIdentity.user_id)
-            .where(UserIdentity.channel == channel, UserIdentity.external_id.in_(wanted))
+            users = await session.scalars(select(User).where(User.id.in_(wanted)).options(joinedload(User.identities)))
+            return {user.id: user for user in users.unique()}
+        match = aliased(UserIdentity)
+        found = await session.scalars(
+            select(User)
+            .join(match, match.user_id == User.id)
+            .where(match.channel == channel, match.external_id.in_(wanted))
+            .options(joinedload(User.identities))
         )
-        return {external_id: user for external_id, user in rows.all()}
+        by_id: dict[str, User] = {}
+        for user in found.unique():
+            if (external_id := user.channel_id(channel)) is not None:
+                by_id[external_id] = user
+        return by_id
 
     async def user(self, session: AsyncSession, user_id: str) -> User | None:
         return await session.get(User, user_id)

@@ -84,7 +84,7 @@ async def test_a_batch_of_senders_costs_the_same_as_one(rt: Runtime) -> None:
             await rt.directory.users_by_channel_ids(s, "wecom", senders[:1])
         with statements(rt) as many:
             found = await rt.directory.users_by_channel_ids(s, "wecom", senders)
-    assert len(one) == len(many) == 2  # the users, then all their identities at once
+    assert len(one) == len(many) == 1  # the users with all their identities joined in
     assert len(found) == len(senders)
 
 
