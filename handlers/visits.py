@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,7 +146,13 @@ async def _objection_choices(d: VisitDialog) -> list[tuple[str, str]]:
 
 
 def visit_form(required: list[str]) -> Form:
-    """The visit's fields: labels from the catalog, aliases from the one-line grammar, one spec for both."""
+    """The visit's fields: labels from the catalog, aliases from the one-line grammar, one spec for both (built once
+    per set of required fields: a dialog is looked at several times per message)."""
+    return _visit_form(tuple(required))
+
+
+@functools.lru_cache(maxsize=8)
+def _visit_form(required: tuple[str, ...]) -> Form:
     special: dict[str, dict[str, Any]] = {
         "customer": {"parse": _parse_customer},
         "ward": {"depends_on": ("customer",), "validate": _validate_ward, "choices": _ward_choices},

@@ -42,15 +42,29 @@ def escape_edit(predicate: Callable[[str], bool]) -> None:
     _EDIT_ESCAPES.append(predicate)
 
 
+# (dispatcher id, settings id) → (the dispatcher, the settings, the words): the objects are kept so that their ids
+# cannot be reused by new objects while the entry lives.
+_WORDS_CACHE: dict[tuple[int, int], tuple[object, object, list[str]]] = {}
+
+
 def _command_words(ctx: Context) -> list[str]:
-    """The words that start a command of any route, and the request-type keywords (from config)."""
+    """The words that start a command of any route, and the request-type keywords (from config). Computed once per
+    dispatcher and settings object (a config reload brings a new settings object, so new keywords count at once)."""
+    key = (id(ctx.runtime.dispatcher), id(ctx.runtime.settings))
+    cached = _WORDS_CACHE.get(key)
+    if cached is not None and cached[0] is ctx.runtime.dispatcher and cached[1] is ctx.runtime.settings:
+        return cached[2]
     words: set[str] = set()
     for router in ctx.runtime.dispatcher.routers:
         words |= router.command_words()
     for rt in ctx.runtime.settings.request_types.values():
         words.update(rt.keywords)
     edit = {w.casefold() for w in EDIT_WORDS}
-    return [w for w in words if w.casefold() not in edit]
+    result = [w for w in words if w.casefold() not in edit]
+    if len(_WORDS_CACHE) > 16:
+        _WORDS_CACHE.clear()
+    _WORDS_CACHE[key] = (ctx.runtime.dispatcher, ctx.runtime.settings, result)
+    return result
 
 
 def _is_cjk(ch: str) -> bool:
