@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig
-from bot.dialogs.engine import FormDialog, in_dialog, leaves_dialog
+from bot.dialogs.engine import in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
-from bot.dialogs.state import CustomerRef, DialogState
+from bot.dialogs.hospital import HospitalDialog, HospitalState
+from bot.dialogs.state import CustomerRef
 from bot.events import CardAction, MediaMessage
 from bot.intents import SendMedia, UpdateCard
 from bot.routing import Context, Router, action, command, in_flow, is_media, is_text, split_command
@@ -169,12 +170,11 @@ async def _settle_notices(ctx: Context, card: TaskCard) -> None:
 # ---- the rep's request dialog ---------------------------------------------------------------------------------
 
 
-class RequestState(DialogState):
+class RequestState(HospitalState):
     """The request being raised: its type, the visit it follows (if any), the hospital and the other values."""
 
     type_key: str
     visit_id: int | None = None
-    customer: CustomerRef | None = None
     values: dict[str, str] = Field(default_factory=dict)
 
     def get(self, key: str) -> Any:
@@ -255,7 +255,7 @@ def request_form(rt: RequestTypeConfig) -> Form:
     return Form(specs)
 
 
-class RequestDialog(FormDialog[RequestState]):
+class RequestDialog(HospitalDialog[RequestState]):
     """The rep's request dialog on the engine: parsing, the card and submit are particular to requests."""
 
     flow = FLOW
@@ -287,27 +287,6 @@ class RequestDialog(FormDialog[RequestState]):
             self.note("request.bad_choice", value=issue.value, choices="、".join(f.choices))
         else:
             self.note(f"request.{issue.code}", field=label, value=issue.value)
-
-    async def customer(self) -> Customer | None:
-        ref = self.state.customer
-        return await self.ctx.session.get(Customer, ref.id) if ref is not None else None
-
-    async def set_customer_text(self, text: str) -> None:
-        matcher = await self.ctx.runtime.directory.matcher(self.ctx.session)
-        result = matcher.match(text)
-        if result.best is not None:
-            self.set("customer", CustomerRef(id=result.best.id, name=result.best.name))
-            return
-        self.drop("customer")
-        options = [(c.entry.name, str(c.entry.id)) for c in result.candidates]
-        if result.status == "ambiguous":
-            self.note("visit.choose_customer", text=text)
-        else:
-            names = "、".join(name for name, _ in options)
-            suggest = self.ctx.t("visit.suggest", names=names) if names else ""
-            self.note("visit.unknown_customer", text=text, suggest=suggest)
-        if options:
-            self.offer("customer", options)
 
     async def parse_line(self, text: str) -> None:
         parsed = parse_request_line(self.rt, text, self.today)

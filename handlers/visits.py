@@ -11,9 +11,10 @@ from pydantic import Field
 from sqlalchemy import select
 
 from bot import i18n
-from bot.dialogs.engine import FormDialog, escape_edit, in_dialog, leaves_dialog
+from bot.dialogs.engine import escape_edit, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
-from bot.dialogs.state import CustomerRef, DialogState
+from bot.dialogs.hospital import HospitalDialog, HospitalState
+from bot.dialogs.state import CustomerRef
 from bot.events import LocationShared
 from bot.routing import Context, Router, action, command, has_role, is_location
 from bot.services import visits as svc
@@ -34,10 +35,9 @@ CORRECT = ("修改", "更正", "edit", "correct")
 UNLOCK = ("解锁", "unlock")
 
 
-class VisitState(DialogState):
+class VisitState(HospitalState):
     """The visit being logged: the engine's bookkeeping plus the draft's fields."""
 
-    customer: CustomerRef | None = None
     ward: str | None = None
     contacts: list[str] = Field(default_factory=list)
     topics: str | None = None
@@ -169,7 +169,7 @@ def _visit_form(required: tuple[str, ...]) -> Form:
     return Form(fields)
 
 
-class VisitDialog(FormDialog[VisitState]):
+class VisitDialog(HospitalDialog[VisitState]):
     """The visit dialog on the engine: what is particular to visits (parsing, rows, location, submit)."""
 
     flow = FLOW
@@ -214,23 +214,6 @@ class VisitDialog(FormDialog[VisitState]):
         elif code in ("unknown_key", "empty_value", "duplicate_key"):
             self.note(f"visit.{code}", value=value)
 
-    async def set_customer_text(self, text: str) -> None:
-        matcher = await self.ctx.runtime.directory.matcher(self.ctx.session)
-        result = matcher.match(text)
-        if result.best is not None:
-            self.set("customer", CustomerRef(id=result.best.id, name=result.best.name))
-            return
-        self.drop("customer")
-        options = [(c.entry.name, str(c.entry.id)) for c in result.candidates]
-        if result.status == "ambiguous":
-            self.note("visit.choose_customer", text=text)
-        else:
-            names = "、".join(name for name, _ in options)
-            suggest = self.ctx.t("visit.suggest", names=names) if names else ""
-            self.note("visit.unknown_customer", text=text, suggest=suggest)
-        if options:
-            self.offer("customer", options)
-
     async def tapped(self, key: str, value: str) -> bool:
         if key != "customer":
             await self.answer(key, value)
@@ -241,10 +224,6 @@ class VisitDialog(FormDialog[VisitState]):
             return False
         self.set("customer", CustomerRef(id=customer.id, name=customer.name))
         return True
-
-    async def customer(self) -> Customer | None:
-        ref = self.state.customer
-        return await self.ctx.session.get(Customer, ref.id) if ref is not None else None
 
     async def check(self) -> None:
         """Every path into the draft ends here: a value longer than its column is dropped and the rep told."""
