@@ -161,7 +161,7 @@ async def _settle_notices(ctx: Context, card: TaskCard) -> None:
     when = _fmt(ctx, card.closed_at or ctx.now)
     status = i18n.t(locale, f"task.status.{card.state}", holder=names.get(card.holder_id or "", ""), when=when)
     title = i18n.t(locale, "esc.settled_title") + f"｜{card.title}"
-    for ref, targets in await escalation.sent_notices(ctx.session, card):
+    for ref, targets in escalation.sent_notices(card):
         settled = settled_escalation(ref, title, status)
         for channel, ids in (await views.by_channel(ctx.session, ctx.runtime, targets, ctx.event.channel)).items():
             ctx.intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=settled))

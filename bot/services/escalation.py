@@ -338,10 +338,8 @@ def snooze(
     )
 
 
-async def sent_notices(session: AsyncSession, card: TaskCard) -> list[tuple[str, list[str]]]:
-    """(notice card ref, its recipients) for every escalation notice sent about ``card``, from the card's own
-    ``notice_log`` (``session`` is kept for the callers; nothing is read)."""
-    del session
+def sent_notices(card: TaskCard) -> list[tuple[str, list[str]]]:
+    """(notice card ref, its recipients) for every escalation notice sent about ``card`` (its ``notice_log``)."""
     return [(f"{card.ref}-e{entry['n']}", list(entry.get("targets") or [])) for entry in card.notice_log or []]
 
 

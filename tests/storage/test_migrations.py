@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database
 from storage.migrate import current_revision, head_revision, upgrade
@@ -24,6 +25,16 @@ from tests.conftest import _pg_admin_url
 def _diff(conn: Connection) -> list[object]:
     ctx = MigrationContext.configure(conn, opts={"compare_type": True})
     return list(compare_metadata(ctx, Base.metadata))
+
+
+async def _insert_customer(conn: AsyncConnection, stamp: str) -> None:
+    """One hospital (浙一) for the data migrations' rows to refer to."""
+    await conn.execute(
+        text(
+            "INSERT INTO customers (name, aliases, wards, contacts, created_at, updated_at)"
+            f" VALUES ('浙一', '[]', '[]', '[]', {stamp}, {stamp})"
+        )
+    )
 
 
 async def test_sqlite_migrations_match_models(tmp_path: Path) -> None:
@@ -178,12 +189,7 @@ async def test_0006_drops_the_per_platform_columns_and_the_downgrade_restores_th
                     f" VALUES ('rep03', 'rep03', '[]', 'zh-CN', TRUE, {stamp}, {stamp}, 'wx-rep03')"
                 )
             )
-            await conn.execute(
-                text(
-                    "INSERT INTO customers (name, aliases, wards, contacts, created_at, updated_at)"
-                    f" VALUES ('浙一', '[]', '[]', '[]', {stamp}, {stamp})"
-                )
-            )
+            await _insert_customer(conn, stamp)
             # A visit refers to rep01: rebuilding the users table (SQLite) must keep both it and the identities.
             await conn.execute(
                 text(
@@ -230,12 +236,7 @@ async def test_0007_gives_existing_cards_their_notices_from_the_audit_log(tmp_pa
     try:
         await upgrade(db, "0006")
         async with db.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO customers (name, aliases, wards, contacts, created_at, updated_at)"
-                    f" VALUES ('浙一', '[]', '[]', '[]', {stamp}, {stamp})"
-                )
-            )
+            await _insert_customer(conn, stamp)
             await conn.execute(
                 text(
                     "INSERT INTO users (id, name, roles, locale, active, created_at, updated_at)"
