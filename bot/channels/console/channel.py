@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Delivery, OutboxItem
 from bot.channels.console.hub import ConsoleHub
@@ -61,36 +58,26 @@ class ConsoleChannel:
     async def close(self) -> None:
         self.hub.close()
 
-    async def prepare(self, items: Sequence[OutboxItem]) -> None:
-        """Nothing to read ahead: a console delivery is a row in the recipient's feed."""
-
     async def deliver(self, item: OutboxItem) -> Delivery:
-        """Nothing to call: the feed rows are written with the round's outcomes (``record``), in the same commit as
-        the outbox row's ``sent`` mark, so a console message costs no transaction of its own and is in the feed
-        exactly when the outbox says it was sent."""
-        return Delivery(platform_msg_id=f"console-{item.id}")
-
-    async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
+        body = feed_body(item)
+        user_ids = [u.id for u in item.recipients]
+        now = self.clock.now()
         rows = [
             {
-                "user_id": u.id,
+                "user_id": u,
                 "kind": item.kind,
                 "card_ref": item.card_ref,
-                "body": feed_body(item),
+                "body": body,
                 "outbox_id": item.id,
                 "created_at": now,
             }
-            for item, _ in sent
-            for u in item.recipients
+            for u in user_ids
         ]
-        if rows:
-            insert = sqlite_insert if self.db.is_sqlite else pg_insert
-            # Unique per (outbox row, user): a redelivery after a lost lease shows nothing twice.
-            await session.execute(insert(ConsoleFeed).on_conflict_do_nothing(), rows)
-
-    def committed(self, sent: Sequence[tuple[OutboxItem, Delivery]]) -> None:
-        """Wake the recipients' long-polls once their rows are committed."""
-        self.hub.notify(sorted({u.id for item, _ in sent for u in item.recipients}))
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        async with self.db.transaction() as s:
+            await s.execute(insert(ConsoleFeed).values(rows).on_conflict_do_nothing())
+        self.hub.notify(user_ids)
+        return Delivery(platform_msg_id=f"console-{item.id}")
 
 
 def hub_of(runtime: Runtime) -> ConsoleHub:
