@@ -16,12 +16,13 @@ Everything runs as real processes on 127.0.0.1:
   alternating per user, unique MsgIds) with the given concurrency, and replays every callback that got no 200
   (connection error, timeout, non-200) like WeCom does: same MsgId, fresh timestamp and nonce.
 
-Kill 1 happens at a random moment (seeded) in the middle of the callback load. Kill 2 happens while the restarted
-bot is delivering replies: once the fake has received a random share (10-70%) of all replies and the outbox has at
-least 5 rows claimed (``sending``). After each kill the bot is started again at once. The bot runs with the default
-outbox lease (``--lease`` overrides it): the restarted process reclaims its dead predecessor's rows at start. When
-every callback has been acknowledged, the driver waits until the outbox is drained (read-only reads of the database)
-and checks:
+Kill 1 happens in the middle of the callback load, at a random callback (seeded) whose first attempt has sent
+half its body when the bot dies: at least that callback is in flight at the kill and is replayed. Kill 2 happens
+while the restarted bot is delivering replies: once the fake has received a random share (10-70%) of all replies and
+the outbox has at least 5 rows claimed (``sending``). After each kill the bot is started again at once. The bot runs
+with the default outbox lease (``--lease`` overrides it): the restarted process reclaims its dead predecessor's rows
+at start. When every callback has been acknowledged, the driver waits until the outbox is drained (read-only reads of
+the database) and checks:
 
 (a) every acknowledged MsgId has exactly one ``inbound_events`` row, with status ``done``;
 (b) per user and per command, the replies the fake delivered (suppressed duplicates excluded) equal the commands;
@@ -50,6 +51,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -379,6 +381,7 @@ class CrashRun:
         self.load_done = asyncio.Event()
         self.kill1_at = self.rng.randint(self.n // 4, self.n // 2)
         self.kill1_due = asyncio.Event()
+        self.kill1_fired = asyncio.Event()
 
     # ---- setup / teardown --------------------------------------------------------------------------------
 
@@ -416,6 +419,7 @@ class CrashRun:
         t_kill = time.monotonic()
         started, acked, in_flight = self.started, sum(c.acked for c in self.calls), self.in_flight
         self.bot.kill()
+        self.kill1_fired.set()
         # Frozen now: nothing writes the database. The fake may still be reading a request that left the bot just
         # before the kill: read its counters until two reads 50 ms apart agree.
         stats = await fake_stats(http, self.fake)
@@ -492,8 +496,37 @@ class CrashRun:
 
     # ---- the driver -----------------------------------------------------------------------------------------
 
+    async def straddle(self, cb: Callback) -> None:
+        """The first attempt of the kill-1 callback: half its body is written, then kill 1 is due; the bot dies
+        while it waits for the rest, so this callback is certainly in flight at the kill and must be replayed.
+
+        (Callbacks merely counted in flight at the kill may already have their 200 in the socket's buffers: a kill
+        right after a group commit leaves no callback to replay, and the scenario would not be the one under test.)
+        """
+        cb.attempts += 1
+        query, body = self.sealer.seal(cb)
+        target = f"{CALLBACK_PATH}?{urlencode(query)}"
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: {HOST}:{self.bot_port}\r\nContent-Type: text/xml\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        reader, writer = await asyncio.open_connection(HOST, self.bot_port)
+        try:
+            writer.write(head + body[: len(body) // 2])
+            await writer.drain()
+            self.kill1_due.set()
+            await self.kill1_fired.wait()
+            status = await reader.readline()  # b"" (closed) or a reset: the bot died before the body was complete
+            cb.failures.append(f"cut by the kill ({status.decode(errors='replace').strip() or 'closed'})")
+        except OSError as exc:
+            cb.failures.append(f"cut by the kill ({exc.__class__.__name__})")
+        finally:
+            writer.close()
+
     async def send(self, http: aiohttp.ClientSession, cb: Callback) -> None:
         assert self.bot is not None
+        if cb.index == self.kill1_at and self.kills_wanted >= 1:
+            await self.straddle(cb)
         for attempt in range(self.max_attempts):
             try:
                 await asyncio.wait_for(self.up.wait(), 60)
@@ -523,8 +556,6 @@ class CrashRun:
         async def worker() -> None:
             for cb in it:
                 self.started += 1
-                if self.started >= self.kill1_at:
-                    self.kill1_due.set()
                 self.in_flight += 1
                 try:
                     await self.send(http, cb)
