@@ -24,7 +24,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import RequestTypeConfig, Settings
+from bot import i18n
+from bot.config import RequestTaskConfig, RequestTypeConfig, Settings
 from bot.services import audit, console_media
 from bot.services.escalation import freeze_policy, reschedule
 from bot.services.request_config import render_title
@@ -146,13 +147,26 @@ def deadlines(settings: Settings, rt: RequestTypeConfig, start: datetime, respon
 
 
 def title_values(
-    rt: RequestTypeConfig, values: dict[str, str], customer: Customer, rep: User, request_id: int
+    rt: RequestTypeConfig,
+    values: dict[str, str],
+    customer: Customer,
+    rep: User,
+    request_id: int,
+    locale: str = i18n.ZH,
 ) -> dict[str, str]:
     out = {f.key: "" for f in rt.fields}
     out.update(values)
-    out.update(customer=customer.name, requester=rep.name, request_no=request_no(request_id), type_name=rt.name_zh)
+    type_name = rt.name_en if i18n.normalize_locale(locale) == i18n.EN else rt.name_zh
+    out.update(customer=customer.name, requester=rep.name, request_no=request_no(request_id), type_name=type_name)
     out.setdefault("ward", values.get("ward", ""))
     return out
+
+
+def task_title(task: RequestTaskConfig, locale: str) -> str:
+    """The title template of ``task`` in ``locale``: ``title_en`` for English, the Chinese one when it is empty."""
+    if i18n.normalize_locale(locale) == i18n.EN and task.title_en.strip():
+        return task.title_en
+    return task.title_zh
 
 
 async def create(
@@ -184,7 +198,9 @@ async def create(
     )
     session.add(request)
     await session.flush()
-    variables = title_values(rt, stored, customer, rep, request.id)
+    # The card is one copy for the whole department, in the org's language (as ``task_views.task_view`` renders it).
+    locale = i18n.normalize_locale(settings.org.default_locale)
+    variables = title_values(rt, stored, customer, rep, request.id, locale)
     cards: list[tuple[TaskCard, list[User]]] = []
     for task in rt.tasks:
         people = await department_people(session, task.department)
@@ -193,7 +209,7 @@ async def create(
             request_id=request.id,
             department=task.department,
             ref=f"task-{request.id}-{task.department[:20]}-{secrets.token_hex(3)}",
-            title=render_title(task.title_zh, variables),
+            title=render_title(task_title(task, locale), variables),
             state=OPEN,
             require_claim=task.require_claim,
             evidence=task.evidence,
