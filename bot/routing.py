@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,11 +17,13 @@ from bot.events import CardAction, EnterChat, InboundEvent, LocationShared, Medi
 from bot.intents import Intent, SendCard, SendText, UpdateCard
 from bot.services import audit
 from cards.model import Card
-from cards.payload import ButtonPayload, PayloadError
+from cards.payload import CallbackData, PayloadError, unpack
 from storage.models import User
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,12 +39,27 @@ class Context:
     intents: list[Intent] = field(default_factory=list)
     # Filled by the command filter: the text after the keyword.
     args: str = ""
-    # Filled by the action filter: the unpacked button payload.
-    payload: ButtonPayload | None = None
+    # Filled by the tap filter: the unpacked button payload (``tapped``).
+    payload: CallbackData | None = None
+    _tap_read: bool = field(default=False, repr=False)
 
     @property
     def locale(self) -> str:
         return i18n.normalize_locale(self.user.locale)
+
+    def tapped(self) -> CallbackData | None:
+        """The tapped button's payload, unpacked once per event; None when the event is not a tap or its payload
+        is not one we made (forged, mangled, of a retired kind): no tap route takes it, so the fallback answers
+        "按钮已过期" (``handlers.help.unknown_button``), never an error."""
+        if not self._tap_read:
+            self._tap_read = True
+            if isinstance(self.event, CardAction):
+                try:
+                    self.payload = unpack(self.event.payload)
+                except PayloadError as exc:
+                    # The reason only: the payload itself is whatever the client sent.
+                    log.info("unreadable button payload (%s)", type(exc).__name__)
+        return self.payload
 
     @property
     def text(self) -> str:
@@ -80,6 +98,8 @@ class Context:
 
 Handler = Callable[[Context], Awaitable[None]]
 Filter = Callable[[Context], bool]
+P = TypeVar("P", bound=CallbackData)
+TapHandler = Callable[[Context, P], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,21 @@ class Router:
     def route(self, *filters: Filter) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(f"{self.name}.{handler.__name__}", handler, filters))
+            return handler
+
+        return register
+
+    def tap(self, payload: type[P], *filters: Filter) -> Callable[[TapHandler[P]], TapHandler[P]]:
+        """A route for taps on buttons of the ``payload`` class; the handler gets the typed payload:
+        ``@router.tap(TaskTap) async def tap_task(ctx, tap: TaskTap)``."""
+
+        def register(handler: TapHandler[P]) -> TapHandler[P]:
+            async def run(ctx: Context) -> None:
+                assert isinstance(ctx.payload, payload)
+                await handler(ctx, ctx.payload)
+
+            run.__doc__ = handler.__doc__
+            self.routes.append(Route(f"{self.name}.{handler.__name__}", run, (tapped(payload), *filters)))
             return handler
 
         return register
@@ -201,35 +236,13 @@ def exact(*words: str) -> Filter:
     return _WordFilter(words, check)
 
 
-def action(*names: str) -> Filter:
-    """A card tap whose payload action is one of ``names``; sets ``ctx.payload``."""
+def tapped(*payloads: type[CallbackData]) -> Filter:
+    """A card tap whose payload is of one of the ``payloads`` classes; sets ``ctx.payload`` (``Context.tapped``)."""
 
     def check(ctx: Context) -> bool:
-        if not isinstance(ctx.event, CardAction):
-            return False
-        try:
-            payload = ButtonPayload.unpack(ctx.event.payload)
-        except PayloadError:
-            return False
-        if payload.action not in names:
-            return False
-        ctx.payload = payload
-        return True
+        return isinstance(ctx.tapped(), payloads)
 
     return check
-
-
-def dialog_args(ctx: Context, flow: str, count: int, *, needs: str | None = None) -> tuple[str, ...] | None:
-    """The tapped button's arguments after the dialog token, when the tap belongs to the user's current ``flow``
-    dialog (the token matches, ``count`` arguments in all, and ``needs`` is set in the dialog's data); else None
-    (a button of a finished or replaced dialog)."""
-    args = ctx.payload.args if ctx.payload is not None else ()
-    conv = ctx.conversation
-    if conv.flow != flow or len(args) != count or args[0] != conv.data.get("token"):
-        return None
-    if needs is not None and not conv.data.get(needs):
-        return None
-    return args[1:]
 
 
 def in_flow(flow: str) -> Filter:

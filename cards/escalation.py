@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from bot import i18n
 from cards.model import Button, Card, CardField
-from cards.payload import ButtonPayload
+from cards.payload import CallbackData
 from cards.tasks import TaskView
 
-TAKE, REASSIGN = "take", "reassign"
+
+class EscalationOp(StrEnum):
+    """Buttons of an escalation notice (``EscalationTap.op``); a snooze is ``snooze_`` + its length."""
+
+    TAKE = "take"
+    REASSIGN = "reassign"
+    SNOOZE_1H = "snooze_1h"
+    SNOOZE_4H = "snooze_4h"
+    SNOOZE_TOMORROW = "snooze_tomorrow"
+
+
+TAKE, REASSIGN = EscalationOp.TAKE, EscalationOp.REASSIGN
 SNOOZES = ("1h", "4h", "tomorrow")
+
+
+@dataclass(frozen=True)
+class EscalationTap(CallbackData, prefix="te"):
+    """接手 / 转派 / 暂缓 on an escalation notice."""
+
+    card_id: int
+    op: EscalationOp
+
+
+@dataclass(frozen=True)
+class AssignTo(CallbackData, prefix="ta"):
+    """A member chosen on the reassign card."""
+
+    card_id: int
+    user_id: str
 
 
 def fmt_waited(waited: timedelta, locale: str) -> str:
@@ -50,13 +79,11 @@ def escalation_card(
         CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"),
     ]
 
-    def b(action: str, style: str = "default") -> Button:
-        label = t(f"esc.btn.{action}")
-        return Button.of(
-            label, ButtonPayload("te", (str(card_id), action)), "primary" if style == "primary" else "default"
-        )
+    def b(op: EscalationOp, style: str = "default") -> Button:
+        label = t(f"esc.btn.{op}")
+        return Button.of(label, EscalationTap(card_id, op), "primary" if style == "primary" else "default")
 
-    buttons = [b(TAKE, "primary"), b(REASSIGN), *(b(f"snooze_{s}") for s in SNOOZES)]
+    buttons = [b(TAKE, "primary"), b(REASSIGN), *(b(EscalationOp(f"snooze_{s}")) for s in SNOOZES)]
     title = t("esc.title_repeat" if repeat else "esc.title", level=level, department=view.department_name)
     return Card(
         ref=ref,
@@ -74,5 +101,5 @@ def settled_escalation(ref: str, title: str, status: str) -> Card:
 
 def assignee_card(ref: str, locale: str, card_id: int, no: str, people: Sequence[tuple[str, str]]) -> Card:
     """Choose a member to hand the card to (id, name), at most six."""
-    buttons = [Button.of(name, ButtonPayload("ta", (str(card_id), uid))) for uid, name in people[:6]]
+    buttons = [Button.of(name, AssignTo(card_id, uid)) for uid, name in people[:6]]
     return Card(ref=ref, title=i18n.t(locale, "esc.choose_assignee", no=no), buttons=buttons)

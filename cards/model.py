@@ -8,20 +8,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cards.payload import ButtonPayload
+from cards.payload import CallbackData
 
 
 class Button(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     text: str
-    key: str  # a packed ButtonPayload
+    key: str  # a packed CallbackData
     style: Literal["primary", "default", "danger"] = "default"
 
     @classmethod
-    def of(
-        cls, text: str, payload: ButtonPayload, style: Literal["primary", "default", "danger"] = "default"
-    ) -> Button:
+    def of(cls, text: str, payload: CallbackData, style: Literal["primary", "default", "danger"] = "default") -> Button:
         return cls(text=text, key=payload.pack(), style=style)
 
 

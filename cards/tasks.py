@@ -5,16 +5,52 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot import i18n
 from cards.model import Button, Card, CardField
-from cards.payload import ButtonPayload
-from cards.visits import confirm_buttons
+from cards.payload import CallbackData
+from cards.visits import DialogChoice, DialogConfirm, confirm_buttons
 
-# Task-card button actions (payload "tk", (card id, action)).
-CLAIM, DONE, REJECT, INFO = "claim", "done", "reject", "info"
+
+class TaskOp(StrEnum):
+    """Task-card buttons (``TaskTap.op``)."""
+
+    CLAIM = "claim"
+    DONE = "done"
+    REJECT = "reject"
+    INFO = "info"
+
+
+CLAIM, DONE, REJECT, INFO = TaskOp.CLAIM, TaskOp.DONE, TaskOp.REJECT, TaskOp.INFO
+
+
+@dataclass(frozen=True)
+class TaskTap(CallbackData, prefix="tk"):
+    """认领 / 完成 / 驳回 / 需补充 on a task card."""
+
+    card_id: int
+    op: TaskOp
+
+
+@dataclass(frozen=True)
+class RequestOffer(CallbackData, prefix="rq"):
+    """A request type offered after a visit: start that request from the visit."""
+
+    type_key: str
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class RequestChoice(DialogChoice, prefix="rf"):
+    pass
+
+
+@dataclass(frozen=True)
+class RequestConfirm(DialogConfirm, prefix="rc"):
+    pass
 
 
 @dataclass(frozen=True)
@@ -49,8 +85,8 @@ _TONES: dict[str, Literal["info", "success", "warning", "muted"]] = {
 
 
 def task_buttons(view: TaskView, locale: str, card_id: int) -> list[Button]:
-    def b(action: str, style: Literal["primary", "default", "danger"] = "default") -> Button:
-        return Button.of(i18n.t(locale, f"task.btn.{action}"), ButtonPayload("tk", (str(card_id), action)), style)
+    def b(op: TaskOp, style: Literal["primary", "default", "danger"] = "default") -> Button:
+        return Button.of(i18n.t(locale, f"task.btn.{op}"), TaskTap(card_id, op), style)
 
     if view.state == "open":
         first = [b(CLAIM, "primary")] if view.require_claim else [b(CLAIM, "primary"), b(DONE)]
@@ -101,7 +137,7 @@ def request_confirm_card(
     ref: str, token: str, locale: str, type_name: str, rows: Sequence[tuple[str, str]], *, status: str = ""
 ) -> Card:
     """提交 / 修改 / 取消 for a request; with ``status`` the card is settled (no buttons)."""
-    buttons = [] if status else confirm_buttons(locale, "rc", token)
+    buttons = [] if status else confirm_buttons(locale, RequestConfirm, token)
     return Card(
         ref=ref,
         title=i18n.t(locale, "request.confirm_title", type_name=type_name),
@@ -115,7 +151,7 @@ def request_confirm_card(
 
 def offer_card(ref: str, locale: str, visit_id: int, offers: Sequence[tuple[str, str]]) -> Card:
     """After a visit: "需要跟台吗?" with one button per request type offered (key, name)."""
-    buttons = [Button.of(name, ButtonPayload("rq", (key, str(visit_id)))) for key, name in offers[:6]]
+    buttons = [Button.of(name, RequestOffer(key, visit_id)) for key, name in offers[:6]]
     return Card(ref=ref, title=i18n.t(locale, "request.offer_title"), buttons=buttons)
 
 

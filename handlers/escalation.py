@@ -11,12 +11,12 @@ from bot import i18n
 from bot.config import EscalationLevelConfig
 from bot.events import CardAction
 from bot.intents import UpdateCard
-from bot.routing import Context, Router, action, command, in_flow, is_text
+from bot.routing import Context, Router, command, in_flow, is_text
 from bot.services import escalation as esc
 from bot.services import requests as svc
 from bot.services import task_views as views
 from bot.services.workcal import get_calendar
-from cards.escalation import REASSIGN, SNOOZES, TAKE, assignee_card, settled_escalation
+from cards.escalation import REASSIGN, TAKE, AssignTo, EscalationTap, assignee_card, settled_escalation
 from cards.payload import parse_id
 from handlers.requests import refresh_task_card, say_error
 from storage.models import AuditLog, SupportRequest, TaskCard, User
@@ -95,27 +95,24 @@ async def _hand_over(ctx: Context, card: TaskCard, holder: User, kind: str) -> N
         )
 
 
-@router.route(action("te"))
-async def tap_escalation(ctx: Context) -> None:
+@router.tap(EscalationTap)
+async def tap_escalation(ctx: Context, tap: EscalationTap) -> None:
     """接手 / 转派 / 暂缓 on an escalation notice: (card id, action)."""
-    assert ctx.payload is not None
-    args = ctx.payload.args
-    card = await _load(ctx, args[0]) if len(args) == 2 else None
-    ops = (TAKE, REASSIGN, *(f"snooze_{s}" for s in SNOOZES))
-    if card is None or args[1] not in ops:
+    card = await _load(ctx, str(tap.card_id))
+    if card is None:
         ctx.reply(ctx.t("stale_button"))
         return
     no = svc.card_no(card.id)
     if not may_handle(ctx.user, card):
         log.warning("user %s may not act on the escalation of card %s", ctx.user.id, card.id)
-        ctx.audit("escalation.denied", "task_card", card.id, {"op": args[1]})
+        ctx.audit("escalation.denied", "task_card", card.id, {"op": str(tap.op)})
         ctx.reply(ctx.t("esc.not_allowed", no=no))
         return
     if card.state in svc.CLOSED:
         await say_error(ctx, _closed(card))
         _settle_tapped(ctx, ctx.t(f"task.state.{card.state}"))
         return
-    op = args[1]
+    op = tap.op
     if op == TAKE:
         await _hand_over(ctx, card, ctx.user, "takeover")
         ctx.reply(ctx.t("esc.took_over", no=no, title=card.title))
@@ -160,12 +157,10 @@ async def snooze_reason(ctx: Context) -> None:
         ctx.intents.append(UpdateCard(channel=ctx.event.channel, user_ids=(ctx.user.id,), card=settled))
 
 
-@router.route(action("ta"))
-async def assign_to(ctx: Context) -> None:
+@router.tap(AssignTo)
+async def assign_to(ctx: Context, tap: AssignTo) -> None:
     """A member chosen on the reassign card: (card id, user id)."""
-    assert ctx.payload is not None
-    args = ctx.payload.args
-    card = await _load(ctx, args[0]) if len(args) == 2 else None
+    card = await _load(ctx, str(tap.card_id))
     if card is None:
         ctx.reply(ctx.t("stale_button"))
         return
@@ -177,7 +172,7 @@ async def assign_to(ctx: Context) -> None:
     if card.state in svc.CLOSED:
         await say_error(ctx, _closed(card))
         return
-    member = await ctx.session.get(User, args[1])
+    member = await ctx.session.get(User, tap.user_id)
     if member is None or member not in await svc.department_people(ctx.session, card.department):
         ctx.reply(ctx.t("stale_button"))
         return

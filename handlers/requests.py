@@ -17,7 +17,7 @@ from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
 from bot.events import CardAction, MediaMessage
 from bot.intents import SendMedia, UpdateCard
-from bot.routing import Context, Router, action, command, in_flow, is_media, is_text, split_command
+from bot.routing import Context, Router, command, in_flow, is_media, is_text, split_command
 from bot.services import escalation
 from bot.services import requests as svc
 from bot.services import task_views as views
@@ -32,6 +32,10 @@ from cards.tasks import (
     DONE,
     INFO,
     REJECT,
+    RequestChoice,
+    RequestConfirm,
+    RequestOffer,
+    TaskTap,
     request_confirm_card,
     settled_offer,
 )
@@ -261,8 +265,8 @@ class RequestDialog(HospitalDialog[RequestState]):
     flow = FLOW
     state_model = RequestState
     ref_prefix = "r"
-    choose_action = "rf"
-    confirm_action = "rc"
+    choice_payload = RequestChoice
+    confirm_payload = RequestConfirm
     edit_hint = "request.edit_hint"
     hint = "request.ask.hint"
 
@@ -397,32 +401,28 @@ async def start_request(ctx: Context) -> None:
     await dialog.start_with(rest)
 
 
-@router.route(action("rf"))
-async def choose_request_value(ctx: Context) -> None:
+@router.tap(RequestChoice)
+async def choose_request_value(ctx: Context, tap: RequestChoice) -> None:
     """A choice button in the request dialog: (token, field, value)."""
-    found = RequestDialog.for_tap(ctx, 3)
-    if found is None:
+    dialog = RequestDialog.for_tap(ctx, tap)
+    if dialog is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    dialog, (key, value) = found
-    await dialog.on_choice(key, value)
+    await dialog.on_choice(tap.field, tap.value)
 
 
-@router.route(action("rq"))
-async def request_from_visit(ctx: Context) -> None:
+@router.tap(RequestOffer)
+async def request_from_visit(ctx: Context, tap: RequestOffer) -> None:
     """The offer after a visit: start the request with the visit's hospital and ward, linked to the visit."""
-    assert ctx.payload is not None
-    args = ctx.payload.args
     settings = ctx.runtime.settings
-    visit_id = parse_id(args[1]) if len(args) == 2 else None
-    visit = await ctx.session.get(Visit, visit_id) if visit_id is not None else None
-    if len(args) != 2 or args[0] not in settings.request_types or visit is None or visit.rep_id != ctx.user.id:
+    visit = await ctx.session.get(Visit, tap.visit_id)
+    if tap.type_key not in settings.request_types or visit is None or visit.rep_id != ctx.user.id:
         ctx.reply(ctx.t("stale_button"))
         return
-    rt = settings.request_types[args[0]]
+    rt = settings.request_types[tap.type_key]
     if isinstance(ctx.event, CardAction) and ctx.event.card_ref:
         ctx.update_card(settled_offer(ctx.event.card_ref, ctx.locale, views.type_name(ctx.locale, rt)))
-    state = RequestState(token=RequestState.new_token(), type_key=args[0], visit_id=visit.id)
+    state = RequestState(token=RequestState.new_token(), type_key=tap.type_key, visit_id=visit.id)
     dialog = RequestDialog.begin(ctx, state)
     customer = await ctx.session.get(Customer, visit.customer_id)
     if customer is not None:
@@ -432,15 +432,14 @@ async def request_from_visit(ctx: Context) -> None:
     await dialog.start_with("", note=ctx.t("request.from_visit", no=f"V{visit.id}"))
 
 
-@router.route(action("rc"))
-async def confirm_request(ctx: Context) -> None:
+@router.tap(RequestConfirm)
+async def confirm_request(ctx: Context, tap: RequestConfirm) -> None:
     """提交 / 修改 / 取消 on the request's confirmation card."""
-    found = RequestDialog.for_tap(ctx, 2, confirm=True)
-    if found is None:
+    dialog = RequestDialog.for_tap(ctx, tap)
+    if dialog is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    dialog, (op,) = found
-    await dialog.on_confirm(op)
+    await dialog.on_confirm(tap.op)
 
 
 @router.route(command(*MY_REQUESTS), leaves_dialog)
@@ -552,20 +551,17 @@ def _refuse(ctx: Context, card: TaskCard) -> None:
     ctx.reply(ctx.t("task.not_allowed", no=svc.card_no(card.id)))
 
 
-@router.route(action("tk"))
-async def tap_task(ctx: Context) -> None:
+@router.tap(TaskTap)
+async def tap_task(ctx: Context, tap: TaskTap) -> None:
     """认领 / 完成 / 驳回 / 需补充 on a task card: (card id, action)."""
-    assert ctx.payload is not None
-    args = ctx.payload.args
-    card_id = parse_id(args[0]) if len(args) == 2 else None
-    card = await _load_card(ctx, card_id) if card_id is not None else None
-    if card is None or args[1] not in (CLAIM, DONE, REJECT, INFO):
+    card = await _load_card(ctx, tap.card_id)
+    if card is None:
         ctx.reply(ctx.t("stale_button"))
         return
     if not svc.may_act(ctx.user, card):
         _refuse(ctx, card)
         return
-    op = args[1]
+    op = tap.op
     try:
         if op == CLAIM:
             svc.claim(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)

@@ -16,14 +16,14 @@ from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
 from bot.events import LocationShared
-from bot.routing import Context, Router, action, command, has_role, is_location
+from bot.routing import Context, Router, command, has_role, is_location
 from bot.services import visits as svc
 from bot.services.visit_parser import KEY_ALIASES, VISIT_FIELDS, parse_field_value, parse_visit_line
 from bot.services.visits import VisitDraft, VisitError
 from cards.model import Card
 from cards.payload import parse_id
 from cards.tasks import offer_card
-from cards.visits import confirm_card
+from cards.visits import VisitChoice, VisitConfirm, confirm_card
 from storage.models import Customer, Location, User, Visit
 
 router = Router("visits")
@@ -175,8 +175,8 @@ class VisitDialog(HospitalDialog[VisitState]):
     flow = FLOW
     state_model = VisitState
     ref_prefix = "v"
-    choose_action = "vf"
-    confirm_action = "vc"
+    choice_payload = VisitChoice
+    confirm_payload = VisitConfirm
     edit_hint = "visit.edit_hint"
     hint = "visit.ask.hint"
 
@@ -337,26 +337,24 @@ async def start_visit(ctx: Context) -> None:
     await dialog.start_with(ctx.args)
 
 
-@router.route(action("vf"))
-async def choose_value(ctx: Context) -> None:
+@router.tap(VisitChoice)
+async def choose_value(ctx: Context, tap: VisitChoice) -> None:
     """A tap on a choice button: (token, field, value)."""
-    found = VisitDialog.for_tap(ctx, 3)
-    if found is None:
+    dialog = VisitDialog.for_tap(ctx, tap)
+    if dialog is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    dialog, (field, value) = found
-    await dialog.on_choice(field, value)
+    await dialog.on_choice(tap.field, tap.value)
 
 
-@router.route(action("vc"))
-async def confirm_visit(ctx: Context) -> None:
+@router.tap(VisitConfirm)
+async def confirm_visit(ctx: Context, tap: VisitConfirm) -> None:
     """提交 / 修改 / 取消 on the confirmation card."""
-    found = VisitDialog.for_tap(ctx, 2, confirm=True)
-    if found is None:
+    dialog = VisitDialog.for_tap(ctx, tap)
+    if dialog is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    dialog, (op,) = found
-    await dialog.on_confirm(op)
+    await dialog.on_confirm(tap.op)
 
 
 def _saved_text(ctx: Context, visit: Visit, customer: Customer, no: str) -> str:

@@ -25,7 +25,7 @@ from bot.dialogs.state import DialogState, OpenCard, Option, S, dump, load
 from bot.events import CardAction
 from bot.routing import Context, Filter, is_text, normalize_text, split_command
 from cards.model import Card
-from cards.visits import choice_card, settled_choice
+from cards.visits import ConfirmOp, DialogChoice, DialogConfirm, choice_card, settled_choice
 
 EDIT_WORDS = ("修改", "更正", "edit", "correct")
 
@@ -141,10 +141,10 @@ class FormDialog(Generic[S]):
 
     flow: ClassVar[str]
     state_model: ClassVar[type[Any]]
-    # Card refs start with this; the choice and confirmation buttons carry these actions.
+    # Card refs start with this; the choice and confirmation buttons are of these payload classes.
     ref_prefix: ClassVar[str]
-    choose_action: ClassVar[str]
-    confirm_action: ClassVar[str]
+    choice_payload: ClassVar[type[DialogChoice]]
+    confirm_payload: ClassVar[type[DialogConfirm]]
     edit_hint: ClassVar[str]
     hint: ClassVar[str]
 
@@ -220,20 +220,19 @@ class FormDialog(Generic[S]):
         return cls(ctx, state)
 
     @classmethod
-    def for_tap(cls, ctx: Context, count: int, *, confirm: bool = False) -> tuple[FormDialog[Any], list[str]] | None:
-        """The dialog and the tapped button's arguments after the token, when the tap belongs to the running
-        dialog of this flow (and, for ``confirm``, to its confirmation card on screen); else None."""
-        args = list(ctx.payload.args) if ctx.payload is not None else []
-        if ctx.conversation.flow != cls.flow or len(args) != count:
+    def for_tap(cls, ctx: Context, tap: DialogChoice | DialogConfirm) -> FormDialog[Any] | None:
+        """The dialog, when the tapped button belongs to the running dialog of this flow (its token; for a confirm
+        button, its confirmation card on screen); else None."""
+        if ctx.conversation.flow != cls.flow:
             return None
         state = load(cls.state_model, ctx.conversation.data)
-        if state is None or args[0] != state.token:
+        if state is None or tap.token != state.token:
             return None
-        if confirm:
+        if isinstance(tap, DialogConfirm):
             ref = ctx.event.card_ref if isinstance(ctx.event, CardAction) else ""
             if state.confirm is None or (ref and ref != state.confirm.ref):
                 return None
-        return cls(ctx, state), args[1:]
+        return cls(ctx, state)
 
     @property
     def answering(self) -> bool:
@@ -336,19 +335,16 @@ class FormDialog(Generic[S]):
         self.notes[:0] = [line for k, line in said if k != key]
         await self.advance()
 
-    async def on_confirm(self, op: str) -> None:
+    async def on_confirm(self, op: ConfirmOp) -> None:
         """提交 / 修改 / 取消 on the confirmation card."""
         ctx = self.ctx
-        if op == "edit":
+        if op == ConfirmOp.EDIT:
             ctx.reply(ctx.t(self.edit_hint))
             return
-        if op == "cancel":
+        if op == ConfirmOp.CANCEL:
             await self.settle_confirm(ctx.t("dialog.settled.cancelled"))
             self.finish()
             ctx.reply(ctx.t("cancelled"))
-            return
-        if op != "submit":
-            ctx.reply(ctx.t("stale_button"))
             return
         await self.submit()
 
@@ -424,7 +420,7 @@ class FormDialog(Generic[S]):
         if options:
             ref = self._next_ref("q")
             state.question = OpenCard(ref=ref, title=question)
-            self.ctx.reply_card(choice_card(ref, state.token, key, question, options, action=self.choose_action))
+            self.ctx.reply_card(choice_card(ref, state.token, key, question, options, self.choice_payload))
         else:
             self.ctx.reply(question)
         self.save()

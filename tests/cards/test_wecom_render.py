@@ -14,8 +14,7 @@ import pytest
 
 from cards import wecom
 from cards.model import Button, Card, CardField
-from cards.payload import ButtonPayload
-from cards.visits import confirm_card, settled_choice
+from cards.visits import ConfirmOp, VisitChoice, VisitConfirm, confirm_card, settled_choice
 from tests.fakes.wecom import validate_send, validate_update
 
 HOSPITAL = "首都医科大学附属北京安贞医院心血管内科（朝阳院区）冠心病介入治疗中心"  # 34 characters
@@ -30,7 +29,7 @@ def make_card(**kw: object) -> Card:
 
 
 def make_buttons(n: int) -> list[Button]:
-    return [Button.of(f"选项{i}", ButtonPayload("vf", ("t1", "ward", str(i)))) for i in range(n)]
+    return [Button.of(f"选项{i}", VisitChoice("t1", "ward", str(i))) for i in range(n)]
 
 
 def send(card: Card) -> dict[str, Any]:
@@ -53,7 +52,7 @@ def test_long_chinese_text_is_cut_to_each_documented_limit() -> None:
         status="已提交 V12，" + HOSPITAL + "（待审批）",
         description=REMARK,
         fields=[CardField(label="医院名称全称", value=HOSPITAL)],
-        buttons=[Button.of("提交并通知地区经理审批", ButtonPayload("vc", ("t1", "submit")), "primary")],
+        buttons=[Button.of("提交并通知地区经理审批", VisitConfirm("t1", ConfirmOp.SUBMIT), "primary")],
     )
     tc = template(card)
     assert tc["main_title"] == {
@@ -116,7 +115,7 @@ def test_seven_buttons_keep_the_first_six() -> None:
 
 
 def test_repeated_button_keys_are_dropped() -> None:
-    same = ButtonPayload("vc", ("t1", "submit"))
+    same = VisitConfirm("t1", ConfirmOp.SUBMIT)
     buttons = [Button.of("提交", same), Button.of("再提交", same), *make_buttons(6)]
     tc = template(make_card(buttons=buttons))
     keys = [b["key"] for b in tc["button_list"]]

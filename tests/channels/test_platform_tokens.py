@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cards import payload, wecom
+from cards import wecom
 from cards.model import Button, Card
+from cards.tasks import TaskOp, TaskTap
 
 ROOT = Path(__file__).resolve().parents[2]
 # The issue's check: grep -rniE "wecom|dingtalk|response_code" over these finds nothing.
@@ -46,9 +47,13 @@ def test_the_neutral_modules_never_name_a_platform_or_its_tokens(path: str) -> N
     assert hits == []
 
 
+def payload_of(i: int) -> TaskTap:
+    return TaskTap(card_id=i, op=TaskOp.CLAIM)
+
+
 def test_the_card_model_takes_what_a_platform_cannot_show_and_the_renderer_cuts_it() -> None:
     """A neutral card may have a long ref and many buttons; the WeCom renderer applies WeCom's limits."""
-    buttons = [Button.of(f"b{i}", payload.ButtonPayload("x", (str(i),))) for i in range(9)]
+    buttons = [Button.of(f"b{i}", payload_of(i)) for i in range(9)]
     card = Card(ref="r" * 400, title="t", buttons=buttons)
     tc = wecom.render_template_card(card)
     assert len(tc["task_id"].encode()) <= wecom.TASK_ID_MAX_BYTES

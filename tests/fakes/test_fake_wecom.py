@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from cards import wecom
 from cards.model import Button, Card, CardField
-from cards.payload import ButtonPayload
+from cards.visits import VisitChoice
 from tests.fakes.wecom import FakeWeCom
 
 AGENT = 1000002
@@ -73,7 +73,7 @@ def make_card(ref: str = "vc-t1-1", buttons: int = 2) -> Card:
         ref=ref,
         title="请确认拜访记录",
         fields=[CardField(label="客户", value="北京协和医院")],
-        buttons=[Button.of(f"选项{i}", ButtonPayload("vf", ("t1", str(i)))) for i in range(buttons)],
+        buttons=[Button.of(f"选项{i}", VisitChoice("t1", "ward", str(i))) for i in range(buttons)],
     )
 
 
