@@ -70,6 +70,7 @@ from bot.runtime import Runtime  # noqa: E402
 from bot.services import escalation as esc  # noqa: E402
 from bot.services import importer  # noqa: E402
 from bot.services.requests import deadlines, department_people  # noqa: E402
+from bot.services.vocab import RequestStatus, TaskState  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import AuditLog, Customer, OutboxMessage, TaskCard, User  # noqa: E402
@@ -207,7 +208,7 @@ def request_rows(n: int, org: Org, open_: list[Template]) -> Iterator[tuple[Any,
             org.customers[r % len(org.customers)][0],
             WARDS[r % 4],
             json.dumps(fields),
-            "open",
+            RequestStatus.OPEN.value,
             "console",
             created,
             created,
@@ -224,7 +225,7 @@ def card_rows(n: int, org: Org, open_: list[Template], due: list[Template]) -> I
             DEPARTMENTS[d],
             f"task-{r + 1}-{DEPARTMENTS[d]}-{i:06x}",
             f"{TITLE_PREFIX[d]}{org.customers[r % len(org.customers)][1]} {KITS[r % 4]}",
-            "open",
+            TaskState.OPEN.value,
             True,
             org.evidence[d],
             2.0,
@@ -457,7 +458,8 @@ async def _measure(
     try:
         case.db_mb = await db_size_mb(rt.db, path)
         async with rt.db.read() as s:
-            open_count = await s.scalar(select(func.count()).select_from(TaskCard).where(TaskCard.state == "open"))
+            is_open = TaskCard.state == TaskState.OPEN
+            open_count = await s.scalar(select(func.count()).select_from(TaskCard).where(is_open))
         if open_count != n:
             case.errors.append(f"{open_count} open cards, expected {n}")
         case.plan = await due_plan(rt.db)

@@ -10,6 +10,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot import i18n
+from bot.services.vocab import TASK_CLOSED, TaskState
 from cards.model import Button, Card, CardField
 from cards.payload import CallbackData
 from cards.visits import DialogChoice, DialogConfirm, confirm_buttons
@@ -78,9 +79,9 @@ class TaskView:
 
 
 _TONES: dict[str, Literal["info", "success", "warning", "muted"]] = {
-    "done": "success",
-    "rejected": "muted",
-    "need_info": "warning",
+    TaskState.DONE: "success",
+    TaskState.REJECTED: "muted",
+    TaskState.NEED_INFO: "warning",
 }
 
 
@@ -88,12 +89,12 @@ def task_buttons(view: TaskView, locale: str, card_id: int) -> list[Button]:
     def b(op: TaskOp, style: Literal["primary", "default", "danger"] = "default") -> Button:
         return Button.of(i18n.t(locale, f"task.btn.{op}"), TaskTap(card_id, op), style)
 
-    if view.state == "open":
+    if view.state == TaskState.OPEN:
         first = [b(CLAIM, "primary")] if view.require_claim else [b(CLAIM, "primary"), b(DONE)]
         return [*first, b(INFO), b(REJECT, "danger")]
-    if view.state == "claimed":
+    if view.state == TaskState.CLAIMED:
         return [b(DONE, "primary"), b(INFO), b(REJECT, "danger")]
-    if view.state == "need_info":
+    if view.state == TaskState.NEED_INFO:
         return [b(REJECT, "danger")]
     return []
 
@@ -117,8 +118,9 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
         fields.append(CardField(label=t("task.f.answer"), value=view.answer))
     if view.reject_reason:
         fields.append(CardField(label=t("task.f.reason"), value=view.reject_reason))
-    evidence = t(f"task.evidence.{view.evidence}") if view.evidence != "none" and view.state == "claimed" else ""
-    closed = view.state in ("done", "rejected")
+    needs_evidence = view.evidence != "none" and view.state == TaskState.CLAIMED
+    evidence = t(f"task.evidence.{view.evidence}") if needs_evidence else ""
+    closed = view.state in TASK_CLOSED
     status = ""
     if closed:
         status = t(f"task.status.{view.state}", holder=view.holder, when=i18n.fmt_when(view.since, tz))

@@ -15,6 +15,7 @@ from bot.routing import Context, Router, command, in_flow, is_text
 from bot.services import escalation as esc
 from bot.services import requests as svc
 from bot.services import task_views as views
+from bot.services.vocab import Role
 from bot.services.workcal import get_calendar
 from cards.escalation import REASSIGN, TAKE, AssignTo, EscalationTap, assignee_card, settled_escalation
 from cards.payload import parse_id
@@ -122,7 +123,7 @@ async def tap_escalation(ctx: Context, tap: EscalationTap) -> None:
         people = [
             u
             for u in await svc.department_people(ctx.session, card.department)
-            if u.id != card.holder_id and "member" in (u.roles or [])
+            if u.id != card.holder_id and Role.MEMBER in (u.roles or [])
         ]
         if not people:
             ctx.reply(ctx.t("esc.no_members"))
@@ -238,7 +239,7 @@ def _describe(level: EscalationLevelConfig) -> str:
 async def show_policy(ctx: Context) -> None:
     """Admin: `升级策略 [department] [request type]` — the levels and reminder new cards would get."""
     settings = ctx.runtime.settings
-    if not {"admin", "director", "head"} & set(ctx.user.roles or []):
+    if not {Role.ADMIN, Role.DIRECTOR, Role.HEAD} & set(ctx.user.roles or []):
         ctx.reply(ctx.t("no_permission"))
         return
     words = ctx.args.split()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.events import MediaMessage
 from bot.routing import Context, Router, exact, is_card_action, is_enter, is_text
+from bot.services.vocab import Role
 
 router = Router("help")
 fallback_router = Router("fallback")
@@ -12,12 +13,12 @@ HELP = ("帮助", "help", "?", "？", "菜单", "menu")
 CANCEL = ("取消", "cancel", "算了", "退出")
 
 _ROLE_LINES = {
-    "rep": ("help.visit", "help.location", "help.my_visits", "help.correct", "help.request", "help.my_requests"),
-    "manager": ("help.manager",),
-    "director": ("help.manager", "help.escalation"),
-    "member": ("help.member", "help.task"),
-    "head": ("help.member", "help.task", "help.escalation"),
-    "admin": ("help.unlock", "help.escalation"),
+    Role.REP: ("help.visit", "help.location", "help.my_visits", "help.correct", "help.request", "help.my_requests"),
+    Role.MANAGER: ("help.manager",),
+    Role.DIRECTOR: ("help.manager", "help.escalation"),
+    Role.MEMBER: ("help.member", "help.task"),
+    Role.HEAD: ("help.member", "help.task", "help.escalation"),
+    Role.ADMIN: ("help.unlock", "help.escalation"),
 }
 
 
@@ -30,7 +31,7 @@ async def show_help(ctx: Context) -> None:
     types = "、".join(f"{rt.keywords[0]}={rt.name_en if en else rt.name_zh}" for rt in settings.request_types.values())
     lines = [ctx.t("help.header", name=ctx.user.name)]
     seen: set[str] = set()
-    for role in ctx.user.roles or ["rep"]:
+    for role in ctx.user.roles or [Role.REP]:
         for key in _ROLE_LINES.get(role, ()):
             if key not in seen:
                 seen.add(key)

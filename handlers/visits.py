@@ -20,6 +20,7 @@ from bot.routing import Context, Router, command, has_role, is_location
 from bot.services import visits as svc
 from bot.services.visit_parser import KEY_ALIASES, VISIT_FIELDS, parse_field_value, parse_visit_line
 from bot.services.visits import VisitDraft, VisitError
+from bot.services.vocab import Role
 from cards.model import Card
 from cards.payload import parse_id
 from cards.tasks import offer_card
@@ -535,7 +536,7 @@ async def _corrections(ctx: Context, visit: Visit, text: str) -> dict[str, Any]:
     return changes
 
 
-@router.route(command(*UNLOCK), has_role("admin"))
+@router.route(command(*UNLOCK), has_role(Role.ADMIN))
 async def unlock_visit(ctx: Context) -> None:
     """Admin: reopen a locked visit for correction."""
     visit_id = svc.parse_visit_no(ctx.args)

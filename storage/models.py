@@ -27,6 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from bot.services.vocab import RequestStatus, TaskState
 from storage import limits
 
 NAMING = {
@@ -365,7 +366,7 @@ class SupportRequest(Base):
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     visit_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("visits.id"))
     # open (some card not settled) → done (every card done) | rejected (some card rejected, the rest settled)
-    status: Mapped[str] = mapped_column(String(10), default="open")
+    status: Mapped[str] = mapped_column(String(10), default=RequestStatus.OPEN.value)
     source_channel: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -392,7 +393,7 @@ class TaskCard(Base):
     # Stable across updates: the card's ref on every channel (WeCom task_id).
     ref: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(10), default="open")
+    state: Mapped[str] = mapped_column(String(10), default=TaskState.OPEN.value)
     # The state need_info returns to once the rep has answered.
     resume_state: Mapped[str | None] = mapped_column(String(10))
     holder_id: Mapped[str | None] = mapped_column(String(64))

@@ -22,14 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import EscalationLevelConfig, RequestTypeConfig, Settings
 from bot.services import audit
+from bot.services.vocab import DEPARTMENT_ROLES, TASK_CLOSED, Role, TaskState
 from bot.services.workcal import add_hours, get_calendar
 from storage.models import SupportRequest, TaskCard, User
 
 log = logging.getLogger(__name__)
 
-CLOSED = frozenset({"done", "rejected"})
+CLOSED = TASK_CLOSED
 # Steps never fire while a department waits for the rep's answer: the card's clock is paused then.
-PAUSED = frozenset({"need_info"})
+PAUSED = frozenset({TaskState.NEED_INFO})
 
 
 # ---- the frozen policy -----------------------------------------------------------------------------------------
@@ -162,9 +163,7 @@ class People:
         return cls({u.id: u for u in rows})
 
     def department(self, department: str) -> list[User]:
-        return [
-            u for u in self.by_id.values() if u.department == department and {"member", "head"} & set(u.roles or [])
-        ]
+        return [u for u in self.by_id.values() if u.department == department and DEPARTMENT_ROLES & set(u.roles or [])]
 
     def with_role(self, role: str) -> list[User]:
         return [u for u in self.by_id.values() if role in (u.roles or [])]
@@ -183,7 +182,7 @@ async def resolve_targets(
     for name in names:
         found: list[User] = []
         if name == "head":
-            found = [u for u in directory.department(card.department) if "head" in (u.roles or [])]
+            found = [u for u in directory.department(card.department) if Role.HEAD in (u.roles or [])]
         elif name == "department":
             found = directory.department(card.department)
         elif name == "holder":

@@ -26,33 +26,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import channels
 from bot.sanitize import clean_text
-from bot.services import audit
+from bot.services import audit, vocab
+from bot.services.vocab import Role
 from storage.db import Database
 from storage.models import Customer, User, UserIdentity
 
 log = logging.getLogger(__name__)
 
-ROLES = ("rep", "manager", "director", "member", "head", "admin")
+ROLES = tuple(role.value for role in Role)
 GRADES = ("A", "B", "C")
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
 BATCH_SIZE = 200
 # Roles that only make sense inside a department.
-DEPARTMENT_ROLES = ("member", "head")
+DEPARTMENT_ROLES = tuple(role.value for role in Role if role in vocab.DEPARTMENT_ROLES)
 LAT_RANGE = (3.0, 54.0)
 LON_RANGE = (73.0, 136.0)
 
 _ROLE_ALIASES = {role: role for role in ROLES} | {
-    "代表": "rep",
-    "销售代表": "rep",
-    "经理": "manager",
-    "销售经理": "manager",
-    "总监": "director",
-    "成员": "member",
-    "部门成员": "member",
-    "负责人": "head",
-    "部门负责人": "head",
-    "管理员": "admin",
+    "代表": Role.REP.value,
+    "销售代表": Role.REP.value,
+    "经理": Role.MANAGER.value,
+    "销售经理": Role.MANAGER.value,
+    "总监": Role.DIRECTOR.value,
+    "成员": Role.MEMBER.value,
+    "部门成员": Role.MEMBER.value,
+    "负责人": Role.HEAD.value,
+    "部门负责人": Role.HEAD.value,
+    "管理员": Role.ADMIN.value,
 }
 _ROLE_CHOICES = f"{', '.join(ROLES)}（或 代表、经理、总监、成员、负责人、管理员）"
 _LOCALE_ALIASES = {

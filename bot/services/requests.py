@@ -29,13 +29,19 @@ from bot.config import RequestTaskConfig, RequestTypeConfig, Settings
 from bot.services import audit, console_media
 from bot.services.escalation import freeze_policy, reschedule
 from bot.services.request_config import render_title
+from bot.services.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState
 from bot.services.workcal import add_hours
 from storage.models import Customer, SupportRequest, TaskCard, User
 
-OPEN, CLAIMED, NEED_INFO, DONE, REJECTED = "open", "claimed", "need_info", "done", "rejected"
-CLOSED = frozenset({DONE, REJECTED})
-# Roles that may act on any department's card (besides the department's own members and head).
-SUPERVISORS = frozenset({"director", "admin"})
+# Task states by their short names (``svc.OPEN`` …), defined in bot/services/vocab.py.
+OPEN, CLAIMED, NEED_INFO, DONE, REJECTED = (
+    TaskState.OPEN,
+    TaskState.CLAIMED,
+    TaskState.NEED_INFO,
+    TaskState.DONE,
+    TaskState.REJECTED,
+)
+CLOSED = TASK_CLOSED
 
 
 class RequestError(Exception):
@@ -72,7 +78,7 @@ def parse_card_no(text: str) -> int | None:
 
 
 def is_head_of(user: User, department: str) -> bool:
-    return user.department == department and "head" in (user.roles or [])
+    return user.department == department and Role.HEAD in (user.roles or [])
 
 
 def may_act(user: User, card: TaskCard) -> bool:
@@ -80,7 +86,7 @@ def may_act(user: User, card: TaskCard) -> bool:
     roles = set(user.roles or [])
     if roles & SUPERVISORS:
         return True
-    return user.department == card.department and bool(roles & {"member", "head"})
+    return user.department == card.department and bool(roles & DEPARTMENT_ROLES)
 
 
 def may_override(user: User, card: TaskCard) -> bool:
@@ -91,7 +97,7 @@ def may_override(user: User, card: TaskCard) -> bool:
 async def _rep_or_their_manager(session: AsyncSession, user: User, request: SupportRequest) -> bool:
     if request.rep_id == user.id:
         return True
-    if "manager" in set(user.roles or []):
+    if Role.MANAGER in set(user.roles or []):
         rep = await session.get(User, request.rep_id)
         return rep is not None and rep.manager_id == user.id
     return False
@@ -99,7 +105,7 @@ async def _rep_or_their_manager(session: AsyncSession, user: User, request: Supp
 
 async def may_view(session: AsyncSession, user: User, request: SupportRequest) -> bool:
     """Reps see their own requests, managers their team's; departments, directors and admins see all."""
-    if set(user.roles or []) & (SUPERVISORS | {"member", "head"}):
+    if set(user.roles or []) & (SUPERVISORS | DEPARTMENT_ROLES):
         return True
     return await _rep_or_their_manager(session, user, request)
 
@@ -126,7 +132,7 @@ async def department_people(session: AsyncSession, department: str) -> list[User
     rows = await session.scalars(
         select(User).where(User.department == department, User.active.is_(True)).order_by(User.id)
     )
-    return [u for u in rows if {"member", "head"} & set(u.roles or [])]
+    return [u for u in rows if DEPARTMENT_ROLES & set(u.roles or [])]
 
 
 # ---- creation -------------------------------------------------------------------------------------------------
@@ -191,7 +197,7 @@ async def create(
         ward=values.get("ward"),
         fields=stored,
         visit_id=visit_id,
-        status=OPEN,
+        status=RequestStatus.OPEN,
         source_channel=channel,
         created_at=now,
         updated_at=now,
@@ -412,12 +418,12 @@ async def attach(
 def settle_request(request: SupportRequest, cards: Sequence[TaskCard], now: datetime) -> bool:
     """Update the request's status from its cards; True when it just became settled."""
     if any(c.state not in CLOSED for c in cards):
-        status = OPEN
+        status = RequestStatus.OPEN
     elif all(c.state == DONE for c in cards):
-        status = DONE
+        status = RequestStatus.DONE
     else:
-        status = REJECTED
-    changed = status != request.status and status != OPEN
+        status = RequestStatus.REJECTED
+    changed = status != request.status and status != RequestStatus.OPEN
     if status != request.status:
         request.status = status
         request.updated_at = now
@@ -457,7 +463,7 @@ async def recent_for(session: AsyncSession, rep_id: str, since: datetime) -> lis
         select(SupportRequest)
         .where(
             SupportRequest.rep_id == rep_id,
-            (SupportRequest.created_at >= since) | (SupportRequest.status == OPEN),
+            (SupportRequest.created_at >= since) | (SupportRequest.status == RequestStatus.OPEN),
         )
         .order_by(SupportRequest.id.desc())
         .limit(20)

@@ -1,0 +1,48 @@
+"""The shared vocabulary, defined once (issue 10 §5): task card states, request statuses, roles.
+
+``StrEnum``s whose values are the strings the database keeps (``task_cards.state``, ``support_requests.status``,
+``users.roles``): a member equals its string, so rows read back as plain strings compare equal, and nothing stored
+changes. No imports: storage, services, handlers and cards all use it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskState(StrEnum):
+    """A department's task card: open → claimed → done | rejected; need_info pauses (and returns to open or
+    claimed, ``task_cards.resume_state``)."""
+
+    OPEN = "open"
+    CLAIMED = "claimed"
+    NEED_INFO = "need_info"
+    DONE = "done"
+    REJECTED = "rejected"
+
+
+# States a card never leaves.
+TASK_CLOSED = frozenset({TaskState.DONE, TaskState.REJECTED})
+
+
+class RequestStatus(StrEnum):
+    """A support request, from its cards: open while any card is, done when all are done, else rejected."""
+
+    OPEN = "open"
+    DONE = "done"
+    REJECTED = "rejected"
+
+
+class Role(StrEnum):
+    REP = "rep"
+    MANAGER = "manager"
+    DIRECTOR = "director"
+    MEMBER = "member"
+    HEAD = "head"
+    ADMIN = "admin"
+
+
+# Roles that only make sense inside a department (they act on its cards).
+DEPARTMENT_ROLES = frozenset({Role.MEMBER, Role.HEAD})
+# Roles that may act on any department's card.
+SUPERVISORS = frozenset({Role.DIRECTOR, Role.ADMIN})
