@@ -19,8 +19,8 @@ def test_stored_strings_are_unchanged() -> None:
 def test_every_user_takes_the_one_definition() -> None:
     assert requests.CLOSED is TASK_CLOSED and escalation.CLOSED is TASK_CLOSED
     assert (requests.OPEN, requests.NEED_INFO) == (TaskState.OPEN, TaskState.NEED_INFO)
-    assert importer.ROLES == tuple(Role) and set(importer.DEPARTMENT_ROLES) == DEPARTMENT_ROLES
-    assert SUPERVISORS == {"director", "admin"} and TASK_CLOSED == {"done", "rejected"}
+    assert tuple(Role) == importer.ROLES and set(importer.DEPARTMENT_ROLES) == DEPARTMENT_ROLES
+    assert {"director", "admin"} == SUPERVISORS and {"done", "rejected"} == TASK_CLOSED
 
 
 def test_members_equal_their_strings_as_rows_read_back() -> None:
