@@ -190,13 +190,40 @@ async def test_answers_are_echoed_resolved_and_a_command_word_inside_an_answer_i
 
 async def test_a_past_surgery_date_is_refused_and_asked_again(chat: Any, runtime: Runtime) -> None:
     rep = await chat("rep01")
-    await rep.say("跟台 浙一 骨科 昨天 器械:脊柱A包")
+    await rep.say("跟台 浙一 骨科 2026-11-20 器械:脊柱A包")
+    refusal, ask = await rep.new_texts()
+    assert refusal == "手术日期不能早于今天（2026-11-20）。请填写今天或以后的日期。"
+    assert ask.startswith("请输入手术日期") and await rep.cards() == []
+    await rep.say("昨天")  # the answer is checked too
     refusal, ask = await rep.new_texts()
     assert refusal == "手术日期不能早于今天（2026-11-22）。请填写今天或以后的日期。"
     assert ask.startswith("请输入手术日期") and await rep.cards() == []
     await rep.say("后天")
     assert (await last_card(rep)).fields["手术日期"] == "2026-11-25"
     assert await db_requests(runtime) == []
+
+
+async def test_the_ward_is_asked_again_when_the_hospital_of_a_request_changes(chat: Any, runtime: Runtime) -> None:
+    rep = await chat("rep01")
+    # A typed answer to the hospital question (the ward was given first); 浙二 has no 检验科.
+    await rep.say("跟台 科室:检验科 器械:X 日期:后天")
+    await rep.new_texts()
+    await rep.say("浙二")
+    assert any("没有科室「检验科」" in t for t in await rep.new_texts())
+    ward = await last_card(rep)
+    assert ward.title.startswith("请选择科室") and ward.buttons == ["骨科", "脊柱外科", "手术室"]
+    await rep.say("取消")
+    # A correction at the request's card.
+    await rep.say("跟台 浙一 检验科 2026-11-25 器械:脊柱A包")
+    card = await last_card(rep)
+    assert card.buttons == CONFIRM
+    await rep.new_texts()
+    await rep.say("医院:浙二")
+    assert any("没有科室「检验科」" in t for t in await rep.new_texts())
+    assert (await now_of(rep, card)).buttons == []
+    await rep.tap("手术室", await last_card(rep))
+    confirm = await last_card(rep)
+    assert (confirm.fields["医院"], confirm.fields["科室"]) == (ZJU2, "手术室")
 
 
 async def test_a_request_from_a_just_logged_visit_is_linked_to_it(chat: Any, runtime: Runtime) -> None:

@@ -225,10 +225,14 @@ async def test_cards_of_a_cancelled_replaced_or_expired_dialog_are_settled(
     request = await confirm_card(rep, SURGERY)
     settled = await now_of(rep, card)
     assert settled.buttons == [] and settled.status == "未提交，已重新开始"
+    # A request by a new request.
+    again = await confirm_card(rep, SURGERY)
+    settled = await now_of(rep, request)
+    assert again.ref != request.ref and settled.buttons == [] and settled.status == "未提交，已重新开始"
     # Left to expire.
     clock.set(clock.now() + timedelta(minutes=runtime.settings.conversation.expiry_minutes + 1))
     await rep.say("帮助")
-    settled = await now_of(rep, request)
+    settled = await now_of(rep, again)
     assert settled.buttons == [] and settled.status == "已超时，未提交"
     assert await live_cards(rep) == []
     assert await visits(runtime) == [] and await requests(runtime) == []
