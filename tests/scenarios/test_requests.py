@@ -8,7 +8,7 @@ The clock stands at Monday 2026-11-23 10:00 in Shanghai (tests/conftest.py T0).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -201,6 +201,33 @@ async def test_a_past_surgery_date_is_refused_and_asked_again(chat: Any, runtime
     await rep.say("后天")
     assert (await last_card(rep)).fields["手术日期"] == "2026-11-25"
     assert await db_requests(runtime) == []
+
+
+async def test_a_date_that_became_past_overnight_is_refused_on_submit(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    """A draft for 今天 typed at 23:50 and submitted at 00:10: the date is checked again on 提交."""
+    rep = await chat("rep01")
+    clock.set(datetime(2026, 11, 23, 23, 50, tzinfo=runtime.settings.org.tz))
+    await rep.say("跟台 浙一 骨科 今天 器械:脊柱A包")
+    confirm = await last_card(rep)
+    assert confirm.fields["手术日期"] == "2026-11-23"
+    clock.set(clock.now() + timedelta(minutes=20))
+
+    await rep.tap("提交", confirm)
+
+    refusal, ask = await rep.new_texts()
+    assert refusal == "手术日期不能早于今天（2026-11-23）。请填写今天或以后的日期。"
+    assert ask.startswith("请输入手术日期")
+    assert (await now_of(rep, confirm)).buttons == []
+    assert await db_requests(runtime) == [] and await db_cards(runtime) == {}
+    clock.set(clock.now() + timedelta(seconds=30))
+    await rep.say("明天")
+    again = await last_card(rep)
+    assert again.ref != confirm.ref and again.fields["手术日期"] == "2026-11-25"
+    await rep.tap("提交", again)
+    [request] = await db_requests(runtime)
+    assert request.fields["surgery_date"] == "2026-11-25" and len(await db_cards(runtime)) == 3
 
 
 async def test_the_ward_is_asked_again_when_the_hospital_of_a_request_changes(chat: Any, runtime: Runtime) -> None:
