@@ -1,5 +1,5 @@
 """One driver for scenario tests on every channel (issue 10 §6): a person sends text, taps a button on a card,
-shares a location; the test reads what that person received. A scenario written against ``Chat`` runs on the
+shares a location, sends a photo; the test reads what that person received. A scenario written against ``Chat`` runs on the
 console and on WeCom alike (``tests/scenarios/conftest.py`` parametrizes the channel); a third channel is one more
 class here.
 
