@@ -1,7 +1,7 @@
 """One driver for scenario tests on every channel (issue 10 §6): a person sends text, taps a button on a card,
-shares a location, sends a photo; the test reads what that person received. A scenario written against ``Chat`` runs on the
-console and on WeCom alike (``tests/scenarios/conftest.py`` parametrizes the channel); a third channel is one more
-class here.
+shares a location, sends a photo; the test reads what that person received. A scenario written against ``Chat``
+runs on the console and on WeCom alike (``tests/scenarios/conftest.py`` parametrizes the channel); a third channel
+is one more class here.
 
 What a person sees is reduced to what both channels show: texts in order, and cards as ``SeenCard`` — title,
 status line, fields (label → value), the buttons still tappable — in their current state (updates applied).
