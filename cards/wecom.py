@@ -192,17 +192,37 @@ def _horizontal(field: CardField) -> dict[str, str]:
 def _buttons(buttons: list[Button]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
+    full: list[str] = []
     for b in buttons:
         if not b.key or len(b.key.encode()) > BUTTON_KEY_MAX_BYTES:
             raise ValueError(f"button {b.text!r}: key must be 1..{BUTTON_KEY_MAX_BYTES} bytes")
         if b.key in seen:
             continue  # WeCom rejects repeated keys; a second button with the same payload would do the same thing
         seen.add(b.key)
-        text = _one_line(b.text, BUTTON_TEXT_MAX_CHARS) or "·"
-        out.append({"text": text, "style": BUTTON_STYLE[b.style], "key": b.key})
+        full.append(_SPACES.sub(" ", b.text).strip())
+        out.append({"text": "", "style": BUTTON_STYLE[b.style], "key": b.key})
         if len(out) == MAX_BUTTONS:
             break
+    for button, text in zip(out, _button_texts(full), strict=True):
+        button["text"] = text
     return out
+
+
+def _button_texts(texts: list[str]) -> list[str]:
+    """Each text cut to the button limit; texts that would read the same once cut (hospitals that differ only at
+    the end, 浙江大学医学院附属第一医院 / 第二医院) show what tells them apart instead: "…第二医院"."""
+    cut = [clip_chars(t, BUTTON_TEXT_MAX_CHARS) or "·" for t in texts]
+    for shown in {c for c in cut if cut.count(c) > 1}:
+        same = [i for i, c in enumerate(cut) if c == shown]
+        group = [texts[i] for i in same]
+        prefix = next((n for n, chars in enumerate(zip(*group, strict=False)) if len(set(chars)) > 1), None)
+        if prefix is None:
+            continue  # one reads as the start of the other: nothing to tell them apart by within the limit
+        for i in same:
+            rest = texts[i][prefix:]
+            if rest and len(texts[i]) > BUTTON_TEXT_MAX_CHARS:
+                cut[i] = ELLIPSIS + clip_chars(rest, BUTTON_TEXT_MAX_CHARS - 1)
+    return cut
 
 
 # ---- request bodies -------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """One driver for scenario tests on every channel (issue 10 §6): a person sends text, taps a button on a card,
-shares a location; the test reads what that person received. A scenario written against ``Chat`` runs on the
-console and on WeCom alike (``tests/scenarios/conftest.py`` parametrizes the channel); a third channel is one more
-class here.
+shares a location, sends a photo; the test reads what that person received. A scenario written against ``Chat``
+runs on the console and on WeCom alike (``tests/scenarios/conftest.py`` parametrizes the channel); a third channel
+is one more class here.
 
 What a person sees is reduced to what both channels show: texts in order, and cards as ``SeenCard`` — title,
 status line, fields (label → value), the buttons still tappable — in their current state (updates applied).
@@ -13,8 +13,11 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cards.wecom import SETTLED_KEY
+from cards.wecom import ELLIPSIS, SETTLED_KEY
 from tests.console_driver import ConsoleUser
+
+# What a photo sent through the console carries (the WeCom driver sends a MediaId instead).
+JPEG = b"\xff\xd8\xff\xe0 a photo"
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,23 @@ class Chat(Protocol):
         """Send a tap with button key ``key`` on ``card``, although this person never received it (attackers)."""
         ...
 
+    async def tap_stale(self, label: str, card: SeenCard) -> None:
+        """Tap ``label`` as it was on ``card`` when that snapshot was taken: a screen (or a tap in flight) that has
+        not caught up with the card's update."""
+        ...
+
     async def location(self, latitude: float, longitude: float, label: str = "") -> None: ...
 
+    async def image(self, name: str = "photo.jpg") -> None:
+        """Send a photo (the console uploads a file; WeCom sends an image message with a MediaId)."""
+        ...
+
     async def texts(self) -> list[str]:
-        """Every text this person received, oldest first."""
+        """Every text this person received, oldest first (a photo or file received is not a text: ``media``)."""
+        ...
+
+    async def media(self) -> list[str]:
+        """The kind ("image", "file", …) of every photo or file this person received, oldest first."""
         ...
 
     async def new_texts(self) -> list[str]:
@@ -63,10 +79,37 @@ class Chat(Protocol):
         ...
 
 
+def shown_as(card: SeenCard, label: str) -> str | None:
+    """The text of ``card``'s button for ``label``: the label itself, or the one button that shows it cut (WeCom cuts
+    button texts to 10 characters, keeping what tells similar ones apart: "…第二医院"); None if no single one."""
+    if label in card.buttons:
+        return label
+    cut = [b for b in card.buttons if ELLIPSIS in b and _cut_from(b, label)]
+    return cut[0] if len(cut) == 1 else None
+
+
+def _cut_from(shown: str, label: str) -> bool:
+    at = 0
+    for part in shown.split(ELLIPSIS):
+        found = label.find(part, at)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return (shown.startswith(ELLIPSIS) or label.startswith(shown.split(ELLIPSIS)[0])) and (
+        shown.endswith(ELLIPSIS) or label.endswith(shown.split(ELLIPSIS)[-1])
+    )
+
+
+def button(card: SeenCard, label: str) -> str:
+    text = shown_as(card, label)
+    assert text is not None, f"card {card.ref} shows no single {label!r} button: {card.buttons}"
+    return text
+
+
 async def card_with(chat: Chat, label: str) -> SeenCard:
     """The newest card of ``chat`` that shows a ``label`` button."""
     for card in reversed(await chat.cards()):
-        if label in card.buttons:
+        if shown_as(card, label) is not None:
             return card
     raise AssertionError(f"{chat.user_id} has no card with a {label!r} button: {await chat.cards()}")
 
@@ -109,17 +152,29 @@ class ConsoleChat(_Seen):
     async def tap(self, label: str, card: SeenCard | None = None) -> None:
         await self.user.refresh()
         card = card or await card_with(self, label)
-        await self.user.tap(label, card.ref)
+        await self.user.tap(button(card, label), card.ref)
 
     async def forge_tap(self, key: str, card: SeenCard) -> None:
         await self.user.post("/console/api/action", {"client_id": secrets.token_hex(8), "payload": key})
 
+    async def tap_stale(self, label: str, card: SeenCard) -> None:
+        body = {"client_id": secrets.token_hex(8), "payload": card.keys[button(card, label)], "card_ref": card.ref}
+        await self.user.post("/console/api/action", body)
+
     async def location(self, latitude: float, longitude: float, label: str = "") -> None:
         await self.user.location(latitude, longitude, label)
 
+    async def image(self, name: str = "photo.jpg") -> None:
+        await self.user.upload(name, JPEG, "image/jpeg")
+
     async def texts(self) -> list[str]:
         await self.user.refresh()
-        return [i["text"] for i in self.user.items if i.get("from") == "bot" and "text" in i]
+        # A photo passed on is a feed item with a caption; what the person sees there is the photo (``media``).
+        return [i["text"] for i in self.user.items if i.get("from") == "bot" and "text" in i and "media_url" not in i]
+
+    async def media(self) -> list[str]:
+        await self.user.refresh()
+        return [str(i["media_type"]) for i in self.user.items if i.get("from") == "bot" and "media_url" in i]
 
     async def cards(self) -> list[SeenCard]:
         await self.user.refresh()
@@ -157,7 +212,7 @@ class WeComChat(_Seen):
 
     async def tap(self, label: str, card: SeenCard | None = None) -> None:
         card = card or await card_with(self, label)
-        await self.user.tap({"task_id": card.ref}, label)
+        await self.user.tap({"task_id": card.ref}, button(card, label))
 
     async def forge_tap(self, key: str, card: SeenCard) -> None:
         signer, fake = self.user.signer, self.user.fake
@@ -167,11 +222,28 @@ class WeComChat(_Seen):
         status, _ = await self.user.deliver(inner)
         assert status == 200
 
+    async def tap_stale(self, label: str, card: SeenCard) -> None:
+        # WeCom issues a code for every tap, also on a copy that was updated while the tap was on its way.
+        code = self.user.fake.issue_response_code(card.ref, self.user_id)
+        inner = self.user.signer.card_event(
+            self.user_id, card.keys[button(card, label)], card.ref, code, self.user.now()
+        )
+        assert await self.user.deliver(inner) == (200, b"")
+
     async def location(self, latitude: float, longitude: float, label: str = "") -> None:
         assert await self.user.location(latitude, longitude, label) == 200
 
+    async def image(self, name: str = "photo.jpg") -> None:
+        media_id = f"MEDIA_{secrets.token_hex(8)}"
+        inner = self.user.signer.image(self.user_id, media_id, self.user.next_msg_id(), self.user.now())
+        assert await self.user.deliver(inner) == (200, b"")
+
     async def texts(self) -> list[str]:
         return list(self.user.texts())
+
+    async def media(self) -> list[str]:
+        kinds = ("image", "file", "voice", "video")
+        return [d.msgtype for d in self.user.fake.messages_to(self.user_id) if d.msgtype in kinds]
 
     async def cards(self) -> list[SeenCard]:
         seen: list[SeenCard] = []

@@ -353,3 +353,23 @@ def test_media_messages_carry_the_media_id() -> None:
     with pytest.raises(ValueError):
         render_send_media("sticker", "MEDIA_1", touser=["rep01"], agent_id=1, duplicate_check_seconds=None)
     assert validate_send({**body, "image": {}}) != []
+
+
+def test_buttons_that_read_the_same_once_cut_show_what_tells_them_apart() -> None:
+    """Found by the visit scenarios on WeCom: the three 浙江大学医学院附属… hospitals offered as candidates were three
+    identical buttons "浙江大学医学院附属…" (cut at 10 characters), so the rep could not tell which was which."""
+    names = [
+        "浙江大学医学院附属第一医院",
+        "浙江大学医学院附属第二医院",
+        "浙江大学医学院附属邵逸夫医院",
+        "浙江省人民医院",
+    ]
+    buttons = [Button.of(n, ButtonPayload("vf", ("t1", "customer", str(i)))) for i, n in enumerate(names)]
+    tc = template(make_card(buttons=buttons))
+    assert [b["text"] for b in tc["button_list"]] == ["…第一医院", "…第二医院", "…邵逸夫医院", "浙江省人民医院"]
+    # Long distinct ends are cut too; texts that differ only in what is kept whole stay as they were.
+    long_ends = ["某某医学院附属医院" + "甲" * 12, "某某医学院附属医院" + "乙" * 12, "短名"]
+    buttons = [Button.of(n, ButtonPayload("vf", ("t1", "customer", str(i)))) for i, n in enumerate(long_ends)]
+    texts = [b["text"] for b in template(make_card(buttons=buttons))["button_list"]]
+    assert texts == ["…" + "甲" * 8 + "…", "…" + "乙" * 8 + "…", "短名"]
+    assert all(len(t) <= wecom.BUTTON_TEXT_MAX_CHARS for t in texts)
