@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot import keys, outbox
+from bot.calendar.workcal import coverage_warning
 from bot.channels.base import HealthReporting
 from bot.runtime import Runtime
-from bot.services.workcal import coverage_warning
 from storage.migrate import current_revision, head_revision
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from bot.services.visit_parser import VISIT_FIELDS
-from bot.services.workcal import WorkCalendarConfig
+from bot.calendar.workcal import WorkCalendarConfig
+from bot.parsing.visit_parser import VISIT_FIELDS
 
 ENV_PREFIX = "SALESBOT__"
 # HMAC keys shorter than this are refused (RFC 2104: at least the hash output, 32 bytes for SHA-256).
@@ -155,7 +155,7 @@ class OutboxConfig(_Section):
     # a group commit with the others in flight, so more in flight means fewer transactions per reply (issue 9).
     concurrency: int = Field(32, ge=1, le=128)
     # A claimed row's lease, renewed every third of it while the delivery runs; a row whose worker died is retried
-    # after it (at once when the next process on the same host can prove that worker dead, see bot/leases.py).
+    # after it (at once when the next process on the same host can prove that worker dead, see bot/infra/leases.py).
     lease_seconds: float = Field(15.0, gt=0)
 
 

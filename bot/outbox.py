@@ -1,8 +1,8 @@
 """Transactional outbox: intents are rows written with the domain change; a worker delivers them.
 
 Delivery is at-least-once with idempotent sinks: a row is claimed with a lease (compare-and-set on its status, or
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL) in the worker's name (``claimed_by``, see ``bot.leases``), delivered, then
-marked sent. While a round is delivering, a heartbeat renews its leases every third of ``lease_seconds``, so a long
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL) in the worker's name (``claimed_by``, see ``bot.infra.leases``), delivered,
+then marked sent. While a round is delivering, a heartbeat renews its leases every third of ``lease_seconds``, so a long
 send keeps its rows. A worker that dies mid-delivery leaves its rows ``sending``: the next process to start on the
 same host releases them at once when it can prove their owner dead (``reclaim_dead_owners``), any other worker takes
 them once the lease has run out. A message is never lost; it can be resent at most once per crash, flagged as a
@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import ColumnElement, Update, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.batching import GroupCommitter
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem, RoundAware
-from bot.intents import Intent, SendCard, UpdateCard
-from bot.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
+from bot.core.intents import Intent, SendCard, UpdateCard
+from bot.infra.batching import GroupCommitter
+from bot.infra.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
 from bot.services import audit
 from storage.models import Base, OutboxMessage, User
 
@@ -419,9 +419,10 @@ class OutboxWorker:
         return len(renewed)
 
     async def reclaim_dead_owners(self) -> int:
-        """At start: release at once the rows leased to processes of this host that provably died (``bot.leases``),
-        instead of waiting their leases out. ``calls_started`` and ``maybe_delivered`` stay, so a row whose call may
-        have reached the platform is resent flagged as a possible duplicate. Returns how many rows."""
+        """At start: release at once the rows leased to processes of this host that provably died
+        (``bot.infra.leases``), instead of waiting their leases out. ``calls_started`` and ``maybe_delivered`` stay,
+        so a row whose call may have reached the platform is resent flagged as a possible duplicate. Returns how many
+        rows."""
         async with self.rt.db.read() as s:
             holders = await s.scalars(
                 select(OutboxMessage.claimed_by)

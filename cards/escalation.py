@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from bot import i18n
+from bot.infra import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import ButtonPayload
 from cards.tasks import TaskView

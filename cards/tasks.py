@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from bot import i18n
+from bot.infra import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import ButtonPayload
 from cards.visits import confirm_buttons

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot import i18n
+from bot.infra import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import ButtonPayload
 

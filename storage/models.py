@@ -257,7 +257,7 @@ class JobRun(Base):
     period: Mapped[str] = mapped_column(String(64))
     # running → done | failed
     status: Mapped[str] = mapped_column(String(10), default="running")
-    # Which process runs it ("host:ns:pid:start:gen", bot.leases.Owner): a run whose owner died can be taken over.
+    # Which process runs it ("host:ns:pid:start:gen", bot.infra.leases.Owner): a run whose owner died can be taken over.
     owner: Mapped[str | None] = mapped_column(String(96))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError, parse_settings
-from bot.routing import Router, command, exact
+from bot.core.routing import Router, command, exact
 from handlers import ROUTERS, command_words
 
 MISSED_BEFORE = (

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import i18n
-from bot.clock import FixedClock
+from bot.infra import i18n
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from handlers.requests import request_form
 from handlers.visits import visit_form

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.calendar.workcal import add_hours, get_calendar
 from bot.config import EscalationLevelConfig, RequestTypeConfig, Settings
 from bot.services import audit
-from bot.services.workcal import add_hours, get_calendar
 from storage.models import SupportRequest, TaskCard, User
 
 log = logging.getLogger(__name__)

@@ -59,7 +59,7 @@ def check_request_types(settings: Settings) -> list[tuple[str, str]]:
     """Problems across sections as (TOML path, message): unknown departments, keyword clashes, bad templates,
     escalation overrides for departments or request types that do not exist."""
     # The words the bot already answers, as each router declares them (its command/exact filters).
-    from bot.routing import fold_word
+    from bot.core.routing import fold_word
     from handlers import command_words
 
     reserved = command_words()

@@ -18,7 +18,7 @@ from bot import channels
 from bot.app import build_app
 from bot.channels.base import ChannelPlugin
 from bot.cli import main
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import User
 from tests.channels import fake_plugin

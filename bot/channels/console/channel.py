@@ -16,7 +16,7 @@ from cards.rich import RichText, to_html, to_plain
 from storage.models import ConsoleFeed, User
 
 if TYPE_CHECKING:
-    from bot.clock import Clock
+    from bot.infra.clock import Clock
     from bot.runtime import Runtime
     from storage.db import Database
 

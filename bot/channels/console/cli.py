@@ -50,7 +50,7 @@ def group() -> click.Group:
         from datetime import timedelta
 
         from bot.channels.console.auth import make_token, parse_validity
-        from bot.clock import SystemClock
+        from bot.infra.clock import SystemClock
 
         settings = _load(config_path)
         secret = _console_secret(settings)
@@ -70,7 +70,7 @@ def group() -> click.Group:
     def console_revoke(user_id: str, config_path: str | None) -> None:
         """Sign USER_ID out everywhere: end all their console sessions and void every token issued before now."""
         from bot.channels.console.auth import Revocation, SessionPolicy, revoke_user
-        from bot.clock import SystemClock
+        from bot.infra.clock import SystemClock
 
         settings = _load(config_path)
 

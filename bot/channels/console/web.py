@@ -18,7 +18,7 @@ from bot.channels.console import auth, headers, media
 from bot.channels.console.channel import hub_of
 from bot.channels.console.jsonbody import error_response as _bad
 from bot.channels.console.jsonbody import read_model as _body
-from bot.events import CardAction, InboundEvent, LocationShared, TextMessage
+from bot.core.events import CardAction, InboundEvent, LocationShared, TextMessage
 from bot.runtime import Runtime
 from storage.models import ConsoleFeed, Customer, User
 
@@ -190,7 +190,7 @@ async def send(request: web.Request) -> web.Response:
     user = await _current_user(request)
     body: _Send = await _body(request, _Send)
     event = TextMessage(channel="console", sender=user.id, dedup_key=f"{user.id}:{body.client_id}", text=body.text)
-    # The echo shows what was stored: the text after the inbound rule (bot.sanitize).
+    # The echo shows what was stored: the text after the inbound rule (bot.infra.sanitize).
     return await _ingest(request, user, event, {"from": "user", "text": event.text})
 
 

@@ -18,10 +18,11 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bot import i18n, keys
+from bot import keys
 from bot.channels.wecom.crypto import CallbackRejected, WeComCrypto
 from bot.channels.wecom.parse import Ignored, parse_callback_and_code, parse_xml
-from bot.events import CardAction, EnterChat, InboundEvent, LocationShared
+from bot.core.events import CardAction, EnterChat, InboundEvent, LocationShared
+from bot.infra import i18n
 from bot.runtime import Runtime
 from storage.models import WeComCardCode
 

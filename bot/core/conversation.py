@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.intents import UpdateCard
+from bot.core.intents import UpdateCard
 from cards.model import Card
 from storage.models import Base, Conversation, OutboxMessage
 

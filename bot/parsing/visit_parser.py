@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot import i18n
-from bot.services.when import normalise, parse_when
+from bot.infra import i18n
+from bot.parsing.when import normalise, parse_when
 
 __all__ = [
     "KEYWORDS",

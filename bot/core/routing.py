@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import i18n
-from bot.conversation import ConversationState
-from bot.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
-from bot.intents import Intent, SendCard, SendText, UpdateCard
+from bot.core.conversation import ConversationState
+from bot.core.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
+from bot.core.intents import Intent, SendCard, SendText, UpdateCard
+from bot.infra import i18n
 from bot.services import audit
 from cards.model import Card
 from cards.payload import ButtonPayload, PayloadError
