@@ -37,15 +37,28 @@ config_option = click.option(
 )
 
 
+def _command_words() -> frozenset[str]:
+    """The words built-in commands answer, as the routers declare them (refused as request-type keywords)."""
+    from handlers import command_words
+
+    return command_words()
+
+
+def _checked_settings(path: str | None) -> Settings:
+    """The config at ``path`` with every check, the routers' command words included (configuration sits below the
+    handlers, so the composition root passes them)."""
+    return load_settings(path, reserved=_command_words())
+
+
 def _load(config_path: str | None, overrides: dict[str, Any] | None = None) -> Settings:
     path = resolve_config_path(config_path)
     try:
-        settings = load_settings(path)
+        settings = _checked_settings(path)
         if overrides:
             data = settings.model_dump(mode="python")
             _merge(data, overrides)
             _unwrap_secrets(data)
-            settings = parse_settings(data, path or "<defaults>")
+            settings = parse_settings(data, path or "<defaults>", _command_words())
     except ConfigError as exc:
         _print_config_errors(exc)
         sys.exit(1)
@@ -319,7 +332,7 @@ def config_check(path: str | None, config_path: str | None) -> None:
     """Validate a config file; print every error with its TOML path (exit 1 on errors)."""
     target = path or resolve_config_path(config_path)
     try:
-        settings = load_settings(target)
+        settings = _checked_settings(target)
     except ConfigError as exc:
         _print_config_errors(exc)
         sys.exit(1)
@@ -338,7 +351,7 @@ def config_reload(path: str | None, config_path: str | None, pid: int | None) ->
     """Check the config, then tell the running server to load it (SIGHUP); a bad config changes nothing."""
     target = path or resolve_config_path(config_path)
     try:
-        settings = load_settings(target)
+        settings = _checked_settings(target)
     except ConfigError as exc:
         _print_config_errors(exc)
         click.echo("not reloaded: the server keeps its running configuration", err=True)
@@ -526,9 +539,11 @@ def calendar_show(year: int, config_path: str | None) -> None:
 def _channel_commands() -> None:
     """Each channel plug-in's own commands (``ChannelPlugin.commands``), e.g. ``salesbot console token``."""
     from bot import channels
+    from bot.channels.base import CliSupport
 
+    support = CliSupport(config_option=config_option, load=_load, run=_run)
     for plugin in channels.available():
-        for command in plugin.commands():
+        for command in plugin.commands(support):
             main.add_command(command)
 
 

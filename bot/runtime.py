@@ -10,6 +10,7 @@ from bot import channels as channel_registry
 from bot.calendar.workcal import OfficialDays, with_official_days
 from bot.channels import choice
 from bot.channels.base import Channel, ChannelPlugin, Closing
+from bot.channels.directory import Directory
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.routing import Dispatcher
 from bot.escalator import Escalator
@@ -19,8 +20,7 @@ from bot.infra.metrics import Metrics
 from bot.jobs import Jobs
 from bot.outbox import OutboxWorker
 from bot.pipeline import Pipeline
-from bot.services.directory import Directory
-from handlers import ROUTERS
+from handlers import ROUTERS, command_words
 from storage.db import Database
 from storage.models import User
 
@@ -88,7 +88,7 @@ class Runtime:
     def reload_from(self, path: str | None) -> bool:
         """SIGHUP: re-read the config file; an invalid file keeps the running configuration and says why."""
         try:
-            new = load_settings(path)
+            new = load_settings(path, reserved=command_words())
         except ConfigError as exc:
             log.error("config reload refused, keeping the running configuration: %s", "; ".join(map(str, exc.issues)))
             return False

@@ -15,7 +15,7 @@ from sqlalchemy import delete, or_, select
 
 from bot.calendar.holiday_notice import Arrangement, Problem
 from bot.calendar.workcal import OfficialDay, OfficialDays
-from bot.services import audit
+from bot.infra import audit
 from storage.db import Database
 from storage.models import CalendarDay
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.conversation import ConversationState
 from bot.core.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
 from bot.core.intents import Intent, SendCard, SendText, UpdateCard
-from bot.infra import i18n
-from bot.services import audit
+from bot.infra import audit, i18n
+from bot.infra.words import fold_word, normalize_text
 from cards.model import Card
 from cards.payload import ButtonPayload, PayloadError
 from storage.models import User
@@ -131,11 +130,6 @@ class Dispatcher:
 # ---- filters -------------------------------------------------------------------------------------------------
 
 
-def normalize_text(text: str) -> str:
-    """NFKC (full-width → half-width) and trimmed: the form every text filter compares."""
-    return unicodedata.normalize("NFKC", text).strip()
-
-
 def _is_cjk(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff"
 
@@ -158,11 +152,6 @@ def split_command(text: str, keywords: Sequence[str]) -> str | None:
             continue
         return rest.lstrip(" :：\t").strip()
     return None
-
-
-def fold_word(word: str) -> str:
-    """A command word as routers and `config check` compare it: width-normalised, case-folded, spaces collapsed."""
-    return " ".join(normalize_text(word).casefold().split())
 
 
 class _WordFilter:

@@ -25,8 +25,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import channels
+from bot.infra import audit
 from bot.infra.sanitize import clean_text
-from bot.services import audit
 from storage.db import Database
 from storage.models import Customer, User, UserIdentity
 

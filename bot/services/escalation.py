@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.workcal import add_hours, get_calendar
 from bot.config import EscalationLevelConfig, RequestTypeConfig, Settings
-from bot.services import audit
+from bot.infra import audit
 from storage.models import SupportRequest, TaskCard, User
 
 log = logging.getLogger(__name__)

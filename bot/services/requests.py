@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.workcal import add_hours
 from bot.config import RequestTypeConfig, Settings
-from bot.services import audit, console_media
+from bot.config.request_types import render_title
+from bot.infra import audit
+from bot.services import console_media
 from bot.services.escalation import freeze_policy, reschedule
-from bot.services.request_config import render_title
 from storage.models import Customer, SupportRequest, TaskCard, User
 
 OPEN, CLAIMED, NEED_INFO, DONE, REJECTED = "open", "claimed", "need_info", "done", "rejected"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot import keys
+from bot.channels import keys
 from bot.channels.base import ChannelPlugin, Delivery, IdentityColumn, OutboxItem
 from bot.core.events import TextMessage
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from bot.channels.base import CliSupport
     from bot.config import Settings
 
 
@@ -28,9 +29,9 @@ def _console_secret(settings: Settings) -> str:
     return secret
 
 
-def group() -> click.Group:
+def group(cli: CliSupport) -> click.Group:
     """The ``console`` command group (built on demand: it uses the main CLI's config loading)."""
-    from bot.cli import _load, _run, config_option
+    _load, _run, config_option = cli.load, cli.run, cli.config_option
 
     @click.group()
     def console() -> None:

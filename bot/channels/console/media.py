@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot import keys
+from bot.channels import keys
 from bot.channels.console.headers import MEDIA_CSP, PDF_CSP
 from bot.channels.console.jsonbody import error_response
 from bot.core.events import InboundEvent, MediaMessage
