@@ -64,16 +64,16 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import bindparam, delete, event, func, literal_column, select, text, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bot.clock import FixedClock  # noqa: E402
 from bot.config import Settings, parse_settings  # noqa: E402
+from bot.imports import org as importer  # noqa: E402
+from bot.infra.clock import FixedClock  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from bot.services import escalation as esc  # noqa: E402
-from bot.services import importer  # noqa: E402
 from bot.services.requests import deadlines, department_people  # noqa: E402
-from bot.services.vocab import RequestStatus, TaskState  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import AuditLog, Customer, OutboxMessage, TaskCard, User  # noqa: E402
+from storage.vocab import RequestStatus, TaskState  # noqa: E402
 
 DEMO = ROOT / "bot" / "demo_data"
 # Monday 2026-11-23 10:00 in Asia/Shanghai: a working hour, outside quiet hours.

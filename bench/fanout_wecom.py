@@ -191,10 +191,10 @@ async def bot_main(args: argparse.Namespace) -> None:
     from bot import outbox
     from bot.channels.wecom.channel import WeComChannel
     from bot.config import load_settings
-    from bot.conversation import ConversationState
-    from bot.events import TextMessage
-    from bot.logging_setup import setup_logging
-    from bot.routing import Context
+    from bot.core.conversation import ConversationState
+    from bot.core.events import TextMessage
+    from bot.core.routing import Context
+    from bot.infra.logging_setup import setup_logging
     from bot.runtime import Runtime
     from bot.services import requests as svc
     from handlers.requests import send_task_card

@@ -249,8 +249,8 @@ COMMANDS = ("帮助", "我的拜访")
 
 
 def classify_reply(text: str) -> str:
-    """Which command a reply answers (the zh-CN texts of bot/i18n.py)."""
-    from bot import i18n
+    """Which command a reply answers (the zh-CN texts of bot/infra/i18n.py)."""
+    from bot.infra import i18n
 
     if text.startswith(i18n.t("zh-CN", "help.header", name="\0").split("\0")[0]):
         return COMMANDS[0]

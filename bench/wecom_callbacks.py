@@ -241,7 +241,7 @@ def serve_bot(config: Path) -> None:
 
     from bot.app import build_app, freeze_startup_heap
     from bot.config import load_settings
-    from bot.logging_setup import setup_logging
+    from bot.infra.logging_setup import setup_logging
     from bot.runtime import Runtime
 
     settings = load_settings(str(config))

@@ -8,18 +8,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot import keys, outbox
+from bot import outbox
+from bot.calendar.workcal import coverage_warning
+from bot.channels import keys
 from bot.channels.base import HealthReporting
 from bot.runtime import Runtime
-from bot.services.workcal import coverage_warning
 from storage.migrate import current_revision, head_revision
+
+_FULL: web.AppKey[Runtime] = web.AppKey("runtime.full")
 
 log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
     """JSON health: database reachable and migrated, outbox backlog, channel configuration problems."""
-    rt = request.app[keys.RUNTIME]
+    rt = _runtime(request)
     body: dict[str, object] = {"status": "ok", "channels": sorted(rt.channels)}
     try:
         await rt.db.ping()
@@ -54,7 +57,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
-    rt = request.app[keys.RUNTIME]
+    rt = _runtime(request)
     try:
         async with rt.db.read() as s:
             for status, n in (await outbox.depth(s)).items():
@@ -68,7 +71,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def root(request: web.Request) -> web.StreamResponse:
-    home = next((p.home for p in request.app[keys.RUNTIME].plugins if p.home), None)
+    home = next((p.home for p in _runtime(request).plugins if p.home), None)
     if home:
         raise web.HTTPFound(home)
     return web.json_response({"service": "salesbot"})
@@ -82,10 +85,16 @@ async def freeze_startup_heap(_app: web.Application) -> None:
     gc.freeze()
 
 
+def _runtime(request: web.Request) -> Runtime:
+    """The runtime the app was built with (channels see it through ``keys.RUNTIME`` as a ``Host``)."""
+    return request.app[_FULL]
+
+
 def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Application:
     """The web app around ``runtime``; with ``manage_runtime`` it starts and stops the runtime's workers."""
     app = web.Application(client_max_size=runtime.settings.server.max_body_bytes)
     app[keys.RUNTIME] = runtime
+    app[_FULL] = runtime
     app.router.add_get("/", root)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

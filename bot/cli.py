@@ -19,10 +19,10 @@ import click
 from aiohttp import web
 
 from bot.config import ConfigError, Settings, load_settings, parse_settings, resolve_config_path
-from bot.logging_setup import setup_logging
+from bot.infra.logging_setup import setup_logging
 
 if TYPE_CHECKING:
-    from bot.services.workcal import OfficialDays
+    from bot.calendar.workcal import OfficialDays
 
 log = logging.getLogger("salesbot.cli")
 T = TypeVar("T")
@@ -37,15 +37,28 @@ config_option = click.option(
 )
 
 
+def _command_words() -> frozenset[str]:
+    """The words built-in commands answer, as the routers declare them (refused as request-type keywords)."""
+    from handlers import command_words
+
+    return command_words()
+
+
+def _checked_settings(path: str | None) -> Settings:
+    """The config at ``path`` with every check, the routers' command words included (configuration sits below the
+    handlers, so the composition root passes them)."""
+    return load_settings(path, reserved=_command_words())
+
+
 def _load(config_path: str | None, overrides: dict[str, Any] | None = None) -> Settings:
     path = resolve_config_path(config_path)
     try:
-        settings = load_settings(path)
+        settings = _checked_settings(path)
         if overrides:
             data = settings.model_dump(mode="python")
             _merge(data, overrides)
             _unwrap_secrets(data)
-            settings = parse_settings(data, path or "<defaults>")
+            settings = parse_settings(data, path or "<defaults>", _command_words())
     except ConfigError as exc:
         _print_config_errors(exc)
         sys.exit(1)
@@ -245,8 +258,8 @@ def import_() -> None:
 
 
 async def _import(db: Any, settings: Settings, kind: str, path: Path, quiet: bool = False) -> Any:
-    from bot.clock import SystemClock
-    from bot.services import importer
+    from bot.imports import org as importer
+    from bot.infra.clock import SystemClock
 
     now = SystemClock().now()
     total = len(importer.read_table(path)[1])
@@ -270,7 +283,7 @@ def _import_command(kind: str) -> Callable[..., None]:
         settings = _load(config_path)
 
         async def go() -> Any:
-            from bot.services.importer import ImportFileError
+            from bot.imports.org import ImportFileError
             from storage.db import Database
 
             database = Database(settings.database.url)
@@ -319,7 +332,7 @@ def config_check(path: str | None, config_path: str | None) -> None:
     """Validate a config file; print every error with its TOML path (exit 1 on errors)."""
     target = path or resolve_config_path(config_path)
     try:
-        settings = load_settings(target)
+        settings = _checked_settings(target)
     except ConfigError as exc:
         _print_config_errors(exc)
         sys.exit(1)
@@ -338,7 +351,7 @@ def config_reload(path: str | None, config_path: str | None, pid: int | None) ->
     """Check the config, then tell the running server to load it (SIGHUP); a bad config changes nothing."""
     target = path or resolve_config_path(config_path)
     try:
-        settings = load_settings(target)
+        settings = _checked_settings(target)
     except ConfigError as exc:
         _print_config_errors(exc)
         click.echo("not reloaded: the server keeps its running configuration", err=True)
@@ -369,7 +382,7 @@ def _official_days_or_reason(settings: Settings) -> tuple[OfficialDays | None, s
     """The imported days of the configured database, or None and why they could not be read."""
     from sqlalchemy.engine import make_url
 
-    from bot.services.official_calendar import load_official_days
+    from bot.calendar.official import load_official_days
     from storage.db import Database
 
     url = make_url(settings.database.url)
@@ -394,7 +407,7 @@ def _calendar_coverage(settings: Settings) -> None:
     """`config check`: warn when neither the package nor an imported arrangement covers this year or the next."""
     from datetime import datetime
 
-    from bot.services.workcal import coverage_warning, with_official_days
+    from bot.calendar.workcal import coverage_warning, with_official_days
 
     today = datetime.now(settings.org.tz).date()
     warning = coverage_warning(settings.calendar, today)
@@ -420,9 +433,9 @@ def _calendar_coverage(settings: Settings) -> None:
 @config_option
 def calendar_import(file: str, year: int | None, replace: bool, config_path: str | None) -> None:
     """Import a year's official holidays from FILE: the State Council notice text, or TOML/CSV of days."""
-    from bot.clock import SystemClock
-    from bot.services.holiday_notice import parse_file
-    from bot.services.official_calendar import import_arrangement
+    from bot.calendar.holiday_notice import parse_file
+    from bot.calendar.official import import_arrangement
+    from bot.infra.clock import SystemClock
     from storage.db import Database
 
     settings = _load(config_path)
@@ -465,7 +478,7 @@ def calendar_import(file: str, year: int | None, replace: bool, config_path: str
 
 def _holiday_lines(days: list[tuple[str, bool, Any]]) -> list[str]:
     """``春节：放假 2月6日（周六）至2月13日（周六）（8 天）；上班 2月20日（周六）``, one per holiday in date order."""
-    from bot.services.holiday_notice import describe_days
+    from bot.calendar.holiday_notice import describe_days
 
     groups: dict[str, tuple[list[Any], list[Any]]] = {}
     for name, closed, day in sorted(days, key=lambda d: d[2]):
@@ -483,7 +496,7 @@ def _holiday_lines(days: list[tuple[str, bool, Any]]) -> list[str]:
 @config_option
 def calendar_show(year: int, config_path: str | None) -> None:
     """Print YEAR's closed days and make-up working days, grouped by holiday, with where each comes from."""
-    from bot.services.workcal import special_days, with_official_days
+    from bot.calendar.workcal import special_days, with_official_days
 
     settings = _load(config_path)
     days, reason = _official_days_or_reason(settings)
@@ -510,7 +523,7 @@ def calendar_show(year: int, config_path: str | None) -> None:
         for line in _holiday_lines([(r.name or r.detail, r.closed, r.day) for r in mine]):
             click.echo(f"  {line}")
     if imported:
-        from bot.services.workcal import holiday_data_years
+        from bot.calendar.workcal import holiday_data_years
 
         span = holiday_data_years()
         if span and span[0] <= year <= span[1]:
@@ -526,9 +539,11 @@ def calendar_show(year: int, config_path: str | None) -> None:
 def _channel_commands() -> None:
     """Each channel plug-in's own commands (``ChannelPlugin.commands``), e.g. ``salesbot console token``."""
     from bot import channels
+    from bot.channels.base import CliSupport
 
+    support = CliSupport(config_option=config_option, load=_load, run=_run)
     for plugin in channels.available():
-        for command in plugin.commands():
+        for command in plugin.commands(support):
             main.add_command(command)
 
 

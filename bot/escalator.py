@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot import i18n, outbox
-from bot.intents import Intent, SendCard
+from bot import outbox
+from bot.core.intents import Intent, SendCard
+from bot.infra import i18n
 from bot.services import escalation as esc
-from bot.services import task_views as views
+from bot.services import recipients as views
 from bot.services.requests import card_no, request_no
 from cards.escalation import escalation_card
 from storage.models import Customer, SupportRequest, TaskCard

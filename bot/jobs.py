@@ -9,10 +9,10 @@ Two kinds of job share one ``AsyncIOScheduler``:
   (key ``"2026-12-02T18:00"``, the fire time in local time) and each period runs at most once across restarts and
   replicas, recorded in ``job_runs`` (``job`` + ``period`` unique):
 
-  1. *claim*: ``INSERT … ON CONFLICT DO NOTHING`` a ``running`` row in this process's name (``bot.leases.Owner``).
+  1. *claim*: ``INSERT … ON CONFLICT DO NOTHING`` a ``running`` row in this process's name (``bot.infra.leases.Owner``).
      If a row exists: ``done`` → skip; ``failed`` → retried (``attempts`` + 1) while ``attempts`` is below
      ``[scheduler] max_attempts``; ``running`` → taken over (``attempts`` + 1) only if its owner is provably dead
-     (``bot.leases.provably_dead``) or it started more than the job's timeout ago, else left to its owner. A take
+     (``bot.infra.leases.provably_dead``) or it started more than the job's timeout ago, else left to its owner. A take
      over is a compare-and-set on the row's status and attempts, so two processes never take one row both.
   2. *run* the job's coroutine with the ``Period`` (cancelled at the timeout, so nobody else can take a row over
      while its owner still works on it).
@@ -48,8 +48,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.clock import as_utc
-from bot.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
+from bot.infra.clock import as_utc
+from bot.infra.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
 from storage.models import JobRun
 
 if TYPE_CHECKING:

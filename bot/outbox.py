@@ -1,8 +1,8 @@
 """Transactional outbox: intents are rows written with the domain change; a worker delivers them.
 
 Delivery is at-least-once with idempotent sinks: a row is claimed with a lease (compare-and-set on its status, or
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL) in the worker's name (``claimed_by``, see ``bot.leases``), delivered, then
-marked sent. While a round is delivering, a heartbeat renews its leases every third of ``lease_seconds``, so a long
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL) in the worker's name (``claimed_by``, see ``bot.infra.leases``), delivered,
+then marked sent. While a round is delivering, a heartbeat renews its leases every third of ``lease_seconds``, so a long
 send keeps its rows. A worker that dies mid-delivery leaves its rows ``sending``: the next process to start on the
 same host releases them at once when it can prove their owner dead (``reclaim_dead_owners``), any other worker takes
 them once the lease has run out. A message is never lost; it can be resent at most once per crash, flagged as a
@@ -27,16 +27,16 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import ColumnElement, Update, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.batching import GroupCommitter
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem, RoundAware
-from bot.intents import Intent, SendCard, UpdateCard
-from bot.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
-from bot.services import audit
+from bot.core.outbound import enqueue, row_values  # noqa: F401  (re-exported: bot.outbox.enqueue)
+from bot.infra import audit
+from bot.infra.batching import GroupCommitter
+from bot.infra.leases import LinuxProcesses, Owner, ProcessTable, current_owner, provably_dead
 from storage.models import Base, OutboxMessage, User
 
 if TYPE_CHECKING:
@@ -48,40 +48,6 @@ log = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.002
 # A lease is known to be ours in memory only while more than this share of ``lease_seconds`` is left of it.
 LEASE_MARGIN = 1 / 3
-
-
-def enqueue(session: AsyncSession, intents: Iterable[Intent], now: datetime) -> list[OutboxMessage]:
-    """Add outbox rows for ``intents`` to the session: one per recipient, one per card update."""
-    rows = [OutboxMessage(**values) for values in row_values(intents, now)]
-    session.add_all(rows)
-    return rows
-
-
-def row_values(intents: Iterable[Intent], now: datetime) -> list[dict[str, Any]]:
-    """The column values of the outbox rows for ``intents`` (``enqueue``'s rows; the pipeline inserts them for a
-    whole batch with one Core executemany)."""
-    rows: list[dict[str, Any]] = []
-    for intent in intents:
-        card_ref = getattr(getattr(intent, "card", None), "ref", None)
-        together = isinstance(intent, UpdateCard) or (isinstance(intent, SendCard) and intent.shared)
-        groups: Sequence[tuple[str, ...]] = [intent.user_ids] if together else [(u,) for u in intent.user_ids]
-        for group in groups:
-            payload = intent.model_dump(mode="json")
-            payload["user_ids"] = list(group)
-            rows.append(
-                {
-                    "channel": intent.channel,
-                    "recipient": group[0],
-                    "kind": intent.kind,
-                    "payload": payload,
-                    "card_ref": card_ref,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-            )
-    return rows
 
 
 def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
@@ -419,9 +385,10 @@ class OutboxWorker:
         return len(renewed)
 
     async def reclaim_dead_owners(self) -> int:
-        """At start: release at once the rows leased to processes of this host that provably died (``bot.leases``),
-        instead of waiting their leases out. ``calls_started`` and ``maybe_delivered`` stay, so a row whose call may
-        have reached the platform is resent flagged as a possible duplicate. Returns how many rows."""
+        """At start: release at once the rows leased to processes of this host that provably died
+        (``bot.infra.leases``), instead of waiting their leases out. ``calls_started`` and ``maybe_delivered`` stay,
+        so a row whose call may have reached the platform is resent flagged as a possible duplicate. Returns how many
+        rows."""
         async with self.rt.db.read() as s:
             holders = await s.scalars(
                 select(OutboxMessage.claimed_by)

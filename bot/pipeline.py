@@ -19,11 +19,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bot import conversation, i18n, outbox
-from bot.batching import GroupCommitter
-from bot.events import InboundEvent
-from bot.intents import SendText
-from bot.routing import Context
+from bot import outbox
+from bot.core import conversation
+from bot.core.events import InboundEvent
+from bot.core.intents import SendText
+from bot.core.routing import Context
+from bot.infra import i18n
+from bot.infra.batching import GroupCommitter
 from storage.models import Base, OutboxMessage, User
 from storage.models import InboundEvent as InboundRow
 
@@ -269,7 +271,7 @@ class Pipeline:
                 continue
             self._busy[index] = True
             try:
-                # Handling waits while callbacks are being acknowledged (bounded, see bot.ackfirst).
+                # Handling waits while callbacks are being acknowledged (bounded, see bot.infra.ackfirst).
                 async with self.rt.ack_first.background():
                     await self.process_batch(batch)
             except Exception:

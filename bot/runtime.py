@@ -7,20 +7,20 @@ import logging
 from collections.abc import Sequence
 
 from bot import channels as channel_registry
-from bot.ackfirst import AckFirst
+from bot.calendar.workcal import OfficialDays, with_official_days
 from bot.channels import choice
 from bot.channels.base import Channel, ChannelPlugin, Closing
-from bot.clock import Clock, SystemClock
+from bot.channels.directory import Directory
 from bot.config import ConfigError, Settings, load_settings
+from bot.core.routing import Dispatcher
 from bot.escalator import Escalator
+from bot.infra.ackfirst import AckFirst
+from bot.infra.clock import Clock, SystemClock
+from bot.infra.metrics import Metrics
 from bot.jobs import Jobs
-from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.pipeline import Pipeline
-from bot.routing import Dispatcher
-from bot.services.directory import Directory
-from bot.services.workcal import OfficialDays, with_official_days
-from handlers import ROUTERS
+from handlers import ROUTERS, command_words
 from storage.db import Database
 from storage.models import User
 
@@ -41,7 +41,7 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.db = db or Database(settings.database.url, settings.database.echo, settings.database.pool_size)
         self.metrics = Metrics()
-        # Answering callbacks goes before handling events and delivering replies (bot.ackfirst).
+        # Answering callbacks goes before handling events and delivering replies (bot.infra.ackfirst).
         self.ack_first = AckFirst()
         self.directory = Directory(channel_registry.available() if plugins is None else plugins)
         self.dispatcher = Dispatcher(ROUTERS)
@@ -88,7 +88,7 @@ class Runtime:
     def reload_from(self, path: str | None) -> bool:
         """SIGHUP: re-read the config file; an invalid file keeps the running configuration and says why."""
         try:
-            new = load_settings(path)
+            new = load_settings(path, reserved=command_words())
         except ConfigError as exc:
             log.error("config reload refused, keeping the running configuration: %s", "; ".join(map(str, exc.issues)))
             return False
@@ -135,7 +135,7 @@ class Runtime:
     async def _load_calendar(self) -> None:
         """Read the imported official days (``calendar_days``) and attach them to ``settings.calendar``; on a
         database error keep what was loaded before (deadlines then use the package's data) and log it."""
-        from bot.services.official_calendar import load_official_days
+        from bot.calendar.official import load_official_days
 
         try:
             self.calendar_days = await load_official_days(self.db)

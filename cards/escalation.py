@@ -8,7 +8,7 @@ from datetime import timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot import i18n
+from bot.infra import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import CallbackData
 from cards.tasks import TaskView

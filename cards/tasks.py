@@ -9,11 +9,11 @@ from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from bot import i18n
-from bot.services.vocab import TASK_CLOSED, TaskState
+from bot.infra import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import CallbackData
 from cards.visits import DialogChoice, DialogConfirm, confirm_buttons
+from storage.vocab import TASK_CLOSED, TaskState
 
 
 class TaskOp(StrEnum):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot import i18n
+from bot.infra import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import CallbackData
 

@@ -9,5 +9,5 @@ ROUTERS = [help.router, escalation.router, requests.router, visits.router, reque
 
 
 def command_words() -> frozenset[str]:
-    """Every command word the routers answer (folded, see ``bot.routing.fold_word``)."""
+    """Every command word the routers answer (folded, see ``bot.core.routing.fold_word``)."""
     return frozenset().union(*(router.command_words() for router in ROUTERS))

@@ -7,20 +7,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot import i18n
+from bot.calendar.workcal import get_calendar
 from bot.config import EscalationLevelConfig
-from bot.events import CardAction
-from bot.intents import UpdateCard
-from bot.routing import Context, Router, command, in_flow, is_text
+from bot.core.events import CardAction
+from bot.core.intents import UpdateCard
+from bot.core.routing import Context, Router, command, in_flow, is_text
+from bot.infra import i18n
 from bot.services import escalation as esc
+from bot.services import recipients as views
 from bot.services import requests as svc
-from bot.services import task_views as views
-from bot.services.vocab import Role
-from bot.services.workcal import get_calendar
 from cards.escalation import REASSIGN, TAKE, AssignTo, EscalationTap, assignee_card, settled_escalation
 from cards.payload import parse_id
 from handlers.requests import refresh_task_card, say_error
 from storage.models import AuditLog, SupportRequest, TaskCard, User
+from storage.vocab import Role
 
 log = logging.getLogger(__name__)
 router = Router("escalation")

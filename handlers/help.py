@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.events import MediaMessage
-from bot.routing import Context, Router, exact, is_card_action, is_enter, is_text
-from bot.services.vocab import Role
+from bot.core.events import MediaMessage
+from bot.core.routing import Context, Router, exact, is_card_action, is_enter, is_text
+from storage.vocab import Role
 
 router = Router("help")
 fallback_router = Router("fallback")

@@ -9,19 +9,19 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig
+from bot.core.events import CardAction, MediaMessage
+from bot.core.intents import SendMedia, UpdateCard
+from bot.core.routing import Context, Router, command, in_flow, is_media, is_text, split_command
 from bot.dialogs.engine import in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
-from bot.events import CardAction, MediaMessage
-from bot.intents import SendMedia, UpdateCard
-from bot.routing import Context, Router, command, in_flow, is_media, is_text, split_command
+from bot.infra import i18n
+from bot.parsing.request_parser import RequestIssue, field_by_key, parse_request_line, parse_value, place_loose
 from bot.services import escalation
+from bot.services import recipients as views
 from bot.services import requests as svc
-from bot.services import task_views as views
-from bot.services.request_parser import RequestIssue, field_by_key, parse_request_line, parse_value, place_loose
 from bot.services.requests import RequestError
 from bot.services.visits import match_ward
 from cards.escalation import settled_escalation

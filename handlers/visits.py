@@ -10,22 +10,22 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import select
 
-from bot import i18n
+from bot.core.events import LocationShared
+from bot.core.routing import Context, Router, command, has_role, is_location
 from bot.dialogs.engine import escape_edit, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
-from bot.events import LocationShared
-from bot.routing import Context, Router, command, has_role, is_location
+from bot.infra import i18n
+from bot.parsing.visit_parser import KEY_ALIASES, VISIT_FIELDS, parse_field_value, parse_visit_line
 from bot.services import visits as svc
-from bot.services.visit_parser import KEY_ALIASES, VISIT_FIELDS, parse_field_value, parse_visit_line
 from bot.services.visits import VisitDraft, VisitError
-from bot.services.vocab import Role
 from cards.model import Card
 from cards.payload import parse_id
 from cards.tasks import offer_card
 from cards.visits import VisitChoice, VisitConfirm, confirm_card
 from storage.models import Customer, Location, User, Visit
+from storage.vocab import Role
 
 router = Router("visits")
 

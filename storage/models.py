@@ -27,8 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from bot.services.vocab import RequestStatus, TaskState
 from storage import limits
+from storage.vocab import RequestStatus, TaskState
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -258,7 +258,7 @@ class JobRun(Base):
     period: Mapped[str] = mapped_column(String(64))
     # running → done | failed
     status: Mapped[str] = mapped_column(String(10), default="running")
-    # Which process runs it ("host:ns:pid:start:gen", bot.leases.Owner): a run whose owner died can be taken over.
+    # Which process runs it ("host:ns:pid:start:gen", bot.infra.leases.Owner): a run whose owner died can be taken over.
     owner: Mapped[str | None] = mapped_column(String(96))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.clock import FixedClock
 from bot.config import Settings, parse_settings
+from bot.imports import org as importer
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
-from bot.services import importer
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Base

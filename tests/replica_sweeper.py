@@ -15,8 +15,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from bot.clock import FixedClock
 from bot.config import Settings, parse_settings
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.ackfirst import AckFirst
+from bot.infra.ackfirst import AckFirst
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.batching import GroupCommitter
+from bot.infra.batching import GroupCommitter
 
 
 async def test_concurrent_submissions_share_flushes_and_keep_their_results() -> None:

@@ -18,12 +18,12 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from bot.app import build_app
+from bot.calendar.holiday_notice import parse_notice
+from bot.calendar.official import import_arrangement, load_official_days
+from bot.calendar.workcal import add_hours, coverage_warning, official_days
 from bot.cli import main
-from bot.clock import FixedClock, as_utc
+from bot.infra.clock import FixedClock, as_utc
 from bot.runtime import Runtime
-from bot.services.holiday_notice import parse_notice
-from bot.services.official_calendar import import_arrangement, load_official_days
-from bot.services.workcal import add_hours, coverage_warning, official_days
 from storage.db import Database
 from storage.models import AuditLog, CalendarDay, TaskCard
 from tests.conftest import make_settings
@@ -93,7 +93,7 @@ async def test_imported_2025_and_2026_agree_with_the_package(db_url: str) -> Non
         days = await load_official_days(db)
     finally:
         await db.dispose()
-    from bot.services.workcal import WorkCalendar, WorkCalendarConfig, with_official_days
+    from bot.calendar.workcal import WorkCalendar, WorkCalendarConfig, with_official_days
 
     package = WorkCalendar(WorkCalendarConfig(), TZ)
     imported = WorkCalendar(with_official_days(WorkCalendarConfig(), days), TZ)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError, parse_settings
-from bot.routing import Router, command, exact
+from bot.core.routing import Router, command, exact
 from handlers import ROUTERS, command_words
 
 MISSED_BEFORE = (
@@ -44,13 +44,13 @@ def _request_type(keyword: str) -> dict[str, Any]:
 @pytest.mark.parametrize("word", MISSED_BEFORE)
 def test_a_request_type_keyword_that_a_router_answers_is_refused(word: str) -> None:
     with pytest.raises(ConfigError) as err:
-        parse_settings(_request_type(word))
+        parse_settings(_request_type(word), reserved=command_words())
     [issue] = [i for i in err.value.issues if i.path == "request_types.repair.keywords.0"]
     assert "built-in command" in issue.message
 
 
 def test_a_keyword_no_router_answers_is_accepted() -> None:
-    settings = parse_settings(_request_type("维修"))
+    settings = parse_settings(_request_type("维修"), reserved=command_words())
     assert settings.request_types["repair"].keywords == ["维修"]
 
 

@@ -33,7 +33,7 @@ STEP_MS = 15_000  # how long to wait for the bot to answer one step
 
 ONE_LINE_VISIT = "拜访 浙一 骨科 张主任 异议:价格 下一步:送样"
 
-# What the bot says (bot/i18n.py, zh-CN), as patterns a new bot message is matched against.
+# What the bot says (bot/infra/i18n.py, zh-CN), as patterns a new bot message is matched against.
 PROMPTS = {
     "customer": "拜访了哪家医院",
     "choose_customer": "可能是以下医院",

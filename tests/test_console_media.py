@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from yarl import URL
 
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import ConsoleMedia, InboundEvent
 from tests.console_driver import ConsoleUser

@@ -24,7 +24,7 @@ from bot.app import build_app
 from bot.channels.console.auth import SessionPolicy, make_token, read_token, revoke_user
 from bot.channels.console.web import COOKIE
 from bot.cli import main
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import ConsoleSession, User
 from tests.conftest import T0, make_settings

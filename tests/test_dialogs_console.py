@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from bot import i18n
+from bot.infra import i18n
 from bot.runtime import Runtime
 from handlers.requests import request_form
 from handlers.visits import visit_form

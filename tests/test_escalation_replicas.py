@@ -52,9 +52,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, insert, select, text
 
-from bot.clock import FixedClock
 from bot.config import Settings, parse_settings
 from bot.escalator import SweepStats
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from bot.services.escalation import freeze_policy
 from bot.services.requests import deadlines

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.events import CardAction, LocationShared, MediaMessage, TextMessage
+from bot.core.events import CardAction, LocationShared, MediaMessage, TextMessage
+from bot.infra.sanitize import clean_text
 from bot.runtime import Runtime
-from bot.sanitize import clean_text
 from storage.limits import ValueDoesNotFit
 from storage.models import Customer, InboundEvent, SupportRequest, Visit
 
@@ -145,7 +145,7 @@ async def test_a_string_longer_than_its_column_fails_on_sqlite_as_on_postgresql(
 async def test_an_imported_file_with_nul_and_control_characters_loads_on_both_backends(
     runtime: Runtime, tmp_path: Any
 ) -> None:
-    from bot.services.importer import import_customers
+    from bot.imports.org import import_customers
 
     path = tmp_path / "customers.csv"
     path.write_bytes(

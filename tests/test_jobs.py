@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels.base import Delivery, OutboxItem
-from bot.clock import FixedClock, as_utc
+from bot.infra.clock import FixedClock, as_utc
+from bot.infra.leases import Owner
 from bot.jobs import Jobs, Period, latest_fire, period_key
-from bot.leases import Owner
 from bot.runtime import Runtime
 from bot.services import requests
 from storage.models import AuditLog, Customer, JobRun, TaskCard, User

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.channels.base import Delivery, DeliveryError, OutboxItem
-from bot.clock import FixedClock
-from bot.intents import SendText
-from bot.leases import Owner
+from bot.core.intents import SendText
+from bot.infra.clock import FixedClock
+from bot.infra.leases import Owner
 from bot.outbox import enqueue
 from bot.runtime import Runtime
 from storage.models import AuditLog, OutboxMessage, User

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from bot import i18n
-from bot.clock import FixedClock
-from bot.events import TextMessage
+from bot.core.events import TextMessage
+from bot.infra import i18n
+from bot.infra.clock import FixedClock
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from storage.models import Conversation, InboundEvent, OutboxMessage

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import i18n
 from bot.config import RequestTaskConfig
+from bot.infra import i18n
 from bot.runtime import Runtime
 from bot.services.requests import task_title
 from storage.models import TaskCard

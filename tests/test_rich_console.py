@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.intents import SendRich
+from bot.core.intents import SendRich
 from bot.outbox import enqueue
 from bot.runtime import Runtime
 from cards.rich import Line, RichText, Section, Table

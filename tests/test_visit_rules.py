@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FixedClock, as_utc
+from bot.infra.clock import FixedClock, as_utc
 from bot.runtime import Runtime
 from storage.models import AuditLog, Customer, Visit
 

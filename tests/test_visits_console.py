@@ -7,7 +7,7 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import InboundEvent, Visit
 
@@ -57,7 +57,7 @@ async def test_duplicate_inbound_event_is_handled_once(console, runtime: Runtime
 
 
 async def test_concurrent_retries_of_one_event_are_stored_once(runtime: Runtime) -> None:
-    from bot.events import TextMessage
+    from bot.core.events import TextMessage
 
     event = TextMessage(channel="console", sender="rep01", dedup_key="rep01:same-msg", text="帮助")
     others = [TextMessage(channel="console", sender="rep02", dedup_key=f"rep02:m{i}", text="帮助") for i in range(5)]

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.app import build_app
 from bot.channels.console.auth import make_token
 from bot.channels.console.web import COOKIE
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.migrate import head_revision
 from tests.conftest import T0, make_settings

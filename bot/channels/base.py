@@ -9,7 +9,7 @@ app and the CLI iterate over the enabled ones and never name a platform. See doc
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -24,7 +24,64 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from bot.config import Settings
-    from bot.runtime import Runtime
+    from bot.core.events import InboundEvent
+    from bot.infra.ackfirst import AckFirst
+    from bot.infra.clock import Clock
+    from bot.infra.metrics import Metrics
+    from storage.db import Database
+    from storage.models import Base
+
+
+class IngestResult(Protocol):
+    """What ``Host.pipeline.ingest`` answers: the stored event's id, or that the platform re-delivered one."""
+
+    @property
+    def event_id(self) -> int | None: ...
+
+    @property
+    def duplicate(self) -> bool: ...
+
+
+class Ingest(Protocol):
+    async def ingest(self, event: InboundEvent, extras: Sequence[Base] = ()) -> IngestResult:
+        """Store the event (and ``extras``, channel bookkeeping rows, in the same commit) before the platform is
+        acknowledged; the dispatcher handles it after the commit."""
+        ...
+
+
+class Registry(Protocol):
+    async def is_registered(self, db: Database, channel: str, sender: str, ttl: float = 60.0) -> bool:
+        """Whether ``sender`` on ``channel`` is a person of the directory (cached for ``ttl`` seconds)."""
+        ...
+
+
+class Host(Protocol):
+    """What a channel uses of the running bot: ``bot.runtime.Runtime`` is the one implementation. Channels sit below
+    the composition root and name only this (no import of the runtime, no import circle)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def ack_first(self) -> AckFirst: ...
+
+    @property
+    def pipeline(self) -> Ingest: ...
+
+    @property
+    def directory(self) -> Registry: ...
+
+    @property
+    def channels(self) -> Mapping[str, Channel]: ...
 
 
 @dataclass(frozen=True)
@@ -151,17 +208,28 @@ class ChannelPlugin:
         """People are known on this channel by their users.id (no ``user_identities`` rows)."""
         return self.identity is None
 
-    def build(self, runtime: Runtime) -> Channel | None:
+    def build(self, runtime: Host) -> Channel | None:
         """The delivery channel for ``runtime`` (None: the channel has no delivery side yet)."""
         return None
 
     def setup(self, app: web.Application) -> None:
         """Mount the channel's routes (callbacks, pages) on the web app; ``app[keys.RUNTIME]`` is the runtime."""
 
-    def commands(self) -> Sequence[click.Command]:
+    def commands(self, cli: CliSupport) -> Sequence[click.Command]:
         """Commands the channel adds to the ``salesbot`` CLI (``salesbot console token`` …), whether or not it is
-        enabled; built when the CLI is."""
+        enabled; built when the CLI is, with what the CLI lends them (``cli``)."""
         return ()
+
+
+@dataclass(frozen=True)
+class CliSupport:
+    """What the main CLI (``bot.cli``) lends a channel's commands: its ``--config`` option (a click decorator that
+    passes ``config_path``), config loading with every check and its error report (exits 1 on a bad file), and how
+    it runs a coroutine."""
+
+    config_option: Callable[[Any], Any]
+    load: Callable[[str | None], Settings]
+    run: Callable[[Callable[[], Awaitable[Any]]], Any]
 
 
 @runtime_checkable

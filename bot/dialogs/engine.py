@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Literal
 
-from bot.conversation import CANCELLED, EXIT_KEY, EXPIRED, REPLACED
+from bot.core.conversation import CANCELLED, EXIT_KEY, EXPIRED, REPLACED
+from bot.core.events import CardAction
+from bot.core.routing import Context, Filter, is_text, normalize_text, split_command
 from bot.dialogs.form import Form
 from bot.dialogs.state import DialogState, OpenCard, Option, S, dump, load
-from bot.events import CardAction
-from bot.routing import Context, Filter, is_text, normalize_text, split_command
 from cards.model import Card
 from cards.visits import ConfirmOp, DialogChoice, DialogConfirm, choice_card, settled_choice
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot import i18n
+from bot.infra import i18n
 
 # A field's hooks receive the running dialog (bot.dialogs.engine.FormDialog) and return what they found.
 Parser = Callable[[Any, str], Awaitable[None]]

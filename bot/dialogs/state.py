@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.conversation import EXIT_KEY
+from bot.core.conversation import EXIT_KEY
 
 VERSION: Literal[1] = 1
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConsoleConfig
-from bot.i18n import t
+from bot.infra.i18n import t
 from storage.models import ConsoleMedia, User
 
 # Media ids of console uploads, as they travel in events, attachments and outbox rows: ``console-<token>``.

@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.calendar.workcal import add_hours, get_calendar
 from bot.config import EscalationLevelConfig, RequestTypeConfig, Settings
-from bot.services import audit
-from bot.services.vocab import DEPARTMENT_ROLES, TASK_CLOSED, Role, TaskState
-from bot.services.workcal import add_hours, get_calendar
+from bot.infra import audit
 from storage.models import SupportRequest, TaskCard, User
+from storage.vocab import DEPARTMENT_ROLES, TASK_CLOSED, Role, TaskState
 
 log = logging.getLogger(__name__)
 

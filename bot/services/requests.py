@@ -24,16 +24,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import i18n
+from bot.calendar.workcal import add_hours
 from bot.config import RequestTaskConfig, RequestTypeConfig, Settings
-from bot.services import audit, console_media
+from bot.config.request_types import render_title
+from bot.infra import audit, i18n
+from bot.services import console_media
 from bot.services.escalation import freeze_policy, reschedule
-from bot.services.request_config import render_title
-from bot.services.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState
-from bot.services.workcal import add_hours
 from storage.models import Customer, SupportRequest, TaskCard, User
+from storage.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState
 
-# Task states by their short names (``svc.OPEN`` …), defined in bot/services/vocab.py.
+# Task states by their short names (``svc.OPEN`` …), defined in storage/vocab.py.
 OPEN, CLAIMED, NEED_INFO, DONE, REJECTED = (
     TaskState.OPEN,
     TaskState.CLAIMED,

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import VisitsConfig
-from bot.i18n import fmt_when
-from bot.services import audit
-from bot.services.visit_parser import ParsedVisit
+from bot.infra import audit
+from bot.infra.i18n import fmt_when
+from bot.parsing.visit_parser import ParsedVisit
 from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
 

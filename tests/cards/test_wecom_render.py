@@ -364,12 +364,12 @@ def test_buttons_that_read_the_same_once_cut_show_what_tells_them_apart() -> Non
         "浙江大学医学院附属邵逸夫医院",
         "浙江省人民医院",
     ]
-    buttons = [Button.of(n, ButtonPayload("vf", ("t1", "customer", str(i)))) for i, n in enumerate(names)]
+    buttons = [Button.of(n, VisitChoice("t1", "customer", str(i))) for i, n in enumerate(names)]
     tc = template(make_card(buttons=buttons))
     assert [b["text"] for b in tc["button_list"]] == ["…第一医院", "…第二医院", "…邵逸夫医院", "浙江省人民医院"]
     # Long distinct ends are cut too; texts that differ only in what is kept whole stay as they were.
     long_ends = ["某某医学院附属医院" + "甲" * 12, "某某医学院附属医院" + "乙" * 12, "短名"]
-    buttons = [Button.of(n, ButtonPayload("vf", ("t1", "customer", str(i)))) for i, n in enumerate(long_ends)]
+    buttons = [Button.of(n, VisitChoice("t1", "customer", str(i))) for i, n in enumerate(long_ends)]
     texts = [b["text"] for b in template(make_card(buttons=buttons))["button_list"]]
     assert texts == ["…" + "甲" * 8 + "…", "…" + "乙" * 8 + "…", "短名"]
     assert all(len(t) <= wecom.BUTTON_TEXT_MAX_CHARS for t in texts)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot import keys
+from bot.channels import keys
 from bot.channels.base import ChannelPlugin, Delivery, IdentityColumn, OutboxItem
-from bot.events import TextMessage
+from bot.core.events import TextMessage
 
 if TYPE_CHECKING:
     from bot.config import Settings

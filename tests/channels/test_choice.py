@@ -13,12 +13,12 @@ from sqlalchemy import select
 from bot import channels, outbox
 from bot.channels import choice
 from bot.channels.base import Delivery, OutboxItem
-from bot.clock import FixedClock
-from bot.conversation import ConversationState
-from bot.events import TextMessage
-from bot.routing import Context
+from bot.core.conversation import ConversationState
+from bot.core.events import TextMessage
+from bot.core.routing import Context
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
-from bot.services import task_views as views
+from bot.services import recipients as views
 from storage.models import OutboxMessage, User
 from tests.channels.fake_plugin import FakeChannel, FakePlugin
 from tests.conftest import T0, make_settings

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import event, select
 
 from bot import channels, outbox
-from bot.clock import FixedClock
-from bot.intents import SendText
+from bot.core.intents import SendText
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import User, UserIdentity
 from tests.channels.fake_plugin import FakeChannel, FakePlugin

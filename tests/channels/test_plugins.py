@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from bot import channels
 from bot.app import build_app
-from bot.channels.base import ChannelPlugin
+from bot.channels.base import ChannelPlugin, CliSupport
 from bot.cli import main
-from bot.clock import FixedClock
+from bot.config import parse_settings
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import User
 from tests.channels import fake_plugin
@@ -26,7 +27,7 @@ from tests.channels.fake_plugin import FakeChannel, FakePlugin
 from tests.conftest import T0, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ("bot/runtime.py", "bot/app.py", "bot/cli.py", "bot/services/directory.py")
+CORE = ("bot/runtime.py", "bot/app.py", "bot/cli.py", "bot/channels/directory.py")
 
 
 def test_the_core_never_names_a_platform() -> None:
@@ -137,5 +138,6 @@ def test_config_check_lists_the_enabled_plugins(
 def test_a_plugins_commands_join_the_cli() -> None:
     console = channels.plugin("console")
     assert console is not None
-    assert [c.name for c in console.commands()] == ["console"]
+    support = CliSupport(config_option=lambda f: f, load=lambda path: parse_settings({}), run=lambda fn: None)
+    assert [c.name for c in console.commands(support)] == ["console"]
     assert sorted(main.commands["console"].commands) == ["revoke", "token"]  # type: ignore[attr-defined]

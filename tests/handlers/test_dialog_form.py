@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from bot import i18n
 from bot.config import RequestFieldConfig, RequestTaskConfig, RequestTypeConfig
 from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.state import VERSION, load
-from bot.services.request_parser import parse_request_line
-from bot.services.visit_parser import parse_visit_line
+from bot.infra import i18n
+from bot.parsing.request_parser import parse_request_line
+from bot.parsing.visit_parser import parse_visit_line
 from handlers.requests import RequestState
 from handlers.visits import VisitState
 

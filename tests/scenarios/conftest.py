@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import build_app
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from tests.channels.wecom.conftest import (  # noqa: F401  (fixtures, re-exported for this package)
     WeComUser,

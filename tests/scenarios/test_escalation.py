@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, func, select
 
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from cards.wecom import task_id_for
 from storage.models import AuditLog, OutboxMessage, TaskCard, User

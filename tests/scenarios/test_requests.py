@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import AuditLog, InboundEvent, SupportRequest, TaskCard
 from tests.scenario_driver import Chat, SeenCard, last_card

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import AuditLog, SupportRequest, Visit
 from tests.scenario_driver import Chat, SeenCard, last_card

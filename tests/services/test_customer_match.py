@@ -1,4 +1,4 @@
-"""Tests for bot.services.customer_match: resolving typed hospital names against the directory."""
+"""Tests for bot.parsing.customer_match: resolving typed hospital names against the directory."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import itertools
 import pytest
 from pypinyin import Style, lazy_pinyin
 
-from bot.services.customer_match import (
+from bot.parsing.customer_match import (
     Candidate,
     CustomerEntry,
     CustomerMatcher,
     MatchResult,
     normalize,
 )
-from bot.services.customer_match import _pinyin_keys as pinyin_keys
+from bot.parsing.customer_match import _pinyin_keys as pinyin_keys
 
 DEMO_ROWS: list[tuple[int, str, str]] = [
     (1, "浙江大学医学院附属第一医院", "浙一;浙大一院;浙大一附院"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import chinese_calendar
 import pytest
 
-from bot.services.holiday_notice import (
+from bot.calendar.holiday_notice import (
     Arrangement,
     NoticeDay,
     describe_days,

@@ -8,7 +8,7 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select, text
 
-from bot.services.importer import (
+from bot.imports.org import (
     ImportFileError,
     ImportReport,
     RowError,

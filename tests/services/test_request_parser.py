@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from bot.config import Settings
-from bot.services.request_parser import parse_future_date, parse_request_line, place_loose
+from bot.parsing.request_parser import parse_future_date, parse_request_line, place_loose
 
 TODAY = date(2026, 12, 1)  # a Tuesday
 TYPES = Settings().request_types

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.services.visit_parser import (
+from bot.parsing.visit_parser import (
     VISIT_FIELDS,
     ParsedVisit,
     ParseIssue,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bot import i18n
-from bot.services import escalation, importer, requests
-from bot.services.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState
+from bot.imports import org as importer
+from bot.infra import i18n
+from bot.services import escalation, requests
 from storage.models import SupportRequest, TaskCard
+from storage.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState
 
 
 def test_stored_strings_are_unchanged() -> None:

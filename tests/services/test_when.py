@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.services.when import parse_date, parse_when
+from bot.parsing.when import parse_date, parse_when
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 22, 14, 30, tzinfo=TZ)  # Sunday

@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from bot.config import Settings
-from bot.services.workcal import (
+from bot.calendar.workcal import (
     OfficialDay,
     OfficialDays,
     WorkCalendar,
@@ -28,6 +27,7 @@ from bot.services.workcal import (
     special_days,
     with_official_days,
 )
+from bot.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Asia/Shanghai")
@@ -334,7 +334,7 @@ def test_missing_package_falls_back_and_warns() -> None:
     script = (
         "import sys; sys.modules['chinese_calendar'] = None\n"
         "from datetime import date\n"
-        "from bot.services.workcal import WorkCalendar, WorkCalendarConfig, coverage_warning, holiday_data_years\n"
+        "from bot.calendar.workcal import WorkCalendar, WorkCalendarConfig, coverage_warning, holiday_data_years\n"
         "from zoneinfo import ZoneInfo\n"
         "c = WorkCalendar(WorkCalendarConfig(), ZoneInfo('Asia/Shanghai'))\n"
         "print(c.is_working_day(date(2026, 10, 1)), holiday_data_years())\n"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from bot.config import ConsoleConfig
-from bot.services import audit
+from bot.infra import audit
 from storage.db import Database
 from storage.models import ConsoleSession, User
 

@@ -16,8 +16,8 @@ from cards.rich import RichText, to_html, to_plain
 from storage.models import ConsoleFeed, User
 
 if TYPE_CHECKING:
-    from bot.clock import Clock
-    from bot.runtime import Runtime
+    from bot.channels.base import Host
+    from bot.infra.clock import Clock
     from storage.db import Database
 
 
@@ -80,7 +80,7 @@ class ConsoleChannel:
         return Delivery(platform_msg_id=f"console-{item.id}")
 
 
-def hub_of(runtime: Runtime) -> ConsoleHub:
+def hub_of(runtime: Host) -> ConsoleHub:
     """The hub of ``runtime``'s console channel (its web routes are mounted only when the channel is enabled)."""
     channel = runtime.channels.get(ConsoleChannel.name)
     if not isinstance(channel, ConsoleChannel):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from bot.channels.base import CliSupport
     from bot.config import Settings
 
 
@@ -28,9 +29,9 @@ def _console_secret(settings: Settings) -> str:
     return secret
 
 
-def group() -> click.Group:
+def group(cli: CliSupport) -> click.Group:
     """The ``console`` command group (built on demand: it uses the main CLI's config loading)."""
-    from bot.cli import _load, _run, config_option
+    _load, _run, config_option = cli.load, cli.run, cli.config_option
 
     @click.group()
     def console() -> None:
@@ -50,7 +51,7 @@ def group() -> click.Group:
         from datetime import timedelta
 
         from bot.channels.console.auth import make_token, parse_validity
-        from bot.clock import SystemClock
+        from bot.infra.clock import SystemClock
 
         settings = _load(config_path)
         secret = _console_secret(settings)
@@ -70,7 +71,7 @@ def group() -> click.Group:
     def console_revoke(user_id: str, config_path: str | None) -> None:
         """Sign USER_ID out everywhere: end all their console sessions and void every token issued before now."""
         from bot.channels.console.auth import Revocation, SessionPolicy, revoke_user
-        from bot.clock import SystemClock
+        from bot.infra.clock import SystemClock
 
         settings = _load(config_path)
 

@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot import keys
+from bot.channels import keys
 from bot.channels.console.headers import MEDIA_CSP, PDF_CSP
 from bot.channels.console.jsonbody import error_response
-from bot.events import InboundEvent, MediaMessage
+from bot.core.events import InboundEvent, MediaMessage
 from bot.services import console_media
 from bot.services import requests as requests_svc
 from bot.services.console_media import IMAGE_TYPES, INLINE_TYPES, OCTET_STREAM, UploadRefused

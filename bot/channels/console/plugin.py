@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.channels.base import Channel, ChannelPlugin
+from bot.channels.base import Channel, ChannelPlugin, CliSupport
 
 if TYPE_CHECKING:
     import click
     from aiohttp import web
 
+    from bot.channels.base import Host
     from bot.config import Settings
-    from bot.runtime import Runtime
 
 
 class ConsolePlugin(ChannelPlugin):
@@ -24,7 +24,7 @@ class ConsolePlugin(ChannelPlugin):
     def enabled(self, settings: Settings) -> bool:
         return settings.console_enabled
 
-    def build(self, runtime: Runtime) -> Channel:
+    def build(self, runtime: Host) -> Channel:
         from bot.channels.console.channel import ConsoleChannel
         from bot.channels.console.hub import ConsoleHub
 
@@ -35,10 +35,10 @@ class ConsolePlugin(ChannelPlugin):
 
         console_web.setup(app)
 
-    def commands(self) -> Sequence[click.Command]:
-        from bot.channels.console import cli
+    def commands(self, cli: CliSupport) -> Sequence[click.Command]:
+        from bot.channels.console import cli as console_cli
 
-        return (cli.group(),)
+        return (console_cli.group(cli),)
 
 
 PLUGIN = ConsolePlugin()

@@ -13,13 +13,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from bot import keys
+from bot.channels import keys
+from bot.channels.base import Host
 from bot.channels.console import auth, headers, media
 from bot.channels.console.channel import hub_of
 from bot.channels.console.jsonbody import error_response as _bad
 from bot.channels.console.jsonbody import read_model as _body
-from bot.events import CardAction, InboundEvent, LocationShared, TextMessage
-from bot.runtime import Runtime
+from bot.core.events import CardAction, InboundEvent, LocationShared, TextMessage
 from storage.models import ConsoleFeed, Customer, User
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ class _Login(BaseModel):
     token: str | None = Field(None, max_length=200)
 
 
-def _rt(request: web.Request) -> Runtime:
+def _rt(request: web.Request) -> Host:
     return request.app[keys.RUNTIME]
 
 
-def _policy(rt: Runtime) -> auth.SessionPolicy:
+def _policy(rt: Host) -> auth.SessionPolicy:
     return auth.SessionPolicy.from_config(rt.settings.console)
 
 
@@ -190,7 +190,7 @@ async def send(request: web.Request) -> web.Response:
     user = await _current_user(request)
     body: _Send = await _body(request, _Send)
     event = TextMessage(channel="console", sender=user.id, dedup_key=f"{user.id}:{body.client_id}", text=body.text)
-    # The echo shows what was stored: the text after the inbound rule (bot.sanitize).
+    # The echo shows what was stored: the text after the inbound rule (bot.infra.sanitize).
     return await _ingest(request, user, event, {"from": "user", "text": event.text})
 
 
@@ -238,7 +238,7 @@ async def updates(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "cursor": items[-1]["id"] if items else after})
 
 
-async def _feed(rt: Runtime, user_id: str, after: int) -> list[dict[str, Any]]:
+async def _feed(rt: Host, user_id: str, after: int) -> list[dict[str, Any]]:
     async with rt.db.read() as s:
         rows = await s.scalars(
             select(ConsoleFeed)

@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
 from bot.channels.wecom.client import CONFIG_BACKOFF_SECONDS, WeComClient, WeComError
-from bot.clock import Clock
 from bot.config import WeComConfig
+from bot.infra.clock import Clock
 from cards import wecom as render
 from cards.model import Card
 from cards.rich import RichText, to_wecom_markdown

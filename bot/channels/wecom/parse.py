@@ -18,7 +18,7 @@ from xml.parsers import expat
 from pydantic import ValidationError
 
 from bot.channels.wecom.crypto import CallbackRejected
-from bot.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
+from bot.core.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
 
 CHANNEL = "wecom"
 _DIGITS = re.compile(r"[0-9]{1,20}")

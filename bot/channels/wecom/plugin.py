@@ -9,8 +9,8 @@ from bot.channels.base import Channel, ChannelPlugin, IdentityColumn
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bot.channels.base import Host
     from bot.config import Settings
-    from bot.runtime import Runtime
 
 
 class WeComPlugin(ChannelPlugin):
@@ -21,7 +21,7 @@ class WeComPlugin(ChannelPlugin):
     def enabled(self, settings: Settings) -> bool:
         return settings.wecom.enabled
 
-    def build(self, runtime: Runtime) -> Channel:
+    def build(self, runtime: Host) -> Channel:
         from bot.channels.wecom.channel import WeComChannel
         from bot.channels.wecom.client import WeComClient
 

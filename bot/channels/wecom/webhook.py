@@ -18,11 +18,12 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bot import i18n, keys
+from bot.channels import keys
+from bot.channels.base import Host
 from bot.channels.wecom.crypto import CallbackRejected, WeComCrypto
 from bot.channels.wecom.parse import Ignored, parse_callback_and_code, parse_xml
-from bot.events import CardAction, EnterChat, InboundEvent, LocationShared
-from bot.runtime import Runtime
+from bot.core.events import CardAction, EnterChat, InboundEvent, LocationShared
+from bot.infra import i18n
 from storage.models import WeComCardCode
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def _query(request: web.Request, names: Sequence[str]) -> dict[str, str]:
     return params
 
 
-def _check_timestamp(rt: Runtime, timestamp: str) -> None:
+def _check_timestamp(rt: Host, timestamp: str) -> None:
     if not _TIMESTAMP.fullmatch(timestamp):
         raise CallbackRejected(400, "timestamp is not an integer")
     window = rt.settings.wecom.replay_window_seconds
@@ -148,7 +149,7 @@ async def _receive(request: web.Request) -> web.Response:
     return web.Response()
 
 
-def _tap_code(rt: Runtime, event: InboundEvent, code: str) -> list[WeComCardCode]:
+def _tap_code(rt: Host, event: InboundEvent, code: str) -> list[WeComCardCode]:
     """The tap's response code as a row committed with the event (none when there is nothing usable)."""
     if not isinstance(event, CardAction) or not code or not event.card_ref:
         return []

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from bot.app import build_app
 from bot.channels.wecom import webhook
 from bot.channels.wecom.channel import WeComChannel
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import OutboxMessage
 from tests.fakes.wecom import FakeWeCom, validate_send, validate_update

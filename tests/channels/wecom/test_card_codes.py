@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import Conversation, InboundEvent, OutboxMessage, WeComCardCode
 from tests.channels.wecom.conftest import WeComUser

@@ -7,7 +7,7 @@ import xmltodict
 
 from bot.channels.wecom.crypto import CallbackRejected
 from bot.channels.wecom.parse import Ignored, parse_callback, parse_callback_and_code, parse_xml
-from bot.events import CardAction, EnterChat, LocationShared, MediaMessage, TextMessage
+from bot.core.events import CardAction, EnterChat, LocationShared, MediaMessage, TextMessage
 
 CORP = "toUser"  # the docs' samples put this placeholder where the CorpID goes
 AGENT = 1

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
+from bot.parsing.when import normalise
 from bot.runtime import Runtime
-from bot.services.when import normalise
 from cards import wecom as limits
 from storage.models import AuditLog, Customer, SupportRequest, TaskCard
 from tests.channels.wecom.conftest import WeComUser

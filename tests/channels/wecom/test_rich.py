@@ -3,7 +3,7 @@ accepted by the fake API (which checks WeCom's rules), each counted by the per-p
 
 from __future__ import annotations
 
-from bot.intents import SendRich
+from bot.core.intents import SendRich
 from bot.outbox import enqueue
 from bot.runtime import Runtime
 from cards.rich import Line, RichText, Section, Span

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from bot.channels.wecom import webhook
 from bot.channels.wecom.crypto import WeComCrypto
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from cards.wecom import strip_dedup_tag
 from storage.models import Customer, InboundEvent, Visit

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from bot.app import build_app
 from bot.channels.wecom import webhook
 from bot.channels.wecom.crypto import WeComCrypto
-from bot.clock import FixedClock
+from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import InboundEvent, User, WeComCardCode
 from tests.conftest import T0

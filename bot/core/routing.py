@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,11 +10,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import i18n
-from bot.conversation import ConversationState
-from bot.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
-from bot.intents import Intent, SendCard, SendText, UpdateCard
-from bot.services import audit
+from bot.core.conversation import ConversationState
+from bot.core.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
+from bot.core.intents import Intent, SendCard, SendText, UpdateCard
+from bot.infra import audit, i18n
+from bot.infra.words import fold_word, normalize_text
 from cards.model import Card
 from cards.payload import CallbackData, PayloadError, unpack
 from storage.models import User
@@ -166,11 +165,6 @@ class Dispatcher:
 # ---- filters -------------------------------------------------------------------------------------------------
 
 
-def normalize_text(text: str) -> str:
-    """NFKC (full-width → half-width) and trimmed: the form every text filter compares."""
-    return unicodedata.normalize("NFKC", text).strip()
-
-
 def _is_cjk(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff"
 
@@ -193,11 +187,6 @@ def split_command(text: str, keywords: Sequence[str]) -> str | None:
             continue
         return rest.lstrip(" :：\t").strip()
     return None
-
-
-def fold_word(word: str) -> str:
-    """A command word as routers and `config check` compare it: width-normalised, case-folded, spaces collapsed."""
-    return " ".join(normalize_text(word).casefold().split())
 
 
 class _WordFilter:

@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import TYPE_CHECKING, Literal, Self
+from typing import Literal, Protocol, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
@@ -38,9 +38,6 @@ try:  # the package is optional at import time: without it the calendar falls ba
     import chinese_calendar as _cc
 except ImportError:  # pragma: no cover - exercised only where the package is not installed
     _cc = None
-
-if TYPE_CHECKING:
-    from bot.config import Settings
 
 __all__ = [
     "MAX_HOURS",
@@ -506,7 +503,22 @@ def get_calendar(cfg: WorkCalendarConfig, tz: tzinfo = DEFAULT_TZ) -> WorkCalend
     return _cached_calendar(cfg.model_dump_json(), cfg._official, tz)
 
 
-def add_hours(settings: Settings, start: datetime, hours: float, *, calendar: bool) -> datetime:
+class _OrgZone(Protocol):
+    @property
+    def tz(self) -> tzinfo: ...
+
+
+class CalendarSettings(Protocol):
+    """What ``add_hours`` reads of the settings (``bot.config.Settings`` is one)."""
+
+    @property
+    def calendar(self) -> WorkCalendarConfig: ...
+
+    @property
+    def org(self) -> _OrgZone: ...
+
+
+def add_hours(settings: CalendarSettings, start: datetime, hours: float, *, calendar: bool) -> datetime:
     """The deadline ``hours`` after ``start`` as an aware UTC datetime.
 
     ``calendar=True`` counts plain elapsed hours; otherwise working hours of ``settings.calendar`` in the org time

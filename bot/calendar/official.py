@@ -2,7 +2,7 @@
 
 ``salesbot calendar import`` writes through :func:`import_arrangement`; the runtime reads every row with
 :func:`load_official_days` at start and on config reload and attaches them to the working calendar
-(:func:`bot.services.workcal.with_official_days`).
+(:func:`bot.calendar.workcal.with_official_days`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from datetime import date, datetime
 
 from sqlalchemy import delete, or_, select
 
-from bot.services import audit
-from bot.services.holiday_notice import Arrangement, Problem
-from bot.services.workcal import OfficialDay, OfficialDays
+from bot.calendar.holiday_notice import Arrangement, Problem
+from bot.calendar.workcal import OfficialDay, OfficialDays
+from bot.infra import audit
 from storage.db import Database
 from storage.models import CalendarDay
 

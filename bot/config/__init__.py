@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +24,23 @@ from pydantic import (
     model_validator,
 )
 
-from bot.services.visit_parser import VISIT_FIELDS
-from bot.services.workcal import WorkCalendarConfig
+from bot.calendar.workcal import WorkCalendarConfig
+from bot.config.request_types import check_request_types
+
+# The fields of a visit record, in the order cards show them ([visits] required names them; the visit parser
+# and the dialog fill them).
+VISIT_FIELDS: tuple[str, ...] = (
+    "customer",
+    "ward",
+    "contacts",
+    "topics",
+    "products",
+    "objection",
+    "commitments",
+    "next_step",
+    "attitude",
+    "visited_at",
+)
 
 ENV_PREFIX = "SALESBOT__"
 # HMAC keys shorter than this are refused (RFC 2104: at least the hash output, 32 bytes for SHA-256).
@@ -155,7 +170,7 @@ class OutboxConfig(_Section):
     # a group commit with the others in flight, so more in flight means fewer transactions per reply (issue 9).
     concurrency: int = Field(32, ge=1, le=128)
     # A claimed row's lease, renewed every third of it while the delivery runs; a row whose worker died is retried
-    # after it (at once when the next process on the same host can prove that worker dead, see bot/leases.py).
+    # after it (at once when the next process on the same host can prove that worker dead, see bot/infra/leases.py).
     lease_seconds: float = Field(15.0, gt=0)
 
 
@@ -571,22 +586,26 @@ def _issues_from(exc: ValidationError) -> list[ConfigIssue]:
     return issues
 
 
-def parse_settings(data: dict[str, Any], source: str = "<config>") -> Settings:
-    """Validate a raw mapping; raise ConfigError listing every problem."""
+def parse_settings(data: dict[str, Any], source: str = "<config>", reserved: Collection[str] = ()) -> Settings:
+    """Validate a raw mapping; raise ConfigError listing every problem.
+
+    ``reserved``: the words built-in commands answer (folded), refused as request-type keywords. The routers declare
+    them (``handlers.command_words()``); the composition root passes them (``bot.cli``, ``bot.runtime``), since
+    configuration sits below the handlers."""
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, _issues_from(exc)) from None
     # Checks across sections (departments, keywords, templates), each located by its TOML path.
-    from bot.services.request_config import check_request_types
-
-    issues = [ConfigIssue(path, message) for path, message in check_request_types(settings)]
+    issues = [ConfigIssue(path, message) for path, message in check_request_types(settings, frozenset(reserved))]
     if issues:
         raise ConfigError(source, issues)
     return settings
 
 
-def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None, reserved: Collection[str] = ()
+) -> Settings:
     """Load the TOML file (or only defaults + environment when ``path`` is None) and validate it."""
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
@@ -601,7 +620,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(source, [ConfigIssue("", f"TOML syntax error: {exc}")]) from None
     _apply_env(data, env)
-    return parse_settings(data, source)
+    return parse_settings(data, source, reserved)
 
 
 def resolve_config_path(path: str | None, environ: Mapping[str, str] | None = None) -> str | None:

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot import i18n
-from bot.services.when import normalise, parse_when
+from bot.config import VISIT_FIELDS
+from bot.infra import i18n
+from bot.parsing.when import normalise, parse_when
 
 __all__ = [
     "KEYWORDS",
@@ -25,18 +26,6 @@ __all__ = [
     "strip_keyword",
 ]
 
-VISIT_FIELDS: tuple[str, ...] = (
-    "customer",
-    "ward",
-    "contacts",
-    "topics",
-    "products",
-    "objection",
-    "commitments",
-    "next_step",
-    "attitude",
-    "visited_at",
-)
 KEYWORDS = ("拜访", "visit")
 
 _LIST_FIELDS = frozenset({"contacts", "products"})

@@ -6,11 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.sanitize import clean_tree
+from bot.infra.sanitize import clean_tree
 
 
 class _Event(BaseModel):
-    """Every string a channel hands over is cleaned by one rule (``bot.sanitize``), whatever the channel."""
+    """Every string a channel hands over is cleaned by one rule (``bot.infra.sanitize``), whatever the channel."""
 
     model_config = ConfigDict(frozen=True)
 

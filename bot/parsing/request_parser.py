@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from bot.config import RequestFieldConfig, RequestTypeConfig
-from bot.services.when import normalise, parse_date
+from bot.parsing.when import normalise, parse_date
 
 _KEY_RE = re.compile(r"(?:^|(?<=[\s,;、。:]))([^\W\d][\w-]*)\s*:")
 _TOKEN_SEP_RE = re.compile(r"[\s,;、。]+")

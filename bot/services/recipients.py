@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
-from bot import i18n
 from bot.config import RequestFieldConfig, RequestTypeConfig, Settings
-from bot.intents import Intent, SendCard, SendText, UpdateCard
+from bot.core.intents import Intent, SendCard, SendText, UpdateCard
+from bot.infra import i18n
 from bot.services.requests import card_no, request_no
 from cards.model import Card
 from cards.tasks import TaskView, task_card

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.intents import UpdateCard
+from bot.core.intents import UpdateCard
+from bot.core.outbound import row_values
 from cards.model import Card
 from storage.models import Base, Conversation, OutboxMessage
 
@@ -160,6 +161,4 @@ async def save_many(conn: AsyncConnection, states: Sequence[ConversationState], 
     if updates:
         await conn.execute(_update, updates)
     if leaving:
-        from bot.outbox import row_values  # the outbox imports channel code; only needed here
-
         await conn.execute(insert(_outbox), row_values(leaving, now))

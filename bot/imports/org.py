@@ -25,11 +25,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import channels
-from bot.sanitize import clean_text
-from bot.services import audit, vocab
-from bot.services.vocab import Role
+from bot.infra import audit
+from bot.infra.sanitize import clean_text
+from storage import vocab
 from storage.db import Database
 from storage.models import Customer, User, UserIdentity
+from storage.vocab import Role
 
 log = logging.getLogger(__name__)
 

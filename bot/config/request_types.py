@@ -7,12 +7,14 @@ meets it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
+
+from bot.infra.words import fold_word
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -55,14 +57,10 @@ def sample_values(rt: RequestTypeConfig) -> dict[str, str]:
     return values
 
 
-def check_request_types(settings: Settings) -> list[tuple[str, str]]:
-    """Problems across sections as (TOML path, message): unknown departments, keyword clashes, bad templates,
-    escalation overrides for departments or request types that do not exist."""
-    # The words the bot already answers, as each router declares them (its command/exact filters).
-    from bot.routing import fold_word
-    from handlers import command_words
-
-    reserved = command_words()
+def check_request_types(settings: Settings, reserved: Collection[str] = frozenset()) -> list[tuple[str, str]]:
+    """Problems across sections as (TOML path, message): unknown departments, keyword clashes (with each other and
+    with ``reserved``, the folded words built-in commands answer), bad templates, escalation overrides for departments
+    or request types that do not exist."""
     problems: list[tuple[str, str]] = []
     owner: dict[str, str] = {}
     for key, rt in settings.request_types.items():

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
-from bot.services.customer_match import CustomerEntry, CustomerMatcher
+from bot.parsing.customer_match import CustomerEntry, CustomerMatcher
 from storage.db import Database
 from storage.models import Customer, User, UserIdentity
 

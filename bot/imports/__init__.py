@@ -1,0 +1,1 @@
+"""Imports of files an admin uploads (the org CSV)."""
