@@ -94,6 +94,10 @@ def secure_sqlite_file(database: str | None) -> None:
                 side.chmod(side.stat().st_mode & 0o700)
 
 
+# Connections kept open on a SQLite file (see Database.__init__).
+SQLITE_POOL_SIZE = 32
+
+
 class Database:
     """Owns the engine. ``transaction()`` is the unit of work: one commit for domain rows and outbox rows."""
 
@@ -107,10 +111,15 @@ class Database:
             # Same database, same SQL; no helper thread (see storage/sqlite_inline.py).
             url = parsed.set(drivername="sqlite+inline").render_as_string(hide_password=False)
         kwargs: dict[str, Any] = {"echo": echo}
+        in_memory = parsed.database in (None, "", ":memory:")
         if self.is_sqlite:
             # Sessions always end with their own COMMIT or ROLLBACK; the pool's extra rollback is a wasted round
             # trip to aiosqlite's thread on every checkout.
             kwargs.update(pool_reset_on_return=None)
+            # Reads run concurrently (one per console request, one per handling batch): keep enough connections
+            # that none is opened and closed per request (opening one costs the pragmas and the file open).
+            if not in_memory:
+                kwargs.update(pool_size=max(pool_size, SQLITE_POOL_SIZE), max_overflow=SQLITE_POOL_SIZE)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

@@ -779,10 +779,7 @@ async def import_org(
     directory = await _load_directory(db)
     known_departments = {key.lower(): key for key in departments}
     items = _validate_users(table.records, known_departments, directory, report.errors)
-    await _write_all(db, _USERS, table.records, items, report, now=now, actor_id=actor_id, progress=progress)
-    report.errors.sort(key=lambda e: e.row)
-    await _record_summary(db, "import.org", path, report, now=now, actor_id=actor_id)
-    return report
+    return await _write_and_record(db, _USERS, table, items, report, path, now, actor_id, progress)
 
 
 async def import_customers(
@@ -800,11 +797,26 @@ async def import_customers(
     _require_aware(now)
     table = _load(path, CUSTOMER_COLUMNS)
     report = ImportReport(kind="customers", total=len(table.records))
-    if table.header_errors:
-        report.errors.extend(table.header_errors)
-        return report
-    items = _validate_customers(table.records, report.errors)
-    await _write_all(db, _CUSTOMERS, table.records, items, report, now=now, actor_id=actor_id, progress=progress)
+    if not table.header_errors:
+        items = _validate_customers(table.records, report.errors)
+        return await _write_and_record(db, _CUSTOMERS, table, items, report, path, now, actor_id, progress)
+    report.errors.extend(table.header_errors)
+    return report
+
+
+async def _write_and_record(
+    db: Database,
+    target: _Target[_Model],
+    table: _Table,
+    items: Sequence[_Item],
+    report: ImportReport,
+    path: Path,
+    now: datetime,
+    actor_id: str | None,
+    progress: Callable[[int], None] | None,
+) -> ImportReport:
+    """Write the valid rows, sort the errors by row, and record the import's summary in the audit trail."""
+    await _write_all(db, target, table.records, items, report, now=now, actor_id=actor_id, progress=progress)
     report.errors.sort(key=lambda e: e.row)
-    await _record_summary(db, "import.customers", path, report, now=now, actor_id=actor_id)
+    await _record_summary(db, f"import.{report.kind}", path, report, now=now, actor_id=actor_id)
     return report

@@ -186,10 +186,16 @@ async def _ingest(request: web.Request, user: User, event: InboundEvent, echo: d
     return web.json_response({"accepted": True, "duplicate": result.duplicate})
 
 
+def _origin(user: User, client_id: str) -> dict[str, str]:
+    """Who sent a console event, and its dedup key: the browser's id for the message, per person (a resend of the
+    same message is a duplicate)."""
+    return {"channel": "console", "sender": user.id, "dedup_key": f"{user.id}:{client_id}"}
+
+
 async def send(request: web.Request) -> web.Response:
     user = await _current_user(request)
     body: _Send = await _body(request, _Send)
-    event = TextMessage(channel="console", sender=user.id, dedup_key=f"{user.id}:{body.client_id}", text=body.text)
+    event = TextMessage(**_origin(user, body.client_id), text=body.text)
     # The echo shows what was stored: the text after the inbound rule (bot.infra.sanitize).
     return await _ingest(request, user, event, {"from": "user", "text": event.text})
 
@@ -197,13 +203,7 @@ async def send(request: web.Request) -> web.Response:
 async def action(request: web.Request) -> web.Response:
     user = await _current_user(request)
     body: _Action = await _body(request, _Action)
-    event = CardAction(
-        channel="console",
-        sender=user.id,
-        dedup_key=f"{user.id}:{body.client_id}",
-        payload=body.payload,
-        card_ref=body.card_ref,
-    )
+    event = CardAction(**_origin(user, body.client_id), payload=body.payload, card_ref=body.card_ref)
     return await _ingest(request, user, event, None)
 
 
@@ -211,12 +211,7 @@ async def location(request: web.Request) -> web.Response:
     user = await _current_user(request)
     body: _Location = await _body(request, _Location)
     event = LocationShared(
-        channel="console",
-        sender=user.id,
-        dedup_key=f"{user.id}:{body.client_id}",
-        latitude=body.latitude,
-        longitude=body.longitude,
-        label=body.label,
+        **_origin(user, body.client_id), latitude=body.latitude, longitude=body.longitude, label=body.label
     )
     label = event.label or f"{body.latitude:.5f}, {body.longitude:.5f}"
     return await _ingest(request, user, event, {"from": "user", "text": f"📍 {label}"})

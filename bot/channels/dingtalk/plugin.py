@@ -4,21 +4,13 @@ people on another channel meanwhile."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.channels.base import ChannelPlugin, IdentityColumn
-
-if TYPE_CHECKING:
-    from bot.config import Settings
 
 
 class DingTalkPlugin(ChannelPlugin):
     name = "dingtalk"
     section = "dingtalk"
     identity = IdentityColumn("dingtalk_staff_id", "钉钉ID", ("钉钉ID", "钉钉"))
-
-    def enabled(self, settings: Settings) -> bool:
-        return settings.dingtalk.enabled
 
 
 PLUGIN = DingTalkPlugin()

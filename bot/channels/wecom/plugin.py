@@ -10,16 +10,12 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from bot.channels.base import Host
-    from bot.config import Settings
 
 
 class WeComPlugin(ChannelPlugin):
     name = "wecom"
     section = "wecom"
     identity = IdentityColumn("wecom_userid", "企业微信ID", ("企业微信ID", "企业微信"))
-
-    def enabled(self, settings: Settings) -> bool:
-        return settings.wecom.enabled
 
     def build(self, runtime: Host) -> Channel:
         from bot.channels.wecom.channel import WeComChannel

@@ -165,6 +165,21 @@
     return go();
   }
 
+  // Replace what ``box`` shows by an error line and a 重试 button that calls ``again``.
+  function showRetry(box, message, again) {
+    box.textContent = "";
+    var p = document.createElement("p");
+    p.className = "form-error";
+    p.textContent = message;
+    var retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "btn-small";
+    retry.textContent = "重试";
+    retry.addEventListener("click", again);
+    box.appendChild(p);
+    box.appendChild(retry);
+  }
+
   function failText(err) {
     if (!(err instanceof HttpError)) return "出错了，请重试。";
     if (err.status === 0) return "网络不通，发送失败。请检查网络后重试。";
@@ -229,17 +244,7 @@
         renderUsers(data.users || []);
       })
       .catch(function (err) {
-        list.textContent = "";
-        var p = document.createElement("p");
-        p.className = "form-error";
-        p.textContent = "加载人员失败：" + failText(err);
-        var retry = document.createElement("button");
-        retry.type = "button";
-        retry.className = "btn-small";
-        retry.textContent = "重试";
-        retry.addEventListener("click", loadUsers);
-        list.appendChild(p);
-        list.appendChild(retry);
+        showRetry(list, "加载人员失败：" + failText(err), loadUsers);
       });
   }
 
@@ -870,20 +875,9 @@
       },
       function (err) {
         if (err instanceof HttpError && err.status === 401) return;
-        var box = $("screen-loading");
-        box.textContent = "";
-        var p = document.createElement("p");
-        p.className = "form-error";
-        p.textContent = "无法连接服务器：" + failText(err);
-        var retry = document.createElement("button");
-        retry.type = "button";
-        retry.className = "btn-small";
-        retry.textContent = "重试";
-        retry.addEventListener("click", function () {
+        showRetry($("screen-loading"), "无法连接服务器：" + failText(err), function () {
           window.location.reload();
         });
-        box.appendChild(p);
-        box.appendChild(retry);
       }
     );
   }
