@@ -81,16 +81,11 @@ def _department_name(ctx: Context, department: str, locale: str | None = None) -
 
 
 def _notify(ctx: Context, user: User, key: str, **params: Any) -> None:
-    ctx.intents.append(views.text_to(ctx.runtime, user, ctx.event.channel, key, **params))
+    ctx.intents.append(views.text_to(ctx.runtime.channel_for, user, ctx.event.channel, key, **params))
 
 
 async def say_error(ctx: Context, exc: RequestError) -> None:
-    params = dict(exc.params)
-    if "holder_id" in params:
-        params["holder"] = (await views.names(ctx.session, {params.pop("holder_id")})).get(exc.params["holder_id"], "")
-    if "state_key" in params:
-        params["state"] = ctx.t(params.pop("state_key"))
-    ctx.reply(ctx.t(exc.key, **params))
+    ctx.reply(await ctx.error_text(exc))
 
 
 def _fmt(ctx: Context, when: datetime) -> str:
@@ -136,7 +131,13 @@ async def send_task_card(ctx: Context, card: TaskCard, request: SupportRequest) 
     """One shared card per channel for all of the department's people (one message per channel, so one update
     reaches every copy)."""
     ctx.intents += await views.task_card_intents(
-        ctx.session, ctx.runtime, card, first=True, fallback=ctx.event.channel, request=request
+        ctx.session,
+        ctx.runtime.settings,
+        ctx.runtime.channel_for,
+        card,
+        first=True,
+        fallback=ctx.event.channel,
+        request=request,
     )
 
 
@@ -147,7 +148,8 @@ async def refresh_task_card(ctx: Context, card: TaskCard) -> None:
         await _settle_notices(ctx, card)
     ctx.intents += await views.task_card_intents(
         ctx.session,
-        ctx.runtime,
+        ctx.runtime.settings,
+        ctx.runtime.channel_for,
         card,
         first=False,
         fallback=ctx.event.channel,
@@ -163,7 +165,9 @@ async def _settle_notices(ctx: Context, card: TaskCard) -> None:
     title = i18n.t(locale, "esc.settled_title") + f"｜{card.title}"
     for ref, targets in escalation.sent_notices(card):
         settled = settled_escalation(ref, title, status)
-        for channel, ids in (await views.by_channel(ctx.session, ctx.runtime, targets, ctx.event.channel)).items():
+        for channel, ids in (
+            await views.by_channel(ctx.session, ctx.runtime.channel_for, targets, ctx.event.channel)
+        ).items():
             ctx.intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=settled))
 
 
@@ -620,7 +624,7 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
             names = "、".join(f"{i18n.t(rep.locale, 'media.' + k)}×{kinds.count(k)}" for k in dict.fromkeys(kinds))
             files = i18n.t(rep.locale, "notice.files", count=len(attachments), names=names)
         _notify(ctx, rep, "notice.done", no=rno, department=department, title=card.title, files=files)
-        channel = views.channel_of(ctx.runtime, rep, ctx.event.channel)
+        channel = views.channel_of(ctx.runtime.channel_for, rep, ctx.event.channel)
         for a in attachments[:MAX_FORWARDED]:
             kind = str(a.get("kind") or "file")
             caption = i18n.t(

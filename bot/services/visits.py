@@ -16,18 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import VisitsConfig
 from bot.i18n import fmt_when
 from bot.services import audit
+from bot.services.errors import DomainError
 from bot.services.visit_parser import ParsedVisit
 from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
 
 
-class VisitError(Exception):
-    """A domain error carrying the i18n key and parameters of the message the user sees."""
-
-    def __init__(self, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
+class VisitError(DomainError):
+    """A refusal by the visit rules (a ``DomainError``)."""
 
 
 @dataclass
