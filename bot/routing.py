@@ -16,7 +16,7 @@ from bot.conversation import ConversationState
 from bot.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
 from bot.intents import Intent, SendCard, SendText, UpdateCard
 from bot.services import audit
-from bot.services.errors import Denial, DomainError
+from bot.services.errors import Denial, DomainError, Msg
 from cards.model import Card
 from cards.payload import ButtonPayload, PayloadError
 from storage.models import User
@@ -107,6 +107,9 @@ class Context:
             params["holder"] = name or ""
         if "state_key" in params:
             params["state"] = self.t(params.pop("state_key"))
+        for name, value in params.items():
+            if isinstance(value, Msg):
+                params[name] = self.t(value.key, **value.params)
         return self.t(exc.key, **params)
 
     def audit(self, action: str, entity: str, entity_id: str | int | None, changes: dict[str, Any]) -> None:
