@@ -497,15 +497,8 @@ async def request_progress(ctx: Context) -> None:
     if request_id is None:
         ctx.reply(ctx.t("request.progress_usage"))
         return
+    request = await svc.visible_request(ctx.session, ctx.user, request_id)
     no = svc.request_no(request_id)
-    request = await ctx.session.get(SupportRequest, request_id)
-    if request is None:
-        ctx.reply(ctx.t("request.not_found", no=no))
-        return
-    if not await svc.may_view(ctx.session, ctx.user, request):
-        log.warning("user %s may not view request %s", ctx.user.id, request_id)
-        ctx.reply(ctx.t("request.not_visible", no=no))
-        return
     rt = ctx.runtime.settings.request_types.get(request.type_key)
     customer = await ctx.session.get(Customer, request.customer_id)
     requester = (await views.names(ctx.session, {request.rep_id})).get(request.rep_id, request.rep_id)
@@ -540,20 +533,10 @@ async def request_progress(ctx: Context) -> None:
 # ---- routes: department side ----------------------------------------------------------------------------------
 
 
-async def _load_card(ctx: Context, card_id: int) -> TaskCard | None:
-    return await ctx.session.get(TaskCard, card_id, with_for_update=True)
-
-
 async def _rep_of(ctx: Context, card: TaskCard) -> tuple[SupportRequest, User | None]:
     request = await ctx.session.get(SupportRequest, card.request_id)
     assert request is not None
     return request, await ctx.session.get(User, request.rep_id)
-
-
-def _refuse(ctx: Context, card: TaskCard) -> None:
-    log.warning("user %s may not act on task card %s (department %s)", ctx.user.id, card.id, card.department)
-    ctx.audit("task.denied", "task_card", card.id, {"department": card.department, "event": ctx.event.kind})
-    ctx.reply(ctx.t("task.not_allowed", no=svc.card_no(card.id)))
 
 
 @router.route(action("tk"))
@@ -562,13 +545,11 @@ async def tap_task(ctx: Context) -> None:
     assert ctx.payload is not None
     args = ctx.payload.args
     card_id = parse_id(args[0]) if len(args) == 2 else None
-    card = await _load_card(ctx, card_id) if card_id is not None else None
+    card = await svc.load_card(ctx.session, card_id)
     if card is None or args[1] not in (CLAIM, DONE, REJECT, INFO):
         ctx.reply(ctx.t("stale_button"))
         return
-    if not svc.may_act(ctx.user, card):
-        _refuse(ctx, card)
-        return
+    svc.check_member(card, ctx.user, ctx.event.kind)
     op = args[1]
     try:
         if op == CLAIM:
@@ -662,7 +643,7 @@ async def task_input(ctx: Context) -> None:
     """The reason for 驳回 or the question for 需补充, typed after the tap."""
     data = _short_flow(ctx, INPUT_FLOW, TaskInputState)
     ctx.conversation.clear()
-    card = await _load_card(ctx, data.card_id) if data is not None else None
+    card = await svc.load_card(ctx.session, data.card_id) if data is not None else None
     if data is None or card is None:
         ctx.reply(ctx.t("stale_button"))
         return
@@ -697,22 +678,11 @@ async def task_input(ctx: Context) -> None:
 
 
 async def _answer(ctx: Context, card: TaskCard, text: str) -> None:
-    request, _ = await _rep_of(ctx, card)
-    if request.rep_id != ctx.user.id:
-        ctx.reply(ctx.t("request.not_visible", no=svc.request_no(request.id)))
-        return
-    try:
-        svc.answer(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
-    except RequestError as exc:
-        await say_error(ctx, exc)
-        return
+    told = await svc.relay_answer(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
     await refresh_task_card(ctx, card)
     ctx.reply(ctx.t("task.answer_relayed", department=_department_name(ctx, card.department), answer=text))
-    asker_id = str((card.questions or [{}])[-1].get("by") or "")
-    for uid in dict.fromkeys([asker_id, card.holder_id or ""]):
-        person = await ctx.session.get(User, uid) if uid else None
-        if person is not None:
-            _notify(ctx, person, "notice.answered", card=svc.card_no(card.id), rep=ctx.user.name, answer=text)
+    for person in told:
+        _notify(ctx, person, "notice.answered", card=svc.card_no(card.id), rep=ctx.user.name, answer=text)
 
 
 @router.route(command(*ANSWER), leaves_dialog)
@@ -723,7 +693,7 @@ async def answer_question(ctx: Context) -> None:
     if card_id is None or not rest.strip():
         ctx.reply(ctx.t("task.answer_usage"))
         return
-    card = await _load_card(ctx, card_id)
+    card = await svc.load_card(ctx.session, card_id)
     if card is None:
         ctx.reply(ctx.t("task.not_found", no=no_text))
         return
@@ -748,13 +718,11 @@ async def attach_target(ctx: Context) -> None:
     if card_id is None:
         ctx.reply(ctx.t("task.attach_usage"))
         return
-    card = await _load_card(ctx, card_id)
+    card = await svc.load_card(ctx.session, card_id)
     if card is None:
         ctx.reply(ctx.t("task.not_found", no=ctx.args))
         return
-    if not svc.may_act(ctx.user, card):
-        _refuse(ctx, card)
-        return
+    svc.check_member(card, ctx.user, ctx.event.kind)
     waiting = _short_flow(ctx, ATTACH_FLOW, AttachState)
     if waiting is not None and waiting.pending_media:
         ctx.conversation.clear()
@@ -773,7 +741,7 @@ async def receive_media(ctx: Context) -> None:
     conv = ctx.conversation
     waiting = _short_flow(ctx, ATTACH_FLOW, AttachState)
     if waiting is not None and waiting.card_id is not None:
-        card = await _load_card(ctx, waiting.card_id)
+        card = await svc.load_card(ctx.session, waiting.card_id)
         conv.clear()
         if card is not None:
             await _attach(ctx, card, [media.model_dump()])
@@ -800,6 +768,6 @@ async def answer_plain(ctx: Context) -> None:
     if len(questions) > 1:
         ctx.reply(ctx.t("task.answer_which", cards="、".join(svc.card_no(c.id) for c in questions)))
         return
-    card = await _load_card(ctx, questions[0].id)
+    card = await svc.load_card(ctx.session, questions[0].id)
     assert card is not None
     await _answer(ctx, card, ctx.text.strip())

@@ -295,6 +295,15 @@ def check_may_act(card: TaskCard, actor: User) -> None:
         raise RequestError("task.not_allowed", no=card_no(card.id))
 
 
+def check_member(card: TaskCard, actor: User, via: str) -> None:
+    """Refuse anyone outside the card's department (and not a supervisor) before anything else; the attempt is
+    audited as ``task.denied`` (``via``: the kind of event it came with)."""
+    if not may_act(actor, card):
+        log.warning("user %s may not act on task card %s (department %s)", actor.id, card.id, card.department)
+        denial = Denial("task.denied", "task_card", card.id, {"department": card.department, "event": via})
+        raise RequestError("task.not_allowed", denial=denial, no=card_no(card.id))
+
+
 def claim(session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str) -> None:
     check_may_act(card, actor)
     if card.state in CLOSED:
@@ -384,6 +393,20 @@ def answer(session: AsyncSession, card: TaskCard, rep: User, text: str, now: dat
     card.resume_state = None
     _touch(card, now, state=resume)
     _audit(session, card, rep, now, channel, "answer", answer=questions[-1]["a"])
+
+
+async def relay_answer(
+    session: AsyncSession, card: TaskCard, rep: User, text: str, now: datetime, channel: str
+) -> list[User]:
+    """The rep's answer to the card's open question (their own request only); the people to tell: who asked and
+    who holds the card."""
+    request = await session.get(SupportRequest, card.request_id)
+    if request is None or request.rep_id != rep.id:
+        raise RequestError("request.not_visible", no=request_no(card.request_id))
+    answer(session, card, rep, text, now, channel)
+    asker_id = str((card.questions or [{}])[-1].get("by") or "")
+    people = [await session.get(User, uid) for uid in dict.fromkeys([asker_id, card.holder_id or ""]) if uid]
+    return [p for p in people if p is not None]
 
 
 async def attach(
@@ -536,6 +559,18 @@ def settle_request(request: SupportRequest, cards: Sequence[TaskCard], now: date
 
 
 # ---- queries --------------------------------------------------------------------------------------------------
+
+
+async def visible_request(session: AsyncSession, actor: User, request_id: int) -> SupportRequest:
+    """The request, when ``actor`` may see it (``may_view``); refused otherwise."""
+    no = request_no(request_id)
+    request = await session.get(SupportRequest, request_id)
+    if request is None:
+        raise RequestError("request.not_found", no=no)
+    if not await may_view(session, actor, request):
+        log.warning("user %s may not view request %s", actor.id, request_id)
+        raise RequestError("request.not_visible", no=no)
+    return request
 
 
 async def cards_of(session: AsyncSession, request_id: int) -> list[TaskCard]:
