@@ -401,17 +401,6 @@ async def start_request(ctx: Context) -> None:
     await dialog.start_with(rest)
 
 
-@router.route(action("rf"))
-async def choose_request_value(ctx: Context) -> None:
-    """A choice button in the request dialog: (token, field, value)."""
-    found = RequestDialog.for_tap(ctx, 3)
-    if found is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    dialog, (key, value) = found
-    await dialog.on_choice(key, value)
-
-
 @router.route(action("rq"))
 async def request_from_visit(ctx: Context) -> None:
     """The offer after a visit: start the request with the visit's hospital and ward, linked to the visit."""
@@ -434,17 +423,6 @@ async def request_from_visit(ctx: Context) -> None:
     if visit.ward and any(f.key == "ward" for f in rt.fields):
         dialog.set("ward", visit.ward)
     await dialog.start_with("", note=ctx.t("request.from_visit", no=f"V{visit.id}"))
-
-
-@router.route(action("rc"))
-async def confirm_request(ctx: Context) -> None:
-    """提交 / 修改 / 取消 on the request's confirmation card."""
-    found = RequestDialog.for_tap(ctx, 2, confirm=True)
-    if found is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    dialog, (op,) = found
-    await dialog.on_confirm(op)
 
 
 @router.route(command(*MY_REQUESTS), leaves_dialog)

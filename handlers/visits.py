@@ -16,7 +16,7 @@ from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
 from bot.events import LocationShared
-from bot.routing import Context, Router, action, command, has_role, is_location
+from bot.routing import Context, Router, command, has_role, is_location
 from bot.services import visits as svc
 from bot.services.visit_parser import KEY_ALIASES, VISIT_FIELDS, parse_field_value, parse_visit_line
 from bot.services.visits import VisitDraft, VisitError
@@ -335,28 +335,6 @@ async def start_visit(ctx: Context) -> None:
     """`拜访 …`: parse what was given, ask only for what is missing."""
     dialog = VisitDialog.begin(ctx, VisitState(token=VisitState.new_token()))
     await dialog.start_with(ctx.args)
-
-
-@router.route(action("vf"))
-async def choose_value(ctx: Context) -> None:
-    """A tap on a choice button: (token, field, value)."""
-    found = VisitDialog.for_tap(ctx, 3)
-    if found is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    dialog, (field, value) = found
-    await dialog.on_choice(field, value)
-
-
-@router.route(action("vc"))
-async def confirm_visit(ctx: Context) -> None:
-    """提交 / 修改 / 取消 on the confirmation card."""
-    found = VisitDialog.for_tap(ctx, 2, confirm=True)
-    if found is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    dialog, (op,) = found
-    await dialog.on_confirm(op)
 
 
 def _saved_text(ctx: Context, visit: Visit, customer: Customer, no: str) -> str:

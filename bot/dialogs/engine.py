@@ -23,7 +23,7 @@ from bot.conversation import CANCELLED, EXIT_KEY, EXPIRED, REPLACED
 from bot.dialogs.form import Form
 from bot.dialogs.state import DialogState, OpenCard, Option, S, dump, load
 from bot.events import CardAction
-from bot.routing import Context, Filter, is_text, normalize_text, split_command
+from bot.routing import Context, Filter, Router, action, is_text, normalize_text, split_command
 from cards.model import Card
 from cards.visits import choice_card, settled_choice
 
@@ -472,6 +472,49 @@ class FormDialog(Generic[S]):
         self.ctx.conversation.data = data
 
 
+# ---- the taps of every form's cards, registered once for all forms (``handlers.ROUTERS`` includes this router) ----
+
+router = Router("dialogs")
+
+ChoiceOrConfirm = Literal["choose_action", "confirm_action"]
+
+
+def _tapped_form(ctx: Context, kind: ChoiceOrConfirm) -> type[FormDialog[Any]] | None:
+    """The form whose choice (or confirmation) button this tap is, by the button's action."""
+    return next((cls for cls in _FLOWS.values() if action(getattr(cls, kind))(ctx)), None)
+
+
+def _form_tap(kind: ChoiceOrConfirm) -> Filter:
+    def check(ctx: Context) -> bool:
+        return _tapped_form(ctx, kind) is not None
+
+    return check
+
+
+@router.route(_form_tap("choose_action"))
+async def choose_value(ctx: Context) -> None:
+    """A choice button on a form's question card: (token, field, value)."""
+    form = _tapped_form(ctx, "choose_action")
+    found = form.for_tap(ctx, 3) if form is not None else None
+    if found is None:
+        ctx.reply(ctx.t("stale_button"))
+        return
+    dialog, (key, value) = found
+    await dialog.on_choice(key, value)
+
+
+@router.route(_form_tap("confirm_action"))
+async def confirm(ctx: Context) -> None:
+    """提交 / 修改 / 取消 on a form's confirmation card: (token, op)."""
+    form = _tapped_form(ctx, "confirm_action")
+    found = form.for_tap(ctx, 2, confirm=True) if form is not None else None
+    if found is None:
+        ctx.reply(ctx.t("stale_button"))
+        return
+    dialog, (op,) = found
+    await dialog.on_confirm(op)
+
+
 __all__ = [
     "EDIT_WORDS",
     "DialogState",
@@ -480,4 +523,5 @@ __all__ = [
     "escape_edit",
     "in_dialog",
     "leaves_dialog",
+    "router",
 ]
