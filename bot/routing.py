@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class Services(Protocol):
-    """What handlers use of the running bot (``bot.runtime.Runtime`` is one; a test may pass anything that has
+    """What handlers use of the running bot (the Runtime is one; a test may pass anything that has
     these): handlers and services never import the runtime."""
 
     @property
