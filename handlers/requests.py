@@ -476,7 +476,11 @@ async def request_progress(ctx: Context) -> None:
         ctx.reply(ctx.t("request.progress_usage"))
         return
     request = await svc.visible_request(ctx.session, ctx.user, request_id)
-    no = svc.request_no(request_id)
+    ctx.reply("\n".join(await _progress_lines(ctx, request)))
+
+
+async def _progress_lines(ctx: Context, request: SupportRequest) -> list[str]:
+    no = svc.request_no(request.id)
     rt = ctx.runtime.settings.request_types.get(request.type_key)
     customer = await ctx.session.get(Customer, request.customer_id)
     requester = (await views.names(ctx.session, {request.rep_id})).get(request.rep_id, request.rep_id)
@@ -505,7 +509,7 @@ async def request_progress(ctx: Context) -> None:
             lines.append(f"    {svc.card_no(card.id)} ⛔{card.reject_reason}")
         if card.attachments:
             lines.append(f"    {svc.card_no(card.id)} 📎{len(card.attachments)}")
-    ctx.reply("\n".join(lines))
+    return lines
 
 
 # ---- routes: department side ----------------------------------------------------------------------------------
@@ -530,42 +534,44 @@ async def tap_task(ctx: Context) -> None:
     svc.check_member(card, ctx.user, ctx.event.kind)
     op = args[1]
     try:
-        if op == CLAIM:
-            svc.claim(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
-        elif op == DONE:
-            svc.done(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
-        else:
-            svc.check_may_question(card, ctx.user)
-            if op == INFO and card.state == svc.NEED_INFO:
-                raise RequestError("task.waiting_info", no=svc.card_no(card.id))
+        _check_tap(ctx, card, op)
     except RequestError as exc:
         await say_error(ctx, exc)
         # The tapped copy may be out of date (a stale button): show the card as it is now.
         await refresh_task_card(ctx, card)
         return
-    no = svc.card_no(card.id)
     if op in (REJECT, INFO):
         state = TaskInputState(card_id=card.id, op=REJECT if op == REJECT else INFO)
         ctx.conversation.start(INPUT_FLOW, state.model_dump())
-        ctx.reply(ctx.t("task.ask_reason" if op == REJECT else "task.ask_question", no=no))
+        ctx.reply(ctx.t("task.ask_reason" if op == REJECT else "task.ask_question", no=svc.card_no(card.id)))
         return
     await refresh_task_card(ctx, card)
-    request, rep = await _rep_of(ctx, card)
-    department = _department_name(ctx, card.department, rep.locale if rep else None)
+    await (_claimed(ctx, card) if op == CLAIM else _closed(ctx, card, "task.done_ok"))
+
+
+def _check_tap(ctx: Context, card: TaskCard, op: str) -> None:
+    """Claim and done are transitions now; reject and need info are checked now, done once the text is typed."""
     if op == CLAIM:
-        ctx.reply(ctx.t("task.claimed_ok", no=no, title=card.title))
-        if rep is not None:
-            _notify(
-                ctx,
-                rep,
-                "notice.claimed",
-                no=svc.request_no(request.id),
-                department=department,
-                holder=ctx.user.name,
-                title=card.title,
-            )
-        return
-    ctx.reply(ctx.t("task.done_ok", no=no))
+        svc.claim(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
+    elif op == DONE:
+        svc.done(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
+    else:
+        svc.check_may_question(card, ctx.user, asking=op == INFO)
+
+
+async def _claimed(ctx: Context, card: TaskCard) -> None:
+    ctx.reply(ctx.t("task.claimed_ok", no=svc.card_no(card.id), title=card.title))
+    request, rep = await _rep_of(ctx, card)
+    if rep is not None:
+        department = _department_name(ctx, card.department, rep.locale)
+        no = svc.request_no(request.id)
+        _notify(ctx, rep, "notice.claimed", no=no, department=department, holder=ctx.user.name, title=card.title)
+
+
+async def _closed(ctx: Context, card: TaskCard, key: str) -> None:
+    """Done or rejected: say so, tell the rep."""
+    ctx.reply(ctx.t(key, no=svc.card_no(card.id)))
+    request, rep = await _rep_of(ctx, card)
     await _after_close(ctx, card, request, rep)
 
 
@@ -632,27 +638,20 @@ async def task_input(ctx: Context) -> None:
         else:
             svc.ask(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
     except RequestError as exc:
-        await say_error(ctx, exc)
+        await say_error(ctx, exc)  # the flow is over all the same: a fresh tap asks again
         return
     await refresh_task_card(ctx, card)
-    request, rep = await _rep_of(ctx, card)
-    no = svc.card_no(card.id)
-    if data.op == REJECT:
-        ctx.reply(ctx.t("task.rejected_ok", no=no))
-        await _after_close(ctx, card, request, rep)
-        return
+    await (_closed(ctx, card, "task.rejected_ok") if data.op == REJECT else _asked(ctx, card, text))
+
+
+async def _asked(ctx: Context, card: TaskCard, question: str) -> None:
     ctx.reply(ctx.t("task.asked_ok"))
+    request, rep = await _rep_of(ctx, card)
     if rep is not None:
-        _notify(
-            ctx,
-            rep,
-            "notice.need_info",
-            no=svc.request_no(request.id),
-            card=no,
-            question=text,
-            department=_department_name(ctx, card.department, rep.locale),
-            holder=ctx.user.name,
-        )
+        department = _department_name(ctx, card.department, rep.locale)
+        no, card_no = svc.request_no(request.id), svc.card_no(card.id)
+        params = {"department": department, "holder": ctx.user.name}
+        _notify(ctx, rep, "notice.need_info", no=no, card=card_no, question=question, **params)
 
 
 async def _answer(ctx: Context, card: TaskCard, text: str) -> None:

@@ -346,13 +346,16 @@ def done(session: AsyncSession, card: TaskCard, actor: User, now: datetime, chan
     _audit(session, card, actor, now, channel, "done", attachments=len(card.attachments or []))
 
 
-def check_may_question(card: TaskCard, actor: User) -> None:
-    """Raise unless ``actor`` may ask the rep a question (need info) or reject the card now."""
+def check_may_question(card: TaskCard, actor: User, *, asking: bool = False) -> None:
+    """Raise unless ``actor`` may reject the card now, or (``asking``) ask the rep a question (need info): one
+    question at a time."""
     check_may_act(card, actor)
     if card.state in CLOSED:
         raise _closed_error(card)
     if _held_by_other(card, actor):
         raise RequestError("task.held_by", no=card_no(card.id), holder_id=card.holder_id or "")
+    if asking and card.state == NEED_INFO:
+        raise RequestError("task.waiting_info", no=card_no(card.id))
 
 
 def reject(session: AsyncSession, card: TaskCard, actor: User, reason: str, now: datetime, channel: str) -> None:
@@ -368,9 +371,7 @@ def reject(session: AsyncSession, card: TaskCard, actor: User, reason: str, now:
 
 
 def ask(session: AsyncSession, card: TaskCard, actor: User, question: str, now: datetime, channel: str) -> None:
-    check_may_question(card, actor)
-    if card.state == NEED_INFO:
-        raise RequestError("task.waiting_info", no=card_no(card.id))
+    check_may_question(card, actor, asking=True)
     if not question.strip():
         raise RequestError("task.question_needed")
     _first_response(card, now)
