@@ -363,58 +363,58 @@ async def share_location(ctx: Context) -> None:
     loc = await svc.record_location(
         ctx.session, ctx.user, event.channel, event.latitude, event.longitude, event.label, ctx.now
     )
+    # Inside the visit dialog the visit being logged picks it up on submit.
+    attached = None
+    if ctx.conversation.flow != FLOW:
+        attached = await svc.attach_to_recent(ctx.session, loc, cfg=cfg, now=ctx.now, channel=event.channel)
+    if attached is not None:
+        ctx.reply(_attached_text(ctx, *attached))
+    elif not event.passive:
+        ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
     if ctx.conversation.flow == FLOW:
-        # The visit being logged will pick it up on submit; refresh its card to show the evidence.
-        if not event.passive:
-            ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
-        dialog = VisitDialog.resume(ctx)
-        if dialog is not None and dialog.state.stage == "confirm":
-            await dialog.advance()
-        return
-    attached = await svc.attach_to_recent(ctx.session, loc, cfg=cfg, now=ctx.now, channel=event.channel)
-    if attached is None:
-        if not event.passive:
-            ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
-        return
-    visit, customer = attached
+        await _show_evidence(ctx)
+
+
+async def _show_evidence(ctx: Context) -> None:
+    """The visit dialog's confirmation card shows the location just shared."""
+    dialog = VisitDialog.resume(ctx)
+    if dialog is not None and dialog.state.stage == "confirm":
+        await dialog.advance()
+
+
+def _attached_text(ctx: Context, visit: Visit, customer: Customer) -> str:
     distance = i18n.fmt_distance(visit.distance_m or 0, ctx.locale)
     text = ctx.t("visit.location_attached", no=svc.visit_no(visit.id), customer=customer.name, distance=distance)
-    if (visit.distance_m or 0) > cfg.far_warning_meters:
+    if (visit.distance_m or 0) > ctx.runtime.settings.visits.far_warning_meters:
         text += "\n" + ctx.t("visit.location_far", customer=customer.name, distance=distance)
-    ctx.reply(text)
+    return text
 
 
 @router.route(command(*MY_VISITS))
 async def my_visits(ctx: Context) -> None:
     """Today's and this week's visits of the sender."""
-    tz = ctx.runtime.settings.org.tz
-    local = ctx.now.astimezone(tz)
-    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    week_start = today - timedelta(days=today.weekday())
+    today, week_start = svc.today_and_week(ctx.now, ctx.runtime.settings.org.tz)
     rows = await svc.list_for(ctx.session, ctx.user.id, week_start)
     if not rows:
         ctx.reply(ctx.t("visit.list_empty"))
         return
-
-    def line(v: Visit, name: str) -> str:
-        flag = ctx.t("visit.flag_no_location") if v.location_status != "ok" else ""
-        return ctx.t(
-            "visit.list_line",
-            no=svc.visit_no(v.id),
-            when=i18n.fmt_when(v.visited_at, tz),
-            customer=name,
-            ward=v.ward or "",
-            contacts="、".join(v.contacts or []),
-            flag=flag,
-        )
-
     todays = [(v, n) for v, n in rows if v.visited_at >= today]
-    lines = [ctx.t("visit.list_today", count=len(todays)), *(line(v, n) for v, n in todays)]
-    lines += [
-        ctx.t("visit.list_week", count=len(rows)),
-        *(line(v, n) for v, n in rows if v.visited_at < today),
-    ]
+    lines = [ctx.t("visit.list_today", count=len(todays)), *(_visit_line(ctx, v, n) for v, n in todays)]
+    lines.append(ctx.t("visit.list_week", count=len(rows)))
+    lines += [_visit_line(ctx, v, n) for v, n in rows if v.visited_at < today]
     ctx.reply("\n".join(lines))
+
+
+def _visit_line(ctx: Context, v: Visit, name: str) -> str:
+    return ctx.t(
+        "visit.list_line",
+        no=svc.visit_no(v.id),
+        when=i18n.fmt_when(v.visited_at, ctx.runtime.settings.org.tz),
+        customer=name,
+        ward=v.ward or "",
+        contacts="、".join(v.contacts or []),
+        flag=ctx.t("visit.flag_no_location") if v.location_status != "ok" else "",
+    )
 
 
 @router.route(command(*CORRECT))
@@ -431,10 +431,14 @@ async def correct_visit(ctx: Context) -> None:
         tz=settings.org.tz,
         channel=ctx.event.channel,
     )
-    no, name = svc.visit_no(done.visit.id), done.customer.name if done.customer else ""
     if not done.delta:
-        ctx.reply(ctx.t("visit.no_change", no=no))
+        ctx.reply(ctx.t("visit.no_change", no=svc.visit_no(done.visit.id)))
         return
+    ctx.reply(_corrected_text(ctx, done))
+
+
+def _corrected_text(ctx: Context, done: svc.Correction) -> str:
+    no, name = svc.visit_no(done.visit.id), done.customer.name if done.customer else ""
     shown = "；".join(dict.fromkeys(ctx.t("field." + _SHOWN_AS.get(k, k)) for k in done.delta))
     lines = [ctx.t("visit.corrected", no=no, changes=shown)]
     if done.contacts_gone:
@@ -444,7 +448,7 @@ async def correct_visit(ctx: Context) -> None:
     if done.far:
         distance = i18n.fmt_distance(done.visit.distance_m or 0, ctx.locale)
         lines.append(ctx.t("visit.location_far", customer=name, distance=distance))
-    ctx.reply("\n".join(lines))
+    return "\n".join(lines)
 
 
 # Audited columns → the field label shown to the rep.

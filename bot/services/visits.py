@@ -477,6 +477,12 @@ async def unlock(
     )
 
 
+def today_and_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The start of today and of this week (Monday), local time in ``tz``."""
+    today = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today, today - timedelta(days=today.weekday())
+
+
 async def list_for(session: AsyncSession, rep_id: str, since: datetime) -> list[tuple[Visit, str]]:
     """The rep's visits since ``since`` with their customer names, newest first."""
     rows = await session.execute(
