@@ -143,7 +143,6 @@ async def send_task_card(ctx: Context, card: TaskCard, request: SupportRequest) 
 
 async def refresh_task_card(ctx: Context, card: TaskCard) -> None:
     """Update every recipient's copy in place (each channel knows how: see ``UpdateCard``)."""
-    escalation.reschedule(card)
     if card.state in svc.CLOSED and card.notices:
         await _settle_notices(ctx, card)
     ctx.intents += await views.task_card_intents(

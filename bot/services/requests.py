@@ -7,9 +7,11 @@ State machine of a card::
       ├──reject──▶ rejected ◀──reject──┤
       └─need_info─▶ need_info ──answer──▶ (back to the state it paused)
 
-Invalid transitions raise ``RequestError`` carrying the message the user sees; nothing changes. Callers load the
-card with ``FOR UPDATE`` (PostgreSQL) inside the write transaction (SQLite serialises writers), so of two
-simultaneous taps exactly one sees ``open``.
+Take-over and reassign (escalation notices) are transitions too (``hand_over``: open or claimed → claimed, to the
+new holder). Invalid transitions raise ``RequestError`` (a ``DomainError``) carrying the message the user sees;
+nothing changes. Every transition reschedules the card's escalation. Callers load the card with ``load_card``
+(``FOR UPDATE`` on PostgreSQL) inside the write transaction (SQLite serialises writers), so of two simultaneous
+taps exactly one sees ``open``.
 """
 
 from __future__ import annotations
@@ -268,6 +270,8 @@ def _touch(card: TaskCard, now: datetime, *, state: str | None = None, holder: s
     if holder is not None:
         card.holder_id = holder
     card.updated_at = now
+    # Every transition moves the card's next look by the escalation sweep (closed and paused cards leave it).
+    reschedule(card)
 
 
 def _first_response(card: TaskCard, now: datetime) -> None:
@@ -485,7 +489,6 @@ async def hand_over(
     previous = card.holder_id
     _first_response(card, now)
     _touch(card, now, state=CLAIMED, holder=holder.id)
-    reschedule(card)
     audit.record(
         session,
         at=now,
