@@ -614,8 +614,7 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
             title=card.title,
             reason=card.reject_reason or "",
         )
-    cards = await svc.cards_of(ctx.session, request.id)
-    if svc.settle_request(request, cards, ctx.now) and request.status == svc.DONE:
+    if await svc.all_done(ctx.session, request, ctx.now):
         rt = ctx.runtime.settings.request_types.get(request.type_key)
         name = views.type_name(i18n.normalize_locale(rep.locale), rt) if rt else request.type_key
         _notify(ctx, rep, "request.all_done", no=rno, type_name=name)
@@ -681,6 +680,7 @@ async def _attach(ctx: Context, card: TaskCard, media: list[dict[str, str]]) -> 
         for m in media:
             await svc.attach(ctx.session, card, ctx.user, m["kind"], m["media_id"], ctx.now, ctx.event.channel)
     except RequestError as exc:
+        # Answered here, not by the dispatcher: the waiting file's flow has ended either way.
         await say_error(ctx, exc)
         return
     await refresh_task_card(ctx, card)

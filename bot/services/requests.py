@@ -562,6 +562,11 @@ def settle_request(request: SupportRequest, cards: Sequence[TaskCard], now: date
     return changed
 
 
+async def all_done(session: AsyncSession, request: SupportRequest, now: datetime) -> bool:
+    """After a card closed: settle the request's status from its cards; True when every department is done now."""
+    return settle_request(request, await cards_of(session, request.id), now) and request.status == DONE
+
+
 # ---- queries --------------------------------------------------------------------------------------------------
 
 
