@@ -13,6 +13,7 @@ from bot.routing import Context, Router, action, command, in_flow, is_text
 from bot.services import escalation as esc
 from bot.services import requests as svc
 from bot.services import task_views as views
+from bot.services.errors import DomainError
 from cards.escalation import REASSIGN, SNOOZES, TAKE, assignee_card, settled_escalation
 from cards.payload import parse_id
 from handlers.requests import refresh_task_card
@@ -177,17 +178,18 @@ def _describe(level: EscalationLevelConfig) -> str:
 @router.route(command(*POLICY))
 async def show_policy(ctx: Context) -> None:
     """Admin: `升级策略 [department] [request type]` — the levels and reminder new cards would get."""
-    settings = ctx.runtime.settings
     if not {"admin", "director", "head"} & set(ctx.user.roles or []):
         ctx.reply(ctx.t("no_permission"))
         return
-    words = ctx.args.split()
+    ctx.reply("\n".join(_policy_lines(ctx, ctx.args.split())))
+
+
+def _policy_lines(ctx: Context, words: list[str]) -> list[str]:
+    settings = ctx.runtime.settings
     department = next((w for w in words if w in settings.departments), ctx.user.department or "")
     type_key = next((w for w in words if w in settings.request_types), "")
-    unknown = [w for w in words if w not in settings.departments and w not in settings.request_types]
-    if unknown:
-        ctx.reply(ctx.t("esc.policy_usage"))
-        return
+    if any(w not in settings.departments and w not in settings.request_types for w in words):
+        raise DomainError("esc.policy_usage")
     levels, remind = esc.effective_policy(settings, department, type_key)
     scope = " / ".join(x for x in (department, type_key) if x) or "default"
     lines = [ctx.t("esc.policy_header", scope=scope)]
@@ -197,4 +199,4 @@ async def show_policy(ctx: Context) -> None:
     rt = settings.request_types.get(type_key)
     if rt is not None:
         lines.append("calendar hours" if rt.calendar_hours else "working hours")
-    ctx.reply("\n".join(lines))
+    return lines
