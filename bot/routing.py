@@ -15,7 +15,6 @@ from bot import i18n
 from bot.conversation import ConversationState
 from bot.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
 from bot.intents import Intent, SendCard, SendText, UpdateCard
-from bot.services import audit
 from bot.services.errors import Denial, DomainError, Msg
 from cards.model import Card
 from cards.payload import ButtonPayload, PayloadError
@@ -111,18 +110,6 @@ class Context:
             if isinstance(value, Msg):
                 params[name] = self.t(value.key, **value.params)
         return self.t(exc.key, **params)
-
-    def audit(self, action: str, entity: str, entity_id: str | int | None, changes: dict[str, Any]) -> None:
-        audit.record(
-            self.session,
-            at=self.now,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            actor_id=self.user.id,
-            channel=self.event.channel,
-            changes=changes,
-        )
 
 
 Handler = Callable[[Context], Awaitable[None]]
