@@ -303,10 +303,11 @@ class Pipeline:
         """Handle one stored event exactly once (a second call for a handled event does nothing)."""
         started = time.perf_counter()
         try:
-            handler = await self._handle(item.event_id)
-        except Refused as refused:
-            # Rolled back whole (a batch is retried event by event first); only the refusal is written now.
-            handler = await self._refuse(item.event_id, refused)
+            try:
+                handler = await self._handle(item.event_id)
+            except Refused as refused:
+                # Rolled back whole (a batch is retried event by event first); only the refusal is written now.
+                handler = await self._refuse(item.event_id, refused)
         except Exception as exc:
             log.exception("handling inbound event %s failed", item.event_id)
             self.rt.metrics.errors.labels("handler").inc()
