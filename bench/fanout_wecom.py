@@ -14,7 +14,7 @@ Everything runs as real processes on 127.0.0.1:
 * salesbot (``--run-bot``): a ``bot.runtime.Runtime`` built from the same config as ``bot.cli serve`` (pipeline and
   outbox worker running, no web server: nothing comes in), its WeCom API pointed at the fake. The per-person budget
   of ``[wecom]`` is raised the same way (the config caps it at WeCom's 30/min, 1000/h). In that process the
-  requests are created like ``handlers.requests.confirm_request`` does on 提交: one write transaction per request
+  requests are created like the request dialog's 提交 (``RequestDialog.submit``): one write transaction per request
   with ``bot.services.requests.create`` (request, 3 task cards: marketing, logistics, compliance),
   ``handlers.requests.send_task_card`` for each card (one shared card per department: its head and members) and
   ``bot.outbox.enqueue``, then the worker is woken. The outbox worker delivers the 3,000 cards while requests are

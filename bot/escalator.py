@@ -137,7 +137,7 @@ class Escalator:
             when = i18n.fmt_when(notice.deadline or card.due_at, settings.org.tz)
             key = "esc.remind_claim" if notice.trigger == "not_claimed" else "esc.remind_done"
             return [
-                views.text_to(rt, user, fallback, key, card=card_no(card.id), title=card.title, when=when)
+                views.text_to(rt.channel_for, user, fallback, key, card=card_no(card.id), title=card.title, when=when)
                 for user in notice.targets
             ]
         view = await views.task_view(session, settings, card, request)
@@ -153,7 +153,7 @@ class Escalator:
             repeat=notice.kind == "repeat",
         )
         ids = [u.id for u in notice.targets]
-        groups = await views.by_channel(session, rt, ids, fallback)
+        groups = await views.by_channel(session, rt.channel_for, ids, fallback)
         log.info(
             "escalation: card %s (%s) level %s %s → %s", card.id, request_no(request.id), notice.level, notice.kind, ids
         )

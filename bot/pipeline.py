@@ -23,8 +23,8 @@ from bot import outbox
 from bot.core import conversation
 from bot.core.events import InboundEvent
 from bot.core.intents import SendText
-from bot.core.routing import Context
-from bot.infra import i18n
+from bot.core.routing import Context, Refused
+from bot.infra import audit, i18n
 from bot.infra.batching import GroupCommitter
 from storage.models import Base, OutboxMessage, User
 from storage.models import InboundEvent as InboundRow
@@ -304,7 +304,11 @@ class Pipeline:
         """Handle one stored event exactly once (a second call for a handled event does nothing)."""
         started = time.perf_counter()
         try:
-            handler = await self._handle(item.event_id)
+            try:
+                handler = await self._handle(item.event_id)
+            except Refused as refused:
+                # Rolled back whole (a batch is retried event by event first); only the refusal is written now.
+                handler = await self._refuse(item.event_id, refused)
         except Exception as exc:
             log.exception("handling inbound event %s failed", item.event_id)
             self.rt.metrics.errors.labels("handler").inc()
@@ -363,10 +367,8 @@ class Pipeline:
                     continue
                 conv = convs[(event.channel, user.id)]
                 ctx = Context(event=event, user=user, session=s, conversation=conv, runtime=rt, now=now)
-                route = rt.dispatcher.resolve(ctx)
+                route = await rt.dispatcher.dispatch(ctx)
                 names.append(route.name if route else "unrouted")
-                if route is not None:
-                    await route.handler(ctx)
                 outgoing += outbox.row_values(ctx.intents, now)
                 done.append({"b_id": row.id, "error": None, "handled_at": now})
             ttl = timedelta(minutes=rt.settings.conversation.expiry_minutes)
@@ -390,6 +392,33 @@ class Pipeline:
 
     async def _handle(self, event_id: int) -> str:
         return (await self._handle_many([event_id]))[0]
+
+    async def _refuse(self, event_id: int, refused: Refused) -> str:
+        """A handler refused (``DomainError``) and its transaction was rolled back: mark the event done and write
+        the reply and the denial's audit row, nothing else (the conversation stays as it was)."""
+        rt = self.rt
+        now = rt.clock.now()
+        async with rt.db.transaction() as s:
+            row = await s.get(InboundRow, event_id, with_for_update=not rt.db.is_sqlite)
+            if row is None or row.status != "pending":
+                return "skipped"
+            row.status = "done"
+            row.attempts += 1
+            row.handled_at = now
+            if refused.denial is not None:
+                d = refused.denial
+                audit.record(
+                    s,
+                    at=now,
+                    action=d.action,
+                    entity=d.entity,
+                    entity_id=d.entity_id,
+                    actor_id=refused.actor_id,
+                    channel=row.channel,
+                    changes=d.changes,
+                )
+            outbox.enqueue(s, [refused.reply], now)
+        return refused.route
 
     async def _mark_failed(self, event_id: int, exc: Exception) -> None:
         """Record the failure and tell the sender; the event is not retried automatically (it may be poison)."""

@@ -1,11 +1,20 @@
 """Feature handlers. The order below is the routing order, declared once."""
 
+from bot.dialogs import engine as dialogs
 from handlers import escalation, help, requests, visits
 
 # Global commands first (help, cancel), then features (request keywords before the visit dialog, so that 跟台 …
 # typed during a visit dialog starts a request), then a rep's plain-text answer to a department's question, then
-# the fallback that always answers.
-ROUTERS = [help.router, escalation.router, requests.router, visits.router, requests.late_router, help.fallback_router]
+# the fallback that always answers. The taps on every form's cards (choice, confirmation) are the dialog engine's.
+ROUTERS = [
+    help.router,
+    escalation.router,
+    requests.router,
+    visits.router,
+    dialogs.router,
+    requests.late_router,
+    help.fallback_router,
+]
 
 
 def command_words() -> frozenset[str]:

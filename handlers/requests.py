@@ -85,16 +85,11 @@ def _department_name(ctx: Context, department: str, locale: str | None = None) -
 
 
 def _notify(ctx: Context, user: User, key: str, **params: Any) -> None:
-    ctx.intents.append(views.text_to(ctx.runtime, user, ctx.event.channel, key, **params))
+    ctx.intents.append(views.text_to(ctx.runtime.channel_for, user, ctx.event.channel, key, **params))
 
 
 async def say_error(ctx: Context, exc: RequestError) -> None:
-    params = dict(exc.params)
-    if "holder_id" in params:
-        params["holder"] = (await views.names(ctx.session, {params.pop("holder_id")})).get(exc.params["holder_id"], "")
-    if "state_key" in params:
-        params["state"] = ctx.t(params.pop("state_key"))
-    ctx.reply(ctx.t(exc.key, **params))
+    ctx.reply(await ctx.error_text(exc))
 
 
 def _fmt(ctx: Context, when: datetime) -> str:
@@ -140,18 +135,24 @@ async def send_task_card(ctx: Context, card: TaskCard, request: SupportRequest) 
     """One shared card per channel for all of the department's people (one message per channel, so one update
     reaches every copy)."""
     ctx.intents += await views.task_card_intents(
-        ctx.session, ctx.runtime, card, first=True, fallback=ctx.event.channel, request=request
+        ctx.session,
+        ctx.runtime.settings,
+        ctx.runtime.channel_for,
+        card,
+        first=True,
+        fallback=ctx.event.channel,
+        request=request,
     )
 
 
 async def refresh_task_card(ctx: Context, card: TaskCard) -> None:
     """Update every recipient's copy in place (each channel knows how: see ``UpdateCard``)."""
-    escalation.reschedule(card)
     if card.state in svc.CLOSED and card.notices:
         await _settle_notices(ctx, card)
     ctx.intents += await views.task_card_intents(
         ctx.session,
-        ctx.runtime,
+        ctx.runtime.settings,
+        ctx.runtime.channel_for,
         card,
         first=False,
         fallback=ctx.event.channel,
@@ -167,7 +168,9 @@ async def _settle_notices(ctx: Context, card: TaskCard) -> None:
     title = i18n.t(locale, "esc.settled_title") + f"｜{card.title}"
     for ref, targets in escalation.sent_notices(card):
         settled = settled_escalation(ref, title, status)
-        for channel, ids in (await views.by_channel(ctx.session, ctx.runtime, targets, ctx.event.channel)).items():
+        for channel, ids in (
+            await views.by_channel(ctx.session, ctx.runtime.channel_for, targets, ctx.event.channel)
+        ).items():
             ctx.intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=settled))
 
 
@@ -401,16 +404,6 @@ async def start_request(ctx: Context) -> None:
     await dialog.start_with(rest)
 
 
-@router.tap(RequestChoice)
-async def choose_request_value(ctx: Context, tap: RequestChoice) -> None:
-    """A choice button in the request dialog: (token, field, value)."""
-    dialog = RequestDialog.for_tap(ctx, tap)
-    if dialog is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    await dialog.on_choice(tap.field, tap.value)
-
-
 @router.tap(RequestOffer)
 async def request_from_visit(ctx: Context, tap: RequestOffer) -> None:
     """The offer after a visit: start the request with the visit's hospital and ward, linked to the visit."""
@@ -430,16 +423,6 @@ async def request_from_visit(ctx: Context, tap: RequestOffer) -> None:
     if visit.ward and any(f.key == "ward" for f in rt.fields):
         dialog.set("ward", visit.ward)
     await dialog.start_with("", note=ctx.t("request.from_visit", no=f"V{visit.id}"))
-
-
-@router.tap(RequestConfirm)
-async def confirm_request(ctx: Context, tap: RequestConfirm) -> None:
-    """提交 / 修改 / 取消 on the request's confirmation card."""
-    dialog = RequestDialog.for_tap(ctx, tap)
-    if dialog is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    await dialog.on_confirm(tap.op)
 
 
 @router.route(command(*MY_REQUESTS), leaves_dialog)
@@ -492,15 +475,12 @@ async def request_progress(ctx: Context) -> None:
     if request_id is None:
         ctx.reply(ctx.t("request.progress_usage"))
         return
-    no = svc.request_no(request_id)
-    request = await ctx.session.get(SupportRequest, request_id)
-    if request is None:
-        ctx.reply(ctx.t("request.not_found", no=no))
-        return
-    if not await svc.may_view(ctx.session, ctx.user, request):
-        log.warning("user %s may not view request %s", ctx.user.id, request_id)
-        ctx.reply(ctx.t("request.not_visible", no=no))
-        return
+    request = await svc.visible_request(ctx.session, ctx.user, request_id)
+    ctx.reply("\n".join(await _progress_lines(ctx, request)))
+
+
+async def _progress_lines(ctx: Context, request: SupportRequest) -> list[str]:
+    no = svc.request_no(request.id)
     rt = ctx.runtime.settings.request_types.get(request.type_key)
     customer = await ctx.session.get(Customer, request.customer_id)
     requester = (await views.names(ctx.session, {request.rep_id})).get(request.rep_id, request.rep_id)
@@ -529,14 +509,10 @@ async def request_progress(ctx: Context) -> None:
             lines.append(f"    {svc.card_no(card.id)} ⛔{card.reject_reason}")
         if card.attachments:
             lines.append(f"    {svc.card_no(card.id)} 📎{len(card.attachments)}")
-    ctx.reply("\n".join(lines))
+    return lines
 
 
 # ---- routes: department side ----------------------------------------------------------------------------------
-
-
-async def _load_card(ctx: Context, card_id: int) -> TaskCard | None:
-    return await ctx.session.get(TaskCard, card_id, with_for_update=True)
 
 
 async def _rep_of(ctx: Context, card: TaskCard) -> tuple[SupportRequest, User | None]:
@@ -545,60 +521,54 @@ async def _rep_of(ctx: Context, card: TaskCard) -> tuple[SupportRequest, User | 
     return request, await ctx.session.get(User, request.rep_id)
 
 
-def _refuse(ctx: Context, card: TaskCard) -> None:
-    log.warning("user %s may not act on task card %s (department %s)", ctx.user.id, card.id, card.department)
-    ctx.audit("task.denied", "task_card", card.id, {"department": card.department, "event": ctx.event.kind})
-    ctx.reply(ctx.t("task.not_allowed", no=svc.card_no(card.id)))
-
-
 @router.tap(TaskTap)
 async def tap_task(ctx: Context, tap: TaskTap) -> None:
     """认领 / 完成 / 驳回 / 需补充 on a task card: (card id, action)."""
-    card = await _load_card(ctx, tap.card_id)
+    card = await svc.load_card(ctx.session, tap.card_id)
     if card is None:
         ctx.reply(ctx.t("stale_button"))
         return
-    if not svc.may_act(ctx.user, card):
-        _refuse(ctx, card)
-        return
+    svc.check_member(card, ctx.user, ctx.event.kind)
     op = tap.op
     try:
-        if op == CLAIM:
-            svc.claim(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
-        elif op == DONE:
-            svc.done(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
-        else:
-            svc.check_may_question(card, ctx.user)
-            if op == INFO and card.state == svc.NEED_INFO:
-                raise RequestError("task.waiting_info", no=svc.card_no(card.id))
+        _check_tap(ctx, card, op)
     except RequestError as exc:
         await say_error(ctx, exc)
         # The tapped copy may be out of date (a stale button): show the card as it is now.
         await refresh_task_card(ctx, card)
         return
-    no = svc.card_no(card.id)
     if op in (REJECT, INFO):
         state = TaskInputState(card_id=card.id, op=REJECT if op == REJECT else INFO)
         ctx.conversation.start(INPUT_FLOW, state.model_dump())
-        ctx.reply(ctx.t("task.ask_reason" if op == REJECT else "task.ask_question", no=no))
+        ctx.reply(ctx.t("task.ask_reason" if op == REJECT else "task.ask_question", no=svc.card_no(card.id)))
         return
     await refresh_task_card(ctx, card)
-    request, rep = await _rep_of(ctx, card)
-    department = _department_name(ctx, card.department, rep.locale if rep else None)
+    await (_claimed(ctx, card) if op == CLAIM else _closed(ctx, card, "task.done_ok"))
+
+
+def _check_tap(ctx: Context, card: TaskCard, op: str) -> None:
+    """Claim and done are transitions now; reject and need info are checked now, done once the text is typed."""
     if op == CLAIM:
-        ctx.reply(ctx.t("task.claimed_ok", no=no, title=card.title))
-        if rep is not None:
-            _notify(
-                ctx,
-                rep,
-                "notice.claimed",
-                no=svc.request_no(request.id),
-                department=department,
-                holder=ctx.user.name,
-                title=card.title,
-            )
-        return
-    ctx.reply(ctx.t("task.done_ok", no=no))
+        svc.claim(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
+    elif op == DONE:
+        svc.done(ctx.session, card, ctx.user, ctx.now, ctx.event.channel)
+    else:
+        svc.check_may_question(card, ctx.user, asking=op == INFO)
+
+
+async def _claimed(ctx: Context, card: TaskCard) -> None:
+    ctx.reply(ctx.t("task.claimed_ok", no=svc.card_no(card.id), title=card.title))
+    request, rep = await _rep_of(ctx, card)
+    if rep is not None:
+        department = _department_name(ctx, card.department, rep.locale)
+        no = svc.request_no(request.id)
+        _notify(ctx, rep, "notice.claimed", no=no, department=department, holder=ctx.user.name, title=card.title)
+
+
+async def _closed(ctx: Context, card: TaskCard, key: str) -> None:
+    """Done or rejected: say so, tell the rep."""
+    ctx.reply(ctx.t(key, no=svc.card_no(card.id)))
+    request, rep = await _rep_of(ctx, card)
     await _after_close(ctx, card, request, rep)
 
 
@@ -616,7 +586,7 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
             names = "、".join(f"{i18n.t(rep.locale, 'media.' + k)}×{kinds.count(k)}" for k in dict.fromkeys(kinds))
             files = i18n.t(rep.locale, "notice.files", count=len(attachments), names=names)
         _notify(ctx, rep, "notice.done", no=rno, department=department, title=card.title, files=files)
-        channel = views.channel_of(ctx.runtime, rep, ctx.event.channel)
+        channel = views.channel_of(ctx.runtime.channel_for, rep, ctx.event.channel)
         for a in attachments[:MAX_FORWARDED]:
             kind = str(a.get("kind") or "file")
             caption = i18n.t(
@@ -642,8 +612,7 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
             title=card.title,
             reason=card.reject_reason or "",
         )
-    cards = await svc.cards_of(ctx.session, request.id)
-    if svc.settle_request(request, cards, ctx.now) and request.status == svc.DONE:
+    if await svc.all_done(ctx.session, request, ctx.now):
         rt = ctx.runtime.settings.request_types.get(request.type_key)
         name = views.type_name(i18n.normalize_locale(rep.locale), rt) if rt else request.type_key
         _notify(ctx, rep, "request.all_done", no=rno, type_name=name)
@@ -654,7 +623,7 @@ async def task_input(ctx: Context) -> None:
     """The reason for 驳回 or the question for 需补充, typed after the tap."""
     data = _short_flow(ctx, INPUT_FLOW, TaskInputState)
     ctx.conversation.clear()
-    card = await _load_card(ctx, data.card_id) if data is not None else None
+    card = await svc.load_card(ctx.session, data.card_id) if data is not None else None
     if data is None or card is None:
         ctx.reply(ctx.t("stale_button"))
         return
@@ -665,46 +634,28 @@ async def task_input(ctx: Context) -> None:
         else:
             svc.ask(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
     except RequestError as exc:
-        await say_error(ctx, exc)
+        await say_error(ctx, exc)  # the flow is over all the same: a fresh tap asks again
         return
     await refresh_task_card(ctx, card)
-    request, rep = await _rep_of(ctx, card)
-    no = svc.card_no(card.id)
-    if data.op == REJECT:
-        ctx.reply(ctx.t("task.rejected_ok", no=no))
-        await _after_close(ctx, card, request, rep)
-        return
+    await (_closed(ctx, card, "task.rejected_ok") if data.op == REJECT else _asked(ctx, card, text))
+
+
+async def _asked(ctx: Context, card: TaskCard, question: str) -> None:
     ctx.reply(ctx.t("task.asked_ok"))
+    request, rep = await _rep_of(ctx, card)
     if rep is not None:
-        _notify(
-            ctx,
-            rep,
-            "notice.need_info",
-            no=svc.request_no(request.id),
-            card=no,
-            question=text,
-            department=_department_name(ctx, card.department, rep.locale),
-            holder=ctx.user.name,
-        )
+        department = _department_name(ctx, card.department, rep.locale)
+        no, card_no = svc.request_no(request.id), svc.card_no(card.id)
+        params = {"department": department, "holder": ctx.user.name}
+        _notify(ctx, rep, "notice.need_info", no=no, card=card_no, question=question, **params)
 
 
 async def _answer(ctx: Context, card: TaskCard, text: str) -> None:
-    request, _ = await _rep_of(ctx, card)
-    if request.rep_id != ctx.user.id:
-        ctx.reply(ctx.t("request.not_visible", no=svc.request_no(request.id)))
-        return
-    try:
-        svc.answer(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
-    except RequestError as exc:
-        await say_error(ctx, exc)
-        return
+    told = await svc.relay_answer(ctx.session, card, ctx.user, text, ctx.now, ctx.event.channel)
     await refresh_task_card(ctx, card)
     ctx.reply(ctx.t("task.answer_relayed", department=_department_name(ctx, card.department), answer=text))
-    asker_id = str((card.questions or [{}])[-1].get("by") or "")
-    for uid in dict.fromkeys([asker_id, card.holder_id or ""]):
-        person = await ctx.session.get(User, uid) if uid else None
-        if person is not None:
-            _notify(ctx, person, "notice.answered", card=svc.card_no(card.id), rep=ctx.user.name, answer=text)
+    for person in told:
+        _notify(ctx, person, "notice.answered", card=svc.card_no(card.id), rep=ctx.user.name, answer=text)
 
 
 @router.route(command(*ANSWER), leaves_dialog)
@@ -715,7 +666,7 @@ async def answer_question(ctx: Context) -> None:
     if card_id is None or not rest.strip():
         ctx.reply(ctx.t("task.answer_usage"))
         return
-    card = await _load_card(ctx, card_id)
+    card = await svc.load_card(ctx.session, card_id)
     if card is None:
         ctx.reply(ctx.t("task.not_found", no=no_text))
         return
@@ -727,6 +678,7 @@ async def _attach(ctx: Context, card: TaskCard, media: list[dict[str, str]]) -> 
         for m in media:
             await svc.attach(ctx.session, card, ctx.user, m["kind"], m["media_id"], ctx.now, ctx.event.channel)
     except RequestError as exc:
+        # Answered here, not by the dispatcher: the waiting file's flow has ended either way.
         await say_error(ctx, exc)
         return
     await refresh_task_card(ctx, card)
@@ -740,13 +692,11 @@ async def attach_target(ctx: Context) -> None:
     if card_id is None:
         ctx.reply(ctx.t("task.attach_usage"))
         return
-    card = await _load_card(ctx, card_id)
+    card = await svc.load_card(ctx.session, card_id)
     if card is None:
         ctx.reply(ctx.t("task.not_found", no=ctx.args))
         return
-    if not svc.may_act(ctx.user, card):
-        _refuse(ctx, card)
-        return
+    svc.check_member(card, ctx.user, ctx.event.kind)
     waiting = _short_flow(ctx, ATTACH_FLOW, AttachState)
     if waiting is not None and waiting.pending_media:
         ctx.conversation.clear()
@@ -765,7 +715,7 @@ async def receive_media(ctx: Context) -> None:
     conv = ctx.conversation
     waiting = _short_flow(ctx, ATTACH_FLOW, AttachState)
     if waiting is not None and waiting.card_id is not None:
-        card = await _load_card(ctx, waiting.card_id)
+        card = await svc.load_card(ctx.session, waiting.card_id)
         conv.clear()
         if card is not None:
             await _attach(ctx, card, [media.model_dump()])
@@ -792,6 +742,6 @@ async def answer_plain(ctx: Context) -> None:
     if len(questions) > 1:
         ctx.reply(ctx.t("task.answer_which", cards="、".join(svc.card_no(c.id) for c in questions)))
         return
-    card = await _load_card(ctx, questions[0].id)
+    card = await svc.load_card(ctx.session, questions[0].id)
     assert card is not None
     await _answer(ctx, card, ctx.text.strip())

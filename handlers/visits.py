@@ -24,7 +24,7 @@ from cards.model import Card
 from cards.payload import parse_id
 from cards.tasks import offer_card
 from cards.visits import VisitChoice, VisitConfirm, confirm_card
-from storage.models import Customer, Location, User, Visit
+from storage.models import Customer, User, Visit
 from storage.vocab import Role
 
 router = Router("visits")
@@ -338,26 +338,6 @@ async def start_visit(ctx: Context) -> None:
     await dialog.start_with(ctx.args)
 
 
-@router.tap(VisitChoice)
-async def choose_value(ctx: Context, tap: VisitChoice) -> None:
-    """A tap on a choice button: (token, field, value)."""
-    dialog = VisitDialog.for_tap(ctx, tap)
-    if dialog is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    await dialog.on_choice(tap.field, tap.value)
-
-
-@router.tap(VisitConfirm)
-async def confirm_visit(ctx: Context, tap: VisitConfirm) -> None:
-    """提交 / 修改 / 取消 on the confirmation card."""
-    dialog = VisitDialog.for_tap(ctx, tap)
-    if dialog is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    await dialog.on_confirm(tap.op)
-
-
 def _saved_text(ctx: Context, visit: Visit, customer: Customer, no: str) -> str:
     cfg = ctx.runtime.settings.visits
     if visit.location_status == "ok" and visit.distance_m is not None:
@@ -381,159 +361,99 @@ async def share_location(ctx: Context) -> None:
     event = ctx.event
     assert isinstance(event, LocationShared)
     cfg = ctx.runtime.settings.visits
-    loc = Location(
-        user_id=ctx.user.id,
-        channel=event.channel,
-        latitude=event.latitude,
-        longitude=event.longitude,
-        label=event.label[:200],
-        shared_at=ctx.now,
+    loc = await svc.record_location(
+        ctx.session, ctx.user, event.channel, event.latitude, event.longitude, event.label, ctx.now
     )
-    ctx.session.add(loc)
-    await ctx.session.flush()
+    # Inside the visit dialog the visit being logged picks it up on submit.
+    attached = None
+    if ctx.conversation.flow != FLOW:
+        attached = await svc.attach_to_recent(ctx.session, loc, cfg=cfg, now=ctx.now, channel=event.channel)
+    if attached is not None:
+        ctx.reply(_attached_text(ctx, *attached))
+    elif not event.passive:
+        ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
     if ctx.conversation.flow == FLOW:
-        # The visit being logged will pick it up on submit; refresh its card to show the evidence.
-        if not event.passive:
-            ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
-        dialog = VisitDialog.resume(ctx)
-        if dialog is not None and dialog.state.stage == "confirm":
-            await dialog.advance()
-        return
-    attached = await svc.attach_to_recent(ctx.session, loc, cfg=cfg, now=ctx.now, channel=event.channel)
-    if attached is None:
-        if not event.passive:
-            ctx.reply(ctx.t("visit.location_kept", minutes=cfg.location_window_minutes))
-        return
-    visit, customer = attached
+        await _show_evidence(ctx)
+
+
+async def _show_evidence(ctx: Context) -> None:
+    """The visit dialog's confirmation card shows the location just shared."""
+    dialog = VisitDialog.resume(ctx)
+    if dialog is not None and dialog.state.stage == "confirm":
+        await dialog.advance()
+
+
+def _attached_text(ctx: Context, visit: Visit, customer: Customer) -> str:
     distance = i18n.fmt_distance(visit.distance_m or 0, ctx.locale)
     text = ctx.t("visit.location_attached", no=svc.visit_no(visit.id), customer=customer.name, distance=distance)
-    if (visit.distance_m or 0) > cfg.far_warning_meters:
+    if (visit.distance_m or 0) > ctx.runtime.settings.visits.far_warning_meters:
         text += "\n" + ctx.t("visit.location_far", customer=customer.name, distance=distance)
-    ctx.reply(text)
+    return text
 
 
 @router.route(command(*MY_VISITS))
 async def my_visits(ctx: Context) -> None:
     """Today's and this week's visits of the sender."""
-    tz = ctx.runtime.settings.org.tz
-    local = ctx.now.astimezone(tz)
-    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    week_start = today - timedelta(days=today.weekday())
+    today, week_start = svc.today_and_week(ctx.now, ctx.runtime.settings.org.tz)
     rows = await svc.list_for(ctx.session, ctx.user.id, week_start)
     if not rows:
         ctx.reply(ctx.t("visit.list_empty"))
         return
-
-    def line(v: Visit, name: str) -> str:
-        flag = ctx.t("visit.flag_no_location") if v.location_status != "ok" else ""
-        return ctx.t(
-            "visit.list_line",
-            no=svc.visit_no(v.id),
-            when=i18n.fmt_when(v.visited_at, tz),
-            customer=name,
-            ward=v.ward or "",
-            contacts="、".join(v.contacts or []),
-            flag=flag,
-        )
-
     todays = [(v, n) for v, n in rows if v.visited_at >= today]
-    lines = [ctx.t("visit.list_today", count=len(todays)), *(line(v, n) for v, n in todays)]
-    lines += [
-        ctx.t("visit.list_week", count=len(rows)),
-        *(line(v, n) for v, n in rows if v.visited_at < today),
-    ]
+    lines = [ctx.t("visit.list_today", count=len(todays)), *(_visit_line(ctx, v, n) for v, n in todays)]
+    lines.append(ctx.t("visit.list_week", count=len(rows)))
+    lines += [_visit_line(ctx, v, n) for v, n in rows if v.visited_at < today]
     ctx.reply("\n".join(lines))
+
+
+def _visit_line(ctx: Context, v: Visit, name: str) -> str:
+    return ctx.t(
+        "visit.list_line",
+        no=svc.visit_no(v.id),
+        when=i18n.fmt_when(v.visited_at, ctx.runtime.settings.org.tz),
+        customer=name,
+        ward=v.ward or "",
+        contacts="、".join(v.contacts or []),
+        flag=ctx.t("visit.flag_no_location") if v.location_status != "ok" else "",
+    )
 
 
 @router.route(command(*CORRECT))
 async def correct_visit(ctx: Context) -> None:
     """`修改 V12 下一步:送资料`: edit a submitted visit inside the correction window (audited)."""
-    no_text, _, rest = ctx.args.partition(" ")
-    visit_id = svc.parse_visit_no(no_text)
-    if visit_id is None or not rest.strip():
-        ctx.reply(ctx.t("visit.correct_usage"))
-        return
-    visit = await ctx.session.get(Visit, visit_id, with_for_update=True)
-    if visit is None:
-        ctx.reply(ctx.t("visit.not_found", no=no_text))
-        return
     settings = ctx.runtime.settings
-    try:
-        svc.may_correct(visit, ctx.user, ctx.now, settings.visits)
-        changes = await _corrections(ctx, visit, rest)
-    except VisitError as exc:
-        ctx.reply(ctx.t(exc.key, **exc.params))
+    done = await svc.correct_from_text(
+        ctx.session,
+        ctx.runtime.directory,
+        ctx.user,
+        ctx.args,
+        now=ctx.now,
+        cfg=settings.visits,
+        tz=settings.org.tz,
+        channel=ctx.event.channel,
+    )
+    if not done.delta:
+        ctx.reply(ctx.t("visit.no_change", no=svc.visit_no(done.visit.id)))
         return
-    no = svc.visit_no(visit.id)
-    before = await ctx.session.get(Customer, visit.customer_id)
-    delta = await svc.correct(ctx.session, visit, changes, ctx.user, now=ctx.now, channel=ctx.event.channel)
-    if not delta:
-        ctx.reply(ctx.t("visit.no_change", no=no))
-        return
-    shown = "；".join(dict.fromkeys(ctx.t("field." + _SHOWN_AS.get(k, k)) for k in delta))
-    text = ctx.t("visit.corrected", no=no, changes=shown)
-    if "customer_id" in delta and before is not None:
+    ctx.reply(_corrected_text(ctx, done))
+
+
+def _corrected_text(ctx: Context, done: svc.Correction) -> str:
+    no, name = svc.visit_no(done.visit.id), done.customer.name if done.customer else ""
+    shown = "；".join(dict.fromkeys(ctx.t("field." + _SHOWN_AS.get(k, k)) for k in done.delta))
+    lines = [ctx.t("visit.corrected", no=no, changes=shown)]
+    if done.contacts_gone:
         # The contacts on file were people of the old hospital: say so when the new one does not know them.
-        customer = await ctx.session.get(Customer, visit.customer_id)
-        gone = svc.contacts_elsewhere(before, customer, list(visit.contacts or [])) if customer else []
-        if gone and customer is not None:
-            text += "\n" + ctx.t(
-                "visit.contacts_not_at_stored", contacts="、".join(gone), customer=customer.name, no=no
-            )
-    if "distance_m" in delta and (visit.distance_m or 0) > settings.visits.far_warning_meters:
-        customer = await ctx.session.get(Customer, visit.customer_id)
-        distance = i18n.fmt_distance(visit.distance_m or 0, ctx.locale)
-        text += "\n" + ctx.t("visit.location_far", customer=customer.name if customer else "", distance=distance)
-    ctx.reply(text)
+        contacts = "、".join(done.contacts_gone)
+        lines.append(ctx.t("visit.contacts_not_at_stored", contacts=contacts, customer=name, no=no))
+    if done.far:
+        distance = i18n.fmt_distance(done.visit.distance_m or 0, ctx.locale)
+        lines.append(ctx.t("visit.location_far", customer=name, distance=distance))
+    return "\n".join(lines)
 
 
 # Audited columns → the field label shown to the rep.
 _SHOWN_AS = {"customer_id": "customer", "distance_m": "location", "location_status": "location"}
-
-
-async def _corrections(ctx: Context, visit: Visit, text: str) -> dict[str, Any]:
-    """Validated column changes from `字段:值` pairs; raises VisitError on the first problem."""
-    settings = ctx.runtime.settings
-    tz = settings.org.tz
-    parsed = parse_visit_line(text, ctx.now.astimezone(tz), settings.visits.objections)
-    for issue in parsed.issues:
-        if issue.code == "bad_objection":
-            raise VisitError("visit.bad_objection", value=issue.value, choices="、".join(settings.visits.objections))
-        if issue.code in ("bad_time", "unknown_key", "empty_value"):
-            raise VisitError(f"visit.{issue.code}", value=issue.value)
-    draft = VisitDraft()
-    present = svc.apply_parsed(draft, parsed)
-    changes: dict[str, Any] = {name: getattr(draft, name) for name in present if name != "visited_at"}
-    customer = await ctx.session.get(Customer, visit.customer_id)
-    if parsed.customer:
-        match = (await ctx.runtime.directory.matcher(ctx.session)).match(parsed.customer)
-        if match.best is None:
-            names = "、".join(c.entry.name for c in match.candidates)
-            suggest = ctx.t("visit.suggest", names=names) if names else ""
-            raise VisitError("visit.unknown_customer", text=parsed.customer, suggest=suggest)
-        changes["customer_id"] = match.best.id
-        customer = await ctx.session.get(Customer, match.best.id)
-        if "ward" not in changes and visit.ward:
-            changes["ward"] = visit.ward  # the ward on file must exist at the new customer too
-    if "ward" in changes and customer is not None:
-        ward = svc.match_ward(customer, changes["ward"])
-        if ward is None:
-            raise VisitError(
-                "visit.unknown_ward",
-                customer=customer.name,
-                ward=changes["ward"],
-                wards="、".join(customer.wards or []),
-            )
-        changes["ward"] = ward
-    if parsed.visited_at is not None:
-        svc.check_time(parsed.visited_at, ctx.now, settings.visits, tz)
-        changes["visited_at"] = parsed.visited_at
-    probe = VisitDraft(**{k: v for k, v in changes.items() if k in VisitDraft.__dataclass_fields__})
-    for name, limit in svc.overlong_fields(probe):
-        raise VisitError("field_too_long", field=ctx.t(f"field.{name}"), max=limit)
-    if not changes:
-        raise VisitError("visit.correct_usage")
-    return changes
 
 
 @router.route(command(*UNLOCK), has_role(Role.ADMIN))
@@ -543,10 +463,7 @@ async def unlock_visit(ctx: Context) -> None:
     if visit_id is None:
         ctx.reply(ctx.t("visit.unlock_usage"))
         return
-    visit = await ctx.session.get(Visit, visit_id, with_for_update=True)
-    if visit is None:
-        ctx.reply(ctx.t("visit.not_found", no=ctx.args))
-        return
+    visit = await svc.load_visit(ctx.session, visit_id, ctx.args)
     cfg = ctx.runtime.settings.visits
     await svc.unlock(ctx.session, visit, ctx.user, now=ctx.now, cfg=cfg, channel=ctx.event.channel)
     no = svc.visit_no(visit.id)

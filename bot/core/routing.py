@@ -6,21 +6,50 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.conversation import ConversationState
 from bot.core.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
 from bot.core.intents import Intent, SendCard, SendText, UpdateCard
-from bot.infra import audit, i18n
+from bot.infra import i18n
 from bot.infra.words import fold_word, normalize_text
+from bot.services.errors import Denial, DomainError, Msg
 from cards.model import Card
 from cards.payload import CallbackData, PayloadError, unpack
 from storage.models import User
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.channels.directory import Directory
+    from bot.config import Settings
+    from bot.infra.clock import Clock
+    from bot.infra.metrics import Metrics
+
+
+class Services(Protocol):
+    """What handlers use of the running bot (the Runtime is one; a test may pass anything that has
+    these): handlers and services never import the runtime."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+
+    def channel_for(self, user: User) -> str:
+        """The channel a notice to ``user`` goes to (``bot.channels.choice``)."""
+        ...
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +62,7 @@ class Context:
     user: User
     session: AsyncSession
     conversation: ConversationState
-    runtime: Runtime
+    runtime: Services
     now: datetime
     intents: list[Intent] = field(default_factory=list)
     # Filled by the command filter: the text after the keyword.
@@ -82,17 +111,23 @@ class Context:
         for every notice; not this event's channel)."""
         self.intents.append(SendText(channel=self.runtime.channel_for(user), user_ids=(user.id,), text=text))
 
-    def audit(self, action: str, entity: str, entity_id: str | int | None, changes: dict[str, Any]) -> None:
-        audit.record(
-            self.session,
-            at=self.now,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            actor_id=self.user.id,
-            channel=self.event.channel,
-            changes=changes,
-        )
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    async def error_text(self, exc: DomainError) -> str:
+        """A refusal's message in the user's language (``holder_id`` resolved to a name, ``state_key`` translated)."""
+        params = dict(exc.params)
+        if "holder_id" in params:
+            holder_id = str(params.pop("holder_id"))
+            name = await self.session.scalar(select(User.name).where(User.id == holder_id)) if holder_id else None
+            params["holder"] = name or ""
+        if "state_key" in params:
+            params["state"] = self.t(params.pop("state_key"))
+        for name, value in params.items():
+            if isinstance(value, Msg):
+                params[name] = self.t(value.key, **value.params)
+        return self.t(exc.key, **params)
 
 
 Handler = Callable[[Context], Awaitable[None]]
@@ -148,6 +183,19 @@ class Router:
         )
 
 
+class Refused(Exception):
+    """A handler's ``DomainError``, turned into its reply: the transaction is rolled back (nothing the handler did
+    stays, its conversation change neither) and the pipeline writes only ``reply`` and the ``denial`` audit row, in a
+    transaction of their own."""
+
+    def __init__(self, route: str, reply: SendText, denial: Denial | None, actor_id: str) -> None:
+        super().__init__(reply.text)
+        self.route = route
+        self.reply = reply
+        self.denial = denial
+        self.actor_id = actor_id
+
+
 class Dispatcher:
     """Picks the first matching route across routers, in the order given once at assembly."""
 
@@ -160,6 +208,19 @@ class Dispatcher:
                 if route.matches(ctx):
                     return route
         return None
+
+    async def dispatch(self, ctx: Context) -> Route | None:
+        """Run the first matching route. The one place a ``DomainError`` becomes a reply: it is raised on as
+        ``Refused`` (the caller rolls back the handler's work and sends only that reply)."""
+        route = self.resolve(ctx)
+        if route is None:
+            return None
+        try:
+            await route.handler(ctx)
+        except DomainError as exc:
+            reply = SendText(channel=ctx.event.channel, user_ids=(ctx.user.id,), text=await ctx.error_text(exc))
+            raise Refused(route.name, reply, exc.denial, ctx.user.id) from exc
+        return route
 
 
 # ---- filters -------------------------------------------------------------------------------------------------

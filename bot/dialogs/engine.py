@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, Literal
 
 from bot.core.conversation import CANCELLED, EXIT_KEY, EXPIRED, REPLACED
 from bot.core.events import CardAction
-from bot.core.routing import Context, Filter, is_text, normalize_text, split_command
+from bot.core.routing import Context, Filter, Router, is_text, normalize_text, split_command
 from bot.dialogs.form import Form
 from bot.dialogs.state import DialogState, OpenCard, Option, S, dump, load
 from cards.model import Card
@@ -468,6 +468,39 @@ class FormDialog(Generic[S]):
         self.ctx.conversation.data = data
 
 
+# ---- the taps of every form's cards, registered once for all forms (``handlers.ROUTERS`` includes this router) ----
+
+router = Router("dialogs")
+
+
+def _form_of(tap: DialogChoice | DialogConfirm) -> type[FormDialog[Any]] | None:
+    """The form whose choice (or confirmation) button this is, by the button's payload class."""
+    kind = type(tap)
+    return next((cls for cls in _FLOWS.values() if kind in (cls.choice_payload, cls.confirm_payload)), None)
+
+
+@router.tap(DialogChoice)
+async def choose_value(ctx: Context, tap: DialogChoice) -> None:
+    """A choice button on a form's question card: (token, field, value)."""
+    form = _form_of(tap)
+    dialog = form.for_tap(ctx, tap) if form is not None else None
+    if dialog is None:
+        ctx.reply(ctx.t("stale_button"))
+        return
+    await dialog.on_choice(tap.field, tap.value)
+
+
+@router.tap(DialogConfirm)
+async def confirm(ctx: Context, tap: DialogConfirm) -> None:
+    """提交 / 修改 / 取消 on a form's confirmation card: (token, op)."""
+    form = _form_of(tap)
+    dialog = form.for_tap(ctx, tap) if form is not None else None
+    if dialog is None:
+        ctx.reply(ctx.t("stale_button"))
+        return
+    await dialog.on_confirm(tap.op)
+
+
 __all__ = [
     "EDIT_WORDS",
     "DialogState",
@@ -476,4 +509,5 @@ __all__ = [
     "escape_edit",
     "in_dialog",
     "leaves_dialog",
+    "router",
 ]

@@ -44,6 +44,8 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 async def history(session: AsyncSession, entity: str, entity_id: str | int) -> list[AuditLog]:
     """The audit rows of one entity, oldest first."""
     rows = await session.scalars(
-        select(AuditLog).where(AuditLog.entity == entity, AuditLog.entity_id == str(entity_id)).order_by(AuditLog.id)
+        select(AuditLog)
+        .where(AuditLog.entity == entity, AuditLog.entity_id == str(entity_id))
+        .order_by(AuditLog.at, AuditLog.id)
     )
     return list(rows)

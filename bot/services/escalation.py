@@ -319,6 +319,19 @@ async def due_card_ids(session: AsyncSession, now: datetime, limit: int, *, post
     return list(await session.scalars(stmt))
 
 
+def snooze_until(settings: Settings, now: datetime, choice: str) -> datetime:
+    """When a snooze chosen on a notice ends: in one or four hours, or at the start of the next working day."""
+    if choice == "1h":
+        return now + timedelta(hours=1)
+    if choice == "4h":
+        return now + timedelta(hours=4)
+    # "Until tomorrow 09:00": the start of the next working day.
+    tz = settings.org.tz
+    cal = get_calendar(settings.calendar, tz)
+    tomorrow = (now.astimezone(tz) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return cal.next_working_start(tomorrow)
+
+
 def snooze(
     session: AsyncSession, card: TaskCard, actor: User, until: datetime, reason: str, now: datetime, channel: str
 ) -> None:

@@ -7,8 +7,8 @@ whoever changed it. Nothing here sends anything: it returns intents for the outb
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +22,8 @@ from cards.model import Card
 from cards.tasks import TaskView, task_card
 from storage.models import Customer, SupportRequest, TaskCard, User
 
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+# Where a notice reaches a person: ``Runtime.channel_for``, the one rule (``bot.channels.choice``).
+ChannelChoice = Callable[[User], str]
 
 
 def type_name(locale: str, rt: RequestTypeConfig) -> str:
@@ -52,18 +52,18 @@ def field_rows(rt: RequestTypeConfig, values: dict[str, Any], customer: str, loc
     ]
 
 
-def channel_of(runtime: Runtime, user: User, fallback: str = "") -> str:
-    """Where a notice reaches ``user``: ``Runtime.channel_for``, the one rule (``bot.channels.choice``).
+def channel_of(channel_for: ChannelChoice, user: User, fallback: str = "") -> str:
+    """Where a notice reaches ``user``: ``channel_for``, the one rule (``bot.channels.choice``).
 
     ``fallback`` (the event's channel, passed by older callers) is not used: a notice never falls back to the
     channel of the event that caused it."""
-    return runtime.channel_for(user)
+    return channel_for(user)
 
 
-def text_to(runtime: Runtime, user: User, fallback: str, key: str, **params: Any) -> SendText:
+def text_to(channel_for: ChannelChoice, user: User, fallback: str, key: str, **params: Any) -> SendText:
     """A text in ``user``'s language on the channel that reaches ``user`` (``fallback``: see ``channel_of``)."""
     return SendText(
-        channel=channel_of(runtime, user, fallback), user_ids=(user.id,), text=i18n.t(user.locale, key, **params)
+        channel=channel_of(channel_for, user, fallback), user_ids=(user.id,), text=i18n.t(user.locale, key, **params)
     )
 
 
@@ -110,7 +110,7 @@ async def task_view(
 
 
 async def by_channel(
-    session: AsyncSession, runtime: Runtime, user_ids: list[str], fallback: str
+    session: AsyncSession, channel_for: ChannelChoice, user_ids: list[str], fallback: str
 ) -> dict[str, list[str]]:
     """Recipients grouped by the channel that reaches them (``channel_of``), in the given order. People the session
     holds already (the escalation sweep loads its targets) cost no query; the others one for all of them."""
@@ -123,20 +123,21 @@ async def by_channel(
         users += (await session.scalars(select(User).where(User.id.in_(missing)))).all()
     groups: dict[str, list[str]] = defaultdict(list)
     for u in sorted(users, key=lambda u: user_ids.index(u.id)):
-        groups[channel_of(runtime, u, fallback)].append(u.id)
+        groups[channel_of(channel_for, u, fallback)].append(u.id)
     return groups
 
 
 async def render_task_card(
-    session: AsyncSession, runtime: Runtime, card: TaskCard, request: SupportRequest | None = None
+    session: AsyncSession, settings: Settings, card: TaskCard, request: SupportRequest | None = None
 ) -> Card:
-    view = await task_view(session, runtime.settings, card, request)
-    return task_card(view, org_locale(runtime.settings), runtime.settings.org.tz, card.id)
+    view = await task_view(session, settings, card, request)
+    return task_card(view, org_locale(settings), settings.org.tz, card.id)
 
 
 async def task_card_intents(
     session: AsyncSession,
-    runtime: Runtime,
+    settings: Settings,
+    channel_for: ChannelChoice,
     card: TaskCard,
     *,
     first: bool,
@@ -144,9 +145,9 @@ async def task_card_intents(
     request: SupportRequest | None = None,
 ) -> list[Intent]:
     """The card for every recipient: a shared send (``first``) or an in-place update of every copy."""
-    rendered = await render_task_card(session, runtime, card, request)
+    rendered = await render_task_card(session, settings, card, request)
     intents: list[Intent] = []
-    for channel, ids in (await by_channel(session, runtime, list(card.recipients or []), fallback)).items():
+    for channel, ids in (await by_channel(session, channel_for, list(card.recipients or []), fallback)).items():
         if first:
             intents.append(SendCard(channel=channel, user_ids=tuple(ids), card=rendered, shared=True))
         else:

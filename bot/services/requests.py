@@ -7,13 +7,16 @@ State machine of a card::
       ├──reject──▶ rejected ◀──reject──┤
       └─need_info─▶ need_info ──answer──▶ (back to the state it paused)
 
-Invalid transitions raise ``RequestError`` carrying the message the user sees; nothing changes. Callers load the
-card with ``FOR UPDATE`` (PostgreSQL) inside the write transaction (SQLite serialises writers), so of two
-simultaneous taps exactly one sees ``open``.
+Take-over and reassign (escalation notices) are transitions too (``hand_over``: open or claimed → claimed, to the
+new holder). Invalid transitions raise ``RequestError`` (a ``DomainError``) carrying the message the user sees;
+nothing changes. Every transition reschedules the card's escalation. Callers load the card with ``load_card``
+(``FOR UPDATE`` on PostgreSQL) inside the write transaction (SQLite serialises writers), so of two simultaneous
+taps exactly one sees ``open``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Sequence
@@ -29,9 +32,12 @@ from bot.config import RequestTaskConfig, RequestTypeConfig, Settings
 from bot.config.request_types import render_title
 from bot.infra import audit, i18n
 from bot.services import console_media
+from bot.services.errors import Denial, DomainError
 from bot.services.escalation import freeze_policy, reschedule
-from storage.models import Customer, SupportRequest, TaskCard, User
+from storage.models import AuditLog, Customer, SupportRequest, TaskCard, User
 from storage.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState
+
+log = logging.getLogger(__name__)
 
 # Task states by their short names (``svc.OPEN`` …), defined in storage/vocab.py.
 OPEN, CLAIMED, NEED_INFO, DONE, REJECTED = (
@@ -44,13 +50,16 @@ OPEN, CLAIMED, NEED_INFO, DONE, REJECTED = (
 CLOSED = TASK_CLOSED
 
 
-class RequestError(Exception):
-    """A domain error carrying the i18n key and parameters of the message the user sees."""
+class RequestError(DomainError):
+    """A refusal by the request rules (a ``DomainError``)."""
 
-    def __init__(self, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
+
+class CardClosed(RequestError):
+    """The card is done or rejected: nothing more to do on it."""
+
+    def __init__(self, card: TaskCard) -> None:
+        super().__init__("task.closed", no=card_no(card.id), state_key=f"task.state.{card.state}")
+        self.state = card.state
 
 
 def request_no(request_id: int) -> str:
@@ -268,7 +277,7 @@ async def create(
 
 
 def _closed_error(card: TaskCard) -> RequestError:
-    return RequestError("task.closed", no=card_no(card.id), state_key=f"task.state.{card.state}")
+    return CardClosed(card)
 
 
 def _held_by_other(card: TaskCard, actor: User) -> bool:
@@ -283,6 +292,8 @@ def _touch(card: TaskCard, now: datetime, *, state: str | None = None, holder: s
     if holder is not None:
         card.holder_id = holder
     card.updated_at = now
+    # Every transition moves the card's next look by the escalation sweep (closed and paused cards leave it).
+    reschedule(card)
 
 
 def _first_response(card: TaskCard, now: datetime) -> None:
@@ -308,6 +319,15 @@ def _audit(
 def check_may_act(card: TaskCard, actor: User) -> None:
     if not may_act(actor, card):
         raise RequestError("task.not_allowed", no=card_no(card.id))
+
+
+def check_member(card: TaskCard, actor: User, via: str) -> None:
+    """Refuse anyone outside the card's department (and not a supervisor) before anything else; the attempt is
+    audited as ``task.denied`` (``via``: the kind of event it came with)."""
+    if not may_act(actor, card):
+        log.warning("user %s may not act on task card %s (department %s)", actor.id, card.id, card.department)
+        denial = Denial("task.denied", "task_card", card.id, {"department": card.department, "event": via})
+        raise RequestError("task.not_allowed", denial=denial, no=card_no(card.id))
 
 
 def claim(session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str) -> None:
@@ -352,13 +372,16 @@ def done(session: AsyncSession, card: TaskCard, actor: User, now: datetime, chan
     _audit(session, card, actor, now, channel, "done", attachments=len(card.attachments or []))
 
 
-def check_may_question(card: TaskCard, actor: User) -> None:
-    """Raise unless ``actor`` may ask the rep a question (need info) or reject the card now."""
+def check_may_question(card: TaskCard, actor: User, *, asking: bool = False) -> None:
+    """Raise unless ``actor`` may reject the card now, or (``asking``) ask the rep a question (need info): one
+    question at a time."""
     check_may_act(card, actor)
     if card.state in CLOSED:
         raise _closed_error(card)
     if _held_by_other(card, actor):
         raise RequestError("task.held_by", no=card_no(card.id), holder_id=card.holder_id or "")
+    if asking and card.state == NEED_INFO:
+        raise RequestError("task.waiting_info", no=card_no(card.id))
 
 
 def reject(session: AsyncSession, card: TaskCard, actor: User, reason: str, now: datetime, channel: str) -> None:
@@ -374,9 +397,7 @@ def reject(session: AsyncSession, card: TaskCard, actor: User, reason: str, now:
 
 
 def ask(session: AsyncSession, card: TaskCard, actor: User, question: str, now: datetime, channel: str) -> None:
-    check_may_question(card, actor)
-    if card.state == NEED_INFO:
-        raise RequestError("task.waiting_info", no=card_no(card.id))
+    check_may_question(card, actor, asking=True)
     if not question.strip():
         raise RequestError("task.question_needed")
     _first_response(card, now)
@@ -401,6 +422,20 @@ def answer(session: AsyncSession, card: TaskCard, rep: User, text: str, now: dat
     _audit(session, card, rep, now, channel, "answer", answer=questions[-1]["a"])
 
 
+async def relay_answer(
+    session: AsyncSession, card: TaskCard, rep: User, text: str, now: datetime, channel: str
+) -> list[User]:
+    """The rep's answer to the card's open question (their own request only); the people to tell: who asked and
+    who holds the card."""
+    request = await session.get(SupportRequest, card.request_id)
+    if request is None or request.rep_id != rep.id:
+        raise RequestError("request.not_visible", no=request_no(card.request_id))
+    answer(session, card, rep, text, now, channel)
+    asker_id = str((card.questions or [{}])[-1].get("by") or "")
+    people = [await session.get(User, uid) for uid in dict.fromkeys([asker_id, card.holder_id or ""]) if uid]
+    return [p for p in people if p is not None]
+
+
 async def attach(
     session: AsyncSession, card: TaskCard, actor: User, kind: str, media_id: str, now: datetime, channel: str
 ) -> None:
@@ -413,6 +448,125 @@ async def attach(
     await console_media.link_to_card(session, media_id, card.id, actor.id)
     _touch(card, now)
     _audit(session, card, actor, now, channel, "attach", kind=kind, media_id=media_id)
+
+
+# ---- escalation: take over, reassign ----------------------------------------------------------------------------
+
+
+async def load_card(session: AsyncSession, card_id: int | None) -> TaskCard | None:
+    """The card, locked for the rest of the transaction (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers):
+    of two simultaneous taps exactly one sees the state the other changes."""
+    return await session.get(TaskCard, card_id, with_for_update=True) if card_id is not None else None
+
+
+def may_handle_escalation(user: User, card: TaskCard) -> bool:
+    """Heads of the department, directors, admins, and whoever an escalation of this card was sent to."""
+    return may_override(user, card) or user.id in (card.watchers or [])
+
+
+async def escalated_card(session: AsyncSession, card_id: int | None, actor: User, op: str) -> TaskCard:
+    """The card of an escalation notice, locked, when ``actor`` may act on its escalation; refused otherwise (a
+    refusal by someone else is audited)."""
+    card = await load_card(session, card_id)
+    if card is None:
+        raise DomainError("stale_button")
+    if not may_handle_escalation(actor, card):
+        log.warning("user %s may not act on the escalation of card %s", actor.id, card.id)
+        denial = Denial("escalation.denied", "task_card", card.id, {"op": op})
+        raise DomainError("esc.not_allowed", denial=denial, no=card_no(card.id))
+    return card
+
+
+def check_open(card: TaskCard) -> None:
+    """Refuse a closed card (done or rejected)."""
+    if card.state in CLOSED:
+        raise _closed_error(card)
+
+
+def check_may_hand_over(card: TaskCard) -> None:
+    """A card is handed over (taken over, reassigned) while open or claimed: not once closed, nor while it waits
+    for the rep's answer (the department asked; the answer goes back to whoever holds it)."""
+    check_open(card)
+    if card.state == NEED_INFO:
+        raise RequestError("task.waiting_info", no=card_no(card.id))
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """A card handed to ``holder``: the request and its rep (None when they left) to tell."""
+
+    card: TaskCard
+    holder: User
+    previous: str | None
+    request: SupportRequest | None
+    rep: User | None
+
+
+async def hand_over(
+    session: AsyncSession, card: TaskCard, actor: User, holder: User, now: datetime, channel: str, kind: str
+) -> HandOver:
+    """``holder`` becomes the card's holder (a claim, if nobody had responded): the transition of a take-over
+    (``kind`` ``takeover``) or a reassignment (``reassign``), audited as ``escalation.<kind>``."""
+    check_may_hand_over(card)
+    previous = card.holder_id
+    _first_response(card, now)
+    _touch(card, now, state=CLAIMED, holder=holder.id)
+    audit.record(
+        session,
+        at=now,
+        action=f"escalation.{kind}",
+        entity="task_card",
+        entity_id=card.id,
+        actor_id=actor.id,
+        channel=channel,
+        changes={"holder": [previous, holder.id], "state": card.state},
+    )
+    request = await session.get(SupportRequest, card.request_id)
+    rep = await session.get(User, request.rep_id) if request is not None else None
+    return HandOver(card, holder, previous, request, rep)
+
+
+async def take_over(session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str) -> HandOver:
+    """接手 on an escalation notice: the actor holds the card now."""
+    return await hand_over(session, card, actor, actor, now, channel, "takeover")
+
+
+async def assignees(session: AsyncSession, card: TaskCard) -> list[User]:
+    """Whom 转派 offers: the department's members, not the holder; refused when there is nobody."""
+    check_may_hand_over(card)
+    people = [
+        u
+        for u in await department_people(session, card.department)
+        if u.id != card.holder_id and "member" in (u.roles or [])
+    ]
+    if not people:
+        raise DomainError("esc.no_members")
+    return people
+
+
+async def reassign(
+    session: AsyncSession, card: TaskCard, actor: User, member_id: str, now: datetime, channel: str
+) -> HandOver:
+    """A member chosen on the reassign card holds the card now (one of the department's people)."""
+    check_may_hand_over(card)
+    member = await session.get(User, member_id)
+    if member is None or member not in await department_people(session, card.department):
+        raise DomainError("stale_button")
+    return await hand_over(session, card, actor, member, now, channel, "reassign")
+
+
+async def card_history(session: AsyncSession, actor: User, args: str) -> tuple[TaskCard, list[AuditLog]]:
+    """``升级记录 T12``: the card and its audit rows, oldest first, for whoever may see the card or its request."""
+    card_id = parse_card_no(args.split(" ", 1)[0]) if args else None
+    if card_id is None:
+        raise DomainError("esc.history_usage")
+    card = await session.get(TaskCard, card_id)
+    request = await session.get(SupportRequest, card.request_id) if card else None
+    if card is None or request is None:
+        raise DomainError("task.not_found", no=args)
+    if not (may_act(actor, card) or await may_view(session, actor, request)):
+        raise DomainError("request.not_visible", no=request_no(request.id))
+    return card, await audit.history(session, "task_card", card.id)
 
 
 def settle_request(request: SupportRequest, cards: Sequence[TaskCard], now: datetime) -> bool:
@@ -430,7 +584,24 @@ def settle_request(request: SupportRequest, cards: Sequence[TaskCard], now: date
     return changed
 
 
+async def all_done(session: AsyncSession, request: SupportRequest, now: datetime) -> bool:
+    """After a card closed: settle the request's status from its cards; True when every department is done now."""
+    return settle_request(request, await cards_of(session, request.id), now) and request.status == DONE
+
+
 # ---- queries --------------------------------------------------------------------------------------------------
+
+
+async def visible_request(session: AsyncSession, actor: User, request_id: int) -> SupportRequest:
+    """The request, when ``actor`` may see it (``may_view``); refused otherwise."""
+    no = request_no(request_id)
+    request = await session.get(SupportRequest, request_id)
+    if request is None:
+        raise RequestError("request.not_found", no=no)
+    if not await may_view(session, actor, request):
+        log.warning("user %s may not view request %s", actor.id, request_id)
+        raise RequestError("request.not_visible", no=no)
+    return request
 
 
 async def cards_of(session: AsyncSession, request_id: int) -> list[TaskCard]:

@@ -13,21 +13,18 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.channels.directory import Directory
 from bot.config import VisitsConfig
 from bot.infra import audit
 from bot.infra.i18n import fmt_when
-from bot.parsing.visit_parser import ParsedVisit
+from bot.parsing.visit_parser import ParsedVisit, parse_visit_line
+from bot.services.errors import DomainError, Msg
 from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
 
 
-class VisitError(Exception):
-    """A domain error carrying the i18n key and parameters of the message the user sees."""
-
-    def __init__(self, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
+class VisitError(DomainError):
+    """A refusal by the visit rules (a ``DomainError``)."""
 
 
 @dataclass
@@ -295,6 +292,31 @@ async def attach_to_recent(
     return visit, customer
 
 
+async def record_location(
+    session: AsyncSession, user: User, channel: str, latitude: float, longitude: float, label: str, now: datetime
+) -> Location:
+    """Store a shared location (flushed: it has its id), not yet attached to any visit."""
+    loc = Location(
+        user_id=user.id,
+        channel=channel,
+        latitude=latitude,
+        longitude=longitude,
+        label=label[:200],
+        shared_at=now,
+    )
+    session.add(loc)
+    await session.flush()
+    return loc
+
+
+async def load_visit(session: AsyncSession, visit_id: int, no_text: str) -> Visit:
+    """The visit, locked for the rest of the transaction (``FOR UPDATE`` on PostgreSQL); refused when there is none."""
+    visit = await session.get(Visit, visit_id, with_for_update=True)
+    if visit is None:
+        raise VisitError("visit.not_found", no=no_text)
+    return visit
+
+
 def may_correct(visit: Visit, user: User, now: datetime, cfg: VisitsConfig) -> None:
     """Raise unless ``user`` may still correct ``visit`` (own visit, inside the window or unlocked)."""
     if visit.rep_id != user.id:
@@ -342,6 +364,100 @@ async def correct(
     return delta
 
 
+async def corrections(
+    session: AsyncSession,
+    directory: Directory,
+    visit: Visit,
+    text: str,
+    *,
+    now: datetime,
+    cfg: VisitsConfig,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    """Validated column changes from `字段:值` pairs; raises VisitError on the first problem. A new hospital must
+    know the ward on file (or the one given); the time obeys the same limits as on submit."""
+    parsed = parse_visit_line(text, now.astimezone(tz), cfg.objections)
+    for issue in parsed.issues:
+        if issue.code == "bad_objection":
+            raise VisitError("visit.bad_objection", value=issue.value, choices="、".join(cfg.objections))
+        if issue.code in ("bad_time", "unknown_key", "empty_value"):
+            raise VisitError(f"visit.{issue.code}", value=issue.value)
+    draft = VisitDraft()
+    present = apply_parsed(draft, parsed)
+    changes: dict[str, Any] = {name: getattr(draft, name) for name in present if name != "visited_at"}
+    customer = await session.get(Customer, visit.customer_id)
+    if parsed.customer:
+        match = (await directory.matcher(session)).match(parsed.customer)
+        if match.best is None:
+            names = "、".join(c.entry.name for c in match.candidates)
+            suggest = Msg("visit.suggest", {"names": names}) if names else ""
+            raise VisitError("visit.unknown_customer", text=parsed.customer, suggest=suggest)
+        changes["customer_id"] = match.best.id
+        customer = await session.get(Customer, match.best.id)
+        if "ward" not in changes and visit.ward:
+            changes["ward"] = visit.ward  # the ward on file must exist at the new customer too
+    if "ward" in changes and customer is not None:
+        ward = match_ward(customer, changes["ward"])
+        if ward is None:
+            raise VisitError(
+                "visit.unknown_ward",
+                customer=customer.name,
+                ward=changes["ward"],
+                wards="、".join(customer.wards or []),
+            )
+        changes["ward"] = ward
+    if parsed.visited_at is not None:
+        check_time(parsed.visited_at, now, cfg, tz)
+        changes["visited_at"] = parsed.visited_at
+    probe = VisitDraft(**{k: v for k, v in changes.items() if k in VisitDraft.__dataclass_fields__})
+    for name, limit in overlong_fields(probe):
+        raise VisitError("field_too_long", field=Msg(f"field.{name}"), max=limit)
+    if not changes:
+        raise VisitError("visit.correct_usage")
+    return changes
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What ``修改 V12 …`` changed (``delta``: audited columns, empty when nothing did), and what to point out: contacts
+    on file that the new hospital does not know, a location now far from the visit's hospital."""
+
+    visit: Visit
+    delta: dict[str, Any]
+    customer: Customer | None
+    contacts_gone: list[str]
+    far: bool
+
+
+async def correct_from_text(
+    session: AsyncSession,
+    directory: Directory,
+    actor: User,
+    args: str,
+    *,
+    now: datetime,
+    cfg: VisitsConfig,
+    tz: ZoneInfo,
+    channel: str,
+) -> Correction:
+    """`修改 V12 下一步:送资料`: the rep's own visit, inside the correction window (or unlocked), audited."""
+    no_text, _, rest = args.partition(" ")
+    visit_id = parse_visit_no(no_text)
+    if visit_id is None or not rest.strip():
+        raise VisitError("visit.correct_usage")
+    visit = await load_visit(session, visit_id, no_text)
+    may_correct(visit, actor, now, cfg)
+    changes = await corrections(session, directory, visit, rest, now=now, cfg=cfg, tz=tz)
+    before = await session.get(Customer, visit.customer_id)
+    delta = await correct(session, visit, changes, actor, now=now, channel=channel)
+    customer = await session.get(Customer, visit.customer_id)
+    gone: list[str] = []
+    if "customer_id" in delta and before is not None and customer is not None:
+        gone = contacts_elsewhere(before, customer, list(visit.contacts or []))
+    far = "distance_m" in delta and (visit.distance_m or 0) > cfg.far_warning_meters
+    return Correction(visit, delta, customer, gone, far)
+
+
 async def unlock(
     session: AsyncSession, visit: Visit, admin: User, *, now: datetime, cfg: VisitsConfig, channel: str
 ) -> None:
@@ -359,6 +475,12 @@ async def unlock(
         channel=channel,
         changes={"unlocked_until": until.isoformat()},
     )
+
+
+def today_and_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The start of today and of this week (Monday), local time in ``tz``."""
+    today = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today, today - timedelta(days=today.weekday())
 
 
 async def list_for(session: AsyncSession, rep_id: str, since: datetime) -> list[tuple[Visit, str]]:

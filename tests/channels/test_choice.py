@@ -88,8 +88,8 @@ async def _notices(rt: Runtime) -> dict[str, tuple[str, str, dict[str, list[str]
         seen = {}
         for uid, user in users.items():
             ctx.notify(user, "hi")
-            groups = await views.by_channel(s, rt, [uid], event.channel)
-            seen[uid] = (ctx.intents[-1].channel, views.channel_of(rt, user, event.channel), dict(groups))
+            groups = await views.by_channel(s, rt.channel_for, [uid], event.channel)
+            seen[uid] = (ctx.intents[-1].channel, views.channel_of(rt.channel_for, user, event.channel), dict(groups))
     return seen
 
 
@@ -117,7 +117,7 @@ async def test_a_notice_nobody_can_deliver_is_recorded_as_undeliverable(rt: Runt
     assert seen["rep02"] == (choice.UNREACHABLE, choice.UNREACHABLE, {choice.UNREACHABLE: ["rep02"]})
     rep02 = await _user_in(rt, "rep02")
     async with rt.db.transaction() as s:
-        outbox.enqueue(s, [views.text_to(rt, rep02, "fake", "internal_error")], rt.clock.now())
+        outbox.enqueue(s, [views.text_to(rt.channel_for, rep02, "fake", "internal_error")], rt.clock.now())
     await rt.start()
     await rt.settle()
     async with rt.db.read() as s:
