@@ -10,8 +10,8 @@ from bot import channels as channel_registry
 from bot.calendar.workcal import OfficialDays, with_official_days
 from bot.channels import choice
 from bot.channels.base import Channel, ChannelPlugin, Closing
-from bot.channels.directory import Directory
 from bot.config import ConfigError, Settings, load_settings
+from bot.core.directory import Directory
 from bot.core.routing import Dispatcher
 from bot.escalator import Escalator
 from bot.infra.ackfirst import AckFirst

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 
 from bot.config import EscalationLevelConfig
+from bot.core.errors import DomainError
 from bot.core.events import CardAction
 from bot.core.intents import UpdateCard
 from bot.core.routing import Context, Router, command, in_flow, is_text
@@ -13,7 +14,6 @@ from bot.infra import i18n
 from bot.services import escalation as esc
 from bot.services import recipients as views
 from bot.services import requests as svc
-from bot.services.errors import DomainError
 from cards.escalation import REASSIGN, TAKE, AssignTo, EscalationTap, assignee_card, settled_escalation
 from cards.payload import parse_id
 from handlers.requests import refresh_task_card

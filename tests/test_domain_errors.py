@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bot.core.errors import Denial, DomainError
 from bot.core.events import TextMessage
 from bot.core.routing import Context, Dispatcher, Router, command
 from bot.infra import i18n
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
-from bot.services.errors import Denial, DomainError
 from handlers import ROUTERS
 from storage.models import AuditLog, Conversation, InboundEvent, Location, OutboxMessage, TaskCard
 from tests.console_driver import ConsoleUser

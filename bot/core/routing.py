@@ -12,18 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.conversation import ConversationState
+from bot.core.errors import Denial, DomainError, Msg
 from bot.core.events import CardAction, EnterChat, InboundEvent, LocationShared, MediaMessage, TextMessage
 from bot.core.intents import Intent, SendCard, SendText, UpdateCard
 from bot.infra import i18n
 from bot.infra.words import fold_word, normalize_text
-from bot.services.errors import Denial, DomainError, Msg
 from cards.model import Card
 from cards.payload import CallbackData, PayloadError, unpack
 from storage.models import User
 
 if TYPE_CHECKING:
-    from bot.channels.directory import Directory
     from bot.config import Settings
+    from bot.core.directory import Directory
     from bot.infra.clock import Clock
     from bot.infra.metrics import Metrics
 
@@ -50,6 +50,7 @@ class Services(Protocol):
     def channel_for(self, user: User) -> str:
         """The channel a notice to ``user`` goes to (``bot.channels.choice``)."""
         ...
+
 
 log = logging.getLogger(__name__)
 

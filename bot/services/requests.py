@@ -30,9 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.calendar.workcal import add_hours
 from bot.config import RequestTaskConfig, RequestTypeConfig, Settings
 from bot.config.request_types import render_title
+from bot.core.errors import Denial, DomainError
 from bot.infra import audit, i18n
 from bot.services import console_media
-from bot.services.errors import Denial, DomainError
 from bot.services.escalation import freeze_policy, reschedule
 from storage.models import AuditLog, Customer, SupportRequest, TaskCard, User
 from storage.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState

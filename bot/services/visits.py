@@ -13,12 +13,12 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.directory import Directory
 from bot.config import VisitsConfig
+from bot.core.directory import Directory
+from bot.core.errors import DomainError, Msg
 from bot.infra import audit
 from bot.infra.i18n import fmt_when
 from bot.parsing.visit_parser import ParsedVisit, parse_visit_line
-from bot.services.errors import DomainError, Msg
 from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
 

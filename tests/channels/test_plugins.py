@@ -27,7 +27,7 @@ from tests.channels.fake_plugin import FakeChannel, FakePlugin
 from tests.conftest import T0, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ("bot/runtime.py", "bot/app.py", "bot/cli.py", "bot/channels/directory.py")
+CORE = ("bot/runtime.py", "bot/app.py", "bot/cli.py", "bot/core/directory.py")
 
 
 def test_the_core_never_names_a_platform() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,10 +15,17 @@ from bot.parsing.customer_match import CustomerEntry, CustomerMatcher
 from storage.db import Database
 from storage.models import Customer, User, UserIdentity
 
-if TYPE_CHECKING:
-    from bot.channels.base import ChannelPlugin
-
 STAMP_TTL = 2.0
+
+
+class Identified(Protocol):
+    """What the directory needs of a channel plug-in (``bot.channels.base.ChannelPlugin`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def identity_is_user_id(self) -> bool: ...
 
 
 class Directory:
@@ -27,11 +34,8 @@ class Directory:
     A person's id on a channel is their row in ``user_identities`` for that channel, except on channels whose
     plug-in knows people by their user id (``ChannelPlugin.identity_is_user_id``)."""
 
-    def __init__(self, plugins: Sequence[ChannelPlugin] | None = None) -> None:
-        from bot import channels
-
-        chosen = channels.available() if plugins is None else plugins
-        self._by_user_id = frozenset(p.name for p in chosen if p.identity_is_user_id)
+    def __init__(self, plugins: Sequence[Identified]) -> None:
+        self._by_user_id = frozenset(p.name for p in plugins if p.identity_is_user_id)
         self._matcher: CustomerMatcher | None = None
         self._stamp: tuple[int, datetime | None] | None = None
         self._checked = 0.0
