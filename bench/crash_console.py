@@ -16,7 +16,10 @@ The console twin of ``bench/crash_wecom.py``, through the console's own endpoint
   the bot answers ``/healthz`` again.
 
 Kill 1 comes at a seeded random send between the first quarter and the half; kill 2 while the restarted bot is
-delivering (a seeded 10-70 % of the replies are in the feed and some outbox rows are ``sending``). The console
+delivering (a seeded 10-70 % of the replies are in the feed and some outbox rows are ``sending``). A console round
+is over in milliseconds (its feed rows go in the round's outcome commit), so the driver makes sure of the moment:
+once rows are ``sending`` it holds them (``ClaimHold``: SQLite's write lock, or the rows' locks on PostgreSQL, the
+way a slow disk would hold the commit) and kills the bot while the round waits to record them. The console
 channel delivers by writing ``console_feed`` rows, idempotent per (outbox row, user), so a redelivery after a crash
 never shows twice. Once every send is acknowledged and the outbox is drained, the driver checks:
 
@@ -32,15 +35,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import sqlite3
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -62,6 +69,7 @@ from procs import (  # noqa: E402
     epoch,
     free_port,
     pg_database,
+    pg_kwargs,
     scratch_database_url,
     spawn,
     time_kills,
@@ -94,6 +102,65 @@ class Send:
     client_id: str
     attempts: int = 0
     acked: bool = False
+
+
+class ClaimHold:
+    """Holds outbox rows in ``sending`` so that a kill finds a round mid-way: on SQLite the database's write lock
+    (``BEGIN IMMEDIATE`` on a connection of this process: the round's outcome commit waits for it), on PostgreSQL
+    the claimed rows' locks (``FOR UPDATE NOWAIT``: the round's UPDATE of those rows waits). ``take()`` is True when
+    rows in ``sending`` are held; ``release()`` lets go (before the restart, so the new process is not blocked)."""
+
+    def __init__(self, db: DbReader) -> None:
+        self.db = db
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: Any = None
+
+    async def take(self) -> bool:
+        if self.db.is_sqlite:
+            return await asyncio.to_thread(self._take_sqlite)
+        return await self._take_pg()
+
+    def _take_sqlite(self) -> bool:
+        conn = sqlite3.connect(self.db.sqlite_path, timeout=0.02, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # the bot is writing: try again
+            conn.close()
+            return False
+        if conn.execute("SELECT count(*) FROM outbox WHERE status = 'sending'").fetchone()[0] > 0:
+            self._sqlite = conn
+            return True
+        conn.execute("ROLLBACK")
+        conn.close()
+        return False
+
+    async def _take_pg(self) -> bool:
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        conn = await asyncpg.connect(database=make_url(self.db.url).database, **pg_kwargs(self.db.url))
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            held = await conn.fetch("SELECT id FROM outbox WHERE status = 'sending' FOR UPDATE NOWAIT")
+        except asyncpg.LockNotAvailableError:  # the round is recording them right now: try again
+            held = []
+        if held:
+            self._pg = (conn, tx)
+            return True
+        await tx.rollback()
+        await conn.close()
+        return False
+
+    async def release(self) -> None:
+        if self._sqlite is not None:
+            conn, self._sqlite = self._sqlite, None
+            await asyncio.to_thread(conn.close)
+        if self._pg is not None:
+            (conn, tx), self._pg = self._pg, None
+            with contextlib.suppress(Exception):
+                await tx.rollback()
+            await conn.close()
 
 
 @dataclass
@@ -213,7 +280,7 @@ class CrashRun:
     async def outbox_counts(self) -> dict[str, int]:
         return {str(s): int(n) for s, n in await self.db.rows("SELECT status, count(*) FROM outbox GROUP BY status")}
 
-    async def kill_and_restart(self, reason: str) -> None:
+    async def kill_and_restart(self, reason: str, before_restart: Callable[[], Awaitable[None]] | None = None) -> None:
         assert self.bot is not None
         self.up.clear()
         t_kill_mono, t_kill = time.monotonic(), time.time()
@@ -225,6 +292,8 @@ class CrashRun:
             "SELECT recipient, count(*) FROM outbox WHERE status = 'sending' GROUP BY recipient"
         )
         owed = {str(u): int(n) - replied[str(u)] for u, n in stored.items()}
+        if before_restart is not None:
+            await before_restart()
         t_restart = time.time()
         await self.start_bot()
         kill = Kill(
@@ -252,16 +321,25 @@ class CrashRun:
             base = len(await self.db.rows(FEED_REPLIES))
             deadline = time.monotonic() + 30
             what = "outbox idle"
+            hold = ClaimHold(self.db)
             while time.monotonic() < deadline:
                 replies = len(await self.db.rows(FEED_REPLIES))
                 counts = await self.outbox_counts()
-                if replies >= max(target, base + 20) and counts.get("sending", 0) >= 1:
-                    what = "while delivering replies"
-                    break
+                if replies >= max(target, base + 20) and counts.get("pending", 0) + counts.get("sending", 0) > 0:
+                    # Hold the next rows the worker claims before its round records them, then kill.
+                    if await hold.take():
+                        what = "while delivering replies"
+                        break
+                    continue
                 if self.load_done.is_set() and counts.get("pending", 0) + counts.get("sending", 0) == 0:
-                    break
+                    unhandled = await self.db.rows("SELECT count(*) FROM inbound_events WHERE status = 'pending'")
+                    if not unhandled[0][0]:
+                        break  # nothing left to deliver: kill anyway (reported as such)
                 await asyncio.sleep(0.005)
-            await self.kill_and_restart(f"{what} (kill {number})")
+            try:
+                await self.kill_and_restart(f"{what} (kill {number})", before_restart=hold.release)
+            finally:
+                await hold.release()
 
     async def send(self, http: aiohttp.ClientSession, s: Send) -> None:
         for attempt in range(10):

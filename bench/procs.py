@@ -174,7 +174,7 @@ def wait_exit(proc: Proc, limit_s: float) -> None:
 # ---- the bot's database, read from outside ---------------------------------------------------------------------
 
 
-def _pg_kwargs(url: str) -> dict[str, Any]:
+def pg_kwargs(url: str) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
@@ -201,7 +201,7 @@ class DbReader:
             import asyncpg
             from sqlalchemy.engine import make_url
 
-            self._pg = await asyncpg.connect(database=make_url(self.url).database, **_pg_kwargs(self.url))
+            self._pg = await asyncpg.connect(database=make_url(self.url).database, **pg_kwargs(self.url))
         return [tuple(r) for r in await self._pg.fetch(sql)]
 
     def _sqlite_rows(self, sql: str) -> list[tuple[Any, ...]]:
@@ -233,7 +233,7 @@ async def pg_database(url: str, *, create: bool) -> None:
     from sqlalchemy.engine import make_url
 
     name = make_url(url).database
-    conn = await asyncpg.connect(database="postgres", **_pg_kwargs(url))
+    conn = await asyncpg.connect(database="postgres", **pg_kwargs(url))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if create:

@@ -315,9 +315,10 @@ class OutboxWorker:
         outcomes = [op for op in ops if isinstance(op, _Outcome)]
         calls = [op.row_id for op in ops if isinstance(op, _CallStart)]
         counted: set[int] = set()
+        recorded: dict[str, list[tuple[OutboxItem, Delivery]]] = {}
         async with self.rt.db.transaction() as s:
             if outcomes:
-                await self._write_outcomes(s, outcomes)
+                recorded = await self._write_outcomes(s, outcomes)
             if calls:
                 counted = set(
                     await s.scalars(
@@ -329,6 +330,10 @@ class OutboxWorker:
                 )
         for o in outcomes:
             self._leases.pop(o.item.id, None)
+        for name, sent in recorded.items():
+            channel = self.rt.channels.get(name)
+            if isinstance(channel, RoundAware):
+                channel.committed(sent)
         return [op.row_id in counted if isinstance(op, _CallStart) else True for op in ops]
 
     # ---- leases: owner, heartbeat, reclaim at start ----------------------------------------------------------
@@ -432,10 +437,13 @@ class OutboxWorker:
             )
         return [o for o in outcomes if o.item.id in held]
 
-    async def _write_outcomes(self, s: AsyncSession, outcomes: Sequence[_Outcome]) -> None:
+    async def _write_outcomes(
+        self, s: AsyncSession, outcomes: Sequence[_Outcome]
+    ) -> dict[str, list[tuple[OutboxItem, Delivery]]]:
+        """Write the outcomes; returns what each ``RoundAware`` channel recorded (told once the commit is done)."""
         now = self.rt.clock.now()
         rows: list[dict[str, object]] = []
-        await self._record_sent(s, outcomes, now)
+        recorded = await self._record_sent(s, outcomes, now)
         for o in await self._still_held(s, outcomes):
             row: dict[str, object] = {"id": o.item.id, "claimed_until": None}
             if o.result == "sent":
@@ -480,18 +488,24 @@ class OutboxWorker:
             await s.execute(
                 _update_by_id(keys), [{f"v_{k}": v for k, v in r.items()} for r in rows if tuple(sorted(r)) == keys]
             )
+        return recorded
 
-    async def _record_sent(self, s: AsyncSession, outcomes: Sequence[_Outcome], now: datetime) -> None:
+    async def _record_sent(
+        self, s: AsyncSession, outcomes: Sequence[_Outcome], now: datetime
+    ) -> dict[str, list[tuple[OutboxItem, Delivery]]]:
         """Channels' own bookkeeping for what reached the platform (``RoundAware.record``), in the outcome commit;
         also for a row whose lease was lost meanwhile: the message did go out."""
         by_channel: dict[str, list[tuple[OutboxItem, Delivery]]] = {}
         for o in outcomes:
             if o.result == "sent" and o.delivery is not None:
                 by_channel.setdefault(o.item.channel, []).append((o.item, o.delivery))
+        recorded: dict[str, list[tuple[OutboxItem, Delivery]]] = {}
         for name, sent in by_channel.items():
             channel = self.rt.channels.get(name)
             if isinstance(channel, RoundAware):
                 await channel.record(s, sent, now)
+                recorded[name] = sent
+        return recorded
 
 
 @functools.cache

@@ -244,3 +244,7 @@ class RoundAware(Protocol):
     async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
         """Called inside the outcome commit with the items that reached the platform."""
         ...
+
+    def committed(self, sent: Sequence[tuple[OutboxItem, Delivery]]) -> None:
+        """Called once that commit is done (e.g. wake whoever waits for what ``record`` wrote)."""
+        ...

@@ -22,9 +22,17 @@ H = TypeVar("H", bound=HospitalState)
 class HospitalDialog(FormDialog[H], Generic[H]):
     """A dialog whose form has a ``customer`` field."""
 
+    # The hospital's row as last loaded for this event (validators, rows and submit all ask for it).
+    _loaded: Customer | None = None
+
     async def customer(self) -> Customer | None:
+        """The chosen hospital's row, loaded once per event."""
         ref = self.state.customer
-        return await self.ctx.session.get(Customer, ref.id) if ref is not None else None
+        if ref is None:
+            return None
+        if self._loaded is None or self._loaded.id != ref.id:
+            self._loaded = await self.ctx.session.get(Customer, ref.id)
+        return self._loaded
 
     async def set_customer_text(self, text: str) -> None:
         """Resolve ``text`` to one hospital, or say why not and offer the candidates as a choice card."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import raiseload
 
 from bot.config import ConsoleConfig
 from bot.infra import audit
@@ -219,6 +220,9 @@ async def session_user(db: Database, now: datetime, cookie: str | None, policy: 
                 select(ConsoleSession, User)
                 .join(User, User.id == ConsoleSession.user_id)
                 .where(ConsoleSession.id_hash == key)
+                # The console knows people by their user id: their other channels' ids are not needed here (one
+                # query per request instead of two); reading them from this object is a bug, and raises.
+                .options(raiseload(User.identities))
             )
         ).first()
     if found is None:

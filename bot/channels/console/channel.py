@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Delivery, OutboxItem
 from bot.channels.console.hub import ConsoleHub
@@ -58,26 +61,36 @@ class ConsoleChannel:
     async def close(self) -> None:
         self.hub.close()
 
+    async def prepare(self, items: Sequence[OutboxItem]) -> None:
+        """Nothing to read ahead: a console delivery is a row in the recipient's feed."""
+
     async def deliver(self, item: OutboxItem) -> Delivery:
-        body = feed_body(item)
-        user_ids = [u.id for u in item.recipients]
-        now = self.clock.now()
+        """Nothing to call: the feed rows are written with the round's outcomes (``record``), in the same commit as
+        the outbox row's ``sent`` mark, so a console message costs no transaction of its own and is in the feed
+        exactly when the outbox says it was sent."""
+        return Delivery(platform_msg_id=f"console-{item.id}")
+
+    async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
         rows = [
             {
-                "user_id": u,
+                "user_id": u.id,
                 "kind": item.kind,
                 "card_ref": item.card_ref,
-                "body": body,
+                "body": feed_body(item),
                 "outbox_id": item.id,
                 "created_at": now,
             }
-            for u in user_ids
+            for item, _ in sent
+            for u in item.recipients
         ]
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        async with self.db.transaction() as s:
-            await s.execute(insert(ConsoleFeed).values(rows).on_conflict_do_nothing())
-        self.hub.notify(user_ids)
-        return Delivery(platform_msg_id=f"console-{item.id}")
+        if rows:
+            insert = sqlite_insert if self.db.is_sqlite else pg_insert
+            # Unique per (outbox row, user): a redelivery after a lost lease shows nothing twice.
+            await session.execute(insert(ConsoleFeed).on_conflict_do_nothing(), rows)
+
+    def committed(self, sent: Sequence[tuple[OutboxItem, Delivery]]) -> None:
+        """Wake the recipients' long-polls once their rows are committed."""
+        self.hub.notify(sorted({u.id for item, _ in sent for u in item.recipients}))
 
 
 def hub_of(runtime: Host) -> ConsoleHub:

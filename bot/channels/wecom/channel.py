@@ -142,6 +142,9 @@ class WeComChannel:
                 )
             )
 
+    def committed(self, sent: Sequence[tuple[OutboxItem, Delivery]]) -> None:
+        """Nothing waits for the throttle rows."""
+
     async def _load_budgets(self, ids: Iterable[str]) -> dict[str, _Budget]:
         now = self.clock.now()
         wanted = set(ids)
