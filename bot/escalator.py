@@ -22,7 +22,7 @@ from bot import outbox
 from bot.core.intents import Intent, SendCard
 from bot.infra import i18n
 from bot.services import escalation as esc
-from bot.services import recipients as views
+from bot.services import recipients
 from bot.services.requests import card_no, request_no
 from cards.escalation import escalation_card
 from storage.models import Customer, SupportRequest, TaskCard
@@ -137,11 +137,13 @@ class Escalator:
             when = i18n.fmt_when(notice.deadline or card.due_at, settings.org.tz)
             key = "esc.remind_claim" if notice.trigger == "not_claimed" else "esc.remind_done"
             return [
-                views.text_to(rt.channel_for, user, fallback, key, card=card_no(card.id), title=card.title, when=when)
+                recipients.text_to(
+                    rt.channel_for, user, fallback, key, card=card_no(card.id), title=card.title, when=when
+                )
                 for user in notice.targets
             ]
-        view = await views.task_view(session, settings, card, request)
-        locale = views.org_locale(settings)
+        view = await recipients.task_view(session, settings, card, request)
+        locale = recipients.org_locale(settings)
         rendered = escalation_card(
             view,
             locale,
@@ -153,7 +155,7 @@ class Escalator:
             repeat=notice.kind == "repeat",
         )
         ids = [u.id for u in notice.targets]
-        groups = await views.by_channel(session, rt.channel_for, ids, fallback)
+        groups = await recipients.by_channel(session, rt.channel_for, ids, fallback)
         log.info(
             "escalation: card %s (%s) level %s %s → %s", card.id, request_no(request.id), notice.level, notice.kind, ids
         )

@@ -12,7 +12,7 @@ from bot.core.intents import UpdateCard
 from bot.core.routing import Context, Router, command, in_flow, is_text
 from bot.infra import i18n
 from bot.services import escalation as esc
-from bot.services import recipients as views
+from bot.services import recipients
 from bot.services import requests as svc
 from cards.escalation import REASSIGN, TAKE, AssignTo, EscalationTap, assignee_card, settled_escalation
 from cards.payload import parse_id
@@ -43,10 +43,10 @@ async def _handed_over(ctx: Context, done: svc.HandOver, kind: str) -> None:
     ctx.runtime.metrics.escalations.labels(kind).inc()
     await refresh_task_card(ctx, done.card)
     if done.rep is not None and done.request is not None:
-        department = views.department_name(ctx.runtime.settings, done.card.department, done.rep.locale)
+        department = recipients.department_name(ctx.runtime.settings, done.card.department, done.rep.locale)
         no = svc.request_no(done.request.id)
         ctx.intents.append(
-            views.text_to(
+            recipients.text_to(
                 ctx.runtime.channel_for,
                 done.rep,
                 ctx.event.channel,
@@ -129,7 +129,7 @@ async def assign_to(ctx: Context, tap: AssignTo) -> None:
     no, member = svc.card_no(card.id), done.holder
     ctx.reply(ctx.t("esc.assigned", no=no, name=member.name))
     notice = {"actor": ctx.user.name, "no": no, "title": card.title}
-    ctx.intents.append(views.text_to(ctx.runtime.channel_for, member, "", "esc.assigned_notice", **notice))
+    ctx.intents.append(recipients.text_to(ctx.runtime.channel_for, member, "", "esc.assigned_notice", **notice))
     if isinstance(ctx.event, CardAction) and ctx.event.card_ref:
         ctx.update_card(settled_escalation(ctx.event.card_ref, ctx.t("esc.choose_assignee", no=no), f"✓ {member.name}"))
 
@@ -151,7 +151,7 @@ async def escalation_history(ctx: Context) -> None:
     """`升级记录 T12`: every transition, reminder and escalation of the card, and what comes next."""
     card, rows = await svc.card_history(ctx.session, ctx.user, ctx.args)
     wanted = {r.actor_id or "" for r in rows} | {t for r in rows for t in r.changes.get("targets", [])}
-    people = await views.names(ctx.session, wanted)
+    people = await recipients.names(ctx.session, wanted)
     lines = [ctx.t("esc.history_header", no=svc.card_no(card.id), title=card.title)]
     lines += [_history_line(ctx, r, people) for r in rows]
     nxt = card.next_due_at

@@ -19,8 +19,7 @@ from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
 from bot.infra import i18n
 from bot.parsing.request_parser import RequestIssue, field_by_key, parse_request_line, parse_value, place_loose
-from bot.services import escalation
-from bot.services import recipients as views
+from bot.services import escalation, recipients
 from bot.services import requests as svc
 from bot.services.requests import RequestError
 from bot.services.visits import match_ward
@@ -81,11 +80,11 @@ def is_request_command(ctx: Context) -> bool:
 
 
 def _department_name(ctx: Context, department: str, locale: str | None = None) -> str:
-    return views.department_name(ctx.runtime.settings, department, locale or ctx.locale)
+    return recipients.department_name(ctx.runtime.settings, department, locale or ctx.locale)
 
 
 def _notify(ctx: Context, user: User, key: str, **params: Any) -> None:
-    ctx.intents.append(views.text_to(ctx.runtime.channel_for, user, ctx.event.channel, key, **params))
+    ctx.intents.append(recipients.text_to(ctx.runtime.channel_for, user, ctx.event.channel, key, **params))
 
 
 async def say_error(ctx: Context, exc: RequestError) -> None:
@@ -134,7 +133,7 @@ def _short_flow(ctx: Context, flow: str, model: type[_M]) -> _M | None:
 async def send_task_card(ctx: Context, card: TaskCard, request: SupportRequest) -> None:
     """One shared card per channel for all of the department's people (one message per channel, so one update
     reaches every copy)."""
-    ctx.intents += await views.task_card_intents(
+    ctx.intents += await recipients.task_card_intents(
         ctx.session,
         ctx.runtime.settings,
         ctx.runtime.channel_for,
@@ -149,7 +148,7 @@ async def refresh_task_card(ctx: Context, card: TaskCard) -> None:
     """Update every recipient's copy in place (each channel knows how: see ``UpdateCard``)."""
     if card.state in svc.CLOSED and card.notices:
         await _settle_notices(ctx, card)
-    ctx.intents += await views.task_card_intents(
+    ctx.intents += await recipients.task_card_intents(
         ctx.session,
         ctx.runtime.settings,
         ctx.runtime.channel_for,
@@ -161,15 +160,15 @@ async def refresh_task_card(ctx: Context, card: TaskCard) -> None:
 
 async def _settle_notices(ctx: Context, card: TaskCard) -> None:
     """The card is closed: its escalation notices lose their buttons and say so, for everyone who got one."""
-    names = await views.names(ctx.session, {card.holder_id or ""})
-    locale = views.org_locale(ctx.runtime.settings)
+    names = await recipients.names(ctx.session, {card.holder_id or ""})
+    locale = recipients.org_locale(ctx.runtime.settings)
     when = _fmt(ctx, card.closed_at or ctx.now)
     status = i18n.t(locale, f"task.status.{card.state}", holder=names.get(card.holder_id or "", ""), when=when)
     title = i18n.t(locale, "esc.settled_title") + f"｜{card.title}"
     for ref, targets in escalation.sent_notices(card):
         settled = settled_escalation(ref, title, status)
         for channel, ids in (
-            await views.by_channel(ctx.session, ctx.runtime.channel_for, targets, ctx.event.channel)
+            await recipients.by_channel(ctx.session, ctx.runtime.channel_for, targets, ctx.event.channel)
         ).items():
             ctx.intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=settled))
 
@@ -286,9 +285,9 @@ class RequestDialog(HospitalDialog[RequestState]):
 
     def issue(self, issue: RequestIssue) -> None:
         f = field_by_key(self.rt, issue.field) if issue.field else None
-        label = views.field_label(self.ctx.locale, f) if f else ""
+        label = recipients.field_label(self.ctx.locale, f) if f else ""
         if issue.code == "unknown_key":
-            keys = "、".join(views.field_label(self.ctx.locale, f) for f in self.rt.fields)
+            keys = "、".join(recipients.field_label(self.ctx.locale, f) for f in self.rt.fields)
             self.note("request.unknown_key", value=issue.value, keys=keys)
         elif issue.code == "bad_choice" and f is not None:
             self.note("request.bad_choice", value=issue.value, choices="、".join(f.choices))
@@ -326,7 +325,7 @@ class RequestDialog(HospitalDialog[RequestState]):
     def question(self, key: str, options: Sequence[tuple[str, str]] = ()) -> str:
         f = field_by_key(self.rt, key)
         assert f is not None
-        label = views.field_label(self.ctx.locale, f)
+        label = recipients.field_label(self.ctx.locale, f)
         if f.type == "choice" or (f.type == "ward" and options):
             return self.ctx.t("request.ask.choice", label=label)
         if f.type == "date":
@@ -335,10 +334,10 @@ class RequestDialog(HospitalDialog[RequestState]):
 
     async def rows(self) -> list[tuple[str, str]]:
         customer = self.state.customer
-        return views.field_rows(self.rt, self.state.values, customer.name if customer else "", self.ctx.locale)
+        return recipients.field_rows(self.rt, self.state.values, customer.name if customer else "", self.ctx.locale)
 
     def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
-        name = views.type_name(self.ctx.locale, self.rt)
+        name = recipients.type_name(self.ctx.locale, self.rt)
         return request_confirm_card(ref, self.state.token, self.ctx.locale, name, rows, status=status)
 
     async def submit(self) -> None:
@@ -371,7 +370,7 @@ class RequestDialog(HospitalDialog[RequestState]):
             channel=ctx.event.channel,
         )
         no = svc.request_no(request.id)
-        name = views.type_name(ctx.locale, rt)
+        name = recipients.type_name(ctx.locale, rt)
         await self.settle_confirm(ctx.t("request.submitted_status", no=no))
         self.finish()
         departments = "、".join(_department_name(ctx, c.department) for c, _ in cards)
@@ -414,7 +413,7 @@ async def request_from_visit(ctx: Context, tap: RequestOffer) -> None:
         return
     rt = settings.request_types[tap.type_key]
     if isinstance(ctx.event, CardAction) and ctx.event.card_ref:
-        ctx.update_card(settled_offer(ctx.event.card_ref, ctx.locale, views.type_name(ctx.locale, rt)))
+        ctx.update_card(settled_offer(ctx.event.card_ref, ctx.locale, recipients.type_name(ctx.locale, rt)))
     state = RequestState(token=RequestState.new_token(), type_key=tap.type_key, visit_id=visit.id)
     dialog = RequestDialog.begin(ctx, state)
     customer = await ctx.session.get(Customer, visit.customer_id)
@@ -443,12 +442,12 @@ async def _request_lines(ctx: Context, request: SupportRequest) -> list[str]:
     rt = ctx.runtime.settings.request_types.get(request.type_key)
     customer = await ctx.session.get(Customer, request.customer_id)
     cards = await svc.cards_of(ctx.session, request.id)
-    names = await views.names(ctx.session, {c.holder_id or "" for c in cards})
+    names = await recipients.names(ctx.session, {c.holder_id or "" for c in cards})
     lines = [
         ctx.t(
             "request.list_line",
             no=svc.request_no(request.id),
-            type_name=views.type_name(ctx.locale, rt) if rt else request.type_key,
+            type_name=recipients.type_name(ctx.locale, rt) if rt else request.type_key,
             customer=customer.name if customer else "",
             when=_fmt(ctx, request.created_at),
             status=ctx.t(f"request.status.{request.status}"),
@@ -483,12 +482,12 @@ async def _progress_lines(ctx: Context, request: SupportRequest) -> list[str]:
     no = svc.request_no(request.id)
     rt = ctx.runtime.settings.request_types.get(request.type_key)
     customer = await ctx.session.get(Customer, request.customer_id)
-    requester = (await views.names(ctx.session, {request.rep_id})).get(request.rep_id, request.rep_id)
+    requester = (await recipients.names(ctx.session, {request.rep_id})).get(request.rep_id, request.rep_id)
     lines = [
         ctx.t(
             "request.progress_header",
             no=no,
-            type_name=views.type_name(ctx.locale, rt) if rt else request.type_key,
+            type_name=recipients.type_name(ctx.locale, rt) if rt else request.type_key,
             customer=customer.name if customer else "",
             ward=request.ward or "",
             requester=requester,
@@ -498,7 +497,9 @@ async def _progress_lines(ctx: Context, request: SupportRequest) -> list[str]:
     ]
     if rt is not None:
         lines.extend(
-            f"{label}：{value}" for label, value in views.field_rows(rt, request.fields, "", ctx.locale)[1:] if value
+            f"{label}：{value}"
+            for label, value in recipients.field_rows(rt, request.fields, "", ctx.locale)[1:]
+            if value
         )
     for line in (await _request_lines(ctx, request))[1:]:
         lines.append(line)
@@ -586,7 +587,7 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
             names = "、".join(f"{i18n.t(rep.locale, 'media.' + k)}×{kinds.count(k)}" for k in dict.fromkeys(kinds))
             files = i18n.t(rep.locale, "notice.files", count=len(attachments), names=names)
         _notify(ctx, rep, "notice.done", no=rno, department=department, title=card.title, files=files)
-        channel = views.channel_of(ctx.runtime.channel_for, rep, ctx.event.channel)
+        channel = recipients.channel_of(ctx.runtime.channel_for, rep, ctx.event.channel)
         for a in attachments[:MAX_FORWARDED]:
             kind = str(a.get("kind") or "file")
             caption = i18n.t(
@@ -614,7 +615,7 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
         )
     if await svc.all_done(ctx.session, request, ctx.now):
         rt = ctx.runtime.settings.request_types.get(request.type_key)
-        name = views.type_name(i18n.normalize_locale(rep.locale), rt) if rt else request.type_key
+        name = recipients.type_name(i18n.normalize_locale(rep.locale), rt) if rt else request.type_key
         _notify(ctx, rep, "request.all_done", no=rno, type_name=name)
 
 

@@ -213,7 +213,7 @@ async def create(
     )
     session.add(request)
     await session.flush()
-    # The card is one copy for the whole department, in the org's language (as ``task_views.task_view`` renders it).
+    # The card is one copy for the whole department, in the org's language (as ``recipients.task_view`` renders it).
     locale = i18n.normalize_locale(settings.org.default_locale)
     variables = title_values(rt, stored, customer, rep, request.id, locale)
     cards: list[tuple[TaskCard, list[User]]] = []

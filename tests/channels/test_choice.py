@@ -1,5 +1,5 @@
 """The one rule for which channel reaches a person with a notice (bot.channels.choice), used alike by
-``Context.notify``, ``task_views.channel_of`` / ``by_channel`` and ``Runtime.channel_for``."""
+``Context.notify``, ``recipients.channel_of`` / ``by_channel`` and ``Runtime.channel_for``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bot.core.events import TextMessage
 from bot.core.routing import Context
 from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
-from bot.services import recipients as views
+from bot.services import recipients
 from storage.models import OutboxMessage, User
 from tests.channels.fake_plugin import FakeChannel, FakePlugin
 from tests.conftest import T0, make_settings
@@ -73,7 +73,7 @@ async def rt(db_url: str, clock: FixedClock, request: pytest.FixtureRequest) -> 
 
 async def _notices(rt: Runtime) -> dict[str, tuple[str, str, dict[str, list[str]]]]:
     """For rep01 and rep02, as seen from an event rep01 sent on the fake channel: where ``Context.notify``,
-    ``task_views.channel_of`` and ``task_views.by_channel`` send a notice."""
+    ``recipients.channel_of`` and ``recipients.by_channel`` send a notice."""
     async with rt.db.read() as s:
         users = {u.id: u for u in await s.scalars(select(User).where(User.id.in_(("rep01", "rep02"))))}
         event = TextMessage(channel="fake", sender="f-rep01", dedup_key="msg:1", text="x")
@@ -88,13 +88,17 @@ async def _notices(rt: Runtime) -> dict[str, tuple[str, str, dict[str, list[str]
         seen = {}
         for uid, user in users.items():
             ctx.notify(user, "hi")
-            groups = await views.by_channel(s, rt.channel_for, [uid], event.channel)
-            seen[uid] = (ctx.intents[-1].channel, views.channel_of(rt.channel_for, user, event.channel), dict(groups))
+            groups = await recipients.by_channel(s, rt.channel_for, [uid], event.channel)
+            seen[uid] = (
+                ctx.intents[-1].channel,
+                recipients.channel_of(rt.channel_for, user, event.channel),
+                dict(groups),
+            )
     return seen
 
 
 async def test_every_notice_helper_follows_the_one_rule(rt: Runtime) -> None:
-    """Regression: ``Context.notify`` fell back to the event's channel, ``task_views.channel_of`` to the console,
+    """Regression: ``Context.notify`` fell back to the event's channel, ``recipients.channel_of`` to the console,
     so a person without an id on the event's channel got a dead notice from one and a console notice from the
     other."""
     seen = await _notices(rt)
@@ -117,7 +121,7 @@ async def test_a_notice_nobody_can_deliver_is_recorded_as_undeliverable(rt: Runt
     assert seen["rep02"] == (choice.UNREACHABLE, choice.UNREACHABLE, {choice.UNREACHABLE: ["rep02"]})
     rep02 = await _user_in(rt, "rep02")
     async with rt.db.transaction() as s:
-        outbox.enqueue(s, [views.text_to(rt.channel_for, rep02, "fake", "internal_error")], rt.clock.now())
+        outbox.enqueue(s, [recipients.text_to(rt.channel_for, rep02, "fake", "internal_error")], rt.clock.now())
     await rt.start()
     await rt.settle()
     async with rt.db.read() as s:
