@@ -405,18 +405,9 @@ class Pipeline:
             row.status = "done"
             row.attempts += 1
             row.handled_at = now
-            if refused.denial is not None:
-                d = refused.denial
-                audit.record(
-                    s,
-                    at=now,
-                    action=d.action,
-                    entity=d.entity,
-                    entity_id=d.entity_id,
-                    actor_id=refused.actor_id,
-                    channel=row.channel,
-                    changes=d.changes,
-                )
+            if (d := refused.denial) is not None:
+                trail = audit.Trail(d.entity)
+                trail(s, d.entity_id, d.action, d.changes, at=now, actor_id=refused.actor_id, channel=row.channel)
             outbox.enqueue(s, [refused.reply], now)
         return refused.route
 

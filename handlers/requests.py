@@ -25,7 +25,6 @@ from bot.services.requests import RequestError
 from bot.services.visits import match_ward
 from cards.escalation import settled_escalation
 from cards.model import Card
-from cards.payload import parse_id
 from cards.tasks import (
     CLAIM,
     DONE,
@@ -133,28 +132,26 @@ def _short_flow(ctx: Context, flow: str, model: type[_M]) -> _M | None:
 async def send_task_card(ctx: Context, card: TaskCard, request: SupportRequest) -> None:
     """One shared card per channel for all of the department's people (one message per channel, so one update
     reaches every copy)."""
-    ctx.intents += await recipients.task_card_intents(
-        ctx.session,
-        ctx.runtime.settings,
-        ctx.runtime.channel_for,
-        card,
-        first=True,
-        fallback=ctx.event.channel,
-        request=request,
-    )
+    await _task_card_out(ctx, card, first=True, request=request)
 
 
 async def refresh_task_card(ctx: Context, card: TaskCard) -> None:
     """Update every recipient's copy in place (each channel knows how: see ``UpdateCard``)."""
     if card.state in svc.CLOSED and card.notices:
         await _settle_notices(ctx, card)
+    await _task_card_out(ctx, card, first=False)
+
+
+async def _task_card_out(ctx: Context, card: TaskCard, *, first: bool, request: SupportRequest | None = None) -> None:
+    """The card to its recipients on their channels (``first``: the shared send, else an update of every copy)."""
     ctx.intents += await recipients.task_card_intents(
         ctx.session,
         ctx.runtime.settings,
         ctx.runtime.channel_for,
         card,
-        first=False,
+        first=first,
         fallback=ctx.event.channel,
+        request=request,
     )
 
 
@@ -265,12 +262,9 @@ class RequestDialog(HospitalDialog[RequestState]):
     """The rep's request dialog on the engine: parsing, the card and submit are particular to requests."""
 
     flow = FLOW
-    state_model = RequestState
     ref_prefix = "r"
     choice_payload = RequestChoice
     confirm_payload = RequestConfirm
-    edit_hint = "request.edit_hint"
-    hint = "request.ask.hint"
 
     @property
     def rt(self) -> RequestTypeConfig:
@@ -305,22 +299,6 @@ class RequestDialog(HospitalDialog[RequestState]):
             self.issue(issue)
         for key, value in parsed.values.items():
             self.set(key, value)
-
-    async def tapped(self, key: str, value: str) -> bool:
-        if key != "customer":
-            await self.answer(key, value)
-            return True
-        customer_id = parse_id(value)
-        customer = await self.ctx.session.get(Customer, customer_id) if customer_id is not None else None
-        if customer is None:
-            return False
-        self.set("customer", CustomerRef(id=customer.id, name=customer.name))
-        return True
-
-    def shown(self, key: str) -> str:
-        if key == "customer":
-            return self.state.customer.name if self.state.customer else ""
-        return str(self.state.values.get(key) or "")
 
     def question(self, key: str, options: Sequence[tuple[str, str]] = ()) -> str:
         f = field_by_key(self.rt, key)

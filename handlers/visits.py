@@ -21,7 +21,6 @@ from bot.parsing.visit_parser import KEY_ALIASES, VISIT_FIELDS, parse_field_valu
 from bot.services import visits as svc
 from bot.services.visits import VisitDraft, VisitError
 from cards.model import Card
-from cards.payload import parse_id
 from cards.tasks import offer_card
 from cards.visits import VisitChoice, VisitConfirm, confirm_card
 from storage.models import Customer, User, Visit
@@ -174,12 +173,9 @@ class VisitDialog(HospitalDialog[VisitState]):
     """The visit dialog on the engine: what is particular to visits (parsing, rows, location, submit)."""
 
     flow = FLOW
-    state_model = VisitState
     ref_prefix = "v"
     choice_payload = VisitChoice
     confirm_payload = VisitConfirm
-    edit_hint = "visit.edit_hint"
-    hint = "visit.ask.hint"
 
     def __init__(self, ctx: Context, state: VisitState) -> None:
         self.cfg = ctx.runtime.settings.visits
@@ -215,17 +211,6 @@ class VisitDialog(HospitalDialog[VisitState]):
         elif code in ("unknown_key", "empty_value", "duplicate_key"):
             self.note(f"visit.{code}", value=value)
 
-    async def tapped(self, key: str, value: str) -> bool:
-        if key != "customer":
-            await self.answer(key, value)
-            return True
-        customer_id = parse_id(value)
-        customer = await self.ctx.session.get(Customer, customer_id) if customer_id is not None else None
-        if customer is None:
-            return False
-        self.set("customer", CustomerRef(id=customer.id, name=customer.name))
-        return True
-
     async def check(self) -> None:
         """Every path into the draft ends here: a value longer than its column is dropped and the rep told."""
         for name, limit in svc.overlong_fields(self.state.draft()):
@@ -241,8 +226,6 @@ class VisitDialog(HospitalDialog[VisitState]):
         return self.ctx.t(f"visit.ask.{key}")
 
     def shown(self, key: str) -> str:
-        if key == "customer":
-            return self.state.customer.name if self.state.customer else ""
         if key == "visited_at":
             return i18n.fmt_when(self.state.visited_at, self.tz) if self.state.visited_at else ""
         return super().shown(key)

@@ -127,6 +127,36 @@ def test_the_packages_import_each_other_without_a_circle() -> None:
     assert "bot" not in set().union(*(deps for package, deps in graph.items() if package != "bot"))
 
 
+# Top to bottom, as README.md ("Layout") and docs/architecture.md list them.
+LAYERS_TOP_DOWN = [
+    "bot",
+    "bot.imports",
+    "handlers",
+    "bot.channels",
+    "bot.dialogs",
+    "bot.services",
+    "bot.core",
+    "bot.parsing",
+    "cards",
+    "bot.config",
+    "bot.calendar",
+    "bot.infra",
+    "storage",
+]
+
+
+def test_each_package_imports_only_the_layers_below_it() -> None:
+    graph = _package_graph()
+    assert set(graph) == set(LAYERS_TOP_DOWN)
+    upward = [
+        f"{package} -> {target}"
+        for package, targets in graph.items()
+        for target in targets
+        if LAYERS_TOP_DOWN.index(target) < LAYERS_TOP_DOWN.index(package)
+    ]
+    assert upward == []
+
+
 def test_the_circle_check_finds_a_circle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None

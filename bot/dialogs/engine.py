@@ -17,7 +17,7 @@ question for a field, the confirmation card's rows, submit). The engine owns the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, Literal
+from typing import Any, ClassVar, Generic, Literal, get_args
 
 from bot.core.conversation import CANCELLED, EXIT_KEY, EXPIRED, REPLACED
 from bot.core.events import CardAction
@@ -139,17 +139,21 @@ def leaves_dialog(ctx: Context) -> bool:
 class FormDialog(Generic[S]):
     """A running dialog: the state of one flow plus the replies it collects for one event."""
 
+    # The flow's name; its texts are named after it (``<flow>.edit_hint``, ``<flow>.ask.hint``).
     flow: ClassVar[str]
+    # The state's class: the ``S`` a flow subclasses with (``HospitalDialog[VisitState]``).
     state_model: ClassVar[type[Any]]
     # Card refs start with this; the choice and confirmation buttons are of these payload classes.
     ref_prefix: ClassVar[str]
     choice_payload: ClassVar[type[DialogChoice]]
     confirm_payload: ClassVar[type[DialogConfirm]]
-    edit_hint: ClassVar[str]
-    hint: ClassVar[str]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            model = next(iter(get_args(base)), None)
+            if isinstance(model, type):
+                cls.state_model = model
         if "flow" in cls.__dict__:
             _FLOWS[cls.flow] = cls
 
@@ -233,6 +237,16 @@ class FormDialog(Generic[S]):
             if state.confirm is None or (ref and ref != state.confirm.ref):
                 return None
         return cls(ctx, state)
+
+    @property
+    def edit_hint(self) -> str:
+        """The text's key saying how to change a value at the confirmation card."""
+        return f"{self.flow}.edit_hint"
+
+    @property
+    def hint(self) -> str:
+        """The text's key added under a question with buttons: correct or cancel at any time, by typing."""
+        return f"{self.flow}.ask.hint"
 
     @property
     def answering(self) -> bool:
@@ -473,32 +487,29 @@ class FormDialog(Generic[S]):
 router = Router("dialogs")
 
 
-def _form_of(tap: DialogChoice | DialogConfirm) -> type[FormDialog[Any]] | None:
-    """The form whose choice (or confirmation) button this is, by the button's payload class."""
+def _tapped_dialog(ctx: Context, tap: DialogChoice | DialogConfirm) -> FormDialog[Any] | None:
+    """The running dialog the tapped button belongs to (its form found by the button's payload class); None, and
+    the user told the button is stale, when there is none."""
     kind = type(tap)
-    return next((cls for cls in _FLOWS.values() if kind in (cls.choice_payload, cls.confirm_payload)), None)
+    form = next((cls for cls in _FLOWS.values() if kind in (cls.choice_payload, cls.confirm_payload)), None)
+    dialog = form.for_tap(ctx, tap) if form is not None else None
+    if dialog is None:
+        ctx.reply(ctx.t("stale_button"))
+    return dialog
 
 
 @router.tap(DialogChoice)
 async def choose_value(ctx: Context, tap: DialogChoice) -> None:
     """A choice button on a form's question card: (token, field, value)."""
-    form = _form_of(tap)
-    dialog = form.for_tap(ctx, tap) if form is not None else None
-    if dialog is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    await dialog.on_choice(tap.field, tap.value)
+    if (dialog := _tapped_dialog(ctx, tap)) is not None:
+        await dialog.on_choice(tap.field, tap.value)
 
 
 @router.tap(DialogConfirm)
 async def confirm(ctx: Context, tap: DialogConfirm) -> None:
     """提交 / 修改 / 取消 on a form's confirmation card: (token, op)."""
-    form = _form_of(tap)
-    dialog = form.for_tap(ctx, tap) if form is not None else None
-    if dialog is None:
-        ctx.reply(ctx.t("stale_button"))
-        return
-    await dialog.on_confirm(tap.op)
+    if (dialog := _tapped_dialog(ctx, tap)) is not None:
+        await dialog.on_confirm(tap.op)
 
 
 __all__ = [

@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 from bot.dialogs.engine import FormDialog
 from bot.dialogs.state import CustomerRef, DialogState
+from cards.payload import parse_id
 from storage.models import Customer
 
 
@@ -51,3 +52,19 @@ class HospitalDialog(FormDialog[H], Generic[H]):
             self.note("visit.unknown_customer", text=text, suggest=suggest)
         if options:
             self.offer("customer", options)
+
+    async def tapped(self, key: str, value: str) -> bool:
+        """A hospital button carries the customer's id (gone from the directory since: a stale button)."""
+        if key != "customer":
+            return await super().tapped(key, value)
+        customer_id = parse_id(value)
+        customer = await self.ctx.session.get(Customer, customer_id) if customer_id is not None else None
+        if customer is None:
+            return False
+        self.set("customer", CustomerRef(id=customer.id, name=customer.name))
+        return True
+
+    def shown(self, key: str) -> str:
+        if key == "customer":
+            return self.state.customer.name if self.state.customer else ""
+        return super().shown(key)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,32 @@ def record(
     )
     session.add(row)
     return row
+
+
+class Who(TypedDict):
+    """Who did it, when and through which channel (None for both: the bot's own job)."""
+
+    at: datetime
+    actor_id: str | None
+    channel: str | None
+
+
+@dataclass(frozen=True)
+class Trail:
+    """The audit rows about one kind of entity (``task_card``, ``visit``, a denial's): ``trail(session, id, action,
+    changes, at=…, actor_id=…, channel=…)`` is ``record`` with the entity given once."""
+
+    entity: str
+
+    def __call__(
+        self,
+        session: AsyncSession,
+        entity_id: str | int | None,
+        action: str,
+        changes: dict[str, Any],
+        **who: Unpack[Who],
+    ) -> AuditLog:
+        return record(session, action=action, entity=self.entity, entity_id=entity_id, changes=changes, **who)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ __all__ = [
     "VISIT_FIELDS",
     "ParseIssue",
     "ParsedVisit",
+    "VisitNotes",
     "parse_field_value",
     "parse_visit_line",
     "resolve_key",
@@ -133,11 +134,12 @@ class ParseIssue:
     value: str
 
 
-@dataclass
-class ParsedVisit:
-    """Fields recognised in a visit line; customer/ward are raw text, objection is canonical."""
+@dataclass(kw_only=True)
+class VisitNotes:
+    """The visit's fields that are plain text or lists of it, alike in a parsed line and in a draft (the hospital
+    and the time are not: raw text and a datetime there, resolved and JSON-safe here). Keyword-only, here and in
+    the subclasses: a subclass's own fields come after these."""
 
-    customer: str | None = None
     ward: str | None = None
     contacts: list[str] = field(default_factory=list)
     topics: str | None = None
@@ -146,6 +148,13 @@ class ParsedVisit:
     commitments: str | None = None
     next_step: str | None = None
     attitude: str | None = None
+
+
+@dataclass(kw_only=True)
+class ParsedVisit(VisitNotes):
+    """Fields recognised in a visit line; customer/ward are raw text, objection is canonical."""
+
+    customer: str | None = None
     visited_at: datetime | None = None
     issues: list[ParseIssue] = field(default_factory=list)
 

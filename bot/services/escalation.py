@@ -124,6 +124,10 @@ def reschedule(card: TaskCard) -> None:
     card.next_due_at = next_due(card)
 
 
+# The audit rows about task cards: the sweep's steps, snoozes, and the transitions in ``bot.services.requests``.
+audit_card = audit.Trail("task_card")
+
+
 # ---- the sweep -------------------------------------------------------------------------------------------------
 
 
@@ -291,16 +295,7 @@ async def _fire(
     changes = {"level": level, "targets": [u.id for u in targets], "state": card.state, "holder": card.holder_id}
     if kind != "remind":
         changes["notice"] = card.notices  # names the notice card (<card ref>-e<n>), to settle it when the card closes
-    audit.record(
-        session,
-        at=now,
-        action=f"escalation.{kind}",
-        entity="task_card",
-        entity_id=card.id,
-        actor_id=None,
-        channel=None,
-        changes=changes,
-    )
+    audit_card(session, card.id, f"escalation.{kind}", changes, at=now, actor_id=None, channel=None)
     number = card.notices if kind != "remind" else 0
     trigger = str(step.get("trigger") or "")
     result.notices.append(Notice(kind, card, request, level, targets, deadline, trigger, number))
@@ -338,15 +333,14 @@ def snooze(
     card.snoozed_until = until
     card.updated_at = now
     reschedule(card)
-    audit.record(
+    audit_card(
         session,
+        card.id,
+        "escalation.snooze",
+        {"until": until.isoformat(), "reason": reason[:500]},
         at=now,
-        action="escalation.snooze",
-        entity="task_card",
-        entity_id=card.id,
         actor_id=actor.id,
         channel=channel,
-        changes={"until": until.isoformat(), "reason": reason[:500]},
     )
 
 

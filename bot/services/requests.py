@@ -33,7 +33,7 @@ from bot.config.request_types import render_title
 from bot.core.errors import Denial, DomainError
 from bot.infra import audit, i18n
 from bot.services import console_media
-from bot.services.escalation import freeze_policy, reschedule
+from bot.services.escalation import audit_card, freeze_policy, reschedule
 from storage.models import AuditLog, Customer, SupportRequest, TaskCard, User
 from storage.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState
 
@@ -260,15 +260,14 @@ async def create(
         changes={"type": type_key, "customer_id": customer.id, "fields": stored, "visit_id": visit_id},
     )
     for card, _ in cards:
-        audit.record(
+        audit_card(
             session,
+            card.id,
+            "task.create",
+            {"request_id": request.id, "department": card.department, "recipients": card.recipients},
             at=now,
-            action="task.create",
-            entity="task_card",
-            entity_id=card.id,
             actor_id=rep.id,
             channel=channel,
-            changes={"request_id": request.id, "department": card.department, "recipients": card.recipients},
         )
     return request, cards
 
@@ -304,15 +303,14 @@ def _first_response(card: TaskCard, now: datetime) -> None:
 def _audit(
     session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str, action: str, **c: Any
 ) -> None:
-    audit.record(
+    audit_card(
         session,
+        card.id,
+        f"task.{action}",
+        {"state": card.state, "holder": card.holder_id, **c},
         at=now,
-        action=f"task.{action}",
-        entity="task_card",
-        entity_id=card.id,
         actor_id=actor.id,
         channel=channel,
-        changes={"state": card.state, "holder": card.holder_id, **c},
     )
 
 
@@ -511,15 +509,14 @@ async def hand_over(
     previous = card.holder_id
     _first_response(card, now)
     _touch(card, now, state=CLAIMED, holder=holder.id)
-    audit.record(
+    audit_card(
         session,
+        card.id,
+        f"escalation.{kind}",
+        {"holder": [previous, holder.id], "state": card.state},
         at=now,
-        action=f"escalation.{kind}",
-        entity="task_card",
-        entity_id=card.id,
         actor_id=actor.id,
         channel=channel,
-        changes={"holder": [previous, holder.id], "state": card.state},
     )
     request = await session.get(SupportRequest, card.request_id)
     rep = await session.get(User, request.rep_id) if request is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ from bot.core.directory import Directory
 from bot.core.errors import DomainError, Msg
 from bot.infra import audit
 from bot.infra.i18n import fmt_when
-from bot.parsing.visit_parser import ParsedVisit, parse_visit_line
+from bot.parsing.visit_parser import ParsedVisit, VisitNotes, parse_visit_line
 from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
 
@@ -27,20 +27,12 @@ class VisitError(DomainError):
     """A refusal by the visit rules (a ``DomainError``)."""
 
 
-@dataclass
-class VisitDraft:
+@dataclass(kw_only=True)
+class VisitDraft(VisitNotes):
     """What the rep has told us so far; JSON-safe so it lives in the conversation state."""
 
     customer_id: int | None = None
     customer_name: str | None = None
-    ward: str | None = None
-    contacts: list[str] = field(default_factory=list)
-    topics: str | None = None
-    products: list[str] = field(default_factory=list)
-    objection: str | None = None
-    commitments: str | None = None
-    next_step: str | None = None
-    attitude: str | None = None
     visited_at: str | None = None  # ISO 8601 with offset
 
     def to_json(self) -> dict[str, Any]:
@@ -183,6 +175,10 @@ def attach(visit: Visit, loc: Location, customer: Customer) -> None:
     loc.visit_id = visit.id
 
 
+# The audit rows about visits: created, located, corrected, unlocked.
+audit_visit = audit.Trail("visit")
+
+
 def snapshot(visit: Visit) -> dict[str, Any]:
     """The audited fields of a visit, JSON-safe."""
     return {
@@ -245,16 +241,7 @@ async def submit(
     await session.flush()
     if loc is not None:
         attach(visit, loc, customer)
-    audit.record(
-        session,
-        at=now,
-        action="visit.create",
-        entity="visit",
-        entity_id=visit.id,
-        actor_id=rep.id,
-        channel=channel,
-        changes=snapshot(visit),
-    )
+    audit_visit(session, visit.id, "visit.create", snapshot(visit), at=now, actor_id=rep.id, channel=channel)
     return visit, customer
 
 
@@ -279,15 +266,14 @@ async def attach_to_recent(
     assert customer is not None
     attach(visit, loc, customer)
     visit.updated_at = now
-    audit.record(
+    audit_visit(
         session,
+        visit.id,
+        "visit.location",
+        {"location_status": ["missing", "ok"], "distance_m": [None, visit.distance_m]},
         at=now,
-        action="visit.location",
-        entity="visit",
-        entity_id=visit.id,
         actor_id=loc.user_id,
         channel=channel,
-        changes={"location_status": ["missing", "ok"], "distance_m": [None, visit.distance_m]},
     )
     return visit, customer
 
@@ -351,16 +337,7 @@ async def correct(
     delta = audit.diff(before, after)
     if delta:
         visit.updated_at = now
-        audit.record(
-            session,
-            at=now,
-            action="visit.correct",
-            entity="visit",
-            entity_id=visit.id,
-            actor_id=user.id,
-            channel=channel,
-            changes=delta,
-        )
+        audit_visit(session, visit.id, "visit.correct", delta, at=now, actor_id=user.id, channel=channel)
     return delta
 
 
@@ -465,15 +442,14 @@ async def unlock(
     until = now + timedelta(hours=cfg.correction_window_hours)
     visit.unlocked_until = until
     visit.updated_at = now
-    audit.record(
+    audit_visit(
         session,
+        visit.id,
+        "visit.unlock",
+        {"unlocked_until": until.isoformat()},
         at=now,
-        action="visit.unlock",
-        entity="visit",
-        entity_id=visit.id,
         actor_id=admin.id,
         channel=channel,
-        changes={"unlocked_until": until.isoformat()},
     )
 
 
