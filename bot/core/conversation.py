@@ -9,7 +9,6 @@ started), those cards are settled in the same transaction, so no live-looking bu
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -95,6 +94,16 @@ class ConversationState:
         return (self.channel, self.user_id)
 
 
+def _copied(value: Any) -> Any:
+    """A copy of JSON data (dicts, lists, scalars: what the ``data`` column holds), several times faster than
+    ``copy.deepcopy``, which handles any object graph; the state is copied on every load and save."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
+
+
 async def load_many(
     conn: AsyncConnection, keys: Iterable[tuple[str, str]], now: datetime, lock: bool = False
 ) -> dict[tuple[str, str], ConversationState]:
@@ -119,7 +128,7 @@ async def load_many(
     for channel, user_id, flow, data, expires_at, version in await conn.execute(query):
         data = data or {}
         # A deep copy: handlers mutate nested values in place, and the loaded value must stay as it was to compare.
-        state = ConversationState(channel, user_id, flow, copy.deepcopy(data), _stored=_Stored(flow, data, version))
+        state = ConversationState(channel, user_id, flow, _copied(data), _stored=_Stored(flow, data, version))
         if flow is not None and expires_at is not None and expires_at <= now:
             state.clear(EXPIRED)
             state.expired = True
@@ -155,7 +164,7 @@ async def save_many(conn: AsyncConnection, states: Sequence[ConversationState], 
         else:
             updates.append({"b_channel": state.channel, "b_user_id": state.user_id, **values})
         # Saved: a second save in the same transaction compares against what was just written.
-        state._stored = _Stored(state.flow, copy.deepcopy(data), version)
+        state._stored = _Stored(state.flow, _copied(data), version)
     if inserts:
         await conn.execute(insert(_table), inserts)
     if updates:
