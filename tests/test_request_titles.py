@@ -17,14 +17,19 @@ from storage.models import TaskCard
 SURGERY = "跟台 浙一 骨科 2026-11-25 器械:脊柱A包 备注:王主任主刀"
 
 
-@pytest.mark.parametrize("settings_overrides", [{"org": {"default_locale": "en"}}], ids=["en"])
-async def test_english_org_task_card_shows_title_en(console: Any, runtime: Runtime) -> None:
+async def _submit_surgery(console: Any, runtime: Runtime) -> dict[str, str]:
+    """rep01 submits the surgery request; the task cards' titles by department."""
     rep = await console("rep01")
     await rep.send(SURGERY)
     await rep.refresh()
     await rep.tap("提交")
     async with runtime.db.read() as s:
-        titles = {c.department: c.title for c in await s.scalars(select(TaskCard))}
+        return {c.department: c.title for c in await s.scalars(select(TaskCard))}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"org": {"default_locale": "en"}}], ids=["en"])
+async def test_english_org_task_card_shows_title_en(console: Any, runtime: Runtime) -> None:
+    titles = await _submit_surgery(console, runtime)
     assert titles["logistics"] == "Reserve kit 脊柱A包 (2026-11-25)"
     assert titles["compliance"] == "Authorisation review: 浙江大学医学院附属第一医院"
     log01 = await console("log01")
@@ -34,12 +39,7 @@ async def test_english_org_task_card_shows_title_en(console: Any, runtime: Runti
 
 
 async def test_chinese_org_task_card_keeps_title_zh(console: Any, runtime: Runtime) -> None:
-    rep = await console("rep01")
-    await rep.send(SURGERY)
-    await rep.refresh()
-    await rep.tap("提交")
-    async with runtime.db.read() as s:
-        titles = {c.department: c.title for c in await s.scalars(select(TaskCard))}
+    titles = await _submit_surgery(console, runtime)
     assert titles["compliance"] == "授权审核：浙江大学医学院附属第一医院"
 
 
