@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import VisitsConfig
@@ -152,16 +152,18 @@ def apply_parsed(draft: VisitDraft, parsed: ParsedVisit) -> list[str]:
     return changed
 
 
+# Built once: this runs on every visit message, and building it cost more than running it.
+_NEAR = select(Location).where(
+    Location.user_id == bindparam("user_id"),
+    Location.visit_id.is_(None),
+    Location.shared_at >= bindparam("earliest"),
+    Location.shared_at <= bindparam("latest"),
+)
+
+
 async def find_location(session: AsyncSession, user_id: str, when: datetime, window: timedelta) -> Location | None:
     """The unattached location the user shared closest to ``when`` inside the window."""
-    rows = await session.scalars(
-        select(Location).where(
-            Location.user_id == user_id,
-            Location.visit_id.is_(None),
-            Location.shared_at >= when - window,
-            Location.shared_at <= when + window,
-        )
-    )
+    rows = await session.scalars(_NEAR, {"user_id": user_id, "earliest": when - window, "latest": when + window})
     candidates = list(rows)
     return min(candidates, key=lambda loc: abs(loc.shared_at - when)) if candidates else None
 

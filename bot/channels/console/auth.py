@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import raiseload
 
 from bot.config import ConsoleConfig
@@ -206,6 +206,17 @@ async def start_session(
     return NewSession(cookie, expires_at, int(policy.absolute.total_seconds()))
 
 
+# Built once (this runs on every console request; building the statement cost more than running it). The
+# console knows people by their user id: their other channels' ids are not needed here (one query per request
+# instead of two); reading them from the returned object is a bug, and raises.
+_SESSION_USER = (
+    select(ConsoleSession, User)
+    .join(User, User.id == ConsoleSession.user_id)
+    .where(ConsoleSession.id_hash == bindparam("key"))
+    .options(raiseload(User.identities))
+)
+
+
 async def session_user(db: Database, now: datetime, cookie: str | None, policy: SessionPolicy) -> User | None:
     """The active person whose live session ``cookie`` is, else None; refreshes the session's last request
     (at most once per SEEN_WRITE_INTERVAL)."""
@@ -215,16 +226,7 @@ async def session_user(db: Database, now: datetime, cookie: str | None, policy: 
     # index lookup says nothing about a value the attacker does not already have.
     key = _hash(cookie)
     async with db.read() as s:
-        found = (
-            await s.execute(
-                select(ConsoleSession, User)
-                .join(User, User.id == ConsoleSession.user_id)
-                .where(ConsoleSession.id_hash == key)
-                # The console knows people by their user id: their other channels' ids are not needed here (one
-                # query per request instead of two); reading them from this object is a bug, and raises.
-                .options(raiseload(User.identities))
-            )
-        ).first()
+        found = (await s.execute(_SESSION_USER, {"key": key})).first()
     if found is None:
         return None
     row, user = found
