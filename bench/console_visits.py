@@ -404,6 +404,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
         # salesbot: warm-up and let it settle, so the measured window starts from an idle server.
         await load("warm-up", bot.base, users, args.warmup, min(args.concurrency, args.warmup), 0)
         _, before = await wait_settled(db, args.warmup, limit_s=120)
+        cpu_start = bot.cpu_seconds()
         r_bot = await load("salesbot", bot.base, users, args.requests, args.concurrency, args.warmup)
         print(f"salesbot: {r_bot.rate:.0f} req/s acknowledged; waiting for the pipeline and outbox", file=sys.stderr)
         # The e2e window: from the first measured request until every event is handled and every row delivered.
@@ -411,6 +412,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
             db, before.handled + r_bot.accepted, limit_s=max(120.0, args.requests / 10)
         )
         e2e = t_settled - r_bot.started
+        cpu_end = bot.cpu_seconds()
         rss = {s.name: s.peak_rss_mb() for s in servers}
         alive = {s.name: s.proc.poll() is None for s in servers}
     finally:
@@ -432,6 +434,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
         a, b = r_bare.pct(p), r_bot.pct(p)
         rows.append((f"p{p} latency ms", fmt(a, 1), fmt(b, 1), ratio(a, b)))
     rows.append(("handled visits/s (e2e)", "-", fmt(handled / e2e if e2e else None), "-"))
+    cpu_ms = None if cpu_start is None or cpu_end is None or not handled else (cpu_end - cpu_start) * 1000 / handled
+    rows.append(("server CPU ms per visit", "-", fmt(cpu_ms, 2), "-"))
     rows.append(
         (
             "server peak RSS MB",

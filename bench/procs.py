@@ -60,6 +60,16 @@ def vm_hwm_mb(pid: int | str = "self") -> float | None:
     return None
 
 
+def cpu_seconds(pid: int | str = "self") -> float | None:
+    """User + system CPU time of a process (``/proc/PID/stat`` fields 14 and 15) in seconds; None where there is
+    no such file."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Proc:
     """A subprocess started by ``spawn()``: ``port`` is where it listens (0: nowhere), ``log`` its output."""
@@ -97,6 +107,11 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the process has used so far, in seconds; None once it has exited or off
+        Linux. A figure per unit of work that a busy machine disturbs much less than a rate."""
+        return cpu_seconds(self.proc.pid)
 
     def peak_rss_mb(self) -> float | None:
         """The process's peak RSS (VmHWM) in MB; None once it has exited or off Linux."""

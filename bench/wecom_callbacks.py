@@ -609,13 +609,18 @@ async def bot_end_to_end(
         b = Builder(rig.bot.port, userids)
         await closed_loop("warm-up", rig.bot.port, b.build(args.warmup), min(args.concurrency, args.warmup))
         await wait_fake(http, rig.fake, args.warmup, limit_s=60)
+        cpu_start = rig.bot.cpu_seconds()
         async with profiled(args.profile, rig.bot, "e2e"):
             load = await closed_loop("salesbot", rig.bot.port, b.build(args.e2e_requests), args.concurrency, "e2e")
             done = await wait_fake(http, rig.fake, args.warmup + load.ok, limit_s=300)
+        cpu_end = rig.bot.cpu_seconds()
     finally:
         rig.stop()
     e2e = EndToEnd(load, done - load.started)
     print(f"salesbot: {e2e.per_s:.0f} replies/s delivered end to end", file=sys.stderr)
+    if cpu_start is not None and cpu_end is not None and load.ok:
+        # Less disturbed by a busy machine than the rate: the bot's own CPU time per handled callback.
+        print(f"salesbot e2e: server CPU {(cpu_end - cpu_start) * 1000 / load.ok:.2f} ms per callback", file=sys.stderr)
     return e2e
 
 
