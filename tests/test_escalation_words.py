@@ -175,7 +175,7 @@ def test_history_sentences_say_who_did_what() -> None:
     assert said[CardEvent.ANSWER] == "王磊 补充：8点"
     assert said[CardEvent.ATTACH] == "吴敏 上传了照片"
     assert said[CardEvent.REMIND] == "系统提醒 吴敏：完成期限快到了"
-    assert said[CardEvent.LEVEL] == "超时未认领，已通知 周涛（部门负责人）（第1级升级）"
+    assert said[CardEvent.LEVEL] == "第1级升级：超时未认领，已通知 周涛（部门负责人）"
     assert said[CardEvent.REPEAT] == "仍未完成，再次通知 赵强（总监）"
     assert said[CardEvent.TAKEOVER] == "周涛 接手了任务"
     assert said[CardEvent.REASSIGN] == "周涛 转派给 吴敏"
@@ -185,9 +185,7 @@ def test_history_sentences_say_who_did_what() -> None:
 
 def test_history_sentences_in_english_for_english_readers() -> None:
     assert words.sentence(en(), SAMPLES[CardEvent.CREATE]) == "王磊 submitted the request"
-    assert (
-        words.sentence(en(), SAMPLES[CardEvent.LEVEL]) == "Not claimed in time: 周涛 (department head) told (level 1)"
-    )
+    assert words.sentence(en(), SAMPLES[CardEvent.LEVEL]) == "Level 1: not claimed in time, 周涛 (department head) told"
     assert words.sentence(en(), SAMPLES[CardEvent.REASSIGN]) == "周涛 handed it to 吴敏"
 
 
@@ -199,8 +197,8 @@ def test_a_take_over_from_someone_names_them() -> None:
 def test_levels_written_before_the_trigger_was_recorded_still_read_right() -> None:
     unclaimed = Row("escalation.level", None, {"level": 1, "targets": ["log_head"], "holder": None})
     held = Row("escalation.level", None, {"level": 2, "targets": ["dir01", "log_head"], "holder": "log01"})
-    assert words.sentence(zh(), unclaimed).startswith("超时未认领，已通知 周涛（部门负责人）")
-    assert words.sentence(zh(), held) == "超时未完成，已通知 赵强（总监）、周涛（部门负责人）（第2级升级）"
+    assert words.sentence(zh(), unclaimed) == "第1级升级：超时未认领，已通知 周涛（部门负责人）"
+    assert words.sentence(zh(), held) == "第2级升级：超时未完成，已通知 赵强（总监）、周涛（部门负责人）"
 
 
 def test_a_row_of_an_unknown_action_says_so_without_its_code() -> None:

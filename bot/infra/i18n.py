@@ -512,18 +512,18 @@ CATALOG: dict[str, tuple[str, str]] = {
         "{who} tried to act on the card but is not in the department: refused",
     ),
     "escw.remind_not_claimed": (
-        "系统提醒 {targets} 认领：首次响应快到期了",
+        "系统提醒 {targets}：还没人认领，首次响应快到期了",
         "The system reminded {targets} to claim it",
     ),
     "escw.remind_not_done": ("系统提醒 {targets}：完成期限快到了", "The system reminded {targets}: due soon"),
     "escw.remind": ("系统提醒 {targets}", "The system reminded {targets}"),
     "escw.level_not_claimed": (
-        "超时未认领，已通知 {targets}（第{level}级升级）",
-        "Not claimed in time: {targets} told (level {level})",
+        "第{level}级升级：超时未认领，已通知 {targets}",
+        "Level {level}: not claimed in time, {targets} told",
     ),
     "escw.level_not_done": (
-        "超时未完成，已通知 {targets}（第{level}级升级）",
-        "Not done in time: {targets} told (level {level})",
+        "第{level}级升级：超时未完成，已通知 {targets}",
+        "Level {level}: not done in time, {targets} told",
     ),
     "escw.repeat_not_claimed": ("仍未认领，再次通知 {targets}", "Still not claimed: {targets} told again"),
     "escw.repeat_not_done": ("仍未完成，再次通知 {targets}", "Still not done: {targets} told again"),

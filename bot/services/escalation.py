@@ -403,6 +403,7 @@ def sent_notices(card: TaskCard) -> list[tuple[str, list[str]]]:
 
 
 def waited(card: TaskCard, now: datetime) -> timedelta:
+    """How long the card has waited at ``now``: wall time since it was submitted (a notice's 已等待)."""
     return max(timedelta(0), now - card.created_at)
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from bot.config import EscalationLevelConfig, Settings
 from bot.infra import i18n
-from bot.services.escalation import FIRST_RESPONSE, PolicyView, Upcoming
+from bot.services.escalation import FALLBACK_TARGETS, FIRST_RESPONSE, PolicyView, Upcoming
 from storage.models import User
 from storage.vocab import CardEvent, Role
 
@@ -76,9 +76,12 @@ class Words:
             return person.name
         return self.t("escw.person_role", name=person.name, role=self.t(f"escw.role.{person.role}"))
 
+    def join(self, items: Iterable[str]) -> str:
+        """A list as the reader's language writes it: 周涛、赵强 / 周涛, 赵强."""
+        return ("、" if i18n.normalize_locale(self.locale) == i18n.ZH else ", ").join(items)
+
     def targets(self, user_ids: Iterable[str]) -> str:
-        names = [self.named(uid) for uid in user_ids]
-        return ("、" if i18n.normalize_locale(self.locale) == i18n.ZH else ", ").join(names) or self.t("escw.nobody")
+        return self.join(self.named(uid) for uid in user_ids) or self.t("escw.nobody")
 
     def when(self, instant: datetime) -> str:
         return i18n.fmt_when(instant, self.tz)
@@ -168,7 +171,7 @@ SENTENCES: dict[CardEvent, Callable[[Words, AuditRow], str]] = {
 
 
 def sentence(w: Words, row: AuditRow) -> str:
-    """What happened, as people say it: "王磊 提交申请", "超时未认领，已通知 周涛（部门负责人）（第1级升级）"."""
+    """What happened, as people say it: "王磊 提交申请", "第1级升级：超时未认领，已通知 周涛（部门负责人）"."""
     try:
         say = SENTENCES[CardEvent(row.action)]
     except ValueError:
@@ -230,11 +233,7 @@ def _department_name(settings: Settings, key: str, locale: str) -> str:
 def _target(w: Words, view: PolicyView, name: str) -> str:
     """A level's target as people say it: 部门负责人（周涛）, 总监（赵强）, 处理人, 申请代表, a person by name."""
     people = view.people.get(name, [])
-    names = (
-        "、".join(u.name for u in people)
-        if i18n.normalize_locale(w.locale) == i18n.ZH
-        else ", ".join(u.name for u in people)
-    )
+    names = w.join(u.name for u in people)
     if name in ("holder", "requester", "department"):
         label = w.t(f"escw.target.{name}")
         return label if name != "department" or not people else w.t("escw.target.people", label=label, names=names)
@@ -260,11 +259,10 @@ def _when(w: Words, level: EscalationLevelConfig, view: PolicyView) -> str:
 
 
 def _level_line(w: Words, n: int, level: EscalationLevelConfig, view: PolicyView) -> str:
-    sep = "、" if i18n.normalize_locale(w.locale) == i18n.ZH else ", "
-    targets = sep.join(_target(w, view, name) for name in level.notify)
+    targets = w.join(_target(w, view, name) for name in level.notify)
     reachable = any(view.people.get(name) for name in level.notify) or {"holder", "requester"} & set(level.notify)
     if not reachable:
-        fallback = sep.join(_target(w, view, name) for name in ("director", "role:admin"))
+        fallback = w.join(_target(w, view, name) for name in FALLBACK_TARGETS)
         targets += w.t("escw.policy_fallback", targets=fallback)
     repeat = ""
     if level.repeat_every_hours:

@@ -271,7 +271,7 @@ async def test_history_and_policy_commands(chat: Any, runtime: Runtime, clock: F
     await head.new_texts()
     await head.say("升级记录 T1")
     [history] = await head.new_texts()
-    assert "王磊 提交申请" in history and "系统提醒" in history and "（第1级升级）" in history
+    assert "王磊 提交申请" in history and "系统提醒" in history and "第1级升级：超时未认领" in history
     assert "下一步：11-23 15:00 第2级升级" in history
     admin = await chat("admin01")
     await admin.say("升级策略 logistics stock_reservation")
@@ -339,8 +339,8 @@ async def test_history_showed_audit_codes_now_sentences(chat: Any, runtime: Runt
     assert history.split("\n") == [
         "卡片 T1「备货 骨钉 × 20」的记录：",
         "11-23 10:00 王磊 提交申请",
-        "11-23 11:00 系统提醒 吴敏、郑浩、周涛（部门负责人） 认领：首次响应快到期了",
-        "11-23 12:00 超时未认领，已通知 周涛（部门负责人）（第1级升级）",
+        "11-23 11:00 系统提醒 吴敏、郑浩、周涛（部门负责人）：还没人认领，首次响应快到期了",
+        "11-23 12:00 第1级升级：超时未认领，已通知 周涛（部门负责人）",
         "11-23 12:05 周涛 转派给 郑浩",
         "下一步：11-23 15:00 第2级升级：若仍未完成，通知 赵强（总监）",
     ]
