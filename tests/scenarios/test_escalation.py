@@ -381,9 +381,11 @@ async def test_notice_showed_the_completion_deadline_for_a_first_response_level(
     assert level2.fields["完成截止"] == "11-26 10:00" and "响应截止" not in level2.fields
 
 
-async def test_notice_said_waited_0_minutes_now_the_time_since_submission(
+async def test_notice_wait_read_49_hours_0_min_now_2_days_1_hour(
     chat: Any, runtime: Runtime, clock: FixedClock
 ) -> None:
+    """已等待 is the wall time since submission at the sweep's instant, in minutes, hours and minutes, then days
+    (before: "2 小时 0 分", "49 小时 0 分"; under a minute it said "0 分钟", now "不到 1 分钟")."""
     await raise_stock_request(chat)
     head, director = await chat("log_head"), await chat("dir01")
     await travel(runtime, clock, at(23, 12))
