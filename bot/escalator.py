@@ -134,7 +134,7 @@ class Escalator:
         settings = rt.settings
         fallback = card.policy.get("channel") or request.source_channel
         if notice.kind == "remind":
-            when = i18n.fmt_when(notice.deadline or card.due_at, settings.org.tz)
+            when = i18n.fmt_when(notice.deadline, settings.org.tz)
             key = "esc.remind_claim" if notice.trigger == "not_claimed" else "esc.remind_done"
             return [
                 recipients.text_to(
@@ -151,8 +151,11 @@ class Escalator:
             card.id,
             ref=f"{card.ref}-e{notice.number}",
             level=notice.level,
-            waited=esc.waited(card, rt.clock.now()),
+            # Since the card was submitted, at the sweep's instant (docs/escalation.md).
+            waited=esc.waited(card, notice.at),
             repeat=notice.kind == "repeat",
+            deadline=notice.deadline,
+            first_response=notice.deadline_kind == esc.FIRST_RESPONSE,
         )
         ids = [u.id for u in notice.targets]
         groups = await recipients.by_channel(session, rt.channel_for, ids, fallback)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -44,12 +44,23 @@ class AssignTo(CallbackData, prefix="ta"):
     user_id: str
 
 
-def fmt_waited(waited: timedelta, locale: str) -> str:
-    minutes = int(waited.total_seconds() // 60)
+def fmt_duration(span: timedelta, locale: str) -> str:
+    """A wait as people say it, in wall time: minutes under an hour ("45 分钟"), then hours and minutes ("2 小时
+    15 分钟", "2 小时"), then days and hours from 24 h ("1 天 3 小时"). Rounded down to the minute (hour)."""
+
+    def t(key: str, **params: object) -> str:
+        return i18n.t(locale, key, **params)
+
+    minutes = max(0, int(span.total_seconds() // 60))
+    if minutes < 1:
+        return t("escw.dur.under_minute")
+    if minutes < 60:
+        return t("escw.dur.minutes", m=minutes)
     hours, minutes = divmod(minutes, 60)
-    if i18n.normalize_locale(locale) == i18n.EN:
-        return f"{hours} h {minutes} min" if hours else f"{minutes} min"
-    return f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分钟"
+    if hours < 24:
+        return t("escw.dur.hours_minutes", h=hours, m=minutes) if minutes else t("escw.dur.hours", h=hours)
+    days, hours = divmod(hours, 24)
+    return t("escw.dur.days_hours", d=days, h=hours) if hours else t("escw.dur.days", d=days)
 
 
 def escalation_card(
@@ -62,18 +73,24 @@ def escalation_card(
     level: int,
     waited: timedelta,
     repeat: bool,
+    deadline: datetime,
+    first_response: bool,
 ) -> Card:
-    """The original card's facts, how long it has waited, who holds it; buttons to act on it."""
+    """The original card's facts, how long it has waited since it was submitted, who holds it, the deadline the
+    notice is about (``first_response``: the first response, else the completion); buttons to act on it."""
 
     def t(key: str, **params: object) -> str:
         return i18n.t(locale, key, **params)
 
     holder = view.holder or t("esc.nobody")
     fields = [
-        CardField(label=t("esc.f.waited"), value=fmt_waited(waited, locale)),
+        CardField(label=t("esc.f.waited"), value=fmt_duration(waited, locale)),
         CardField(label=t("esc.f.holder"), value=holder),
         CardField(label=t("task.f.state"), value=t(f"task.state.{view.state}")),
-        CardField(label=t("task.f.due"), value=i18n.fmt_when(view.due_at, tz)),
+        CardField(
+            label=t("escw.f.due_first_response" if first_response else "escw.f.due_complete"),
+            value=i18n.fmt_when(deadline, tz),
+        ),
         *(CardField(label=label, value=value) for label, value in view.rows if value),
         CardField(label=t("task.f.requester"), value=view.requester),
         CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"),

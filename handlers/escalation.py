@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from bot.config import EscalationLevelConfig
-from bot.core.errors import DomainError
 from bot.core.events import CardAction
 from bot.core.intents import UpdateCard
 from bot.core.routing import Context, Router, command, in_flow, is_text
 from bot.infra import i18n
 from bot.services import escalation as esc
+from bot.services import escalation_words as words
 from bot.services import recipients
 from bot.services import requests as svc
+from bot.services.escalation_words import Person
 from cards.escalation import REASSIGN, TAKE, AssignTo, EscalationTap, assignee_card, settled_escalation
 from cards.payload import parse_id
 from handlers.requests import refresh_task_card
-from storage.models import AuditLog, TaskCard
+from storage.models import TaskCard
 from storage.vocab import Role
 
 log = logging.getLogger(__name__)
@@ -39,24 +39,24 @@ def _settle_tapped(ctx: Context, status: str) -> None:
 
 
 async def _handed_over(ctx: Context, done: svc.HandOver, kind: str) -> None:
-    """Every copy of the card shows its new holder; the rep is told who handles it now."""
+    """Every copy of the card shows its new holder; the rep is told who handed it to whom (or who took it over),
+    and whoever held it before that they no longer do."""
     ctx.runtime.metrics.escalations.labels(kind).inc()
     await refresh_task_card(ctx, done.card)
+    card, actor, holder = done.card, ctx.user.name, done.holder.name
     if done.rep is not None and done.request is not None:
-        department = recipients.department_name(ctx.runtime.settings, done.card.department, done.rep.locale)
-        no = svc.request_no(done.request.id)
+        department = recipients.department_name(ctx.runtime.settings, card.department, done.rep.locale)
+        key = "notice.taken_over" if kind == "takeover" else "notice.reassigned"
+        notice = {"no": svc.request_no(done.request.id), "department": department, "title": card.title}
         ctx.intents.append(
             recipients.text_to(
-                ctx.runtime.channel_for,
-                done.rep,
-                ctx.event.channel,
-                "notice.claimed",
-                no=no,
-                department=department,
-                holder=done.holder.name,
-                title=done.card.title,
+                ctx.runtime.channel_for, done.rep, ctx.event.channel, key, actor=actor, holder=holder, **notice
             )
         )
+    if done.handed_away is not None:
+        away = {"no": svc.card_no(card.id), "title": card.title, "actor": actor, "holder": holder}
+        key = f"esc.handed_away_{kind}"
+        ctx.intents.append(recipients.text_to(ctx.runtime.channel_for, done.handed_away, "", key, **away))
 
 
 async def _take_over(ctx: Context, card: TaskCard) -> None:
@@ -134,59 +134,35 @@ async def assign_to(ctx: Context, tap: AssignTo) -> None:
         ctx.update_card(settled_escalation(ctx.event.card_ref, ctx.t("esc.choose_assignee", no=no), f"✓ {member.name}"))
 
 
-def _history_line(ctx: Context, r: AuditLog, people: dict[str, str]) -> str:
-    who = people.get(r.actor_id or "", r.actor_id or "⚙")
-    targets = "、".join(people.get(t, t) for t in r.changes.get("targets", []))
-    extra = f" → {targets}" if targets else ""
-    if r.changes.get("reason"):
-        extra += f"（{r.changes['reason']}）"
-    if r.changes.get("until"):
-        extra += f" ⏸ {_fmt(ctx, datetime.fromisoformat(r.changes['until']))}"
-    level = f" L{r.changes['level']}" if r.changes.get("level") else ""
-    return f"{_fmt(ctx, r.at)} {r.action}{level} {who}{extra}"
+def _words(ctx: Context, people: dict[str, Person]) -> words.Words:
+    return words.Words(ctx.locale, ctx.runtime.settings.org.tz, people)
 
 
 @router.route(command(*HISTORY))
 async def escalation_history(ctx: Context) -> None:
-    """`升级记录 T12`: every transition, reminder and escalation of the card, and what comes next."""
-    card, rows = await svc.card_history(ctx.session, ctx.user, ctx.args)
-    wanted = {r.actor_id or "" for r in rows} | {t for r in rows for t in r.changes.get("targets", [])}
-    people = await recipients.names(ctx.session, wanted)
+    """`升级记录 T12`: every transition, reminder and escalation of the card in plain words, and what comes next."""
+    history = await svc.card_history(ctx.session, ctx.user, ctx.args)
+    card = history.card
+    w = _words(ctx, {uid: words.person_of(u, card.department) for uid, u in history.people.items()})
     lines = [ctx.t("esc.history_header", no=svc.card_no(card.id), title=card.title)]
-    lines += [_history_line(ctx, r, people) for r in rows]
-    nxt = card.next_due_at
-    lines.append(ctx.t("esc.next", when=_fmt(ctx, nxt), what="") if nxt else ctx.t("esc.none_next"))
+    lines += [words.history_line(w, r) for r in history.rows]
+    step = history.upcoming
+    if step is None:
+        lines.append(ctx.t("esc.none_next"))
+    else:
+        what = words.next_step(w, step, history.next_targets, card.holder_id)
+        lines.append(ctx.t("esc.next", when=_fmt(ctx, step.at), what=what))
     ctx.reply("\n".join(lines))
-
-
-def _describe(level: EscalationLevelConfig) -> str:
-    delay = " + ".join(x for x in (level.after_sla or "", f"{level.after_hours:g}h" if level.after_hours else "") if x)
-    repeat = f", every {level.repeat_every_hours:g}h" if level.repeat_every_hours else ""
-    return f"{level.trigger} @ {delay} → {', '.join(level.notify)}{repeat}"
 
 
 @router.route(command(*POLICY))
 async def show_policy(ctx: Context) -> None:
-    """Admin: `升级策略 [department] [request type]` — the levels and reminder new cards would get."""
+    """Head, director, admin: `升级策略 [部门] [申请类型]` — in hours and people, the reminder and levels new cards
+    get (names as people write them: 物流, 物流部, 跟台, 手术跟台, logistics, surgery_support)."""
     if not {Role.ADMIN, Role.DIRECTOR, Role.HEAD} & set(ctx.user.roles or []):
         ctx.reply(ctx.t("no_permission"))
         return
-    ctx.reply("\n".join(_policy_lines(ctx, ctx.args.split())))
-
-
-def _policy_lines(ctx: Context, words: list[str]) -> list[str]:
     settings = ctx.runtime.settings
-    department = next((w for w in words if w in settings.departments), ctx.user.department or "")
-    type_key = next((w for w in words if w in settings.request_types), "")
-    if any(w not in settings.departments and w not in settings.request_types for w in words):
-        raise DomainError("esc.policy_usage")
-    levels, remind = esc.effective_policy(settings, department, type_key)
-    scope = " / ".join(x for x in (department, type_key) if x) or "default"
-    lines = [ctx.t("esc.policy_header", scope=scope)]
-    if remind:
-        lines.append(f"remind @ {remind:.0%} of the deadline → holder (or the department)")
-    lines += [f"L{n}: {_describe(level)}" for n, level in enumerate(levels, start=1)]
-    rt = settings.request_types.get(type_key)
-    if rt is not None:
-        lines.append("calendar hours" if rt.calendar_hours else "working hours")
-    return lines
+    views = await esc.policy_views(ctx.session, settings, ctx.args, ctx.user.department or "")
+    w = _words(ctx, {})
+    ctx.reply("\n\n".join("\n".join(words.policy_lines(w, settings, view)) for view in views))

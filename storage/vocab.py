@@ -46,3 +46,29 @@ class Role(StrEnum):
 DEPARTMENT_ROLES = frozenset({Role.MEMBER, Role.HEAD})
 # Roles that may act on any department's card.
 SUPERVISORS = frozenset({Role.DIRECTOR, Role.ADMIN})
+
+
+class CardEvent(StrEnum):
+    """Every audit action written about a task card (``audit_log.action`` of entity ``task_card``): the card's
+    transitions, the escalation sweep's steps, and the refusals. ``升级记录`` has a sentence for each
+    (``bot.services.escalation_words``; a test fails for a member without one)."""
+
+    CREATE = "task.create"
+    CLAIM = "task.claim"
+    DONE = "task.done"
+    REJECT = "task.reject"
+    NEED_INFO = "task.need_info"
+    ANSWER = "task.answer"
+    ATTACH = "task.attach"
+    DENIED = "task.denied"
+    REMIND = "escalation.remind"
+    LEVEL = "escalation.level"
+    REPEAT = "escalation.repeat"
+    TAKEOVER = "escalation.takeover"
+    REASSIGN = "escalation.reassign"
+    SNOOZE = "escalation.snooze"
+    ESCALATION_DENIED = "escalation.denied"
+
+
+# The audit entity of task cards.
+CARD_ENTITY = "task_card"

@@ -15,16 +15,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.workcal import add_hours, get_calendar
 from bot.config import EscalationLevelConfig, RequestTypeConfig, Settings
+from bot.core.errors import DomainError
 from bot.infra import audit
-from storage.models import SupportRequest, TaskCard, User
-from storage.vocab import DEPARTMENT_ROLES, TASK_CLOSED, Role, TaskState
+from bot.infra.words import fold_word, normalize_text
+from storage.models import AuditLog, SupportRequest, TaskCard, User
+from storage.vocab import CARD_ENTITY, DEPARTMENT_ROLES, TASK_CLOSED, CardEvent, Role, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ def freeze_policy(
                 "kind": "level",
                 "level": n,
                 "trigger": level.trigger,
+                "deadline": level_deadline(level),
                 "due": at(sla + level.after_hours),
                 "notify": list(level.notify),
                 "repeat": level.repeat_every_hours,
@@ -87,6 +90,24 @@ def freeze_policy(
     for s in steps:
         s["due"] = s["due"].isoformat()
     return {"urgent": urgent, "steps": steps, "type": type_key}
+
+
+FIRST_RESPONSE, COMPLETE = "first_response", "complete"
+
+
+def level_deadline(level: EscalationLevelConfig) -> str:
+    """The deadline a level is about (``first_response`` or ``complete``): the SLA it counts from, else the one its
+    trigger watches (not claimed: the first response; not done: the completion)."""
+    if level.after_sla is not None:
+        return level.after_sla
+    return FIRST_RESPONSE if level.trigger == "not_claimed" else COMPLETE
+
+
+def step_deadline(card: TaskCard, step: dict[str, Any]) -> tuple[str, datetime]:
+    """Which deadline a frozen step is about and when it is: the step's own (``deadline``, frozen since issue 11),
+    else the one its trigger watches (policies frozen before)."""
+    kind = str(step.get("deadline") or (FIRST_RESPONSE if step.get("trigger") == "not_claimed" else COMPLETE))
+    return kind, card.respond_by if kind == FIRST_RESPONSE else card.due_at
 
 
 def _due(step: dict[str, Any]) -> datetime:
@@ -124,8 +145,13 @@ def reschedule(card: TaskCard) -> None:
     card.next_due_at = next_due(card)
 
 
-# The audit rows about task cards: the sweep's steps, snoozes, and the transitions in ``bot.services.requests``.
-audit_card = audit.Trail("task_card")
+def audit_card(
+    session: AsyncSession, card_id: int, action: CardEvent, changes: dict[str, Any], **who: Unpack[audit.Who]
+) -> AuditLog:
+    """An audit row about a task card: the sweep's steps, snoozes, and the transitions in ``bot.services.requests``.
+    ``action`` is one of ``CardEvent`` (an action outside it raises), so every row has its sentence in 升级记录."""
+    event = CardEvent(action)
+    return audit.record(session, action=event.value, entity=CARD_ENTITY, entity_id=card_id, changes=changes, **who)
 
 
 # ---- the sweep -------------------------------------------------------------------------------------------------
@@ -140,7 +166,10 @@ class Notice:
     request: SupportRequest
     level: int
     targets: list[User]
-    deadline: datetime | None = None
+    # The deadline the step is about (``deadline_kind``: first_response | complete) and when it was taken.
+    deadline: datetime
+    deadline_kind: str
+    at: datetime
     trigger: str = "not_done"
     # The notice card's number (its ref is <card ref>-e<number>), fixed when the step is taken: one sweep that
     # catches up two levels sends two notices, -e1 and -e2 (a platform may refuse a message id used twice).
@@ -172,6 +201,18 @@ class People:
     def with_role(self, role: str) -> list[User]:
         return [u for u in self.by_id.values() if role in (u.roles or [])]
 
+    def named(self, name: str, department: str) -> list[User]:
+        """Whom a level target names in ``department`` whatever the card: head, director, department, user:<id>,
+        role:<role>. (``holder`` and ``requester`` are a card's own people: ``resolve_targets``.)"""
+        if name == "head":
+            return [u for u in self.department(department) if Role.HEAD in (u.roles or [])]
+        if name == "department":
+            return self.department(department)
+        if name.startswith("user:"):
+            user = self.by_id.get(name[5:])
+            return [user] if user is not None else []
+        return self.with_role("director" if name == "director" else name.removeprefix("role:"))
+
 
 async def resolve_targets(
     session: AsyncSession,
@@ -185,21 +226,14 @@ async def resolve_targets(
     wanted: dict[str, User] = {}
     for name in names:
         found: list[User] = []
-        if name == "head":
-            found = [u for u in directory.department(card.department) if Role.HEAD in (u.roles or [])]
-        elif name == "department":
-            found = directory.department(card.department)
-        elif name == "holder":
+        if name == "holder":
             holder = directory.by_id.get(card.holder_id or "")
             found = [holder] if holder is not None else directory.department(card.department)
         elif name == "requester":
             rep = directory.by_id.get(request.rep_id)
             found = [rep] if rep is not None else []
-        elif name.startswith("user:"):
-            user = directory.by_id.get(name[5:])
-            found = [user] if user is not None else []
         else:
-            found = directory.with_role("director" if name == "director" else name.removeprefix("role:"))
+            found = directory.named(name, card.department)
         for u in found:
             wanted.setdefault(u.id, u)
     return list(wanted.values())
@@ -242,7 +276,7 @@ async def advance(
             continue
         step = steps[card.esc_step]
         if step["kind"] == "remind":
-            deadline = card.respond_by if step["trigger"] == "not_claimed" else card.due_at
+            _, deadline = step_deadline(card, step)
             if not trigger_holds(card, step["trigger"]) or deadline <= now:
                 result.skipped += 1  # handled in time, or too late for a reminder: the level takes over
                 card.esc_step += 1
@@ -251,7 +285,7 @@ async def advance(
                 # It waits for the end of quiet hours, unless the deadline comes first (then now is the last chance).
                 card.next_due_at = quiet_end
                 return result
-            await _fire(session, people, card, request, step, "remind", now, result, deadline=deadline)
+            await _fire(session, people, card, request, step, "remind", now, result)
             card.esc_step += 1
             continue
         index = card.esc_step
@@ -269,6 +303,20 @@ async def advance(
     return result
 
 
+async def step_targets(
+    session: AsyncSession, card: TaskCard, request: SupportRequest, step: dict[str, Any], people: People | None = None
+) -> list[User]:
+    """Whom a step tells: a reminder the holder (the department while nobody holds the card), a level whom it names,
+    else the directors and admins (a department without a head, a user who left: an escalation must reach someone)."""
+    if step.get("kind") == "remind":
+        return await resolve_targets(session, card, request, ["holder"], people)
+    targets = await resolve_targets(session, card, request, list(step.get("notify") or ["head"]), people)
+    return targets or await resolve_targets(session, card, request, FALLBACK_TARGETS, people)
+
+
+FALLBACK_TARGETS = ("director", "role:admin")
+
+
 async def _fire(
     session: AsyncSession,
     people: People,
@@ -278,27 +326,32 @@ async def _fire(
     kind: str,
     now: datetime,
     result: SweepResult,
-    *,
-    deadline: datetime | None = None,
 ) -> None:
-    if kind == "remind":
-        targets = await resolve_targets(session, card, request, ["holder"], people)
-    else:
-        targets = await resolve_targets(session, card, request, list(step.get("notify") or ["head"]), people)
-        if not targets:
-            # Nobody to tell (a department without a head, a user who left): an escalation must reach someone.
-            targets = await resolve_targets(session, card, request, ["director", "role:admin"], people)
+    targets = await step_targets(session, card, request, step, people)
+    if kind != "remind":
         card.watchers = sorted({*(card.watchers or []), *(u.id for u in targets)})
         card.notices = (card.notices or 0) + 1
         card.notice_log = [*(card.notice_log or []), {"n": card.notices, "targets": [u.id for u in targets]}]
     level = int(step.get("level") or 0)
-    changes = {"level": level, "targets": [u.id for u in targets], "state": card.state, "holder": card.holder_id}
+    trigger = str(step.get("trigger") or "")
+    deadline_kind, deadline = step_deadline(card, step)
+    changes = {
+        "level": level,
+        "targets": [u.id for u in targets],
+        "state": card.state,
+        "holder": card.holder_id,
+        "trigger": trigger,  # what 升级记录 says happened: not claimed / not done
+    }
     if kind != "remind":
         changes["notice"] = card.notices  # names the notice card (<card ref>-e<n>), to settle it when the card closes
-    audit_card(session, card.id, f"escalation.{kind}", changes, at=now, actor_id=None, channel=None)
+    audit_card(session, card.id, SWEEP_EVENTS[kind], changes, at=now, actor_id=None, channel=None)
     number = card.notices if kind != "remind" else 0
-    trigger = str(step.get("trigger") or "")
-    result.notices.append(Notice(kind, card, request, level, targets, deadline, trigger, number))
+    result.notices.append(
+        Notice(kind, card, request, level, targets, deadline, deadline_kind, now, trigger=trigger, number=number)
+    )
+
+
+SWEEP_EVENTS = {"remind": CardEvent.REMIND, "level": CardEvent.LEVEL, "repeat": CardEvent.REPEAT}
 
 
 async def due_card_ids(session: AsyncSession, now: datetime, limit: int, *, postgres: bool) -> list[int]:
@@ -336,7 +389,7 @@ def snooze(
     audit_card(
         session,
         card.id,
-        "escalation.snooze",
+        CardEvent.SNOOZE,
         {"until": until.isoformat(), "reason": reason[:500]},
         at=now,
         actor_id=actor.id,
@@ -350,4 +403,167 @@ def sent_notices(card: TaskCard) -> list[tuple[str, list[str]]]:
 
 
 def waited(card: TaskCard, now: datetime) -> timedelta:
+    """How long the card has waited at ``now``: wall time since it was submitted (a notice's 已等待)."""
     return max(timedelta(0), now - card.created_at)
+
+
+# ---- what people are told: the next step of a card, the policy of a department and request type ----------------
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """What the sweep will do next about a card, and when (``升级记录``'s last line)."""
+
+    at: datetime
+    kind: str  # remind | level | repeat
+    level: int
+    trigger: str
+    deadline_kind: str
+    deadline: datetime
+    step: dict[str, Any]
+    snoozed: bool = False
+
+
+def upcoming(card: TaskCard) -> Upcoming | None:
+    """The next step that will do something as the card stands: steps whose trigger no longer holds, and reminders
+    whose deadline comes first, are passed over (the sweep skips them); a repeat when it comes first; not before a
+    snooze ends. None for closed and paused cards, or when nothing is left."""
+    if card.state in CLOSED or card.state in PAUSED:
+        return None
+    steps: list[dict[str, Any]] = list((card.policy or {}).get("steps", []))
+    found: list[tuple[datetime, str, dict[str, Any]]] = []
+    for step in steps[card.esc_step :]:
+        if not trigger_holds(card, str(step.get("trigger") or "")):
+            continue
+        if step["kind"] == "remind" and step_deadline(card, step)[1] <= _due(step):
+            continue
+        found.append((_due(step), str(step["kind"]), step))
+        break
+    if card.repeat_at is not None and card.repeat_step is not None and card.repeat_step < len(steps):
+        step = steps[card.repeat_step]
+        if trigger_holds(card, str(step.get("trigger") or "")):
+            found.append((card.repeat_at, "repeat", step))
+    if not found:
+        return None
+    at, kind, step = min(found, key=lambda f: f[0])
+    snoozed = card.snoozed_until is not None and card.snoozed_until > at
+    if snoozed:
+        assert card.snoozed_until is not None
+        at = card.snoozed_until
+    deadline_kind, deadline = step_deadline(card, step)
+    level = int(step.get("level") or 0)
+    return Upcoming(at, kind, level, str(step.get("trigger") or ""), deadline_kind, deadline, step, snoozed)
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """The policy new cards of one department and request type get, with the people its targets name today.
+
+    ``type_key`` empty: the department's (or the default) ladder without a request type's SLA hours."""
+
+    department: str
+    type_key: str
+    levels: list[EscalationLevelConfig]
+    remind_at: float
+    first_response_hours: float | None
+    complete_hours: float | None
+    calendar_hours: bool
+    # notify target (head, director, user:<id> …) → the people it names in the department now
+    people: dict[str, list[User]]
+
+
+class PolicyNameUnknown(DomainError):
+    """A word of ``升级策略`` names no department and no request type: the message lists the names that work."""
+
+
+def _department_names(settings: Settings, key: str) -> set[str]:
+    cfg = settings.departments[key]
+    names = {key, cfg.name_zh, cfg.name_en, f"{cfg.name_zh}部", f"{cfg.name_en} department"}
+    return {fold_word(n) for n in names}
+
+
+def _type_names(settings: Settings, key: str) -> set[str]:
+    rt = settings.request_types[key]
+    return {fold_word(n) for n in (key, rt.name_zh, rt.name_en, *rt.keywords)}
+
+
+def match_policy_words(settings: Settings, text: str) -> tuple[str, str]:
+    """(department key, request type key), either may be empty, from what people type: 物流, 物流部, logistics,
+    跟台, 手术跟台, surgery_support, "Surgery support" (two words) … Unknown words raise ``PolicyNameUnknown``."""
+    departments = {n: k for k in settings.departments for n in _department_names(settings, k)}
+    types = {n: k for k in settings.request_types for n in _type_names(settings, k)}
+    department = type_key = ""
+    words = fold_word(text).split()
+    i = 0
+    while i < len(words):
+        # Two words first: English names have a space ("Stock reservation").
+        for width in (2, 1):
+            name = " ".join(words[i : i + width])
+            if width == 2 and i + 1 >= len(words):
+                continue
+            if name in departments and not department:
+                department, i = departments[name], i + width
+                break
+            if name in types and not type_key:
+                type_key, i = types[name], i + width
+                break
+        else:
+            word = normalize_text(text).split()[i]
+            raise PolicyNameUnknown("esc.policy_unknown", denial=None, word=word, **_valid_names(settings))
+    return department, type_key
+
+
+def _valid_names(settings: Settings) -> dict[str, str]:
+    """The names ``升级策略`` takes, for its refusal: in Chinese (with a request type's short keyword) and English."""
+    types = settings.request_types.values()
+    return {
+        "departments": "、".join(d.name_zh for d in settings.departments.values()),
+        "types": "、".join(
+            rt.name_zh + (f"（{rt.keywords[0]}）" if rt.keywords[0] != rt.name_zh else "") for rt in types
+        ),
+        "departments_en": ", ".join(d.name_en for d in settings.departments.values()),
+        "types_en": ", ".join(rt.name_en for rt in types),
+    }
+
+
+def policy_scopes(settings: Settings, department: str, type_key: str, own_department: str) -> list[tuple[str, str]]:
+    """Which (department, request type) pairs ``升级策略`` describes: both given → that one; a type → its department
+    the asker belongs to, else every department it goes to; a department (given, else the asker's) → each request
+    type it receives; nothing and no department of one's own → the default ladder."""
+    if type_key:
+        going = [t.department for t in settings.request_types[type_key].tasks]
+        if department:
+            return [(department, type_key)]
+        return [(own_department, type_key)] if own_department in going else [(d, type_key) for d in going]
+    department = department or own_department
+    if not department:
+        return [("", "")]
+    types = [k for k, rt in settings.request_types.items() if any(t.department == department for t in rt.tasks)]
+    return [(department, k) for k in types] or [(department, "")]
+
+
+async def policy_views(session: AsyncSession, settings: Settings, text: str, own_department: str) -> list[PolicyView]:
+    """``升级策略 [部门] [申请类型]``: the policies described (``policy_scopes``), each with its SLA hours and the
+    people its targets name."""
+    department, type_key = match_policy_words(settings, text)
+    directory = await People.load(session)
+    views = []
+    for dep, key in policy_scopes(settings, department, type_key, own_department):
+        levels, remind = effective_policy(settings, dep, key)
+        rt = settings.request_types.get(key)
+        task = next((t for t in rt.tasks if t.department == dep), None) if rt else None
+        wanted = {n for level in levels for n in level.notify} | set(FALLBACK_TARGETS)
+        people = {n: directory.named(n, dep) for n in wanted if n not in ("holder", "requester")}
+        views.append(
+            PolicyView(
+                department=dep,
+                type_key=key,
+                levels=levels,
+                remind_at=remind,
+                first_response_hours=task.first_response_hours if task else None,
+                complete_hours=task.complete_hours if task else None,
+                calendar_hours=bool(rt and rt.calendar_hours),
+                people=people,
+            )
+        )
+    return views

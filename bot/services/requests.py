@@ -32,10 +32,19 @@ from bot.config import RequestTaskConfig, RequestTypeConfig, Settings
 from bot.config.request_types import render_title
 from bot.core.errors import Denial, DomainError
 from bot.infra import audit, i18n
-from bot.services import console_media
-from bot.services.escalation import audit_card, freeze_policy, reschedule
+from bot.services import console_media, escalation_words
+from bot.services.escalation import Upcoming, audit_card, freeze_policy, reschedule, step_targets, upcoming
 from storage.models import AuditLog, Customer, SupportRequest, TaskCard, User
-from storage.vocab import DEPARTMENT_ROLES, SUPERVISORS, TASK_CLOSED, RequestStatus, Role, TaskState
+from storage.vocab import (
+    CARD_ENTITY,
+    DEPARTMENT_ROLES,
+    SUPERVISORS,
+    TASK_CLOSED,
+    CardEvent,
+    RequestStatus,
+    Role,
+    TaskState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +272,7 @@ async def create(
         audit_card(
             session,
             card.id,
-            "task.create",
+            CardEvent.CREATE,
             {"request_id": request.id, "department": card.department, "recipients": card.recipients},
             at=now,
             actor_id=rep.id,
@@ -301,12 +310,12 @@ def _first_response(card: TaskCard, now: datetime) -> None:
 
 
 def _audit(
-    session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str, action: str, **c: Any
+    session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str, action: CardEvent, **c: Any
 ) -> None:
     audit_card(
         session,
         card.id,
-        f"task.{action}",
+        action,
         {"state": card.state, "holder": card.holder_id, **c},
         at=now,
         actor_id=actor.id,
@@ -324,7 +333,7 @@ def check_member(card: TaskCard, actor: User, via: str) -> None:
     audited as ``task.denied`` (``via``: the kind of event it came with)."""
     if not may_act(actor, card):
         log.warning("user %s may not act on task card %s (department %s)", actor.id, card.id, card.department)
-        denial = Denial("task.denied", "task_card", card.id, {"department": card.department, "event": via})
+        denial = Denial(CardEvent.DENIED, CARD_ENTITY, card.id, {"department": card.department, "event": via})
         raise RequestError("task.not_allowed", denial=denial, no=card_no(card.id))
 
 
@@ -340,7 +349,7 @@ def claim(session: AsyncSession, card: TaskCard, actor: User, now: datetime, cha
         raise RequestError("task.waiting_info", no=card_no(card.id))
     _first_response(card, now)
     _touch(card, now, state=CLAIMED, holder=actor.id)
-    _audit(session, card, actor, now, channel, "claim")
+    _audit(session, card, actor, now, channel, CardEvent.CLAIM)
 
 
 def _has_evidence(card: TaskCard) -> bool:
@@ -367,7 +376,7 @@ def done(session: AsyncSession, card: TaskCard, actor: User, now: datetime, chan
     _first_response(card, now)
     card.done_at = card.closed_at = now
     _touch(card, now, state=DONE, holder=card.holder_id or actor.id)
-    _audit(session, card, actor, now, channel, "done", attachments=len(card.attachments or []))
+    _audit(session, card, actor, now, channel, CardEvent.DONE, attachments=len(card.attachments or []))
 
 
 def check_may_question(card: TaskCard, actor: User, *, asking: bool = False) -> None:
@@ -391,7 +400,7 @@ def reject(session: AsyncSession, card: TaskCard, actor: User, reason: str, now:
     card.closed_at = now
     card.resume_state = None
     _touch(card, now, state=REJECTED, holder=card.holder_id or actor.id)
-    _audit(session, card, actor, now, channel, "reject", reason=card.reject_reason)
+    _audit(session, card, actor, now, channel, CardEvent.REJECT, reason=card.reject_reason)
 
 
 def ask(session: AsyncSession, card: TaskCard, actor: User, question: str, now: datetime, channel: str) -> None:
@@ -403,7 +412,7 @@ def ask(session: AsyncSession, card: TaskCard, actor: User, question: str, now: 
     entry = {"q": question.strip()[:500], "by": actor.id, "at": now.isoformat(), "a": None}
     card.questions = [*(card.questions or []), entry]
     _touch(card, now, state=NEED_INFO)
-    _audit(session, card, actor, now, channel, "need_info", question=entry["q"])
+    _audit(session, card, actor, now, channel, CardEvent.NEED_INFO, question=entry["q"])
 
 
 def answer(session: AsyncSession, card: TaskCard, rep: User, text: str, now: datetime, channel: str) -> None:
@@ -417,7 +426,7 @@ def answer(session: AsyncSession, card: TaskCard, rep: User, text: str, now: dat
     resume = card.resume_state or OPEN
     card.resume_state = None
     _touch(card, now, state=resume)
-    _audit(session, card, rep, now, channel, "answer", answer=questions[-1]["a"])
+    _audit(session, card, rep, now, channel, CardEvent.ANSWER, answer=questions[-1]["a"])
 
 
 async def relay_answer(
@@ -445,7 +454,7 @@ async def attach(
     # A console upload becomes readable by the card's readers (see may_see_file).
     await console_media.link_to_card(session, media_id, card.id, actor.id)
     _touch(card, now)
-    _audit(session, card, actor, now, channel, "attach", kind=kind, media_id=media_id)
+    _audit(session, card, actor, now, channel, CardEvent.ATTACH, kind=kind, media_id=media_id)
 
 
 # ---- escalation: take over, reassign ----------------------------------------------------------------------------
@@ -470,7 +479,7 @@ async def escalated_card(session: AsyncSession, card_id: int | None, actor: User
         raise DomainError("stale_button")
     if not may_handle_escalation(actor, card):
         log.warning("user %s may not act on the escalation of card %s", actor.id, card.id)
-        denial = Denial("escalation.denied", "task_card", card.id, {"op": op})
+        denial = Denial(CardEvent.ESCALATION_DENIED, CARD_ENTITY, card.id, {"op": op})
         raise DomainError("esc.not_allowed", denial=denial, no=card_no(card.id))
     return card
 
@@ -491,13 +500,15 @@ def check_may_hand_over(card: TaskCard) -> None:
 
 @dataclass(frozen=True)
 class HandOver:
-    """A card handed to ``holder``: the request and its rep (None when they left) to tell."""
+    """A card handed to ``holder``: the request and its rep (None when they left) to tell, and whoever held it
+    before (``handed_away``, when it is someone other than the new holder and the one who handed it)."""
 
     card: TaskCard
     holder: User
     previous: str | None
     request: SupportRequest | None
     rep: User | None
+    handed_away: User | None = None
 
 
 async def hand_over(
@@ -512,7 +523,7 @@ async def hand_over(
     audit_card(
         session,
         card.id,
-        f"escalation.{kind}",
+        HAND_OVER_EVENTS[kind],
         {"holder": [previous, holder.id], "state": card.state},
         at=now,
         actor_id=actor.id,
@@ -520,7 +531,11 @@ async def hand_over(
     )
     request = await session.get(SupportRequest, card.request_id)
     rep = await session.get(User, request.rep_id) if request is not None else None
-    return HandOver(card, holder, previous, request, rep)
+    away = await session.get(User, previous) if previous is not None and previous not in (holder.id, actor.id) else None
+    return HandOver(card, holder, previous, request, rep, away)
+
+
+HAND_OVER_EVENTS = {"takeover": CardEvent.TAKEOVER, "reassign": CardEvent.REASSIGN}
 
 
 async def take_over(session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str) -> HandOver:
@@ -552,8 +567,34 @@ async def reassign(
     return await hand_over(session, card, actor, member, now, channel, "reassign")
 
 
-async def card_history(session: AsyncSession, actor: User, args: str) -> tuple[TaskCard, list[AuditLog]]:
-    """``升级记录 T12``: the card and its audit rows, oldest first, for whoever may see the card or its request."""
+@dataclass(frozen=True)
+class CardHistory:
+    """``升级记录``: the card's audit rows (oldest first), what comes next and whom it tells, the people named."""
+
+    card: TaskCard
+    rows: list[AuditLog]
+    upcoming: Upcoming | None
+    next_targets: list[str]
+    people: dict[str, User]
+
+
+async def card_history(session: AsyncSession, actor: User, args: str) -> CardHistory:
+    """``升级记录 T12`` for whoever may see the card or its request: its audit rows, its next step (the people it
+    will tell, as the directory stands now) and everyone both name."""
+    card, rows = await _card_rows(session, actor, args)
+    step = upcoming(card)
+    targets: list[str] = []
+    if step is not None:
+        request = await session.get(SupportRequest, card.request_id)
+        assert request is not None
+        targets = [u.id for u in await step_targets(session, card, request, step.step)]
+    wanted = escalation_words.user_ids(rows) | set(targets) | {card.holder_id or ""}
+    found = await session.scalars(select(User).where(User.id.in_(wanted - {""})))
+    return CardHistory(card, rows, step, targets, {u.id: u for u in found})
+
+
+async def _card_rows(session: AsyncSession, actor: User, args: str) -> tuple[TaskCard, list[AuditLog]]:
+    """The card named by ``args`` and its audit rows, oldest first, for whoever may see the card or its request."""
     card_id = parse_card_no(args.split(" ", 1)[0]) if args else None
     if card_id is None:
         raise DomainError("esc.history_usage")
@@ -563,7 +604,7 @@ async def card_history(session: AsyncSession, actor: User, args: str) -> tuple[T
         raise DomainError("task.not_found", no=args)
     if not (may_act(actor, card) or await may_view(session, actor, request)):
         raise DomainError("request.not_visible", no=request_no(request.id))
-    return card, await audit.history(session, "task_card", card.id)
+    return card, await audit.history(session, CARD_ENTITY, card.id)
 
 
 def settle_request(request: SupportRequest, cards: Sequence[TaskCard], now: datetime) -> bool:

@@ -106,7 +106,7 @@ async def test_reminder_then_levels_then_repeats(chat: Any, runtime: Runtime, cl
     [level1] = await escalation_cards(head)
     assert level1.title.startswith("⚠️ 第1级升级·物流")
     facts = level1.fields
-    assert facts["已等待"] == "2 小时 0 分" and facts["处理人"] == "无人认领" and facts["编号"] == "T1 / R1"
+    assert facts["已等待"] == "2 小时" and facts["处理人"] == "无人认领" and facts["编号"] == "T1 / R1"
     assert level1.buttons == ["接手", "转派", "暂缓1小时", "暂缓4小时", "明早9点"]
     assert await escalation_cards(director) == []
 
@@ -184,7 +184,7 @@ async def test_take_over_from_the_notice(chat: Any, runtime: Runtime, clock: Fix
     assert (stored.state, stored.holder_id) == ("claimed", "log_head")
     task = await card_by_ref(log01, stored.ref)
     assert task.fields["状态"].startswith("处理中 · 周涛")
-    assert (await rep.new_texts())[-1] == "R1 物流：周涛 已认领「备货 骨钉 × 20」。"
+    assert (await rep.new_texts())[-1] == "R1 物流：周涛 接手了「备货 骨钉 × 20」。"
     assert "escalation.takeover" in await audit_actions(runtime)
 
 
@@ -271,15 +271,159 @@ async def test_history_and_policy_commands(chat: Any, runtime: Runtime, clock: F
     await head.new_texts()
     await head.say("升级记录 T1")
     [history] = await head.new_texts()
-    assert "task.create" in history and "escalation.remind" in history and "escalation.level L1" in history
-    assert "下一步：11-23 15:00" in history
+    assert "王磊 提交申请" in history and "系统提醒" in history and "第1级升级：超时未认领" in history
+    assert "下一步：11-23 15:00 第2级升级" in history
     admin = await chat("admin01")
     await admin.say("升级策略 logistics stock_reservation")
     [policy] = await admin.new_texts()
-    assert "L1: not_claimed @ first_response → head" in policy and "every 1h" in policy
+    assert "第1级：首次响应到期时（提交后 2 小时）仍未认领 → 通知 部门负责人（周涛）" in policy
+    assert "每 1 小时再通知一次" in policy
     rep = await chat("rep01")
     await rep.say("升级策略")
     assert (await rep.new_texts())[-1] == "你没有权限执行此操作。"
+
+
+# ---- issue 11: escalation in plain words ------------------------------------------------------------------------
+
+STOCK_POLICY = [
+    "备货（物流）：首次响应 2 小时、完成 24 小时（工作时间）",
+    "· 时限过去 50% 时提醒处理人（还没人认领时提醒部门成员）",
+    "· 第1级：首次响应到期时（提交后 2 小时）仍未认领 → 通知 部门负责人（周涛）",
+    "· 第2级：提交后 4 小时仍未完成 → 通知 总监（赵强），之后每 1 小时再通知一次",
+]
+
+
+async def test_policy_answered_in_english_codes_now_in_chinese_hours_and_people(chat: Any) -> None:
+    head = await chat("log_head")
+    await head.say("升级策略 备货")
+    [policy] = await head.new_texts()
+    assert policy.split("\n") == STOCK_POLICY
+    assert not re.search(r"not_claimed|first_response|→ head|L1|remind @", policy)
+
+
+async def test_policy_took_only_english_keys_now_names_as_people_write_them(chat: Any) -> None:
+    admin = await chat("admin01")
+    for words in ("物流 备货", "物流部 备货", "logistics stock_reservation", "备货 物流", "Logistics stock"):
+        await admin.say(f"升级策略 {words}")
+        [policy] = await admin.new_texts()
+        assert policy.split("\n") == STOCK_POLICY, words
+    await admin.say("升级策略 仓库")
+    [refused] = await admin.new_texts()
+    assert refused.startswith("不认识「仓库」。部门：物流、市场、合规；申请类型：手术跟台（跟台）")
+
+
+async def test_policy_answers_an_english_reader_in_english(chat: Any, runtime: Runtime) -> None:
+    async with runtime.db.transaction() as s:
+        admin_row = await s.get(User, "admin01")
+        assert admin_row is not None
+        admin_row.locale = "en"
+    admin = await chat("admin01")
+    await admin.say("policy logistics stock")
+    [policy] = await admin.new_texts()
+    assert policy.split("\n")[0] == "Stock reservation (Logistics): first response 2 h, done 24 h (working hours)"
+    assert "→ tell department head (周涛)" in policy
+
+
+async def test_history_showed_audit_codes_now_sentences(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    await raise_stock_request(chat)
+    head = await chat("log_head")
+    await travel(runtime, clock, at(23, 11))
+    await travel(runtime, clock, at(23, 12))
+    [notice] = await escalation_cards(head)
+    clock.set(at(23, 12, 5))
+    await head.tap("转派", notice)
+    await head.tap("郑浩", await last_card(head))
+    await head.new_texts()
+    await head.say("升级记录 T1")
+    [history] = await head.new_texts()
+    assert history.split("\n") == [
+        "卡片 T1「备货 骨钉 × 20」的记录：",
+        "11-23 10:00 王磊 提交申请",
+        "11-23 11:00 系统提醒 吴敏、郑浩、周涛（部门负责人）：还没人认领，首次响应快到期了",
+        "11-23 12:00 第1级升级：超时未认领，已通知 周涛（部门负责人）",
+        "11-23 12:05 周涛 转派给 郑浩",
+        "下一步：11-23 15:00 第2级升级：若仍未完成，通知 赵强（总监）",
+    ]
+
+
+async def test_history_next_step_gave_a_time_only_now_what_it_is(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    await raise_stock_request(chat)
+    head = await chat("log_head")
+    await head.new_texts()
+    await head.say("升级记录 T1")
+    [history] = await head.new_texts()
+    assert history.split("\n")[-1] == "下一步：11-23 11:00 提醒部门成员（首次响应 11-23 12:00 到期）"
+    # Snoozed: the next step waits for the snooze and says so.
+    director = await chat("dir01")
+    await travel(runtime, clock, at(23, 15))
+    await director.tap("暂缓4小时", (await escalation_cards(director))[-1])
+    await director.say("等仓库回复")
+    await director.new_texts()
+    await director.say("升级记录 T1")
+    [history] = await director.new_texts()
+    assert "11-23 15:00 赵强 把升级暂缓到 11-23 19:00：等仓库回复" in history
+    assert history.split("\n")[-1] == "下一步：11-23 19:00 若仍未完成，再次通知 赵强（总监）（暂缓到此时）"
+
+
+async def test_notice_showed_the_completion_deadline_for_a_first_response_level(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    await raise_stock_request(chat)
+    head, director = await chat("log_head"), await chat("dir01")
+    await travel(runtime, clock, at(23, 12))
+    [level1] = await escalation_cards(head)
+    assert level1.fields["响应截止"] == "11-23 12:00" and "完成截止" not in level1.fields
+    await travel(runtime, clock, at(23, 15))
+    [level2] = await escalation_cards(director)
+    # L2 is about getting it done: the completion deadline, 24 working hours after Monday 10:00.
+    assert level2.fields["完成截止"] == "11-26 10:00" and "响应截止" not in level2.fields
+
+
+async def test_notice_wait_read_49_hours_0_min_now_2_days_1_hour(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    """已等待 is the wall time since submission at the sweep's instant, in minutes, hours and minutes, then days
+    (before: "2 小时 0 分", "49 小时 0 分"; under a minute it said "0 分钟", now "不到 1 分钟")."""
+    await raise_stock_request(chat)
+    head, director = await chat("log_head"), await chat("dir01")
+    await travel(runtime, clock, at(23, 12))
+    assert [c.fields["已等待"] for c in await escalation_cards(head)] == ["2 小时"]
+    await travel(runtime, clock, at(23, 15, 20))  # L2 (due 15:00) taken at the sweep of 15:20
+    assert [c.fields["已等待"] for c in await escalation_cards(director)] == ["5 小时 20 分钟"]
+    await travel(runtime, clock, at(25, 11))  # two days later, wall time
+    repeats = [c for c in await escalation_cards(director) if c.title.startswith("⏰ 仍未处理")]
+    assert [c.fields["已等待"] for c in repeats] == ["2 天 1 小时"]
+
+
+async def test_rep_was_told_the_new_holder_claimed_now_who_reassigned_it(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    rep = await raise_stock_request(chat)
+    head, log02 = await chat("log_head"), await chat("log02")
+    await travel(runtime, clock, at(23, 12))
+    await head.tap("转派", (await escalation_cards(head))[-1])
+    await head.tap("郑浩", await last_card(head))
+    assert (await rep.new_texts())[-1] == "R1 物流：周涛 把「备货 骨钉 × 20」转派给了 郑浩。"
+    assert (await log02.new_texts())[-1] == "📌 周涛 把卡片 T1「备货 骨钉 × 20」转派给你，请尽快处理。"
+
+
+async def test_rep_was_told_the_head_claimed_now_who_took_it_over_and_the_old_holder_is_told(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    rep = await raise_stock_request(chat)
+    log01, director = await chat("log01"), await chat("dir01")
+    clock.set(at(23, 10, 30))
+    await log01.tap("认领", (await log01.cards())[-1])
+    await log01.new_texts()
+    await rep.new_texts()
+    await travel(runtime, clock, at(23, 15))  # L2: claimed but not done → director
+    await director.tap("接手", (await escalation_cards(director))[-1])
+    assert (await rep.new_texts())[-1] == "R1 物流：赵强 接手了「备货 骨钉 × 20」。"
+    assert (await log01.new_texts())[-1] == "ℹ️ 赵强 接手了你处理的卡片 T1「备货 骨钉 × 20」，你不用再跟进了。"
+    await director.say("升级记录 T1")
+    assert "11-23 15:00 赵强 从 吴敏 手中接手了任务" in (await director.new_texts())[-1]
 
 
 async def test_escalation_notices_go_through_the_outbox(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
