@@ -95,7 +95,8 @@ async def test_a_director_sees_every_department_and_may_open_any_card(chat: Any)
     queue = await ask(director, "部门待办")
 
     assert queue.title == "各部门待办（3）"
-    assert [v.split("｜")[0] for v in queue.fields.values()] == ["市场", "物流", "合规"]
+    assert queue.buttons == ["打开 T1", "打开 T2", "打开 T3"]  # oldest first (made together: by number)
+    assert [queue.fields[no].split("｜")[0] for no in ("T1", "T2", "T3")] == ["市场", "物流", "合规"]
     await director.tap("打开 T3", queue)
     opened = await last_card(director)
     assert opened.title.startswith("合规｜授权审核") and opened.buttons == OPEN
@@ -143,3 +144,14 @@ async def test_someone_without_a_department_role_is_told_what_to_use_instead(cha
         [answer] = await person.new_texts()
         assert "部门同事" in answer and "我的申请" in answer, answer
         assert await person.cards() == []
+
+
+async def test_help_tells_members_heads_and_directors_about_their_queue(chat: Any) -> None:
+    for user_id, words in (("log01", "我的任务"), ("log_head", "部门待办"), ("dir01", "部门待办"), ("rep01", None)):
+        person = await chat(user_id)
+        await person.say("帮助")
+        [text] = await person.new_texts()
+        if words is None:
+            assert "我的任务" not in text and "部门待办" not in text, text
+        else:
+            assert words in text and "超时" in text, (user_id, text)
