@@ -15,9 +15,9 @@ CANCEL = ("取消", "cancel", "算了", "退出")
 _ROLE_LINES = {
     Role.REP: ("help.visit", "help.location", "help.my_visits", "help.correct", "help.request", "help.my_requests"),
     Role.MANAGER: ("help.manager",),
-    Role.DIRECTOR: ("help.manager", "help.escalation"),
-    Role.MEMBER: ("help.member", "help.task"),
-    Role.HEAD: ("help.member", "help.task", "help.escalation"),
+    Role.DIRECTOR: ("help.manager", "help.escalation", "help.queue_director"),
+    Role.MEMBER: ("help.member", "help.task", "help.queue_member"),
+    Role.HEAD: ("help.member", "help.task", "help.escalation", "help.queue_head"),
     Role.ADMIN: ("help.unlock", "help.escalation"),
 }
 

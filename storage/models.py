@@ -385,6 +385,8 @@ class TaskCard(Base):
         Index("ix_task_cards_holder_state", "holder_id", "state"),
         # The escalation sweep reads only due rows: its cost follows due cards, not open ones.
         Index("ix_task_cards_next_due", "next_due_at"),
+        # The queues across departments (a director's overview, 超时) read open cards only, by state.
+        Index("ix_task_cards_state_due", "state", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -437,6 +439,9 @@ class TaskCard(Base):
     # The notice cards sent, to settle when the card closes: [{"n": 2, "targets": ["dir01"]}] (ref <card ref>-e<n>).
     # The card's own state: the audit log records it too, but nothing reads the audit log to decide (issue 10 §4).
     notice_log: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    # Copies opened from a queue (打开): [{"n": 3, "user": "log01", "channel": "console"}] (ref <card ref>-o<n>);
+    # every update of the card reaches them too (``recipients.task_card_intents``).
+    copies: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
     # SQLAlchemy reads this mapping once at class creation; it is never mutated.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

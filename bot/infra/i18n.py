@@ -622,6 +622,54 @@ CATALOG: dict[str, tuple[str, str]] = {
         "ℹ️ {actor} 把你处理的卡片 {no}「{title}」转派给了 {holder}，你不用再跟进了。",
         'ℹ️ {actor} handed card {no} "{title}" to {holder}; nothing more to do for you.',
     ),
+    # ---- department queues (issue 11): 我的任务 / 待认领 / 部门待办 / 超时 ----
+    "queue.title.mine": ("我的任务（{total}）", "My tasks ({total})"),
+    "queue.title.unclaimed": ("{scope}待认领（{total}）", "{scope}: unclaimed ({total})"),
+    "queue.title.dept": ("{scope}待办（{total}）", "{scope}: open tasks ({total})"),
+    "queue.title.overdue": ("{scope}超时任务（{total}）", "{scope}: overdue ({total})"),
+    "queue.title.all": ("{scope}待办（{total}）", "{scope}: open tasks ({total})"),
+    "queue.scope.mine": ("我的", "Mine"),
+    "queue.scope.all": ("各部门", "All departments"),
+    "queue.count.overdue": ("超时 {n}", "{n} overdue"),
+    "queue.count.unclaimed": ("待认领 {n}", "{n} unclaimed"),
+    "queue.count.escalated": ("已升级 {n}", "{n} escalated"),
+    "queue.page": ("第 {page}/{pages} 页", "page {page}/{pages}"),
+    "queue.department_line": (
+        "{department}：未完成 {open} · 待认领 {unclaimed} · 超时 {overdue}",
+        "{department}: {open} open · {unclaimed} unclaimed · {overdue} overdue",
+    ),
+    "queue.overdue_by": ("超时{by}", "{by} overdue"),
+    "queue.due": ("截止{when}", "due {when}"),
+    "queue.escalated": ("已升级", "escalated"),
+    "queue.dur.minutes": ("{n}分钟", "{n} min"),
+    "queue.dur.hours": ("{n}小时", "{n} h"),
+    "queue.dur.days": ("{n}天", "{n} d"),
+    "queue.btn.open": ("打开 {no}", "Open {no}"),
+    "queue.btn.prev": ("上一页", "Previous"),
+    "queue.btn.next": ("下一页", "Next"),
+    "queue.empty": ("✅ 目前没有待处理的任务。", "✅ Nothing is waiting for you right now."),
+    "queue.not_member": (
+        "任务列表是给处理任务卡片的部门同事用的。你可以发「我的申请」查看你提交的申请和各部门的进度，"
+        "或发「帮助」看看能做什么。",
+        "The task list is for the department staff who handle task cards. Send 'my requests' to see your requests "
+        "and each department's progress, or 'help' for what you can do.",
+    ),
+    "help.queue_member": (
+        "· 我的任务（或「待办」）— 你手上的和本部门没人认领的任务，按截止时间排，点「打开」处理；"
+        "待认领 — 只看没人认领的；超时 — 已过截止时间的",
+        "· my tasks (or 'todo') — the cards you hold and your department's unclaimed ones, by deadline; tap Open "
+        "to act; unclaimed — only those nobody took; overdue — those past their deadline",
+    ),
+    "help.queue_head": (
+        "· 部门待办（或「我的任务」）— 本部门所有未完成的任务和处理人，超时和已升级的在前；待认领、超时 — 只看这些",
+        "· department tasks (or 'my tasks') — every open card of your department and who holds it, overdue and "
+        "escalated first; unclaimed, overdue — only those",
+    ),
+    "help.queue_director": (
+        "· 部门待办 — 各部门未完成、待认领、超时的数量和最早的任务；待认领、超时 — 各部门的这些任务",
+        "· department tasks — each department's open, unclaimed and overdue counts and the oldest cards; "
+        "unclaimed, overdue — those cards in every department",
+    ),
 }
 
 

@@ -152,4 +152,41 @@ async def task_card_intents(
             intents.append(SendCard(channel=channel, user_ids=tuple(ids), card=rendered, shared=True))
         else:
             intents.append(UpdateCard(channel=channel, user_ids=tuple(ids), card=rendered))
+    if not first:
+        intents += copy_updates(card, rendered)
     return intents
+
+
+# ---- copies opened from a queue (打开) ---------------------------------------------------------------------------
+
+# Copies of one card kept up to date; an older one keeps the buttons it had (a tap on it is checked against the
+# card's state like any other, and answered with the card as it is).
+MAX_COPIES = 10
+
+
+def copy_ref(card: TaskCard, n: int) -> str:
+    """The ref of the card's ``n``-th copy: its own message on every channel (a platform may refuse a message id
+    used twice), updated with the card."""
+    return f"{card.ref}-o{n}"
+
+
+async def task_card_copy(session: AsyncSession, settings: Settings, card: TaskCard, user_id: str, channel: str) -> Card:
+    """A fresh copy of the task card for ``user_id`` on ``channel``, recorded in ``card.copies`` so that every later
+    update of the card reaches it too (``task_card_intents``)."""
+    copies = list(card.copies or [])
+    n = int(copies[-1]["n"]) + 1 if copies else 1
+    card.copies = [*copies, {"n": n, "user": user_id, "channel": channel}][-MAX_COPIES:]
+    rendered = await render_task_card(session, settings, card)
+    return rendered.model_copy(update={"ref": copy_ref(card, n)})
+
+
+def copy_updates(card: TaskCard, rendered: Card) -> list[Intent]:
+    """An update of every recorded copy of ``card`` to ``rendered``, each on the channel it was opened on."""
+    return [
+        UpdateCard(
+            channel=str(c["channel"]),
+            user_ids=(str(c["user"]),),
+            card=rendered.model_copy(update={"ref": copy_ref(card, int(c["n"]))}),
+        )
+        for c in card.copies or []
+    ]

@@ -122,3 +122,28 @@ def test_a_prefix_is_taken_once() -> None:
         @dataclass(frozen=True)
         class Again(CallbackData, prefix="tk"):
             card_id: int
+
+
+# ---- department queues (issue 11): 上一页 / 下一页 and 打开 ----------------------------------------------------------
+
+from cards.queue import QueueKind, QueueOpen, QueuePage  # noqa: E402
+
+QUEUE_CASES: list[tuple[CallbackData, str]] = [
+    (QueuePage(QueueKind.MINE, 0), "qp|mine|0"),
+    (QueuePage(QueueKind.DEPARTMENT, 3), "qp|dept|3"),
+    (QueuePage(QueueKind.ALL, 12), "qp|all|12"),
+    (QueueOpen(12), "qo|12"),
+]
+# A new list (the parametrized wire-format test above keeps its own): the coverage test reads this one.
+CASES = [*CASES, *QUEUE_CASES]
+
+
+@pytest.mark.parametrize(("data", "wire"), QUEUE_CASES, ids=[w for _, w in QUEUE_CASES])
+def test_queue_payloads_pack_and_unpack(data: CallbackData, wire: str) -> None:
+    assert data.pack() == wire and unpack(wire) == data
+
+
+@pytest.mark.parametrize("wire", ["qp|mine", "qp|everything|0", "qp|mine|-1", "qp|mine|x", "qo|", "qo|1|2"])
+def test_a_forged_queue_payload_is_a_payload_error(wire: str) -> None:
+    with pytest.raises(PayloadError):
+        unpack(wire)

@@ -75,7 +75,7 @@ def test_the_head_read_from_the_files_is_alembics_head() -> None:
 
     from storage.migrate import alembic_config
 
-    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0007"
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0008"
 
 
 async def test_the_revision_is_alembics_before_and_after_upgrade(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ async def test_0005_copies_channel_ids_and_the_wecom_throttle_ledger(tmp_path: P
             await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0004"))
         assert await current_revision(db) == "0004"
         await upgrade(db)
-        assert await current_revision(db) == "0007"
+        assert await current_revision(db) == head_revision()
     finally:
         await db.dispose()
 
@@ -199,7 +199,7 @@ async def test_0006_drops_the_per_platform_columns_and_the_downgrade_restores_th
                 )
             )
         await upgrade(db)
-        assert await current_revision(db) == "0007"
+        assert await current_revision(db) == head_revision()
         expected = [("rep01", "wecom", "wx-rep01"), ("rep02", "dingtalk", "dt-rep02"), ("rep03", "wecom", "wx-rep03")]
         identities = "SELECT user_id, channel, external_id FROM user_identities ORDER BY user_id"
         assert await _rows(db, identities) == expected
@@ -274,5 +274,61 @@ async def test_0007_gives_existing_cards_their_notices_from_the_audit_log(tmp_pa
         async with db.engine.connect() as conn:
             log = await conn.scalar(text("SELECT notice_log FROM task_cards WHERE id = 1"))
         assert json.loads(log) == [{"n": 1, "targets": ["log_head"]}, {"n": 2, "targets": ["dir01"]}]
+    finally:
+        await db.dispose()
+
+
+async def test_0008_adds_the_queue_index_and_card_copies_and_goes_back_down(scratch_url: str) -> None:
+    """Existing cards get no copies; the downgrade drops the column and the index; up again matches the models."""
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    db = Database(scratch_url)
+    stamp = "'2026-12-01 08:00:00'"
+    try:
+        await upgrade(db, "0007")
+        async with db.engine.begin() as conn:
+            await _insert_customer(conn, stamp)
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, name, roles, locale, active, created_at, updated_at)"
+                    f" VALUES ('rep01', '王磊', '[]', 'zh-CN', TRUE, {stamp}, {stamp})"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO support_requests (type_key, rep_id, customer_id, fields, status, source_channel,"
+                    f" created_at, updated_at) SELECT 'stock', 'rep01', id, '{{}}', 'open', 'wecom', {stamp}, {stamp}"
+                    " FROM customers"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO task_cards (request_id, department, ref, title, state, require_claim, evidence,"
+                    " first_response_hours, complete_hours, respond_by, due_at, attachments, questions, recipients,"
+                    " version, created_at, state_since, updated_at, policy, watchers, notices) SELECT id,"
+                    f" 'logistics', 'task-1-logistics-abc123', '备货', 'open', TRUE, 'none', 2, 8, {stamp}, {stamp},"
+                    f" '[]', '[]', '[]', 1, {stamp}, {stamp}, {stamp}, '{{}}', '[]', 0 FROM support_requests"
+                )
+            )
+        await upgrade(db)
+        [(copies,)] = await _rows(db, "SELECT copies FROM task_cards")
+        assert (json.loads(copies) if isinstance(copies, str) else copies) == []
+
+        def indexes(c: Connection) -> set[str]:
+            return {str(i["name"]) for i in inspect(c).get_indexes("task_cards")}
+
+        async with db.engine.connect() as conn:
+            assert "ix_task_cards_state_due" in await conn.run_sync(indexes)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0007"))
+        async with db.engine.connect() as conn:
+            assert "ix_task_cards_state_due" not in await conn.run_sync(indexes)
+            columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("task_cards")})
+            assert "copies" not in columns
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
     finally:
         await db.dispose()
