@@ -146,7 +146,7 @@ def _history_line(ctx: Context, r: AuditLog, people: dict[str, str]) -> str:
     return f"{_fmt(ctx, r.at)} {r.action}{level} {who}{extra}"
 
 
-@router.route(command(*HISTORY))
+@router.route(command(*HISTORY, roles=(Role.MEMBER, Role.HEAD, Role.DIRECTOR, Role.ADMIN)))
 async def escalation_history(ctx: Context) -> None:
     """`升级记录 T12`: every transition, reminder and escalation of the card, and what comes next."""
     card, rows = await svc.card_history(ctx.session, ctx.user, ctx.args)
@@ -165,7 +165,7 @@ def _describe(level: EscalationLevelConfig) -> str:
     return f"{level.trigger} @ {delay} → {', '.join(level.notify)}{repeat}"
 
 
-@router.route(command(*POLICY))
+@router.route(command(*POLICY, roles=(Role.HEAD, Role.DIRECTOR, Role.ADMIN)))
 async def show_policy(ctx: Context) -> None:
     """Admin: `升级策略 [department] [request type]` — the levels and reminder new cards would get."""
     if not {Role.ADMIN, Role.DIRECTOR, Role.HEAD} & set(ctx.user.roles or []):
