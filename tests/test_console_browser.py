@@ -428,6 +428,16 @@ _PLACEHOLDER_ROOM_JS = """
 """
 
 
+# Each message time: (shown, whether it is today in the browser's zone, font size in px).
+_TIMES_JS = """
+() => [...document.querySelectorAll('#messages .msg-time')].map(e => [
+  e.textContent.trim(),
+  new Date(e.getAttribute('datetime')).toDateString() === new Date().toDateString(),
+  parseFloat(getComputedStyle(e).fontSize),
+])
+"""
+
+
 def check_phone_layout(page: Any) -> None:
     """At 390×844: 帮助 is on screen whatever the role's chips, the input has room for its placeholder, and the
     message times are readable (12 px or more, HH:MM for today's)."""
@@ -438,9 +448,10 @@ def check_phone_layout(page: Any) -> None:
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     text_width, room = page.evaluate(_PLACEHOLDER_ROOM_JS)
     assert room >= text_width, f"the input ({room:.0f} px) is narrower than its placeholder ({text_width:.0f} px)"
-    for meta in page.locator("#messages .msg-time").all()[-5:]:
-        assert re.fullmatch(r"\d{2}:\d{2}", meta.inner_text().strip()), meta.inner_text()
-        size = meta.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    times = page.evaluate(_TIMES_JS)
+    assert times, "no message shows its time"
+    for shown, today, size in times:
+        assert re.fullmatch(r"\d{2}:\d{2}" if today else r"(\d{4}年)?\d{1,2}月\d{1,2}日 \d{2}:\d{2}", shown), shown
         assert size >= 12, f"message time at {size}px"
 
 
@@ -469,8 +480,9 @@ def test_a_rep_sees_the_reps_chips_and_a_typo_gets_a_suggestion(page: Any) -> No
     settled = page.locator(".card").filter(has_text="你是想「拜访 浙一 骨科」吗？").last
     expect(settled).to_contain_text("已发送")
     expect(settled.locator("button")).to_have_count(0)
-    next_bot_after(page, after)  # the visit dialog answers the text the button sent
-    expect(page.locator("#messages")).to_contain_text("浙江大学医学院附属第一医院")
+    # The visit dialog took the text the button sent (hospital and ward) and asks whom the rep met.
+    next_bot_after(page, after)
+    expect(page.locator(".msg.bot").filter(has_text=PROMPTS["contacts"]).last).to_be_visible()
     page.set_viewport_size(DESKTOP)
     shot(page, "rep-desktop")
 
@@ -484,9 +496,9 @@ def test_help_stays_on_screen_when_the_chips_overflow_a_phone(page: Any) -> None
         " const b = document.createElement('button'); b.className = 'chip'; b.textContent = w; row.appendChild(b); } }"
     )
     assert page.evaluate("() => document.getElementById('chips-roles').scrollWidth > window.innerWidth")
-    check_phone_layout(page)
     page.locator("#chip-help").click()
     expect(page.locator(".msg.bot").filter(has_text="你可以这样用我")).to_be_visible()
+    check_phone_layout(page)
 
 
 @pytest.mark.parametrize(

@@ -170,9 +170,9 @@ async def test_a_reps_typo_offers_the_command_and_its_button_sends_it(chat: Any,
     await rep.tap("发送", card)
     settled = next(c for c in await rep.cards() if c.ref == card.ref)
     assert settled.buttons == [] and "已发送" in settled.status
-    # The visit dialog started with what the suggestion said: the hospital and ward are understood.
+    # The visit dialog started with what the suggestion said: hospital and ward taken, it asks whom the rep met.
     seen = " ".join(await rep.new_texts()) + " ".join(c.title for c in await rep.cards())
-    assert "浙江大学医学院附属第一医院" in seen
+    assert "见了谁" in seen and "哪家医院" not in seen and "哪个科室" not in seen
 
 
 @pytest.mark.parametrize("person", ["mgr01", "log01", "log_head"])
