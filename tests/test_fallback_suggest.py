@@ -175,6 +175,18 @@ async def test_a_reps_typo_offers_the_command_and_its_button_sends_it(chat: Any,
     assert "见了谁" in seen and "哪家医院" not in seen and "哪个科室" not in seen
 
 
+async def test_a_suggestion_whose_command_is_refused_says_why_and_keeps_its_button(chat: Any) -> None:
+    admin = await chat("admin01")
+    await admin.say("解索 V999")
+    card = await last_card(admin)
+    assert card.title == "你是想「解锁 V999」吗？"
+    await admin.tap("发送", card)
+    [text] = await admin.new_texts()
+    assert "V999" in text  # the command's own refusal (no such visit), as if typed
+    # Refused: nothing the tap did stays, so the suggestion can be tapped again.
+    assert next(c for c in await admin.cards() if c.ref == card.ref).buttons == ["发送"]
+
+
 @pytest.mark.parametrize("person", ["mgr01", "log01", "log_head"])
 async def test_a_non_rep_gets_no_rep_example(chat: Any, person: str) -> None:
     someone = await chat(person)
