@@ -138,7 +138,7 @@ def _words(ctx: Context, people: dict[str, Person]) -> words.Words:
     return words.Words(ctx.locale, ctx.runtime.settings.org.tz, people)
 
 
-@router.route(command(*HISTORY))
+@router.route(command(*HISTORY, roles=(Role.MEMBER, Role.HEAD, Role.DIRECTOR, Role.ADMIN)))
 async def escalation_history(ctx: Context) -> None:
     """`升级记录 T12`: every transition, reminder and escalation of the card in plain words, and what comes next."""
     history = await svc.card_history(ctx.session, ctx.user, ctx.args)
@@ -155,7 +155,7 @@ async def escalation_history(ctx: Context) -> None:
     ctx.reply("\n".join(lines))
 
 
-@router.route(command(*POLICY))
+@router.route(command(*POLICY, roles=(Role.HEAD, Role.DIRECTOR, Role.ADMIN)))
 async def show_policy(ctx: Context) -> None:
     """Head, director, admin: `升级策略 [部门] [申请类型]` — in hours and people, the reminder and levels new cards
     get (names as people write them: 物流, 物流部, 跟台, 手术跟台, logistics, surgery_support)."""

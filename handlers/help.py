@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from bot.core.events import MediaMessage
+import hashlib
+
+from bot.core.events import CardAction, MediaMessage
 from bot.core.routing import Context, Router, exact, is_card_action, is_enter, is_text
+from bot.services import commands
+from cards.suggest import SuggestedText, settled_suggestion, suggestion_card
 from storage.vocab import Role
 
 router = Router("help")
@@ -11,6 +15,7 @@ fallback_router = Router("fallback")
 
 HELP = ("帮助", "help", "?", "？", "菜单", "menu")
 CANCEL = ("取消", "cancel", "算了", "退出")
+ADMIN_HELP = ("管理帮助", "admin help")
 
 _ROLE_LINES = {
     Role.REP: ("help.visit", "help.location", "help.my_visits", "help.correct", "help.request", "help.my_requests"),
@@ -18,7 +23,7 @@ _ROLE_LINES = {
     Role.DIRECTOR: ("help.manager", "help.escalation", "help.queue_director"),
     Role.MEMBER: ("help.member", "help.task", "help.queue_member"),
     Role.HEAD: ("help.member", "help.task", "help.escalation", "help.queue_head"),
-    Role.ADMIN: ("help.unlock", "help.escalation"),
+    Role.ADMIN: ("help.unlock", "help.escalation", "help.admin"),
 }
 
 
@@ -62,14 +67,51 @@ async def unknown_button(ctx: Context) -> None:
 
 @fallback_router.route(is_text)
 async def unknown_text(ctx: Context) -> None:
-    """Anything else: a short hint, never silence."""
+    """Anything else, never silence: the closest command of the sender's own roles as a card whose button sends
+    it (拜方 浙一 → 你是想「拜访 浙一」吗？), else a short hint naming their commands."""
     text = ctx.text.strip()
     shown = text if len(text) <= 20 else text[:20] + "…"
     prefix = ctx.t("expired") + "\n" if ctx.conversation.expired else ""
-    ctx.reply(prefix + ctx.t("fallback", text=shown))
+    found = commands.fallback(
+        text, ctx.user.roles, ctx.runtime.dispatcher.commands(), ctx.runtime.settings.request_types, ctx.locale
+    )
+    if found.suggestion is not None:
+        ref = "sg-" + hashlib.sha256(f"{ctx.event.channel}:{ctx.event.dedup_key}".encode()).hexdigest()[:20]
+        card = suggestion_card(ref, ctx.locale, found.suggestion)
+        if prefix:
+            ctx.reply(prefix.strip())
+        if card is not None:
+            ctx.reply_card(card)
+        else:
+            ctx.reply(ctx.t("fallback.suggest", text=found.suggestion))
+        return
+    if found.commands:
+        ctx.reply(prefix + ctx.t("fallback.hint", text=shown, commands="、".join(found.commands)))
+    else:
+        ctx.reply(prefix + ctx.t("fallback.help_only", text=shown))
 
 
 @fallback_router.route()
 async def unknown_event(ctx: Context) -> None:
     if isinstance(ctx.event, MediaMessage):
         ctx.reply(ctx.t("fallback.media"))
+
+
+# ---- the fallback's suggestion, the admin's guide (console issue 11) ------------------------------------------
+
+
+@router.tap(SuggestedText)
+async def send_suggested(ctx: Context, tap: SuggestedText) -> None:
+    """发送 on a suggestion: the card says it was sent, and the text is handled as if typed."""
+    if isinstance(ctx.event, CardAction) and ctx.event.card_ref:
+        ctx.update_card(settled_suggestion(ctx.event.card_ref, ctx.locale, tap.text))
+    await ctx.runtime.dispatcher.dispatch(ctx.retyped(tap.text))
+
+
+@router.route(exact(*ADMIN_HELP, roles=(Role.ADMIN,)))
+async def show_admin_help(ctx: Context) -> None:
+    """Admin: how to import the org and customer files and check the configuration (the CLI's commands)."""
+    if Role.ADMIN not in (ctx.user.roles or []):
+        ctx.reply(ctx.t("no_permission"))
+        return
+    ctx.reply(ctx.t("help.admin_guide"))

@@ -7,6 +7,7 @@ from bot.core.routing import Context, Router, exact
 from bot.dialogs.engine import leaves_dialog
 from bot.services import queue
 from cards.queue import QueueKind, QueueOpen, QueuePage, QueueView, queue_card
+from storage.vocab import Role
 
 router = Router("queue")
 
@@ -34,25 +35,25 @@ async def _show(ctx: Context, kind: QueueKind) -> None:
     _card(ctx, view, queue.new_ref())
 
 
-@router.route(exact(*MY_TASKS), leaves_dialog)
+@router.route(exact(*MY_TASKS, roles=(Role.MEMBER, Role.HEAD, Role.DIRECTOR, Role.ADMIN)), leaves_dialog)
 async def show_my_tasks(ctx: Context) -> None:
     """A member's open cards (held by them, unclaimed in the department); a head's department; a director's all."""
     await _show(ctx, QueueKind.MINE)
 
 
-@router.route(exact(*UNCLAIMED), leaves_dialog)
+@router.route(exact(*UNCLAIMED, roles=(Role.MEMBER, Role.HEAD, Role.DIRECTOR, Role.ADMIN)), leaves_dialog)
 async def show_unclaimed(ctx: Context) -> None:
     """The department's cards nobody has claimed yet."""
     await _show(ctx, QueueKind.UNCLAIMED)
 
 
-@router.route(exact(*DEPARTMENT), leaves_dialog)
+@router.route(exact(*DEPARTMENT, roles=(Role.HEAD, Role.DIRECTOR, Role.ADMIN)), leaves_dialog)
 async def show_department(ctx: Context) -> None:
     """Every open card of the department and who holds it, overdue and escalated first."""
     await _show(ctx, QueueKind.DEPARTMENT)
 
 
-@router.route(exact(*OVERDUE), leaves_dialog)
+@router.route(exact(*OVERDUE, roles=(Role.MEMBER, Role.HEAD, Role.DIRECTOR, Role.ADMIN)), leaves_dialog)
 async def show_overdue(ctx: Context) -> None:
     """The open cards past their deadline (a member's own, a head's department, a director's all)."""
     await _show(ctx, QueueKind.OVERDUE)

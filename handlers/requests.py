@@ -40,6 +40,7 @@ from cards.tasks import (
 from handlers import help
 from storage.limits import max_length
 from storage.models import Customer, SupportRequest, TaskCard, User, Visit
+from storage.vocab import Role
 
 log = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
@@ -402,7 +403,7 @@ async def request_from_visit(ctx: Context, tap: RequestOffer) -> None:
     await dialog.start_with("", note=ctx.t("request.from_visit", no=f"V{visit.id}"))
 
 
-@router.route(command(*MY_REQUESTS), leaves_dialog)
+@router.route(command(*MY_REQUESTS, roles=(Role.REP,)), leaves_dialog)
 async def my_requests(ctx: Context) -> None:
     """The rep's requests of the last two weeks and every open one, with each department's state."""
     since = ctx.now - timedelta(days=LIST_DAYS)
@@ -637,7 +638,7 @@ async def _answer(ctx: Context, card: TaskCard, text: str) -> None:
         _notify(ctx, person, "notice.answered", card=svc.card_no(card.id), rep=ctx.user.name, answer=text)
 
 
-@router.route(command(*ANSWER), leaves_dialog)
+@router.route(command(*ANSWER, roles=(Role.REP,)), leaves_dialog)
 async def answer_question(ctx: Context) -> None:
     """`补充 T12 王主任主刀`: the rep's answer to a department's question."""
     no_text, _, rest = ctx.args.partition(" ")
@@ -664,7 +665,7 @@ async def _attach(ctx: Context, card: TaskCard, media: list[dict[str, str]]) -> 
     ctx.reply(ctx.t("task.attached_ok", no=svc.card_no(card.id), count=len(card.attachments or [])))
 
 
-@router.route(command(*ATTACH), leaves_dialog)
+@router.route(command(*ATTACH, roles=(Role.MEMBER, Role.HEAD)), leaves_dialog)
 async def attach_target(ctx: Context) -> None:
     """`附件 T12`: the next file goes to card T12 (or the file just sent, if one is waiting)."""
     card_id = svc.parse_card_no(ctx.args.split(" ", 1)[0]) if ctx.args else None

@@ -314,7 +314,7 @@ async def answer_visit(ctx: Context) -> None:
         await dialog.on_text()
 
 
-@router.route(command(*KEYWORDS), leaves_dialog)
+@router.route(command(*KEYWORDS, roles=(Role.REP,)), leaves_dialog)
 async def start_visit(ctx: Context) -> None:
     """`拜访 …`: parse what was given, ask only for what is missing."""
     dialog = VisitDialog.begin(ctx, VisitState(token=VisitState.new_token()))
@@ -374,7 +374,7 @@ def _attached_text(ctx: Context, visit: Visit, customer: Customer) -> str:
     return text
 
 
-@router.route(command(*MY_VISITS))
+@router.route(command(*MY_VISITS, roles=(Role.REP,)))
 async def my_visits(ctx: Context) -> None:
     """Today's and this week's visits of the sender."""
     today, week_start = svc.today_and_week(ctx.now, ctx.runtime.settings.org.tz)
@@ -401,7 +401,7 @@ def _visit_line(ctx: Context, v: Visit, name: str) -> str:
     )
 
 
-@router.route(command(*CORRECT))
+@router.route(command(*CORRECT, roles=(Role.REP,)))
 async def correct_visit(ctx: Context) -> None:
     """`修改 V12 下一步:送资料`: edit a submitted visit inside the correction window (audited)."""
     settings = ctx.runtime.settings
@@ -439,7 +439,7 @@ def _corrected_text(ctx: Context, done: svc.Correction) -> str:
 _SHOWN_AS = {"customer_id": "customer", "distance_m": "location", "location_status": "location"}
 
 
-@router.route(command(*UNLOCK), has_role(Role.ADMIN))
+@router.route(command(*UNLOCK, roles=(Role.ADMIN,)), has_role(Role.ADMIN))
 async def unlock_visit(ctx: Context) -> None:
     """Admin: reopen a locked visit for correction."""
     visit_id = svc.parse_visit_no(ctx.args)
@@ -456,6 +456,6 @@ async def unlock_visit(ctx: Context) -> None:
         ctx.notify(rep, i18n.t(rep.locale, "visit.unlocked_notice", no=no, hours=cfg.correction_window_hours))
 
 
-@router.route(command(*UNLOCK))
+@router.route(command(*UNLOCK, roles=(Role.ADMIN,)))
 async def unlock_refused(ctx: Context) -> None:
     ctx.reply(ctx.t("no_permission"))

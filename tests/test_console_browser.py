@@ -394,3 +394,134 @@ def test_upload_refusals_are_shown(page: Any) -> None:
     page.set_input_files("#attach-input", files=[{"name": "kit3.png", "mimeType": "image/png", "buffer": PNG}])
     expect(page.locator("#toast")).to_contain_text("今天已上传 2 个文件")
     expect(page.locator(".msg.user").filter(has_text="📎 kit3.png")).to_have_count(0)
+
+
+# ---- the console knows who you are (issue 11): chips per role, the phone layout, screenshots ----------------------
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+REP_CHIPS = ["拜访", "跟台", "我的申请", "我的拜访", "帮助"]
+
+
+def shot(page: Any, name: str) -> None:
+    """A screenshot into docs/screenshots/, only when SALESBOT_UPDATE_SCREENSHOTS=1 (normal runs leave the tree
+    clean)."""
+    if os.environ.get("SALESBOT_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def chip_texts(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator("#chips .chip").all_inner_texts()]
+
+
+_PLACEHOLDER_ROOM_JS = """
+() => {
+  const input = document.getElementById('composer-input');
+  const cs = getComputedStyle(input);
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+  const room = input.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  return [ctx.measureText(input.placeholder).width, room];
+}
+"""
+
+
+# Each message time: (shown, whether it is today in the browser's zone, font size in px).
+_TIMES_JS = """
+() => [...document.querySelectorAll('#messages .msg-time')].map(e => [
+  e.textContent.trim(),
+  new Date(e.getAttribute('datetime')).toDateString() === new Date().toDateString(),
+  parseFloat(getComputedStyle(e).fontSize),
+])
+"""
+
+
+def check_phone_layout(page: Any) -> None:
+    """At 390×844: 帮助 is on screen whatever the role's chips, the input has room for its placeholder, and the
+    message times are readable (12 px or more, HH:MM for today's)."""
+    assert page.viewport_size == PHONE
+    help_chip = page.locator("#chip-help")
+    expect(help_chip).to_be_in_viewport(ratio=1)
+    box = help_chip.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    text_width, room = page.evaluate(_PLACEHOLDER_ROOM_JS)
+    assert room >= text_width, f"the input ({room:.0f} px) is narrower than its placeholder ({text_width:.0f} px)"
+    times = page.evaluate(_TIMES_JS)
+    assert times, "no message shows its time"
+    for shown, today, size in times:
+        assert re.fullmatch(r"\d{2}:\d{2}" if today else r"(\d{4}年)?\d{1,2}月\d{1,2}日 \d{2}:\d{2}", shown), shown
+        assert size >= 12, f"message time at {size}px"
+
+
+def next_bot_after(page: Any, after: int) -> None:
+    page.wait_for_function(
+        "(after) => [...document.querySelectorAll('#messages .msg.bot[data-id]')]"
+        ".some(e => Number(e.dataset.id) > after)",
+        arg=after,
+        timeout=STEP_MS,
+    )
+
+
+def test_a_rep_sees_the_reps_chips_and_a_typo_gets_a_suggestion(page: Any) -> None:
+    sign_in(page)
+    expect(page.locator("#chips-roles .chip")).to_have_count(len(REP_CHIPS) - 1)
+    assert chip_texts(page) == REP_CHIPS
+    for chip in page.locator("#chips .chip").all():  # a rep's row fits a phone: nothing to scroll to
+        expect(chip).to_be_in_viewport(ratio=1)
+    send(page, "拜方 浙一 骨科")
+    card = page.locator(".card").filter(has_text="你是想「拜访 浙一 骨科」吗？").last
+    expect(card.get_by_role("button", name="发送", exact=True)).to_be_visible()
+    check_phone_layout(page)
+    shot(page, "rep-phone")
+    after = last_id(page)
+    card.get_by_role("button", name="发送", exact=True).click()
+    settled = page.locator(".card").filter(has_text="你是想「拜访 浙一 骨科」吗？").last
+    expect(settled).to_contain_text("已发送")
+    expect(settled.locator("button")).to_have_count(0)
+    # The visit dialog took the text the button sent (hospital and ward) and asks whom the rep met.
+    next_bot_after(page, after)
+    expect(page.locator(".msg.bot").filter(has_text=PROMPTS["contacts"]).last).to_be_visible()
+    page.set_viewport_size(DESKTOP)
+    shot(page, "rep-desktop")
+
+
+def test_help_stays_on_screen_when_the_chips_overflow_a_phone(page: Any) -> None:
+    sign_in(page, "dir01", "赵强")
+    # Someone with many roles: more chips than a phone's width (added to the row the page renders them into).
+    page.evaluate(
+        "() => { const row = document.getElementById('chips-roles');"
+        " for (const w of ['我的任务', '待认领', '部门待办', '超时', '升级策略', '管理帮助', '我的申请']) {"
+        " const b = document.createElement('button'); b.className = 'chip'; b.textContent = w; row.appendChild(b); } }"
+    )
+    assert page.evaluate("() => document.getElementById('chips-roles').scrollWidth > window.innerWidth")
+    page.locator("#chip-help").click()
+    expect(page.locator(".msg.bot").filter(has_text="你可以这样用我")).to_be_visible()
+    check_phone_layout(page)
+
+
+@pytest.mark.parametrize(
+    ("user_id", "name", "role", "chips"),
+    [
+        ("log01", "吴敏", "member", ["我的任务", "待认领", "帮助"]),
+        ("log_head", "周涛", "head", ["部门待办", "超时", "帮助"]),
+    ],
+)
+def test_logistics_people_see_their_queue_chips(
+    page: Any, user_id: str, name: str, role: str, chips: list[str]
+) -> None:
+    sign_in(page, user_id, name)
+    expect(page.locator("#chips .chip")).to_have_count(len(chips))
+    assert chip_texts(page) == chips
+    expect(page.locator("#empty-hint-rep")).to_have_attribute("hidden", "")  # no rep example for them
+    # Tapping the first chip (a member's 我的任务) sends its word, and the bot answers it (the queue's content is
+    # the queue feature's test).
+    after = last_id(page)
+    page.locator("#chips .chip").first.click()
+    expect(page.locator(".msg.user:not(.pending)").filter(has_text=chips[0]).last).to_be_visible()
+    next_bot_after(page, after)
+    check_phone_layout(page)
+    shot(page, f"{role}-phone")
+    page.set_viewport_size(DESKTOP)
+    shot(page, f"{role}-desktop")

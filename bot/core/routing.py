@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -93,6 +93,14 @@ class Context:
     @property
     def text(self) -> str:
         return self.event.text if isinstance(self.event, TextMessage) else ""
+
+    def retyped(self, text: str) -> Context:
+        """This event as if the sender had typed ``text`` (a suggestion's button): same person, conversation,
+        transaction and intents list, so what its route does is part of this event."""
+        event = TextMessage(
+            channel=self.event.channel, sender=self.event.sender, dedup_key=self.event.dedup_key, text=text
+        )
+        return replace(self, event=event, args="", payload=None, _tap_read=False)
 
     def t(self, key: str, **params: Any) -> str:
         return i18n.t(self.locale, key, **params)
@@ -183,6 +191,11 @@ class Router:
             word for route in self.routes for f in route.filters for word in getattr(f, "words", frozenset())
         )
 
+    def commands(self) -> list[CommandWord]:
+        """The command words as declared (spelling, whether text may follow, the roles that use them), in
+        registration order: what the fallback suggests from (``bot.services.commands``)."""
+        return [cw for route in self.routes for f in route.filters for cw in getattr(f, "declared", ())]
+
 
 class Refused(Exception):
     """A handler's ``DomainError``, turned into its reply: the transaction is rolled back (nothing the handler did
@@ -202,6 +215,18 @@ class Dispatcher:
 
     def __init__(self, routers: Sequence[Router]) -> None:
         self.routers = list(routers)
+        self._commands: tuple[CommandWord, ...] | None = None
+
+    def commands(self) -> tuple[CommandWord, ...]:
+        """Every declared command word across the routers, in routing order, each spelling once (the routers are
+        fixed at assembly, so this is computed once)."""
+        if self._commands is None:
+            seen: dict[str, CommandWord] = {}
+            for router in self.routers:
+                for cw in router.commands():
+                    seen.setdefault(fold_word(cw.word), cw)
+            self._commands = tuple(seen.values())
+        return self._commands
 
     def resolve(self, ctx: Context) -> Route | None:
         for router in self.routers:
@@ -251,19 +276,33 @@ def split_command(text: str, keywords: Sequence[str]) -> str | None:
     return None
 
 
-class _WordFilter:
-    """A text filter that declares the words it answers (``Router.command_words``)."""
+@dataclass(frozen=True)
+class CommandWord:
+    """A command word as a route declares it: ``word`` as written, ``takes_args`` (``command``: text may follow;
+    ``exact``: the whole message), ``roles`` that use it (empty: everyone). The roles are a declaration for help
+    and the fallback's suggestions, not a permission: who may do what stays in the filters and services."""
 
-    def __init__(self, words: Sequence[str], check: Callable[[Context], bool]) -> None:
+    word: str
+    takes_args: bool
+    roles: frozenset[str] = frozenset()
+
+
+class _WordFilter:
+    """A text filter that declares the words it answers (``Router.command_words``, ``Router.commands``)."""
+
+    def __init__(
+        self, words: Sequence[str], check: Callable[[Context], bool], *, takes_args: bool, roles: Sequence[str]
+    ) -> None:
         self.words = frozenset(fold_word(w) for w in words)
+        self.declared = tuple(CommandWord(w, takes_args, frozenset(roles)) for w in words)
         self._check = check
 
     def __call__(self, ctx: Context) -> bool:
         return self._check(ctx)
 
 
-def command(*keywords: str) -> Filter:
-    """Text that starts with one of ``keywords``; sets ``ctx.args``."""
+def command(*keywords: str, roles: Sequence[str] = ()) -> Filter:
+    """Text that starts with one of ``keywords``; sets ``ctx.args``. ``roles``: who uses it (``CommandWord``)."""
 
     def check(ctx: Context) -> bool:
         if not isinstance(ctx.event, TextMessage):
@@ -274,17 +313,17 @@ def command(*keywords: str) -> Filter:
         ctx.args = rest
         return True
 
-    return _WordFilter(keywords, check)
+    return _WordFilter(keywords, check, takes_args=True, roles=roles)
 
 
-def exact(*words: str) -> Filter:
-    """Text that is exactly one of ``words`` (case-insensitive, width-normalised)."""
+def exact(*words: str, roles: Sequence[str] = ()) -> Filter:
+    """Text that is exactly one of ``words`` (case-insensitive, width-normalised). ``roles``: who uses it."""
     wanted = {normalize_text(w).lower() for w in words}
 
     def check(ctx: Context) -> bool:
         return isinstance(ctx.event, TextMessage) and normalize_text(ctx.event.text).lower() in wanted
 
-    return _WordFilter(words, check)
+    return _WordFilter(words, check, takes_args=False, roles=roles)
 
 
 def tapped(*payloads: type[CallbackData]) -> Filter:

@@ -670,6 +670,56 @@ CATALOG: dict[str, tuple[str, str]] = {
         "· department tasks — each department's open, unclaimed and overdue counts and the oldest cards; "
         "unclaimed, overdue — those cards in every department",
     ),
+    # the console knows who you are: role chips, the role-aware fallback, the admin's guide (issue 11)
+    "chip.visit": ("拜访", "Visit"),
+    "chip.my_requests": ("我的申请", "My requests"),
+    "chip.my_visits": ("我的拜访", "My visits"),
+    "chip.my_tasks": ("我的任务", "My tasks"),
+    "chip.unclaimed": ("待认领", "Unclaimed"),
+    "chip.department_todo": ("部门待办", "Dept. to-do"),
+    "chip.overdue": ("超时", "Overdue"),
+    "chip.policy": ("升级策略", "Escalation rules"),
+    "chip.admin_help": ("管理帮助", "Admin help"),
+    "chip.help": ("帮助", "Help"),
+    "fallback.suggest": ("你是想「{text}」吗？", 'Did you mean "{text}"?'),
+    "fallback.suggest_send": ("发送", "Send"),
+    "fallback.suggest_sent": ("✓ 已发送", "✓ Sent"),
+    "fallback.hint": (
+        "没听懂「{text}」。你可以发：{commands}；发「帮助」查看全部用法。",
+        "I didn't understand \"{text}\". You can send: {commands}; send 'help' for everything.",
+    ),
+    "fallback.help_only": (
+        "没听懂「{text}」。发「帮助」查看我能做什么。",
+        "I didn't understand \"{text}\". Send 'help' to see what I can do.",
+    ),
+    "help.admin": (
+        "· 管理帮助 — 导入人员和医院、检查配置的命令",
+        "· admin help — the commands to import people and hospitals and to check the configuration",
+    ),
+    "help.admin_guide": (
+        "管理员帮助（在服务器上运行，均可加 --config 配置文件）：\n"
+        "· 导入人员：salesbot import org 人员.csv（CSV 或 XLSX；列 user_id, name, roles, department, manager, "
+        "wecom_userid, dingtalk_staff_id, locale；再次导入按 user_id 更新，不会重复）\n"
+        "· 导入医院：salesbot import customers 医院.csv（列 name, aliases, grade, address, latitude, longitude, "
+        "wards, contacts；按 name 更新）\n"
+        "· 导入会逐行报告错误（如「第 5 行 [roles]: …」），其余行照常写入；有错误时退出码为 2\n"
+        "· 检查配置：salesbot config check 配置文件（每个错误带 TOML 路径）；"
+        "让运行中的服务生效：salesbot config reload\n"
+        "· 节假日与调休：salesbot calendar import 通知.txt，再用 salesbot calendar show 年份 核对\n"
+        "· 控制台登录令牌：salesbot console token 用户ID；注销：salesbot console revoke 用户ID\n"
+        "· 在这里：升级策略 [部门] [申请类型] — 查看升级规则；解锁 <拜访编号> — 允许代表再次更正",
+        "Admin help (run on the server; each takes --config FILE):\n"
+        "· people: salesbot import org people.csv (CSV or XLSX; columns user_id, name, roles, department, manager, "
+        "wecom_userid, dingtalk_staff_id, locale; a re-import updates by user_id, never duplicates)\n"
+        "· hospitals: salesbot import customers hospitals.csv (columns name, aliases, grade, address, latitude, "
+        "longitude, wards, contacts; updates by name)\n"
+        "· an import reports each bad row ('第 5 行 [roles]: …') and writes the others; exit code 2 when any failed\n"
+        "· configuration: salesbot config check FILE (every error with its TOML path); salesbot config reload "
+        "makes the running server use it\n"
+        "· holidays: salesbot calendar import notice.txt, then salesbot calendar show YEAR to check\n"
+        "· console sign-in: salesbot console token USER_ID; salesbot console revoke USER_ID ends it\n"
+        "· here: policy [department] [type] — the escalation rules; unlock <visit-no> — let a rep correct again",
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from bot.channels.console.channel import hub_of
 from bot.channels.console.jsonbody import error_response as _bad
 from bot.channels.console.jsonbody import read_model as _body
 from bot.core.events import CardAction, InboundEvent, LocationShared, TextMessage
+from bot.services import commands
 from storage.models import ConsoleFeed, Customer, User
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,22 @@ async def page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
+def _user_json(rt: Host, user: User) -> dict[str, Any]:
+    """The signed-in person as the page shows them: name, roles and the shortcut chips of those roles (decided
+    here, by ``bot.services.commands``, so the page renders what it is given)."""
+    chips = commands.chips(user.roles, user.locale, rt.settings.request_types)
+    return {
+        "id": user.id,
+        "name": user.name,
+        "roles": user.roles,
+        "chips": [{"label": c.label, "text": c.text} for c in chips],
+    }
+
+
 async def me(request: web.Request) -> web.Response:
     rt = _rt(request)
     user = await _session_user(request)
-    return web.json_response(
-        {
-            "demo": rt.settings.org.demo,
-            "user": None if user is None else {"id": user.id, "name": user.name, "roles": user.roles},
-        }
-    )
+    return web.json_response({"demo": rt.settings.org.demo, "user": None if user is None else _user_json(rt, user)})
 
 
 async def users(request: web.Request) -> web.Response:
@@ -154,7 +162,7 @@ async def login(request: web.Request) -> web.Response:
         return _bad(_SIGN_IN_FAILED, 401)
     new = await auth.start_session(rt.db, now, user.id, _policy(rt), request.headers.get("User-Agent", ""))
     log.info("console sign-in: user %s", user.id)
-    resp = web.json_response({"user": {"id": user.id, "name": user.name, "roles": user.roles}})
+    resp = web.json_response({"user": _user_json(rt, user)})
     resp.set_cookie(
         COOKIE,
         new.cookie,

@@ -77,14 +77,27 @@
     return dept ? DEPT_LABELS[dept] || dept : "";
   }
 
-  function timeText(iso) {
+  /** A message's time in the browser's zone: HH:MM today, with the date before it otherwise (and the year when
+   * it is not this year's). */
+  function timeText(iso, now) {
     if (!iso) return "";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return "";
-    var now = new Date();
+    now = now || new Date();
     var hm = String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
     if (d.toDateString() === now.toDateString()) return hm;
-    return d.getMonth() + 1 + "月" + d.getDate() + "日 " + hm;
+    var day = d.getMonth() + 1 + "月" + d.getDate() + "日 " + hm;
+    return d.getFullYear() === now.getFullYear() ? day : d.getFullYear() + "年" + day;
+  }
+
+  function timeElement(iso) {
+    var t = timeText(iso);
+    if (!t) return null;
+    var meta = document.createElement("time");
+    meta.className = "msg-time";
+    meta.setAttribute("datetime", iso);
+    meta.textContent = t;
+    return meta;
   }
 
   var toastTimer = null;
@@ -221,10 +234,34 @@
     }
   }
 
+  // The chips of the person's roles, as the server decided them (帮助 last, pinned outside the scrolling row).
+  function renderChips(chips) {
+    var row = $("chips-roles");
+    row.textContent = "";
+    var help = $("chip-help");
+    (chips || []).forEach(function (c) {
+      if (c.text === help.getAttribute("data-text")) {
+        help.textContent = c.label;
+        return;
+      }
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "chip";
+      b.setAttribute("data-text", c.text);
+      b.textContent = c.label;
+      row.appendChild(b);
+    });
+    row.scrollLeft = 0;
+  }
+
   function showChat(user) {
     state.user = user;
     $("whoami-name").textContent = user.name;
     $("whoami-roles").textContent = rolesText(user.roles);
+    renderChips(user.chips);
+    var rep = !(user.roles && user.roles.length) || user.roles.indexOf("rep") >= 0;
+    $("empty-hint-rep").hidden = !rep;
+    $("empty-hint-other").hidden = rep;
     $("whoami").hidden = false;
     $("logout").hidden = false;
     $("messages").textContent = "";
@@ -371,7 +408,8 @@
     return null;
   }
 
-  function cardWrapper(item) {
+  // ``at``: the time shown under it (an updated card keeps the time it first arrived).
+  function cardWrapper(item, at) {
     var wrap = document.createElement("div");
     wrap.className = "msg bot msg-card";
     wrap.setAttribute("data-id", item.id);
@@ -380,6 +418,8 @@
     if (card && item.card_ref && !card.getAttribute("data-card-ref")) {
       card.setAttribute("data-card-ref", item.card_ref);
     }
+    var meta = timeElement(at || item.at);
+    if (meta) wrap.appendChild(meta);
     return wrap;
   }
 
@@ -410,14 +450,8 @@
       bubble.appendChild(link);
     }
     wrap.appendChild(bubble);
-    var t = timeText(item.at);
-    if (t) {
-      var meta = document.createElement("time");
-      meta.className = "msg-time";
-      meta.setAttribute("datetime", item.at);
-      meta.textContent = t;
-      wrap.appendChild(meta);
-    }
+    var meta = timeElement(item.at);
+    if (meta) wrap.appendChild(meta);
     return wrap;
   }
 
@@ -438,7 +472,8 @@
       var old = findCard(item.card_ref);
       if (old) {
         var oldWrap = old.closest(".msg") || old;
-        var fresh = cardWrapper(item);
+        var oldTime = oldWrap.querySelector(":scope > time.msg-time");
+        var fresh = cardWrapper(item, oldTime ? oldTime.getAttribute("datetime") : null);
         fresh.classList.add("updated");
         oldWrap.replaceWith(fresh);
         return;
@@ -811,11 +846,11 @@
     $("composer-input").addEventListener("keydown", onComposerKeydown);
     $("messages").addEventListener("click", onMessagesClick);
     $("logout").addEventListener("click", logout);
-    document.querySelectorAll(".chip[data-text]").forEach(function (chip) {
-      chip.addEventListener("click", function () {
-        sendText(chip.getAttribute("data-text"));
-        $("composer-input").focus();
-      });
+    $("chips").addEventListener("click", function (ev) {
+      var chip = ev.target.closest(".chip[data-text]");
+      if (!chip) return;
+      sendText(chip.getAttribute("data-text"));
+      $("composer-input").focus();
     });
     $("location-open").addEventListener("click", function () {
       if ($("location-panel").hidden) openLocation();
