@@ -525,3 +525,48 @@ def test_logistics_people_see_their_queue_chips(
     shot(page, f"{role}-phone")
     page.set_viewport_size(DESKTOP)
     shot(page, f"{role}-desktop")
+
+
+def test_a_reps_request_reaches_the_members_queue_and_is_claimed_from_it(browser: Any, server: str, page: Any) -> None:
+    # The rep submits a surgery-support request: logistics gets a task card.
+    sign_in(page, "rep02", "李娜")
+    send(page, "跟台 浙一 骨科 后天 器械:脊柱A包")
+    confirm = page.locator(".card").filter(has=page.get_by_role("button", name="提交", exact=True)).last
+    expect(confirm).to_contain_text("请确认手术跟台申请")
+    confirm.get_by_role("button", name="提交", exact=True).click()
+    submitted = page.locator(".msg.bot").filter(has_text="申请已提交").last
+    expect(submitted).to_be_visible()
+    request_no = re.search(r"申请已提交 (R\d+)", submitted.inner_text())
+    assert request_no, submitted.inner_text()
+
+    # A logistics member on a phone opens their queue from the chip: one compact list card, not a wall of cards.
+    context = browser.new_context(
+        base_url=server, viewport={"width": 390, "height": 844}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    )
+    context.set_default_timeout(STEP_MS)
+    member = context.new_page()
+    try:
+        sign_in(member, "log02", "郑浩")
+        after = last_id(member)
+        member.locator("#chips .chip").filter(has_text="我的任务").click()
+        next_bot_after(member, after)
+        queue = member.locator(".card").filter(has_text="我的任务（").last
+        expect(queue).to_be_visible()
+        expect(queue).to_contain_text(request_no.group(1))
+        open_button = queue.get_by_role("button", name=re.compile(r"^\s*打开 T\d+\s*$")).first
+        expect(open_button).to_be_in_viewport()
+        card_no = open_button.inner_text().strip().removeprefix("打开 ")
+        shot(member, "member-queue-phone")
+        # 打开 shows the task card itself, with its live buttons; claiming from it works.
+        open_button.click()
+        task = member.locator(".card").filter(has=member.get_by_role("button", name="认领", exact=True)).last
+        expect(task).to_contain_text(card_no)
+        task.get_by_role("button", name="认领", exact=True).click()
+        expect(member.locator(".card").filter(has_text=card_no).filter(has_text="郑浩").last).to_be_visible()
+        # The queue now lists it as held by the member.
+        after = last_id(member)
+        member.locator("#chips .chip").filter(has_text="我的任务").click()
+        next_bot_after(member, after)
+        expect(member.locator(".card").filter(has_text="我的任务（").last).to_contain_text("郑浩")
+    finally:
+        context.close()
