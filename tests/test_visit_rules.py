@@ -345,7 +345,7 @@ async def test_visit_dialog_in_english(console, runtime: Runtime) -> None:
         ZJU1_NAME,
         "骨科",
         "张主任",
-        "价格",
+        "price",  # the English label of 价格, as on the buttons
     )
     await user.tap("Submit")
     replies = await user.replies()
@@ -368,7 +368,10 @@ async def test_english_error_messages(console, runtime: Runtime) -> None:
     await user.tap("Skip")
     await user.refresh()
     fields = {f["label"]: f["value"] for f in user.last_card()["fields"]}
-    assert fields["Objection"] == "交付"  # stored canonical, whatever the label
+    assert fields["Objection"] == "delivery"
+    await user.tap("Submit")
+    [visit] = await visits(runtime)
+    assert visit.objection == "交付"  # stored canonical, whatever the label
 
 
 # ---- help per role ---------------------------------------------------------------------------------------------
@@ -438,7 +441,7 @@ async def test_correcting_customer_checks_the_ward_on_file(console, runtime: Run
     [visit] = await visits(runtime)
     assert visit.ward == "检验科" and visit.customer_id == (await customer_id(runtime, ZJU1_NAME))
 
-    await rep.send(f"修改 V{visit_id} 医院:浙二 科室:骨科")
+    await rep.send(f"修改 V{visit_id} 医院:浙二 科室:骨科 联系人:刘主任")  # 李医生 is 浙一's too
     assert any(f"已更正拜访 V{visit_id}" in r for r in await rep.replies())
     [visit] = await visits(runtime)
     assert (visit.customer_id, visit.ward) == (await customer_id(runtime, ZJU2_NAME), "骨科")
@@ -450,13 +453,13 @@ async def test_correcting_customer_recomputes_location_distance(console, runtime
     visit_id = await log_visit(rep)
     [visit] = await visits(runtime)
     assert visit.distance_m is not None and visit.distance_m < 1
-    await rep.send(f"修改 V{visit_id} 医院:浙二")
+    await rep.send(f"修改 V{visit_id} 医院:浙二 联系人:刘主任")
     replies = await rep.replies()
     assert any(f"已更正拜访 V{visit_id}" in r and "医院" in r and "定位" in r for r in replies), replies
     [visit] = await visits(runtime)
     assert visit.distance_m is not None and 700 < visit.distance_m < 1000  # 浙一 → 浙二 is about 850 m
     [row] = await audit_rows(runtime, "visit.correct")
-    assert set(row.changes) == {"customer_id", "distance_m"}
+    assert set(row.changes) == {"customer_id", "contacts", "distance_m"}
 
 
 # ---- visit commands while a dialog is open ----------------------------------------------------------------------
