@@ -422,9 +422,12 @@ async def _show_evidence(ctx: Context) -> None:
 
 
 def _attached_text(ctx: Context, visit: Visit, customer: Customer) -> str:
-    distance = i18n.fmt_distance(visit.distance_m or 0, ctx.locale)
-    text = ctx.t("visit.location_attached", no=svc.visit_no(visit.id), customer=customer.name, distance=distance)
-    if (visit.distance_m or 0) > ctx.runtime.settings.visits.far_warning_meters:
+    no = svc.visit_no(visit.id)
+    if visit.distance_m is None:  # the hospital has no coordinates on file: no distance to claim
+        return ctx.t("visit.location_attached_no_distance", no=no, customer=customer.name)
+    distance = i18n.fmt_distance(visit.distance_m, ctx.locale)
+    text = ctx.t("visit.location_attached", no=no, customer=customer.name, distance=distance)
+    if visit.distance_m > ctx.runtime.settings.visits.far_warning_meters:
         text += "\n" + ctx.t("visit.location_far", customer=customer.name, distance=distance)
     return text
 

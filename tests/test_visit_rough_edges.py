@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.infra.clock import FixedClock
 from bot.infra.i18n import EN, ZH, fmt_distance
@@ -243,3 +243,17 @@ def test_contact_name_with_spaces_was_split_into_several_contacts(line: str, con
 def test_a_guided_answer_with_a_space_is_one_contact() -> None:
     assert parse_field_value("contacts", "欧阳 娜娜", NOW, OBJECTIONS) == (["欧阳娜娜"], None)
     assert parse_field_value("contacts", "Dr. Wang Li", NOW, OBJECTIONS) == (["Dr. Wang Li"], None)
+
+
+async def test_a_late_location_at_a_hospital_without_coordinates_claimed_0_m(console: Any, runtime: Runtime) -> None:
+    async with runtime.db.transaction() as s:
+        await s.execute(update(Customer).where(Customer.id == 1).values(latitude=None, longitude=None))
+    rep = await console("rep01")
+    await rep.send("拜访 浙一 骨科 张主任 异议:价格")
+    await rep.refresh()
+    await rep.tap("提交")
+    await rep.replies()
+    await rep.location(*NEAR)
+    assert await rep.replies() == ["📍 位置已关联到拜访 V1（浙江大学医学院附属第一医院）。"]  # was "距医院 0 米"
+    [visit] = await visits(runtime)
+    assert (visit.location_status, visit.distance_m) == ("ok", None)

@@ -511,6 +511,10 @@ CATALOG: dict[str, tuple[str, str]] = {
     "visit.list_objection": (" 异议：{objection}", " objection: {objection}"),
     "visit.changed_to": ("{field} → {value}", "{field} → {value}"),
     "visit.example_name": ("姓名", "name"),
+    "visit.location_attached_no_distance": (
+        "📍 位置已关联到拜访 {no}（{customer}）。",
+        "📍 Location attached to visit {no} ({customer}).",
+    ),
     "visit.hospital_ward_not_at": (
         "医院没有改：{customer} 没有科室「{ward}」（可选：{wards}）。要换医院，请把科室一起改，"
         "例如「修改 {no} 医院:{hospital} 科室:{example_ward}」。",
