@@ -17,7 +17,14 @@ from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
 from bot.infra import i18n
-from bot.parsing.visit_parser import KEY_ALIASES, VISIT_FIELDS, parse_field_value, parse_visit_line
+from bot.parsing.visit_parser import (
+    KEY_ALIASES,
+    VISIT_FIELDS,
+    Objection,
+    other_objection,
+    parse_field_value,
+    parse_visit_line,
+)
 from bot.services import visits as svc
 from bot.services.visits import VisitDraft, VisitError
 from cards.model import Card
@@ -43,6 +50,7 @@ class VisitState(HospitalState):
     topics: str | None = None
     products: list[str] = Field(default_factory=list)
     objection: str | None = None
+    objection_note: str | None = None
     commitments: str | None = None
     next_step: str | None = None
     attitude: str | None = None
@@ -52,6 +60,11 @@ class VisitState(HospitalState):
         return getattr(self, key)
 
     def put(self, key: str, value: Any) -> None:
+        if key == "objection":
+            # The note goes with its objection: a new objection (or none) brings its own.
+            objection = value if isinstance(value, Objection) else Objection(value) if value else None
+            self.objection, self.objection_note = objection if objection is not None else (None, None)
+            return
         setattr(self, key, [] if value is None and key in _LISTS else value)
 
     def draft(self) -> VisitDraft:
@@ -64,6 +77,7 @@ class VisitState(HospitalState):
             topics=self.topics,
             products=list(self.products),
             objection=self.objection,
+            objection_note=self.objection_note,
             commitments=self.commitments,
             next_step=self.next_step,
             attitude=self.attitude,
@@ -142,7 +156,7 @@ async def _contact_choices(d: VisitDialog) -> list[tuple[str, str]]:
 
 
 async def _objection_choices(d: VisitDialog) -> list[tuple[str, str]]:
-    return [(d.objection_label(k), k) for k in d.cfg.objections]
+    return [(objection_label(d.ctx, k), k) for k in d.cfg.objections]
 
 
 def visit_form(required: list[str]) -> Form:
@@ -158,6 +172,8 @@ def _visit_form(required: tuple[str, ...]) -> Form:
         "ward": {"depends_on": ("customer",), "validate": _validate_ward, "choices": _ward_choices},
         "contacts": {"depends_on": ("customer",), "validate": _validate_contacts, "choices": _contact_choices},
         "objection": {"choices": _objection_choices},
+        # What managers follow up: asked in a guided visit, skippable.
+        "next_step": {"skippable": True},
         "visited_at": {"validate": _validate_time},
     }
     fields = []
@@ -199,7 +215,8 @@ class VisitDialog(HospitalDialog[VisitState]):
         for issue in parsed.issues:
             self.issue(issue.code, issue.value)
         for name in sorted(parsed.present() - {"customer"}, key=VISIT_FIELDS.index):
-            self.set(name, getattr(parsed, name))
+            value = getattr(parsed, name)
+            self.set(name, Objection(value, parsed.objection_note) if name == "objection" else value)
         if parsed.customer:
             await self.set_customer_text(parsed.customer)
 
@@ -220,45 +237,51 @@ class VisitDialog(HospitalDialog[VisitState]):
     def missing(self) -> list[str]:
         return svc.missing_fields(self.state.draft(), self.cfg.required_fields)
 
+    def optional(self) -> list[str]:
+        """After the engine's (the next step): what the 其他 objection was, when a guided visit chose it bare."""
+        asks = super().optional()
+        if self._other_without_note() and "objection" not in self.state.skipped and self.state.hinted:
+            asks.insert(0, "objection")
+        return asks
+
+    def _other_without_note(self) -> bool:
+        other = other_objection(self.cfg.objections)
+        return other is not None and self.state.objection == other and not self.state.objection_note
+
     # ---- output -------------------------------------------------------------------------------------------
 
     def question(self, key: str, options: Sequence[tuple[str, str]] = ()) -> str:
+        if key == "objection" and self._other_without_note():
+            label = objection_label(self.ctx, self.state.objection or "")
+            return self.ctx.t("visit.ask.objection_note", objection=label)
         return self.ctx.t(f"visit.ask.{key}")
 
     def shown(self, key: str) -> str:
         if key == "visited_at":
             return i18n.fmt_when(self.state.visited_at, self.tz) if self.state.visited_at else ""
+        if key == "objection":
+            return objection_shown(self.ctx, self.state.objection, self.state.objection_note)
         return super().shown(key)
-
-    def objection_label(self, canonical: str) -> str:
-        """English users see the first ASCII alias (price); the stored value stays canonical (价格)."""
-        if self.ctx.locale != i18n.EN:
-            return canonical
-        return next((a for a in self.cfg.objections[canonical] if a.isascii()), canonical)
 
     def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
         return confirm_card(ref, self.state.token, self.ctx.locale, rows, status=status, settled=bool(status))
 
     async def rows(self) -> list[tuple[str, str]]:
-        t, state = self.ctx.t, self.state
-        when = state.visited_at or self.ctx.now
+        when = self.state.visited_at or self.ctx.now
         customer = await self.customer()
+        loc = await svc.find_location(
+            self.ctx.session, self.ctx.user.id, when, timedelta(minutes=self.cfg.location_window_minutes)
+        )
+        distance = svc.distance_to(customer, loc.latitude, loc.longitude) if loc and customer else None
+        return [*self._field_rows(customer, when), location_row(self.ctx, loc is not None, distance)]
+
+    def _field_rows(self, customer: Customer | None, when: datetime) -> list[tuple[str, str]]:
+        t, state = self.ctx.t, self.state
         rows = [(t("field.customer"), customer.name if customer else "")]
         for name in VISIT_FIELDS[1:-1]:  # between the customer (above) and the time (below)
             if state.get(name):
                 rows.append((t(f"field.{name}"), self.shown(name)))
         rows.append((t("field.visited_at"), i18n.fmt_when(when, self.tz)))
-        loc = await svc.find_location(
-            self.ctx.session, self.ctx.user.id, when, timedelta(minutes=self.cfg.location_window_minutes)
-        )
-        if loc is not None and customer is not None and customer.latitude is not None:
-            distance = svc.haversine_m(loc.latitude, loc.longitude, customer.latitude, customer.longitude or 0)
-            shown = t("visit.location_ok", distance=i18n.fmt_distance(distance, self.ctx.locale))
-            rows.append((t("field.location"), shown))
-        elif loc is not None:
-            rows.append((t("field.location"), "✓"))
-        else:
-            rows.append((t("field.location"), t("visit.location_pending", minutes=self.cfg.location_window_minutes)))
         return rows
 
     async def submit(self) -> None:
@@ -280,7 +303,12 @@ class VisitDialog(HospitalDialog[VisitState]):
             ctx.reply(ctx.t(exc.key, **exc.params))
             return
         no = svc.visit_no(visit.id)
-        await self.settle_confirm(ctx.t("visit.submitted_status", no=no))
+        # The settled card shows what was stored (the location attached now, which the card on screen may not have
+        # shown: one shared on another channel), as the reply below does.
+        stored = location_row(ctx, visit.location_status == "ok", visit.distance_m)
+        await self.settle_confirm(
+            ctx.t("visit.submitted_status", no=no), [*self._field_rows(customer, visit.visited_at), stored]
+        )
         self.finish()
         ctx.reply(_saved_text(ctx, visit, customer, no))
         en = ctx.locale == i18n.EN
@@ -292,6 +320,33 @@ class VisitDialog(HospitalDialog[VisitState]):
         if offers:
             # "需要跟台吗?": one tap starts the request with this visit's hospital and ward, linked to the visit.
             ctx.reply_card(offer_card(f"vo-{self.state.token}", ctx.locale, visit.id, offers))
+
+
+def objection_label(ctx: Context, canonical: str) -> str:
+    """English users see the first ASCII alias (price); the stored value stays canonical (价格)."""
+    if ctx.locale != i18n.EN:
+        return canonical
+    return next((a for a in ctx.runtime.settings.visits.objections.get(canonical, []) if a.isascii()), canonical)
+
+
+def objection_shown(ctx: Context, objection: str | None, note: str | None) -> str:
+    """An objection as the rep reads it on cards, in 我的拜访 and in replies: 其他（医院在走招标流程）."""
+    if not objection:
+        return ""
+    label = objection_label(ctx, objection)
+    return ctx.t("visit.objection_with_note", objection=label, note=note) if note else label
+
+
+def location_row(ctx: Context, located: bool, distance: float | None) -> tuple[str, str]:
+    """The card's 定位 row: the distance (one formatter, ``i18n.fmt_distance``, as in every reply), ✓ when the
+    hospital has no coordinates, or how long a location may still be shared."""
+    t = ctx.t
+    if located and distance is not None:
+        return t("field.location"), t("visit.location_ok", distance=i18n.fmt_distance(distance, ctx.locale))
+    if located:
+        return t("field.location"), "✓"
+    minutes = ctx.runtime.settings.visits.location_window_minutes
+    return t("field.location"), t("visit.location_pending", minutes=minutes)
 
 
 def _edits_a_visit(rest: str) -> bool:
@@ -367,29 +422,34 @@ async def _show_evidence(ctx: Context) -> None:
 
 
 def _attached_text(ctx: Context, visit: Visit, customer: Customer) -> str:
-    distance = i18n.fmt_distance(visit.distance_m or 0, ctx.locale)
-    text = ctx.t("visit.location_attached", no=svc.visit_no(visit.id), customer=customer.name, distance=distance)
-    if (visit.distance_m or 0) > ctx.runtime.settings.visits.far_warning_meters:
+    no = svc.visit_no(visit.id)
+    if visit.distance_m is None:  # the hospital has no coordinates on file: no distance to claim
+        return ctx.t("visit.location_attached_no_distance", no=no, customer=customer.name)
+    distance = i18n.fmt_distance(visit.distance_m, ctx.locale)
+    text = ctx.t("visit.location_attached", no=no, customer=customer.name, distance=distance)
+    if visit.distance_m > ctx.runtime.settings.visits.far_warning_meters:
         text += "\n" + ctx.t("visit.location_far", customer=customer.name, distance=distance)
     return text
 
 
 @router.route(command(*MY_VISITS, roles=(Role.REP,)))
 async def my_visits(ctx: Context) -> None:
-    """Today's and this week's visits of the sender."""
+    """This week's visits of the sender: today's, then the earlier ones; each heading counts what it lists."""
     today, week_start = svc.today_and_week(ctx.now, ctx.runtime.settings.org.tz)
     rows = await svc.list_for(ctx.session, ctx.user.id, week_start)
     if not rows:
         ctx.reply(ctx.t("visit.list_empty"))
         return
-    todays = [(v, n) for v, n in rows if v.visited_at >= today]
-    lines = [ctx.t("visit.list_today", count=len(todays)), *(_visit_line(ctx, v, n) for v, n in todays)]
-    lines.append(ctx.t("visit.list_week", count=len(rows)))
-    lines += [_visit_line(ctx, v, n) for v, n in rows if v.visited_at < today]
+    lines: list[str] = []
+    for heading, part in zip(("visit.list_today", "visit.list_earlier"), svc.split_week(rows, today), strict=True):
+        if part:
+            lines.append(ctx.t(heading, count=len(part)))
+            lines += [_visit_line(ctx, v, n) for v, n in part]
     ctx.reply("\n".join(lines))
 
 
 def _visit_line(ctx: Context, v: Visit, name: str) -> str:
+    objection = objection_shown(ctx, v.objection, v.objection_note)
     return ctx.t(
         "visit.list_line",
         no=svc.visit_no(v.id),
@@ -397,6 +457,7 @@ def _visit_line(ctx: Context, v: Visit, name: str) -> str:
         customer=name,
         ward=v.ward or "",
         contacts="、".join(v.contacts or []),
+        objection=ctx.t("visit.list_objection", objection=objection) if objection else "",
         flag=ctx.t("visit.flag_no_location") if v.location_status != "ok" else "",
     )
 
@@ -422,21 +483,41 @@ async def correct_visit(ctx: Context) -> None:
 
 
 def _corrected_text(ctx: Context, done: svc.Correction) -> str:
+    """Each changed field with its new value: 已更正拜访 V1：医院 → 浙江大学医学院附属第二医院；定位 → …"""
     no, name = svc.visit_no(done.visit.id), done.customer.name if done.customer else ""
-    shown = "；".join(dict.fromkeys(ctx.t("field." + _SHOWN_AS.get(k, k)) for k in done.delta))
-    lines = [ctx.t("visit.corrected", no=no, changes=shown)]
-    if done.contacts_gone:
-        # The contacts on file were people of the old hospital: say so when the new one does not know them.
-        contacts = "、".join(done.contacts_gone)
-        lines.append(ctx.t("visit.contacts_not_at_stored", contacts=contacts, customer=name, no=no))
+    fields = dict.fromkeys(_SHOWN_AS.get(k, k) for k in done.delta)
+    changes = "；".join(
+        ctx.t("visit.changed_to", field=ctx.t(f"field.{f}"), value=_value_of(ctx, done, f)) for f in fields
+    )
+    lines = [ctx.t("visit.corrected", no=no, changes=changes)]
     if done.far:
         distance = i18n.fmt_distance(done.visit.distance_m or 0, ctx.locale)
         lines.append(ctx.t("visit.location_far", customer=name, distance=distance))
     return "\n".join(lines)
 
 
+def _value_of(ctx: Context, done: svc.Correction, field: str) -> str:
+    """A corrected field's new value as the card shows it."""
+    visit = done.visit
+    if field == "customer":
+        return done.customer.name if done.customer else ""
+    if field == "location":
+        return location_row(ctx, visit.location_status == "ok", visit.distance_m)[1]
+    if field == "objection":
+        return objection_shown(ctx, visit.objection, visit.objection_note)
+    if field == "visited_at":
+        return i18n.fmt_when(visit.visited_at, ctx.runtime.settings.org.tz)
+    value = getattr(visit, field)
+    return "、".join(value) if isinstance(value, list) else str(value or "")
+
+
 # Audited columns → the field label shown to the rep.
-_SHOWN_AS = {"customer_id": "customer", "distance_m": "location", "location_status": "location"}
+_SHOWN_AS = {
+    "customer_id": "customer",
+    "distance_m": "location",
+    "location_status": "location",
+    "objection_note": "objection",
+}
 
 
 @router.route(command(*UNLOCK, roles=(Role.ADMIN,)), has_role(Role.ADMIN))

@@ -296,6 +296,8 @@ class Visit(Base):
     topics: Mapped[str | None] = mapped_column(Text)
     products: Mapped[list[Any]] = mapped_column(default=list)
     objection: Mapped[str | None] = mapped_column(String(32))
+    # What the rep said about the objection (其他: what it was); shown as 其他（…）.
+    objection_note: Mapped[str | None] = mapped_column(String(200))
     commitments: Mapped[str | None] = mapped_column(Text)
     next_step: Mapped[str | None] = mapped_column(Text)
     attitude: Mapped[str | None] = mapped_column(Text)

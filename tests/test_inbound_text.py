@@ -122,6 +122,7 @@ async def test_overlong_ward_at_a_hospital_without_wards_is_refused_in_a_visit(c
     replies = await rep.replies()
     assert any("科室太长了（最多 100 个字）" in r for r in replies), replies
     await rep.send("门诊部")
+    await rep.send("无")  # no next step
     await rep.refresh()
     await rep.tap("提交")
     [visit] = await rows(runtime, Visit)

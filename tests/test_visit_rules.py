@@ -131,6 +131,8 @@ async def test_ambiguous_customer_offers_candidates_and_tap_continues(console, r
     await rep.tap(ZJU2_NAME)
     await rep.refresh()
     assert rep.card(choice["ref"])["buttons"] == []
+    await rep.tap("跳过")  # the next step (asked once the dialog asks questions)
+    await rep.refresh()
     confirm = rep.last_card()
     assert confirm["title"] == "请确认拜访记录"
     # What the first line said besides the hospital is kept.
@@ -152,9 +154,9 @@ async def test_ambiguous_customer_offers_candidates_and_tap_continues(console, r
 
 async def test_bad_objection_lists_choices_and_keeps_the_rest(console, runtime: Runtime) -> None:
     rep = await console("rep01")
-    await rep.send("拜访 浙一 骨科 张主任 异议:太贵了 下一步:送样")
+    await rep.send("拜访 浙一 骨科 张主任 异议:没有 下一步:送样")  # free text would be 其他 with a note
     replies = await rep.replies()
-    assert any("太贵了" in r and all(o in r for o in OBJECTIONS) for r in replies), replies
+    assert any("「没有」" in r and all(o in r for o in OBJECTIONS) for r in replies), replies
     ask = rep.last_card()
     assert ask["title"].startswith("客户有什么异议")
     assert labels_of(ask) == OBJECTIONS
@@ -180,6 +182,8 @@ async def test_unknown_ward_lists_the_customers_wards(console, runtime: Runtime)
     assert ask["title"].startswith("哪个科室")
     assert labels_of(ask) == ["骨科", "检验科", "器械科"]
     await rep.tap("检验科")
+    await rep.refresh()
+    await rep.tap("跳过")  # the next step
     await rep.refresh()
     assert fields_of(rep.last_card())["科室"] == "检验科"
 
@@ -341,7 +345,7 @@ async def test_visit_dialog_in_english(console, runtime: Runtime) -> None:
         ZJU1_NAME,
         "骨科",
         "张主任",
-        "价格",
+        "price",  # the English label of 价格, as on the buttons
     )
     await user.tap("Submit")
     replies = await user.replies()
@@ -352,7 +356,7 @@ async def test_visit_dialog_in_english(console, runtime: Runtime) -> None:
 
 async def test_english_error_messages(console, runtime: Runtime) -> None:
     user = await console("mkt02")
-    await user.send("visit 浙一 骨科 张主任 objection:expensive")
+    await user.send("visit 浙一 骨科 张主任 objection:none")
     replies = await user.replies()
     assert any("is not one of" in r for r in replies), replies
     card = user.last_card()
@@ -360,8 +364,14 @@ async def test_english_error_messages(console, runtime: Runtime) -> None:
     assert [b["text"] for b in card["buttons"]] == ["price", "delivery", "qualification", "other"]
     await user.tap("delivery")
     await user.refresh()
+    assert user.last_card()["title"].startswith("What is the next step?")
+    await user.tap("Skip")
+    await user.refresh()
     fields = {f["label"]: f["value"] for f in user.last_card()["fields"]}
-    assert fields["Objection"] == "交付"  # stored canonical, whatever the label
+    assert fields["Objection"] == "delivery"
+    await user.tap("Submit")
+    [visit] = await visits(runtime)
+    assert visit.objection == "交付"  # stored canonical, whatever the label
 
 
 # ---- help per role ---------------------------------------------------------------------------------------------
@@ -431,7 +441,7 @@ async def test_correcting_customer_checks_the_ward_on_file(console, runtime: Run
     [visit] = await visits(runtime)
     assert visit.ward == "检验科" and visit.customer_id == (await customer_id(runtime, ZJU1_NAME))
 
-    await rep.send(f"修改 V{visit_id} 医院:浙二 科室:骨科")
+    await rep.send(f"修改 V{visit_id} 医院:浙二 科室:骨科 联系人:刘主任")  # 李医生 is 浙一's too
     assert any(f"已更正拜访 V{visit_id}" in r for r in await rep.replies())
     [visit] = await visits(runtime)
     assert (visit.customer_id, visit.ward) == (await customer_id(runtime, ZJU2_NAME), "骨科")
@@ -443,13 +453,13 @@ async def test_correcting_customer_recomputes_location_distance(console, runtime
     visit_id = await log_visit(rep)
     [visit] = await visits(runtime)
     assert visit.distance_m is not None and visit.distance_m < 1
-    await rep.send(f"修改 V{visit_id} 医院:浙二")
+    await rep.send(f"修改 V{visit_id} 医院:浙二 联系人:刘主任")
     replies = await rep.replies()
     assert any(f"已更正拜访 V{visit_id}" in r and "医院" in r and "定位" in r for r in replies), replies
     [visit] = await visits(runtime)
     assert visit.distance_m is not None and 700 < visit.distance_m < 1000  # 浙一 → 浙二 is about 850 m
     [row] = await audit_rows(runtime, "visit.correct")
-    assert set(row.changes) == {"customer_id", "distance_m"}
+    assert set(row.changes) == {"customer_id", "contacts", "distance_m"}
 
 
 # ---- visit commands while a dialog is open ----------------------------------------------------------------------
@@ -469,6 +479,8 @@ async def test_my_visits_inside_a_dialog_lists_and_keeps_the_dialog(console, run
     await rep.send("刘主任")
     await rep.refresh()
     await rep.tap("交付")
+    await rep.refresh()
+    await rep.tap("跳过")  # the next step
     await rep.refresh()
     confirm = rep.last_card()
     assert fields_of(confirm)["联系人"] == "刘主任"

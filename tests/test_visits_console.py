@@ -35,6 +35,7 @@ async def test_dialog_survives_restart(console, runtime: Runtime, db_url: str, c
         await again.send("骨科")
         await again.send("张主任")
         await again.send("价格")
+        await again.send("无")  # no next step
         await again.refresh()
         await again.tap("提交")
         [visit] = await visits(restarted)

@@ -5,7 +5,8 @@ question for a field, the confirmation card's rows, submit). The engine owns the
 
 - the stale-button token: every button carries the dialog's token; a tap on a card of an ended or replaced dialog
   is answered "按钮已过期" and changes nothing;
-- asking the next missing field (a choice card when the field has options, else a text question);
+- asking the next missing field (a choice card when the field has options, else a text question), then the
+  optional ones worth asking (``FieldSpec.skippable``: a 跳过 button, or 跳过 / 无 typed);
 - ``字段:值`` corrections at any step, keys matched against the form's labels and aliases;
 - dependent fields validated again whenever what they depend on changes (the ward on the hospital);
 - saying what was understood after each answer, resolved (``✓ 医院：浙江大学医学院附属第一医院``);
@@ -22,12 +23,15 @@ from typing import Any, ClassVar, Generic, Literal, get_args
 from bot.core.conversation import CANCELLED, EXIT_KEY, EXPIRED, REPLACED
 from bot.core.events import CardAction
 from bot.core.routing import Context, Filter, Router, is_text, normalize_text, split_command
-from bot.dialogs.form import Form
+from bot.dialogs.form import Form, fold
 from bot.dialogs.state import DialogState, OpenCard, Option, S, dump, load
 from cards.model import Card
 from cards.visits import ConfirmOp, DialogChoice, DialogConfirm, choice_card, settled_choice
 
 EDIT_WORDS = ("修改", "更正", "edit", "correct")
+# The value of an optional question's 跳过 button, and the words that skip it when typed (folded).
+SKIP = "skip"
+SKIP_WORDS = frozenset({SKIP, "跳过", "略过", "无", "没有", "暂无", "none", "n/a", "-"})
 
 # Flows by name (for the filters that need the user's current form) and the commands that start with an edit word
 # but are not a correction of the dialog (``修改 V12 …`` edits a submitted visit).
@@ -162,6 +166,8 @@ class FormDialog(Generic[S]):
         self.state: S = state
         self.notes: list[str] = []
         self.changed: list[str] = []
+        # The question this event answered was skipped (its card then says so).
+        self.skipped_now = False
         self.form = self.build_form()
 
     # ---- hooks a flow provides ---------------------------------------------------------------------------------
@@ -201,6 +207,18 @@ class FormDialog(Generic[S]):
 
     def missing(self) -> list[str]:
         return [f.key for f in self.form.fields if f.required and not self.state.get(f.key)]
+
+    def optional(self) -> list[str]:
+        """Optional fields still worth asking, asked after ``missing()`` with a 跳过 button: the ``skippable`` ones
+        not given and not skipped, once the dialog asks questions at all (a line that gave every required field goes
+        straight to the card; the first question sets ``hinted``)."""
+        if not self.state.hinted:
+            return []
+        return [
+            f.key
+            for f in self.form.fields
+            if f.skippable and not f.required and not self.state.get(f.key) and f.key not in self.state.skipped
+        ]
 
     # ---- starting and resuming ---------------------------------------------------------------------------------
 
@@ -272,7 +290,11 @@ class FormDialog(Generic[S]):
         self.notes.append(self.ctx.t(key, **params))
 
     async def answer(self, key: str, text: str) -> None:
-        """A typed (or tapped) answer to the question about ``key``."""
+        """A typed (or tapped) answer to the question about ``key``; 跳过 / 无 skips an optional question."""
+        if fold(text) in SKIP_WORDS and key in self.optional():
+            self.state.skipped = [*self.state.skipped, key]
+            self.skipped_now = True
+            return
         f = self.form.field(key)
         if f.parse is not None:
             await f.parse(self, text)
@@ -326,7 +348,9 @@ class FormDialog(Generic[S]):
             self.flush()
             return
         said = await self._settle_changes()
-        if self.state.get(awaiting) not in (None, "", []) and (kind == "answer" or awaiting in dict(said)):
+        if self.skipped_now:
+            self._settle_question(ctx.t("dialog.settled.skipped"))
+        elif self.state.get(awaiting) not in (None, "", []) and (kind == "answer" or awaiting in dict(said)):
             self._settle_question(f"✓ {self.shown(awaiting)}")
         elif said:
             self._settle_question("✓ " + "；".join(line.removeprefix("✓ ") for _, line in said))
@@ -341,7 +365,9 @@ class FormDialog(Generic[S]):
             self.ctx.reply(self.ctx.t("stale_button"))
             return
         said = await self._settle_changes()
-        if self.state.get(key) not in (None, "", []):
+        if self.skipped_now:
+            self._settle_question(self.ctx.t("dialog.settled.skipped"))
+        elif self.state.get(key) not in (None, "", []):
             self._settle_question(f"✓ {self.shown(key)}")
         else:
             self._settle_question(f"✗ {value}")
@@ -401,6 +427,10 @@ class FormDialog(Generic[S]):
             choices = self.form.field(key).choices
             await self._ask(key, await choices(self) if choices is not None else [])
             return
+        optional = self.optional()
+        if optional:
+            await self._ask(optional[0], [(self.ctx.t("dialog.skip"), SKIP)], skippable=True)
+            return
         state.stage = "confirm"
         state.awaiting = None
         self.flush()
@@ -418,7 +448,7 @@ class FormDialog(Generic[S]):
         state.confirm = OpenCard(ref=ref, title="", rows=[list(r) for r in rows])
         self.save()
 
-    async def _ask(self, key: str, options: list[tuple[str, str]]) -> None:
+    async def _ask(self, key: str, options: list[tuple[str, str]], *, skippable: bool = False) -> None:
         state = self.state
         self._settle_question(self.ctx.t("dialog.settled.updated"))
         if state.confirm is not None:
@@ -427,6 +457,8 @@ class FormDialog(Generic[S]):
         state.stage = "collect"
         state.awaiting = key
         question = self.question(key, options)
+        if skippable:
+            question = f"{question}\n{self.ctx.t('dialog.skip_hint')}"
         if not state.hinted:
             state.hinted = True
             question = f"{question}\n{self.ctx.t(self.hint)}"
@@ -444,13 +476,14 @@ class FormDialog(Generic[S]):
         self.state.awaiting = key
         self.state.options = [Option(label=label, value=value) for label, value in options]
 
-    async def settle_confirm(self, status: str) -> None:
-        """The confirmation card on screen loses its buttons and shows ``status``."""
+    async def settle_confirm(self, status: str, rows: Sequence[tuple[str, str]] | None = None) -> None:
+        """The confirmation card on screen loses its buttons and shows ``status`` (and ``rows`` when given: what was
+        stored, on submit; else the rows as last shown)."""
         open_card = self.state.confirm
         if open_card is None:
             return
         self.state.confirm = None
-        rows = [(r[0], r[1]) for r in open_card.rows]
+        rows = [(r[0], r[1]) for r in open_card.rows] if rows is None else list(rows)
         self.ctx.update_card(self.confirm_card(open_card.ref, rows, status=status))
 
     def finish(self) -> None:
@@ -514,6 +547,8 @@ async def confirm(ctx: Context, tap: DialogConfirm) -> None:
 
 __all__ = [
     "EDIT_WORDS",
+    "SKIP",
+    "SKIP_WORDS",
     "DialogState",
     "FormDialog",
     "classify",

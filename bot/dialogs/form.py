@@ -34,7 +34,9 @@ class FieldSpec:
 
     ``parse`` turns a typed answer into the field's value (or notes why not); ``choices`` gives the buttons of its
     question; ``validate`` checks a value that depends on other fields (``depends_on``), and runs again whenever one
-    of them changes, whatever the path (typed answer, button, correction)."""
+    of them changes, whatever the path (typed answer, button, correction). A ``skippable`` field that is not required
+    is asked too, after the required ones, in a dialog that asks questions at all, with a 跳过 button (typing 跳过 or
+    无 skips it as well); a line that gave every required field goes straight to the card."""
 
     key: str
     label_zh: str
@@ -45,6 +47,7 @@ class FieldSpec:
     parse: Parser | None = None
     choices: Choices | None = None
     validate: Validator | None = None
+    skippable: bool = False
 
     def label(self, locale: str) -> str:
         return self.label_en if i18n.normalize_locale(locale) == i18n.EN else self.label_zh

@@ -64,6 +64,8 @@ class DialogState(BaseModel):
     options: list[Option] = []
     question: OpenCard | None = None
     confirm: OpenCard | None = None
+    # Optional questions the user skipped (not asked again in this dialog).
+    skipped: list[str] = []
 
     @classmethod
     def new_token(cls) -> str:

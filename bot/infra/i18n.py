@@ -73,10 +73,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     "dialog.settled.expired": ("已超时，未提交", "Timed out"),
     "dialog.settled.replaced": ("未提交，已重新开始", "Not sent"),
     "dialog.settled.updated": ("已修改，见下方新卡", "Updated ↓"),
-    "visit.contacts_not_at_stored": (
-        "注意：{contacts} 不是 {customer} 的联系人，如需更正请发「修改 {no} 联系人:姓名」。",
-        "Note: {contacts} is not a contact at {customer}; to fix it send 'edit {no} contact:name'.",
-    ),
     "visit.contacts_not_at": (
         "{contacts} 不是 {customer} 的联系人，已清空，请重新填写联系人。",
         "{contacts} is not a contact at {customer}; cleared, please give the contacts again.",
@@ -230,10 +226,9 @@ CATALOG: dict[str, tuple[str, str]] = {
         "No visits this week yet. Send 'visit' to log one.",
     ),
     "visit.list_today": ("今天（{count}）", "Today ({count})"),
-    "visit.list_week": ("本周（{count}）", "This week ({count})"),
     "visit.list_line": (
-        "{no} {when} {customer} {ward} {contacts}{flag}",
-        "{no} {when} {customer} {ward} {contacts}{flag}",
+        "{no} {when} {customer} {ward} {contacts}{objection}{flag}",
+        "{no} {when} {customer} {ward} {contacts}{objection}{flag}",
     ),
     "visit.flag_no_location": (" ⚠️无定位", " ⚠️no location"),
     # support requests (rep side)
@@ -720,6 +715,44 @@ CATALOG: dict[str, tuple[str, str]] = {
         "· console sign-in: salesbot console token USER_ID; salesbot console revoke USER_ID ends it\n"
         "· here: policy [department] [type] — the escalation rules; unlock <visit-no> — let a rep correct again",
     ),
+    # visit rough edges (issue 11): the 其他 objection's note, the skippable next step, 我的拜访, corrections
+    "field.objection_note": ("异议说明", "Objection note"),
+    "visit.objection_with_note": ("{objection}（{note}）", "{objection} ({note})"),
+    "visit.ask.objection_note": (
+        "「{objection}」具体是什么异议？一句话说明，如 医院在走招标流程。",
+        'What was the "{objection}" objection? One line, e.g. the hospital is running a tender.',
+    ),
+    "dialog.skip": ("跳过", "Skip"),
+    "dialog.skip_hint": ("没有的话点「跳过」或发「无」。", "Tap Skip or send 'none' if there is nothing."),
+    "dialog.settled.skipped": ("已跳过", "Skipped"),
+    "visit.list_earlier": ("本周早些时候（{count}）", "Earlier this week ({count})"),
+    "visit.list_objection": (" 异议：{objection}", " objection: {objection}"),
+    "visit.changed_to": ("{field} → {value}", "{field} → {value}"),
+    "visit.example_name": ("姓名", "name"),
+    "visit.location_attached_no_distance": (
+        "📍 位置已关联到拜访 {no}（{customer}）。",
+        "📍 Location attached to visit {no} ({customer}).",
+    ),
+    "visit.hospital_ward_not_at": (
+        "医院没有改：{customer} 没有科室「{ward}」（可选：{wards}）。要换医院，请把科室一起改，"
+        "例如「修改 {no} 医院:{hospital} 科室:{example_ward}」。",
+        'Hospital not changed: {customer} has no ward "{ward}" (choose from: {wards}). To change the hospital, '
+        "change the ward with it, e.g. 'edit {no} hospital:{hospital} ward:{example_ward}'.",
+    ),
+    "visit.hospital_contacts_not_at": (
+        "医院没有改：{contacts} 是 {old} 的联系人，不在 {customer}。要换医院，请把联系人一起改，"
+        "例如「修改 {no} 医院:{hospital} 联系人:{example_contact}」。",
+        "Hospital not changed: {contacts} is a contact at {old}, not at {customer}. To change the hospital, "
+        "change the contacts with it, e.g. 'edit {no} hospital:{hospital} contact:{example_contact}'.",
+    ),
+    "visit.hospital_ward_contacts_not_at": (
+        "医院没有改：{customer} 没有科室「{ward}」（可选：{wards}），{contacts} 也不是它的联系人（是 {old} 的）。"
+        "要换医院，请把科室和联系人一起改，"
+        "例如「修改 {no} 医院:{hospital} 科室:{example_ward} 联系人:{example_contact}」。",
+        'Hospital not changed: {customer} has no ward "{ward}" (choose from: {wards}), and {contacts} is a contact '
+        "at {old}, not there. To change the hospital, change the ward and contacts with it, e.g. "
+        "'edit {no} hospital:{hospital} ward:{example_ward} contact:{example_contact}'.",
+    ),
 }
 
 
@@ -741,8 +774,9 @@ def fmt_when(when: datetime, tz: tzinfo) -> str:
 
 
 def fmt_distance(meters: float, locale: str | None) -> str:
-    """Human distance: 320 米 / 1.2 公里."""
+    """Human distance, the one format of every card and reply: whole metres under 1 km (320 米), else kilometres to
+    one decimal (1.2 公里); 999.6 m reads 1.0 公里, not 1000 米."""
     en = normalize_locale(locale) == EN
-    if meters < 1000:
+    if round(meters) < 1000:
         return f"{meters:.0f} m" if en else f"{meters:.0f} 米"
     return f"{meters / 1000:.1f} km" if en else f"{meters / 1000:.1f} 公里"

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from bot.config import VISIT_FIELDS
 from bot.infra import i18n
@@ -18,10 +19,13 @@ __all__ = [
     "KEYWORDS",
     "KEY_ALIASES",
     "VISIT_FIELDS",
+    "Objection",
     "ParseIssue",
     "ParsedVisit",
     "VisitNotes",
+    "other_objection",
     "parse_field_value",
+    "parse_objection",
     "parse_visit_line",
     "resolve_key",
     "strip_keyword",
@@ -118,7 +122,17 @@ _WARD_WORDS = frozenset(
 # directly follows another key's colon, then optional spaces and ":".
 _KEY_RE = re.compile(r"(?:^|(?<=[\s,;、。:]))([^\W\d](?:[^\W\d]|-)*)\s*:")
 _TOKEN_SEP_RE = re.compile(r"[\s,;、。]+")
+# Separators of a list value (after NFKC, "，；" are ",;"). Spaces are not among them: "张 主任", "Dr. Wang Li" and
+# "欧阳 娜娜" are one person each (see _split_contact for the words 和 / 及 / and, and docs/visits.md).
 _LIST_SEP_RE = re.compile(r"[、,;/+&]")
+_AND_RE = re.compile(r"和|及|\s+and\s+", re.IGNORECASE)
+_CJK_GAP_RE = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff])\s+(?=[\u3400-\u9fff\uf900-\ufaff])")
+# Between an objection word and its note: "其他 医院在走招标流程", "其他:…", "其他(…)", "其他，…".
+_NOTE_SEP = " \t,;、。:(-—"
+# The catch-all objection is the one named (or aliased) so; free text is stored under it with the text as its note.
+_OTHER_WORDS = frozenset({"其他", "其它", "other", "others"})
+# Not an objection at all: refused (the rep picks one) rather than stored as 其他（无）.
+_NO_OBJECTION_WORDS = frozenset({"无", "没有", "暂无", "none", "no", "n/a", "-"})
 _EDGE_CHARS = " \t\r\n,;、。"
 _MAX_WHEN_TOKENS = 4
 _INSTITUTION_WORDS = frozenset({"hospital", "clinic"})
@@ -134,6 +148,13 @@ class ParseIssue:
     value: str
 
 
+class Objection(NamedTuple):
+    """An objection as parsed: its canonical name (what statistics count) and what the rep said about it."""
+
+    name: str
+    note: str | None = None
+
+
 @dataclass(kw_only=True)
 class VisitNotes:
     """The visit's fields that are plain text or lists of it, alike in a parsed line and in a draft (the hospital
@@ -145,6 +166,8 @@ class VisitNotes:
     topics: str | None = None
     products: list[str] = field(default_factory=list)
     objection: str | None = None
+    # What the rep said about the objection ("医院在走招标流程" for 其他), shown as 其他（医院在走招标流程）.
+    objection_note: str | None = None
     commitments: str | None = None
     next_step: str | None = None
     attitude: str | None = None
@@ -222,12 +245,29 @@ def _dedupe(items: list[str]) -> list[str]:
     return out
 
 
+def _is_titled_name(token: str) -> bool:
+    """A whole person on its own: a name with a title (张主任, not the bare 主任) or an honorific with a name."""
+    if _HONORIFIC_RE.match(token) is not None:
+        return True
+    return any(token.endswith(title) and len(token) > len(title) for title in _CONTACT_TITLES)
+
+
+def _tidy_name(name: str) -> str:
+    """One person's name: spaces between Chinese characters dropped (张 主任 → 张主任), Latin words kept apart."""
+    return _CJK_GAP_RE.sub("", " ".join(name.split()))
+
+
 def _split_contact(item: str) -> list[str]:
-    # "和"/spaces also occur inside names and phrases, so only split when every piece is a titled name.
-    for pieces in (item.split("和"), item.split()):
-        if len(pieces) > 1 and all(p and _is_contact(p) for p in pieces):
-            return pieces
-    return [item]
+    """One item of a contact list (already split at 、,;/+&) into people. The words 和 / 及 / and separate when
+    every piece is a person by itself (titled, or at least two characters: 张三和李四, not 张和平); spaces separate
+    only titled people (张主任 李医生), never the parts of one name (张 主任, Dr. Wang Li, 欧阳 娜娜)."""
+    pieces = [p.strip() for p in _AND_RE.split(item)]
+    if len(pieces) > 1 and all(_is_titled_name(p) or len(p) >= 2 for p in pieces):
+        return [name for p in pieces for name in _split_contact(p)]
+    words = item.split()
+    if len(words) > 1 and all(_is_titled_name(w) for w in words):
+        return words
+    return [_tidy_name(item)]
 
 
 def _split_list(value: str, contacts: bool) -> list[str]:
@@ -247,12 +287,51 @@ def _match_objection(value: str, objections: Mapping[str, Sequence[str]]) -> str
     return None
 
 
+def other_objection(objections: Mapping[str, Sequence[str]]) -> str | None:
+    """The configured catch-all objection (named or aliased 其他 / 其它 / other), or None when there is none."""
+    for canonical, aliases in objections.items():
+        if any(_fold(word) in _OTHER_WORDS for word in (canonical, *aliases)):
+            return canonical
+    return None
+
+
+def _note(text: str) -> str | None:
+    note = text.strip(_NOTE_SEP + ")")
+    return note or None
+
+
+def parse_objection(text: str, objections: Mapping[str, Sequence[str]]) -> Objection | None:
+    """An objection with what the rep said about it: a configured word alone (价格, price, 贵); a word then a note
+    (其他 医院在走招标流程, 价格：比竞品贵, 其他(…); a word of two characters or more may be run into its note:
+    价格太高); any other text is the catch-all's note (医院在走招标流程 → 其他, note). None when the text is no
+    objection (无, none) or there is no catch-all to hold free text."""
+    text = _clean(normalise(text))
+    canonical = _match_objection(text, objections)
+    if canonical is not None:
+        return Objection(canonical)
+    if _fold(text) in _NO_OBJECTION_WORDS:
+        return None
+    folded = text.casefold()
+    words = [(word, c) for c, aliases in objections.items() for word in (c, *aliases)]
+    words.sort(key=lambda w: len(w[0]), reverse=True)
+    for word, canonical in words:
+        head = word.casefold()
+        if not head or not folded.startswith(head) or len(text) == len(head):
+            continue
+        rest = text[len(head) :]
+        glued_ok = len(head) >= 2 and _is_cjk(head[-1]) and _is_cjk(rest[0])
+        if rest[0] in _NOTE_SEP or glued_ok:
+            return Objection(canonical, _note(rest))
+    other = other_objection(objections)
+    return Objection(other, text) if other is not None else None
+
+
 def parse_field_value(
     field: str, value: str, now: datetime, objections: Mapping[str, Sequence[str]]
 ) -> tuple[object | None, ParseIssue | None]:
     """Parse one field's answer (also used by the guided dialog); returns (value, issue).
 
-    Lists come back as list[str], visited_at as datetime, objection as its canonical name.
+    Lists come back as list[str], visited_at as datetime, objection as an ``Objection`` (canonical name, note).
     Raises ValueError for a field name not in VISIT_FIELDS.
     """
     if field not in VISIT_FIELDS:
@@ -264,10 +343,10 @@ def parse_field_value(
         when = parse_when(text, now)
         return (when, None) if when is not None else (None, ParseIssue(field, "bad_time", text))
     if field == "objection":
-        canonical = _match_objection(text, objections)
-        if canonical is None:
+        objection = parse_objection(text, objections)
+        if objection is None:
             return None, ParseIssue(field, "bad_objection", text)
-        return canonical, None
+        return objection, None
     if field in _LIST_FIELDS:
         items = _split_list(text, contacts=field == "contacts")
         return (items, None) if items else (None, ParseIssue(field, "empty_value", text))
@@ -334,12 +413,34 @@ def _is_name_word(token: str, now: datetime) -> bool:
     )
 
 
+def _people(candidates: list[tuple[int, str]]) -> list[str]:
+    """The contacts among the positional tokens, ``(position, token)`` in order. Tokens next to each other that are
+    parts of one name are one person: a bare title after a name (张 主任), names without a title (欧阳 娜娜), Latin
+    words after an honorific (Dr. Wang Li); titled people side by side stay apart (张主任 李医生)."""
+    runs: list[tuple[int, str]] = []
+    for at, token in candidates:
+        if runs and runs[-1][0] == at - 1 and _continues_name(runs[-1][1], token):
+            runs[-1] = (at, f"{runs[-1][1]} {token}")
+        else:
+            runs.append((at, token))
+    return [person for _, run in runs for person in _split_list(run, contacts=True)]
+
+
+def _continues_name(name: str, token: str) -> bool:
+    if _HONORIFIC_RE.match(name) is not None:
+        return name.isascii() and _LATIN_WORD_RE.fullmatch(token) is not None and not _is_contact(token)
+    if _is_contact(name):
+        return False  # 张主任 is a whole person already
+    return token in _CONTACT_TITLES or not _is_contact(token)
+
+
 def _parse_positional(region: str, now: datetime, visit: ParsedVisit) -> None:
     """Classify tokens before the first key (see parse_visit_line)."""
     tokens = _join_english_names(_positional_tokens(region), now)
     wards: list[str] = []
-    customer_hints: list[str] = []
-    others: list[str] = []
+    customer_hints: list[tuple[int, str]] = []
+    others: list[tuple[int, str]] = []
+    people: list[tuple[int, str]] = []
     i = 0
     while i < len(tokens):
         # Greedy so "昨天 下午 3点" is one moment, not three.
@@ -354,27 +455,27 @@ def _parse_positional(region: str, now: datetime, visit: ParsedVisit) -> None:
         else:
             token = tokens[i]
             if _is_contact(token):
-                visit.contacts.extend(_split_list(token, contacts=True))
+                people.append((i, token))
             elif _is_customer(token):
-                customer_hints.append(token)
+                customer_hints.append((i, token))
             elif _is_ward(token):
                 wards.append(token)
             else:
-                others.append(token)
+                others.append((i, token))
             i += 1
     if customer_hints:
-        visit.customer = customer_hints[0]
+        visit.customer = customer_hints[0][1]
         others = customer_hints[1:] + others
     if wards:
         visit.ward = " ".join(wards)
-    for token in others:
+    for at, token in others:
         if visit.customer is None:
             visit.customer = token
         elif visit.ward is None:
             visit.ward = token
         else:
-            visit.contacts.extend(_split_list(token, contacts=True))
-    visit.contacts = _dedupe(visit.contacts)
+            people.append((at, token))
+    visit.contacts = _dedupe(_people(sorted(people)))
 
 
 def parse_visit_line(text: str, now: datetime, objections: Mapping[str, Sequence[str]]) -> ParsedVisit:
@@ -387,7 +488,7 @@ def parse_visit_line(text: str, now: datetime, objections: Mapping[str, Sequence
     """
     _, body = strip_keyword(text)
     visit = ParsedVisit()
-    keys = _find_keys(body)
+    keys = _objection_words_are_values(body, _find_keys(body))
     _parse_positional(body[: keys[0][0]] if keys else body, now, visit)
     given = visit.present()
     for index, (_, value_start, key) in enumerate(keys):
@@ -403,6 +504,20 @@ def parse_visit_line(text: str, now: datetime, objections: Mapping[str, Sequence
         parsed, issue = parse_field_value(name, raw, now, objections)
         if issue is not None:
             visit.issues.append(issue)
-        if parsed is not None:
+        if isinstance(parsed, Objection):
+            visit.objection, visit.objection_note = parsed
+        elif parsed is not None:
             setattr(visit, name, parsed)
     return visit
+
+
+def _objection_words_are_values(body: str, keys: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """``异议:其他:医院在走招标流程``: an unknown word with a colon right after the objection's key is the start of its
+    value (the objection and its note), not a field of its own."""
+    kept: list[tuple[int, int, str]] = []
+    for key in keys:
+        after_objection = bool(kept) and resolve_key(kept[-1][2]) == "objection"
+        if after_objection and resolve_key(key[2]) is None and not body[kept[-1][1] : key[0]].strip():
+            continue
+        kept.append(key)
+    return kept

@@ -80,6 +80,14 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * r * math.asin(math.sqrt(a))
 
 
+def distance_to(customer: Customer, latitude: float, longitude: float) -> float | None:
+    """How far a location is from the customer, in metres to 0.1 m: the one figure stored on the visit and shown on
+    its card and in every reply; None when the customer has no coordinates on file."""
+    if customer.latitude is None or customer.longitude is None:
+        return None
+    return round(haversine_m(latitude, longitude, customer.latitude, customer.longitude), 1)
+
+
 def check_time(when: datetime, now: datetime, cfg: VisitsConfig, tz: ZoneInfo) -> None:
     """Refuse visit times in the future or older than the backdate limit (in whole local days)."""
     if when > now + timedelta(minutes=cfg.future_tolerance_minutes):
@@ -123,7 +131,7 @@ def contacts_elsewhere(before: Customer, after: Customer, contacts: list[str]) -
 # Draft fields stored in bounded columns: a longer value is refused with the limit (PostgreSQL would refuse it).
 _DRAFT_LIMITS = {
     name: limit
-    for name in ("ward", "topics", "objection", "commitments", "next_step", "attitude")
+    for name in ("ward", "topics", "objection", "objection_note", "commitments", "next_step", "attitude")
     if (limit := max_length(Visit, name)) is not None
 }
 
@@ -141,6 +149,10 @@ def apply_parsed(draft: VisitDraft, parsed: ParsedVisit) -> list[str]:
         if value:
             setattr(draft, name, value)
             changed.append(name)
+    if parsed.objection:
+        # A new objection brings its own note (or none): the old note was about the old objection.
+        draft.objection_note = parsed.objection_note
+        changed.append("objection_note")
     for name in ("contacts", "products"):
         value = getattr(parsed, name)
         if value:
@@ -172,8 +184,7 @@ def attach(visit: Visit, loc: Location, customer: Customer) -> None:
     """Copy the location onto the visit and store its distance to the customer."""
     visit.latitude, visit.longitude, visit.location_at = loc.latitude, loc.longitude, loc.shared_at
     visit.location_status = "ok"
-    if customer.latitude is not None and customer.longitude is not None:
-        visit.distance_m = round(haversine_m(loc.latitude, loc.longitude, customer.latitude, customer.longitude), 1)
+    visit.distance_m = distance_to(customer, loc.latitude, loc.longitude)
     loc.visit_id = visit.id
 
 
@@ -190,6 +201,7 @@ def snapshot(visit: Visit) -> dict[str, Any]:
         "topics": visit.topics,
         "products": list(visit.products or []),
         "objection": visit.objection,
+        "objection_note": visit.objection_note,
         "commitments": visit.commitments,
         "next_step": visit.next_step,
         "attitude": visit.attitude,
@@ -229,6 +241,7 @@ async def submit(
         topics=draft.topics,
         products=list(draft.products),
         objection=draft.objection,
+        objection_note=draft.objection_note if draft.objection else None,
         commitments=draft.commitments,
         next_step=draft.next_step,
         attitude=draft.attitude,
@@ -331,10 +344,7 @@ async def correct(
     if "customer_id" in changes and visit.latitude is not None and visit.longitude is not None:
         # The location evidence stays; its distance is now to the new customer.
         customer = await session.get(Customer, visit.customer_id)
-        visit.distance_m = None
-        if customer is not None and customer.latitude is not None and customer.longitude is not None:
-            distance = haversine_m(visit.latitude, visit.longitude, customer.latitude, customer.longitude)
-            visit.distance_m = round(distance, 1)
+        visit.distance_m = distance_to(customer, visit.latitude, visit.longitude) if customer is not None else None
     after = snapshot(visit)
     delta = audit.diff(before, after)
     if delta:
@@ -354,7 +364,8 @@ async def corrections(
     tz: ZoneInfo,
 ) -> dict[str, Any]:
     """Validated column changes from `字段:值` pairs; raises VisitError on the first problem. A new hospital must
-    know the ward on file (or the one given); the time obeys the same limits as on submit."""
+    know the ward and the contacts (on file, or given with it: ``check_new_hospital``); the time obeys the same
+    limits as on submit."""
     parsed = parse_visit_line(text, now.astimezone(tz), cfg.objections)
     for issue in parsed.issues:
         if issue.code == "bad_objection":
@@ -372,9 +383,10 @@ async def corrections(
             suggest = Msg("visit.suggest", {"names": names}) if names else ""
             raise VisitError("visit.unknown_customer", text=parsed.customer, suggest=suggest)
         changes["customer_id"] = match.best.id
-        customer = await session.get(Customer, match.best.id)
-        if "ward" not in changes and visit.ward:
-            changes["ward"] = visit.ward  # the ward on file must exist at the new customer too
+        new = await session.get(Customer, match.best.id)
+        if new is not None and customer is not None and new.id != customer.id:
+            check_new_hospital(visit, customer, new, changes, parsed.customer)
+        customer = new
     if "ward" in changes and customer is not None:
         ward = match_ward(customer, changes["ward"])
         if ward is None:
@@ -396,15 +408,46 @@ async def corrections(
     return changes
 
 
+def check_new_hospital(visit: Visit, before: Customer, after: Customer, changes: dict[str, Any], typed: str) -> None:
+    """``修改 V1 医院:浙二``: the fields that depend on the hospital must fit the new one. The ward on file (when no
+    ward is given) must be one of its wards, and the contacts (on file, or given) must not be people of the old
+    hospital that the new one does not know; else the change is refused, saying what to change with it. The ward
+    on file moves along (under its name at the new hospital)."""
+    ward_given = "ward" in changes
+    ward_ok = ward_given or not visit.ward or match_ward(after, visit.ward) is not None
+    if not ward_given and visit.ward and ward_ok:
+        changes["ward"] = match_ward(after, visit.ward)
+    contacts = changes.get("contacts", list(visit.contacts or []))
+    gone = contacts_elsewhere(before, after, contacts)
+    if ward_ok and not gone:
+        return
+    wards = list(after.wards or [])
+    example_ward = wards[0] if wards else ""
+    known = contacts_for(after, changes.get("ward") or example_ward)
+    params: dict[str, Any] = {
+        "no": visit_no(visit.id),
+        "hospital": typed,
+        "customer": after.name,
+        "old": before.name,
+        "ward": visit.ward or "",
+        "wards": "、".join(wards),
+        "contacts": "、".join(gone),
+        "example_ward": example_ward,
+        "example_contact": known[0] if known else Msg("visit.example_name"),
+    }
+    if not ward_ok and gone:
+        raise VisitError("visit.hospital_ward_contacts_not_at", **params)
+    raise VisitError("visit.hospital_ward_not_at" if not ward_ok else "visit.hospital_contacts_not_at", **params)
+
+
 @dataclass(frozen=True)
 class Correction:
-    """What ``修改 V12 …`` changed (``delta``: audited columns, empty when nothing did), and what to point out: contacts
-    on file that the new hospital does not know, a location now far from the visit's hospital."""
+    """What ``修改 V12 …`` changed (``delta``: audited columns, empty when nothing did) and the visit's hospital now;
+    ``far``: a location now far from the visit's hospital, to point out."""
 
     visit: Visit
     delta: dict[str, Any]
     customer: Customer | None
-    contacts_gone: list[str]
     far: bool
 
 
@@ -427,14 +470,10 @@ async def correct_from_text(
     visit = await load_visit(session, visit_id, no_text)
     may_correct(visit, actor, now, cfg)
     changes = await corrections(session, directory, visit, rest, now=now, cfg=cfg, tz=tz)
-    before = await session.get(Customer, visit.customer_id)
     delta = await correct(session, visit, changes, actor, now=now, channel=channel)
     customer = await session.get(Customer, visit.customer_id)
-    gone: list[str] = []
-    if "customer_id" in delta and before is not None and customer is not None:
-        gone = contacts_elsewhere(before, customer, list(visit.contacts or []))
     far = "distance_m" in delta and (visit.distance_m or 0) > cfg.far_warning_meters
-    return Correction(visit, delta, customer, gone, far)
+    return Correction(visit, delta, customer, far)
 
 
 async def unlock(
@@ -459,6 +498,14 @@ def today_and_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """The start of today and of this week (Monday), local time in ``tz``."""
     today = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     return today, today - timedelta(days=today.weekday())
+
+
+Listed = list[tuple[Visit, str]]
+
+
+def split_week(rows: Listed, today: datetime) -> tuple[Listed, Listed]:
+    """This week's visits (newest first) as (today's, earlier this week's): each heading counts what it lists."""
+    return [r for r in rows if r[0].visited_at >= today], [r for r in rows if r[0].visited_at < today]
 
 
 async def list_for(session: AsyncSession, rep_id: str, since: datetime) -> list[tuple[Visit, str]]:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.infra.clock import FixedClock
+from bot.infra.i18n import fmt_distance
 from bot.runtime import Runtime
 from storage.models import AuditLog, SupportRequest, Visit
 from tests.scenario_driver import Chat, SeenCard, last_card
@@ -108,12 +109,13 @@ async def test_one_line_visit_confirm_and_submit(chat: Any, runtime: Runtime) ->
 
 async def test_a_line_with_mistakes_says_what_is_wrong_and_asks_again(chat: Any, runtime: Runtime) -> None:
     rep = await chat("rep01")
-    await rep.say("拜访 浙一 骨科 张主任 异议:太贵了")
+    await rep.say("拜访 浙一 骨科 张主任 异议:无")  # no objection at all (free text would be 其他 with a note)
     said = await rep.new_texts()
-    assert any("异议「太贵了」不在可选范围" in t for t in said), said
+    assert any("异议「无」不在可选范围" in t for t in said), said
     question = await last_card(rep)
     assert question.buttons == ["价格", "交付", "资质", "其他"]
     await rep.tap("价格", question)
+    await rep.tap("跳过")  # a dialog that asks questions asks for the next step too
     assert (await last_card(rep)).buttons == CONFIRM
 
 
@@ -140,6 +142,9 @@ async def test_guided_visit_asks_only_for_what_is_missing(chat: Any, runtime: Ru
     objection = await last_card(rep)
     assert objection.buttons == ["价格", "交付", "资质", "其他"]
     await rep.tap("交付", objection)
+    step = await last_card(rep)
+    assert step.title.startswith("下一步计划？") and step.buttons == ["跳过"]
+    await rep.tap("跳过", step)
     confirm = await last_card(rep)
     assert confirm.title == "请确认拜访记录" and confirm.buttons == CONFIRM
     assert (confirm.fields["医院"], confirm.fields["科室"], confirm.fields["联系人"]) == (ZJU2, "脊柱外科", "刘主任")
@@ -155,6 +160,7 @@ async def test_typed_answers_and_corrections_fill_several_fields(chat: Any, runt
     rep = await chat("rep01")
     await rep.say("拜访 浙一 骨科")
     await rep.say("异议:资质 联系人:李医生")  # a correction answers several questions at once
+    await rep.tap("跳过")  # the next step
     confirm = await last_card(rep)
     assert confirm.buttons == CONFIRM
     assert (confirm.fields["联系人"], confirm.fields["异议"]) == ("李医生", "资质")
@@ -189,9 +195,9 @@ async def test_a_correction_that_cannot_be_taken_says_why_and_keeps_the_card(cha
     rep = await chat("rep01")
     card = await confirm_card(rep, VISIT)
     await rep.new_texts()
-    await rep.say("异议:太贵了")
+    await rep.say("异议:无")  # not an objection (any other text would be 其他 with a note)
     [why] = await rep.new_texts()
-    assert "太贵了" in why
+    assert "异议「无」不在可选范围" in why
     assert (await last_card(rep)).ref == card.ref and (await now_of(rep, card)).buttons == CONFIRM
     await rep.tap("修改", card)
     assert (await rep.new_texts())[-1].startswith("请发送要修改的内容，格式「字段:值」")
@@ -254,6 +260,7 @@ async def test_the_ward_and_contacts_are_asked_again_when_the_hospital_changes(c
     contacts = await last_card(rep)
     assert contacts.title.startswith("见了谁")
     await rep.tap("刘主任", contacts)
+    await rep.tap("跳过")  # the next step
     confirm = await last_card(rep)
     facts = confirm.fields
     assert (facts["医院"], facts["科室"], facts["联系人"], facts["异议"]) == (ZJU2, "脊柱外科", "刘主任", "价格")
@@ -359,9 +366,9 @@ async def test_my_visits_lists_today_and_this_week(chat: Any, runtime: Runtime, 
     [listing] = await rep.new_texts()
     assert listing.splitlines() == [
         "今天（1）",
-        f"V2 11-25 09:30 {ZJU2} 脊柱外科 刘主任 ⚠️无定位",
-        "本周（2）",
-        f"V1 11-23 10:00 {ZJU1} 骨科 张主任 ⚠️无定位",
+        f"V2 11-25 09:30 {ZJU2} 脊柱外科 刘主任 异议：交付 ⚠️无定位",
+        "本周早些时候（1）",
+        f"V1 11-23 10:00 {ZJU1} 骨科 张主任 异议：价格 ⚠️无定位",
     ], listing
     # Another rep sees only their own.
     other = await chat("rep02")
@@ -376,7 +383,7 @@ async def test_a_submitted_visit_is_corrected_within_the_window_then_locked_unti
     await submit_visit(rep)
     await rep.say("修改 V1 下一步:送资料")
     [corrected] = await rep.new_texts()
-    assert corrected == "已更正拜访 V1：下一步"
+    assert corrected == "已更正拜访 V1：下一步 → 送资料"
     await other.say("修改 V1 下一步:别的")
     assert await other.new_texts() == ["拜访 V1 不是你的记录，不能修改。"]
     await rep.say("修改 V9 下一步:送资料")
@@ -407,3 +414,184 @@ async def test_a_submitted_visit_is_corrected_within_the_window_then_locked_unti
     async with runtime.db.read() as s:
         actions = list(await s.scalars(select(AuditLog.action).where(AuditLog.entity == "visit").order_by(AuditLog.id)))
     assert actions.count("visit.correct") == 3 and "visit.unlock" in actions, actions
+
+
+# ---- rough edges (issue 11) ---------------------------------------------------------------------------------------
+
+# About 793 m north of 浙一.
+NEAR_ZJU1 = (ZJU1_AT[0] + 0.00713, ZJU1_AT[1])
+TENDER = "医院在走招标流程"
+
+
+async def test_objection_other_could_not_say_what_it_was(chat: Any, runtime: Runtime) -> None:
+    """`异议:医院在走招标流程` was refused; free text is 其他 with a note, in a line, the guided dialog and 修改."""
+    rep = await chat("rep01")
+    card = await confirm_card(rep, f"拜访 浙一 骨科 张主任 异议:{TENDER}")
+    assert card.fields["异议"] == f"其他（{TENDER}）"
+    await rep.tap("提交", card)
+    await rep.new_texts()
+    assert (await now_of(rep, card)).fields["异议"] == f"其他（{TENDER}）"
+    card = await confirm_card(rep, f"拜访 浙二 骨科 刘主任 异议:其他 {TENDER}")
+    await rep.tap("提交", card)
+    await rep.new_texts()
+    assert [(v.objection, v.objection_note) for v in await visits(runtime)] == [("其他", TENDER)] * 2
+
+    await rep.say("我的拜访")
+    [listing] = await rep.new_texts()
+    assert all(line.endswith(f"异议：其他（{TENDER}） ⚠️无定位") for line in listing.splitlines()[1:]), listing
+
+    await rep.say("修改 V1 异议:价格 比竞品贵两成")
+    assert await rep.new_texts() == ["已更正拜访 V1：异议 → 价格（比竞品贵两成）"]
+    await rep.say("修改 V2 异议:交付")
+    assert await rep.new_texts() == ["已更正拜访 V2：异议 → 交付"]
+    first, second = await visits(runtime)
+    assert (first.objection, first.objection_note, second.objection, second.objection_note) == (
+        "价格",
+        "比竞品贵两成",
+        "交付",
+        None,  # a new objection does not keep the old one's note
+    )
+
+
+async def test_guided_other_objection_asks_what_it_was_and_may_be_skipped(chat: Any, runtime: Runtime) -> None:
+    rep = await chat("rep01")
+    await rep.say("拜访 浙一 骨科 张主任")
+    objection = await last_card(rep)
+    await rep.tap("其他", objection)
+    assert (await now_of(rep, objection)).status == "✓ 其他"
+    what = await last_card(rep)
+    assert what.title.startswith("「其他」具体是什么异议？") and what.buttons == ["跳过"]
+    await rep.say(TENDER)
+    assert (await now_of(rep, what)).status == f"✓ 其他（{TENDER}）"
+    await rep.tap("跳过")  # the next step
+    confirm = await last_card(rep)
+    assert confirm.buttons == CONFIRM and confirm.fields["异议"] == f"其他（{TENDER}）"
+    await rep.tap("提交", confirm)
+    [visit] = await visits(runtime)
+    assert (visit.objection, visit.objection_note) == ("其他", TENDER)
+
+    await rep.say("拜访 浙一 骨科 张主任")
+    await rep.tap("其他")
+    what = await last_card(rep)
+    await rep.tap("跳过", what)
+    assert (await now_of(rep, what)).status == "已跳过"
+    assert (await last_card(rep)).title.startswith("下一步计划？")  # not asked again: on to the next step
+
+
+async def test_guided_visit_never_asked_for_the_next_step(chat: Any, runtime: Runtime) -> None:
+    rep = await chat("rep01")
+    await rep.say("拜访 浙二 脊柱外科 刘主任")
+    await rep.tap("交付")
+    step = await last_card(rep)
+    assert step.title.startswith("下一步计划？") and step.buttons == ["跳过"]
+    await rep.say("下周送样")
+    assert (await now_of(rep, step)).status == "✓ 下周送样"
+    confirm = await last_card(rep)
+    assert confirm.buttons == CONFIRM and confirm.fields["下一步"] == "下周送样"
+    await rep.tap("提交", confirm)
+
+    # Skipped by typing 无 (or 跳过): no next step, not asked again.
+    await rep.say("拜访 浙二 脊柱外科 刘主任")
+    await rep.tap("交付")
+    step = await last_card(rep)
+    await rep.say("无")
+    assert (await now_of(rep, step)).status == "已跳过"
+    confirm = await last_card(rep)
+    assert confirm.buttons == CONFIRM and "下一步" not in confirm.fields
+    await rep.tap("提交", confirm)
+    assert [v.next_step for v in await visits(runtime)] == ["下周送样", None]
+
+    # A line that gives every required field goes straight to the card.
+    card = await confirm_card(rep, VISIT)
+    assert "下一步" not in card.fields
+
+
+async def test_visit_card_said_another_distance_than_the_reply(chat: Any, runtime: Runtime) -> None:
+    """The card said 48.0 公里 while the reply and the database said 793 m: one distance, one format everywhere."""
+    rep = await chat("rep01")
+    await rep.location(*NEAR_ZJU1)
+    await rep.new_texts()
+    card = await confirm_card(rep, VISIT)
+    assert card.fields["定位"] == "已定位，距医院 793 米"
+    await rep.tap("提交", card)
+    [saved] = [t for t in await rep.new_texts() if t.startswith("✅")]
+    assert "定位已关联（距医院 793 米）" in saved, saved
+    assert (await now_of(rep, card)).fields["定位"] == "已定位，距医院 793 米"
+    [visit] = await visits(runtime)
+    assert visit.distance_m is not None and round(visit.distance_m) == 793
+    # A new hospital: the distance is recomputed, and the reply shows it as the card would.
+    await rep.say("修改 V1 医院:浙二 联系人:刘主任")
+    [corrected] = await rep.new_texts()
+    [visit] = await visits(runtime)
+    assert visit.distance_m is not None and visit.distance_m > 500
+    distance = fmt_distance(visit.distance_m, "zh-CN")
+    assert corrected == f"已更正拜访 V1：医院 → {ZJU2}；联系人 → 刘主任；定位 → 已定位，距医院 {distance}"
+
+
+async def test_my_visits_showed_a_heading_with_nothing_under_it(chat: Any, runtime: Runtime, clock: FixedClock) -> None:
+    """Only today's visit: "本周（1）" came with nothing under it. Each heading now counts what it lists; the week
+    starts on Monday 00:00 in the org's time zone."""
+    rep = await chat("rep01")
+    await submit_visit(rep, "拜访 浙一 骨科 张主任 异议:价格 拜访时间:昨天 23:30")  # Sunday: last week
+    await submit_visit(rep, "拜访 浙二 脊柱外科 刘主任 异议:交付 拜访时间:今天 0:30")  # Monday, just after midnight
+    await rep.say("我的拜访")
+    [listing] = await rep.new_texts()
+    assert listing.splitlines() == ["今天（1）", f"V2 11-23 00:30 {ZJU2} 脊柱外科 刘主任 异议：交付 ⚠️无定位"]
+
+    clock.set(clock.now() + timedelta(days=2))  # Wednesday
+    await submit_visit(rep, "拜访 浙一 检验科 李医生 异议:资质")
+    await rep.say("我的拜访")
+    [listing] = await rep.new_texts()
+    assert listing.splitlines() == [
+        "今天（1）",
+        f"V3 11-25 10:00 {ZJU1} 检验科 李医生 异议：资质 ⚠️无定位",
+        "本周早些时候（1）",
+        f"V2 11-23 00:30 {ZJU2} 脊柱外科 刘主任 异议：交付 ⚠️无定位",
+    ], listing
+
+    clock.set(clock.now() + timedelta(days=5))  # the Monday after: last week's visits are gone
+    await rep.say("我的拜访")
+    assert await rep.new_texts() == ["本周还没有拜访记录。发「拜访」开始记录。"]
+
+
+async def test_new_hospital_was_accepted_with_the_old_hospitals_contact(chat: Any, runtime: Runtime) -> None:
+    """`修改 V1 医院:浙二` took 浙二 while 张主任 is 浙一's; and the reply named the field, not its new value."""
+    rep = await chat("rep01")
+    await submit_visit(rep)
+    await rep.say("修改 V1 医院:浙二")
+    assert await rep.new_texts() == [
+        f"医院没有改：张主任 是 {ZJU1} 的联系人，不在 {ZJU2}。要换医院，请把联系人一起改，"
+        "例如「修改 V1 医院:浙二 联系人:刘主任」。"
+    ]
+    [visit] = await visits(runtime)
+    assert (visit.customer_id, visit.contacts) == (1, ["张主任"])
+    await rep.say("修改 V1 医院:浙二 联系人:刘主任")
+    assert await rep.new_texts() == [f"已更正拜访 V1：医院 → {ZJU2}；联系人 → 刘主任"]
+    [visit] = await visits(runtime)
+    assert (visit.customer_id, visit.ward, visit.contacts) == (2, "骨科", ["刘主任"])
+
+    # The ward too: both said at once, with one example that changes both.
+    await submit_visit(rep, "拜访 浙一 检验科 李医生 异议:价格")
+    await rep.say("修改 V2 医院:浙二")
+    [refused] = await rep.new_texts()
+    reason = f"医院没有改：{ZJU2} 没有科室「检验科」（可选：骨科、脊柱外科、手术室），李医生 也不是它的联系人"
+    assert refused.startswith(reason), refused
+    assert "「修改 V2 医院:浙二 科室:骨科 联系人:刘主任」" in refused, refused
+    await rep.say("修改 V2 医院:浙二 科室:脊柱外科 联系人:刘主任")
+    assert await rep.new_texts() == [f"已更正拜访 V2：医院 → {ZJU2}；科室 → 脊柱外科；联系人 → 刘主任"]
+
+
+async def test_guided_contact_with_a_space_became_two_contacts(chat: Any, runtime: Runtime) -> None:
+    rep = await chat("rep01")
+    card = await confirm_card(rep, "拜访 浙一 骨科 欧阳 娜娜 异议:价格")
+    assert card.fields["联系人"] == "欧阳娜娜"
+    await rep.say("取消")
+    await rep.say("拜访 浙一 骨科")
+    await rep.new_texts()
+    await rep.say("Dr. Wang Li")
+    assert await rep.new_texts() == ["✓ 联系人：Dr. Wang Li"]
+    await rep.tap("价格")
+    await rep.tap("跳过")
+    await rep.tap("提交")
+    [visit] = await visits(runtime)
+    assert visit.contacts == ["Dr. Wang Li"]

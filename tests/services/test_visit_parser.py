@@ -6,6 +6,7 @@ import pytest
 
 from bot.parsing.visit_parser import (
     VISIT_FIELDS,
+    Objection,
     ParsedVisit,
     ParseIssue,
     parse_field_value,
@@ -202,9 +203,14 @@ CASES: list[tuple[str, ParsedVisit]] = [
     # objections
     ("拜访 浙一 异议:贵", visit(customer="浙一", objection="价格")),
     ("拜访 浙一 异议:其它", visit(customer="浙一", objection="其他")),
+    # free text is the catch-all objection with the text as its note (issue 11)
     (
         "拜访 浙一 骨科 异议:太贵了",
-        visit(ParseIssue("objection", "bad_objection", "太贵了"), customer="浙一", ward="骨科"),
+        visit(customer="浙一", ward="骨科", objection="其他", objection_note="太贵了"),
+    ),
+    (
+        "拜访 浙一 骨科 异议:无",
+        visit(ParseIssue("objection", "bad_objection", "无"), customer="浙一", ward="骨科"),
     ),
     # duplicates, empty values, unknown keys
     (
@@ -215,9 +221,9 @@ CASES: list[tuple[str, ParsedVisit]] = [
         "拜访 浙一 异议:价格 异议:不知道",
         visit(
             ParseIssue("objection", "duplicate_key", "不知道"),
-            ParseIssue("objection", "bad_objection", "不知道"),
             customer="浙一",
-            objection="价格",
+            objection="其他",
+            objection_note="不知道",
         ),
     ),
     (
@@ -307,8 +313,9 @@ def test_resolve_key(key: str, expected: str | None) -> None:
         ("products", "钉棒 / 融合器", (["钉棒", "融合器"], None)),
         ("visited_at", "昨天下午3点", (at(11, 21, 15), None)),
         ("visited_at", "不记得了", (None, ParseIssue("visited_at", "bad_time", "不记得了"))),
-        ("objection", "价钱", ("价格", None)),
-        ("objection", " Delivery ", ("交付", None)),
+        ("objection", "价钱", (Objection("价格"), None)),
+        ("objection", " Delivery ", (Objection("交付"), None)),
+        ("objection", "其他 在走招标", (Objection("其他", "在走招标"), None)),
         ("objection", "无", (None, ParseIssue("objection", "bad_objection", "无"))),
         ("topics", "  新品　介绍 ", ("新品 介绍", None)),
         ("topics", "   ", (None, ParseIssue("topics", "empty_value", ""))),

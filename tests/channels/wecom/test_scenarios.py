@@ -195,6 +195,9 @@ async def test_guided_visit_through_card_buttons(wecom_user: User, bot: Runtime,
     assert objection_card["task_id"] not in {c["task_id"] for c, _, _ in answered}
     assert button_texts(objection_card) == ["价格", "交付", "资质", "其他"]
     answered.append((objection_card, await rep.tap(objection_card, "价格"), "价格"))
+    next_step_card = rep.last_card()
+    assert button_texts(next_step_card) == ["跳过"]
+    answered.append((next_step_card, await rep.tap(next_step_card, "跳过"), "已跳过"))
 
     confirm = rep.last_card()
     assert button_texts(confirm) == ["提交", "修改", "取消"]
