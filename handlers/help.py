@@ -13,7 +13,15 @@ HELP = ("帮助", "help", "?", "？", "菜单", "menu")
 CANCEL = ("取消", "cancel", "算了", "退出")
 
 _ROLE_LINES = {
-    Role.REP: ("help.visit", "help.location", "help.my_visits", "help.correct", "help.request", "help.my_requests"),
+    Role.REP: (
+        "help.visit",
+        "help.location",
+        "help.my_visits",
+        "help.correct",
+        "help.request",
+        "help.my_requests",
+        "help.resubmit",
+    ),
     Role.MANAGER: ("help.manager",),
     Role.DIRECTOR: ("help.manager", "help.escalation"),
     Role.MEMBER: ("help.member", "help.task"),
