@@ -85,6 +85,7 @@ class TaskView:
     reject_reason: str = ""
     # The needed-by rule made the deadline (the need and the lead time kept before it); see docs/requests.md.
     needed_at: datetime | None = None
+    needed_time: bool = False  # the need came with a time of day (else only its date is shown)
     lead_hours: float = 0.0
     # 重新提交: the card this one replaces / the card it was resubmitted as ("T4"), if any.
     supersedes: str = ""
@@ -101,14 +102,14 @@ def lead_text(hours: float, locale: str) -> str:
     return i18n.t(locale, "task.lead_hours", n=f"{hours:g}")
 
 
-def due_text(due_at: datetime, needed_at: datetime | None, lead_hours: float, locale: str, tz: ZoneInfo) -> str:
-    """The deadline as a card shows it: ``12-02 09:00（需在 12-03 09:00 前备好，提前 1 天）`` when the needed-by
-    date set it."""
-    due = i18n.fmt_when(due_at, tz)
-    if needed_at is None:
+def due_text(view: TaskView, locale: str, tz: ZoneInfo) -> str:
+    """The deadline as a card shows it: ``12-02 18:00（需在 12-03 前备好，提前 1 天）`` when the needed-by date set
+    it (with the time of day when one was given: ``需在 12-05 08:00 前备好``)."""
+    due = i18n.fmt_when(view.due_at, tz)
+    if view.needed_at is None:
         return due
-    lead = lead_text(lead_hours, locale)
-    return due + i18n.t(locale, "task.due_needed", need=i18n.fmt_when(needed_at, tz), lead=lead)
+    need = i18n.fmt_when(view.needed_at, tz) if view.needed_time else f"{view.needed_at.astimezone(tz):%m-%d}"
+    return due + i18n.t(locale, "task.due_needed", need=need, lead=lead_text(view.lead_hours, locale))
 
 
 _TONES: dict[str, Literal["info", "success", "warning", "muted"]] = {
@@ -141,7 +142,7 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
     if view.holder:
         state = f"{state} · {view.holder}"
     fields.append(CardField(label=t("task.f.state"), value=f"{state}（{i18n.fmt_when(view.since, tz)}）"))
-    due = due_text(view.due_at, view.needed_at, view.lead_hours, locale, tz)
+    due = due_text(view, locale, tz)
     fields.append(CardField(label=t("task.f.due"), value=due))
     fields.append(CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"))
     if view.supersedes:

@@ -320,7 +320,7 @@ class RequestTypeConfig(_Section):
     calendar_hours: bool = False
     # Offer this request as a button right after a visit is logged (the request is then linked to the visit).
     offer_after_visit: bool = False
-    # Hours (calendar hours) before the needed-by date's need (its time of day, else the start of work that day) by
+    # Hours (calendar hours) before the needed-by date's need (its time of day, else the end of work that day) by
     # which the departments must be done: the cards' deadline is the earlier of the SLA and this (docs/requests.md).
     lead_hours: float = 0.0
 

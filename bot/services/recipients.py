@@ -112,6 +112,7 @@ async def task_view(
         answer=str(last.get("a") or ""),
         reject_reason=card.reject_reason or "",
         needed_at=card.needed_at,
+        needed_time=request.needed_at is not None,
         lead_hours=card.lead_hours or 0.0,
         supersedes=card_no(card.supersedes_id) if card.supersedes_id is not None else "",
         resubmitted_as=card_no(successor) if successor is not None else "",

@@ -204,7 +204,8 @@ def shown_fields(settings: Settings, rt: RequestTypeConfig | None, request: Supp
 
 
 def need_of(settings: Settings, rt: RequestTypeConfig, request: SupportRequest) -> datetime | None:
-    """The instant the work is needed: the needed-by date's time of day, else the start of work on that date."""
+    """The instant the work is needed: the needed-by date's time of day, else the end of work on that date (needed
+    by 12-03: at the latest on 12-03)."""
     if request.needed_at is not None:
         return request.needed_at
     f = needed_field(rt)
@@ -213,8 +214,8 @@ def need_of(settings: Settings, rt: RequestTypeConfig, request: SupportRequest) 
         day = date.fromisoformat(raw)
     except ValueError:
         return None
-    start = time.fromisoformat(settings.calendar.work_start)
-    return datetime.combine(day, start, tzinfo=settings.org.tz).astimezone(UTC)
+    end = time.fromisoformat(settings.calendar.work_end)
+    return datetime.combine(day, end, tzinfo=settings.org.tz).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,13 @@ async def create(
         entity_id=request.id,
         actor_id=rep.id,
         channel=channel,
-        changes={"type": type_key, "customer_id": customer.id, "fields": stored, "visit_id": visit_id},
+        changes={
+            "type": type_key,
+            "customer_id": customer.id,
+            "fields": stored,
+            "visit_id": visit_id,
+            "needed_at": needed_at.isoformat() if needed_at is not None else None,
+        },
     )
     for card, _ in cards:
         audit_card(

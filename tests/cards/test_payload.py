@@ -11,7 +11,7 @@ import pytest
 from cards import payload
 from cards.escalation import AssignTo, EscalationOp, EscalationTap
 from cards.payload import MAX_PAYLOAD_BYTES, CallbackData, PayloadError, unpack
-from cards.tasks import RequestChoice, RequestConfirm, RequestOffer, TaskOp, TaskTap
+from cards.tasks import RequestChoice, RequestConfirm, RequestOffer, Resubmit, TaskOp, TaskTap
 from cards.visits import ConfirmOp, VisitChoice, VisitConfirm
 
 
@@ -38,6 +38,7 @@ CASES: list[tuple[CallbackData, str]] = [
     (VisitConfirm("a1b2", ConfirmOp.CANCEL), old_pack("vc", "a1b2", "cancel")),
     (RequestChoice("a1b2", "ward", "骨科"), old_pack("rf", "a1b2", "ward", "骨科")),
     (RequestConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("rc", "a1b2", "submit")),
+    (Resubmit(3), old_pack("rs", "3")),
 ]
 
 
