@@ -7,6 +7,7 @@ The clock stands at Monday 2026-11-23 10:00 in Shanghai (tests/conftest.py T0) u
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -130,16 +131,16 @@ async def test_the_rejection_notice_gives_the_reason_and_how_to_resubmit(console
 
 
 async def test_only_the_requests_rep_may_resubmit(console: Any, runtime: Runtime) -> None:
-    await submit(console, SURGERY)
+    rep = await submit(console, SURGERY)
     await reject(console, "cmp01", "合规", "授权书已过期")
-    notice_key = next(
-        b["key"] for c in (await console("rep01")).cards().values() for b in c["buttons"] if b["text"] == "重新提交"
-    )
+    await rep.refresh()
+    notice_key = next(b["key"] for b in rep.card_with("重新提交")["buttons"] if b["text"] == "重新提交")
     for uid in ("rep02", "mgr01", "cmp01"):
         other: ConsoleUser = await console(uid)
+        await other.replies()
         await other.send("重新提交 R1")
         assert await other.replies() == ["只有申请人本人可以重新提交申请 R1。"], uid
-        await other.post("/console/api/action", {"client_id": f"forged-{uid}", "payload": notice_key})
+        await other.post("/console/api/action", {"client_id": uuid.uuid4().hex, "payload": notice_key})
         assert (await other.replies())[-1] == "只有申请人本人可以重新提交申请 R1。", uid
     assert len(await db_cards(runtime)) == 3 and await audit_count(runtime, "request.resubmit") == 0
 
@@ -151,10 +152,10 @@ async def test_a_duplicate_resubmit_does_nothing_twice(console: Any, runtime: Ru
     notice = rep.card_with("重新提交")
     await rep.send("重新提交 R1")
     [done] = await rep.replies()
-    assert done == "🔁 已重新提交 R1 的合规部分：新卡片 T4（原 T3 已驳回）。已通知合规。"
+    assert done == "🔁 已重新提交 R1 的合规部分，手术日期 2026-11-25：新卡片 T4（原 T3 已驳回）。已通知合规。"
     # The notice's button (tapped on a screen not yet updated) and the command again: told, nothing new.
     button = next(b for b in notice["buttons"] if b["text"] == "重新提交")
-    await rep.post("/console/api/action", {"client_id": "again", "payload": button["key"]})
+    await rep.post("/console/api/action", {"client_id": uuid.uuid4().hex, "payload": button["key"]})
     await rep.send("重新提交 R1")
     assert await rep.replies() == ["T3 已重新提交为 T4，无需再次提交。发「进度 R1」查看进度。"] * 2
     cards = await db_cards(runtime)
@@ -282,17 +283,30 @@ def test_lead_hours_is_validated_in_config_with_a_clear_error(value: Any, why: s
     assert issue.path == "request_types.stock_reservation.lead_hours" and why in issue.message, issue
 
 
+def config_problems(stock: dict[str, Any]) -> list[str]:
+    try:
+        parse_settings({"request_types": {"stock_reservation": stock}})
+    except ConfigError as err:
+        return [str(issue) for issue in err.issues]
+    return []
+
+
 def test_the_needed_by_field_is_one_date_and_time_of_day_needs_it() -> None:
     stock = TYPES["stock_reservation"].model_dump()
-    stock["fields"][1].update(type="text", needed_by=True)
-    with pytest.raises(ConfigError, match="needed_by"):
-        parse_settings({"request_types": {"stock_reservation": stock}})
+    stock["fields"][1].update(type="date", needed_by=True)
+    assert config_problems(stock) == [
+        "request_types.stock_reservation: only one field may be the needed-by date (needed_by = true): product,"
+        " needed_by"
+    ]
+    stock["fields"][1].update(type="text")
+    [problem] = config_problems(stock)
+    assert "'needed_by' only applies to fields of type 'date'" in problem, problem
     stock = TYPES["stock_reservation"].model_dump()
     stock["fields"][3]["time_of_day"] = True
-    parse_settings({"request_types": {"stock_reservation": stock}})  # on the needed-by date: fine
+    assert config_problems(stock) == []  # on the needed-by date: fine
     stock["fields"][1]["time_of_day"] = True
-    with pytest.raises(ConfigError, match="time_of_day"):
-        parse_settings({"request_types": {"stock_reservation": stock}})
+    [problem] = config_problems(stock)
+    assert "'time_of_day' only applies to the needed-by date" in problem, problem
 
 
 # ---- 3. the surgery's time of day -------------------------------------------------------------------------------

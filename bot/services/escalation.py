@@ -86,7 +86,9 @@ def freeze_policy(
 
     def level_due(after_sla: str | None, after_hours: float) -> datetime:
         if after_sla in anchors:
-            return add_hours(settings, anchors[after_sla], after_hours, calendar=urgent)
+            # Zero hours after the deadline is the deadline itself (working hours would move an 18:00 to the morning).
+            anchor = anchors[after_sla]
+            return add_hours(settings, anchor, after_hours, calendar=urgent) if after_hours else anchor
         return at(sla_hours.get(after_sla or "", 0.0) + after_hours)
 
     steps: list[dict[str, Any]] = []

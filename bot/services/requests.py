@@ -887,7 +887,7 @@ async def resubmit(
                 department=old.department,
                 title_zh=old.title,
                 require_claim=old.require_claim,
-                evidence=old.evidence,  # type: ignore[arg-type]
+                evidence=old.evidence,
                 first_response_hours=old.first_response_hours,
                 complete_hours=old.complete_hours,
             )
