@@ -559,6 +559,7 @@ async def test_a_rejected_part_is_resubmitted_from_the_notice_as_a_new_linked_ca
     assert "合规：待认领" in progress and "T3 ⛔授权书已过期，请先更新（已重新提交为 T4）" in progress, progress
 
     # A second tap (a screen that still shows the button) does nothing twice.
+    clock.set(clock.now() + timedelta(seconds=30))  # a later event (WeCom events of one instant are one event)
     await rep.tap_stale("重新提交", notice)
     assert await rep.new_texts() == ["T3 已重新提交为 T4，无需再次提交。发「进度 R1」查看进度。"]
     assert len(await db_cards_all(runtime)) == 4 and await audit_count(runtime, "request.resubmit") == 1
