@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from bot.infra import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import CallbackData
-from cards.tasks import TaskView
+from cards.tasks import TaskView, due_text
 
 
 class EscalationOp(StrEnum):
@@ -73,7 +73,7 @@ def escalation_card(
         CardField(label=t("esc.f.waited"), value=fmt_waited(waited, locale)),
         CardField(label=t("esc.f.holder"), value=holder),
         CardField(label=t("task.f.state"), value=t(f"task.state.{view.state}")),
-        CardField(label=t("task.f.due"), value=i18n.fmt_when(view.due_at, tz)),
+        CardField(label=t("task.f.due"), value=due_text(view, locale, tz)),
         *(CardField(label=label, value=value) for label, value in view.rows if value),
         CardField(label=t("task.f.requester"), value=view.requester),
         CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"),
