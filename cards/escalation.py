@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from bot.infra import i18n
 from cards.model import Button, Card, CardField
 from cards.payload import CallbackData
-from cards.tasks import TaskView
+from cards.tasks import TaskView, due_text
 
 
 class EscalationOp(StrEnum):
@@ -89,7 +89,10 @@ def escalation_card(
         CardField(label=t("task.f.state"), value=t(f"task.state.{view.state}")),
         CardField(
             label=t("escw.f.due_first_response" if first_response else "escw.f.due_complete"),
-            value=i18n.fmt_when(deadline, tz),
+            # The completion deadline says when a needed-by date set it (due_text), as the task card does.
+            value=i18n.fmt_when(deadline, tz)
+            if first_response or deadline != view.due_at
+            else due_text(view, locale, tz),
         ),
         *(CardField(label=label, value=value) for label, value in view.rows if value),
         CardField(label=t("task.f.requester"), value=view.requester),

@@ -37,6 +37,13 @@ class TaskTap(CallbackData, prefix="tk"):
 
 
 @dataclass(frozen=True)
+class Resubmit(CallbackData, prefix="rs"):
+    """重新提交 on the rep's rejection notice: send the rejected card's part again."""
+
+    card_id: int
+
+
+@dataclass(frozen=True)
 class RequestOffer(CallbackData, prefix="rq"):
     """A request type offered after a visit: start that request from the visit."""
 
@@ -76,6 +83,33 @@ class TaskView:
     question: str = ""
     answer: str = ""
     reject_reason: str = ""
+    # The needed-by rule made the deadline (the need and the lead time kept before it); see docs/requests.md.
+    needed_at: datetime | None = None
+    needed_time: bool = False  # the need came with a time of day (else only its date is shown)
+    lead_hours: float = 0.0
+    # 重新提交: the card this one replaces / the card it was resubmitted as ("T4"), if any.
+    supersedes: str = ""
+    resubmitted_as: str = ""
+
+
+def lead_text(hours: float, locale: str) -> str:
+    """提前 1 天 / 提前 6 小时 (empty for none)."""
+    if hours <= 0:
+        return ""
+    days, rest = divmod(hours, 24)
+    if not rest:
+        return i18n.t(locale, "task.lead_days", n=f"{days:g}")
+    return i18n.t(locale, "task.lead_hours", n=f"{hours:g}")
+
+
+def due_text(view: TaskView, locale: str, tz: ZoneInfo) -> str:
+    """The deadline as a card shows it: ``12-02 18:00（需在 12-03 前备好，提前 1 天）`` when the needed-by date set
+    it (with the time of day when one was given: ``需在 12-05 08:00 前备好``)."""
+    due = i18n.fmt_when(view.due_at, tz)
+    if view.needed_at is None:
+        return due
+    need = i18n.fmt_when(view.needed_at, tz) if view.needed_time else f"{view.needed_at.astimezone(tz):%m-%d}"
+    return due + i18n.t(locale, "task.due_needed", need=need, lead=lead_text(view.lead_hours, locale))
 
 
 _TONES: dict[str, Literal["info", "success", "warning", "muted"]] = {
@@ -108,8 +142,11 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
     if view.holder:
         state = f"{state} · {view.holder}"
     fields.append(CardField(label=t("task.f.state"), value=f"{state}（{i18n.fmt_when(view.since, tz)}）"))
-    fields.append(CardField(label=t("task.f.due"), value=i18n.fmt_when(view.due_at, tz)))
+    due = due_text(view, locale, tz)
+    fields.append(CardField(label=t("task.f.due"), value=due))
     fields.append(CardField(label=t("task.f.no"), value=f"{view.no} / {view.request_no}"))
+    if view.supersedes:
+        fields.append(CardField(label=t("task.f.supersedes"), value=view.supersedes))
     if view.attachments:
         fields.append(CardField(label=t("task.f.attachments"), value=str(view.attachments)))
     if view.question:
@@ -124,6 +161,8 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
     status = ""
     if closed:
         status = t(f"task.status.{view.state}", holder=view.holder, when=i18n.fmt_when(view.since, tz))
+        if view.resubmitted_as:
+            status += t("task.status.resubmitted", no=view.resubmitted_as)
     return Card(
         ref=view.ref,
         title=f"{view.department_name}｜{view.title}",
@@ -135,6 +174,13 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
     )
 
 
+def confirm_title(locale: str, type_name: str) -> str:
+    """请确认手术跟台申请; a type whose name already says 申请 (样机申请) is not doubled (请确认样机申请)."""
+    en = i18n.normalize_locale(locale) == i18n.EN
+    named = type_name.casefold().endswith("request") if en else type_name.endswith("申请")
+    return i18n.t(locale, "request.confirm_title_named" if named else "request.confirm_title", type_name=type_name)
+
+
 def request_confirm_card(
     ref: str, token: str, locale: str, type_name: str, rows: Sequence[tuple[str, str]], *, status: str = ""
 ) -> Card:
@@ -142,7 +188,7 @@ def request_confirm_card(
     buttons = [] if status else confirm_buttons(locale, RequestConfirm, token)
     return Card(
         ref=ref,
-        title=i18n.t(locale, "request.confirm_title", type_name=type_name),
+        title=confirm_title(locale, type_name),
         description="" if status else i18n.t(locale, "request.confirm_desc"),
         fields=[CardField(label=label, value=value) for label, value in rows if value],
         buttons=buttons,
@@ -159,3 +205,21 @@ def offer_card(ref: str, locale: str, visit_id: int, offers: Sequence[tuple[str,
 
 def settled_offer(ref: str, locale: str, chosen: str) -> Card:
     return Card(ref=ref, title=i18n.t(locale, "request.offer_title"), status=f"✓ {chosen}", tone="muted")
+
+
+def rejection_notice(
+    ref: str, locale: str, *, no: str, department: str, title: str, reason: str, card_id: int, resubmitted_as: str = ""
+) -> Card:
+    """The rep's notice of a rejected part: the reason, how to resubmit, and the 重新提交 button (settled, without
+    it, once resubmitted as ``resubmitted_as``)."""
+    t = lambda key, **p: i18n.t(locale, key, **p)  # noqa: E731
+    settled = bool(resubmitted_as)
+    return Card(
+        ref=ref,
+        title=t("notice.rejected_title", no=no, department=department),
+        description="" if settled else t("notice.rejected_howto", no=no),
+        fields=[CardField(label=t("task.f.title"), value=title), CardField(label=t("task.f.reason"), value=reason)],
+        buttons=[] if settled else [Button.of(t("task.btn.resubmit"), Resubmit(card_id), "primary")],
+        status=t("notice.resubmitted_status", no=resubmitted_as) if settled else "",
+        tone="muted" if settled else "warning",
+    )

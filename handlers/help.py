@@ -18,7 +18,15 @@ CANCEL = ("取消", "cancel", "算了", "退出")
 ADMIN_HELP = ("管理帮助", "admin help")
 
 _ROLE_LINES = {
-    Role.REP: ("help.visit", "help.location", "help.my_visits", "help.correct", "help.request", "help.my_requests"),
+    Role.REP: (
+        "help.visit",
+        "help.location",
+        "help.my_visits",
+        "help.correct",
+        "help.request",
+        "help.my_requests",
+        "help.resubmit",
+    ),
     Role.MANAGER: ("help.manager",),
     Role.DIRECTOR: ("help.manager", "help.escalation", "help.queue_director"),
     Role.MEMBER: ("help.member", "help.task", "help.queue_member"),

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from bot.config import RequestFieldConfig, RequestTypeConfig
 from bot.core.events import CardAction, MediaMessage
-from bot.core.intents import SendMedia, UpdateCard
+from bot.core.intents import SendCard, SendMedia, UpdateCard
 from bot.core.routing import Context, Router, command, in_flow, is_media, is_text, split_command
 from bot.dialogs.engine import in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
@@ -33,7 +33,9 @@ from cards.tasks import (
     RequestChoice,
     RequestConfirm,
     RequestOffer,
+    Resubmit,
     TaskTap,
+    rejection_notice,
     request_confirm_card,
     settled_offer,
 )
@@ -56,6 +58,7 @@ MY_REQUESTS = ("我的申请", "my requests", "myrequests")
 PROGRESS = ("进度", "progress", "status")
 ANSWER = ("补充", "reply")
 ATTACH = ("附件", "attach")
+RESUBMIT = ("重新提交", "resubmit")
 LIST_DAYS = 14
 # Attachments passed on to the rep when a card is done (the notice counts them all).
 MAX_FORWARDED = 3
@@ -287,7 +290,7 @@ class RequestDialog(HospitalDialog[RequestState]):
         elif issue.code == "bad_choice" and f is not None:
             self.note("request.bad_choice", value=issue.value, choices="、".join(f.choices))
         else:
-            self.note(f"request.{issue.code}", field=label, value=issue.value)
+            self.note(f"request.{issue.code}", field=label, value=issue.value, today=issue.today)
 
     async def parse_line(self, text: str) -> None:
         parsed = parse_request_line(self.rt, text, self.today)
@@ -353,12 +356,41 @@ class RequestDialog(HospitalDialog[RequestState]):
         await self.settle_confirm(ctx.t("request.submitted_status", no=no))
         self.finish()
         departments = "、".join(_department_name(ctx, c.department) for c, _ in cards)
-        ctx.reply(ctx.t("request.submitted", no=no, type_name=name, customer=customer.name, departments=departments))
+        needed = _needed_words(ctx, rt, request)
+        ctx.reply(
+            ctx.t(
+                "request.submitted",
+                no=no,
+                type_name=name,
+                customer=customer.name,
+                departments=departments,
+                needed=needed,
+            )
+        )
         for card, people in cards:
             if not people:
                 ctx.reply(ctx.t("request.no_recipients", department=_department_name(ctx, card.department)))
                 continue
             await send_task_card(ctx, card, request)
+
+
+def _needed_words(ctx: Context, rt: RequestTypeConfig | None, request: SupportRequest) -> str:
+    """``，手术日期 2026-12-05 08:00`` for the replies: the needed-by date with its time of day, if any."""
+    f = svc.needed_field(rt) if rt is not None else None
+    value = svc.shown_fields(ctx.runtime.settings, rt, request).get(f.key) if f is not None else None
+    if f is None or not value:
+        return ""
+    return ctx.t("request.needed_words", label=recipients.field_label(ctx.locale, f), value=value)
+
+
+def _status_text(ctx: Context, request: SupportRequest, cards: Sequence[TaskCard]) -> str:
+    """The request's status as the rep reads it (the rule: ``svc.progress_of``, docs/requests.md)."""
+    progress = svc.progress_of(cards)
+    if not progress.rejected:
+        return ctx.t(f"request.status.{progress.status}")
+    departments = "、".join(_department_name(ctx, d) for d in progress.rejected)
+    key = "request.status.part_rejected" if progress.open else "request.status.rejected_by"
+    return ctx.t(key, departments=departments)
 
 
 # ---- routes: rep side ----------------------------------------------------------------------------------------
@@ -429,10 +461,11 @@ async def _request_lines(ctx: Context, request: SupportRequest) -> list[str]:
             type_name=recipients.type_name(ctx.locale, rt) if rt else request.type_key,
             customer=customer.name if customer else "",
             when=_fmt(ctx, request.created_at),
-            status=ctx.t(f"request.status.{request.status}"),
+            status=_status_text(ctx, request, cards),
         )
     ]
-    for c in cards:
+    # Each department's current card (a resubmitted part shows its new card; 进度 tells the history).
+    for c in svc.current_cards(cards):
         holder = names.get(c.holder_id or "", "")
         lines.append(
             ctx.t(
@@ -462,6 +495,7 @@ async def _progress_lines(ctx: Context, request: SupportRequest) -> list[str]:
     rt = ctx.runtime.settings.request_types.get(request.type_key)
     customer = await ctx.session.get(Customer, request.customer_id)
     requester = (await recipients.names(ctx.session, {request.rep_id})).get(request.rep_id, request.rep_id)
+    cards = await svc.cards_of(ctx.session, request.id)
     lines = [
         ctx.t(
             "request.progress_header",
@@ -471,22 +505,23 @@ async def _progress_lines(ctx: Context, request: SupportRequest) -> list[str]:
             ward=request.ward or "",
             requester=requester,
             when=_fmt(ctx, request.created_at),
-            status=ctx.t(f"request.status.{request.status}"),
+            status=_status_text(ctx, request, cards),
         )
     ]
     if rt is not None:
+        values = svc.shown_fields(ctx.runtime.settings, rt, request)
         lines.extend(
-            f"{label}：{value}"
-            for label, value in recipients.field_rows(rt, request.fields, "", ctx.locale)[1:]
-            if value
+            f"{label}：{value}" for label, value in recipients.field_rows(rt, values, "", ctx.locale)[1:] if value
         )
     for line in (await _request_lines(ctx, request))[1:]:
         lines.append(line)
-    for card in await svc.cards_of(ctx.session, request.id):
+    after = svc.successors(cards)
+    for card in cards:
         for q in card.questions or []:
             lines.append(f"    {svc.card_no(card.id)} ❓{q.get('q')}" + (f" 💬{q['a']}" if q.get("a") else ""))
         if card.reject_reason:
-            lines.append(f"    {svc.card_no(card.id)} ⛔{card.reject_reason}")
+            again = ctx.t("request.resubmitted_as", no=svc.card_no(after[card.id].id)) if card.id in after else ""
+            lines.append(f"    {svc.card_no(card.id)} ⛔{card.reject_reason}{again}")
         if card.attachments:
             lines.append(f"    {svc.card_no(card.id)} 📎{len(card.attachments)}")
     return lines
@@ -583,19 +618,103 @@ async def _after_close(ctx: Context, card: TaskCard, request: SupportRequest, re
                 )
             )
     else:
-        _notify(
-            ctx,
-            rep,
-            "notice.rejected",
+        # The reason, what to do, and the 重新提交 button (docs/requests.md).
+        notice = rejection_notice(
+            _rejection_ref(card),
+            rep.locale,
             no=rno,
             department=department,
             title=card.title,
             reason=card.reject_reason or "",
+            card_id=card.id,
         )
+        channel = recipients.channel_of(ctx.runtime.channel_for, rep, ctx.event.channel)
+        ctx.intents.append(SendCard(channel=channel, user_ids=(rep.id,), card=notice))
     if await svc.all_done(ctx.session, request, ctx.now):
         rt = ctx.runtime.settings.request_types.get(request.type_key)
         name = recipients.type_name(i18n.normalize_locale(rep.locale), rt) if rt else request.type_key
         _notify(ctx, rep, "request.all_done", no=rno, type_name=name)
+
+
+def _rejection_ref(card: TaskCard) -> str:
+    """The rep's rejection notice of ``card`` (one per card: updated in place once resubmitted)."""
+    return f"{card.ref}-rj"
+
+
+@router.route(command(*RESUBMIT), leaves_dialog)
+async def resubmit_request(ctx: Context) -> None:
+    """`重新提交 R1 [器械:脊柱B包 …]` (or `重新提交 T3`): the rejected part(s) of the rep's request go out again."""
+    first, _, rest = ctx.args.strip().partition(" ")
+    request_id, card_id = svc.parse_request_no(first), None
+    if request_id is None and first[:1] in ("T", "t"):
+        card_id = svc.parse_card_no(first)
+    if request_id is None and card_id is None:
+        ctx.reply(ctx.t("request.resubmit_usage"))
+        return
+    await _resubmit(ctx, request_id=request_id, card_id=card_id, text=rest)
+
+
+@router.tap(Resubmit)
+async def tap_resubmit(ctx: Context, tap: Resubmit) -> None:
+    """重新提交 on the rejection notice."""
+    await _resubmit(ctx, card_id=tap.card_id)
+
+
+async def _resubmit(ctx: Context, *, request_id: int | None = None, card_id: int | None = None, text: str = "") -> None:
+    done = await svc.resubmit(
+        ctx.session,
+        settings=ctx.runtime.settings,
+        rep=ctx.user,
+        request_id=request_id,
+        card_id=card_id,
+        text=text,
+        now=ctx.now,
+        channel=ctx.event.channel,
+    )
+    request, no = done.request, svc.request_no(done.request.id)
+    for old, new in done.already:
+        ctx.reply(ctx.t("request.already_resubmitted", card=svc.card_no(old.id), new=svc.card_no(new.id), no=no))
+    if not done.made:
+        return
+    for old, card, people in done.made:
+        department = _department_name(ctx, card.department)
+        # The old card stays rejected and says what it became, for its department and on the rep's notice.
+        await refresh_task_card(ctx, old)
+        notice = rejection_notice(
+            _rejection_ref(old),
+            ctx.user.locale,
+            no=no,
+            department=department,
+            title=old.title,
+            reason=old.reject_reason or "",
+            card_id=old.id,
+            resubmitted_as=svc.card_no(card.id),
+        )
+        channel = recipients.channel_of(ctx.runtime.channel_for, ctx.user, ctx.event.channel)
+        ctx.intents.append(UpdateCard(channel=channel, user_ids=(ctx.user.id,), card=notice))
+        if not people:
+            ctx.reply(ctx.t("request.no_recipients", department=department))
+        else:
+            await send_task_card(ctx, card, request)
+        ctx.reply(
+            ctx.t(
+                "request.resubmitted",
+                no=no,
+                department=department,
+                old=svc.card_no(old.id),
+                new=svc.card_no(card.id),
+                needed=_needed_words(ctx, done.rt, request),
+            )
+        )
+    if done.corrections:
+        f_labels = {f.key: recipients.field_label(ctx.locale, f) for f in done.rt.fields} if done.rt else {}
+        changes = "；".join(f"{f_labels.get(k, k)}：{new}" for k, (_, new) in done.corrections.items())
+        ctx.reply(ctx.t("request.resubmit_corrected", changes=changes))
+        # The departments still at work see the corrected values on their cards.
+        made = {c.id for _, c, _ in done.made}
+        for other in svc.current_cards(await svc.cards_of(ctx.session, request.id)):
+            if other.id not in made and other.state not in svc.CLOSED:
+                await refresh_task_card(ctx, other)
 
 
 @router.route(in_flow(INPUT_FLOW), is_text)

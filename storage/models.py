@@ -367,11 +367,15 @@ class SupportRequest(Base):
     # Field key → value as entered and validated (dates as ISO yyyy-mm-dd).
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     visit_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("visits.id"))
-    # open (some card not settled) → done (every card done) | rejected (some card rejected, the rest settled)
+    # From the current cards (a resubmitted card's successor replaces it): open (some card not closed) → done
+    # (every card done) | rejected (some card rejected, none open). docs/requests.md
     status: Mapped[str] = mapped_column(String(10), default=RequestStatus.OPEN.value)
     source_channel: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The instant the work is needed when the needed-by date came with a time of day (the surgery's start);
+    # the date itself is in ``fields``.
+    needed_at: Mapped[datetime | None]
 
 
 class TaskCard(Base):
@@ -389,6 +393,8 @@ class TaskCard(Base):
         Index("ix_task_cards_next_due", "next_due_at"),
         # The queues across departments (a director's overview, 超时) read open cards only, by state.
         Index("ix_task_cards_state_due", "state", "due_at"),
+        # A rejected card is resubmitted once: one successor at most.
+        Index("uq_task_cards_supersedes", "supersedes_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -444,6 +450,12 @@ class TaskCard(Base):
     # Copies opened from a queue (打开): [{"n": 3, "user": "log01", "channel": "console"}] (ref <card ref>-o<n>);
     # every update of the card reaches them too (``recipients.task_card_intents``).
     copies: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    # The rejected card of the same request and department this one was resubmitted for (``重新提交``).
+    supersedes_id: Mapped[int | None] = mapped_column(BigId)
+    # Set when the request's needed-by date made the deadline earlier than the SLA: the instant the work is needed
+    # and the lead time (hours) kept before it; the card says so.
+    needed_at: Mapped[datetime | None]
+    lead_hours: Mapped[float | None] = mapped_column(Float)
 
     # SQLAlchemy reads this mapping once at class creation; it is never mutated.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

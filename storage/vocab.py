@@ -61,6 +61,7 @@ class CardEvent(StrEnum):
     ANSWER = "task.answer"
     ATTACH = "task.attach"
     DENIED = "task.denied"
+    RESUBMITTED = "task.resubmitted"
     REMIND = "escalation.remind"
     LEVEL = "escalation.level"
     REPEAT = "escalation.repeat"

@@ -438,6 +438,17 @@ class WorkCalendar:
             return max(a, at)
         raise AssertionError("unreachable")  # pragma: no cover - the generator raises or yields
 
+    def last_working_instant(self, dt: datetime) -> datetime:
+        """``dt`` itself (UTC) when it is inside working hours, else the end of the last working period before it."""
+        at = _require_aware(dt).astimezone(UTC)
+        day = at.astimezone(self.tz).date() + timedelta(days=1)
+        for _ in range(SEARCH_DAYS):
+            for a, b in reversed(self._intervals(day)):
+                if a <= at:
+                    return min(at, b)
+            day -= timedelta(days=1)
+        raise ValueError(f"the working calendar has no working day in the {SEARCH_DAYS} days before {at.isoformat()}")
+
     def add_working_hours(self, start: datetime, hours: float) -> datetime:
         """The instant ``hours`` working hours after ``start`` (UTC); time outside working hours does not count.
 

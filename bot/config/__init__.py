@@ -6,6 +6,7 @@ Any key can be set from the environment as ``SALESBOT__SECTION__KEY`` (double un
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Collection, Mapping
@@ -248,6 +249,9 @@ class DingTalkConfig(_Section):
 
 # ---- support requests ----------------------------------------------------------------------------------------
 
+# The longest lead time a request type may ask for (30 days).
+MAX_LEAD_HOURS = 24 * 30.0
+
 RequestFieldType = Literal["customer", "ward", "date", "text", "choice"]
 _FIELD_KEY = r"^[a-z][a-z0-9_]{0,31}$"
 
@@ -267,6 +271,11 @@ class RequestFieldConfig(_Section):
     # For dates: refuse a date before today (a surgery is never in the past).
     not_before_today: bool = False
     max_length: int = Field(200, ge=1, le=2000)
+    # For dates: the date the work is needed by (the surgery date, 需要日期); it caps the cards' deadlines (see
+    # ``RequestTypeConfig.lead_hours``). At most one field per request type.
+    needed_by: bool = False
+    # For the needed-by date: a time of day may come with it (后天 8:00, 12-05 上午, 下午 2 点).
+    time_of_day: bool = False
 
     @model_validator(mode="after")
     def _choices_for_choice(self) -> RequestFieldConfig:
@@ -276,6 +285,10 @@ class RequestFieldConfig(_Section):
             raise ValueError("'choices' only applies to fields of type 'choice'")
         if self.not_before_today and self.type != "date":
             raise ValueError("'not_before_today' only applies to fields of type 'date'")
+        if self.needed_by and self.type != "date":
+            raise ValueError("'needed_by' only applies to fields of type 'date'")
+        if self.time_of_day and not self.needed_by:
+            raise ValueError("'time_of_day' only applies to the needed-by date (a date field with needed_by = true)")
         return self
 
 
@@ -307,6 +320,19 @@ class RequestTypeConfig(_Section):
     calendar_hours: bool = False
     # Offer this request as a button right after a visit is logged (the request is then linked to the visit).
     offer_after_visit: bool = False
+    # Hours (calendar hours) before the needed-by date's need (its time of day, else the end of work that day) by
+    # which the departments must be done: the cards' deadline is the earlier of the SLA and this (docs/requests.md).
+    lead_hours: float = 0.0
+
+    @field_validator("lead_hours")
+    @classmethod
+    def _lead_hours_in_range(cls, v: float) -> float:
+        if not math.isfinite(v) or not 0 <= v <= MAX_LEAD_HOURS:
+            raise ValueError(
+                f"lead_hours must be between 0 and {MAX_LEAD_HOURS:g} (hours before the needed-by date that the work"
+                f" must be done; got {v!r})"
+            )
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> RequestTypeConfig:
@@ -321,6 +347,9 @@ class RequestTypeConfig(_Section):
             raise ValueError("field 'customer' must have type 'customer'")
         if "ward" in types and types["ward"] != "ward":
             raise ValueError("field 'ward' must have type 'ward'")
+        needed = [f.key for f in self.fields if f.needed_by]
+        if len(needed) > 1:
+            raise ValueError(f"only one field may be the needed-by date (needed_by = true): {', '.join(needed)}")
         departments = [t.department for t in self.tasks]
         if len(set(departments)) != len(departments):
             raise ValueError("a department may receive only one task per request type")
@@ -347,7 +376,16 @@ def _default_request_types() -> dict[str, RequestTypeConfig]:
             fields=[
                 hospital,
                 ward,
-                _field("surgery_date", "手术日期", "Date", "date", not_before_today=True, aliases=["日期", "date"]),
+                _field(
+                    "surgery_date",
+                    "手术日期",
+                    "Date",
+                    "date",
+                    not_before_today=True,
+                    aliases=["日期", "date"],
+                    needed_by=True,
+                    time_of_day=True,
+                ),
                 _field("kit", "器械", "Kit", aliases=["器械包", "套包", "kit"]),
                 note,
             ],
@@ -401,10 +439,19 @@ def _default_request_types() -> dict[str, RequestTypeConfig]:
                 hospital,
                 _field("product", "产品", "Product", aliases=["货品", "product"]),
                 _field("quantity", "数量", "Qty", aliases=["qty"]),
-                _field("needed_by", "需要日期", "Needed by", "date", not_before_today=True, aliases=["日期"]),
+                _field(
+                    "needed_by",
+                    "需要日期",
+                    "Needed by",
+                    "date",
+                    not_before_today=True,
+                    aliases=["日期"],
+                    needed_by=True,
+                ),
                 note,
             ],
             tasks=[_task("logistics", "备货 {{ product }} × {{ quantity }}", "Reserve {{ product }} × {{ quantity }}")],
+            lead_hours=24.0,
         ),
     }
 

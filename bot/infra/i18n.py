@@ -275,8 +275,8 @@ CATALOG: dict[str, tuple[str, str]] = {
         '"{value}" is not a date; write 2026-12-03, Dec 3, tomorrow or next Wednesday.',
     ),
     "request.past_date": (
-        "{field}不能早于今天（{value}）。请填写今天或以后的日期。",
-        "The {field} cannot be before today ({value}). Give today or a later date.",
+        "{field}不能早于今天（{today}），你填的是 {value}。请填写今天或以后的日期。",
+        "The {field} cannot be before today ({today}); you gave {value}. Give today or a later date.",
     ),
     "request.bad_choice": ("「{value}」不是可选项，可选：{choices}", '"{value}" is not a choice: {choices}'),
     "request.too_long": ("{field}太长了（最多 {value} 字）。", "The {field} is too long (at most {value})."),
@@ -292,8 +292,8 @@ CATALOG: dict[str, tuple[str, str]] = {
     "request.submitted_status": ("已提交 {no}", "Submitted {no}"),
     "request.cancelled_status": ("已取消", "Cancelled"),
     "request.submitted": (
-        "✅ 申请已提交 {no}：{type_name}，{customer}。已通知 {departments}。发「进度 {no}」查看进度。",
-        "✅ Request {no} submitted: {type_name}, {customer}. Notified: {departments}. Send 'progress {no}' "
+        "✅ 申请已提交 {no}：{type_name}，{customer}{needed}。已通知 {departments}。发「进度 {no}」查看进度。",
+        "✅ Request {no} submitted: {type_name}, {customer}{needed}. Notified: {departments}. Send 'progress {no}' "
         "for its status.",
     ),
     "request.no_recipients": (
@@ -495,6 +495,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     # escalation in plain words (issue 11): 升级记录 sentences, the next step, 升级策略, the notice card, hand-overs
     "escw.system": ("系统", "The system"),
     "escw.create": ("{who} 提交申请", "{who} submitted the request"),
+    "escw.create_resubmit": (
+        "{who} 修改后重新提交（替代被驳回的 {old}）",
+        "{who} resubmitted it (replacing rejected {old})",
+    ),
+    "escw.resubmitted": ("{who} 已重新提交为 {new}", "{who} resubmitted it as {new}"),
     "escw.claim": ("{who} 认领", "{who} claimed it"),
     "escw.done": ("{who} 完成", "{who} marked it done"),
     "escw.done_files": ("{who} 完成（附件 {count} 个）", "{who} marked it done ({count} file(s))"),
@@ -753,6 +758,66 @@ CATALOG: dict[str, tuple[str, str]] = {
         "at {old}, not there. To change the hospital, change the ward and contacts with it, e.g. "
         "'edit {no} hospital:{hospital} ward:{example_ward} contact:{example_contact}'.",
     ),
+    # support-request rules (issue 11): rejection and 重新提交, needed-by deadlines, the surgery's time of day
+    "help.resubmit": (
+        "· 重新提交 <申请编号> [字段:值] — 被驳回的部分按原因修改后重新提交，例如 重新提交 R1 器械:脊柱B包",
+        "· resubmit <request-no> [field:value] — send a rejected part again, corrected, e.g. resubmit R1 kit:spine-B",
+    ),
+    "request.confirm_title_named": ("请确认{type_name}", "Confirm the {type_name}"),
+    "request.time_without_date": (
+        "「{value}」只有时间，请连同日期一起写，例如 12-05 8:00 或 后天 下午2点。",
+        '"{value}" is only a time; give the date too, e.g. 12-05 8:00 or "the day after tomorrow 2 pm".',
+    ),
+    "request.needed_words": ("，{label} {value}", ", {label} {value}"),
+    "request.status.part_rejected": (
+        "已驳回（{departments}），其余处理中",
+        "rejected by {departments}, rest in progress",
+    ),
+    "request.status.rejected_by": ("已驳回（{departments}）", "rejected by {departments}"),
+    "request.resubmitted_as": ("（已重新提交为 {no}）", " (resubmitted as {no})"),
+    "request.resubmit_usage": (
+        "格式：重新提交 <申请编号> [字段:值]，例如 重新提交 R12 器械:脊柱B包",
+        "Usage: resubmit <request-no> [field:value], e.g. resubmit R12 kit:spine-B",
+    ),
+    "request.resubmit_not_yours": (
+        "只有申请人本人可以重新提交申请 {no}。",
+        "Only the rep who raised request {no} may resubmit it.",
+    ),
+    "request.nothing_to_resubmit": (
+        "申请 {no} 没有被驳回的部分，无需重新提交。发「进度 {no}」查看进度。",
+        "Request {no} has no rejected part to resubmit. Send 'progress {no}' for its status.",
+    ),
+    "request.resubmit_unknown_type": (
+        "申请 {no} 的类型已停用，无法重新提交，请重新发起申请。",
+        "The type of request {no} is no longer offered; raise a new request.",
+    ),
+    "request.resubmit_fields": (
+        "重新提交 {no} 时只能用「字段:值」更正（医院和科室不能改，请重新发起申请）。",
+        "When resubmitting {no}, correct with 'field:value' only (not the hospital or ward: raise a new request).",
+    ),
+    "request.already_resubmitted": (
+        "{card} 已重新提交为 {new}，无需再次提交。发「进度 {no}」查看进度。",
+        "{card} was already resubmitted as {new}. Send 'progress {no}' for its status.",
+    ),
+    "request.resubmitted": (
+        "🔁 已重新提交 {no} 的{department}部分{needed}：新卡片 {new}（原 {old} 已驳回）。已通知{department}。",
+        "🔁 Resubmitted the {department} part of {no}{needed}: new card {new} ({old} stays rejected). "
+        "{department} notified.",
+    ),
+    "request.resubmit_corrected": ("已更正：{changes}", "Corrected: {changes}"),
+    "notice.rejected_title": ("⛔ {no} {department}驳回了申请", "⛔ {no}: {department} rejected it"),
+    "notice.rejected_howto": (
+        "请按驳回原因修改后点「重新提交」；需要更正时发「重新提交 {no} 字段:值」，例如 重新提交 {no} 器械:脊柱B包",
+        "Fix what the reason says, then tap Resubmit; to correct a value send 'resubmit {no} field:value'.",
+    ),
+    "notice.resubmitted_status": ("已重新提交为 {no}", "Resubmitted as {no}"),
+    "task.btn.resubmit": ("重新提交", "Resubmit"),
+    "task.f.title": ("事项", "Task"),
+    "task.f.supersedes": ("重新提交自", "Resubmits"),
+    "task.status.resubmitted": ("，已重新提交为 {no}", "; resubmitted as {no}"),
+    "task.due_needed": ("（需在 {need} 前备好{lead}）", " (needed by {need}{lead})"),
+    "task.lead_days": ("，提前 {n} 天", ", {n} day(s) ahead"),
+    "task.lead_hours": ("，提前 {n} 小时", ", {n} h ahead"),
 }
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 from bot.config import RequestFieldConfig, RequestTypeConfig
-from bot.parsing.when import normalise, parse_date
+from bot.parsing.when import normalise, parse_date, parse_date_time
 
 _KEY_RE = re.compile(r"(?:^|(?<=[\s,;、。:]))([^\W\d][\w-]*)\s*:")
 _TOKEN_SEP_RE = re.compile(r"[\s,;、。]+")
@@ -29,8 +29,11 @@ class RequestIssue:
     """A problem found while parsing; ``field`` is None when the key itself is unknown."""
 
     field: str | None
-    code: str  # unknown_key | empty_value | bad_date | past_date | bad_choice | too_long | duplicate_key
+    # unknown_key | empty_value | bad_date | past_date | time_without_date | bad_choice | too_long | duplicate_key
+    code: str
     value: str
+    # The day the value was checked against (``past_date``: the message names today, not the date refused).
+    today: str = ""
 
 
 @dataclass
@@ -70,18 +73,44 @@ def parse_future_date(text: str, today: date) -> date | None:
     return day
 
 
+def _parse_day_time(text: str, today: date) -> tuple[date | None, time | None] | None:
+    """A date with an optional time of day, leaning to the future like ``parse_future_date`` (周三 8:00)."""
+    found = parse_date_time(text, today)
+    if found is None or found[0] is None or found[0] >= today:
+        return found
+    if _BARE_WEEKDAY_RE.match(normalise(text).strip()):
+        later = parse_date_time(text, today + timedelta(days=6))
+        if later is not None and later[0] is not None and later[0] >= today:
+            return later
+    return found
+
+
+def split_day_time(value: str) -> tuple[str, str]:
+    """A stored date value ``2026-12-05 08:00`` as (``2026-12-05``, ``08:00``); the time is empty when none."""
+    day, _, hhmm = value.strip().partition(" ")
+    return day, hhmm.strip()
+
+
 def parse_value(f: RequestFieldConfig, raw: str, today: date) -> tuple[str | None, RequestIssue | None]:
-    """Validate one field's value; dates come back as ISO yyyy-mm-dd, choices as the configured choice."""
+    """Validate one field's value; dates come back as ISO yyyy-mm-dd (``yyyy-mm-dd HH:MM`` with a time of day, for
+    the field that takes one), choices as the configured choice."""
     text = " ".join(normalise(raw).split()).strip(_EDGE)
     if not text:
         return None, RequestIssue(f.key, "empty_value", raw.strip())
     if f.type == "date":
-        day = parse_future_date(text, today)
+        clock: time | None = None
+        if f.time_of_day:
+            found = _parse_day_time(text, today)
+            if found is not None and found[0] is None:
+                return None, RequestIssue(f.key, "time_without_date", text)
+            day, clock = found if found is not None else (None, None)
+        else:
+            day = parse_future_date(text, today)
         if day is None:
             return None, RequestIssue(f.key, "bad_date", text)
         if f.not_before_today and day < today:
-            return None, RequestIssue(f.key, "past_date", day.isoformat())
-        return day.isoformat(), None
+            return None, RequestIssue(f.key, "past_date", day.isoformat(), today.isoformat())
+        return (f"{day.isoformat()} {clock:%H:%M}" if clock is not None else day.isoformat()), None
     if f.type == "choice":
         wanted = _fold(text)
         choice = next((c for c in f.choices if _fold(c) == wanted), None)
@@ -128,9 +157,21 @@ def parse_request_line(rt: RequestTypeConfig, body: str, today: date) -> ParsedR
     keys = _find_keys(body, index)
     head = body[: keys[0][0]] if keys else body
     dates = [f for f in rt.fields if f.type == "date"]
-    for token in (t for t in _TOKEN_SEP_RE.split(head) if t):
+    tokens = [t for t in _TOKEN_SEP_RE.split(head) if t]
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
         empty_date = next((f for f in dates if f.key not in parsed.values), None)
         if empty_date is not None and parse_future_date(token, today) is not None:
+            if empty_date.time_of_day:
+                # The time of day may follow in the next words (后天 8:00, 12-05 上午, 后天 下午 2 点).
+                for j in range(min(len(tokens), i + 3), i, -1):
+                    tail = parse_date_time(" ".join(tokens[i:j]), today)
+                    joined = " ".join(tokens[i - 1 : j])
+                    if tail is not None and tail[0] is None and _parse_day_time(joined, today) is not None:
+                        token, i = joined, j
+                        break
             value, issue = parse_value(empty_date, token, today)
             if issue is not None:
                 parsed.issues.append(issue)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-__all__ = ["normalise", "parse_date", "parse_when"]
+__all__ = ["normalise", "parse_date", "parse_date_time", "parse_when"]
 
 # Hour used when only a date (other than today) is given.
 DEFAULT_HOUR = 10
@@ -431,3 +431,27 @@ def parse_date(text: str, today: date) -> date | None:
     if parts is None or parts.date is None or parts.period is not None or parts.clock is not None:
         return None
     return parts.date(today)
+
+
+_SPACED_DIAN_RE = re.compile(rf"({_NUM})\s+(点|时)")
+
+
+def parse_date_time(text: str, today: date) -> tuple[date | None, time | None] | None:
+    """A date with an optional time of day (``后天 8:00``, ``12-05 上午``, ``下午 2 点``): (date, time); the date is
+    None when only a time is given, the time None when only a date is. None when it is neither. A part of day alone
+    gets the hour ``parse_when`` gives it (上午 09:00, 下午 15:00); a bare 1-6 点 is the afternoon."""
+    norm = _SPACED_DIAN_RE.sub(r"\1\2", normalise(text).lower())
+    parts = _scan(norm) if norm else None
+    if parts is None or (parts.date is None and parts.period is None and parts.clock is None):
+        return None
+    day = parts.date(today) if parts.date is not None else None
+    if parts.date is not None and day is None:
+        return None
+    if parts.clock is not None:
+        resolved = _resolve_clock(parts.clock, parts.period)
+        if resolved is None:
+            return None
+        return day, time(*resolved)
+    if parts.period is not None:
+        return day, time(_PERIODS[parts.period][0], 0)
+    return day, None

@@ -61,27 +61,50 @@ def freeze_policy(
     created_at: datetime,
     first_response_hours: float,
     complete_hours: float,
+    *,
+    deadlines: tuple[datetime, datetime] | None = None,
 ) -> dict[str, Any]:
-    """The card's steps with absolute due instants, sorted by due (reminders before a level due at the same time)."""
+    """The card's steps with absolute due instants, sorted by due (reminders before a level due at the same time).
+
+    ``deadlines``: the card's (respond by, due at) when they are not the SLA's (a needed-by date made them
+    earlier): levels after an SLA count from them, reminders fall at the same fraction of the time left."""
     levels, remind = effective_policy(settings, department, type_key)
     urgent = rt.calendar_hours
 
     def at(hours: float) -> datetime:
         return add_hours(settings, created_at, hours, calendar=urgent)
 
+    sla_hours = {"first_response": first_response_hours, "complete": complete_hours}
+    anchors: dict[str, datetime] = {}
+    if deadlines is not None:
+        for name, instant in zip(("first_response", "complete"), deadlines, strict=True):
+            if instant != at(sla_hours[name]):
+                anchors[name] = instant
+
+    def fraction(name: str) -> datetime:
+        if name in anchors:
+            return created_at + (anchors[name] - created_at) * remind
+        return at(sla_hours[name] * remind)
+
+    def level_due(after_sla: str | None, after_hours: float) -> datetime:
+        if after_sla in anchors:
+            # Zero hours after the deadline is the deadline itself (working hours would move an 18:00 to the morning).
+            anchor = anchors[after_sla]
+            return add_hours(settings, anchor, after_hours, calendar=urgent) if after_hours else anchor
+        return at(sla_hours.get(after_sla or "", 0.0) + after_hours)
+
     steps: list[dict[str, Any]] = []
     if remind > 0:
-        steps.append({"kind": "remind", "trigger": "not_claimed", "due": at(first_response_hours * remind)})
-        steps.append({"kind": "remind", "trigger": "not_done", "due": at(complete_hours * remind)})
+        steps.append({"kind": "remind", "trigger": "not_claimed", "due": fraction("first_response")})
+        steps.append({"kind": "remind", "trigger": "not_done", "due": fraction("complete")})
     for n, level in enumerate(levels, start=1):
-        sla = {"first_response": first_response_hours, "complete": complete_hours}.get(level.after_sla or "", 0.0)
         steps.append(
             {
                 "kind": "level",
                 "level": n,
                 "trigger": level.trigger,
                 "deadline": level_deadline(level),
-                "due": at(sla + level.after_hours),
+                "due": level_due(level.after_sla, level.after_hours),
                 "notify": list(level.notify),
                 "repeat": level.repeat_every_hours,
             }

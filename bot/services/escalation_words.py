@@ -141,6 +141,17 @@ def _snooze(w: Words, row: AuditRow) -> str:
     return w.t("escw.snooze", who=w.name(row.actor_id), until=when, reason=row.changes.get("reason") or "")
 
 
+def _create(w: Words, row: AuditRow) -> str:
+    old = row.changes.get("supersedes")
+    if old:
+        return w.t("escw.create_resubmit", who=w.name(row.actor_id), old=f"T{old}")
+    return w.t("escw.create", who=w.name(row.actor_id))
+
+
+def _resubmitted(w: Words, row: AuditRow) -> str:
+    return w.t("escw.resubmitted", who=w.name(row.actor_id), new=f"T{row.changes.get('as') or ''}")
+
+
 def _said(key: str, **fields: str) -> Callable[[Words, AuditRow], str]:
     """A sentence naming the actor (``who``) and some of the row's changes (parameter → changes key)."""
 
@@ -152,7 +163,7 @@ def _said(key: str, **fields: str) -> Callable[[Words, AuditRow], str]:
 
 
 SENTENCES: dict[CardEvent, Callable[[Words, AuditRow], str]] = {
-    CardEvent.CREATE: _said("escw.create"),
+    CardEvent.CREATE: _create,
     CardEvent.CLAIM: _said("escw.claim"),
     CardEvent.DONE: _done,
     CardEvent.REJECT: _said("escw.reject", reason="reason"),
@@ -160,6 +171,7 @@ SENTENCES: dict[CardEvent, Callable[[Words, AuditRow], str]] = {
     CardEvent.ANSWER: _said("escw.answer", answer="answer"),
     CardEvent.ATTACH: _attach,
     CardEvent.DENIED: _said("escw.denied"),
+    CardEvent.RESUBMITTED: _resubmitted,
     CardEvent.REMIND: _remind,
     CardEvent.LEVEL: lambda w, row: _level(w, row, "level"),
     CardEvent.REPEAT: lambda w, row: _level(w, row, "repeat"),

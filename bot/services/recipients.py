@@ -17,10 +17,11 @@ from sqlalchemy.orm.util import identity_key
 from bot.config import RequestFieldConfig, RequestTypeConfig, Settings
 from bot.core.intents import Intent, SendCard, SendText, UpdateCard
 from bot.infra import i18n
-from bot.services.requests import card_no, request_no
+from bot.services.requests import card_no, request_no, shown_fields
 from cards.model import Card
 from cards.tasks import TaskView, task_card
 from storage.models import Customer, SupportRequest, TaskCard, User
+from storage.vocab import TaskState
 
 # Where a notice reaches a person: ``Runtime.channel_for``, the one rule (``bot.channels.choice``).
 ChannelChoice = Callable[[User], str]
@@ -87,6 +88,10 @@ async def task_view(
     people = await names(session, {request.rep_id, card.holder_id or ""})
     questions = list(card.questions or [])
     last = questions[-1] if questions else {}
+    successor = None
+    if card.state == TaskState.REJECTED:
+        successor = await session.scalar(select(TaskCard.id).where(TaskCard.supersedes_id == card.id))
+    values = shown_fields(settings, rt, request)
     return TaskView(
         ref=card.ref,
         no=card_no(card.id),
@@ -95,7 +100,7 @@ async def task_view(
         type_name=type_name(locale, rt) if rt else request.type_key,
         department_name=department_name(settings, card.department, locale),
         state=card.state,
-        rows=field_rows(rt, request.fields, customer.name if customer else "", locale) if rt else [],
+        rows=field_rows(rt, values, customer.name if customer else "", locale) if rt else [],
         requester=people.get(request.rep_id, request.rep_id),
         holder=people.get(card.holder_id or "", ""),
         since=card.state_since,
@@ -106,6 +111,11 @@ async def task_view(
         question=str(last.get("q") or ""),
         answer=str(last.get("a") or ""),
         reject_reason=card.reject_reason or "",
+        needed_at=card.needed_at,
+        needed_time=request.needed_at is not None,
+        lead_hours=card.lead_hours or 0.0,
+        supersedes=card_no(card.supersedes_id) if card.supersedes_id is not None else "",
+        resubmitted_as=card_no(successor) if successor is not None else "",
     )
 
 

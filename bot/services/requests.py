@@ -21,17 +21,18 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.calendar.workcal import add_hours
-from bot.config import RequestTaskConfig, RequestTypeConfig, Settings
+from bot.calendar.workcal import add_hours, get_calendar
+from bot.config import RequestFieldConfig, RequestTaskConfig, RequestTypeConfig, Settings
 from bot.config.request_types import render_title
 from bot.core.errors import Denial, DomainError
 from bot.infra import audit, i18n
+from bot.parsing.request_parser import field_by_key, parse_request_line, split_day_time
 from bot.services import console_media, escalation_words
 from bot.services.escalation import Upcoming, audit_card, freeze_policy, reschedule, step_targets, upcoming
 from storage.models import AuditLog, Customer, SupportRequest, TaskCard, User
@@ -170,6 +171,90 @@ def deadlines(settings: Settings, rt: RequestTypeConfig, start: datetime, respon
     )
 
 
+def needed_field(rt: RequestTypeConfig) -> RequestFieldConfig | None:
+    """The request type's needed-by date (``needed_by = true``), if it has one."""
+    return next((f for f in rt.fields if f.needed_by), None)
+
+
+def _parse_hhmm(text: str) -> time | None:
+    try:
+        return time.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def store_needed(
+    settings: Settings, rt: RequestTypeConfig, values: dict[str, Any]
+) -> tuple[dict[str, Any], datetime | None]:
+    """The values to store (the needed-by date as ISO yyyy-mm-dd) and the instant the work is needed when a time of
+    day came with the date (``2026-12-05 08:00`` → ``support_requests.needed_at``, aware UTC)."""
+    f = needed_field(rt)
+    stored = dict(values)
+    if f is None or not stored.get(f.key):
+        return stored, None
+    day, hhmm = split_day_time(str(stored[f.key]))
+    stored[f.key] = day
+    clock = _parse_hhmm(hhmm)
+    if clock is None:
+        return stored, None
+    try:
+        return stored, datetime.combine(date.fromisoformat(day), clock, tzinfo=settings.org.tz).astimezone(UTC)
+    except ValueError:
+        return stored, None
+
+
+def shown_fields(settings: Settings, rt: RequestTypeConfig | None, request: SupportRequest) -> dict[str, Any]:
+    """The request's values as people read them: the needed-by date with its time of day when one was given."""
+    values = dict(request.fields or {})
+    f = needed_field(rt) if rt is not None else None
+    if f is not None and values.get(f.key) and request.needed_at is not None:
+        values[f.key] = f"{values[f.key]} {request.needed_at.astimezone(settings.org.tz):%H:%M}"
+    return values
+
+
+def need_of(settings: Settings, rt: RequestTypeConfig, request: SupportRequest) -> datetime | None:
+    """The instant the work is needed: the needed-by date's time of day, else the end of work on that date (needed
+    by 12-03: at the latest on 12-03)."""
+    if request.needed_at is not None:
+        return request.needed_at
+    f = needed_field(rt)
+    raw = str((request.fields or {}).get(f.key) or "") if f is not None else ""
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return None
+    end = time.fromisoformat(settings.calendar.work_end)
+    return datetime.combine(day, end, tzinfo=settings.org.tz).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class CardDeadlines:
+    """A card's deadlines; ``need`` is set when the needed-by date (less the lead time) made them earlier."""
+
+    respond_by: datetime
+    due_at: datetime
+    need: datetime | None = None
+    lead_hours: float = 0.0
+
+
+def card_deadlines(
+    settings: Settings, rt: RequestTypeConfig, request: SupportRequest, now: datetime, respond_h: float, done_h: float
+) -> CardDeadlines:
+    """The deadline rule (docs/requests.md): the SLA's, unless the need less ``lead_hours`` comes first; that
+    instant is moved back into working hours (unless the type counts calendar hours) and never before ``now``."""
+    sla = deadlines(settings, rt, now, respond_h, done_h)
+    need = need_of(settings, rt, request)
+    if need is None:
+        return CardDeadlines(sla.respond_by, sla.due_at)
+    latest = need - timedelta(hours=rt.lead_hours)
+    if not rt.calendar_hours:
+        latest = get_calendar(settings.calendar, settings.org.tz).last_working_instant(latest)
+    if latest >= sla.due_at:
+        return CardDeadlines(sla.respond_by, sla.due_at)
+    due = max(latest, now)
+    return CardDeadlines(min(sla.respond_by, due), due, need, rt.lead_hours)
+
+
 def title_values(
     rt: RequestTypeConfig,
     values: dict[str, str],
@@ -193,6 +278,62 @@ def task_title(task: RequestTaskConfig, locale: str) -> str:
     return task.title_zh
 
 
+def new_card(
+    settings: Settings,
+    rt: RequestTypeConfig,
+    task: RequestTaskConfig,
+    request: SupportRequest,
+    customer: Customer,
+    rep: User,
+    people: Sequence[User],
+    now: datetime,
+    supersedes: TaskCard | None = None,
+) -> TaskCard:
+    """One department's card for ``request``, made ``now``: the title in the org's language (one copy for the whole
+    department, as ``recipients.task_view`` renders it), the deadlines (``card_deadlines``), the frozen escalation."""
+    locale = i18n.normalize_locale(settings.org.default_locale)
+    variables = title_values(rt, shown_fields(settings, rt, request), customer, rep, request.id, locale)
+    due = card_deadlines(settings, rt, request, now, task.first_response_hours, task.complete_hours)
+    moved = (due.respond_by, due.due_at) if due.need is not None else None
+    card = TaskCard(
+        request_id=request.id,
+        department=task.department,
+        ref=f"task-{request.id}-{task.department[:20]}-{secrets.token_hex(3)}",
+        title=render_title(task_title(task, locale), variables),
+        state=OPEN,
+        require_claim=task.require_claim,
+        evidence=task.evidence,
+        first_response_hours=task.first_response_hours,
+        complete_hours=task.complete_hours,
+        respond_by=due.respond_by,
+        due_at=due.due_at,
+        needed_at=due.need,
+        lead_hours=due.lead_hours if due.need is not None else None,
+        attachments=[],
+        questions=[],
+        recipients=[u.id for u in people],
+        policy=freeze_policy(
+            settings,
+            rt,
+            request.type_key,
+            task.department,
+            now,
+            task.first_response_hours,
+            task.complete_hours,
+            deadlines=moved,
+        ),
+        esc_step=0,
+        notices=0,
+        watchers=[],
+        created_at=now,
+        state_since=now,
+        updated_at=now,
+        supersedes_id=supersedes.id if supersedes is not None else None,
+    )
+    reschedule(card)
+    return card
+
+
 async def create(
     session: AsyncSession,
     *,
@@ -207,7 +348,7 @@ async def create(
 ) -> tuple[SupportRequest, list[tuple[TaskCard, list[User]]]]:
     """Store the request and one task card per configured department; return the cards with their recipients."""
     rt = settings.request_types[type_key]
-    stored = {k: v for k, v in values.items() if k != "customer"}
+    stored, needed_at = store_needed(settings, rt, {k: v for k, v in values.items() if k != "customer"})
     request = SupportRequest(
         type_key=type_key,
         rep_id=rep.id,
@@ -219,42 +360,14 @@ async def create(
         source_channel=channel,
         created_at=now,
         updated_at=now,
+        needed_at=needed_at,
     )
     session.add(request)
     await session.flush()
-    # The card is one copy for the whole department, in the org's language (as ``recipients.task_view`` renders it).
-    locale = i18n.normalize_locale(settings.org.default_locale)
-    variables = title_values(rt, stored, customer, rep, request.id, locale)
     cards: list[tuple[TaskCard, list[User]]] = []
     for task in rt.tasks:
         people = await department_people(session, task.department)
-        due = deadlines(settings, rt, now, task.first_response_hours, task.complete_hours)
-        card = TaskCard(
-            request_id=request.id,
-            department=task.department,
-            ref=f"task-{request.id}-{task.department[:20]}-{secrets.token_hex(3)}",
-            title=render_title(task_title(task, locale), variables),
-            state=OPEN,
-            require_claim=task.require_claim,
-            evidence=task.evidence,
-            first_response_hours=task.first_response_hours,
-            complete_hours=task.complete_hours,
-            respond_by=due.respond_by,
-            due_at=due.due_at,
-            attachments=[],
-            questions=[],
-            recipients=[u.id for u in people],
-            policy=freeze_policy(
-                settings, rt, type_key, task.department, now, task.first_response_hours, task.complete_hours
-            ),
-            esc_step=0,
-            notices=0,
-            watchers=[],
-            created_at=now,
-            state_since=now,
-            updated_at=now,
-        )
-        reschedule(card)
+        card = new_card(settings, rt, task, request, customer, rep, people, now)
         session.add(card)
         cards.append((card, people))
     await session.flush()
@@ -266,7 +379,13 @@ async def create(
         entity_id=request.id,
         actor_id=rep.id,
         channel=channel,
-        changes={"type": type_key, "customer_id": customer.id, "fields": stored, "visit_id": visit_id},
+        changes={
+            "type": type_key,
+            "customer_id": customer.id,
+            "fields": stored,
+            "visit_id": visit_id,
+            "needed_at": needed_at.isoformat() if needed_at is not None else None,
+        },
     )
     for card, _ in cards:
         audit_card(
@@ -607,8 +726,44 @@ async def _card_rows(session: AsyncSession, actor: User, args: str) -> tuple[Tas
     return card, await audit.history(session, CARD_ENTITY, card.id)
 
 
+def current_cards(cards: Sequence[TaskCard]) -> list[TaskCard]:
+    """The cards that count for the request: a rejected card resubmitted (``supersedes_id``) is replaced by its
+    successor."""
+    replaced = {c.supersedes_id for c in cards if c.supersedes_id is not None}
+    return [c for c in cards if c.id not in replaced]
+
+
+def successors(cards: Sequence[TaskCard]) -> dict[int, TaskCard]:
+    """Rejected card id → the card it was resubmitted as."""
+    return {c.supersedes_id: c for c in cards if c.supersedes_id is not None}
+
+
+@dataclass(frozen=True)
+class RequestProgress:
+    """The status rule (docs/requests.md) applied to a request's current cards: its status, the departments whose
+    current card is rejected, and whether any card is still open."""
+
+    status: RequestStatus
+    rejected: tuple[str, ...]
+    open: bool
+
+
+def progress_of(cards: Sequence[TaskCard]) -> RequestProgress:
+    current = current_cards(cards)
+    rejected = tuple(c.department for c in current if c.state == REJECTED)
+    still_open = any(c.state not in CLOSED for c in current)
+    if still_open:
+        status = RequestStatus.OPEN
+    elif all(c.state == DONE for c in current):
+        status = RequestStatus.DONE
+    else:
+        status = RequestStatus.REJECTED
+    return RequestProgress(status, rejected, still_open)
+
+
 def settle_request(request: SupportRequest, cards: Sequence[TaskCard], now: datetime) -> bool:
-    """Update the request's status from its cards; True when it just became settled."""
+    """Update the request's status from its current cards (``progress_of``); True when it just became settled."""
+    cards = current_cards(cards)
     if any(c.state not in CLOSED for c in cards):
         status = RequestStatus.OPEN
     elif all(c.state == DONE for c in cards):
@@ -678,3 +833,136 @@ async def recent_for(session: AsyncSession, rep_id: str, since: datetime) -> lis
         .limit(20)
     )
     return list(rows)
+
+
+# ---- resubmitting a rejected part ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resubmission:
+    """``重新提交``: the request, the new cards (each with the rejected card it replaces and its recipients), the
+    corrections applied (field key → (old, new)), and the cards that had been resubmitted already (nothing done
+    twice: rejected card → its successor)."""
+
+    request: SupportRequest
+    rt: RequestTypeConfig | None
+    made: list[tuple[TaskCard, TaskCard, list[User]]]
+    corrections: dict[str, tuple[str, str]]
+    already: list[tuple[TaskCard, TaskCard]]
+
+
+def _corrections(rt: RequestTypeConfig, request: SupportRequest, text: str, today: date, locale: str) -> dict[str, Any]:
+    """``器械:脊柱B包 …`` after ``重新提交 R1``: the new values (only ``字段:值`` pairs; not the hospital or ward)."""
+    if not text.strip():
+        return {}
+    parsed = parse_request_line(rt, text, today)
+    if parsed.values.keys() & {"customer", "ward"} or parsed.loose:
+        raise RequestError("request.resubmit_fields", no=request_no(request.id))
+    for issue in parsed.issues:
+        f = field_by_key(rt, issue.field) if issue.field else None
+        label = (f.label_en if i18n.normalize_locale(locale) == i18n.EN else f.label_zh) if f else issue.value
+        if issue.code == "unknown_key" or f is None:
+            raise RequestError("request.resubmit_fields", no=request_no(request.id))
+        raise RequestError(f"request.{issue.code}", field=label, value=issue.value, today=issue.today)
+    return dict(parsed.values)
+
+
+async def resubmit(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    rep: User,
+    request_id: int | None = None,
+    card_id: int | None = None,
+    text: str = "",
+    now: datetime,
+    channel: str,
+) -> Resubmission:
+    """The rep sends a rejected part of their request again (``重新提交 R1 [字段:值 …]``, or the button on the
+    rejection notice: ``card_id``): each rejected current card gets a new card for its department, linked to it
+    (``supersedes_id``); the old one stays rejected. Only the request's rep may; a part already resubmitted is not
+    sent twice (``Resubmission.already``). Corrections change the request's values (audited)."""
+    old_card = await load_card(session, card_id) if card_id is not None else None
+    if card_id is not None and old_card is None:
+        raise DomainError("stale_button")
+    rid = old_card.request_id if old_card is not None else request_id
+    request = await session.get(SupportRequest, rid, with_for_update=True) if rid is not None else None
+    no = request_no(rid or 0)
+    if request is None:
+        raise RequestError("request.not_found", no=no)
+    if request.rep_id != rep.id:
+        log.warning("user %s may not resubmit request %s", rep.id, request.id)
+        raise RequestError("request.resubmit_not_yours", no=no)
+    cards = await cards_of(session, request.id)
+    after = successors(cards)
+    rejected = [c for c in current_cards(cards) if c.state == REJECTED]
+    if old_card is not None:
+        rejected = [c for c in rejected if c.id == old_card.id]
+    already = [(c, after[c.id]) for c in cards if c.id in after and (old_card is None or c.id == old_card.id)]
+    rt = settings.request_types.get(request.type_key)
+    if not rejected:
+        if already:
+            return Resubmission(request, rt, [], {}, already)
+        raise RequestError("request.nothing_to_resubmit", no=no)
+    if rt is None:
+        raise RequestError("request.resubmit_unknown_type", no=no)
+    today = now.astimezone(settings.org.tz).date()
+    changed: dict[str, tuple[str, str]] = {}
+    corrections = _corrections(rt, request, text, today, rep.locale)
+    if corrections:
+        shown = shown_fields(settings, rt, request)
+        merged, needed_at = store_needed(settings, rt, {**shown, **corrections})
+        f = needed_field(rt)
+        if f is None or f.key not in corrections:
+            needed_at = request.needed_at
+        changed = {k: (str(shown.get(k) or ""), str(v)) for k, v in corrections.items() if shown.get(k) != v}
+        request.fields = merged
+        request.needed_at = needed_at
+    customer = await session.get(Customer, request.customer_id)
+    assert customer is not None
+    made: list[tuple[TaskCard, TaskCard, list[User]]] = []
+    for old in rejected:
+        task = next((t for t in rt.tasks if t.department == old.department), None)
+        if task is None:
+            task = RequestTaskConfig(
+                department=old.department,
+                title_zh=old.title,
+                require_claim=old.require_claim,
+                evidence=old.evidence,
+                first_response_hours=old.first_response_hours,
+                complete_hours=old.complete_hours,
+            )
+        people = await department_people(session, old.department)
+        card = new_card(settings, rt, task, request, customer, rep, people, now, supersedes=old)
+        session.add(card)
+        made.append((old, card, people))
+    await session.flush()
+    request.status = RequestStatus.OPEN
+    request.updated_at = now
+    audit.record(
+        session,
+        at=now,
+        action="request.resubmit",
+        entity="request",
+        entity_id=request.id,
+        actor_id=rep.id,
+        channel=channel,
+        changes={"cards": [[o.id, n.id] for o, n, _ in made], "corrections": {k: list(v) for k, v in changed.items()}},
+    )
+    for old, card, _ in made:
+        audit_card(session, old.id, CardEvent.RESUBMITTED, {"as": card.id}, at=now, actor_id=rep.id, channel=channel)
+        audit_card(
+            session,
+            card.id,
+            CardEvent.CREATE,
+            {
+                "request_id": request.id,
+                "department": card.department,
+                "recipients": card.recipients,
+                "supersedes": old.id,
+            },
+            at=now,
+            actor_id=rep.id,
+            channel=channel,
+        )
+    return Resubmission(request, rt, made, changed, [])

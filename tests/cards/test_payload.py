@@ -12,7 +12,7 @@ from cards import payload
 from cards.escalation import AssignTo, EscalationOp, EscalationTap
 from cards.payload import MAX_PAYLOAD_BYTES, CallbackData, PayloadError, unpack
 from cards.suggest import SuggestedText
-from cards.tasks import RequestChoice, RequestConfirm, RequestOffer, TaskOp, TaskTap
+from cards.tasks import RequestChoice, RequestConfirm, RequestOffer, Resubmit, TaskOp, TaskTap
 from cards.visits import ConfirmOp, VisitChoice, VisitConfirm
 
 
@@ -40,6 +40,7 @@ CASES: list[tuple[CallbackData, str]] = [
     (RequestChoice("a1b2", "ward", "骨科"), old_pack("rf", "a1b2", "ward", "骨科")),
     (RequestConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("rc", "a1b2", "submit")),
     (SuggestedText("拜访 浙一 骨科"), old_pack("sg", "拜访 浙一 骨科")),
+    (Resubmit(3), old_pack("rs", "3")),
 ]
 
 

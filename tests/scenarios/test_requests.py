@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from storage.models import AuditLog, InboundEvent, SupportRequest, TaskCard
-from tests.scenario_driver import Chat, SeenCard, last_card
+from tests.scenario_driver import Chat, SeenCard, card_with, last_card
 
 ZJU1 = "浙江大学医学院附属第一医院"
 ZJU2 = "浙江大学医学院附属第二医院"
@@ -42,6 +42,11 @@ EXPIRED = "这个按钮已过期，请重新发起。"
 async def db_cards(rt: Runtime) -> dict[str, TaskCard]:
     async with rt.db.read() as s:
         return {c.department: c for c in await s.scalars(select(TaskCard).order_by(TaskCard.id))}
+
+
+async def db_cards_all(rt: Runtime) -> list[TaskCard]:
+    async with rt.db.read() as s:
+        return list(await s.scalars(select(TaskCard).order_by(TaskCard.id)))
 
 
 async def db_requests(rt: Runtime) -> list[SupportRequest]:
@@ -192,11 +197,11 @@ async def test_a_past_surgery_date_is_refused_and_asked_again(chat: Any, runtime
     rep = await chat("rep01")
     await rep.say("跟台 浙一 骨科 2026-11-20 器械:脊柱A包")
     refusal, ask = await rep.new_texts()
-    assert refusal == "手术日期不能早于今天（2026-11-20）。请填写今天或以后的日期。"
+    assert refusal == "手术日期不能早于今天（2026-11-23），你填的是 2026-11-20。请填写今天或以后的日期。"
     assert ask.startswith("请输入手术日期") and await rep.cards() == []
     await rep.say("昨天")  # the answer is checked too
     refusal, ask = await rep.new_texts()
-    assert refusal == "手术日期不能早于今天（2026-11-22）。请填写今天或以后的日期。"
+    assert refusal == "手术日期不能早于今天（2026-11-23），你填的是 2026-11-22。请填写今天或以后的日期。"
     assert ask.startswith("请输入手术日期") and await rep.cards() == []
     await rep.say("后天")
     assert (await last_card(rep)).fields["手术日期"] == "2026-11-25"
@@ -217,7 +222,7 @@ async def test_a_date_that_became_past_overnight_is_refused_on_submit(
     await rep.tap("提交", confirm)
 
     refusal, ask = await rep.new_texts()
-    assert refusal == "手术日期不能早于今天（2026-11-23）。请填写今天或以后的日期。"
+    assert refusal == "手术日期不能早于今天（2026-11-24），你填的是 2026-11-23。请填写今天或以后的日期。"
     assert ask.startswith("请输入手术日期")
     assert (await now_of(rep, confirm)).buttons == []
     assert await db_requests(runtime) == [] and await db_cards(runtime) == {}
@@ -403,7 +408,10 @@ async def test_reject_asks_for_a_reason_closes_the_card_and_tells_the_rep(chat: 
         closed = await task_card(person, "compliance")
         assert closed.buttons == [] and closed.fields["驳回原因"] == "授权书已过期，请先更新", (person.user_id, closed)
         assert closed.status.startswith("⛔ 韩雪 已驳回"), closed.status
-    assert await rep.new_texts() == [f"⛔ R1 合规 驳回了「授权审核：{ZJU1}」：授权书已过期，请先更新"]
+    # The rep gets a notice card: the reason, how to resubmit, the 重新提交 button (see test_a_rejected_part_…).
+    assert await rep.new_texts() == []
+    notice = await card_with(rep, "重新提交")
+    assert notice.title == "⛔ R1 合规驳回了申请" and notice.fields["驳回原因"] == "授权书已过期，请先更新"
     # A tap from a screen that still shows the open card changes nothing and says why.
     await cmp02.tap_stale("认领", snapshot)
     assert await cmp02.new_texts() == ["卡片 T3 已关闭（已驳回），无需再操作。"]
@@ -479,7 +487,7 @@ async def test_my_requests_and_progress_show_each_department_to_who_may_see(chat
     await rep.say("我的申请")
     [mine] = await rep.new_texts()
     assert mine.splitlines()[1:] == [
-        f"R1 手术跟台 {ZJU1} 11-23 10:00 — 处理中",
+        f"R1 手术跟台 {ZJU1} 11-23 10:00 — 已驳回（合规），其余处理中",
         "  · 市场：待认领（11-23 10:00）",
         "  · 物流：处理中 · 吴敏（11-23 10:00）",
         "  · 合规：已驳回 · 韩雪（11-23 10:00）",
@@ -498,3 +506,95 @@ async def test_my_requests_and_progress_show_each_department_to_who_may_see(chat
     assert await other.new_texts() == ["找不到申请 R99。发「我的申请」查看编号。"]
     await other.say("我的申请")
     assert (await other.new_texts())[0].startswith("你还没有")
+
+
+# ---- after a rejection: 重新提交 (issue 11) ---------------------------------------------------------------------
+
+
+async def reject_compliance(chat: Any, reason: str = "授权书已过期，请先更新") -> Chat:
+    cmp01 = await chat("cmp01")
+    await cmp01.tap("驳回", await task_card(cmp01, "compliance"))
+    await cmp01.say(reason)
+    await cmp01.new_texts()
+    return cmp01
+
+
+async def test_a_rejected_part_is_resubmitted_from_the_notice_as_a_new_linked_card(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    rep = await submit(chat)
+    await reject_compliance(chat)
+    notice = await card_with(rep, "重新提交")
+    assert notice.fields["事项"] == f"授权审核：{ZJU1}" and notice.fields["驳回原因"] == "授权书已过期，请先更新"
+    clock.set(clock.now() + timedelta(minutes=5))
+
+    await rep.tap("重新提交", notice)
+
+    assert await rep.new_texts() == [
+        "🔁 已重新提交 R1 的合规部分，手术日期 2026-11-25：新卡片 T4（原 T3 已驳回）。已通知合规。"
+    ]
+    settled = await now_of(rep, notice)
+    assert settled.buttons == [] and settled.status == "已重新提交为 T4"
+    for uid in PEOPLE["compliance"]:
+        person = await chat(uid)
+        old, new = [c for c in await person.cards() if c.title.startswith("合规｜")]
+        assert old.buttons == [] and "已重新提交为 T4" in old.status, (uid, old)
+        assert new.buttons == OPEN and new.fields["编号"] == "T4 / R1" and new.fields["重新提交自"] == "T3", new
+        assert new.fields["截止"] == "11-24 10:05", new
+    # Nothing went to the other departments.
+    for uid in ("mkt01", "log01"):
+        assert len(await (await chat(uid)).cards()) == 1
+    stored = await db_cards_all(runtime)
+    assert [(c.id, c.department, c.state, c.supersedes_id) for c in stored] == [
+        (1, "marketing", "open", None),
+        (2, "logistics", "open", None),
+        (3, "compliance", "rejected", None),
+        (4, "compliance", "open", 3),
+    ]
+    assert await audit_count(runtime, "request.resubmit") == 1 and await audit_count(runtime, "task.resubmitted") == 1
+    [request] = await db_requests(runtime)
+    assert request.status == "open"
+    await rep.say("进度 R1")
+    [progress] = await rep.new_texts()
+    assert "合规：待认领" in progress and "T3 ⛔授权书已过期，请先更新（已重新提交为 T4）" in progress, progress
+
+    # A second tap (a screen that still shows the button) does nothing twice.
+    clock.set(clock.now() + timedelta(seconds=30))  # a later event (WeCom events of one instant are one event)
+    await rep.tap_stale("重新提交", notice)
+    assert await rep.new_texts() == ["T3 已重新提交为 T4，无需再次提交。发「进度 R1」查看进度。"]
+    assert len(await db_cards_all(runtime)) == 4 and await audit_count(runtime, "request.resubmit") == 1
+
+
+async def test_a_rejected_part_is_resubmitted_by_text_with_a_correction(chat: Any, runtime: Runtime) -> None:
+    rep = await submit(chat)
+    log01 = await chat("log01")
+    await log01.tap("驳回", await task_card(log01, "logistics"))
+    await log01.say("脊柱A包没货了")
+    await rep.new_texts()
+
+    await rep.say("重新提交 R1 器械:脊柱B包")
+
+    assert await rep.new_texts() == [
+        "🔁 已重新提交 R1 的物流部分，手术日期 2026-11-25：新卡片 T4（原 T2 已驳回）。已通知物流。",
+        "已更正：器械：脊柱B包",
+    ]
+    new = [c for c in await log01.cards() if c.title.startswith("物流｜")][-1]
+    assert new.title == "物流｜备器械 脊柱B包（2026-11-25）"[:36] and new.fields["器械"] == "脊柱B包"
+    # The departments still at work see the corrected kit on their card, in place.
+    marketing = await task_card(await chat("mkt01"), "marketing")
+    assert marketing.fields["器械"] == "脊柱B包"
+    [request] = await db_requests(runtime)
+    assert request.fields["kit"] == "脊柱B包"
+
+
+async def test_only_the_requests_rep_may_resubmit_it(chat: Any, runtime: Runtime) -> None:
+    rep = await submit(chat)
+    await reject_compliance(chat)
+    notice = await card_with(rep, "重新提交")
+    for uid in ("rep02", "mgr01"):
+        other = await chat(uid)
+        await other.say("重新提交 R1")
+        assert await other.new_texts() == ["只有申请人本人可以重新提交申请 R1。"], uid
+        await other.forge_tap(notice.keys["重新提交"], notice)
+        assert await other.new_texts() == ["只有申请人本人可以重新提交申请 R1。"], uid
+    assert len(await db_cards_all(runtime)) == 3

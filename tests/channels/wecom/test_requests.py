@@ -454,8 +454,12 @@ async def test_reject_with_reason(submitted: Scenario, bot: Runtime, fake: FakeW
         assert "韩雪 已驳回" in state["main_title"]["desc"]
         assert [b["key"] for b in state["button_list"]] == [limits.SETTLED_KEY]
         assert reason[: limits.VALUE_MAX_CHARS - 1] in card_text(state)
-    [notice] = new_texts(rep, rep_texts)
-    assert notice == f"⛔ R1 合规 驳回了「{TITLES['compliance']}」：{reason}"
+    # The rep's notice is a card with the reason and the 重新提交 button (docs/requests.md).
+    assert new_texts(rep, rep_texts) == []
+    [notice] = [b["template_card"] for b in card_sends(fake) if b["template_card"]["task_id"].endswith("-rj")]
+    assert notice["main_title"]["title"] == "⛔ R1 合规驳回了申请"
+    assert [b["text"] for b in notice["button_list"]] == ["重新提交"]
+    assert {h["keyname"]: h["value"] for h in notice["horizontal_content_list"]}["驳回原因"] == reason
     assert cmp01.texts()[-1] == f"卡片 {org.no('compliance')} 已驳回，已通知代表。"
     stored = (await db_cards(bot))["compliance"]
     assert (stored.state, stored.holder_id, stored.reject_reason) == ("rejected", "cmp01", reason)
