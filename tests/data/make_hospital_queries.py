@@ -42,7 +42,7 @@ DIGITS = set("一二三四五六七八九十〇0123456789")
 
 # What a pinyin IME commonly offers for the same syllable (toneless pinyin checked below).
 HOMOPHONES: dict[str, str] = {
-    "医": "一",
+    "医": "依",  # not 一: that names another hospital (浙大医院 / 浙大一院), not a typo
     "院": "远",
     "州": "洲",
     "江": "将",
@@ -81,7 +81,7 @@ HOMOPHONES: dict[str, str] = {
     "丽": "力",
     "水": "谁",
     "邵": "少",
-    "逸": "一",
+    "逸": "亦",
     "夫": "肤",
     "浙": "这",
     "海": "还",
@@ -308,7 +308,6 @@ AMBIGUOUS = {
         "温州医科大学附属眼视光医院",
         "温州医科大学附属口腔医院",
     ),
-    "宁波妇保": ("宁波市妇女儿童医院", "余姚市妇幼保健院", "慈溪市妇幼保健院"),
     "义乌医院": ("义乌市中心医院", "义乌市中医医院", "义乌市妇幼保健院"),
     "瑞安医院": ("瑞安市人民医院", "瑞安市中医院", "瑞安市妇幼保健院"),
     "余杭医院": (
@@ -340,7 +339,14 @@ AMBIGUOUS = {
         "绍兴第二医院",
         "绍兴市第七人民医院",
     ),
-    "湖州医院": ("湖州市中心医院", "湖州市第一人民医院", "湖州市中医院", "湖州市妇幼保健院", "湖州市第三人民医院"),
+    "湖州医院": (
+        "湖州市中心医院",
+        "湖州市第一人民医院",
+        "湖州市中医院",
+        "湖州市妇幼保健院",
+        "湖州市第三人民医院",
+        "湖州市南浔区人民医院",
+    ),
     "慈溪医院": ("慈溪市人民医院", "慈溪市中医医院", "慈溪市妇幼保健院"),
     "余姚医院": ("余姚市人民医院", "余姚市中医医院", "余姚市妇幼保健院"),
     "临海医院": ("临海市第一人民医院", "临海市中医院", "临海市妇幼保健院"),
@@ -407,7 +413,7 @@ def abbreviations(name: str) -> list[str]:
             out.append(form[: -len("医院")])  # 余姚中医
         elif form.endswith("中医院"):
             out.append(form[: -len("中医院")] + "中医医院")
-            out.append(form[: -len("医院")])
+            out.append(form[:-1])  # 温州市中医
         if form.endswith("妇幼保健院"):
             out.append(form[: -len("妇幼保健院")] + "妇幼")
             out.append(form[: -len("妇幼保健院")] + "妇保院")
@@ -465,9 +471,11 @@ def main() -> None:
         for key in (h["name"], *h["aliases"], *h["also"]):  # type: ignore[misc]
             owners[norm(str(key))].add(str(h["name"]))
     directory_initials: dict[str, set[str]] = defaultdict(set)
+    directory_pinyin: dict[str, set[str]] = defaultdict(set)  # 浙大二院 and 浙大儿院 both read zhedaeryuan
     for h in hospitals:
         for key in (h["name"], *h["aliases"]):  # type: ignore[misc]
             directory_initials["".join(s[0] for s in lazy_pinyin(norm(str(key))))].add(str(h["name"]))
+            directory_pinyin["".join(lazy_pinyin(norm(str(key))))].add(str(h["name"]))
 
     rows: list[tuple[str, str, str]] = []
     seen: set[str] = set()
@@ -508,7 +516,8 @@ def main() -> None:
         for alias in h["aliases"]:  # type: ignore[misc]
             full = "".join(lazy_pinyin(norm(str(alias))))
             if full.isascii() and len(full) >= 6 and norm(full) not in seen:
-                add(full, {name}, "pinyin")
+                names = directory_pinyin[full]
+                add(full, names, "pinyin" if len(names) == 1 else "ambiguous")
         for text in (name, *h["aliases"], *h["also"]):  # type: ignore[misc]
             text = str(text)
             if len(text) < 3:
