@@ -491,13 +491,16 @@ class CustomerMatcher:
             for idx in keys.exact.get(needle, ()):
                 if _numerals(normalize(keys.labels[idx])) == wanted_numerals:
                     _keep_best(hits, keys.owners[idx], score, keys.labels[idx])
-        if len(q) >= _MIN_SUBSTRING_LEN:
-            for owner, hit in self._subsequence(self._text, self._text_mask, self._text.haystack, q, q, 0.0).items():
-                _keep_best(hits, owner, *hit)
-        if len(q) >= _MIN_SOUND_SUBSEQUENCE_LEN:  # 杭州一远, 浙打附二 (not 邵医: 绍…医 is everywhere)
-            through_sound = self._subsequence(self._sounds, self._sound_mask, self._sound_text, sound, q, 1.0)
-            for owner, hit in through_sound.items():
-                _keep_best(hits, owner, *hit)
+        # In order inside a key: by sound from 3 characters on (杭州一远, 浙打附二; a text match is one too), by
+        # text for two (邵医: 绍…医 by sound is everywhere). One regex per query: compiling it is most of the cost.
+        if len(q) >= _MIN_SOUND_SUBSEQUENCE_LEN:
+            subsequence = self._subsequence(self._sounds, self._sound_mask, self._sound_text, sound, q)
+        elif len(q) >= _MIN_SUBSTRING_LEN:
+            subsequence = self._subsequence(self._text, self._text_mask, self._text.haystack, q, q)
+        else:
+            subsequence = {}
+        for owner, hit in subsequence.items():
+            _keep_best(hits, owner, *hit)
         hits = {
             owner: hit for owner, hit in hits.items() if hit[0] >= _CORE_EXACT_SCORE or self._supports(support, owner)
         }
@@ -570,23 +573,24 @@ class CustomerMatcher:
             self._initials.substring_hits(_SEP + q, _INITIALS_PREFIX_BASE, cap, hits)
         return hits
 
-    def _subsequence(self, keys: _KeySet, mask: str, text: str, needle: str, q: str, penalty: float) -> _Hits:
+    def _subsequence(self, keys: _KeySet, mask: str, text: str, needle: str, q: str) -> _Hits:
         """All characters of ``needle`` appear in order inside one key (the Chinese abbreviation habit).
 
         ``keys`` are the text keys (``needle`` is the query) or the sound keys (``needle`` is its sound key);
         ``mask`` and ``text`` run along the haystack: g/d/n per character (generic, distinctive, numeral) and the
         text behind it. A skipped character costs 1 (generic), 3 (distinctive) or 5 (a numeral: 第三 in
         温州市第三人民医院 for 温州人医); a generic word of the query the key lacks costs 5 (中医院 → 中心医院).
-        Through sounds the matched characters must name the query's numerals (浙大医院 is not 浙大一院)."""
+        Matched through another character of the same sound costs 1 more, and the matched characters must then
+        name the query's numerals (浙大医院 is not 浙大一院)."""
         gap = f"[^{_SEP}]*?"
-        pattern = re.compile(gap.join(f"({re.escape(ch)})" for ch in needle))
+        pattern = re.compile(gap.join(re.escape(ch) for ch in needle))  # no groups: compiling them costs more
         words = [m.group() for m in _GENERIC_RE.finditer(q) if len(m.group()) > 1]
         wanted = _numerals(q)
-        through_sound = keys is not self._text
         hits: _Hits = {}
         last_idx = -1
         scanned = 0
-        for found in pattern.finditer(keys.haystack):
+        haystack = keys.haystack
+        for found in pattern.finditer(haystack):
             idx = keys.key_at(found.start())
             if idx == last_idx:
                 continue
@@ -595,9 +599,15 @@ class CustomerMatcher:
             if scanned > _SCAN_CAP:
                 break
             start, end = found.span()
-            matched = [found.start(group) for group in range(1, len(needle) + 1)]
-            if through_sound and {text[pos] for pos in matched if text[pos] in _NUMERALS} != wanted:
-                continue
+            # The lazy gaps took the earliest occurrence of each character: find() gives the same positions.
+            matched = [start]
+            for ch in needle[1:]:
+                matched.append(haystack.find(ch, matched[-1] + 1, end))
+            penalty = 0.0
+            if any(text[pos] != ch for pos, ch in zip(matched, q, strict=True)):
+                if {text[pos] for pos in matched if text[pos] in _NUMERALS} != wanted:
+                    continue
+                penalty = 1.0
             in_mask = [mask[pos] for pos in matched]
             skipped_d = mask.count("d", start, end) - in_mask.count("d")
             skipped_n = mask.count("n", start, end) - in_mask.count("n")

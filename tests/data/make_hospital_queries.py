@@ -399,7 +399,7 @@ def abbreviations(name: str) -> list[str]:
     base = strip_places(name)
     if base != name:
         out.append(base)
-    for form in {name, base}:
+    for form in dict.fromkeys((name, base)):  # ordered: the table must not depend on string hashing
         if m := ORDINAL_PEOPLE.search(form):
             out.append(form[: m.start()] + m.group(1) + "院")  # 桐庐县第一人民医院 → 桐庐县一院
             out.append(form[: m.start()] + "第" + m.group(1) + "医院")  # → 桐庐县第一医院
@@ -463,7 +463,8 @@ def typos(text: str, rng: random.Random) -> list[tuple[str, str]]:
     return out
 
 
-def main() -> None:
+def build_rows() -> list[tuple[str, str, str]]:
+    """The table's rows (query, expected, kind), in file order."""
     rng = random.Random(SEED)
     hospitals = load()
     owners: dict[str, set[str]] = defaultdict(set)  # normalized key (name, alias, short name) → hospitals
@@ -536,6 +537,11 @@ def main() -> None:
             raise SystemExit(f"absent query {query!r} is in the hospital table")
         add(query, set(), "absent")
 
+    return rows
+
+
+def main() -> None:
+    rows = build_rows()
     with QUERIES.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(("query", "expected", "kind"))
