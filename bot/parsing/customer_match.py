@@ -234,6 +234,18 @@ class _Support:
     generic_codes: frozenset[str]
 
 
+def _in_order(text: str, needle: str, start: int, end: int) -> list[int] | None:
+    """Earliest positions of ``needle``'s characters, in order, inside ``text[start:end]``; None if not all there."""
+    positions: list[int] = []
+    pos = start - 1
+    for ch in needle:
+        pos = text.find(ch, pos + 1, end)
+        if pos < 0:
+            return None
+        positions.append(pos)
+    return positions
+
+
 def _pairs(runs: Iterable[str], reach: int = 2) -> set[tuple[str, str]]:
     """Unordered pairs of codes up to ``reach`` apart inside each run: a swapped or dropped character keeps one."""
     out: set[tuple[str, str]] = set()
@@ -273,6 +285,10 @@ class _KeySet:
             self._starts.append(pos)
             pos += len(key) + 1
 
+    def start_of(self, idx: int) -> int:
+        """Haystack position of the first character of key ``idx``."""
+        return self._starts[idx] + 1
+
     def key_at(self, haystack_pos: int) -> int:
         """Index of the key whose slot (separator included) contains ``haystack_pos``."""
         return bisect_right(self._starts, haystack_pos) - 1
@@ -307,6 +323,7 @@ class CustomerMatcher:
         """Index normalized name/aliases (plus short university forms of names), their full pinyin, pinyin
         initials, sound keys and sorted sound keys, and per entry the syllables of its names."""
         self._entries: tuple[CustomerEntry, ...] = tuple(entries)
+        self._owner_of = {entry.id: owner for owner, entry in enumerate(self._entries)}
         self._syllable_codes: dict[str, str] = {}
         pinyin_cache: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
@@ -513,8 +530,9 @@ class CustomerMatcher:
         }
         result = self._decide_fuzzy(fuzzy, cap, limit)
         if result.status == "none":  # a suggestion must share two distinctive syllables in a row, not one
-            kept = tuple(c for c in result.candidates if self._supports(support, self._owner[c.entry.id], strong=True))
-            return MatchResult("none", kept)
+            owner_of = self._owner_of
+            kept = (c for c in result.candidates if self._supports(support, owner_of[c.entry.id], strong=True))
+            return MatchResult("none", tuple(kept))
         return result
 
     def _supports(self, support: _Support, owner: int, strong: bool = False) -> bool:
@@ -529,15 +547,6 @@ class CustomerMatcher:
         if strong:  # two distinctive syllables side by side in one of its names (not 中…山 across 萧山区中医院)
             return shared >= 2 and not support.pairs.isdisjoint(self._distinct_pairs[owner])
         return not support.pairs or not support.pairs.isdisjoint(self._code_pairs[owner])
-
-    @property
-    def _owner(self) -> dict[int, int]:
-        """Entry id → index (built on first use: only suggestions need it)."""
-        cached: dict[int, int] | None = self.__dict__.get("_owner_cache")
-        if cached is None:
-            cached = {entry.id: owner for owner, entry in enumerate(self._entries)}
-            self.__dict__["_owner_cache"] = cached
-        return cached
 
     def _match_latin(self, q: str, query: str, cap: int, limit: int) -> MatchResult:
         """Pinyin, initials and English: the first stage that finds anything decides."""
@@ -598,21 +607,21 @@ class CustomerMatcher:
             scanned += 1
             if scanned > _SCAN_CAP:
                 break
-            start, end = found.span()
-            # The lazy gaps took the earliest occurrence of each character: find() gives the same positions.
-            matched = [start]
-            for ch in needle[1:]:
-                matched.append(haystack.find(ch, matched[-1] + 1, end))
+            key_start = keys.start_of(idx)
+            key_end = key_start + len(keys.keys[idx])
+            matched = _in_order(text, q, key_start, key_end)  # the same characters, where the key has them
             penalty = 0.0
-            if any(text[pos] != ch for pos, ch in zip(matched, q, strict=True)):
-                if {text[pos] for pos in matched if text[pos] in _NUMERALS} != wanted:
+            if matched is None:  # only by sound: the lazy gaps took the earliest of each, find() gives the same
+                matched = _in_order(haystack, needle, found.start(), found.end())
+                if matched is None or {text[p] for p in matched if text[p] in _NUMERALS} != wanted:
                     continue
                 penalty = 1.0
+            start, end = matched[0], matched[-1] + 1
             in_mask = [mask[pos] for pos in matched]
             skipped_d = mask.count("d", start, end) - in_mask.count("d")
             skipped_n = mask.count("n", start, end) - in_mask.count("n")
             skipped_g = end - start - len(needle) - skipped_d - skipped_n
-            key_text = text[keys._starts[idx] + 1 : keys._starts[idx] + 1 + len(keys.keys[idx])]
+            key_text = text[key_start:key_end]
             lacking = sum(1 for word in words if word not in key_text)
             cost = skipped_g + 3.0 * skipped_d + 5.0 * skipped_n + 5.0 * lacking + penalty
             _keep_best(hits, keys.owners[idx], max(_SUBSEQUENCE_FLOOR, _SUBSEQUENCE_TOP - cost), keys.labels[idx])
