@@ -492,12 +492,6 @@ class CustomerMatcher:
                 _keep_best(hits, owner, *hit)
         for owner in self._cores.get(q, ()):  # 省中医 → 省中医院
             _keep_best(hits, owner, _CORE_EXACT_SCORE, q)
-        if not distinct:  # only generic words (人民医院, 第三医院): an alias of them, or nobody in particular
-            return self._decide_pooled(hits, cap) if hits else MatchResult("none", ())
-
-        self._text.substring_hits(q, _CHINESE_SUBSTRING_SCORE, _WIDE_SUBSTRING, hits, coverage_bonus=0.0)
-        if core:  # 浙大医院: every 浙大… hospital, below what the whole query finds
-            self._text.substring_hits(core, _CORE_SUBSTRING_SCORE, _WIDE_SUBSTRING, hits, coverage_bonus=0.0)
         # Same pronunciation (邵一夫), or the same characters in another order (州温中医院): unless the numerals
         # differ (浙大医院 is not 浙大一院, 杭儿 not 杭二).
         wanted_numerals = support.numerals
@@ -508,6 +502,13 @@ class CustomerMatcher:
             for idx in keys.exact.get(needle, ()):
                 if _numerals(normalize(keys.labels[idx])) == wanted_numerals:
                     _keep_best(hits, keys.owners[idx], score, keys.labels[idx])
+        # Only generic words (人民医院, 第三医院): an alias of them (省肿留 → 省肿瘤), or no hospital in particular.
+        if not distinct:
+            return self._decide_pooled(hits, cap) if hits else MatchResult("none", ())
+
+        self._text.substring_hits(q, _CHINESE_SUBSTRING_SCORE, _WIDE_SUBSTRING, hits, coverage_bonus=0.0)
+        if core:  # 浙大医院: every 浙大… hospital, below what the whole query finds
+            self._text.substring_hits(core, _CORE_SUBSTRING_SCORE, _WIDE_SUBSTRING, hits, coverage_bonus=0.0)
         # In order inside a key: by sound from 3 characters on (杭州一远, 浙打附二; a text match is one too), by
         # text for two (邵医: 绍…医 by sound is everywhere). One regex per query: compiling it is most of the cost.
         if len(q) >= _MIN_SOUND_SUBSEQUENCE_LEN:
