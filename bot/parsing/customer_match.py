@@ -3,10 +3,11 @@
 Pure and in-memory: build a CustomerMatcher once per directory, call match() per message. An exact name/alias
 (or, typed in Latin letters, its pinyin or initials) decides at once. Otherwise a Chinese query collects candidates
 from the set-based stages together — substring of a name/alias (also of the query without its trailing 医院),
-same pronunciation (邵一夫), character subsequence (浙大一院) — and only when none of them finds anything, from
-rapidfuzz scores. A candidate must share the query's *distinctive* part (what is left once generic words such as
-医院, 人民, 第一, 中医, 市 are removed), so 北京协和医院 suggests nothing; one that leads the others by less than a
-margin is never picked silently: the rep is asked, with every close candidate (at most ``MAX_CHOICES``).
+same pronunciation (邵一夫), same characters swapped (州温中医院), characters in order (浙大一院) — and only when
+none of them finds anything, from rapidfuzz scores. A candidate must share the query's *distinctive* part (what
+is left once generic words such as 医院, 人民, 第一, 中医, 市 are removed), so 北京协和医院 suggests nothing; one that
+leads the others by less than a margin is never picked silently: the rep is asked, with every close candidate
+(at most ``MAX_CHOICES``).
 Measured on 255 real Zhejiang hospitals by bench/hospital_match.py; the choices are in docs/hospital_matching.md.
 """
 
@@ -37,12 +38,11 @@ MAX_SUGGESTIONS = 3
 # The choice list: WeCom's template card shows at most 6 buttons (cards.wecom.MAX_BUTTONS), and a rep can still
 # read six hospital names at a glance. Close candidates beyond it are left out (best and directory order first).
 MAX_CHOICES = 6
-MAX_AMBIGUOUS = MAX_CHOICES  # the old name, kept for importers
 SET_MARGIN = 5.0  # set-based stages: a runner-up within this many points of the best makes the query ambiguous
 MIN_DISTINCTIVE_COVERAGE = 0.6  # share of the query's distinctive syllables a candidate must have
 
 # Words that say what kind of hospital or place a name is, not which one: a candidate sharing only these with the
-# query is no match (北京协和医院 / 绍兴和平医院 share 医院 and 和). Longest first where one contains another.
+# query is no match (北京协和医院 / 绍兴和平医院 share 医院 and 和). The longest word found at a position wins.
 GENERIC_WORDS: tuple[str, ...] = (
     *("社区卫生服务中心", "卫生服务中心", "精神卫生中心", "中西医结合", "妇幼保健院", "中医药大学", "医科大学"),
     *("妇幼保健", "医疗中心", "卫生中心", "自治县", "医学院", "总医院", "卫生院", "门诊部", "住院部", "妇产科"),
@@ -86,7 +86,7 @@ _CORE_SUBSTRING_SCORE = 84.0
 _NUMERAL_BONUS = 6.0  # rapidfuzz: a candidate naming the query's numeral (浙大一附院 → 浙一, not 浙大妇院)
 _LATIN_SOUNDS_LIKE_SCORE = 95.0
 _CHINESE_SUBSTRING_SCORE = 90.0  # flat: how much of a long name the query covers says nothing about which one
-_SUBSEQUENCE_TOP = 85.0  # less 1 per generic and 3 per distinctive character skipped; below every substring
+_SUBSEQUENCE_TOP = 85.0  # less what the match skips (see CustomerMatcher._subsequence); below every substring
 _SUBSEQUENCE_FLOOR = 60.0
 # Latin-letter queries keep the first-stage-decides order, with coverage in the score.
 _SUBSTRING_BASE = 80.0  # + up to 15 for coverage of the key
@@ -731,6 +731,9 @@ def _is_clear_winner(best: float, second: float) -> bool:
 
 
 __all__ = [
+    "GENERIC_WORDS",
+    "MAX_CHOICES",
+    "UNIVERSITY_SHORT_NAMES",
     "Candidate",
     "CustomerEntry",
     "CustomerMatcher",
