@@ -9,6 +9,7 @@ import pytest
 from pypinyin import Style, lazy_pinyin
 
 from bot.parsing.customer_match import (
+    MAX_CHOICES,
     Candidate,
     CustomerEntry,
     CustomerMatcher,
@@ -76,7 +77,6 @@ CASES: list[tuple[str, str, tuple[int, ...]]] = [
     # substrings (unique)
     ("和平", "unique", (6,)),
     ("邵逸夫医", "unique", (3,)),
-    ("第一医院", "unique", (1,)),
     ("杭州市第一", "unique", (5,)),
     ("shaoyi", "unique", (3,)),
     ("shaoxing heping", "unique", (6,)),
@@ -99,12 +99,13 @@ CASES: list[tuple[str, str, tuple[int, ...]]] = [
     ("Zhejiang Hospital", "unique", (7,)),
     # ambiguous
     ("浙江大学医学院附属", "ambiguous", (1, 2, 3)),
-    ("浙江大学医学院附属第三医院", "ambiguous", (1, 2, 3)),
-    ("人民医院", "ambiguous", (4, 5, 8)),
+    ("人民医院", "none", ()),  # only generic words: no hospital in particular (issue 11)
+    ("第一医院", "none", ()),
+    ("浙江大学医学院附属第三医院", "none", (3,)),  # no 第三医院: 浙一 and 浙二 name another numeral
     ("杭州", "ambiguous", (5, 8)),
     ("zhejiang", "ambiguous", (1, 2, 3, 4, 7)),
     # none, with or without suggestions
-    ("协和医院", "none", (6,)),
+    ("协和医院", "none", ()),  # 绍兴和平医院 shares only 医院 and 和 (issue 11)
     ("北京协和", "none", ()),
     ("xyz", "none", ()),
     ("", "none", ()),
@@ -154,7 +155,7 @@ def test_abbreviation_found_without_matching_alias() -> None:
     assert result.status == "unique"
     assert result.best is not None
     assert result.best.id == 1
-    assert result.candidates[0].matched == "浙江大学医学院附属第一医院"
+    assert result.candidates[0].matched == "浙大第一医院"  # the name with its university shortened
 
 
 def test_shared_alias_and_shared_initials_are_ambiguous() -> None:
@@ -181,16 +182,21 @@ def test_english_aliases() -> None:
         assert matcher.match(query).best == entries[0], query
 
 
-def test_ambiguous_candidates_are_sorted_and_capped(matcher: CustomerMatcher) -> None:
-    result = matcher.match("医院")  # every demo entry contains 医院
+def test_ambiguous_candidates_are_sorted_and_capped() -> None:
+    extra = [_entry(20, "浙江省肿瘤医院"), _entry(21, "浙江省立同德医院"), _entry(22, "浙江省新华医院")]
+    matcher = CustomerMatcher([*DEMO, *extra])
+    result = matcher.match("浙江")  # 8 entries contain 浙江
     assert result.status == "ambiguous"
-    assert len(result.candidates) == 5
+    assert len(result.candidates) == MAX_CHOICES == 6
     scores = [candidate.score for candidate in result.candidates]
     assert scores == sorted(scores, reverse=True)
     assert all(0 <= score <= 100 for score in scores)
-    assert len(matcher.match("医院", limit=3).candidates) == 3
-    assert len(matcher.match("医院", limit=1).candidates) == 2  # ambiguous always offers a choice
-    assert len(matcher.match("协和医院", limit=1).candidates) == 1  # suggestions obey the limit
+    assert len(matcher.match("浙江", limit=3).candidates) == 3
+    assert len(matcher.match("浙江", limit=1).candidates) == 2  # ambiguous always offers a choice
+    suggested = matcher.match("浙江大学医学院附属第三医院")
+    assert suggested.status == "none"
+    assert len(suggested.candidates) >= 2
+    assert len(matcher.match("浙江大学医学院附属第三医院", limit=1).candidates) == 1  # suggestions obey the limit
 
 
 def test_invalid_limit_rejected(matcher: CustomerMatcher) -> None:
@@ -271,9 +277,9 @@ def test_large_directory_still_resolves_correctly() -> None:
     assert matcher.match("宁波市第一人民医完").best == by_name["宁波市第一人民医院"]
     assert matcher.match("宁波是第一人民医院").best == by_name["宁波市第一人民医院"]
     assert matcher.match("成都五眼科").best == by_name["成都市第五眼科医院"]
-    wide = matcher.match("医院")
+    wide = matcher.match("宁波")
     assert wide.status == "ambiguous"
-    assert len(wide.candidates) == 5
+    assert len(wide.candidates) == 6
     initials = matcher.match("nbsdyrmyy")  # 宁波市第一人民医院 — unique initials in this directory
     assert initials.best is not None
     assert initials.best.name == "宁波市第一人民医院"
