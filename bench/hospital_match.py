@@ -3,7 +3,7 @@
 Loads tests/data/hospitals_zhejiang.csv as the customer directory (names and the directory's aliases; the short
 names people write that the directory does not know are only queries) and runs every row of
 tests/data/hospital_queries.csv through the matcher of bot/parsing/customer_match.py and through the matcher as it
-was before issue 11 (bench/hospital_match_baseline.py). Prints per matcher:
+was before issue 11 (bot/parsing/customer_match.py at 1dad03f, read from git). Prints per matcher:
 
 - top-1 %: rows with one expected hospital where the matcher resolved exactly that one (status exact/unique);
 - asked %: ambiguous rows where it asked (status ambiguous) and offered only right answers, all of them when
@@ -166,9 +166,33 @@ def new_matcher(hospitals: Sequence[Hospital]) -> Any:
     return CustomerMatcher(CustomerEntry(h.id, h.name, h.aliases) for h in hospitals)
 
 
-def old_matcher(hospitals: Sequence[Hospital]) -> Any:
-    import hospital_match_baseline as old
+# The matcher before issue 11: bot/parsing/customer_match.py at this commit, read from git (not kept as a copy).
+BASELINE_REV = "1dad03f"
 
+
+def _baseline_module() -> Any:
+    import subprocess
+    import types
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{BASELINE_REV}:bot/parsing/customer_match.py"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"the baseline needs git history ({BASELINE_REV}), a shallow clone lacks it: {exc}") from exc
+    module = types.ModuleType("customer_match_baseline")
+    sys.modules[module.__name__] = module  # dataclasses resolve annotations through sys.modules
+    exec(compile(source, f"{BASELINE_REV}:bot/parsing/customer_match.py", "exec"), module.__dict__)
+    return module
+
+
+def old_matcher(hospitals: Sequence[Hospital]) -> Any:
+    old = _baseline_module()
     return old.CustomerMatcher(old.CustomerEntry(h.id, h.name, h.aliases) for h in hospitals)
 
 
