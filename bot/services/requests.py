@@ -371,15 +371,14 @@ async def create(
         session.add(card)
         cards.append((card, people))
     await session.flush()
-    audit.record(
+    _audit_request(
         session,
-        at=now,
-        action="request.create",
-        entity="request",
-        entity_id=request.id,
-        actor_id=rep.id,
-        channel=channel,
-        changes={
+        request,
+        "request.create",
+        rep,
+        channel,
+        now,
+        {
             "type": type_key,
             "customer_id": customer.id,
             "fields": stored,
@@ -726,6 +725,28 @@ async def _card_rows(session: AsyncSession, actor: User, args: str) -> tuple[Tas
     return card, await audit.history(session, CARD_ENTITY, card.id)
 
 
+def _audit_request(
+    session: AsyncSession,
+    request: SupportRequest,
+    action: str,
+    rep: User,
+    channel: str,
+    now: datetime,
+    changes: dict[str, Any],
+) -> None:
+    """One audit row about the request itself (its cards have their own, ``audit_card``)."""
+    audit.record(
+        session,
+        at=now,
+        action=action,
+        entity="request",
+        entity_id=request.id,
+        actor_id=rep.id,
+        channel=channel,
+        changes=changes,
+    )
+
+
 def current_cards(cards: Sequence[TaskCard]) -> list[TaskCard]:
     """The cards that count for the request: a rejected card resubmitted (``supersedes_id``) is replaced by its
     successor."""
@@ -939,15 +960,10 @@ async def resubmit(
     await session.flush()
     request.status = RequestStatus.OPEN
     request.updated_at = now
-    audit.record(
-        session,
-        at=now,
-        action="request.resubmit",
-        entity="request",
-        entity_id=request.id,
-        actor_id=rep.id,
-        channel=channel,
-        changes={"cards": [[o.id, n.id] for o, n, _ in made], "corrections": {k: list(v) for k, v in changed.items()}},
+    corrections = {k: list(v) for k, v in changed.items()}
+    cards_made = [[o.id, n.id] for o, n, _ in made]
+    _audit_request(
+        session, request, "request.resubmit", rep, channel, now, {"cards": cards_made, "corrections": corrections}
     )
     for old, card, _ in made:
         audit_card(session, old.id, CardEvent.RESUBMITTED, {"as": card.id}, at=now, actor_id=rep.id, channel=channel)
