@@ -267,7 +267,7 @@ async def test_escalation_uses_the_needed_by_deadline(console: Any, runtime: Run
     await head.refresh()
     notices = [c for c in head.cards().values() if c["ref"].endswith("-e1")]
     assert len(notices) == 1, head.cards()
-    assert fields(notices[0])["截止"] == "12-02 18:00（需在 12-03 前备好，提前 1 天）"
+    assert fields(notices[0])["完成截止"] == "12-02 18:00（需在 12-03 前备好，提前 1 天）"
     assert await audit_count(runtime, "escalation.level") == 1
 
 
