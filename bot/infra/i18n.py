@@ -36,11 +36,6 @@ CATALOG: dict[str, tuple[str, str]] = {
         "· 日报 — 团队拜访与任务摘要（即将上线）",
         "· digest — your team's daily summary (coming soon)",
     ),
-    "fallback": (
-        "没听懂「{text}」。发「帮助」查看我能做什么，例如：拜访 浙一 骨科 张主任 异议:价格",
-        "I didn't understand \"{text}\". Send 'help' to see what I can do, "
-        "e.g. visit ZJU1 ortho Dr.Zhang objection:price",
-    ),
     "fallback.media": (
         "已收到文件，但当前没有需要附件的事项。",
         "File received, but nothing is waiting for an attachment.",
@@ -434,7 +429,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     "esc.not_allowed": ("你不能处理卡片 {no} 的升级。", "You may not act on the escalation of card {no}."),
     "esc.took_over": ("你已接手卡片 {no}：{title}", "You took over card {no}: {title}"),
-    "esc.took_over_notice": ("{actor} 接手了卡片 {no}「{title}」。", '{actor} took over card {no} "{title}".'),
     "esc.choose_assignee": ("把卡片 {no} 转派给：", "Hand card {no} to:"),
     "esc.no_members": ("该部门没有可转派的成员。", "The department has no member to hand it to."),
     "esc.assigned": ("卡片 {no} 已转派给 {name}。", "Card {no} handed to {name}."),
@@ -455,7 +449,6 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Usage: escalations <card-no>, e.g. escalations T12",
     ),
     "esc.history_header": ("卡片 {no}「{title}」的记录：", 'History of card {no} "{title}":'),
-    "esc.history_empty": ("卡片 {no} 还没有升级或提醒。", "Card {no} has no escalations or reminders yet."),
     "esc.next": ("下一步：{when} {what}", "Next: {when} {what}"),
     "esc.none_next": ("没有待执行的升级。", "No escalation pending."),
     "notice.attachment": ("📎 {card} 的附件（{kind}）", "📎 Attachment of {card} ({kind})"),
@@ -471,10 +464,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     "notice.need_info": (
         "❓ {no} {department} 的 {holder} 需要你补充：{question}\n直接回复即可（或发「补充 {card} 内容」）。",
         "❓ {no} {department} ({holder}) asks: {question}\nJust reply (or send 'reply {card} <text>').",
-    ),
-    "notice.rejected": (
-        "⛔ {no} {department} 驳回了「{title}」：{reason}",
-        '⛔ {no} {department} rejected "{title}": {reason}',
     ),
     "notice.done": ("✅ {no} {department} 已完成「{title}」{files}", '✅ {no} {department} finished "{title}"{files}'),
     "notice.files": ("，附件 {count} 个：{names}", "; {count} file(s): {names}"),
