@@ -32,7 +32,7 @@ async def test_beijing_union_hospital_is_not_found_and_nothing_is_suggested(chat
 async def test_zheda_hospital_is_asked_not_silently_zheyi(chat: Any, runtime: Runtime) -> None:
     """Was: 浙大医院 resolved to 浙一 (it sounds like 浙一's alias 浙大一院) although 浙二 and 邵逸夫 match too."""
     rep = await chat("rep01")
-    await rep.say("拜访 浙大医院 骨科 张主任 异议:价格")
+    await rep.say("拜访 浙大医院 骨科 张主任 异议:价格 下一步:送样")
     texts = await rep.new_texts()
     assert any("可能是以下医院" in t for t in texts), texts
     choice = await last_card(rep)
