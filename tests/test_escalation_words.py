@@ -66,6 +66,7 @@ SAMPLES: dict[CardEvent, Row] = {
     CardEvent.ANSWER: Row("task.answer", "rep01", {"answer": "8点"}),
     CardEvent.ATTACH: Row("task.attach", "log01", {"kind": "image", "media_id": "m1"}),
     CardEvent.DENIED: Row("task.denied", "rep01", {"department": "logistics", "event": "tap"}),
+    CardEvent.RESUBMITTED: Row("task.resubmitted", "rep01", {"as": 4}),
     CardEvent.REMIND: Row("escalation.remind", None, {"level": 0, "targets": ["log01"], "trigger": "not_done"}),
     CardEvent.LEVEL: Row("escalation.level", None, {"level": 1, "targets": ["log_head"], "trigger": "not_claimed"}),
     CardEvent.REPEAT: Row("escalation.repeat", None, {"level": 2, "targets": ["dir01"], "trigger": "not_done"}),
@@ -426,3 +427,10 @@ def test_policy_without_a_request_type_titles_the_department_or_the_default() ->
     assert words.policy_lines(zh(), settings(), _view(levels, type_key="", department=""))[0] == "默认升级策略："
     no_sla = words.policy_lines(zh(), settings(), _view(levels, type_key="", first_response_hours=None))
     assert no_sla[2] == "· 第1级：首次响应到期时仍未认领 → 通知 部门负责人（周涛）"
+
+
+def test_a_resubmitted_card_reads_as_a_sentence_both_ways() -> None:
+    old = words.sentence(zh(), Row("task.resubmitted", "rep01", {"as": 4}))
+    new = words.sentence(zh(), Row("task.create", "rep01", {"request_id": 1, "supersedes": 3}))
+    assert "重新提交为 T4" in old and "王磊" in old
+    assert "替代被驳回的 T3" in new and "王磊" in new
