@@ -528,7 +528,9 @@ limits.install(Base)
 
 class PlanItem(Base):
     """A rep's planned customer for a day or a week (docs/plans.md). ``day`` is the day, or the Monday of the week
-    for ``period == "week"``; the first visit by that rep to that customer in it completes the item."""
+    for ``period == "week"``; ``starts_at`` / ``ends_at`` are that span (org-local days) in UTC. The item is done
+    when the rep has a visit to the customer with ``starts_at <= visited_at < ends_at``: derived by that one rule
+    (``bot.services.plan_rule``), never stored, so imported and corrected visits count at once."""
 
     __tablename__ = "plan_items"
     __table_args__ = (
@@ -543,10 +545,10 @@ class PlanItem(Base):
     period: Mapped[str] = mapped_column(String(8))
     day: Mapped[date] = mapped_column(Date)
     purpose: Mapped[str | None] = mapped_column(String(200))
-    # open | done | cancelled (storage.vocab.PlanStatus)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    # open | cancelled (storage.vocab.PlanStatus); "done" is derived from visits, never stored
     status: Mapped[str] = mapped_column(String(12), default="open")
-    done_visit_id: Mapped[int | None] = mapped_column(BigId)
-    done_at: Mapped[datetime | None]
     # chat (the rep) | manager | import
     source: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str | None] = mapped_column(String(64))

@@ -83,6 +83,7 @@ class PlanPeriod(StrEnum):
 
 
 class PlanStatus(StrEnum):
+    """Stored states of a plan item; whether it is done is derived from visits (``bot.services.plan_rule``)."""
+
     OPEN = "open"
-    DONE = "done"
     CANCELLED = "cancelled"

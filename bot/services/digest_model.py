@@ -1,6 +1,15 @@
 """The manager digest as data (issue 12): what ``bot.services.digest.compute_digest`` returns, what every renderer
 (chat rich text, WeCom markdown, the follow-up cards, ``salesbot digest --format json``) reads.
 
+The producer's signature (bot/services/digest.py)::
+
+    async def compute_digest(session, settings, viewer: User, *, period: Period, day: date, now: datetime,
+                             rep_id: str | None = None) -> Digest
+
+``day`` is any org-local day of the period (a week is Monday–Sunday, a month the calendar month); plan items
+count in the period that holds their ``day`` (a week item's Monday); ``rep_id`` narrows to one rep of the
+viewer's scope (``日报 王磊``), anyone outside it is a ``DomainError``.
+
 ``to_json()`` is the stable document for BI tools (docs/digest.md): ratios are numbers in 0..1, or None when there
 is nothing to divide by; dates are ISO ``YYYY-MM-DD``; minutes are floats rounded to 0.1.
 """

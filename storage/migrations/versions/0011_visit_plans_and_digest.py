@@ -5,7 +5,8 @@ Revises: 0010
 Create Date: 2026-12-03 16:05:00
 
 - plan_items: a rep's planned customer for a day or a week (``period`` day | week; ``day`` is the day, or the
-  Monday of the week), completed by the first visit of that rep to that customer in it (``done_visit_id``);
+  Monday of the week; ``starts_at`` / ``ends_at`` that span in UTC): done when that rep has a visit to that
+  customer inside the span (derived, never stored: an imported or corrected visit counts at once);
   unique per (rep, customer, period, day), so a re-import or a repeated ``计划`` adds nothing twice;
 - digest_followups: the follow-up card a manager gets for each rep below the plan threshold on a day
   (unique per rep and day: once, whatever restarts and replicas do), handled with 已复盘 / 备注;
@@ -36,9 +37,9 @@ def upgrade() -> None:
         sa.Column("period", sa.String(length=8), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("purpose", sa.String(length=200), nullable=True),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
-        sa.Column("done_visit_id", BIG_ID, nullable=True),
-        sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
