@@ -114,6 +114,9 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     aliases: Mapped[list[Any]] = mapped_column(default=list)
     grade: Mapped[str | None] = mapped_column(String(1))
+    # The rep responsible for the customer (the customer CSV's optional ``rep`` column): the digest's A-customer
+    # figures of a team are over its reps' customers.
+    rep_id: Mapped[str | None] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(String(300))
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
@@ -286,7 +289,10 @@ class Visit(Base):
     """A hospital visit record. Locked once submitted; corrections are audited."""
 
     __tablename__ = "visits"
-    __table_args__ = (Index("ix_visits_rep_at", "rep_id", "visited_at"),)
+    __table_args__ = (
+        Index("ix_visits_rep_at", "rep_id", "visited_at"),
+        Index("ix_visits_customer_at", "customer_id", "visited_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     rep_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id"))
@@ -518,3 +524,58 @@ class CalendarDay(Base):
 
 # Strings that PostgreSQL would refuse (too long, NUL) fail on SQLite too, at flush (storage/limits.py).
 limits.install(Base)
+
+
+class PlanItem(Base):
+    """A rep's planned customer for a day or a week (docs/plans.md). ``day`` is the day, or the Monday of the week
+    for ``period == "week"``; ``starts_at`` / ``ends_at`` are that span (org-local days) in UTC. The item is done
+    when the rep has a visit to the customer with ``starts_at <= visited_at < ends_at``: derived by that one rule
+    (``bot.services.plan_rule``), never stored, so imported and corrected visits count at once."""
+
+    __tablename__ = "plan_items"
+    __table_args__ = (
+        UniqueConstraint("rep_id", "customer_id", "period", "day", name="uq_plan_items_rep_customer_period_day"),
+        Index("ix_plan_items_day_rep", "day", "rep_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rep_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id"))
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    # day | week (storage.vocab.PlanPeriod)
+    period: Mapped[str] = mapped_column(String(8))
+    day: Mapped[date] = mapped_column(Date)
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    # open | cancelled (storage.vocab.PlanStatus); "done" is derived from visits, never stored
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    # chat (the rep) | manager | import
+    source: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class DigestFollowup(Base):
+    """The follow-up card a manager gets for a rep below the plan threshold on a day (once per rep and day)."""
+
+    __tablename__ = "digest_followups"
+    __table_args__ = (
+        UniqueConstraint("rep_id", "day", name="uq_digest_followups_rep_day"),
+        Index("ix_digest_followups_manager_status", "manager_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rep_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id"))
+    manager_id: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)
+    plan_items: Mapped[int] = mapped_column(Integer)
+    plan_done: Mapped[int] = mapped_column(Integer)
+    # The card's stable ref (its updates and taps find it by this).
+    ref: Mapped[str] = mapped_column(String(96))
+    # open | reviewed (已复盘)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    note: Mapped[str | None] = mapped_column(Text)
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+    handled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]

@@ -73,3 +73,17 @@ class CardEvent(StrEnum):
 
 # The audit entity of task cards.
 CARD_ENTITY = "task_card"
+
+
+class PlanPeriod(StrEnum):
+    """A plan item is for one day, or for a week (done by a visit any day of it; ``day`` is its Monday)."""
+
+    DAY = "day"
+    WEEK = "week"
+
+
+class PlanStatus(StrEnum):
+    """Stored states of a plan item; whether it is done is derived from visits (``bot.services.plan_rule``)."""
+
+    OPEN = "open"
+    CANCELLED = "cancelled"

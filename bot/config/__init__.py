@@ -541,6 +541,52 @@ class SchedulerConfig(_Section):
     max_attempts: int = Field(3, ge=1, le=20)
 
 
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class PlansConfig(_Section):
+    """Visit plans (docs/plans.md): how often each customer grade should be visited, and optional reminders."""
+
+    # Visits per month a customer of each grade should get: feeds the digest's coverage of A customers.
+    frequency: dict[str, int] = Field(default_factory=lambda: {"A": 4, "B": 2, "C": 1})
+    # "HH:MM" (org time, working days): the morning list of today's plan to each rep who has one; "" = off.
+    morning_reminder: str = Field("", pattern=r"^$|" + _HHMM)
+    # "HH:MM": a nudge to each rep whose plan for today still has open items; "" = off.
+    open_items_nudge: str = Field("", pattern=r"^$|" + _HHMM)
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency_ok(cls, value: dict[str, int]) -> dict[str, int]:
+        for grade, per_month in value.items():
+            if len(grade) != 1 or not grade.isalpha():
+                raise ValueError(f"grade {grade!r}: one letter (A, B, C …)")
+            if not 0 <= per_month <= 31:
+                raise ValueError(f"grade {grade}: {per_month} visits a month must be between 0 and 31")
+        return {grade.upper(): n for grade, n in value.items()}
+
+
+class DigestConfig(_Section):
+    """The managers' daily digest (docs/digest.md)."""
+
+    # When the digest is pushed, org time, on working days of the working calendar.
+    time: str = Field("18:00", pattern=_HHMM)
+    # A rep's plan completion below this is an exception (reps below it first, and a follow-up card).
+    plan_threshold: float = Field(0.92, ge=0, le=1)
+    # A-grade customers without a visit for this many days are listed.
+    a_customer_gap_days: int = Field(30, ge=1, le=366)
+    # First response (open → claimed or need info) target per department.
+    first_response_target_hours: float = Field(2.0, gt=0, le=24 * 14)
+    # A follow-up card to the manager for each rep below the threshold at the digest time.
+    followup: bool = True
+    # Weekly: the week's top objections with example notes, as a card to this department ("" = off).
+    weekly_objections_department: str = "marketing"
+    # The weekday (1 = Monday … 7 = Sunday) and time the weekly objections go out.
+    weekly_objections_weekday: int = Field(5, ge=1, le=7)
+    weekly_objections_time: str = Field("17:00", pattern=_HHMM)
+    # A directory whose templates override cards/templates/digest*.j2 (same names); "" = the built-in ones.
+    templates_dir: str = ""
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -561,6 +607,8 @@ class Settings(_Section):
     request_types: dict[str, RequestTypeConfig] = Field(default_factory=_default_request_types)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    plans: PlansConfig = Field(default_factory=PlansConfig)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
     wecom: WeComConfig = Field(default_factory=WeComConfig)
     dingtalk: DingTalkConfig = Field(default_factory=DingTalkConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

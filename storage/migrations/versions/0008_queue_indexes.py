@@ -28,6 +28,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("task_cards", schema=None) as batch_op:
-        batch_op.drop_index("ix_task_cards_state_due")
-        batch_op.drop_column("copies")
+    # Plain statements (SQLite >= 3.35, PostgreSQL): a batch rebuild would drop a table other rows point at.
+    op.drop_index("ix_task_cards_state_due", table_name="task_cards")
+    op.execute("ALTER TABLE task_cards DROP COLUMN copies")

@@ -26,5 +26,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("visits", schema=None) as batch_op:
-        batch_op.drop_column("objection_note")
+    # A plain ALTER (SQLite >= 3.35, PostgreSQL): a batch rebuild would drop a table other rows point at.
+    op.execute("ALTER TABLE visits DROP COLUMN objection_note")

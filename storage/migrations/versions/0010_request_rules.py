@@ -35,10 +35,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Plain ALTERs (SQLite >= 3.35, PostgreSQL): a batch rebuild would drop tables other rows point at.
     op.drop_index("uq_task_cards_supersedes", table_name="task_cards")
-    with op.batch_alter_table("task_cards", schema=None) as batch_op:
-        batch_op.drop_column("lead_hours")
-        batch_op.drop_column("needed_at")
-        batch_op.drop_column("supersedes_id")
-    with op.batch_alter_table("support_requests", schema=None) as batch_op:
-        batch_op.drop_column("needed_at")
+    for column in ("lead_hours", "needed_at", "supersedes_id"):
+        op.execute(f"ALTER TABLE task_cards DROP COLUMN {column}")
+    op.execute("ALTER TABLE support_requests DROP COLUMN needed_at")
