@@ -579,3 +579,18 @@ class DigestFollowup(Base):
     handled_by: Mapped[str | None] = mapped_column(String(64))
     handled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class DigestSend(Base):
+    """A scheduled digest (or weekly objections card) that went out to a person on a day: written in the same
+    transaction as its outbox rows, so it is sent once per person, kind and day whatever restarts and replicas do."""
+
+    __tablename__ = "digest_sends"
+    __table_args__ = (UniqueConstraint("user_id", "kind", "day", name="uq_digest_sends_user_kind_day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    # daily | objections
+    kind: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    sent_at: Mapped[datetime]

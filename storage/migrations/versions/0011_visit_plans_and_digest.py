@@ -10,6 +10,8 @@ Create Date: 2026-12-03 16:05:00
   unique per (rep, customer, period, day), so a re-import or a repeated ``计划`` adds nothing twice;
 - digest_followups: the follow-up card a manager gets for each rep below the plan threshold on a day
   (unique per rep and day: once, whatever restarts and replicas do), handled with 已复盘 / 备注;
+- digest_sends: one row per person, kind and day a scheduled digest went out (unique), written in the same
+  transaction as its outbox rows: a restart, a retried run or a second replica never sends one twice;
 - customers.rep_id: the rep responsible for the customer (optional; the customer CSV's ``rep`` column): the
   digest's A-customer figures of a team are over its reps' customers.
 """
@@ -64,6 +66,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("rep_id", "day", name="uq_digest_followups_rep_day"),
     )
     op.create_index("ix_digest_followups_manager_status", "digest_followups", ["manager_id", "status"])
+    op.create_table(
+        "digest_sends",
+        sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("user_id", "kind", "day", name="uq_digest_sends_user_kind_day"),
+    )
     # A plain ALTER on both backends (a batch rebuild of customers would trip the foreign keys that point at it).
     op.add_column("customers", sa.Column("rep_id", sa.String(length=64), nullable=True))
     op.create_index("ix_visits_customer_at", "visits", ["customer_id", "visited_at"])
@@ -72,6 +83,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_visits_customer_at", table_name="visits")
     op.execute("ALTER TABLE customers DROP COLUMN rep_id")  # SQLite >= 3.35 and PostgreSQL
+    op.drop_table("digest_sends")
     op.drop_index("ix_digest_followups_manager_status", table_name="digest_followups")
     op.drop_table("digest_followups")
     op.drop_index("ix_plan_items_day_rep", table_name="plan_items")
