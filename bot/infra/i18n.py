@@ -807,6 +807,37 @@ CATALOG: dict[str, tuple[str, str]] = {
     "task.due_needed": ("（需在 {need} 前备好{lead}）", " (needed by {need}{lead})"),
     "task.lead_days": ("，提前 {n} 天", ", {n} day(s) ahead"),
     "task.lead_hours": ("，提前 {n} 小时", ", {n} h ahead"),
+    # ---- the digest's follow-ups and the week's objections (issue 12) ----
+    "followup.today": ("今日", "today"),
+    "followup.title": (
+        "复盘：{rep} {when}计划完成率 {rate}（{done}/{items}）",
+        "Review: {rep}, plan completion {when} {rate} ({done}/{items})",
+    ),
+    "followup.desc": (
+        "计划完成率低于目标。请和代表复盘，完成后点「已复盘」；可点「备注」记录原因和改进。",
+        "Plan completion is below target. Review it with the rep, then tap Reviewed; Note records why and what next.",
+    ),
+    "followup.f.open": ("未完成", "Not visited"),
+    "followup.none_open": ("（无）", "(none)"),
+    "followup.f.note": ("备注", "Note"),
+    "followup.f.no": ("编号", "No."),
+    "followup.status_reviewed": ("✅ {who} 已复盘", "✅ Reviewed by {who}"),
+    "followup.btn.reviewed": ("已复盘", "Reviewed"),
+    "followup.btn.note": ("备注", "Note"),
+    "followup.not_yours": ("这张复盘卡是发给代表的经理的，你不能处理。", "This follow-up is for the rep's manager."),
+    "followup.already": ("{who} 已经复盘过了。", "{who} has reviewed it already."),
+    "followup.empty_note": ("备注不能为空，请直接输入备注内容。", "The note is empty; type the note."),
+    "followup.reviewed_ok": ("✅ {no} 已标记复盘：{rep}。", "✅ {no} marked reviewed: {rep}."),
+    "followup.ask_note": ("请直接输入 {no} 的备注（原因、改进措施）。", "Type the note for {no} (why, what next)."),
+    "followup.noted_ok": ("📝 {no} 已记下备注。", "📝 Note saved on {no}."),
+    "objections.title": ("本周客户异议 Top3（{start} 至 {end}）", "Top objections this week ({start} to {end})"),
+    "objections.desc": (
+        "代表拜访中听到最多的异议，供市场部准备应对材料。",
+        "What reps heard most on their visits, for marketing's material.",
+    ),
+    "objections.none": ("本周拜访没有记录到异议。", "No objections were logged on visits this week."),
+    "objections.count": ("{count} 次", "{count} times"),
+    "objections.examples": ("，例如：{examples}", "; e.g. {examples}"),
 }
 
 

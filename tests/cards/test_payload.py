@@ -150,3 +150,25 @@ def test_queue_payloads_pack_and_unpack(data: CallbackData, wire: str) -> None:
 def test_a_forged_queue_payload_is_a_payload_error(wire: str) -> None:
     with pytest.raises(PayloadError):
         unpack(wire)
+
+
+# ---- the digest's follow-up cards (issue 12): 已复盘 / 备注 ----------------------------------------------------------
+
+from cards.followup import FollowupOp, FollowupTap  # noqa: E402
+
+FOLLOWUP_CASES: list[tuple[CallbackData, str]] = [
+    (FollowupTap(7, FollowupOp.REVIEWED), "fu|7|done"),
+    (FollowupTap(7, FollowupOp.NOTE), "fu|7|note"),
+]
+CASES = [*CASES, *FOLLOWUP_CASES]
+
+
+@pytest.mark.parametrize(("data", "wire"), FOLLOWUP_CASES, ids=[w for _, w in FOLLOWUP_CASES])
+def test_followup_payloads_pack_and_unpack(data: CallbackData, wire: str) -> None:
+    assert data.pack() == wire and unpack(wire) == data
+
+
+@pytest.mark.parametrize("wire", ["fu|7", "fu|x|done", "fu|7|maybe"])
+def test_a_forged_followup_payload_is_a_payload_error(wire: str) -> None:
+    with pytest.raises(PayloadError):
+        unpack(wire)
