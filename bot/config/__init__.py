@@ -568,6 +568,8 @@ class PlansConfig(_Section):
 class DigestConfig(_Section):
     """The managers' daily digest (docs/digest.md)."""
 
+    # The scheduled pushes (the 18:00 digest, follow-ups, the weekly objections); 日报 on demand works either way.
+    enabled: bool = True
     # When the digest is pushed, org time, on working days of the working calendar.
     time: str = Field("18:00", pattern=_HHMM)
     # A rep's plan completion below this is an exception (reps below it first, and a follow-up card).
