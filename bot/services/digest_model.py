@@ -1,5 +1,5 @@
 """The manager digest as data (issue 12): what ``bot.services.digest.compute_digest`` returns, what every renderer
-(chat rich text, WeCom markdown, the follow-up cards, ``salesbot digest --format json``) reads.
+(chat rich text in each channel's format, the follow-up cards, ``salesbot digest --format json``) reads.
 
 The producer's signature (bot/services/digest.py)::
 
