@@ -303,6 +303,9 @@ async def show_my_plan(ctx: Context) -> None:
     rep = ctx.user
     if ctx.args.strip():
         rep, _ = await svc.target_of(ctx.session, ctx.user, ctx.args.split())
+    elif Role.REP not in (ctx.user.roles or [Role.REP]):
+        ctx.reply(ctx.t("plan.view_whose"))
+        return
     view = await svc.overview(ctx.session, ctx.user, rep, now=ctx.now, tz=ctx.runtime.settings.org.tz)
     ctx.reply(view_text(ctx, view))
 

@@ -867,6 +867,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "plan.view_today": ("今天 {day}（完成 {done}/{total}）", "Today {day} ({done}/{total} done)"),
     "plan.view_week": ("本周 {start} 起（完成 {done}/{total}）", "This week from {start} ({done}/{total} done)"),
     "plan.view_none": ("（无）", "(none)"),
+    "plan.view_whose": ("发「我的计划 王磊」查看下属的计划。", "Send 'my plan <rep>' to see a rep's plan."),
     "plan.view_empty": (
         "今天和本周还没有计划。发「计划 明天 浙一 浙二」做计划。",
         "No plan for today or this week. Send 'plan tomorrow <hospitals>'.",

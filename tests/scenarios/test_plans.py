@@ -118,3 +118,25 @@ async def test_a_past_day_is_refused_with_today(chat: Any, runtime: Runtime) -> 
     texts = await rep.new_texts()
     assert any("11-22 周日 已经过去" in t and "今天是 11-23 周一" in t for t in texts), texts
     assert await items(runtime) == []
+
+
+async def test_a_plan_without_a_day_asks_for_it_and_takes_a_correction(chat: Any, runtime: Runtime) -> None:
+    rep = await chat("rep01")
+    await rep.say("计划 浙一")
+    texts = await rep.new_texts()
+    assert any(t.startswith("计划哪天？") for t in texts), texts
+    await rep.say("医院:浙二")  # a correction while the question waits
+    assert any("✓ 医院：" + ZJU2 in t for t in await rep.new_texts())
+    await rep.say("周三")
+    *_, saved = await rep.new_texts()
+    assert saved.startswith(f"✅ 已计划 11-25 周三：{ZJU2}"), saved
+    [item] = await items(runtime)
+    assert item.day.isoformat() == "2026-11-25"
+
+
+async def test_a_manager_without_a_name_is_told_how_to_see_a_reps_plan(chat: Any) -> None:
+    mgr = await chat("mgr01")
+    await mgr.say("我的计划")
+    assert await mgr.new_texts() == ["发「我的计划 王磊」查看下属的计划。"]
+    await mgr.say("计划 明天 浙一")
+    assert await mgr.new_texts() == ["请写明为谁安排，例如：计划 王磊 明天 浙一"]
