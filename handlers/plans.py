@@ -379,5 +379,9 @@ async def cancel_plan(ctx: Context) -> None:
 @router.route(command(*PLAN, roles=_PLANNERS), leaves_dialog)
 async def start_plan(ctx: Context) -> None:
     """``计划 明天 浙一 浙二``: saved at once when complete; else the dialog asks for what is missing."""
-    dialog = PlanDialog.begin(ctx, PlanState(token=PlanState.new_token()))
+    state = PlanState(token=PlanState.new_token())
+    if not ctx.args.strip():
+        # A bare 计划: the sender's own plan (a manager is told to name the rep before any question).
+        state.rep_id = (await svc.target_of(ctx.session, ctx.user, []))[0].id
+    dialog = PlanDialog.begin(ctx, state)
     await dialog.start_with(ctx.args)

@@ -140,3 +140,18 @@ async def test_a_manager_without_a_name_is_told_how_to_see_a_reps_plan(chat: Any
     assert await mgr.new_texts() == ["发「我的计划 王磊」查看下属的计划。"]
     await mgr.say("计划 明天 浙一")
     assert await mgr.new_texts() == ["请写明为谁安排，例如：计划 王磊 明天 浙一"]
+
+
+async def test_an_unknown_hospital_is_said_and_the_others_are_planned(chat: Any, runtime: Runtime) -> None:
+    rep = await chat("rep01")
+    await rep.say("计划 明天 浙一 北京协和医院")
+    texts = await rep.new_texts()
+    assert any("找不到医院「北京协和医院」，没有计划它。" in t for t in texts), texts
+    assert any(t.startswith(f"✅ 已计划 明天（11-24 周二）：{ZJU1}") for t in texts), texts
+    assert len(await items(runtime)) == 1
+
+
+async def test_a_manager_sending_a_bare_plan_is_asked_whose_before_any_question(chat: Any) -> None:
+    mgr = await chat("mgr01")
+    await mgr.say("计划")
+    assert await mgr.new_texts() == ["请写明为谁安排，例如：计划 王磊 明天 浙一"]
