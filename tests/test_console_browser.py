@@ -401,7 +401,7 @@ def test_upload_refusals_are_shown(page: Any) -> None:
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-REP_CHIPS = ["拜访", "跟台", "我的申请", "我的拜访", "我的计划", "帮助"]
+REP_CHIPS = ["拜访", "跟台", "我的申请", "我的拜访", "帮助"]
 
 
 def shot(page: Any, name: str) -> None:

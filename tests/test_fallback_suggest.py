@@ -114,7 +114,7 @@ def chip_texts(roles: list[str], locale: str = "zh-CN") -> list[str]:
 
 
 def test_each_role_gets_its_chips_and_help_last() -> None:
-    assert chip_texts([Role.REP]) == ["拜访", "跟台", "我的申请", "我的拜访", "我的计划", "帮助"]
+    assert chip_texts([Role.REP]) == ["拜访", "跟台", "我的申请", "我的拜访", "帮助"]
     assert chip_texts([Role.MEMBER]) == ["我的任务", "待认领", "帮助"]
     assert chip_texts([Role.HEAD]) == ["部门待办", "超时", "帮助"]
     assert chip_texts([Role.MANAGER]) == ["帮助"]
@@ -128,7 +128,6 @@ def test_several_roles_get_the_union_once_in_role_order() -> None:
         "跟台",
         "我的申请",
         "我的拜访",
-        "我的计划",
         "升级策略",
         "管理帮助",
         "帮助",
@@ -203,9 +202,7 @@ async def test_with_nothing_close_the_hint_lists_the_roles_commands(chat: Any) -
     rep, member, manager = await chat("rep01"), await chat("log01"), await chat("mgr01")
     await rep.say("今天天气不错")
     [text] = await rep.new_texts()
-    assert text == (
-        "没听懂「今天天气不错」。你可以发：拜访、跟台、我的申请、我的拜访、我的计划；发「帮助」查看全部用法。"
-    )
+    assert text == "没听懂「今天天气不错」。你可以发：拜访、跟台、我的申请、我的拜访；发「帮助」查看全部用法。"
     await member.say("今天天气不错")
     [text] = await member.new_texts()
     assert text == "没听懂「今天天气不错」。你可以发：我的任务、待认领；发「帮助」查看全部用法。"

@@ -818,7 +818,6 @@ CATALOG: dict[str, tuple[str, str]] = {
         "· 计划 王磊 明天 浙一 — 为下属安排计划；我的计划 王磊 — 看下属的计划",
         "· plan <rep> tomorrow <hospitals> — plan for your rep; my plan <rep> — see their plan",
     ),
-    "chip.my_plan": ("我的计划", "My plan"),
     "field.plan_when": ("日期", "Date"),
     "field.plan_customers": ("医院", "Hospital"),
     "field.plan_purpose": ("目的", "Purpose"),

@@ -34,11 +34,10 @@ _CHIP_WORDS: dict[str, str] = {
     "chip.overdue": "超时",
     "chip.policy": "升级策略",
     "chip.admin_help": "管理帮助",
-    "chip.my_plan": "我的计划",
 }
 # A manager's digest (日报) and team view do not exist yet: a manager gets 帮助 only (docs/console.md).
 _ROLE_CHIPS: dict[str, tuple[str, ...]] = {
-    Role.REP: ("chip.visit", REQUEST, "chip.my_requests", "chip.my_visits", "chip.my_plan"),
+    Role.REP: ("chip.visit", REQUEST, "chip.my_requests", "chip.my_visits"),
     Role.MEMBER: ("chip.my_tasks", "chip.unclaimed"),
     Role.HEAD: ("chip.department_todo", "chip.overdue"),
     Role.MANAGER: (),
