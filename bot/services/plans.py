@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.directory import Directory
@@ -209,18 +209,31 @@ async def add(
             now,
         )
         await session.flush()
-        audit.record(
-            session,
-            at=now,
-            action="plan.add",
-            entity="plan_item",
-            entity_id=item.id,
-            actor_id=actor.id,
-            channel=channel,
-            changes={"rep": rep.id, "customer_id": c.customer_id, "period": item.period, "day": first.isoformat()},
-        )
+        changes = {"rep": rep.id, "customer_id": c.customer_id, "period": item.period, "day": first.isoformat()}
+        _audit(session, item, "plan.add", actor, now, channel, changes)
         done.created.append((item, c.name))
     return done
+
+
+def _audit(
+    session: AsyncSession,
+    item: PlanItem,
+    action: str,
+    actor: User,
+    now: datetime,
+    channel: str | None,
+    changes: dict[str, object],
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        action=action,
+        entity="plan_item",
+        entity_id=item.id,
+        actor_id=actor.id,
+        channel=channel,
+        changes=changes,
+    )
 
 
 @dataclass
@@ -236,16 +249,7 @@ async def _cancel_items(
     for item, name in items:
         item.status = PlanStatus.CANCELLED.value
         item.updated_at = now
-        audit.record(
-            session,
-            at=now,
-            action="plan.cancel",
-            entity="plan_item",
-            entity_id=item.id,
-            actor_id=actor.id,
-            channel=channel,
-            changes={"status": [PlanStatus.OPEN.value, PlanStatus.CANCELLED.value]},
-        )
+        _audit(session, item, "plan.cancel", actor, now, channel, {"status": ["open", "cancelled"]})
         out.append((item, name))
     return out
 
@@ -334,19 +338,20 @@ async def _open_items(
 # ---- seeing the plan ----------------------------------------------------------------------------------------------
 
 
-async def _items(session: AsyncSession, rep_ids: Sequence[str], start: date, end: date) -> list[tuple[str, ItemView]]:
-    """(rep id, item) of the reps' open items on days ``start`` ≤ day < ``end`` (week items by their Monday), with
-    done derived from visits (``plan_rule.done_clause``)."""
-    rows = await session.execute(
+def _listed(*where: ColumnElement[bool]) -> Select[PlanItem, str, bool]:
+    """The open plan items matching ``where`` with their customer's name and whether a visit did them
+    (``plan_rule.done_clause``), by day."""
+    return (
         select(PlanItem, Customer.name, plan_rule.done_clause().label("done"))
         .join(Customer, Customer.id == PlanItem.customer_id)
-        .where(
-            PlanItem.rep_id.in_(list(rep_ids)),
-            PlanItem.status == PlanStatus.OPEN,
-            and_(PlanItem.day >= start, PlanItem.day < end),
-        )
-        .order_by(PlanItem.day, PlanItem.id)
+        .where(PlanItem.status == PlanStatus.OPEN, *where)
+        .order_by(PlanItem.day, PlanItem.rep_id, PlanItem.id)
     )
+
+
+async def _items(session: AsyncSession, *where: ColumnElement[bool]) -> list[tuple[str, ItemView]]:
+    """(rep id, item as shown) of the open items matching ``where``."""
+    rows = await session.execute(_listed(*where))
     return [
         (item.rep_id, ItemView(item.id, name, PlanPeriod(item.period), item.day, item.purpose, bool(done)))
         for item, name, done in rows.all()
@@ -358,7 +363,10 @@ async def overview(session: AsyncSession, actor: User, rep: User, *, now: dateti
     await check_scope(session, actor, rep)
     today = local_today(now, tz)
     start = plan_rule.week_start(today)
-    items = [view for _, view in await _items(session, [rep.id], start, start + timedelta(days=7))]
+    week = await _items(
+        session, PlanItem.rep_id == rep.id, PlanItem.day >= start, PlanItem.day < start + timedelta(days=7)
+    )
+    items = [view for _, view in week]
     today_items = [i for i in items if i.period == PlanPeriod.DAY and i.day == today]
     week_items = [i for i in items if i.period == PlanPeriod.WEEK] + [
         i for i in items if i.period == PlanPeriod.DAY and i.day != today
@@ -391,7 +399,7 @@ class Reminder:
 async def reminders(session: AsyncSession, day: date, *, open_only: bool) -> list[Reminder]:
     """Each active rep with day items on ``day`` (the morning list), or only those with items still open and just
     those items (the nudge)."""
-    rows = await _items_on(session, day)
+    rows = await _items(session, PlanItem.day == day, PlanItem.period == PlanPeriod.DAY)
     by_rep: dict[str, list[ItemView]] = {}
     for rep_id, view in rows:
         if open_only and view.done:
@@ -401,16 +409,3 @@ async def reminders(session: AsyncSession, day: date, *, open_only: bool) -> lis
         return []
     people = await session.scalars(select(User).where(User.id.in_(list(by_rep)), User.active.is_(True)))
     return [Reminder(p, by_rep[p.id]) for p in sorted(people, key=lambda u: u.id)]
-
-
-async def _items_on(session: AsyncSession, day: date) -> list[tuple[str, ItemView]]:
-    rows = await session.execute(
-        select(PlanItem, Customer.name, plan_rule.done_clause().label("done"))
-        .join(Customer, Customer.id == PlanItem.customer_id)
-        .where(PlanItem.day == day, PlanItem.period == PlanPeriod.DAY, PlanItem.status == PlanStatus.OPEN)
-        .order_by(PlanItem.rep_id, PlanItem.id)
-    )
-    return [
-        (item.rep_id, ItemView(item.id, name, PlanPeriod.DAY, item.day, item.purpose, bool(done)))
-        for item, name, done in rows.all()
-    ]
