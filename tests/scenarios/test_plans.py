@@ -6,6 +6,7 @@ The clock stands at Monday 2026-11-23 10:00 in Shanghai (tests/conftest.py T0).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -155,3 +156,23 @@ async def test_a_manager_sending_a_bare_plan_is_asked_whose_before_any_question(
     mgr = await chat("mgr01")
     await mgr.say("计划")
     assert await mgr.new_texts() == ["请写明为谁安排，例如：计划 王磊 明天 浙一"]
+
+
+async def test_help_names_the_plan_commands_for_reps_and_managers(chat: Any) -> None:
+    rep, mgr = await chat("rep01"), await chat("mgr01")
+    await rep.say("帮助")
+    [text] = await rep.new_texts()
+    assert "计划 明天 浙一 浙二 目的:新品试用" in text and "我的计划" in text and "取消计划 P12" in text
+    await mgr.say("帮助")
+    [text] = await mgr.new_texts()
+    assert "计划 王磊 明天 浙一" in text and "我的计划 王磊" in text
+
+
+async def test_a_visit_any_day_of_the_week_completes_a_week_item(chat: Any, clock: Any) -> None:
+    rep = await chat("rep01")
+    await rep.say("计划 本周 浙一")
+    await rep.new_texts()
+    clock.set(clock.now() + timedelta(days=2))  # Wednesday
+    await rep.say("拜访 浙一 骨科 张主任 异议:价格")
+    await rep.tap("提交", await last_card(rep))
+    assert any(f"✓ 完成计划：{ZJU1}（本周）" in t for t in await rep.new_texts())
