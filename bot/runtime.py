@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from bot import channels as channel_registry
+from bot import plan_reminders
 from bot.calendar.workcal import OfficialDays, with_official_days
 from bot.channels import choice
 from bot.channels.base import Channel, ChannelPlugin, Closing
@@ -59,6 +60,8 @@ class Runtime:
         # The process's one scheduler: features register their interval / periodic jobs on it (bot/jobs.py).
         self.jobs = Jobs(self)
         self.escalator = Escalator(self)
+        # [plans] reminders, when configured (bot/plan_reminders.py).
+        plan_reminders.register(self)
         self._started = False
         # Imported holiday arrangements (salesbot calendar import), attached to settings.calendar.
         self.calendar_days: OfficialDays | None = None

@@ -17,6 +17,7 @@ from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
 from bot.infra import i18n
+from bot.parsing.plan_parser import PlanWhen
 from bot.parsing.visit_parser import (
     KEY_ALIASES,
     VISIT_FIELDS,
@@ -25,11 +26,13 @@ from bot.parsing.visit_parser import (
     parse_field_value,
     parse_visit_line,
 )
+from bot.services import plans as plan_svc
 from bot.services import visits as svc
 from bot.services.visits import VisitDraft, VisitError
 from cards.model import Card
 from cards.tasks import offer_card
 from cards.visits import VisitChoice, VisitConfirm, confirm_card
+from handlers.plans import span_text
 from storage.models import Customer, User, Visit
 from storage.vocab import Role
 
@@ -310,7 +313,13 @@ class VisitDialog(HospitalDialog[VisitState]):
             ctx.t("visit.submitted_status", no=no), [*self._field_rows(customer, visit.visited_at), stored]
         )
         self.finish()
-        ctx.reply(_saved_text(ctx, visit, customer, no))
+        saved = _saved_text(ctx, visit, customer, no)
+        planned = await plan_svc.completed_by(ctx.session, visit)
+        if planned:
+            today = plan_svc.local_today(ctx.now, settings.org.tz)
+            spans = "、".join(span_text(ctx.locale, PlanWhen(i.period, i.day), today) for i in planned)
+            saved += "\n" + ctx.t("plan.visit_done", items=f"{customer.name}（{spans}）")
+        ctx.reply(saved)
         en = ctx.locale == i18n.EN
         offers = [
             (key, rt.name_en if en else rt.name_zh)

@@ -838,6 +838,95 @@ CATALOG: dict[str, tuple[str, str]] = {
     "objections.none": ("本周拜访没有记录到异议。", "No objections were logged on visits this week."),
     "objections.count": ("{count} 次", "{count} times"),
     "objections.examples": ("，例如：{examples}", "; e.g. {examples}"),
+    # ---- visit plans (issue 12; handlers/plans.py, bot/services/plans.py, docs/plans.md) ----
+    "help.plan": (
+        "· 计划 明天 浙一 浙二 目的:新品试用 — 做拜访计划（今天/明天/周三/12-05/本周）；我的计划 — 看完成情况；"
+        "取消计划 P12 或 取消计划 浙一 明天",
+        "· plan tomorrow <hospitals> purpose:… — plan visits (today/tomorrow/wed/12-05/this week); my plan — "
+        "what is done; cancel plan P12",
+    ),
+    "help.plan_manager": (
+        "· 计划 王磊 明天 浙一 — 为下属安排计划；我的计划 王磊 — 看下属的计划",
+        "· plan <rep> tomorrow <hospitals> — plan for your rep; my plan <rep> — see their plan",
+    ),
+    "field.plan_when": ("日期", "Date"),
+    "field.plan_customers": ("医院", "Hospital"),
+    "field.plan_purpose": ("目的", "Purpose"),
+    "plan.ask.when": (
+        "计划哪天？例如 今天、明天、周三、12-05，或 本周（本周内任意一天拜访都算完成）",
+        "Which day? e.g. today, tomorrow, wed, 12-05, or this week (a visit any day that week does it)",
+    ),
+    "plan.ask.customers": (
+        "计划拜访哪些医院？可一次写几家，用空格分开",
+        "Which hospitals? Several, separated by spaces",
+    ),
+    "plan.ask.choose": ("「{text}」可能是以下医院，请选择：", '"{text}" could be one of these hospitals:'),
+    "plan.ask.purpose": ("拜访目的？", "Purpose of the visits?"),
+    "plan.ask.hint": (
+        "随时可发「字段:值」更正（如 日期:周四），或「取消」放弃。",
+        "Send 'field:value' at any time to correct (e.g. date:thu), or 'cancel' to abandon.",
+    ),
+    "plan.edit_hint": ("请发送「字段:值」，例如 日期:周四 或 医院:浙二。", "Send 'field:value', e.g. date:thu."),
+    "plan.bad_when": ("没看懂日期「{value}」。", 'Could not read the date "{value}".'),
+    "plan.unknown_customer": (
+        "找不到医院「{text}」，没有计划它。{suggest}",
+        'No hospital matches "{text}"; it is not planned. {suggest}',
+    ),
+    "plan.past_day": (
+        "{day} 已经过去，不能再做计划（今天是 {today}）。",
+        "{day} is in the past and cannot be planned (today is {today}).",
+    ),
+    "plan.whose": (
+        "请写明为谁安排，例如：计划 王磊 明天 浙一",
+        "Say whose plan it is, e.g. plan <rep> tomorrow <hospital>",
+    ),
+    "plan.not_your_rep": ("{name} 不是你团队的成员，不能查看或安排其计划。", "{name} is not in your team."),
+    "plan.span.today": ("今天（{day}）", "today ({day})"),
+    "plan.span.tomorrow": ("明天（{day}）", "tomorrow ({day})"),
+    "plan.span.day": ("{day}", "{day}"),
+    "plan.span.this_week": ("本周", "this week"),
+    "plan.span.next_week": ("下周（{day} 起）", "next week (from {day})"),
+    "plan.span.week": ("{day} 起的一周", "the week from {day}"),
+    "plan.saved": ("✅ 已计划 {span}：{items}", "✅ Planned for {span}: {items}"),
+    "plan.saved_for": ("✅ 已为 {rep} 计划 {span}：{items}", "✅ Planned for {rep}, {span}: {items}"),
+    "plan.already": ("已在计划中，未重复添加：{names}", "Already planned, not added again: {names}"),
+    "plan.nothing_new": ("{span} 的这些医院都已在计划中，没有新增：{names}", "All already planned for {span}: {names}"),
+    "plan.assigned_notice": ("{manager} 为你安排了计划：{span} {items}", "{manager} planned for you: {span} {items}"),
+    "plan.purpose_suffix": ("（目的：{purpose}）", " (purpose: {purpose})"),
+    "plan.view_header": ("{rep}的计划", "{rep}'s plan"),
+    "plan.view_today": ("今天 {day}（完成 {done}/{total}）", "Today {day} ({done}/{total} done)"),
+    "plan.view_week": ("本周 {start} 起（完成 {done}/{total}）", "This week from {start} ({done}/{total} done)"),
+    "plan.view_none": ("（无）", "(none)"),
+    "plan.view_whose": ("发「我的计划 王磊」查看下属的计划。", "Send 'my plan <rep>' to see a rep's plan."),
+    "plan.view_empty": (
+        "今天和本周还没有计划。发「计划 明天 浙一 浙二」做计划。",
+        "No plan for today or this week. Send 'plan tomorrow <hospitals>'.",
+    ),
+    "plan.view_line": ("{mark} {no} {customer}{when}{purpose}", "{mark} {no} {customer}{when}{purpose}"),
+    "plan.view_week_item": ("（本周内）", " (this week)"),
+    "plan.view_day_item": ("（{day}）", " ({day})"),
+    "plan.view_legend": (
+        "✓ 已拜访  ○ 未完成；取消发「取消计划 P编号」",
+        "✓ visited  ○ open; cancel: 'cancel plan P<no>'",
+    ),
+    "plan.cancelled": ("已取消计划：{items}", "Plan cancelled: {items}"),
+    "plan.cancel_usage": (
+        "请写明要取消的计划，例如 取消计划 P12 或 取消计划 浙一 明天",
+        "Say which, e.g. cancel plan P12 or cancel plan <hospital> tomorrow",
+    ),
+    "plan.cancel_not_found": (
+        "没有找到「{text}」的未完成计划，发「我的计划」查看编号。",
+        'No open plan item for "{text}"; send "my plan" to see the numbers.',
+    ),
+    "plan.cancel_nothing": ("没有可取消的计划。", "Nothing to cancel."),
+    "plan.no_such_item": ("没有计划 {no}（或已取消），发「我的计划」查看编号。", "No open plan item {no}."),
+    "plan.cancelled_notice": ("{manager} 取消了你的计划：{items}", "{manager} cancelled your plan: {items}"),
+    "plan.visit_done": ("✓ 完成计划：{items}", "✓ Plan done: {items}"),
+    "plan.morning": ("☀️ 今天的拜访计划（{count} 家）：\n{lines}", "☀️ Today's plan ({count}):\n{lines}"),
+    "plan.nudge": (
+        "⏰ 今天还有 {count} 家计划未拜访：\n{lines}\n拜访后发「拜访 医院 …」记录即可自动完成。",
+        "⏰ {count} planned visit(s) still open today:\n{lines}\nLog the visit and the item is done.",
+    ),
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 from cards import payload
 from cards.escalation import AssignTo, EscalationOp, EscalationTap
 from cards.payload import MAX_PAYLOAD_BYTES, CallbackData, PayloadError, unpack
+from cards.plans import PlanChoice, PlanConfirm
 from cards.suggest import SuggestedText
 from cards.tasks import RequestChoice, RequestConfirm, RequestOffer, Resubmit, TaskOp, TaskTap
 from cards.visits import ConfirmOp, VisitChoice, VisitConfirm
@@ -41,6 +42,8 @@ CASES: list[tuple[CallbackData, str]] = [
     (RequestConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("rc", "a1b2", "submit")),
     (SuggestedText("拜访 浙一 骨科"), old_pack("sg", "拜访 浙一 骨科")),
     (Resubmit(3), old_pack("rs", "3")),
+    (PlanChoice("a1b2", "customers", "12"), old_pack("pf", "a1b2", "customers", "12")),
+    (PlanConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("pc", "a1b2", "submit")),
 ]
 
 
