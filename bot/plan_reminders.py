@@ -4,7 +4,9 @@
 - ``plan-nudge`` at ``[plans] open_items_nudge``: the items still open to each rep who has some.
 
 Each fires every day at its time and does nothing on a day off of the working calendar (so a 调休 Saturday gets
-its reminder and a holiday Monday none); ``job_runs`` runs each period once across restarts and replicas.
+its reminder and a holiday Monday none); ``job_runs`` runs each period once across restarts and replicas, and
+each rep's reminder is claimed in ``digest_sends`` with its outbox row, so a round retried after it had sent
+sends nothing twice.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from bot.calendar.workcal import get_calendar
 from bot.core.intents import Intent, SendText
 from bot.infra import i18n
 from bot.jobs import Period
-from bot.services import plans
+from bot.services import plans, sends
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -61,6 +63,8 @@ async def remind(rt: Runtime, period: Period, *, open_only: bool) -> int:
         found = await plans.reminders(s, day, open_only=open_only)
         intents: list[Intent] = []
         for r in found:
+            if not await sends.claim(s, r.rep.id, MORNING if not open_only else NUDGE, day, now):
+                continue  # this round was run before and had sent it (docs/plans.md)
             lines = "\n".join(
                 f"{'✓' if i.done else '○'} {plans.plan_no(i.id)} {i.customer}"
                 + (i18n.t(r.rep.locale, "plan.purpose_suffix", purpose=i.purpose) if i.purpose else "")

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.core.errors import DomainError
 from bot.infra.clock import FixedClock
@@ -20,7 +20,7 @@ from bot.parsing.plan_parser import PlanWhen, parse_plan_line, parse_span
 from bot.plan_reminders import MORNING, NUDGE
 from bot.runtime import Runtime
 from bot.services import plans as svc
-from storage.models import Customer, OutboxMessage, PlanItem, User, Visit
+from storage.models import Customer, JobRun, OutboxMessage, PlanItem, User, Visit
 from storage.vocab import PlanPeriod
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -320,6 +320,21 @@ class TestReminders:
         nudges = (await self.texts(runtime))[before + 2 :]
         assert len(nudges) == 1 and nudges[0][0] == "rep01"  # rep02 has done theirs
         assert "还有 1 家计划未拜访" in nudges[0][1] and ZJU2 in nudges[0][1] and ZJU1 not in nudges[0][1]
+
+    async def test_a_round_run_again_after_it_had_sent_sends_nobody_the_reminder_twice(
+        self, runtime: Runtime, clock: FixedClock
+    ) -> None:
+        await runtime.jobs.idle()
+        await plan(runtime, "rep01", [ZJU1], PlanWhen(PlanPeriod.DAY, date(2026, 11, 24)))
+        before = len(await self.texts(runtime))
+        clock.set(local(2026, 11, 24, 8, 30))
+        await runtime.jobs.run_due([MORNING])
+        # Killed after its commit, before the done mark: the period is run again.
+        async with runtime.db.transaction() as s:
+            await s.execute(update(JobRun).where(JobRun.job == MORNING).values(status="failed"))
+        [again] = await runtime.jobs.run_due([MORNING])
+        assert again.outcome == "done"
+        assert [r for r, _ in (await self.texts(runtime))[before:]] == ["rep01"]
 
     async def test_no_reminder_on_a_day_off(self, runtime: Runtime, clock: FixedClock) -> None:
         await runtime.jobs.idle()
