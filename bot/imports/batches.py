@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +41,15 @@ WriteBatch = Callable[[AsyncSession, Sequence[ItemT]], Awaitable[list[Outcome]]]
 def require_aware(now: datetime) -> None:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+
+
+def json_safe(changes: dict[str, Any]) -> dict[str, Any]:
+    """An ``audit.diff`` with its instants and days as ISO text (the audit row is JSON)."""
+    return {name: [_iso(value) for value in pair] for name, pair in changes.items()}
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime | date) else value
 
 
 def _db_reason(exc: SQLAlchemyError) -> str:

@@ -807,6 +807,17 @@ CATALOG: dict[str, tuple[str, str]] = {
     "task.due_needed": ("（需在 {need} 前备好{lead}）", " (needed by {need}{lead})"),
     "task.lead_days": ("，提前 {n} 天", ", {n} day(s) ahead"),
     "task.lead_hours": ("，提前 {n} 小时", ", {n} h ahead"),
+    # ---- issue 12: imported visits (salesbot import visits; docs/imports.md) ----
+    "visit.imported_locked": (
+        "拜访 {no} 是从表格导入的历史记录，不能在聊天里修改。如需更正，请联系管理员修改表格后重新导入。",
+        "Visit {no} was imported from a spreadsheet and cannot be edited in chat. To correct it, ask an admin to fix "
+        "the file and import it again.",
+    ),
+    "visit.imported_no_unlock": (
+        "拜访 {no} 是从表格导入的历史记录，不能解锁。如需更正，请修改表格后重新导入（salesbot import visits）。",
+        "Visit {no} was imported from a spreadsheet and cannot be unlocked. To correct it, fix the file and import "
+        "it again (salesbot import visits).",
+    ),
 }
 
 
