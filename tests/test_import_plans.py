@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.cli import main
 from bot.config import VisitsConfig
@@ -21,7 +21,8 @@ from bot.imports.table import ImportReport
 from bot.imports.visits import import_visits
 from bot.services import plan_rule
 from storage.db import Database
-from storage.models import AuditLog, Customer, PlanItem
+from storage.models import Customer, PlanItem
+from tests.import_files import audits, count, errors_of, write
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Thursday 2026-12-03 17:00 in Shanghai.
@@ -34,15 +35,10 @@ SRRS = "浙江省人民医院"
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
+    """The test's database (SQLite and PostgreSQL, the demo directory loaded)."""
     database = Database(db_url)
     yield database
     await database.dispose()
-
-
-def write(tmp_path: Path, content: str, name: str = "plans.csv") -> Path:
-    path = tmp_path / name
-    path.write_text(content, encoding="utf-8")
-    return path
 
 
 async def run(db: Database, path: Path, now: datetime = NOW, tz: ZoneInfo = SHANGHAI) -> ImportReport:
@@ -59,21 +55,6 @@ async def items(db: Database) -> list[tuple[str, str, str, date, str | None]]:
         return [tuple(r) for r in rows.all()]  # type: ignore[misc]
 
 
-async def count_items(db: Database) -> int:
-    async with db.read() as session:
-        return (await session.scalar(select(func.count()).select_from(PlanItem))) or 0
-
-
-async def audits(db: Database, action: str) -> list[AuditLog]:
-    async with db.read() as session:
-        query = select(AuditLog).where(AuditLog.action == action, AuditLog.entity == "plan_item")
-        return list(await session.scalars(query.order_by(AuditLog.id)))
-
-
-def errors_of(report: ImportReport) -> dict[tuple[int, str | None], str]:
-    return {(e.row, e.column): e.message for e in report.errors}
-
-
 async def test_chinese_headers_day_and_week_items(db: Database, tmp_path: Path) -> None:
     content = (
         "代表,医院,日期,周期,目的\n"
@@ -82,7 +63,7 @@ async def test_chinese_headers_day_and_week_items(db: Database, tmp_path: Path) 
         "rep02,省人民,2026/12/6,week,回访\n"  # Sunday → the same week
         "rep02,邵逸夫,2026年12月7日,天,\n"
     )
-    report = await run(db, write(tmp_path, content))
+    report = await run(db, write(tmp_path, "plans.csv", content))
 
     assert (report.total, report.created, report.errors) == (4, 4, [])
     assert await items(db) == [
@@ -108,11 +89,11 @@ async def test_chinese_headers_day_and_week_items(db: Database, tmp_path: Path) 
         "admin01",
         NOW,
     )
-    assert len(await audits(db, "import.create")) == 4
+    assert len(await audits(db, "plan_item", "import.create")) == 4
 
 
 async def test_week_spans_follow_the_org_time_zone(db: Database, tmp_path: Path) -> None:
-    path = write(tmp_path, "rep,customer,date,period\nrep01,浙一,2026-12-03,week\n")
+    path = write(tmp_path, "plans.csv", "rep,customer,date,period\nrep01,浙一,2026-12-03,week\n")
     report = await run(db, path, tz=ZoneInfo("UTC"))
 
     assert report.errors == []
@@ -161,7 +142,7 @@ async def test_bad_rows_are_reported_and_valid_rows_written(db: Database, tmp_pa
         ",浙二,2026-12-01,,\n"  # 12: no rep
         f"rep02,省人民,2026-12-01,,{'长' * 201}\n"  # 13: purpose too long
     )
-    report = await run(db, write(tmp_path, content))
+    report = await run(db, write(tmp_path, "plans.csv", content))
 
     errors = errors_of(report)
     assert set(errors) == {
@@ -190,30 +171,30 @@ async def test_bad_rows_are_reported_and_valid_rows_written(db: Database, tmp_pa
 
 
 async def test_missing_required_header_writes_nothing(db: Database, tmp_path: Path) -> None:
-    report = await run(db, write(tmp_path, "rep,customer\nrep01,浙一\n"))
+    report = await run(db, write(tmp_path, "plans.csv", "rep,customer\nrep01,浙一\n"))
 
     assert [(e.row, e.column) for e in report.errors] == [(1, "date")]
-    assert await count_items(db) == 0
+    assert await count(db, PlanItem) == 0
 
 
 async def test_reimport_updates_purpose_and_never_duplicates(db: Database, tmp_path: Path) -> None:
     content = "rep,customer,date,period,purpose\nrep01,浙一,2026-12-01,,新品试用\nrep01,浙二,2026-12-02,week,\n"
-    await run(db, write(tmp_path, content))
+    await run(db, write(tmp_path, "plans.csv", content))
 
-    again = await run(db, write(tmp_path, content), now=LATER)
+    again = await run(db, write(tmp_path, "plans.csv", content), now=LATER)
     assert (again.created, again.updated, again.unchanged, again.errors) == (0, 0, 2, [])
 
     # Another alias and another day of the same week name the same two items: only the purpose changes.
     edited = "rep,customer,date,period,purpose\nrep01,浙大一院,2026-12-01,,跟台\nrep01,浙二,2026-12-05,周,\n"
-    changed = await run(db, write(tmp_path, edited), now=LATER)
+    changed = await run(db, write(tmp_path, "plans.csv", edited), now=LATER)
     assert (changed.created, changed.updated, changed.unchanged, changed.errors) == (0, 1, 1, [])
-    assert await count_items(db) == 2
+    assert await count(db, PlanItem) == 2
     assert ("rep01", ZJU1, "day", date(2026, 12, 1), "跟台") in await items(db)
-    [update] = await audits(db, "import.update")
+    [update] = await audits(db, "plan_item", "import.update")
     assert (update.changes, update.at, update.actor_id) == ({"purpose": ["新品试用", "跟台"]}, LATER, "admin01")
 
     # A file without the purpose column leaves the purpose alone.
-    bare = await run(db, write(tmp_path, "rep,customer,date\nrep01,浙一,2026-12-01\n"), now=LATER)
+    bare = await run(db, write(tmp_path, "plans.csv", "rep,customer,date\nrep01,浙一,2026-12-01\n"), now=LATER)
     assert (bare.unchanged, bare.errors) == (1, [])
     assert ("rep01", ZJU1, "day", date(2026, 12, 1), "跟台") in await items(db)
 
@@ -230,13 +211,12 @@ async def done_items(db: Database) -> list[tuple[str, date]]:
 async def test_done_is_derived_whichever_file_comes_first(db: Database, tmp_path: Path, plans_first: bool) -> None:
     plans = write(
         tmp_path,
+        "plans.csv",
         "rep,customer,date,period\nrep01,浙一,2026-12-01,day\nrep01,浙二,2026-12-01,day\nrep01,浙二,2026-12-01,week\n",
     )
     # 浙一 on the day (late evening local time); 浙二 on another day of that week only.
     visits = write(
-        tmp_path,
-        "rep,customer,visited_at\nrep01,浙一,2026-12-01 23:30\nrep01,浙二,2026-12-02 09:00\n",
-        name="visits.csv",
+        tmp_path, "visits.csv", "rep,customer,visited_at\nrep01,浙一,2026-12-01 23:30\nrep01,浙二,2026-12-02 09:00\n"
     )
     cfg = VisitsConfig()
     if plans_first:
@@ -256,10 +236,10 @@ def test_cli_reports_rows_in_chinese_and_exits_2(db_url: str, tmp_path: Path) ->
     content = "代表,客户,日期\nrep01,浙一,2026-12-01\nrep01,协和医院,2026-12-01\n"
     env = {"SALESBOT__DATABASE__URL": db_url}
 
-    result = CliRunner().invoke(main, ["import", "plans", str(write(tmp_path, content))], env=env)
+    result = CliRunner().invoke(main, ["import", "plans", str(write(tmp_path, "plans.csv", content))], env=env)
 
     assert result.exit_code == 2, result.output
     assert "plans: 2 rows — 1 created, 0 updated, 0 unchanged, 1 with errors" in result.stdout
     assert "第 3 行 [customer]: 找不到医院「协和医院」" in result.stderr
-    again = CliRunner().invoke(main, ["import", "plans", str(write(tmp_path, content))], env=env)
+    again = CliRunner().invoke(main, ["import", "plans", str(write(tmp_path, "plans.csv", content))], env=env)
     assert "0 created, 0 updated, 1 unchanged" in again.stdout

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.cli import main
 from bot.config import VisitsConfig
@@ -23,6 +23,7 @@ from bot.imports.visits import import_visits
 from bot.services import visits as svc
 from storage.db import Database
 from storage.models import AuditLog, User, Visit
+from tests.import_files import audits, count, errors_of, write
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Thursday 2026-12-03 17:00 in Shanghai.
@@ -35,15 +36,10 @@ ZHEYI_AT = "30.2556,120.1775"  # 浙一 as in the demo customers
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
+    """The test's database (SQLite and PostgreSQL, the demo directory loaded)."""
     database = Database(db_url)
     yield database
     await database.dispose()
-
-
-def write(tmp_path: Path, content: str, name: str = "visits.csv") -> Path:
-    path = tmp_path / name
-    path.write_text(content, encoding="utf-8")
-    return path
 
 
 async def run(db: Database, path: Path, now: datetime = NOW, tz: ZoneInfo = SHANGHAI) -> ImportReport:
@@ -55,21 +51,6 @@ async def stored(db: Database) -> list[Visit]:
         return list(await session.scalars(select(Visit).order_by(Visit.visited_at)))
 
 
-async def count_visits(db: Database) -> int:
-    async with db.read() as session:
-        return (await session.scalar(select(func.count()).select_from(Visit))) or 0
-
-
-async def audits(db: Database, action: str) -> list[AuditLog]:
-    async with db.read() as session:
-        query = select(AuditLog).where(AuditLog.action == action, AuditLog.entity == "visit")
-        return list(await session.scalars(query.order_by(AuditLog.id)))
-
-
-def errors_of(report: ImportReport) -> dict[tuple[int, str | None], str]:
-    return {(e.row, e.column): e.message for e in report.errors}
-
-
 async def test_chinese_headers_and_each_cell_by_the_chat_rule(db: Database, tmp_path: Path) -> None:
     content = (
         "代表,医院,科室,联系人,拜访时间,异议,下一步,纬度,经度\n"
@@ -77,7 +58,7 @@ async def test_chinese_headers_and_each_cell_by_the_chat_rule(db: Database, tmp_
         "rep01,浙大二院,脊柱,刘主任和陈护士长,2026/11/21 9:05,医院在走招标流程,,30.3000,120.3000\n"
         "rep02,邵逸夫,,,2026年11月22日 10:00,,,,\n"
     )
-    report = await run(db, write(tmp_path, content))
+    report = await run(db, write(tmp_path, "visits.csv", content))
 
     assert (report.total, report.created, report.errors) == (3, 3, [])
     first, second, third = await stored(db)
@@ -122,9 +103,9 @@ async def test_chinese_headers_and_each_cell_by_the_chat_rule(db: Database, tmp_
 
 async def test_each_visit_has_an_audit_row_marked_imported(db: Database, tmp_path: Path) -> None:
     content = HEADER + f"rep01,浙一,骨科,张主任,2026-11-20 15:30,价格,,{ZHEYI_AT}\nrep02,浙二,,,2026-11-21 09:00,,,,\n"
-    await run(db, write(tmp_path, content))
+    await run(db, write(tmp_path, "visits.csv", content))
 
-    rows = await audits(db, "visit.import")
+    rows = await audits(db, "visit", "visit.import")
     visits = await stored(db)
     assert [r.entity_id for r in rows] == [str(v.id) for v in visits]
     first = rows[0]
@@ -145,7 +126,7 @@ async def test_each_visit_has_an_audit_row_marked_imported(db: Database, tmp_pat
 
 async def test_visited_at_is_read_in_the_org_time_zone(db: Database, tmp_path: Path) -> None:
     content = HEADER + "rep01,浙一,,,2026-11-20 15:30,,,,\nrep01,浙二,,,2026-11-20T15:30:00+08:00,,,,\n"
-    report = await run(db, write(tmp_path, content), tz=ZoneInfo("Europe/Berlin"))
+    report = await run(db, write(tmp_path, "visits.csv", content), tz=ZoneInfo("Europe/Berlin"))
 
     assert report.errors == []
     # 15:30 in Berlin (UTC+1 in November); a time with its own offset keeps it.
@@ -193,7 +174,7 @@ async def test_bad_rows_are_reported_and_valid_rows_written(db: Database, tmp_pa
         ",浙一,,,,,,,\n"  # 12: no rep, no time
         "rep02,浙一,,,2026-11-20 15:30,,,,\n"  # 13: valid
     )
-    report = await run(db, write(tmp_path, content))
+    report = await run(db, write(tmp_path, "visits.csv", content))
 
     errors = errors_of(report)
     assert set(errors) == {
@@ -224,18 +205,18 @@ async def test_reimport_updates_in_place_and_never_duplicates(db: Database, tmp_
     content = HEADER + (
         f"rep01,浙一,骨科,张主任,2026-11-20 15:30,价格,送样,{ZHEYI_AT}\nrep01,浙二,,,2026-11-21 09:00,,,,\n"
     )
-    await run(db, write(tmp_path, content))
+    await run(db, write(tmp_path, "visits.csv", content))
     [first, _] = await stored(db)
 
-    again = await run(db, write(tmp_path, content), now=LATER)
+    again = await run(db, write(tmp_path, "visits.csv", content), now=LATER)
     assert (again.created, again.updated, again.unchanged, again.errors) == (0, 0, 2, [])
 
     edited = HEADER + (
         "rep01,浙大一院,骨科,张主任,2026/11/20 15:30:00,价格,跟台,,\nrep01,浙二,,,2026-11-21 09:00,,,,\n"
     )
-    changed = await run(db, write(tmp_path, edited, name="visits-v2.csv"), now=LATER)
+    changed = await run(db, write(tmp_path, "visits-v2.csv", edited), now=LATER)
     assert (changed.created, changed.updated, changed.unchanged, changed.errors) == (0, 1, 1, [])
-    assert await count_visits(db) == 2
+    assert await count(db, Visit) == 2
     [updated, _] = await stored(db)
     assert (updated.id, updated.next_step, updated.location_status, updated.latitude) == (
         first.id,
@@ -244,12 +225,12 @@ async def test_reimport_updates_in_place_and_never_duplicates(db: Database, tmp_
         None,
     )
     assert (updated.created_at, updated.updated_at) == (NOW, LATER)
-    [row] = await audits(db, "visit.reimport")
+    [row] = await audits(db, "visit", "visit.reimport")
     assert row.entity_id == str(first.id)
     assert row.changes["next_step"] == ["送样", "跟台"]
     assert row.changes["location_status"] == ["ok", "missing"]
     assert (row.changes["file"], row.changes["row"], row.at) == ("visits-v2.csv", 2, LATER)
-    assert len(await audits(db, "visit.import")) == 2
+    assert len(await audits(db, "visit", "visit.import")) == 2
 
 
 async def test_a_visit_logged_in_chat_is_never_taken_as_an_imported_one(db: Database, tmp_path: Path) -> None:
@@ -260,7 +241,7 @@ async def test_a_visit_logged_in_chat_is_never_taken_as_an_imported_one(db: Data
         draft = svc.VisitDraft(customer_id=1, visited_at=when.isoformat(), next_step="聊天里记的")
         await svc.submit(session, draft, rep, now=when, cfg=CFG, tz=SHANGHAI, channel="console")
 
-    report = await run(db, write(tmp_path, HEADER + "rep01,浙一,,,2026-11-20 15:30,,文件里的,,\n"))
+    report = await run(db, write(tmp_path, "visits.csv", HEADER + "rep01,浙一,,,2026-11-20 15:30,,文件里的,,\n"))
 
     assert (report.created, report.updated) == (1, 0)
     assert sorted((v.source_channel, v.next_step) for v in await stored(db)) == [
@@ -270,7 +251,7 @@ async def test_a_visit_logged_in_chat_is_never_taken_as_an_imported_one(db: Data
 
 
 async def test_imported_visit_is_refused_for_correction_and_unlock(db: Database, tmp_path: Path) -> None:
-    await run(db, write(tmp_path, HEADER + "rep01,浙一,骨科,张主任,2026-11-20 15:30,价格,送样,,\n"))
+    await run(db, write(tmp_path, "visits.csv", HEADER + "rep01,浙一,骨科,张主任,2026-11-20 15:30,价格,送样,,\n"))
     [visit] = await stored(db)
     no = svc.visit_no(visit.id)
     directory = Directory([])
@@ -300,7 +281,7 @@ def test_cli_imports_visits_and_exits_2_on_a_bad_row(db_url: str, tmp_path: Path
     content = HEADER + "rep01,浙一,,,2026-11-20 15:30,,,,\nrep01,浙一,,,下午三点,,,,\n"
     env = {"SALESBOT__DATABASE__URL": db_url}
 
-    result = CliRunner().invoke(main, ["import", "visits", str(write(tmp_path, content))], env=env)
+    result = CliRunner().invoke(main, ["import", "visits", str(write(tmp_path, "visits.csv", content))], env=env)
 
     assert result.exit_code == 2, result.output
     assert "visits: 2 rows — 1 created, 0 updated, 0 unchanged, 1 with errors" in result.stdout

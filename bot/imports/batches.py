@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.imports.table import ImportReport, Record, RowError
+from bot.imports.table import Column, ImportReport, Kind, Record, RowError, Table, load_table
 from bot.infra import audit
 from storage.db import Database
 
@@ -38,9 +38,14 @@ ItemT = TypeVar("ItemT", bound=Row)
 WriteBatch = Callable[[AsyncSession, Sequence[ItemT]], Awaitable[list[Outcome]]]
 
 
-def require_aware(now: datetime) -> None:
+def start(path: Path, columns: Sequence[Column], kind: Kind, now: datetime) -> tuple[Table, ImportReport]:
+    """The file's rows and the import's report, which holds the header errors if any (then nothing is to be written).
+
+    Raises ImportFileError when the file cannot be read."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    table = load_table(path, columns)
+    return table, ImportReport(kind=kind, total=len(table.records), errors=list(table.header_errors))
 
 
 def json_safe(changes: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import channels
-from bot.imports.batches import Outcome, require_aware, write_and_record
+from bot.imports.batches import Outcome, start, write_and_record
 from bot.imports.refs import Reps, load_reps
 from bot.imports.table import (
     Column,
@@ -31,7 +31,6 @@ from bot.imports.table import (
     RowErrors,
     coordinates,
     duplicates,
-    load_table,
     read_table,
     required,
     split_list,
@@ -441,11 +440,8 @@ async def import_org(
 
     ``departments`` are the configured department keys. Raises ImportFileError if the file is unreadable.
     """
-    require_aware(now)
-    table = load_table(path, ORG_COLUMNS)
-    report = ImportReport(kind="org", total=len(table.records))
-    if table.header_errors:
-        report.errors.extend(table.header_errors)
+    table, report = start(path, ORG_COLUMNS, "org", now)
+    if report.errors:
         return report
     directory = await _load_directory(db)
     known_departments = {key.lower(): key for key in departments}
@@ -469,14 +465,11 @@ async def import_customers(
 
     Raises ImportFileError if the file is unreadable.
     """
-    require_aware(now)
-    table = load_table(path, CUSTOMER_COLUMNS)
-    report = ImportReport(kind="customers", total=len(table.records))
-    if not table.header_errors:
-        items = _validate_customers(table.records, await load_reps(db), report.errors)
-        write = partial(_write_batch, _CUSTOMERS, now=now, actor_id=actor_id)
-        return await write_and_record(
-            db, "customer", write, table.records, items, report, path, now=now, actor_id=actor_id, progress=progress
-        )
-    report.errors.extend(table.header_errors)
-    return report
+    table, report = start(path, CUSTOMER_COLUMNS, "customers", now)
+    if report.errors:
+        return report
+    items = _validate_customers(table.records, await load_reps(db), report.errors)
+    write = partial(_write_batch, _CUSTOMERS, now=now, actor_id=actor_id)
+    return await write_and_record(
+        db, "customer", write, table.records, items, report, path, now=now, actor_id=actor_id, progress=progress
+    )

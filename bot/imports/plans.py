@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.imports.batches import Outcome, json_safe, require_aware, write_and_record
+from bot.imports.batches import Outcome, json_safe, start, write_and_record
 from bot.imports.refs import Customers, Reps, load_customers, load_reps
 from bot.imports.table import (
     Column,
@@ -28,7 +28,6 @@ from bot.imports.table import (
     Record,
     RowError,
     RowErrors,
-    load_table,
     parse_day,
     required,
     text,
@@ -211,11 +210,8 @@ async def import_plans(
 ) -> ImportReport:
     """Create or update plan items from the file (``tz``: the org's time zone, which days and weeks are in);
     valid rows are written regardless of the others. Raises ImportFileError if the file is unreadable."""
-    require_aware(now)
-    table = load_table(path, PLAN_COLUMNS)
-    report = ImportReport(kind="plans", total=len(table.records))
-    if table.header_errors:
-        report.errors.extend(table.header_errors)
+    table, report = start(path, PLAN_COLUMNS, "plans", now)
+    if report.errors:
         return report
     plans = _validate(table.records, await load_reps(db), await load_customers(db), tz, report.errors)
     write = partial(_write_batch, now=now, actor_id=actor_id)

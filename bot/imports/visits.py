@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import VisitsConfig
-from bot.imports.batches import Outcome, json_safe, require_aware, write_and_record
+from bot.imports.batches import Outcome, json_safe, start, write_and_record
 from bot.imports.plans import CUSTOMER_ALIASES, REP_ALIASES
 from bot.imports.refs import Customers, Reps, load_customers, load_reps
 from bot.imports.table import (
@@ -35,7 +35,6 @@ from bot.imports.table import (
     RowError,
     RowErrors,
     coordinates,
-    load_table,
     parse_local_time,
     required,
 )
@@ -265,11 +264,8 @@ async def import_visits(
     """Create or update imported visits from the file (``cfg``: the objections and the far-location rule; ``tz``:
     the zone ``visited_at`` is written in); valid rows are written regardless of the others, a far location is a
     warning. Raises ImportFileError if the file is unreadable."""
-    require_aware(now)
-    table = load_table(path, VISIT_COLUMNS)
-    report = ImportReport(kind="visits", total=len(table.records))
-    if table.header_errors:
-        report.errors.extend(table.header_errors)
+    table, report = start(path, VISIT_COLUMNS, "visits", now)
+    if report.errors:
         return report
     rules = _Rules(await load_reps(db), await load_customers(db), cfg, tz, now)
     visits = _validate(table.records, rules, report)
