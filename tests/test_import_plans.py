@@ -170,6 +170,19 @@ async def test_bad_rows_are_reported_and_valid_rows_written(db: Database, tmp_pa
     ]
 
 
+async def test_a_hospital_taken_for_more_than_its_name_is_written_with_a_note(db: Database, tmp_path: Path) -> None:
+    content = "rep,customer,date\nrep01,浙一医院,2026-12-01\nrep01,浙二,2026-12-01\n"
+    report = await run(db, write(tmp_path, "plans.csv", content))
+
+    assert (report.created, report.errors) == (2, [])
+    [note] = report.warnings
+    assert (note.row, note.column, note.message) == (
+        2,
+        "customer",
+        f"「浙一医院」按「{ZJU1}」导入，如不对请改成全称后重新导入",
+    )
+
+
 async def test_missing_required_header_writes_nothing(db: Database, tmp_path: Path) -> None:
     report = await run(db, write(tmp_path, "plans.csv", "rep,customer\nrep01,浙一\n"))
 

@@ -39,7 +39,7 @@ from storage.limits import max_length
 from storage.models import PlanItem
 from storage.vocab import IMPORTED, PlanPeriod, PlanStatus
 
-REP_ALIASES = ("代表", "销售代表", "代表ID", "负责代表")
+REP_ALIASES = ("代表", "销售代表", "代表ID")
 CUSTOMER_ALIASES = ("客户", "医院", "客户名称", "医院名称")
 
 PLAN_COLUMNS = (
@@ -116,24 +116,27 @@ def _parse(record: Record, reps: Reps, customers: Customers, tz: ZoneInfo) -> tu
 
 
 def _validate(
-    records: Sequence[Record], reps: Reps, customers: Customers, tz: ZoneInfo, errors: list[RowError]
+    records: Sequence[Record], reps: Reps, customers: Customers, tz: ZoneInfo, report: ImportReport
 ) -> list[_Plan]:
     """The valid rows; a row naming the same plan item as an earlier one (another alias of the hospital, another
-    day of the same week) is refused, so what the file means never depends on row order."""
+    day of the same week) is refused, so what the file means never depends on row order. A hospital resolved by
+    more than its exact name or alias is a note."""
     plans: list[_Plan] = []
     first_row: dict[tuple[str, int, str, date], int] = {}
     for record in records:
         plan, row_errors = _parse(record, reps, customers, tz)
-        errors.extend(row_errors)
+        report.errors.extend(row_errors)
         if plan is None:
             continue
         if plan.key in first_row:
             what = f"{plan.rep_id}、{plan.customer_name}、{plan.day.isoformat()} {_PERIOD_NAMES[plan.period]}"
             message = f"与第 {first_row[plan.key]} 行是同一计划（{what}），请删除或合并其中一行"
-            errors.append(RowError(plan.row, "customer", message))
+            report.errors.append(RowError(plan.row, "customer", message))
             continue
         first_row[plan.key] = plan.row
         plans.append(plan)
+        if note := customers.guess_note(plan.row, "customer", record.cells["customer"]):
+            report.warnings.append(note)
     return plans
 
 
@@ -149,7 +152,9 @@ async def _write_batch(
 ) -> list[Outcome]:
     """Create each plan item or update the one with its key (purpose, span); one audit row per change."""
     found = await session.scalars(
-        select(PlanItem).where(PlanItem.rep_id.in_({p.rep_id for p in plans}), PlanItem.day.in_({p.day for p in plans}))
+        select(PlanItem).where(
+            PlanItem.rep_id.in_(sorted({p.rep_id for p in plans})), PlanItem.day.in_(sorted({p.day for p in plans}))
+        )
     )
     existing = {(i.rep_id, i.customer_id, i.period, i.day): i for i in found}
     outcomes: list[Outcome] = []
@@ -213,7 +218,7 @@ async def import_plans(
     table, report = start(path, PLAN_COLUMNS, "plans", now)
     if report.errors:
         return report
-    plans = _validate(table.records, await load_reps(db), await load_customers(db), tz, report.errors)
+    plans = _validate(table.records, await load_reps(db), await load_customers(db), tz, report)
     write = partial(_write_batch, now=now, actor_id=actor_id)
     return await write_and_record(
         db, "plan_item", write, table.records, plans, report, path, now=now, actor_id=actor_id, progress=progress

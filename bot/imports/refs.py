@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from bot.imports.table import RowErrors
+from bot.imports.table import RowError, RowErrors
 from bot.parsing.customer_match import CustomerEntry, CustomerMatcher
 from storage.db import Database
 from storage.models import Customer, User
@@ -47,27 +47,36 @@ class Customers:
         self._matcher = CustomerMatcher(
             CustomerEntry(id=c.id, name=c.name, aliases=tuple(c.aliases or ())) for c in self._by_id.values()
         )
-        self._seen: dict[str, tuple[Customer | None, str]] = {}  # a file names the same hospitals again and again
+        # A file names the same hospitals again and again: text → (customer or None, the problem, matched exactly).
+        self._seen: dict[str, tuple[Customer | None, str, bool]] = {}
 
     def resolve(self, errors: RowErrors, key: str, raw: str) -> Customer | None:
         """The customer ``raw`` means, or None with the reason (naming the candidates) added to ``errors``."""
         if raw not in self._seen:
             self._seen[raw] = self._match(raw)
-        customer, problem = self._seen[raw]
+        customer, problem, _ = self._seen[raw]
         if customer is None:
             errors.add(key, problem)
         return customer
 
-    def _match(self, raw: str) -> tuple[Customer | None, str]:
+    def guess_note(self, row: int, key: str, raw: str) -> RowError | None:
+        """A note for a row whose hospital was resolved but not by its exact name or alias (a typo, pinyin, an
+        abbreviation): in chat the rep sees the hospital on the confirmation card; here the admin reads it."""
+        customer, _, exact = self._seen.get(raw) or self._match(raw)
+        if customer is None or exact:
+            return None
+        return RowError(row, key, f"「{raw}」按「{customer.name}」导入，如不对请改成全称后重新导入")
+
+    def _match(self, raw: str) -> tuple[Customer | None, str, bool]:
         match = self._matcher.match(raw)
         if match.best is not None:
-            return self._by_id[match.best.id], ""
+            return self._by_id[match.best.id], "", match.status == "exact"
         names = "、".join(f"「{c.entry.name}」" for c in match.candidates)
         if match.status == "ambiguous":
-            return None, f"医院「{raw}」不明确，可能是：{names}，请写全称"
+            return None, f"医院「{raw}」不明确，可能是：{names}，请写全称", False
         if names:
-            return None, f"找不到医院「{raw}」，是否是：{names}？请写全称"
-        return None, f"找不到医院「{raw}」，请检查名称或先导入客户（salesbot import customers）"
+            return None, f"找不到医院「{raw}」，是否是：{names}？请写全称", False
+        return None, f"找不到医院「{raw}」，请检查名称或先导入客户（salesbot import customers）", False
 
 
 async def load_customers(db: Database) -> Customers:

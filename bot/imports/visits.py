@@ -181,7 +181,8 @@ def _parse(record: Record, rules: _Rules) -> tuple[_Visit | None, list[RowError]
 
 
 def _validate(records: Sequence[Record], rules: _Rules, report: ImportReport) -> list[_Visit]:
-    """The valid rows; a row with the key of an earlier row (same rep, customer and time) is refused."""
+    """The valid rows; a row with the key of an earlier row (same rep, customer and time) is refused. Notes: a
+    hospital resolved by more than its exact name or alias, a location far from the hospital."""
     visits: list[_Visit] = []
     first_row: dict[tuple[str, int, datetime], int] = {}
     for record in records:
@@ -195,8 +196,8 @@ def _validate(records: Sequence[Record], rules: _Rules, report: ImportReport) ->
             continue
         first_row[visit.key] = visit.row
         visits.append(visit)
-        if warning is not None:
-            report.warnings.append(warning)
+        guessed = rules.customers.guess_note(visit.row, "customer", record.cells["customer"])
+        report.warnings.extend(note for note in (guessed, warning) if note is not None)
     return visits
 
 
@@ -211,8 +212,8 @@ async def _write_batch(
     found = await session.scalars(
         select(Visit).where(
             Visit.source_channel == IMPORTED,
-            Visit.rep_id.in_({v.rep_id for v in visits}),
-            Visit.visited_at.in_({v.visited_at for v in visits}),
+            Visit.rep_id.in_(sorted({v.rep_id for v in visits})),
+            Visit.visited_at.in_(sorted({v.visited_at for v in visits})),
         )
     )
     existing = {(v.rep_id, v.customer_id, v.visited_at.astimezone(UTC)): v for v in found}

@@ -439,7 +439,7 @@ async def test_customer_rep_column_sets_the_responsible_rep(db: Database, tmp_pa
     hospitals = await customers(db)
     assert set(hospitals) == {"甲医院", "丁医院"}
     assert (hospitals["甲医院"].rep_id, hospitals["丁医院"].rep_id) == ("rep01", None)
-    created = [row for row in await audits(db, "import.create") if row.entity == "customer"][0]
+    created = next(row for row in await audits(db, "import.create") if row.entity == "customer")
     assert created.changes["rep_id"] == [None, "rep01"]
 
     # The English header and the alias 代表 work alike; a re-import changes nothing, another rep is an update.
