@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.imports.batches import Outcome, json_safe, start, write_and_record
@@ -152,8 +152,12 @@ async def _write_batch(
 ) -> list[Outcome]:
     """Create each plan item or update the one with its key (purpose, span); one audit row per change."""
     found = await session.scalars(
+        # The days and reps narrow through ix_plan_items_day_rep; the row values (SQLite >= 3.15, PostgreSQL) keep
+        # exactly the batch's keys (alone, PostgreSQL tests them against every row: 0.2 s a batch at 10k items).
         select(PlanItem).where(
-            PlanItem.rep_id.in_(sorted({p.rep_id for p in plans})), PlanItem.day.in_(sorted({p.day for p in plans}))
+            PlanItem.day.in_(sorted({p.day for p in plans})),
+            PlanItem.rep_id.in_(sorted({p.rep_id for p in plans})),
+            tuple_(PlanItem.rep_id, PlanItem.customer_id, PlanItem.period, PlanItem.day).in_([p.key for p in plans]),
         )
     )
     existing = {(i.rep_id, i.customer_id, i.period, i.day): i for i in found}
