@@ -173,6 +173,7 @@ async def test_bad_rows_are_reported_and_valid_rows_written(db: Database, tmp_pa
         "rep01,浙大一院,,,2026-11-20 15:30,,,,\n"  # 11: the visit of row 2 again
         ",浙一,,,,,,,\n"  # 12: no rep, no time
         "rep02,浙一,,,2026-11-20 15:30,,,,\n"  # 13: valid
+        f"rep02,浙一,,,2026-11-20 16:30,{'招标' * 101},,,\n"  # 14: an objection note longer than its column
     )
     report = await run(db, write(tmp_path, "visits.csv", content))
 
@@ -189,6 +190,7 @@ async def test_bad_rows_are_reported_and_valid_rows_written(db: Database, tmp_pa
         (11, "visited_at"),
         (12, "rep"),
         (12, "visited_at"),
+        (14, "objection"),
     }
     assert errors[(3, "customer")].startswith("找不到医院「协和医院」")
     assert "「浙江大学医学院附属第一医院」" in errors[(4, "customer")]
@@ -197,7 +199,8 @@ async def test_bad_rows_are_reported_and_valid_rows_written(db: Database, tmp_pa
     assert "缺少时刻" in errors[(7, "visited_at")]
     assert "在未来" in errors[(8, "visited_at")]
     assert "与第 2 行是同一次拜访" in errors[(11, "visited_at")]
-    assert (report.total, report.created) == (12, 2)
+    assert errors[(14, "objection")] == "异议超过 200 个字符，请缩短"
+    assert (report.total, report.created) == (13, 2)
     assert [v.rep_id for v in await stored(db)] == ["rep01", "rep02"]
 
 

@@ -98,9 +98,8 @@ def _when(errors: RowErrors, cells: dict[str, str], rules: _Rules) -> datetime |
         return None
     # History may be of any age (no backdate limit), but a visit cannot lie in the future, as in chat.
     if when > rules.now + timedelta(minutes=rules.cfg.future_tolerance_minutes):
-        errors.add(
-            "visited_at", i18n.t(i18n.ZH, "visit.future", when=when.astimezone(rules.tz).strftime("%Y-%m-%d %H:%M"))
-        )
+        shown = when.astimezone(rules.tz).strftime("%Y-%m-%d %H:%M")
+        errors.add("visited_at", i18n.t(i18n.ZH, "visit.future", when=shown))
         return None
     return when.astimezone(UTC)
 
@@ -127,8 +126,9 @@ def _notes(errors: RowErrors, cells: dict[str, str], customer: Customer, rules: 
             errors.add("objection", f"{message}（没有异议请留空）")
     fields["next_step"] = cells.get("next_step") or None
     probe = svc.VisitDraft(**fields)
-    for name, limit in svc.overlong_fields(probe):
-        errors.add(name, i18n.t(i18n.ZH, "field_too_long", field=i18n.t(i18n.ZH, f"field.{name}"), max=limit))
+    for name, limit in svc.overlong_fields(probe):  # the chat's limits (the columns' lengths)
+        column = "objection" if name == "objection_note" else name  # the note is what the cell said
+        errors.add(column, f"{i18n.t(i18n.ZH, f'field.{column}')}超过 {limit} 个字符，请缩短")
     return fields
 
 
