@@ -21,7 +21,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.imports.batches import Outcome, json_safe, start, write_and_record
-from bot.imports.refs import Customers, Reps, load_customers, load_reps
+from bot.imports.refs import CUSTOMER_ALIASES, REP_ALIASES, Customers, Reps, load_customers, load_reps
 from bot.imports.table import (
     Column,
     ImportReport,
@@ -38,9 +38,6 @@ from storage.db import Database
 from storage.limits import max_length
 from storage.models import PlanItem
 from storage.vocab import IMPORTED, PlanPeriod, PlanStatus
-
-REP_ALIASES = ("代表", "销售代表", "代表ID")
-CUSTOMER_ALIASES = ("客户", "医院", "客户名称", "医院名称")
 
 PLAN_COLUMNS = (
     Column("rep", "代表", REP_ALIASES, required=True),

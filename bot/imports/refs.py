@@ -13,6 +13,10 @@ from storage.db import Database
 from storage.models import Customer, User
 from storage.vocab import Role
 
+# The headers of the columns naming a rep (a user id) and a customer in the plan and visit files.
+REP_ALIASES = ("代表", "销售代表", "代表ID")
+CUSTOMER_ALIASES = ("客户", "医院", "客户名称", "医院名称")
+
 
 @dataclass(frozen=True)
 class Reps:

@@ -26,8 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import VisitsConfig
 from bot.imports.batches import Outcome, json_safe, start, write_and_record
-from bot.imports.plans import CUSTOMER_ALIASES, REP_ALIASES
-from bot.imports.refs import Customers, Reps, load_customers, load_reps
+from bot.imports.refs import CUSTOMER_ALIASES, REP_ALIASES, Customers, Reps, load_customers, load_reps
 from bot.imports.table import (
     Column,
     ImportReport,
