@@ -254,15 +254,18 @@ def db_upgrade(config_path: str | None, revision: str) -> None:
 
 @main.group("import")
 def import_() -> None:
-    """Load the org or customer directory from CSV/XLSX."""
+    """Load the org or customer directory, visit plans or historic visits from CSV/XLSX."""
 
 
 async def _import(db: Any, settings: Settings, kind: str, path: Path, quiet: bool = False) -> Any:
     from bot.imports import org as importer
+    from bot.imports.plans import import_plans
+    from bot.imports.table import read_table
+    from bot.imports.visits import import_visits
     from bot.infra.clock import SystemClock
 
     now = SystemClock().now()
-    total = len(importer.read_table(path)[1])
+    total = len(read_table(path)[1])
     with click.progressbar(length=total, label=f"importing {kind}", file=io.StringIO() if quiet else None) as bar:
         done = 0
 
@@ -275,6 +278,10 @@ async def _import(db: Any, settings: Settings, kind: str, path: Path, quiet: boo
             return await importer.import_org(
                 db, path, now=now, departments=settings.departments.keys(), progress=progress
             )
+        if kind == "plans":
+            return await import_plans(db, path, now=now, tz=settings.org.tz, progress=progress)
+        if kind == "visits":
+            return await import_visits(db, path, now=now, cfg=settings.visits, tz=settings.org.tz, progress=progress)
         return await importer.import_customers(db, path, now=now, progress=progress)
 
 
@@ -283,7 +290,7 @@ def _import_command(kind: str) -> Callable[..., None]:
         settings = _load(config_path)
 
         async def go() -> Any:
-            from bot.imports.org import ImportFileError
+            from bot.imports.table import ImportFileError
             from storage.db import Database
 
             database = Database(settings.database.url)
@@ -303,6 +310,9 @@ def _import_command(kind: str) -> Callable[..., None]:
         for err in report.errors:
             column = f" [{err.column}]" if err.column else ""
             click.echo(f"  第 {err.row} 行{column}: {err.message}", err=True)
+        for warning in report.warnings:  # written all the same
+            column = f" [{warning.column}]" if warning.column else ""
+            click.echo(f"  提示 / note: 第 {warning.row} 行{column}: {warning.message}", err=True)
         if report.errors:
             sys.exit(2)
 
@@ -310,11 +320,16 @@ def _import_command(kind: str) -> Callable[..., None]:
     return command
 
 
-for _kind in ("org", "customers"):
-    import_.command(
-        _kind,
-        help=f"Import the {_kind} directory from FILE (CSV or XLSX); re-import updates, never duplicates.",
-    )(click.argument("file", type=click.Path(exists=True, dir_okay=False))(config_option(_import_command(_kind))))
+_IMPORT_HELP = {
+    "org": "Import the people (org directory) from FILE (CSV or XLSX); re-import updates by user_id, never duplicates.",
+    "customers": "Import the customer directory from FILE (CSV or XLSX); re-import updates by name, never duplicates.",
+    "plans": "Import visit plans from FILE (CSV or XLSX); re-import updates by (rep, customer, period, day).",
+    "visits": "Import historic visits from FILE (CSV or XLSX); re-import updates by (rep, customer, visited_at).",
+}
+for _kind, _help in _IMPORT_HELP.items():
+    import_.command(_kind, help=_help)(
+        click.argument("file", type=click.Path(exists=True, dir_okay=False))(config_option(_import_command(_kind)))
+    )
 
 
 # ---- config -------------------------------------------------------------------------------------------------

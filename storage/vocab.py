@@ -87,3 +87,8 @@ class PlanStatus(StrEnum):
 
     OPEN = "open"
     CANCELLED = "cancelled"
+
+
+# The source of the rows a file import wrote (``visits.source_channel``, ``plan_items.source``), never a channel's name:
+# an imported visit is history from a spreadsheet, corrected by re-importing the file, not in chat (docs/imports.md).
+IMPORTED = "import"

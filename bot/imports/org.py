@@ -1,36 +1,48 @@
 """Import the org directory and the customer directory from CSV (UTF-8, UTF-8 BOM, GB18030) or XLSX files.
 
 Every row is validated before anything is written. Valid rows are written in batches, one transaction per
-batch; a batch the database still rejects is retried row by row, so one bad row never rolls back the others.
+batch; a batch the database still rejects is retried row by row, so one bad row never rolls back the others
+(``bot.imports.batches``; reading the file: ``bot.imports.table``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import math
 import re
-import zipfile
-from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import channels
+from bot.imports.batches import Outcome, start, write_and_record
+from bot.imports.refs import Reps, load_reps
+from bot.imports.table import (
+    Column,
+    ImportFileError,
+    ImportReport,
+    Record,
+    RowError,
+    RowErrors,
+    coordinates,
+    duplicates,
+    read_table,
+    required,
+    split_list,
+    text,
+)
 from bot.infra import audit
-from bot.infra.sanitize import clean_text
 from storage import vocab
 from storage.db import Database
 from storage.models import Customer, User, UserIdentity
 from storage.vocab import Role
+
+__all__ = ["ImportFileError", "ImportReport", "RowError", "import_customers", "import_org", "read_table"]
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +50,8 @@ ROLES = tuple(role.value for role in Role)
 GRADES = ("A", "B", "C")
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
-BATCH_SIZE = 200
 # Roles that only make sense inside a department.
 DEPARTMENT_ROLES = tuple(role.value for role in Role if role in vocab.DEPARTMENT_ROLES)
-LAT_RANGE = (3.0, 54.0)
-LON_RANGE = (73.0, 136.0)
 
 _ROLE_ALIASES = {role: role for role in ROLES} | {
     "代表": Role.REP.value,
@@ -70,89 +79,33 @@ _LOCALE_ALIASES = {
     "英文": "en",
     "英语": "en",
 }
-# Excel users separate list items with whatever is at hand; Alt+Enter puts a newline inside a cell.
-_LIST_SEPARATORS = re.compile(r"[;；,，、\n]")
 _CONTACT_PARTS = re.compile(r"[/／]")
-_HEADER_NOISE = re.compile(r"[\s_\-\ufeff]+")
-
-Outcome = Literal["created", "updated", "unchanged"]
-
-
-class ImportFileError(Exception):
-    """The file cannot be read at all (unknown type, corrupt, undecodable); ``message`` is zh-CN."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True)
-class RowError:
-    """One problem in one row. ``row`` is the spreadsheet row (header = 1); ``column`` the canonical key."""
-
-    row: int
-    column: str | None
-    message: str
-
-
-@dataclass
-class ImportReport:
-    """What an import did: counts per outcome plus every row error, sorted by row."""
-
-    kind: Literal["org", "customers"]
-    total: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    errors: list[RowError] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Column:
-    key: str
-    label: str
-    aliases: tuple[str, ...]
-    required: bool = False
-
 
 # Org-CSV column → the channel whose ``user_identities`` it fills (each channel plug-in names its column).
 IDENTITY_COLUMNS: dict[str, str] = {spec.column: channel for channel, spec in channels.identity_columns()}
 _IDENTITY_LABELS: dict[str, str] = {spec.column: spec.label for _, spec in channels.identity_columns()}
 
 ORG_COLUMNS = (
-    _Column("user_id", "用户ID", ("用户ID", "工号"), required=True),
-    _Column("name", "姓名", ("姓名",), required=True),
-    _Column("roles", "角色", ("角色",), required=True),
-    _Column("department", "部门", ("部门",)),
-    _Column("manager", "上级", ("上级", "经理")),
-    *(_Column(spec.column, spec.label, spec.aliases) for _, spec in channels.identity_columns()),
-    _Column("locale", "语言", ("语言",)),
+    Column("user_id", "用户ID", ("用户ID", "工号"), required=True),
+    Column("name", "姓名", ("姓名",), required=True),
+    Column("roles", "角色", ("角色",), required=True),
+    Column("department", "部门", ("部门",)),
+    Column("manager", "上级", ("上级", "经理")),
+    *(Column(spec.column, spec.label, spec.aliases) for _, spec in channels.identity_columns()),
+    Column("locale", "语言", ("语言",)),
 )
 
 CUSTOMER_COLUMNS = (
-    _Column("name", "名称", ("名称", "医院", "客户", "客户名称", "医院名称"), required=True),
-    _Column("aliases", "别名", ("别名",)),
-    _Column("grade", "等级", ("等级",)),
-    _Column("address", "地址", ("地址",)),
-    _Column("latitude", "纬度", ("纬度", "lat")),
-    _Column("longitude", "经度", ("经度", "lon", "lng")),
-    _Column("wards", "科室", ("科室",)),
-    _Column("contacts", "联系人", ("联系人",)),
+    Column("name", "名称", ("名称", "医院", "客户", "客户名称", "医院名称"), required=True),
+    Column("aliases", "别名", ("别名",)),
+    Column("grade", "等级", ("等级",)),
+    Column("address", "地址", ("地址",)),
+    Column("latitude", "纬度", ("纬度", "lat")),
+    Column("longitude", "经度", ("经度", "lon", "lng")),
+    Column("wards", "科室", ("科室",)),
+    Column("contacts", "联系人", ("联系人",)),
+    Column("rep", "负责代表", ("负责代表", "代表")),
 )
-
-
-@dataclass(frozen=True)
-class _Record:
-    """A non-empty data row: canonical column → stripped cell, only for columns present in the file."""
-
-    row: int
-    cells: dict[str, str]
-
-
-@dataclass(frozen=True)
-class _Table:
-    records: list[_Record]
-    header_errors: list[RowError]
 
 
 @dataclass(frozen=True)
@@ -186,180 +139,12 @@ class _Directory:
     channel_ids: dict[str, dict[str, str]]
 
 
-class _RowErrors:
-    """Collects the errors of one row."""
-
-    def __init__(self, row: int) -> None:
-        self.row = row
-        self.items: list[RowError] = []
-
-    def add(self, column: str | None, message: str) -> None:
-        self.items.append(RowError(self.row, column, message))
-
-    def has(self, column: str) -> bool:
-        return any(e.column == column for e in self.items)
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
-    """Headers and data rows of a .csv or .xlsx file as stripped strings; blank rows are kept (as blanks).
-
-    Raises ImportFileError when the file cannot be read or has an unsupported extension.
-    """
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        rows = _read_csv(path)
-    elif suffix in (".xlsx", ".xlsm"):
-        rows = _read_xlsx(path)
-    elif suffix == ".xls":
-        raise ImportFileError("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV UTF-8")
-    else:
-        raise ImportFileError(f"不支持的文件类型 '{suffix or path.name}'，请使用 .csv 或 .xlsx")
-    if not rows:
-        return [], []
-    # The same rule as for chat input: NUL and other control characters never reach the database.
-    rows = [[clean_text(cell) for cell in row] for row in rows]
-    return rows[0], rows[1:]
-
-
-def _read_csv(path: Path) -> list[list[str]]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImportFileError(f"无法读取文件：{exc.strerror or exc}") from exc
-    text = _decode(data).replace("\x00", "")  # csv refuses NUL outright ("line contains NUL")
-    try:
-        return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text, newline=""))]
-    except csv.Error as exc:
-        raise ImportFileError(f"CSV 格式错误：{exc}，请用 Excel 重新导出") from exc
-
-
-def _decode(data: bytes) -> str:
-    # utf-8-sig also reads plain UTF-8; GB18030 (superset of GBK) is what Chinese Excel writes by default.
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise ImportFileError("无法识别文件编码，请另存为 UTF-8 编码的 CSV")
-
-
-def _read_xlsx(path: Path) -> list[list[str]]:
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (OSError, zipfile.BadZipFile, InvalidFileException, KeyError, ValueError) as exc:
-        raise ImportFileError("无法读取 Excel 文件，请确认是未加密的 .xlsx 文件") from exc
-    try:
-        if not workbook.worksheets:
-            return []
-        sheet = workbook.worksheets[0]
-        # Some generators write a wrong <dimension>; without this, rows past it would be silently dropped.
-        sheet.reset_dimensions()
-        return [[_render(value) for value in row] for row in sheet.iter_rows(values_only=True)]
-    finally:
-        workbook.close()
-
-
-def _render(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _normalise_header(header: str) -> str:
-    return _HEADER_NOISE.sub("", header).lower()
-
-
-def _map_headers(headers: Sequence[str], columns: Sequence[_Column]) -> tuple[dict[int, str], list[RowError]]:
-    lookup = {_normalise_header(name): col for col in columns for name in (col.key, *col.aliases)}
-    mapping: dict[int, str] = {}
-    errors: list[RowError] = []
-    for index, header in enumerate(headers):
-        col = lookup.get(_normalise_header(header))
-        if col is None:
-            if header:
-                log.debug("import: ignoring unknown column %s", header)
-            continue
-        if col.key in mapping.values():
-            errors.append(RowError(1, col.key, f"列 '{header}' 重复（都表示{col.label}），请只保留一列"))
-            continue
-        mapping[index] = col.key
-    for col in columns:
-        if col.required and col.key not in mapping.values():
-            also = "、".join(col.aliases)
-            errors.append(RowError(1, col.key, f"缺少必填列 '{col.key}'（也可写作 {also}），请在第 1 行添加"))
-    return mapping, errors
-
-
-def _records(rows: Sequence[Sequence[str]], mapping: dict[int, str]) -> list[_Record]:
-    records = []
-    for row_number, row in enumerate(rows, start=2):
-        if not any(row):
-            continue
-        cells = {key: row[index] if index < len(row) else "" for index, key in mapping.items()}
-        records.append(_Record(row_number, cells))
-    return records
-
-
-def _load(path: Path, columns: Sequence[_Column]) -> _Table:
-    headers, rows = read_table(path)
-    mapping, header_errors = _map_headers(headers, columns)
-    return _Table(_records(rows, mapping), header_errors)
-
-
-# ------------------------------------------------------------------------------------------- cell parsing
-
-
-def _split(raw: str) -> list[str]:
-    """List items of a cell, stripped, without blanks or repeats, in order."""
-    return list(dict.fromkeys(part.strip() for part in _LIST_SEPARATORS.split(raw) if part.strip()))
-
-
-def _text(errors: _RowErrors, cells: dict[str, str], key: str, label: str, max_len: int) -> str | None:
-    value = cells.get(key, "")
-    if not value:
-        return None
-    if len(value) > max_len:
-        errors.add(key, f"{label}超过 {max_len} 个字符，请缩短")
-        return None
-    return value
-
-
-def _required(errors: _RowErrors, cells: dict[str, str], key: str, label: str, max_len: int) -> str | None:
-    if not cells.get(key):
-        errors.add(key, f"{label}不能为空，请填写")
-        return None
-    return _text(errors, cells, key, label, max_len)
-
-
-def _duplicates(records: Sequence[_Record], key: str, label: str) -> list[RowError]:
-    """An error on every later row repeating an earlier row's key."""
-    first_row: dict[str, int] = {}
-    errors = []
-    for record in records:
-        value = record.cells.get(key, "")
-        if not value:
-            continue
-        if value in first_row:
-            message = f"{label} '{value}' 与第 {first_row[value]} 行重复，请删除或合并其中一行"
-            errors.append(RowError(record.row, key, message))
-        else:
-            first_row[value] = record.row
-    return errors
-
-
 # ------------------------------------------------------------------------------------------- org rows
 
 
-def _roles(errors: _RowErrors, raw: str) -> list[str]:
+def _roles(errors: RowErrors, raw: str) -> list[str]:
     found = set()
-    for token in _split(raw):
+    for token in split_list(raw):
         role = _ROLE_ALIASES.get(token.lower())
         if role is None:
             errors.add("roles", f"角色 '{token}' 无效，可选: {_ROLE_CHOICES}")
@@ -371,7 +156,7 @@ def _roles(errors: _RowErrors, raw: str) -> list[str]:
     return [role for role in ROLES if role in found]
 
 
-def _department(errors: _RowErrors, raw: str, departments: dict[str, str]) -> str | None:
+def _department(errors: RowErrors, raw: str, departments: dict[str, str]) -> str | None:
     if not raw:
         return None
     key = departments.get(raw.lower())
@@ -381,7 +166,7 @@ def _department(errors: _RowErrors, raw: str, departments: dict[str, str]) -> st
     return key
 
 
-def _locale(errors: _RowErrors, raw: str) -> str:
+def _locale(errors: RowErrors, raw: str) -> str:
     if not raw:
         return DEFAULT_LOCALE
     locale = _LOCALE_ALIASES.get(raw.lower())
@@ -391,27 +176,27 @@ def _locale(errors: _RowErrors, raw: str) -> str:
     return locale
 
 
-def _user_values(errors: _RowErrors, cells: dict[str, str], departments: dict[str, str]) -> dict[str, Any]:
+def _user_values(errors: RowErrors, cells: dict[str, str], departments: dict[str, str]) -> dict[str, Any]:
     """The fields to set, only for columns the file has (a missing column leaves the stored value alone)."""
     values: dict[str, Any] = {
-        "name": _required(errors, cells, "name", "姓名", 100),
+        "name": required(errors, cells, "name", "姓名", 100),
         "roles": _roles(errors, cells["roles"]),
     }
     if "department" in cells:
         values["department"] = _department(errors, cells["department"], departments)
     if "manager" in cells:
-        values["manager_id"] = _text(errors, cells, "manager", "上级", 64)
+        values["manager_id"] = text(errors, cells, "manager", "上级", 64)
     for column, label in _IDENTITY_LABELS.items():
         if column in cells:
-            values[column] = _text(errors, cells, column, label, 64)
+            values[column] = text(errors, cells, column, label, 64)
     if "locale" in cells:
         values["locale"] = _locale(errors, cells["locale"])
     return values
 
 
-def _parse_user(record: _Record, departments: dict[str, str]) -> tuple[_Item | None, list[RowError]]:
-    errors = _RowErrors(record.row)
-    user_id = _required(errors, record.cells, "user_id", "用户ID", 64)
+def _parse_user(record: Record, departments: dict[str, str]) -> tuple[_Item | None, list[RowError]]:
+    errors = RowErrors(record.row)
+    user_id = required(errors, record.cells, "user_id", "用户ID", 64)
     values = _user_values(errors, record.cells, departments)
     needs_department = [role for role in values["roles"] if role in DEPARTMENT_ROLES]
     if needs_department and not values.get("department") and not errors.has("department"):
@@ -470,16 +255,16 @@ def _check_managers(items: list[_Item], known_ids: frozenset[str], errors: list[
 
 
 def _parse_unique(
-    records: list[_Record],
+    records: list[Record],
     key: str,
     label: str,
-    parse: Callable[[_Record], tuple[_Item | None, list[RowError]]],
+    parse: Callable[[Record], tuple[_Item | None, list[RowError]]],
     errors: list[RowError],
 ) -> list[_Item]:
     """The rows parsed one by one, after refusing every row whose ``key`` repeats another's."""
-    duplicates = _duplicates(records, key, label)
-    errors.extend(duplicates)
-    duplicate_rows = {e.row for e in duplicates}
+    repeated = duplicates(records, key, label)
+    errors.extend(repeated)
+    duplicate_rows = {e.row for e in repeated}
     items = []
     for record in records:
         if record.row in duplicate_rows:
@@ -492,7 +277,7 @@ def _parse_unique(
 
 
 def _validate_users(
-    records: list[_Record], departments: dict[str, str], directory: _Directory, errors: list[RowError]
+    records: list[Record], departments: dict[str, str], directory: _Directory, errors: list[RowError]
 ) -> list[_Item]:
     items = _parse_unique(records, "user_id", "用户ID", lambda r: _parse_user(r, departments), errors)
     items = _check_channel_ids(items, directory, errors)
@@ -517,7 +302,7 @@ async def _load_directory(db: Database) -> _Directory:
 # -------------------------------------------------------------------------------------- customer rows
 
 
-def _grade(errors: _RowErrors, raw: str) -> str | None:
+def _grade(errors: RowErrors, raw: str) -> str | None:
     if not raw:
         return None
     grade = raw.upper()
@@ -527,40 +312,9 @@ def _grade(errors: _RowErrors, raw: str) -> str | None:
     return grade
 
 
-def _number(errors: _RowErrors, key: str, label: str, raw: str, bounds: tuple[float, float]) -> float | None:
-    try:
-        value = float(raw)
-    except ValueError:
-        errors.add(key, f"{label} '{raw}' 不是数字，请填写小数度数，如 30.2556")
-        return None
-    low, high = bounds
-    if not math.isfinite(value) or not low <= value <= high:
-        errors.add(key, f"{label} {raw} 超出中国境内范围 {low:g}–{high:g}，请检查是否与另一坐标填反")
-        return None
-    return value
-
-
-def _coordinates(errors: _RowErrors, cells: dict[str, str]) -> dict[str, float | None]:
-    if "latitude" not in cells and "longitude" not in cells:
-        return {}
-    lat_raw, lon_raw = cells.get("latitude", ""), cells.get("longitude", "")
-    if not lat_raw and not lon_raw:
-        return {"latitude": None, "longitude": None}
-    if not lon_raw:
-        errors.add("longitude", "填写了纬度但缺少经度，请两者都填或都留空")
-        return {}
-    if not lat_raw:
-        errors.add("latitude", "填写了经度但缺少纬度，请两者都填或都留空")
-        return {}
-    return {
-        "latitude": _number(errors, "latitude", "纬度", lat_raw, LAT_RANGE),
-        "longitude": _number(errors, "longitude", "经度", lon_raw, LON_RANGE),
-    }
-
-
-def _contacts(errors: _RowErrors, raw: str) -> list[dict[str, str | None]]:
+def _contacts(errors: RowErrors, raw: str) -> list[dict[str, str | None]]:
     contacts = []
-    for token in _split(raw):
+    for token in split_list(raw):
         parts = [part.strip() for part in _CONTACT_PARTS.split(token)]
         if len(parts) > 3 or not parts[0]:
             errors.add("contacts", f"联系人 '{token}' 格式错误，应为 姓名/科室/职务，如 张主任/骨科/主任")
@@ -570,9 +324,9 @@ def _contacts(errors: _RowErrors, raw: str) -> list[dict[str, str | None]]:
     return contacts
 
 
-def _wards_and_contacts(errors: _RowErrors, cells: dict[str, str]) -> dict[str, list[Any]]:
+def _wards_and_contacts(errors: RowErrors, cells: dict[str, str]) -> dict[str, list[Any]]:
     values: dict[str, list[Any]] = {}
-    wards = _split(cells.get("wards", ""))
+    wards = split_list(cells.get("wards", ""))
     if "contacts" in cells:
         values["contacts"] = _contacts(errors, cells["contacts"])
         # A contact's ward must be selectable as a ward of the customer too.
@@ -582,34 +336,37 @@ def _wards_and_contacts(errors: _RowErrors, cells: dict[str, str]) -> dict[str, 
     return values
 
 
-def _parse_customer(record: _Record) -> tuple[_Item | None, list[RowError]]:
-    errors = _RowErrors(record.row)
+def _parse_customer(record: Record, reps: Reps) -> tuple[_Item | None, list[RowError]]:
+    errors = RowErrors(record.row)
     cells = record.cells
-    name = _required(errors, cells, "name", "客户名称", 200)
+    name = required(errors, cells, "name", "客户名称", 200)
     values: dict[str, Any] = {}
     if "aliases" in cells:
-        values["aliases"] = [alias for alias in _split(cells["aliases"]) if alias != name]
+        values["aliases"] = [alias for alias in split_list(cells["aliases"]) if alias != name]
     if "grade" in cells:
         values["grade"] = _grade(errors, cells["grade"])
     if "address" in cells:
-        values["address"] = _text(errors, cells, "address", "地址", 300)
-    values |= _coordinates(errors, cells)
+        values["address"] = text(errors, cells, "address", "地址", 300)
+    values |= coordinates(errors, cells)
     values |= _wards_and_contacts(errors, cells)
+    if "rep" in cells:
+        # The rep responsible for the customer; an empty cell clears it, a file without the column leaves it alone.
+        values["rep_id"] = reps.check(errors, "rep", "负责代表", cells["rep"]) if cells["rep"] else None
     if errors.items or name is None:
         return None, errors.items
     return _Item(record.row, name, values), []
 
 
-def _validate_customers(records: list[_Record], errors: list[RowError]) -> list[_Item]:
-    return _parse_unique(records, "name", "客户名称", _parse_customer, errors)
+def _validate_customers(records: list[Record], reps: Reps, errors: list[RowError]) -> list[_Item]:
+    return _parse_unique(records, "name", "客户名称", lambda r: _parse_customer(r, reps), errors)
 
 
 # ------------------------------------------------------------------------------------------------ writing
 
 
 async def _write_batch(
-    session: AsyncSession,
     target: _Target[_Model],
+    session: AsyncSession,
     items: Sequence[_Item],
     *,
     now: datetime,
@@ -667,93 +424,6 @@ def _set_identities(obj: User | Customer, ids: dict[str, str | None], now: datet
             obj.set_channel_id(IDENTITY_COLUMNS[column], external_id, now)
 
 
-def _db_reason(exc: SQLAlchemyError) -> str:
-    reason = str(exc.orig) if isinstance(exc, DBAPIError) else type(exc).__name__
-    return reason[:200]
-
-
-async def _write_items(
-    db: Database, target: _Target[_Model], items: Sequence[_Item], *, now: datetime, actor_id: str | None
-) -> tuple[dict[int, Outcome], list[RowError]]:
-    """Write one batch; if the DB rejects it, retry row by row and report the rows that still fail."""
-    try:
-        async with db.transaction() as session:
-            outcomes = await _write_batch(session, target, items, now=now, actor_id=actor_id)
-        return dict(zip((i.row for i in items), outcomes, strict=True)), []
-    except SQLAlchemyError:
-        log.warning(
-            "import: batch of %s %s rows failed, retrying row by row",
-            len(items),
-            target.entity,
-            exc_info=True,
-        )
-    results: dict[int, Outcome] = {}
-    errors = []
-    for item in items:
-        try:
-            async with db.transaction() as session:
-                [results[item.row]] = await _write_batch(session, target, [item], now=now, actor_id=actor_id)
-        except SQLAlchemyError as exc:
-            log.warning("import: %s row %s rejected by the database: %s", target.entity, item.row, exc)
-            message = f"保存失败（数据库拒绝：{_db_reason(exc)}），请检查是否与已有记录冲突"
-            errors.append(RowError(item.row, None, message))
-    return results, errors
-
-
-def _chunks(records: Sequence[_Record], size: int) -> Iterator[Sequence[_Record]]:
-    for start in range(0, len(records), size):
-        yield records[start : start + size]
-
-
-async def _write_all(
-    db: Database,
-    target: _Target[_Model],
-    records: Sequence[_Record],
-    items: Sequence[_Item],
-    report: ImportReport,
-    *,
-    now: datetime,
-    actor_id: str | None,
-    progress: Callable[[int], None] | None,
-) -> None:
-    """Write the valid items in file order, batch by batch, reporting progress for every record."""
-    by_row = {item.row: item for item in items}
-    done = 0
-    for chunk in _chunks(records, BATCH_SIZE):
-        batch = [by_row[record.row] for record in chunk if record.row in by_row]
-        if batch:
-            outcomes, errors = await _write_items(db, target, batch, now=now, actor_id=actor_id)
-            report.errors.extend(errors)
-            report.created += sum(1 for o in outcomes.values() if o == "created")
-            report.updated += sum(1 for o in outcomes.values() if o == "updated")
-            report.unchanged += sum(1 for o in outcomes.values() if o == "unchanged")
-        for _ in chunk:
-            done += 1
-            if progress is not None:
-                progress(done)
-
-
-async def _record_summary(
-    db: Database, action: str, path: Path, report: ImportReport, *, now: datetime, actor_id: str | None
-) -> None:
-    changes = {
-        "file": path.name,
-        "total": report.total,
-        "created": report.created,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "errors": len(report.errors),
-    }
-    async with db.transaction() as session:
-        audit.record(session, at=now, action=action, entity="import", actor_id=actor_id, changes=changes)
-    log.info("import %s from %s: %s", report.kind, path.name, changes)
-
-
-def _require_aware(now: datetime) -> None:
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-
-
 # ------------------------------------------------------------------------------------------------ public
 
 
@@ -770,16 +440,16 @@ async def import_org(
 
     ``departments`` are the configured department keys. Raises ImportFileError if the file is unreadable.
     """
-    _require_aware(now)
-    table = _load(path, ORG_COLUMNS)
-    report = ImportReport(kind="org", total=len(table.records))
-    if table.header_errors:
-        report.errors.extend(table.header_errors)
+    table, report = start(path, ORG_COLUMNS, "org", now)
+    if report.errors:
         return report
     directory = await _load_directory(db)
     known_departments = {key.lower(): key for key in departments}
     items = _validate_users(table.records, known_departments, directory, report.errors)
-    return await _write_and_record(db, _USERS, table, items, report, path, now, actor_id, progress)
+    write = partial(_write_batch, _USERS, now=now, actor_id=actor_id)
+    return await write_and_record(
+        db, "user", write, table.records, items, report, path, now=now, actor_id=actor_id, progress=progress
+    )
 
 
 async def import_customers(
@@ -790,33 +460,16 @@ async def import_customers(
     actor_id: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Create or update customers (keyed by name) from the customer file; valid rows are written regardless.
+    """Create or update customers (keyed by name) from the customer file; valid rows are written regardless. The
+    optional ``rep`` column must name a user with the rep role (it sets ``Customer.rep_id``).
 
     Raises ImportFileError if the file is unreadable.
     """
-    _require_aware(now)
-    table = _load(path, CUSTOMER_COLUMNS)
-    report = ImportReport(kind="customers", total=len(table.records))
-    if not table.header_errors:
-        items = _validate_customers(table.records, report.errors)
-        return await _write_and_record(db, _CUSTOMERS, table, items, report, path, now, actor_id, progress)
-    report.errors.extend(table.header_errors)
-    return report
-
-
-async def _write_and_record(
-    db: Database,
-    target: _Target[_Model],
-    table: _Table,
-    items: Sequence[_Item],
-    report: ImportReport,
-    path: Path,
-    now: datetime,
-    actor_id: str | None,
-    progress: Callable[[int], None] | None,
-) -> ImportReport:
-    """Write the valid rows, sort the errors by row, and record the import's summary in the audit trail."""
-    await _write_all(db, target, table.records, items, report, now=now, actor_id=actor_id, progress=progress)
-    report.errors.sort(key=lambda e: e.row)
-    await _record_summary(db, f"import.{report.kind}", path, report, now=now, actor_id=actor_id)
-    return report
+    table, report = start(path, CUSTOMER_COLUMNS, "customers", now)
+    if report.errors:
+        return report
+    items = _validate_customers(table.records, await load_reps(db), report.errors)
+    write = partial(_write_batch, _CUSTOMERS, now=now, actor_id=actor_id)
+    return await write_and_record(
+        db, "customer", write, table.records, items, report, path, now=now, actor_id=actor_id, progress=progress
+    )

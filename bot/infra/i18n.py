@@ -927,6 +927,17 @@ CATALOG: dict[str, tuple[str, str]] = {
         "⏰ 今天还有 {count} 家计划未拜访：\n{lines}\n拜访后发「拜访 医院 …」记录即可自动完成。",
         "⏰ {count} planned visit(s) still open today:\n{lines}\nLog the visit and the item is done.",
     ),
+    # ---- issue 12: imported visits (salesbot import visits; docs/imports.md) ----
+    "visit.imported_locked": (
+        "拜访 {no} 是从表格导入的历史记录，不能在聊天里修改。如需更正，请联系管理员修改表格后重新导入。",
+        "Visit {no} was imported from a spreadsheet and cannot be edited in chat. To correct it, ask an admin to fix "
+        "the file and import it again.",
+    ),
+    "visit.imported_no_unlock": (
+        "拜访 {no} 是从表格导入的历史记录，不能解锁。如需更正，请修改表格后重新导入（salesbot import visits）。",
+        "Visit {no} was imported from a spreadsheet and cannot be unlocked. To correct it, fix the file and import "
+        "it again (salesbot import visits).",
+    ),
 }
 
 

@@ -21,6 +21,7 @@ from bot.infra.i18n import fmt_when
 from bot.parsing.visit_parser import ParsedVisit, VisitNotes, parse_visit_line
 from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
+from storage.vocab import IMPORTED
 
 
 class VisitError(DomainError):
@@ -319,9 +320,11 @@ async def load_visit(session: AsyncSession, visit_id: int, no_text: str) -> Visi
 
 
 def may_correct(visit: Visit, user: User, now: datetime, cfg: VisitsConfig) -> None:
-    """Raise unless ``user`` may still correct ``visit`` (own visit, inside the window or unlocked)."""
+    """Raise unless ``user`` may still correct ``visit`` (own visit, not imported, inside the window or unlocked)."""
     if visit.rep_id != user.id:
         raise VisitError("visit.not_yours", no=visit_no(visit.id))
+    if visit.source_channel == IMPORTED:  # history from a file: corrected by re-importing it (docs/imports.md)
+        raise VisitError("visit.imported_locked", no=visit_no(visit.id))
     open_until = visit.created_at + timedelta(hours=cfg.correction_window_hours)
     if now <= open_until or (visit.unlocked_until is not None and now <= visit.unlocked_until):
         return
@@ -479,7 +482,10 @@ async def correct_from_text(
 async def unlock(
     session: AsyncSession, visit: Visit, admin: User, *, now: datetime, cfg: VisitsConfig, channel: str
 ) -> None:
-    """Let the rep correct the visit again for one correction window."""
+    """Let the rep correct the visit again for one correction window; refused for an imported visit, which no
+    unlock makes editable in chat (docs/imports.md)."""
+    if visit.source_channel == IMPORTED:
+        raise VisitError("visit.imported_no_unlock", no=visit_no(visit.id))
     until = now + timedelta(hours=cfg.correction_window_hours)
     visit.unlocked_until = until
     visit.updated_at = now

@@ -425,3 +425,38 @@ async def test_row_rejected_by_database_does_not_roll_back_others(db: Database, 
 async def test_naive_now_is_refused(db: Database) -> None:
     with pytest.raises(ValueError):
         await org(db, DEMO / "org.csv", now=datetime(2024, 5, 6))
+
+
+async def test_customer_rep_column_sets_the_responsible_rep(db: Database, tmp_path: Path) -> None:
+    await org(db, DEMO / "org.csv")
+    content = "名称,负责代表\n甲医院,rep01\n乙医院,mgr01\n丙医院,ghost\n丁医院,\n"
+    report = await import_customers(db, write(tmp_path, "c.csv", content), now=NOW)
+
+    assert located(report) == {(3, "rep"), (4, "rep")}
+    messages = {e.row: e.message for e in report.errors}
+    assert messages[3] == "用户 'mgr01' 不是代表（角色：manager），请填写代表的用户ID"
+    assert "'ghost' 不存在" in messages[4]
+    hospitals = await customers(db)
+    assert set(hospitals) == {"甲医院", "丁医院"}
+    assert (hospitals["甲医院"].rep_id, hospitals["丁医院"].rep_id) == ("rep01", None)
+    created = next(row for row in await audits(db, "import.create") if row.entity == "customer")
+    assert created.changes["rep_id"] == [None, "rep01"]
+
+    # The English header and the alias 代表 work alike; a re-import changes nothing, another rep is an update.
+    again = await import_customers(db, write(tmp_path, "c.csv", "name,rep\n甲医院,rep01\n"), now=LATER)
+    assert (again.unchanged, again.errors) == (1, [])
+    moved = await import_customers(db, write(tmp_path, "c.csv", "名称,代表\n甲医院,rep02\n丁医院,rep01\n"), now=LATER)
+    assert (moved.updated, moved.errors) == (2, [])
+    # A file without the column (every customer file before issue 12) leaves the rep alone; an empty cell clears it.
+    assert (await import_customers(db, write(tmp_path, "c.csv", "name,grade\n甲医院,A\n"), now=LATER)).errors == []
+    assert (await customers(db))["甲医院"].rep_id == "rep02"
+    await import_customers(db, write(tmp_path, "c.csv", "name,rep\n甲医院,\n"), now=LATER)
+    assert (await customers(db))["甲医院"].rep_id is None
+
+
+async def test_old_customer_file_without_rep_column_imports_unchanged(db: Database) -> None:
+    report = await import_customers(db, DEMO / "customers.csv", now=NOW)
+
+    assert (report.created, report.errors) == (8, [])
+    assert {c.rep_id for c in (await customers(db)).values()} == {None}
+    assert all("rep_id" not in row.changes for row in await audits(db, "import.create"))
