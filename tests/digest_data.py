@@ -12,6 +12,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
 
+from bot.services.digest_model import (
+    CustomerGap,
+    DepartmentLine,
+    Digest,
+    ObjectionCount,
+    OpenFollowup,
+    RepLine,
+    Scope,
+    Totals,
+)
 from bot.services.plan_rule import span
 from storage.db import Database
 from storage.models import Customer, PlanItem, SupportRequest, TaskCard, User, UserIdentity, Visit
@@ -196,3 +206,41 @@ async def seed(db: Database) -> None:
                     notices=notices,
                 )
             )
+
+
+def long_name(i: int) -> str:
+    """A long rep name (WeCom's byte limit)."""
+    return f"欧阳司马诸葛长孙第{i:02d}号代表（华东大区浙江省杭州市西湖区）"
+
+
+def make_digest(reps: int = 3, objection: str = "价格") -> Digest:
+    """A made-up digest of ``reps`` reps with long names, all below the threshold (for rendering)."""
+    lines = tuple(RepLine(f"r{i:02d}", long_name(i), 3, 5, i % 5, (i % 5) / 5, True, 1) for i in range(reps))
+    totals = Totals(
+        visits=3 * reps,
+        plan_items=5 * reps,
+        plan_done=sum(r.plan_done for r in lines),
+        plan_completion=0.4,
+        reach=0.5,
+        no_location=reps,
+        a_coverage=0.25,
+        a_touched=0.75,
+        requests_opened=4,
+        cards_opened=6,
+        cards_claimed=5,
+        cards_done=1,
+        cards_overdue=2,
+        cards_escalated=1,
+    )
+    return Digest(
+        scope=Scope("mgr01", "day", DAY, DAY, tuple(r.user for r in lines)),
+        totals=totals,
+        reps=lines,
+        departments=(
+            DepartmentLine("logistics", 5, 52.5, 150.0, 0.6, 1),
+            DepartmentLine("marketing", 1, 30.0, 30.0, 1.0, 0),
+        ),
+        top_objections=(ObjectionCount(objection, 3), ObjectionCount("交付", 2)),
+        a_customers_not_visited=tuple(CustomerGap(f"浙江省第{i:02d}人民医院（集团）分院", 40 + i) for i in range(reps)),
+        open_followups=(OpenFollowup("r00", long_name(0), date(2026, 11, 30)),),
+    )

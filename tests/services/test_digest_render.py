@@ -4,67 +4,20 @@ overridden from ``[digest] templates_dir``."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.services.digest_model import (
-    CustomerGap,
-    DepartmentLine,
-    Digest,
-    ObjectionCount,
-    OpenFollowup,
-    RepLine,
-    Scope,
-    Totals,
-)
 from bot.services.digest_render import parse_rich, render_digest
 from cards.rich import Span, to_html, to_plain, to_wecom_markdown
 from cards.wecom import MARKDOWN_MAX_BYTES
 from tests.conftest import make_settings
-
-DAY = date(2026, 12, 1)
+from tests.digest_data import long_name
+from tests.digest_data import make_digest as digest
 
 
 def settings(**sections: dict[str, Any]) -> Settings:
     return make_settings("sqlite+aiosqlite:///:memory:", **sections)
-
-
-def long_name(i: int) -> str:
-    return f"欧阳司马诸葛长孙第{i:02d}号代表（华东大区浙江省杭州市西湖区）"
-
-
-def digest(reps: int = 3, objection: str = "价格") -> Digest:
-    lines = tuple(RepLine(f"r{i:02d}", long_name(i), 3, 5, i % 5, (i % 5) / 5, True, 1) for i in range(reps))
-    totals = Totals(
-        visits=3 * reps,
-        plan_items=5 * reps,
-        plan_done=sum(r.plan_done for r in lines),
-        plan_completion=0.4,
-        reach=0.5,
-        no_location=reps,
-        a_coverage=0.25,
-        a_touched=0.75,
-        requests_opened=4,
-        cards_opened=6,
-        cards_claimed=5,
-        cards_done=1,
-        cards_overdue=2,
-        cards_escalated=1,
-    )
-    return Digest(
-        scope=Scope("mgr01", "day", DAY, DAY, tuple(r.user for r in lines)),
-        totals=totals,
-        reps=lines,
-        departments=(
-            DepartmentLine("logistics", 5, 52.5, 150.0, 0.6, 1),
-            DepartmentLine("marketing", 1, 30.0, 30.0, 1.0, 0),
-        ),
-        top_objections=(ObjectionCount(objection, 3), ObjectionCount("交付", 2)),
-        a_customers_not_visited=tuple(CustomerGap(f"浙江省第{i:02d}人民医院（集团）分院", 40 + i) for i in range(reps)),
-        open_followups=(OpenFollowup("r00", long_name(0), date(2026, 11, 30)),),
-    )
 
 
 def test_the_first_screen_has_exceptions_and_totals_only() -> None:
