@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.calendar.workcal import get_calendar
 from bot.config import Settings
@@ -35,9 +36,10 @@ from bot.services.digest_model import (
 )
 from bot.services.plan_rule import done_clause, week_start
 from storage.models import Customer, DigestFollowup, PlanItem, SupportRequest, TaskCard, User, Visit
-from storage.vocab import PlanStatus, Role
+from storage.vocab import TASK_CLOSED, PlanStatus, Role, TaskState
 
 A_GRADE = "A"
+OPEN_STATES = tuple(s.value for s in TaskState if s not in TASK_CLOSED)
 TOP_OBJECTIONS = 3
 
 
@@ -83,30 +85,29 @@ def _is_rep(user: User) -> bool:
 
 async def scope_of(session: AsyncSession, viewer: User) -> People:
     """A director sees every active rep; a manager the active reps reporting to them or to a manager below them
-    (any depth); a rep themselves. Anyone else has no digest (``DigestError``)."""
-    rows = (await session.execute(select(User.id, User.name, User.manager_id, User.roles, User.active))).all()
-    names = {r.id: r.name for r in rows}
+    (any depth: a recursive query, so a manager's digest reads their team only); a rep themselves. Anyone else has
+    no digest (``DigestError``). ``names`` are the scope's reps' names."""
     roles = viewer.roles or []
     if Role.DIRECTOR in roles:
-        reps = sorted(r.id for r in rows if r.active and Role.REP in (r.roles or []))
-        return People(tuple(reps), names, everyone=True)
-    if Role.MANAGER in roles:
-        below: dict[str, list[str]] = {}
-        for r in rows:
-            if r.manager_id:
-                below.setdefault(r.manager_id, []).append(r.id)
-        seen: set[str] = {viewer.id}
-        todo = [viewer.id]
-        while todo:
-            for child in below.get(todo.pop(), []):
-                if child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-        reps = sorted(r.id for r in rows if r.id in seen and r.active and Role.REP in (r.roles or []))
-        return People(tuple(reps), names, everyone=False)
-    if _is_rep(viewer):
-        return People((viewer.id,), names, everyone=False)
-    raise DigestError("digest.not_allowed")
+        rows = (await session.execute(select(User.id, User.name, User.roles).where(User.active.is_(True)))).all()
+        everyone = True
+    elif Role.MANAGER in roles:
+        team = select(User.id).where(User.manager_id == viewer.id).cte("team", recursive=True)
+        below = aliased(User)
+        # UNION (not ALL): a loop in manager_id ends instead of recursing forever.
+        team = team.union(select(below.id).join(team, below.manager_id == team.c.id))
+        rows = (
+            await session.execute(
+                select(User.id, User.name, User.roles).join(team, User.id == team.c.id).where(User.active.is_(True))
+            )
+        ).all()
+        everyone = False
+    elif _is_rep(viewer):
+        return People((viewer.id,), {viewer.id: viewer.name}, everyone=False)
+    else:
+        raise DigestError("digest.not_allowed")
+    reps = {r.id: r.name for r in rows if Role.REP in (r.roles or [])}
+    return People(tuple(sorted(reps)), reps, everyone=everyone)
 
 
 # ---- the figures ------------------------------------------------------------------------------------------------
@@ -149,7 +150,8 @@ async def compute_digest(
     reps = people.reps
     if rep_id is not None:
         if rep_id not in reps:
-            raise DigestError("digest.not_in_scope", name=people.names.get(rep_id, rep_id))
+            name = await session.scalar(select(User.name).where(User.id == rep_id))
+            raise DigestError("digest.not_in_scope", name=name or rep_id)
         reps, everyone = (rep_id,), False
     first, last = period_days(period, day)
     start, end = _midnight(first, tz), _midnight(last + timedelta(days=1), tz)
@@ -264,21 +266,30 @@ async def _a_customers(
     where = [Customer.grade == A_GRADE]
     if not everyone:
         where.append(Customer.rep_id.in_(reps))
-    rows = (
-        await session.execute(select(Customer.name, month_visits, last_visit).where(*where).order_by(Customer.name))
-    ).all()
     needed = settings.plans.frequency.get(A_GRADE, 0)
-    covered = sum(1 for r in rows if int(r[1]) >= needed)
-    touched = sum(1 for r in rows if int(r[1]) >= 1)
+    per_customer = select(month_visits.label("n")).where(*where).subquery()
+    total, covered, touched = (
+        await session.execute(
+            select(func.count(), _sum_if(per_customer.c.n >= needed), _sum_if(per_customer.c.n >= 1)).select_from(
+                per_customer
+            )
+        )
+    ).one()
+    # Not visited for gap_days: no visit on or after the day gap_days - 1 days before ref_day, or none at all.
+    cutoff = _midnight(ref_day - timedelta(days=settings.digest.a_customer_gap_days - 1), tz)
+    lasts = select(Customer.name.label("name"), last_visit.label("last")).where(*where).subquery()
+    rows = await session.execute(
+        select(lasts.c.name, lasts.c.last).where(or_(lasts.c.last.is_(None), lasts.c.last < cutoff))
+    )
     gaps = []
-    for name, _, last in rows:
-        # SQLite gives MAX() of the column back as text: read it as the UTC instant it is.
+    for name, last in rows:
+        # SQLite may give MAX() of the column back as text: read it as the UTC instant it is.
         when = _as_utc(last)
         days = None if when is None else (ref_day - when.astimezone(tz).date()).days
-        if days is None or days >= settings.digest.a_customer_gap_days:
-            gaps.append(CustomerGap(name, days))
+        gaps.append(CustomerGap(name, days))
     gaps.sort(key=lambda g: (g.days_since_last_visit is not None, -(g.days_since_last_visit or 0), g.customer))
-    return _ratio(covered, len(rows)), _ratio(touched, len(rows)), tuple(gaps)
+    total = int(total or 0)
+    return _ratio(int(covered or 0), total), _ratio(int(touched or 0), total), tuple(gaps)
 
 
 def _as_utc(value: datetime | str | None) -> datetime | None:
@@ -287,6 +298,16 @@ def _as_utc(value: datetime | str | None) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _alive(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """Cards that existed and were open at some instant of [start, end): every card the digest counts is one.
+    Open now (by state: ix_task_cards_state_due) or closed since ``start`` (ix_task_cards_closed_at), so the cost
+    follows the open cards and the period's, not all cards ever."""
+    card = aliased(TaskCard)
+    # Written as ids from two index searches: an OR of the two lets SQLite scan every card.
+    ids = union_all(select(card.id).where(card.state.in_(OPEN_STATES)), select(card.id).where(card.closed_at >= start))
+    return and_(TaskCard.created_at < end, TaskCard.id.in_(ids))
 
 
 async def _cards(
@@ -303,11 +324,6 @@ async def _cards(
         or_(TaskCard.closed_at.is_(None), and_(TaskCard.closed_at > TaskCard.due_at, TaskCard.closed_at > start)),
     )
     escalated = TaskCard.notices > 0
-    alive = and_(
-        SupportRequest.rep_id.in_(reps),
-        TaskCard.created_at < end,
-        or_(TaskCard.closed_at.is_(None), TaskCard.closed_at >= start),
-    )
     rows = await session.execute(
         select(
             TaskCard.department,
@@ -318,7 +334,7 @@ async def _cards(
             _sum_if(escalated),
         )
         .join(SupportRequest, SupportRequest.id == TaskCard.request_id)
-        .where(alive)
+        .where(SupportRequest.rep_id.in_(reps), _alive(start, end))
         .group_by(TaskCard.department)
     )
     per_dept = {r[0]: tuple(int(x) for x in r[1:]) for r in rows}
@@ -353,7 +369,9 @@ async def _first_responses(
     rows = await session.execute(
         select(TaskCard.department, TaskCard.created_at, TaskCard.first_response_at, SupportRequest.type_key)
         .join(SupportRequest, SupportRequest.id == TaskCard.request_id)
-        .where(SupportRequest.rep_id.in_(reps), TaskCard.created_at >= start, TaskCard.created_at < end)
+        .where(
+            SupportRequest.rep_id.in_(reps), _alive(start, end), TaskCard.created_at >= start, TaskCard.created_at < end
+        )
     )
     cal = get_calendar(settings.calendar, settings.org.tz)
     target = settings.digest.first_response_target_hours * 60
