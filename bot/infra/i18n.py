@@ -894,6 +894,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "digest.gap_line": ("{customer}：{days}", "{customer}: {days}"),
     "digest.never": ("从未拜访", "never visited"),
     "digest.days": ("{n} 天", "{n} days"),
+    "chip.digest": ("日报", "Digest"),
 }
 
 
