@@ -102,7 +102,7 @@ def test_text_is_the_chat_digest(config: Path) -> None:
     assert out.startswith("日报 2026-12-01（周二） · 团队 4 人")
     assert "完成率 60%（3/5）" in out and "王磊 50%（1/2）" in out and "李娜 50%（1/2）" in out
     assert "2 次拜访没有定位" in out and "3 家 A 类客户超过 30 天未拜访" in out
-    assert "物流 首次响应 中位 52 分钟，P90 2.5 小时，2 小时内 60%" in out
+    assert "物流 首次响应 中位 53 分钟，P90 2.5 小时，2 小时内 60%" in out
     assert "价格 3 次" in out
     # The first screen has no per-rep table: 张伟 (on no plan) is not named.
     assert "张伟" not in out

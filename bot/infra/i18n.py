@@ -857,6 +857,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "digest.a_gap": ("{n} 家 A 类客户超过 {days} 天未拜访", "{n} A customer(s) not visited for {days} days"),
     "digest.a_gap_names": ("：{names}{more}", ": {names}{more}"),
     "digest.and_more": (" 等 {n} 家", " and others ({n} in all)"),
+    "digest.sep": ("、", ", "),
     "digest.open_followup": ("{name} {day} 的复盘还没完成", "Review of {name} for {day} still open"),
     "digest.s.requests": ("支持申请与任务", "Support requests and tasks"),
     "digest.requests_total": (

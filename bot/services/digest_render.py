@@ -140,7 +140,8 @@ def render_digest(digest: Digest, settings: Settings, locale: str, *, detail: bo
         if value is None:
             return "—"
         if value < 60:
-            return t("digest.minutes", n=f"{value:.0f}")
+            # Half a minute up (52.5 → 53), not to the even neighbour.
+            return t("digest.minutes", n=int(value + 0.5))
         return t("digest.hours", n=f"{value / 60:.1f}".removesuffix(".0"))
 
     def department(key: str) -> str:

@@ -34,7 +34,7 @@ def test_the_first_screen_has_exceptions_and_totals_only() -> None:
     assert "完成率 40%（3/15），计划客户到访率 50%" in text
     assert f"{long_name(1)} 20%（1/5）" in text
     assert "3 次拜访没有定位" in text and "超时 2 张，升级中 1 张" in text
-    assert "物流 首次响应 中位 52 分钟，P90 2.5 小时，2 小时内 60%" in text
+    assert "物流 首次响应 中位 53 分钟，P90 2.5 小时，2 小时内 60%" in text
     assert "3 家 A 类客户超过 30 天未拜访：浙江省第00人民医院（集团）分院" in text
     assert "【每位代表】" not in text
     # The reps below the threshold and the late p90 are warnings; the completion is bold.
@@ -49,7 +49,7 @@ def test_detail_adds_per_rep_and_per_department_tables() -> None:
     assert reps.table is not None and reps.table.header == ("代表", "拜访", "计划完成", "完成率", "无定位")
     assert reps.table.rows[1] == (long_name(1), "3", "1/5", "20%", "1")
     depts = next(s for s in rich.sections if s.title == "每个部门")
-    assert depts.table is not None and depts.table.rows[0] == ("物流", "5", "52 分钟", "2.5 小时", "60%", "1")
+    assert depts.table is not None and depts.table.rows[0] == ("物流", "5", "53 分钟", "2.5 小时", "60%", "1")
     gaps = next(s for s in rich.sections if s.title == "超过 30 天未拜访的 A 类客户")
     assert len(gaps.lines) == 3
 
@@ -79,7 +79,7 @@ def test_english() -> None:
     text = to_plain(render_digest(digest(), settings(), "en", detail=True))
     assert text.startswith("Daily digest 2026-12-01 (Tue) · team of 3")
     assert "Completion 40% (3/15), planned customers reached 50%" in text
-    assert "Logistics first response: median 52 min, p90 2.5 h, within 2 h 60%" in text
+    assert "Logistics first response: median 53 min, p90 2.5 h, within 2 h 60%" in text
 
 
 def test_a_template_in_templates_dir_replaces_the_built_in_one(tmp_path: Path) -> None:
