@@ -100,3 +100,9 @@ def test_parse_rich_reads_every_marker() -> None:
     assert first.title == "甲" and [line.bullet for line in first.lines] == [False, True]
     assert first.table is not None and first.table.rows == (("a", "b"),)
     assert last.title == "" and to_plain(rich).endswith("尾")
+
+
+def test_a_reps_own_digest_has_no_team_hint() -> None:
+    text = to_plain(render_digest(digest(1), settings(), "zh-CN"))
+    assert text.startswith(f"日报 2026-12-01（周二） · {long_name(0)}")
+    assert "日报 详情" not in text
