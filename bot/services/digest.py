@@ -205,14 +205,14 @@ async def compute_digest(
     )
 
     a_coverage, a_touched, gaps = await _a_customers(session, settings, reps, everyone, as_of)
-    top = await session.execute(
+    counted = await session.execute(
         select(Visit.objection, func.count())
         .where(in_period_visit, Visit.objection.is_not(None), Visit.objection != "")
         .group_by(Visit.objection)
-        .order_by(func.count().desc(), Visit.objection)
-        .limit(TOP_OBJECTIONS)
     )
-    objections = tuple(ObjectionCount(str(o), int(n)) for o, n in top)
+    # Ties by name in code-point order, in Python: a database's collation would order Chinese differently.
+    ranked = sorted(((str(o), int(n)) for o, n in counted), key=lambda c: (-c[1], c[0]))
+    objections = tuple(ObjectionCount(o, n) for o, n in ranked[:TOP_OBJECTIONS])
     requests_opened = int(
         await session.scalar(
             select(func.count()).where(

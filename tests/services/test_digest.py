@@ -8,15 +8,16 @@ Working hours are the defaults (09:00–12:00, 13:00–18:00, Monday–Friday); 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from bot.config import Settings
 from bot.services import digest as svc
 from bot.services.digest_model import CustomerGap, DepartmentLine, Digest, ObjectionCount, Period, RepLine
 from storage.db import Database
-from storage.models import User
+from storage.models import Customer, User, Visit
 from tests.conftest import make_settings
 from tests.digest_data import DAY, NOW, seed
 
@@ -250,3 +251,26 @@ async def test_ask_finds_a_rep_by_name_in_the_scope_only(db: Database, settings:
         with pytest.raises(svc.DigestError) as refused:
             await svc.ask(s, settings, m1, "day", "孙丽", NOW)
     assert refused.value.key == "digest.no_such_rep"
+
+
+async def test_tied_objections_are_ordered_by_name_alike_on_every_backend(db: Database, settings: Settings) -> None:
+    """Ties in code-point order (交 U+4EA4, 价 U+4EF7, 资 U+8D44), not the database's collation (pinyin: 价 交 资)."""
+    saturday = datetime(2026, 12, 5, 2, tzinfo=UTC)
+    async with db.transaction() as s:
+        customer = await s.scalar(select(Customer.id).where(Customer.name == "丁医院"))
+        assert customer is not None
+        for objection in ("资质", "价格", "交付", "其他"):
+            s.add(
+                Visit(
+                    rep_id="r3",
+                    customer_id=customer,
+                    visited_at=saturday,
+                    objection=objection,
+                    source_channel="console",
+                    created_at=saturday,
+                    updated_at=saturday,
+                )
+            )
+    d = await digest_of(db, settings, "m1", day=date(2026, 12, 5))
+    # 其他 (U+5176) comes before 资 but after 价: the three first by code point are 交付, 价格, 其他.
+    assert [o.objection for o in d.top_objections] == ["交付", "价格", "其他"]
