@@ -1,4 +1,5 @@
-"""The `salesbot` command line: serve, demo, db upgrade, import, config, calendar, and each channel's commands."""
+"""The `salesbot` command line: serve, demo, db upgrade, import, config, calendar, digest, and each channel's
+commands."""
 
 from __future__ import annotations
 
@@ -549,6 +550,80 @@ def calendar_show(year: int, config_path: str | None) -> None:
             f"{year} 年没有节假日数据 / no holiday data for {year}: working-hour deadlines count ISO weekdays "
             f"{weekdays} only (plus config extras). Import the State Council notice: salesbot calendar import FILE"
         )
+
+
+# ---- digest -------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option("--user", "user_id", required=True, help="Whose digest: their user id (mgr01).")
+@click.option("--date", "day", default=None, help="Any day of the period, YYYY-MM-DD (default: today, org time).")
+@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day", show_default=True)
+@click.option("--rep", "rep_id", default=None, help="Only this rep of the user's scope (user id).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--detail", is_flag=True, help="Text: per rep and per department too (as 日报 详情).")
+@click.option("--now", "now_text", default=None, help="The instant to compute at, ISO 8601 (default: now).")
+def digest(
+    config_path: str | None,
+    user_id: str,
+    day: str | None,
+    period: str,
+    rep_id: str | None,
+    fmt: str,
+    detail: bool,
+    now_text: str | None,
+) -> None:
+    """Print the digest USER would receive (JSON: the stable document of docs/digest.md)."""
+    import json
+    from datetime import UTC, date, datetime
+    from typing import cast
+
+    from bot.core.errors import DomainError
+    from bot.infra import i18n
+    from bot.infra.clock import SystemClock
+    from bot.services.digest import compute_digest
+    from bot.services.digest_model import Period
+    from bot.services.digest_render import render_digest
+    from cards.rich import to_plain
+    from storage.db import Database
+    from storage.models import User
+
+    settings = _load(config_path)
+    try:
+        now = datetime.fromisoformat(now_text) if now_text else SystemClock().now()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=settings.org.tz)
+        now = now.astimezone(UTC)
+        wanted = date.fromisoformat(day) if day else now.astimezone(settings.org.tz).date()
+    except ValueError as exc:
+        click.echo(f"日期无效 / bad date: {exc}", err=True)
+        sys.exit(1)
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> tuple[Any, str]:
+        database = Database(settings.database.url)
+        try:
+            async with database.read() as session:
+                user = await session.get(User, user_id)
+                if user is None:
+                    click.echo(f"没有这个账号 / no such user: {user_id}", err=True)
+                    sys.exit(1)
+                result = await compute_digest(
+                    session, settings, user, period=cast(Period, period), day=wanted, now=now, rep_id=rep_id
+                )
+                return result, user.locale
+        except DomainError as exc:
+            click.echo(i18n.t(settings.org.default_locale, exc.key, **exc.params), err=True)
+            sys.exit(2)
+        finally:
+            await database.dispose()
+
+    result, locale = _run(go)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(to_plain(render_digest(result, settings, locale, detail=detail)))
 
 
 def _channel_commands() -> None:

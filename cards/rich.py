@@ -111,18 +111,21 @@ def _md(text: str) -> str:
 def _md_span(span: Span) -> str:
     text = _md(span.text)
     if not text:
-        return ""
+        return " " if span.text[:1].isspace() else ""
     if span.bold:
         text = f"**{text}**"
     if span.tone in _FONT:
         text = f'<font color="{_FONT[span.tone]}">{text}</font>'
-    return text
+    # The space between two spans ("完成 " + bold "4") stays outside the markup.
+    before = " " if span.text[:1].isspace() else ""
+    after = " " if span.text[-1:].isspace() else ""
+    return before + text + after
 
 
 def _md_section(section: Section) -> list[str]:
     lines = [f"### {_md(section.title)}"] if section.title else []
     for line in section.lines:
-        body = "".join(_md_span(s) for s in line.spans)
+        body = "".join(_md_span(s) for s in line.spans).strip()
         lines.append(f"· {body}" if line.bullet else body)
     if section.table is not None:
         header = [_md(h) for h in section.table.header]

@@ -109,6 +109,8 @@ class Customer(Base):
     """A hospital (or other account) with aliases, wards and contacts."""
 
     __tablename__ = "customers"
+    # The digest reads a team's customers by grade (its A customers).
+    __table_args__ = (Index("ix_customers_rep_grade", "rep_id", "grade"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -401,6 +403,8 @@ class TaskCard(Base):
         Index("ix_task_cards_state_due", "state", "due_at"),
         # A rejected card is resubmitted once: one successor at most.
         Index("uq_task_cards_supersedes", "supersedes_id", unique=True),
+        # The digest's cards of a period are the open ones (by state) and those closed since its start.
+        Index("ix_task_cards_closed_at", "closed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

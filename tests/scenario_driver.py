@@ -9,13 +9,16 @@ status line, fields (label → value), the buttons still tappable — in their c
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cards.wecom import ELLIPSIS, SETTLED_KEY
+from cards.wecom import ELLIPSIS, SETTLED_KEY, strip_dedup_tag
 from tests.console_driver import ConsoleUser
 
+# WeCom markdown's markup (cards/rich.py): bold and font colours.
+_MARKUP = re.compile(r"\*\*|<font color=\"\w+\">|</font>")
 # What a photo sent through the console carries (the WeCom driver sends a MediaId instead).
 JPEG = b"\xff\xd8\xff\xe0 a photo"
 
@@ -76,6 +79,11 @@ class Chat(Protocol):
 
     async def cards(self) -> list[SeenCard]:
         """Every card this person received, in the order they arrived, each in its current state."""
+        ...
+
+    async def rich(self) -> list[str]:
+        """Every formatted message (a digest) this person received, oldest first, as read without its markup: the
+        console's plain text of each, each WeCom markdown part (a long one arrives in several)."""
         ...
 
 
@@ -176,6 +184,10 @@ class ConsoleChat(_Seen):
         await self.user.refresh()
         return [str(i["media_type"]) for i in self.user.items if i.get("from") == "bot" and "media_url" in i]
 
+    async def rich(self) -> list[str]:
+        await self.user.refresh()
+        return [str(i["text"]) for i in self.user.items if i.get("kind") == "rich"]
+
     async def cards(self) -> list[SeenCard]:
         await self.user.refresh()
         current = self.user.cards()
@@ -240,6 +252,9 @@ class WeComChat(_Seen):
 
     async def texts(self) -> list[str]:
         return list(self.user.texts())
+
+    async def rich(self) -> list[str]:
+        return [strip_dedup_tag(_MARKUP.sub("", part)) for part in self.user.fake.markdowns_to(self.user_id)]
 
     async def media(self) -> list[str]:
         kinds = ("image", "file", "voice", "video")

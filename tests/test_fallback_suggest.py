@@ -117,7 +117,7 @@ def test_each_role_gets_its_chips_and_help_last() -> None:
     assert chip_texts([Role.REP]) == ["拜访", "跟台", "我的申请", "我的拜访", "帮助"]
     assert chip_texts([Role.MEMBER]) == ["我的任务", "待认领", "帮助"]
     assert chip_texts([Role.HEAD]) == ["部门待办", "超时", "帮助"]
-    assert chip_texts([Role.MANAGER]) == ["帮助"]
+    assert chip_texts([Role.MANAGER]) == ["日报", "帮助"]
     assert chip_texts([Role.ADMIN]) == ["升级策略", "管理帮助", "帮助"]
 
 
@@ -128,6 +128,7 @@ def test_several_roles_get_the_union_once_in_role_order() -> None:
         "跟台",
         "我的申请",
         "我的拜访",
+        "日报",
         "升级策略",
         "管理帮助",
         "帮助",
@@ -207,7 +208,7 @@ async def test_with_nothing_close_the_hint_lists_the_roles_commands(chat: Any) -
     [text] = await member.new_texts()
     assert text == "没听懂「今天天气不错」。你可以发：我的任务、待认领；发「帮助」查看全部用法。"
     await manager.say("今天天气不错")
-    assert await manager.new_texts() == ["没听懂「今天天气不错」。发「帮助」查看我能做什么。"]
+    assert await manager.new_texts() == ["没听懂「今天天气不错」。你可以发：日报；发「帮助」查看全部用法。"]
 
 
 async def test_the_admin_help_names_the_import_and_config_commands(chat: Any) -> None:

@@ -34,14 +34,15 @@ _CHIP_WORDS: dict[str, str] = {
     "chip.overdue": "超时",
     "chip.policy": "升级策略",
     "chip.admin_help": "管理帮助",
+    "chip.digest": "日报",
 }
-# A manager's digest (日报) and team view do not exist yet: a manager gets 帮助 only (docs/console.md).
+# A manager's and a director's chip is their team's digest (日报); there is no team view yet (docs/console.md).
 _ROLE_CHIPS: dict[str, tuple[str, ...]] = {
     Role.REP: ("chip.visit", REQUEST, "chip.my_requests", "chip.my_visits"),
     Role.MEMBER: ("chip.my_tasks", "chip.unclaimed"),
     Role.HEAD: ("chip.department_todo", "chip.overdue"),
-    Role.MANAGER: (),
-    Role.DIRECTOR: ("chip.policy",),
+    Role.MANAGER: ("chip.digest",),
+    Role.DIRECTOR: ("chip.digest", "chip.policy"),
     Role.ADMIN: ("chip.policy", "chip.admin_help"),
 }
 

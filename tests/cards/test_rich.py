@@ -77,3 +77,12 @@ def test_plain_text_keeps_every_fact() -> None:
     assert text.splitlines()[0] == "销售日报 12-02（华东一区）"
     assert "【拜访】" in text and "计划 25 次，完成 23 次（92%）" in text and "· 2 次拜访无定位" in text
     assert "代表：王磊，完成率：60%" in text
+
+
+def test_wecom_markdown_keeps_the_space_between_spans() -> None:
+    """ "完成率 " + bold "60%" read 完成率**60%** on WeCom: each span's edges were trimmed with its inner spaces."""
+    rich = RichText(
+        title="日报", sections=(Section(lines=(Line.of("完成率 ", Span(text="60%", bold=True), " 达标"),)),)
+    )
+    [part] = to_wecom_markdown(rich)
+    assert "完成率 **60%** 达标" in part

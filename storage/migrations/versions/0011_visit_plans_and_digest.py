@@ -78,9 +78,13 @@ def upgrade() -> None:
     # A plain ALTER on both backends (a batch rebuild of customers would trip the foreign keys that point at it).
     op.add_column("customers", sa.Column("rep_id", sa.String(length=64), nullable=True))
     op.create_index("ix_visits_customer_at", "visits", ["customer_id", "visited_at"])
+    op.create_index("ix_task_cards_closed_at", "task_cards", ["closed_at"])
+    op.create_index("ix_customers_rep_grade", "customers", ["rep_id", "grade"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_customers_rep_grade", table_name="customers")
+    op.drop_index("ix_task_cards_closed_at", table_name="task_cards")
     op.drop_index("ix_visits_customer_at", table_name="visits")
     op.execute("ALTER TABLE customers DROP COLUMN rep_id")  # SQLite >= 3.35 and PostgreSQL
     op.drop_table("digest_sends")
