@@ -36,7 +36,7 @@ from bot.services.digest_model import (
 )
 from bot.services.plan_rule import done_clause, week_start
 from storage.models import Customer, DigestFollowup, PlanItem, SupportRequest, TaskCard, User, Visit
-from storage.vocab import TASK_CLOSED, PlanStatus, Role, TaskState
+from storage.vocab import TASK_CLOSED, PlanPeriod, PlanStatus, Role, TaskState
 
 A_GRADE = "A"
 OPEN_STATES = tuple(s.value for s in TaskState if s not in TASK_CLOSED)
@@ -168,12 +168,14 @@ async def compute_digest(
     )
     visits = {r[0]: (int(r[1]), int(r[2])) for r in visit_rows}
 
-    # Plan items (not cancelled) whose day lies in the period, and those done, per rep.
+    # Plan items (not cancelled) whose day lies in the period, and those done, per rep. A day digest counts day
+    # items only: a week item may still be done on any later day of its week (the week digest counts it).
     planned = and_(
         PlanItem.rep_id.in_(reps),
         PlanItem.status != PlanStatus.CANCELLED.value,
         PlanItem.day >= first,
         PlanItem.day <= last,
+        *((PlanItem.period == PlanPeriod.DAY.value,) if period == "day" else ()),
     )
     plan_rows = await session.execute(
         select(PlanItem.rep_id, func.count(), _sum_if(done_clause())).where(planned).group_by(PlanItem.rep_id)

@@ -134,8 +134,9 @@ async def test_a_month_counts_plan_items_by_their_day(db: Database, settings: Se
 
 async def test_a_past_day_is_figured_as_of_its_end(db: Database, settings: Settings) -> None:
     d = await digest_of(db, settings, "m1", day=date(2026, 11, 30))
-    # Monday 11-30 holds the week item (its day): done by V2.
-    assert (d.totals.plan_items, d.totals.plan_done, d.totals.visits) == (1, 1, 1)
+    # Monday 11-30 holds the week item (its day), but a day digest counts day items only: none that day.
+    assert (d.totals.plan_items, d.totals.plan_done, d.totals.visits) == (0, 0, 1)
+    assert d.totals.plan_completion is None and not d.below_threshold()
     # November up to 12-01 00:00: C1 (V8), C2 (V2), C9 (V13) once each; nobody twice.
     assert (d.totals.a_coverage, d.totals.a_touched) == (0.0, pytest.approx(3 / 7))
     # As of 11-30: C3, C6 and C7 never visited yet, C8 46 days; C1 (20) and C9 (29) within the 30.
