@@ -14,6 +14,7 @@ from bot.channels.base import Channel, ChannelPlugin, Closing
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.directory import Directory
 from bot.core.routing import Dispatcher
+from bot.digest_push import DigestPush
 from bot.escalator import Escalator
 from bot.infra.ackfirst import AckFirst
 from bot.infra.clock import Clock, SystemClock
@@ -60,6 +61,8 @@ class Runtime:
         # The process's one scheduler: features register their interval / periodic jobs on it (bot/jobs.py).
         self.jobs = Jobs(self)
         self.escalator = Escalator(self)
+        # The 18:00 digest, its follow-ups and the weekly objections (bot/digest_push.py).
+        self.digest_push = DigestPush(self)
         # [plans] reminders, when configured (bot/plan_reminders.py).
         plan_reminders.register(self)
         self._started = False
@@ -113,6 +116,7 @@ class Runtime:
         # Deadlines missed while the bot was down are caught up at once (one notice per missed level).
         await self.escalator.sweep()
         self.escalator.start()
+        self.digest_push.start()
         # Periodic jobs' missed periods are caught up in the background (once each across replicas).
         self.jobs.start()
         self._started = True

@@ -7,8 +7,8 @@ The producer's signature (bot/services/digest.py)::
                              rep_id: str | None = None) -> Digest
 
 ``day`` is any org-local day of the period (a week is Monday–Sunday, a month the calendar month); plan items
-count in the period that holds their ``day`` (a week item's Monday), a day digest day items only; ``rep_id`` narrows to one rep of the
-viewer's scope (``日报 王磊``), anyone outside it is a ``DomainError``.
+count in the period that holds their ``day`` (a week item's Monday), a day digest day items only; ``rep_id``
+narrows to one rep of the viewer's scope (``日报 王磊``), anyone outside it is a ``DomainError``.
 
 ``to_json()`` is the stable document for BI tools (docs/digest.md): ratios are numbers in 0..1, or None when there
 is nothing to divide by; dates are ISO ``YYYY-MM-DD``; minutes are floats rounded to 0.1.
