@@ -517,38 +517,40 @@ async def generate(db: Database, sizes: Sizes, seed: int) -> tuple[Counter, Org]
 # ---- the bare aggregate SQL -----------------------------------------------------------------------------------
 
 UTC_TYPE = UTCDateTime()
+# The tables that grow with the history, and their aliases in BARE: reading one whole is a full scan.
+LARGE = {"visits", "v", "plan_items", "pi", "support_requests", "sr", "task_cards", "tc"}
 # name -> SQL; every query takes the scope's reps as :reps and the day's span as :start / :end.
 BARE = {
     "visits per rep": """
         SELECT rep_id, count(*), sum(CASE WHEN location_status = 'ok' THEN 0 ELSE 1 END) FROM visits
         WHERE rep_id IN :reps AND visited_at >= :start AND visited_at < :end GROUP BY rep_id""",
     "plan done/total per rep": """
-        SELECT p.rep_id, count(*), sum(CASE WHEN EXISTS (
-            SELECT 1 FROM visits v WHERE v.rep_id = p.rep_id AND v.customer_id = p.customer_id
-            AND v.visited_at >= p.starts_at AND v.visited_at < p.ends_at) THEN 1 ELSE 0 END)
-        FROM plan_items p WHERE p.rep_id IN :reps AND p.day >= :first AND p.day <= :last AND p.status = 'open'
-        GROUP BY p.rep_id""",
+        SELECT pi.rep_id, count(*), sum(CASE WHEN EXISTS (
+            SELECT 1 FROM visits v WHERE v.rep_id = pi.rep_id AND v.customer_id = pi.customer_id
+            AND v.visited_at >= pi.starts_at AND v.visited_at < pi.ends_at) THEN 1 ELSE 0 END)
+        FROM plan_items pi WHERE pi.rep_id IN :reps AND pi.day >= :first AND pi.day <= :last AND pi.status = 'open'
+        GROUP BY pi.rep_id""",
     "top objections": """
         SELECT objection, count(*) AS n FROM visits
         WHERE rep_id IN :reps AND visited_at >= :start AND visited_at < :end AND objection IS NOT NULL
         GROUP BY objection ORDER BY n DESC, objection LIMIT 3""",
     "requests opened, cards by state": """
-        SELECT c.state, count(*), count(DISTINCT r.id) FROM support_requests r
-        JOIN task_cards c ON c.request_id = r.id
-        WHERE r.rep_id IN :reps AND r.created_at >= :start AND r.created_at < :end GROUP BY c.state""",
+        SELECT tc.state, count(*), count(DISTINCT sr.id) FROM support_requests sr
+        JOIN task_cards tc ON tc.request_id = sr.id
+        WHERE sr.rep_id IN :reps AND sr.created_at >= :start AND sr.created_at < :end GROUP BY tc.state""",
     "overdue open cards per department": """
-        SELECT c.department, count(*) FROM task_cards c JOIN support_requests r ON r.id = c.request_id
-        WHERE c.state IN ('open', 'claimed', 'need_info') AND c.due_at < :now AND r.rep_id IN :reps
-        GROUP BY c.department""",
+        SELECT tc.department, count(*) FROM task_cards tc JOIN support_requests sr ON sr.id = tc.request_id
+        WHERE tc.state IN ('open', 'claimed', 'need_info') AND tc.due_at < :now AND sr.rep_id IN :reps
+        GROUP BY tc.department""",
     "first responses of the day": """
-        SELECT c.department, c.created_at, c.first_response_at FROM task_cards c
-        JOIN support_requests r ON r.id = c.request_id
-        WHERE r.rep_id IN :reps AND c.first_response_at >= :start AND c.first_response_at < :end""",
+        SELECT tc.department, tc.created_at, tc.first_response_at FROM task_cards tc
+        WHERE tc.first_response_at >= :start AND tc.first_response_at < :end
+        AND EXISTS (SELECT 1 FROM support_requests sr WHERE sr.id = tc.request_id AND sr.rep_id IN :reps)""",
     "A customers: month visits, last visit": """
-        SELECT c.id, (SELECT count(*) FROM visits v WHERE v.customer_id = c.id
-                      AND v.visited_at >= :month AND v.visited_at < :end),
-               (SELECT max(v.visited_at) FROM visits v WHERE v.customer_id = c.id AND v.visited_at < :end)
-        FROM customers c WHERE c.grade = 'A' AND c.rep_id IN :reps""",
+        SELECT cu.id, (SELECT count(*) FROM visits v WHERE v.customer_id = cu.id
+                       AND v.visited_at >= :month AND v.visited_at < :end),
+               (SELECT max(v.visited_at) FROM visits v WHERE v.customer_id = cu.id AND v.visited_at < :end)
+        FROM customers cu WHERE cu.grade = 'A' AND cu.rep_id IN :reps""",
 }
 
 
@@ -597,15 +599,21 @@ def quantile(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
-async def bare_digest(conn: AsyncConnection, viewer: str) -> BareFigures:
-    """The core figures of ``viewer``'s day digest in hand-written SQL (the scope from ``users`` included)."""
+async def bare_digest(
+    conn: AsyncConnection, viewer: str, per_query: dict[str, list[float]] | None = None
+) -> BareFigures:
+    """The core figures of ``viewer``'s day digest in hand-written SQL (the scope from ``users`` included);
+    ``per_query`` collects each query's ms."""
     users = [(u, m, list(r or [])) for u, m, r in await conn.execute(select(User.id, User.manager_id, User.roles))]
     params = bare_params(scope_of(users, viewer))
     out = BareFigures()
     results = {}
     for name, sql in BARE.items():
         stmt, used = bare_statement(sql)
+        t = time.perf_counter()
         results[name] = (await conn.execute(stmt, {p: params[p] for p in used})).all()
+        if per_query is not None:
+            per_query[name].append((time.perf_counter() - t) * 1e3)
     for _, n, missing in results["visits per rep"]:
         out.visits += n
         out.no_location += int(missing or 0)
@@ -636,8 +644,9 @@ async def explain(db: Database, viewer: str) -> list[tuple[str, str, bool]]:
             rows = (await conn.execute(stmt, {p: params[p] for p in used})).all()
             if db.is_sqlite:
                 lines = [str(r[-1]) for r in rows]
-                scan = any(x.startswith("SCAN ") and "USING" not in x and "CONSTANT" not in x for x in lines)
-                scan = scan and any(t in x for x in lines for t in ("visits", "task_cards", "plan_items", "support"))
+                scan = any(
+                    x.startswith("SCAN ") and "USING" not in x and x.split()[1] in LARGE for x in lines
+                )
             else:
                 lines = [str(r[0]).strip() for r in rows]
                 scan = any(
@@ -657,6 +666,7 @@ class Timing:
     bare: list[float] = field(default_factory=list)
     digest: list[float] = field(default_factory=list)
     per: int = 1  # digests per measured unit (all managers: 40)
+    per_query: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
 @dataclass
@@ -698,12 +708,14 @@ async def measure(case: Case, db: Database, settings: Settings, org: Org, runs: 
         case.figures = await bare_digest(conn, ONE_MANAGER)
         for label, (viewers, n) in cases.items():
 
-            async def bare(viewers: list[str] = viewers) -> None:
+            timing = case.timings[label] = Timing(per=len(viewers))
+
+            async def bare(viewers: list[str] = viewers, timing: Timing = timing) -> None:
                 for v in viewers:
-                    await bare_digest(conn, v)
+                    await bare_digest(conn, v, timing.per_query if timing.per == 1 else None)
                 await conn.rollback()
 
-            case.timings[label] = Timing(bare=await timed(bare, n), per=len(viewers))
+            timing.bare = await timed(bare, n)
     if compute_digest is None:
         return
     digest = await run_digest(db, settings, ONE_MANAGER)
@@ -857,6 +869,11 @@ def report(cases: list[Case]) -> bool:
                 f" {f.no_location}, plan {f.plan_done}/{f.plan_items}, top {f.top}, requests {f.requests_opened},"
                 f" cards {f.cards}, overdue {f.overdue}, A customers {f.a_customers}"
             )
+    print("\nbare SQL per query, median ms (one manager / director):")
+    for c in cases:
+        one, boss = (t for t in c.timings.values() if t.per == 1)
+        for name in BARE:
+            print(f"  {c.backend} {label(c.sizes.visits)} {name}: {med(one.per_query[name]):.1f} / {med(boss.per_query[name]):.1f}")
     print("\nquery plans of the bare SQL (FULL SCAN: a large table read whole):")
     for c in cases:
         for name, plan, scan in c.plans:

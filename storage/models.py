@@ -401,6 +401,8 @@ class TaskCard(Base):
         Index("ix_task_cards_state_due", "state", "due_at"),
         # A rejected card is resubmitted once: one successor at most.
         Index("uq_task_cards_supersedes", "supersedes_id", unique=True),
+        # The digest's first responses of a period: without it they are found through every request of the scope.
+        Index("ix_task_cards_first_response", "first_response_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -536,6 +538,9 @@ class PlanItem(Base):
     __table_args__ = (
         UniqueConstraint("rep_id", "customer_id", "period", "day", name="uq_plan_items_rep_customer_period_day"),
         Index("ix_plan_items_day_rep", "day", "rep_id"),
+        # A scope's plan items of a period (the digest, 我的计划): without it SQLite reads every item of each rep
+        # through the unique index's rep_id prefix (bench/digest.py).
+        Index("ix_plan_items_rep_day", "rep_id", "day"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

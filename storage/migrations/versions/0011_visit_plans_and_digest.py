@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("rep_id", "customer_id", "period", "day", name="uq_plan_items_rep_customer_period_day"),
     )
     op.create_index("ix_plan_items_day_rep", "plan_items", ["day", "rep_id"])
+    op.create_index("ix_plan_items_rep_day", "plan_items", ["rep_id", "day"])
     op.create_table(
         "digest_followups",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
@@ -67,12 +68,16 @@ def upgrade() -> None:
     # A plain ALTER on both backends (a batch rebuild of customers would trip the foreign keys that point at it).
     op.add_column("customers", sa.Column("rep_id", sa.String(length=64), nullable=True))
     op.create_index("ix_visits_customer_at", "visits", ["customer_id", "visited_at"])
+    # The digest's first responses of a period (bench/digest.py).
+    op.create_index("ix_task_cards_first_response", "task_cards", ["first_response_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_task_cards_first_response", table_name="task_cards")
     op.drop_index("ix_visits_customer_at", table_name="visits")
     op.execute("ALTER TABLE customers DROP COLUMN rep_id")  # SQLite >= 3.35 and PostgreSQL
     op.drop_index("ix_digest_followups_manager_status", table_name="digest_followups")
     op.drop_table("digest_followups")
+    op.drop_index("ix_plan_items_rep_day", table_name="plan_items")
     op.drop_index("ix_plan_items_day_rep", table_name="plan_items")
     op.drop_table("plan_items")
