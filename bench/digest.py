@@ -239,9 +239,10 @@ def scope_of(manager_rows: list[tuple[str, str | None, list[str]]], viewer: str)
 # ---- the history ----------------------------------------------------------------------------------------------
 
 
-def working_days() -> list[date]:
-    first = DAY - timedelta(days=HISTORY_DAYS)
-    return [first + timedelta(days=i) for i in range(HISTORY_DAYS + 1) if (first + timedelta(days=i)).weekday() < 5]
+def working_days(history_days: int = HISTORY_DAYS) -> list[date]:
+    """Monday-Friday from ``history_days`` before the benchmark's day up to it (no holiday calendar)."""
+    first = DAY - timedelta(days=history_days)
+    return [first + timedelta(days=i) for i in range(history_days + 1) if (first + timedelta(days=i)).weekday() < 5]
 
 
 def shares(total: int, n: int) -> list[int]:
@@ -262,9 +263,11 @@ class Counter:
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def history(org: Org, sizes: Sizes, rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
+def history(
+    org: Org, sizes: Sizes, rng: random.Random, history_days: int = HISTORY_DAYS
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(table, row) in time order, day by day: plan items, visits, support requests and their task cards."""
-    days = working_days()
+    days = working_days(history_days)
     weeks: dict[date, list[date]] = defaultdict(list)
     for d in days:
         weeks[d - timedelta(days=d.weekday())].append(d)
@@ -472,7 +475,7 @@ TABLES: dict[str, Table] = {
 }
 
 
-async def generate(db: Database, sizes: Sizes, seed: int) -> tuple[Counter, Org]:
+async def generate(db: Database, sizes: Sizes, seed: int, history_days: int = HISTORY_DAYS) -> tuple[Counter, Org]:
     """Load the org and its history into ``db`` (already migrated), in one transaction, ``BATCH`` rows a statement."""
     rng = random.Random(seed)
     org = build_org(rng, list(settings_for(db.url).departments))
@@ -490,7 +493,7 @@ async def generate(db: Database, sizes: Sizes, seed: int) -> tuple[Counter, Org]
             buffers[table] = list(rows)
             await flush(conn, table)
         # Parents before children: a request's cards follow it, flushed with it.
-        for table, row in history(org, sizes, rng):
+        for table, row in history(org, sizes, rng, history_days):
             buffers[table].append(row)
             if table == "support_requests" and len(buffers[table]) >= BATCH:
                 await flush(conn, "support_requests")
@@ -717,8 +720,17 @@ async def measure(case: Case, db: Database, settings: Settings, org: Org, runs: 
             timing.bare = await timed(bare, n)
     if compute_digest is None:
         return
+    try:
+        await measure_digest(case, db, settings, cases)
+    except Exception as exc:  # an unfinished compute_digest must not cost the bare figures
+        case.checks.append(f"compute_digest failed: {exc!r}")
+
+
+async def measure_digest(case: Case, db: Database, settings: Settings, cases: dict[str, tuple[list[str], int]]) -> None:
+    """compute_digest's times per case, after checking its core figures against the bare SQL's."""
     digest = await run_digest(db, settings, ONE_MANAGER)
     fig = case.figures
+    assert fig is not None
     got = (digest.totals.visits, digest.totals.no_location, digest.totals.plan_items, digest.totals.plan_done)
     want = (fig.visits, fig.no_location, fig.plan_items, fig.plan_done)
     if got != want:
@@ -783,6 +795,14 @@ async def scratch_database(backend: str, tmp: Path, pg_url: str, keep: bool) -> 
             await pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def history_days(visits: int, args: argparse.Namespace) -> int:
+    """~6 months for every size; with ``--same-day-load`` the largest size spans them and a smaller one spans
+    proportionally fewer days (the same visits, plans and cards per day: only the history grows)."""
+    if not args.same_day_load:
+        return HISTORY_DAYS
+    return max(14, round(HISTORY_DAYS * visits / max(args.visits)))
+
+
 async def run_case(backend: str, sizes: Sizes, args: argparse.Namespace, tmp: Path) -> Case:
     case = Case(backend, sizes)
     async with scratch_database(backend, tmp, args.pg_url, args.keep) as (url, path):
@@ -791,9 +811,10 @@ async def run_case(backend: str, sizes: Sizes, args: argparse.Namespace, tmp: Pa
         try:
             await upgrade(db)
             t = time.perf_counter()
-            counter, org = await generate(db, sizes, args.seed)
+            days = history_days(sizes.visits, args)
+            counter, org = await generate(db, sizes, args.seed, days)
             case.gen_s = time.perf_counter() - t
-            print(f"  generated {dict(counter.rows)} in {case.gen_s:.1f} s", flush=True)
+            print(f"  generated {dict(counter.rows)} over {days} days in {case.gen_s:.1f} s", flush=True)
             counts = await table_counts(db)
             want = {"visits": sizes.visits, "task_cards": sizes.cards, "plan_items": sizes.plans}
             for table, n in want.items():
@@ -905,6 +926,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=30, help="measured runs of one manager's digest (director: /3)")
     p.add_argument("--pg-url", default=os.environ.get("SALESBOT_BENCH_PG_URL", DEFAULT_PG))
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--same-day-load",
+        action="store_true",
+        help="smaller sizes span fewer days (same load per day) instead of the same ~6 months",
+    )
     p.add_argument("--keep", action="store_true", help="keep the SQLite files and PostgreSQL databases")
     args = p.parse_args(argv)
     args.visits = sorted({int(x) for x in args.visits.split(",") if x.strip()})
