@@ -405,6 +405,8 @@ class TaskCard(Base):
         Index("uq_task_cards_supersedes", "supersedes_id", unique=True),
         # The digest's cards of a period are the open ones (by state) and those closed since its start.
         Index("ix_task_cards_closed_at", "closed_at"),
+        # The digest's first responses of a period: without it they are found through every request of the scope.
+        Index("ix_task_cards_first_response", "first_response_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -540,6 +542,9 @@ class PlanItem(Base):
     __table_args__ = (
         UniqueConstraint("rep_id", "customer_id", "period", "day", name="uq_plan_items_rep_customer_period_day"),
         Index("ix_plan_items_day_rep", "day", "rep_id"),
+        # A scope's plan items of a period (the digest, 我的计划): without it SQLite reads every item of each rep
+        # through the unique index's rep_id prefix (bench/digest.py).
+        Index("ix_plan_items_rep_day", "rep_id", "day"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("rep_id", "customer_id", "period", "day", name="uq_plan_items_rep_customer_period_day"),
     )
     op.create_index("ix_plan_items_day_rep", "plan_items", ["day", "rep_id"])
+    op.create_index("ix_plan_items_rep_day", "plan_items", ["rep_id", "day"])
     op.create_table(
         "digest_followups",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
@@ -80,9 +81,12 @@ def upgrade() -> None:
     op.create_index("ix_visits_customer_at", "visits", ["customer_id", "visited_at"])
     op.create_index("ix_task_cards_closed_at", "task_cards", ["closed_at"])
     op.create_index("ix_customers_rep_grade", "customers", ["rep_id", "grade"])
+    # The digest's first responses of a period (bench/digest.py).
+    op.create_index("ix_task_cards_first_response", "task_cards", ["first_response_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_task_cards_first_response", table_name="task_cards")
     op.drop_index("ix_customers_rep_grade", table_name="customers")
     op.drop_index("ix_task_cards_closed_at", table_name="task_cards")
     op.drop_index("ix_visits_customer_at", table_name="visits")
@@ -90,5 +94,6 @@ def downgrade() -> None:
     op.drop_table("digest_sends")
     op.drop_index("ix_digest_followups_manager_status", table_name="digest_followups")
     op.drop_table("digest_followups")
+    op.drop_index("ix_plan_items_rep_day", table_name="plan_items")
     op.drop_index("ix_plan_items_day_rep", table_name="plan_items")
     op.drop_table("plan_items")
