@@ -27,8 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The fast part on every core (pytest-xdist; each worker has its own databases), then the acceptance tests that
+# run real processes and time them (crash restarts, replicas, the browser) one at a time on a quiet machine.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
+	$(BIN)/python -m pytest -q -m slow
 
 test: lint typecheck pytest
 
