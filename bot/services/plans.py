@@ -175,18 +175,23 @@ async def add(
     done = Added(rep=rep, when=PlanWhen(when.period, first))
     source = "chat" if actor.id == rep.id else "manager"
     seen: set[int] = set()
-    for c in customers:
-        if c.customer_id in seen:
-            continue
-        seen.add(c.customer_id)
-        item = await session.scalar(
+    # The items already there for these customers in this span: one query, not one per customer.
+    planned = {
+        i.customer_id: i
+        for i in await session.scalars(
             select(PlanItem).where(
                 PlanItem.rep_id == rep.id,
-                PlanItem.customer_id == c.customer_id,
+                PlanItem.customer_id.in_({c.customer_id for c in customers}),
                 PlanItem.period == when.period,
                 PlanItem.day == first,
             )
         )
+    }
+    for c in customers:
+        if c.customer_id in seen:
+            continue
+        seen.add(c.customer_id)
+        item = planned.get(c.customer_id)
         if item is not None and item.status == PlanStatus.OPEN:
             done.existing.append(c.name)
             continue
