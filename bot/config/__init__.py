@@ -240,11 +240,65 @@ class WeComConfig(_Section):
 
 
 class DingTalkConfig(_Section):
+    """An enterprise internal app's robot (issue 13, docs/dingtalk.md). Secrets preferably from the environment:
+    ``SALESBOT__DINGTALK__APP_SECRET``, ``SALESBOT__DINGTALK__CARD_API_SECRET``."""
+
     enabled: bool = False
     app_key: str = ""
+    # The app's AppSecret: signs robot callbacks (HMAC-SHA256) and fetches the access token.
     app_secret: SecretStr = SecretStr("")
     robot_code: str = ""
+    # The interactive card template imported into the org's 卡片平台 (cards/dingtalk_template.json); empty: task
+    # cards go out as sampleActionCard messages with signed links back to the bot.
+    card_template_id: str = ""
+    # The route key the card callback URL is registered under, and the apiSecret that signs card taps.
+    card_callback_route_key: str = ""
+    card_api_secret: SecretStr = SecretStr("")
     api_base_url: str = "https://api.dingtalk.com"
+    oapi_base_url: str = "https://oapi.dingtalk.com"
+    # "http": callbacks to POST /dingtalk/callback and /dingtalk/card; "stream": the dingtalk-stream SDK's
+    # outgoing connection (no public URL needed).
+    mode: Literal["http", "stream"] = "http"
+    # API calls a month the org's edition allows (standard edition: 5,000); admins are warned at 80 %.
+    monthly_call_quota: int = Field(5000, ge=1)
+    # The public URL of this bot (https://bot.example.com), for action links and the card callback registration.
+    public_base_url: str = ""
+    replay_window_seconds: int = Field(3600, ge=0, le=24 * 3600)
+    request_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Signed action links (the no-template fallback) expire after this many hours.
+    action_link_hours: float = Field(72.0, gt=0, le=24 * 30)
+
+    @field_validator("api_base_url", "oapi_base_url", "public_base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> DingTalkConfig:
+        if not self.enabled:
+            return self
+        missing = [
+            k
+            for k, v in (
+                ("app_key", self.app_key),
+                ("app_secret", self.app_secret.get_secret_value()),
+                ("robot_code", self.robot_code),
+            )
+            if not v
+        ]
+        if self.card_template_id and not self.card_api_secret.get_secret_value():
+            missing.append("card_api_secret")
+        if self.card_template_id and not self.card_callback_route_key and self.mode == "http":
+            missing.append("card_callback_route_key")
+        if missing:
+            raise ValueError(f"enabled but missing: {', '.join(missing)}")
+        for key, secret in (("app_secret", self.app_secret), ("card_api_secret", self.card_api_secret)):
+            value = secret.get_secret_value()
+            if value and len(value.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"{key} is too short to be safe: at least {MIN_SECRET_BYTES} bytes")
+        return self
 
 
 # ---- support requests ----------------------------------------------------------------------------------------

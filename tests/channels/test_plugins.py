@@ -58,7 +58,8 @@ def test_one_more_module_is_one_more_channel() -> None:
 def test_enabled_follows_each_plugins_config_section() -> None:
     url = "sqlite+aiosqlite:///unused.db"
     assert [p.name for p in channels.enabled(make_settings(url))] == ["console"]
-    settings = make_settings(url, console={"enabled": False}, dingtalk={"enabled": True})
+    dingtalk = {"enabled": True, "app_key": "dingkey", "app_secret": "s" * 32, "robot_code": "dingkey"}
+    settings = make_settings(url, console={"enabled": False}, dingtalk=dingtalk)
     # DingTalk has config and identities but no delivery side yet: enabled, and no channel is built for it.
     assert [p.name for p in channels.enabled(settings)] == ["dingtalk"]
 
