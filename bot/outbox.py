@@ -289,6 +289,7 @@ class OutboxWorker:
         attempts = item.attempts + 1
         now = self.rt.clock.now()
         delay = backoff(attempts, self.cfg.backoff_base_seconds, self.cfg.backoff_max_seconds, self._rng)
+        delay = max(delay, exc.retry_after)
         too_late = self._past_horizon(item, now + timedelta(seconds=delay))
         dead = not exc.retryable or attempts >= self.cfg.max_attempts or too_late
         log.warning(

@@ -603,3 +603,36 @@ class DigestSend(Base):
     kind: Mapped[str] = mapped_column(String(16))
     day: Mapped[date] = mapped_column(Date)
     sent_at: Mapped[datetime]
+
+
+class PlatformApiCall(Base):
+    """API calls made to a platform in a month (DingTalk counts every call but the token's against the org's
+    monthly quota): counted in memory and added here with the outbox round's outcome commit (an upsert), so it
+    survives restarts up to the calls of the last round. ``warned_at``: when the admins were told the month passed
+    80 % of the quota (set once, by whichever replica gets there first)."""
+
+    __tablename__ = "platform_api_calls"
+    __table_args__ = (UniqueConstraint("channel", "month", name="uq_platform_api_calls_channel_month"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    # "YYYY-MM" in the org's time zone.
+    month: Mapped[str] = mapped_column(String(7))
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    warned_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class DingTalkActionLink(Base):
+    """A used action link (the no-template fallback's signed button URL, ``bot/channels/dingtalk/actions.py``):
+    written with the tap's event, so a link works once."""
+
+    __tablename__ = "dingtalk_action_links"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_dingtalk_action_links_token_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # SHA-256 hex of the whole token.
+    token_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    card_ref: Mapped[str] = mapped_column(String(200))
+    used_at: Mapped[datetime]

@@ -126,13 +126,21 @@ class DeliveryError(Exception):
     """A failed delivery. ``retryable`` decides between backoff and giving up at once."""
 
     def __init__(
-        self, message: str, *, retryable: bool, code: str | int | None = None, outcome_unknown: bool = False
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        code: str | int | None = None,
+        outcome_unknown: bool = False,
+        retry_after: float = 0.0,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.code = code
         # The request may have reached the platform (timeout, connection lost, 5xx).
         self.outcome_unknown = outcome_unknown
+        # The platform wants at least this many seconds before the next try (a throttle): the backoff's floor.
+        self.retry_after = retry_after
 
 
 class DeliveryDeferred(Exception):
@@ -161,7 +169,8 @@ class HealthReporting(Protocol):
     """A channel that can be misconfigured while the bot runs (a rejected secret …): /healthz shows it."""
 
     def health(self) -> dict[str, Any] | None:
-        """None when fine; else what /healthz shows under the channel's name (the status becomes "degraded")."""
+        """None when fine; else what /healthz shows under the channel's name (the status becomes "degraded",
+        unless the dict says ``"ok": True``: figures shown while fine)."""
         ...
 
 

@@ -1027,6 +1027,29 @@ CATALOG: dict[str, tuple[str, str]] = {
     "digest.never": ("从未拜访", "never visited"),
     "digest.days": ("{n} 天", "{n} days"),
     "chip.digest": ("日报", "Digest"),
+    # ---- dtout: DingTalk outbound (issue 13; bot/channels/dingtalk/{quota,actions}.py) ----
+    "dingtalk.quota_warning": (
+        "提醒管理员：本月（{month}）钉钉接口已用 {calls} 次，额度 {quota} 次，已过八成。用完后消息要到下个月才能发出，"
+        "请考虑升级钉钉版本或减少推送。",
+        "Admin notice: {calls} of this month's ({month}) {quota} DingTalk API calls are used, over 80 %. Once they "
+        "run out, messages wait until next month: consider a higher DingTalk edition or fewer notices.",
+    ),
+    "dingtalk.act_title": ("销售助手", "Sales assistant"),
+    "dingtalk.act_done": (
+        "已提交「{label}」。结果会在钉钉里告诉你，可以关掉这个页面了。",
+        "Sent: {label}. The result comes in DingTalk; you can close this page.",
+    ),
+    "dingtalk.act_button": ("这个操作", "this action"),
+    "dingtalk.act_used": (
+        "这个按钮已经点过了，不会重复提交。",
+        "This button was already used; nothing was sent again.",
+    ),
+    "dingtalk.act_expired": (
+        "这个按钮已过期，请在钉钉里找最新的消息再点。",
+        "This button has expired; use the latest message in DingTalk.",
+    ),
+    "dingtalk.act_invalid": ("这个链接无效。", "This link is not valid."),
+    "dingtalk.act_busy": ("系统忙，请稍后再点一次。", "The system is busy; please tap again in a moment."),
 }
 
 

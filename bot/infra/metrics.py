@@ -56,5 +56,18 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
 
+        self.platform_api_calls = Gauge(
+            "salesbot_platform_api_calls",
+            "API calls made to a platform this month (DingTalk counts them against the org's monthly quota).",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.platform_api_quota = Gauge(
+            "salesbot_platform_api_quota",
+            "The platform's monthly API call quota as configured ([dingtalk] monthly_call_quota).",
+            ["channel"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,16 +1,75 @@
-"""The DingTalk plug-in as far as it exists: ``[dingtalk]`` and the org CSV's staff ids (``user_identities`` under
-``dingtalk``). No routes and no delivery channel yet (issue 13 adds ``build`` and ``setup``); notices reach DingTalk
-people on another channel meanwhile."""
+"""The DingTalk plug-in: ``[dingtalk]``, the org CSV's staff ids (``user_identities`` under ``dingtalk``), the
+delivery channel (``build``: the API client, the monthly call counter), the action-link route of the no-template
+fallback (``setup``) and ``salesbot dingtalk setup`` (``commands``). The inbound callbacks (robot messages, card
+taps) are mounted by their own modules (docs/dingtalk.md)."""
 
 from __future__ import annotations
 
-from bot.channels.base import ChannelPlugin, IdentityColumn
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bot.channels.base import Channel, ChannelPlugin, CliSupport, IdentityColumn
+
+if TYPE_CHECKING:
+    import click
+    from aiohttp import web
+
+    from bot.channels.base import Host
 
 
 class DingTalkPlugin(ChannelPlugin):
     name = "dingtalk"
     section = "dingtalk"
     identity = IdentityColumn("dingtalk_staff_id", "钉钉ID", ("钉钉ID", "钉钉"))
+
+    def build(self, runtime: Host) -> Channel:
+        from bot import channels as registry
+        from bot.channels import choice
+        from bot.channels.dingtalk.channel import DingTalkChannel, month_of
+        from bot.channels.dingtalk.client import DingTalkClient
+        from bot.channels.dingtalk.quota import CallCounter
+
+        settings = runtime.settings
+        cfg = settings.dingtalk
+        tz = settings.org.tz
+
+        def month() -> str:
+            return month_of(runtime.clock.now(), tz)
+
+        def gauge(calls: int) -> None:
+            runtime.metrics.platform_api_calls.labels(self.name).set(calls)
+
+        preference = [p.name for p in registry.enabled(settings)]
+        counter = CallCounter(
+            runtime.db,
+            self.name,
+            cfg.monthly_call_quota,
+            month,
+            admin_channel=lambda user: choice.channel_for(user, runtime.channels, preference),
+            on_change=gauge,
+        )
+        runtime.metrics.platform_api_quota.labels(self.name).set(cfg.monthly_call_quota)
+        gauge(0)
+        client = DingTalkClient(
+            base_url=cfg.api_base_url,
+            app_key=cfg.app_key,
+            app_secret=cfg.app_secret.get_secret_value(),
+            timeout=cfg.request_timeout_seconds,
+            monotonic=lambda: runtime.clock.now().timestamp(),
+            month=month,
+            on_call=counter.count,
+        )
+        return DingTalkChannel(runtime.db, runtime.clock, client, settings, counter)
+
+    def setup(self, app: web.Application) -> None:
+        from bot.channels.dingtalk import actions
+
+        actions.setup(app)
+
+    def commands(self, cli: CliSupport) -> Sequence[click.Command]:
+        from bot.channels.dingtalk.setup_cli import command
+
+        return (command(cli),)
 
 
 PLUGIN = DingTalkPlugin()

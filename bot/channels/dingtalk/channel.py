@@ -1,0 +1,430 @@
+"""The DingTalk channel's delivery side: outbox items → robot messages (batchSend) and interactive cards.
+
+- text: ``sampleText {content}`` in parts of at most ``cards.dingtalk.TEXT_MAX_BYTES``; rich text (``RichText``):
+  ``sampleMarkdown {title, text}`` in parts (``cards.dingtalk.rich_markdown``); media: its caption for now.
+- ≤ 20 staff ids per batchSend call. A user DingTalk lists in ``flowControlledStaffIdList`` did not get the
+  message: when some recipients got it, the rest of the message (this part and the later ones) goes to the
+  flow-controlled users alone in a new outbox row written with the outcome (``record``), due a few seconds later;
+  when nobody got it, the row is retried as a whole.
+- cards with ``card_template_id`` set: ``createAndDeliver`` with ``outTrackId = cards.dingtalk.out_track_id(ref)``
+  (the same for every send and update of the card), all recipients in one call (openSpaceId
+  ``dtv1.card//IM_ROBOT.a;IM_ROBOT.b…``, at most 20 a call), callbackType "HTTP" + callbackRouteKey or "STREAM";
+  updates: ``PUT /v1.0/card/instances`` with ``updateCardDataByKey`` (one call updates every copy).
+- cards without a template: ``sampleActionCard``…``sampleActionCard5`` whose buttons are signed, single-use links
+  (``actions.action_link``): one call per person (each person's links are their own); an update sends the new
+  state as a new message (a settled card as markdown).
+- per-person throttle counted in ``channel_sends`` under ``dingtalk`` (as WeCom's), the month's API calls in
+  ``platform_api_calls`` (``quota.CallCounter``), both written in the round's outcome commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
+from bot.channels.dingtalk import actions
+from bot.channels.dingtalk.client import CONFIG_BACKOFF_SECONDS, QUOTA_CODE, DingTalkClient, DingTalkError
+from bot.channels.dingtalk.quota import CallCounter
+from bot.config import Settings
+from bot.infra.clock import Clock
+from cards import dingtalk as render
+from cards.model import Card
+from cards.rich import RichText
+from storage.db import Database
+from storage.models import ChannelSend, OutboxMessage, User
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "dingtalk"
+BATCH_SEND = "/v1.0/robot/oToMessages/batchSend"
+CREATE_AND_DELIVER = "/v1.0/card/instances/createAndDeliver"
+UPDATE_CARD = "/v1.0/card/instances"
+MAX_USERS_PER_CALL = 20
+# The payload key of a follow-up row for flow-controlled users: the rendered messages still to send them.
+PARTS = "dingtalk_parts"
+# A flow-controlled user's follow-up row is due this much later.
+FLOW_RETRY_SECONDS = 5
+# Per-person budget (DingTalk documents none for robot chats; WeCom's defaults).
+PER_USER_PER_MINUTE = 20
+PER_USER_PER_HOUR = 600
+PRUNE_EVERY = 500
+CARD_GONE = frozenset({"param.cardNotExist"})
+
+Message = tuple[str, dict[str, str]]
+
+
+@dataclass
+class _Budget:
+    per_hour: int = 0
+    per_minute: int = 0
+    oldest_hour: datetime | None = None
+    oldest_minute: datetime | None = None
+
+    def add(self, at: datetime, messages: int) -> None:
+        self.per_hour += messages
+        self.per_minute += messages
+        self.oldest_hour = self.oldest_hour or at
+        self.oldest_minute = self.oldest_minute or at
+
+
+def month_of(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).strftime("%Y-%m")
+
+
+def next_month_start(when: datetime, tz: ZoneInfo) -> datetime:
+    local = when.astimezone(tz)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return local.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+class DingTalkChannel:
+    """Delivers to DingTalk people by their staff id (``user_identities`` under ``dingtalk``)."""
+
+    name = CHANNEL
+
+    def __init__(
+        self, db: Database, clock: Clock, client: DingTalkClient, settings: Settings, counter: CallCounter
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.client = client
+        self.settings = settings
+        self.cfg = settings.dingtalk
+        self.tz = settings.org.tz
+        self.counter = counter
+        self._budgets: dict[str, _Budget] = {}
+        self._followups: dict[int, list[tuple[list[str], list[Message]]]] = {}
+        self._recorded = 0
+
+    def can_reach(self, user: User) -> bool:
+        return bool(user.channel_id(CHANNEL))
+
+    def health(self) -> dict[str, Any]:
+        """Always shown in /healthz: the month's API calls; "degraded" on a configuration error or a spent quota."""
+        info: dict[str, Any] = {"ok": True, **self.counter.health()}
+        if self.client.quota_exhausted is not None:
+            info.update(
+                ok=False,
+                state="quota_exhausted",
+                code=QUOTA_CODE,
+                error="DingTalk's monthly API call quota is spent: messages wait until next month",
+            )
+        elif self.client.config_problem is not None:
+            problem = self.client.config_problem
+            info.update(ok=False, state="degraded", code=problem.code, error=problem.hint)
+        return info
+
+    async def close(self) -> None:
+        await self.counter.flush(self.clock.now())
+        await self.client.close()
+
+    # ---- deliver ------------------------------------------------------------------------------------------------
+
+    async def deliver(self, item: OutboxItem) -> Delivery:
+        staff = [(u, sid) for u in item.recipients if (sid := u.channel_id(CHANNEL))]
+        if not staff:
+            raise DeliveryError("recipient has no DingTalk staff id", retryable=False)
+        try:
+            await self.counter.load()
+            if item.kind == "card_update":
+                return await self._update(item, staff)
+            await self._throttle(item)
+            if PARTS in item.payload:
+                messages = [(str(k), dict(p)) for k, p in item.payload[PARTS]]
+                return await self._batch(item, [sid for _, sid in staff], messages)
+            if item.kind == "text":
+                return await self._batch(item, [sid for _, sid in staff], self._texts(str(item.payload["text"])))
+            if item.kind == "rich":
+                rich = RichText.model_validate(item.payload["rich"])
+                md = [("sampleMarkdown", {"title": t, "text": x}) for t, x in render.rich_markdown(rich)]
+                return await self._batch(item, [sid for _, sid in staff], md)
+            if item.kind == "media":
+                caption = str(item.payload.get("caption") or "📎")
+                return await self._batch(item, [sid for _, sid in staff], self._texts(caption))
+            card = Card.model_validate(item.payload["card"])
+            if self.cfg.card_template_id:
+                return await self._create_card(item, card, [sid for _, sid in staff])
+            return await self._action_cards(item, card, staff)
+        except DingTalkError as exc:
+            raise self._delivery_error(exc) from None
+
+    def _delivery_error(self, exc: DingTalkError) -> Exception:
+        now = self.clock.now()
+        if exc.quota:
+            # Not before the next month: nothing is spent asking again.
+            return DeliveryDeferred(str(exc), next_month_start(now, self.tz))
+        if exc.config:
+            # Not the message's fault: wait for the operator (shown in /healthz) without using up attempts.
+            return DeliveryDeferred(str(exc), now + timedelta(seconds=CONFIG_BACKOFF_SECONDS))
+        return DeliveryError(
+            str(exc),
+            retryable=exc.retryable,
+            code=exc.code,
+            outcome_unknown=exc.unknown,
+            retry_after=max(1.0, exc.retry_after) if exc.retryable else 0.0,
+        )
+
+    @staticmethod
+    def _texts(text: str) -> list[Message]:
+        return [("sampleText", {"content": p}) for p in render.split_bytes(text, render.TEXT_MAX_BYTES)]
+
+    async def _batch(self, item: OutboxItem, staff_ids: list[str], messages: list[Message]) -> Delivery:
+        """Each message to every staff id, 20 a call; flow-controlled users get the rest in a follow-up row."""
+        if not messages:
+            return Delivery()
+        held: dict[str, int] = {}  # staff id → index of the first message DingTalk held back from them
+        key = None
+        for n, (msg_key, param) in enumerate(messages):
+            active = [sid for sid in staff_ids if sid not in held]
+            for chunk in _chunks(active, MAX_USERS_PER_CALL):
+                body = {
+                    "robotCode": self.cfg.robot_code,
+                    "userIds": chunk,
+                    "msgKey": msg_key,
+                    "msgParam": render.msg_param(param),
+                }
+                await item.starting_call()
+                data = await self.client.post(BATCH_SEND, body)
+                key = data.get("processQueryKey") or key
+                for sid in data.get("flowControlledStaffIdList") or []:
+                    if sid in chunk:
+                        held.setdefault(str(sid), n)
+                invalid = data.get("invalidStaffIdList") or []
+                if invalid:
+                    log.warning("dingtalk message to invalid staff ids: %s", ", ".join(map(str, invalid)))
+        if held and len(held) == len(staff_ids) and all(n == 0 for n in held.values()):
+            raise DeliveryError(
+                "DingTalk held the message back (flowControlledStaffIdList)",
+                retryable=True,
+                code="flow_controlled",
+                retry_after=FLOW_RETRY_SECONDS,
+            )
+        if held:
+            self._followup(item, held, messages)
+        return Delivery(platform_msg_id=key, messages=self._count_sends(item, len(messages)))
+
+    def _followup(self, item: OutboxItem, held: dict[str, int], messages: list[Message]) -> None:
+        by_sid = {u.channel_id(CHANNEL): u.id for u in item.recipients}
+        groups: dict[int, list[str]] = {}
+        for sid, n in held.items():
+            if sid in by_sid:
+                groups.setdefault(n, []).append(by_sid[sid])
+        self._followups[item.id] = [(users, messages[n:]) for n, users in sorted(groups.items())]
+        log.info("dingtalk: outbox %s held back for %s, resent to them alone", item.id, ", ".join(held))
+
+    # ---- cards --------------------------------------------------------------------------------------------------
+
+    def _space_body(self, card: Card, staff_ids: list[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "cardTemplateId": self.cfg.card_template_id,
+            "outTrackId": render.out_track_id(card.ref),
+            "cardData": {"cardParamMap": render.card_param_map(card)},
+            "openSpaceId": "dtv1.card//" + ";".join(f"IM_ROBOT.{sid}" for sid in staff_ids),
+            "imRobotOpenSpaceModel": {
+                "supportForward": False,
+                "lastMessageI18n": {"ZH_CN": render.cut(render.to_one_line(card.title), 200)},
+            },
+            "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": self.cfg.robot_code},
+            "userIdType": 1,
+        }
+        if self.cfg.mode == "stream":
+            body["callbackType"] = "STREAM"
+        else:
+            body["callbackType"] = "HTTP"
+            body["callbackRouteKey"] = self.cfg.card_callback_route_key
+        return body
+
+    async def _create_card(self, item: OutboxItem, card: Card, staff_ids: list[str]) -> Delivery:
+        """One createAndDeliver for up to 20 recipients (the same outTrackId: one instance, one update for all)."""
+        track = render.out_track_id(card.ref)
+        failed: list[str] = []
+        for chunk in _chunks(staff_ids, MAX_USERS_PER_CALL):
+            await item.starting_call()
+            data = await self.client.post(CREATE_AND_DELIVER, self._space_body(card, chunk))
+            result = data.get("result")
+            for r in (result.get("deliverResults") if isinstance(result, dict) else None) or []:
+                if isinstance(r, dict) and r.get("success") is False:
+                    failed.append(str(r.get("spaceId")))
+                    log.warning("dingtalk card %s not delivered to %s: %s", track, r.get("spaceId"), r.get("errorMsg"))
+        if failed and len(failed) == len(staff_ids):
+            raise DeliveryError("card delivered to nobody", retryable=True, code="deliver_failed", retry_after=5)
+        return Delivery(platform_msg_id=track, platform_token=track, messages=self._count_sends(item, 1))
+
+    async def _action_cards(self, item: OutboxItem, card: Card, staff: list[tuple[User, str]]) -> Delivery:
+        """The no-template fallback: an action card per person, its buttons that person's signed links."""
+        now = self.clock.now()
+        key = None
+        held: dict[str, int] = {}
+        per_user: dict[str, list[Message]] = {}
+        for user, sid in staff:
+            urls = [
+                actions.action_link(self.settings, user.id, card.ref, b.key, now, label=b.text)
+                for b in card.buttons[: render.ACTION_CARD_MAX_BUTTONS]
+            ]
+            if urls and not self.cfg.public_base_url:
+                log.warning("dingtalk: [dingtalk] public_base_url is not set: action card buttons cannot link back")
+            msg_key, param = render.action_card(card, urls)
+            per_user[sid] = [(msg_key, param)]
+            body = {
+                "robotCode": self.cfg.robot_code,
+                "userIds": [sid],
+                "msgKey": msg_key,
+                "msgParam": render.msg_param(param),
+            }
+            await item.starting_call()
+            data = await self.client.post(BATCH_SEND, body)
+            key = data.get("processQueryKey") or key
+            if sid in (data.get("flowControlledStaffIdList") or []):
+                held[sid] = 0
+        if held and len(held) == len(staff):
+            raise DeliveryError(
+                "DingTalk held the card back (flowControlledStaffIdList)",
+                retryable=True,
+                code="flow_controlled",
+                retry_after=FLOW_RETRY_SECONDS,
+            )
+        if held:
+            by_sid = {sid: u.id for u, sid in staff}
+            self._followups[item.id] = [([by_sid[sid]], per_user[sid]) for sid in held]
+        return Delivery(platform_msg_id=key, messages=self._count_sends(item, 1))
+
+    async def _update(self, item: OutboxItem, staff: list[tuple[User, str]]) -> Delivery:
+        card = Card.model_validate(item.payload["card"])
+        if self.cfg.card_template_id:
+            track = render.out_track_id(card.ref)
+            body = {
+                "outTrackId": track,
+                "cardData": {"cardParamMap": render.card_param_map(card)},
+                "cardUpdateOptions": {"updateCardDataByKey": True},
+                "userIdType": 1,
+            }
+            try:
+                await item.starting_call()
+                await self.client.put(UPDATE_CARD, body)
+                return Delivery(platform_token=track)
+            except DingTalkError as exc:
+                if exc.code not in CARD_GONE:
+                    raise
+                # Sent before the template was configured (an action card): show the new state as a message.
+                log.info("dingtalk card %s has no instance, sending the new state as a message", card.ref)
+        await self._throttle(item)
+        if card.buttons:
+            return await self._action_cards(item, card, staff)
+        msg_key, param = render.action_card(card, [])
+        return await self._batch(item, [sid for _, sid in staff], [(msg_key, param)])
+
+    # ---- throttle and bookkeeping -------------------------------------------------------------------------------
+
+    async def prepare(self, items: Sequence[OutboxItem]) -> None:
+        ids = {u.id for item in items for u in item.recipients}
+        self._budgets = await self._load_budgets(ids) if ids else {}
+        try:
+            await self.counter.load()
+        except Exception:
+            log.warning("dingtalk: this month's API call count could not be read")
+
+    async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
+        """In the outcome commit: throttle rows, the month's API calls, follow-up rows for flow-controlled users."""
+        rows = [
+            {"channel": CHANNEL, "recipient": u.id, "outbox_id": item.id, "sent_at": now}
+            for item, delivery in sent
+            for u in item.recipients
+            for _ in range(delivery.messages)
+        ]
+        if rows:
+            await session.execute(insert(ChannelSend), rows)
+            before, self._recorded = self._recorded, self._recorded + len(rows)
+            if before // PRUNE_EVERY != self._recorded // PRUNE_EVERY:
+                await session.execute(
+                    delete(ChannelSend).where(
+                        ChannelSend.channel == CHANNEL, ChannelSend.sent_at < now - timedelta(hours=2)
+                    )
+                )
+        followups = []
+        for item, _ in sent:
+            for users, messages in self._followups.pop(item.id, []):
+                payload = {**item.payload, "user_ids": users, PARTS: [[k, p] for k, p in messages]}
+                followups.append(
+                    {
+                        "channel": CHANNEL,
+                        "recipient": users[0],
+                        "kind": "text" if item.kind == "card_update" else item.kind,
+                        "payload": payload,
+                        "card_ref": item.card_ref,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now + timedelta(seconds=FLOW_RETRY_SECONDS),
+                        "created_at": now,
+                    }
+                )
+        if followups:
+            await session.execute(insert(OutboxMessage), followups)
+        await self.counter.record(session, now)
+
+    def committed(self, sent: Sequence[tuple[OutboxItem, Delivery]]) -> None:
+        self.counter.committed()
+
+    async def _load_budgets(self, ids: Iterable[str]) -> dict[str, _Budget]:
+        now = self.clock.now()
+        wanted = set(ids)
+        in_minute = ChannelSend.sent_at > now - timedelta(minutes=1)
+        async with self.db.read() as s:
+            rows = (
+                await s.execute(
+                    select(
+                        ChannelSend.recipient,
+                        func.count(),
+                        func.count().filter(in_minute),
+                        func.min(ChannelSend.sent_at),
+                        func.min(ChannelSend.sent_at).filter(in_minute),
+                    )
+                    .where(
+                        ChannelSend.channel == CHANNEL,
+                        ChannelSend.recipient.in_(wanted),
+                        ChannelSend.sent_at > now - timedelta(hours=1),
+                    )
+                    .group_by(ChannelSend.recipient)
+                )
+            ).all()
+        budgets = {u: _Budget() for u in wanted}
+        for recipient, per_hour, per_minute, oldest_hour, oldest_minute in rows:
+            budgets[recipient] = _Budget(per_hour, per_minute, oldest_hour, oldest_minute)
+        return budgets
+
+    async def _throttle(self, item: OutboxItem) -> None:
+        """Defer (not fail) when a recipient already got their budget of messages this minute or hour."""
+        missing = [u.id for u in item.recipients if u.id not in self._budgets]
+        if missing:
+            self._budgets.update(await self._load_budgets(missing))
+        retry_at: datetime | None = None
+        reason = ""
+        for u in item.recipients:
+            b = self._budgets[u.id]
+            if b.per_minute >= PER_USER_PER_MINUTE and b.oldest_minute is not None:
+                at, why = b.oldest_minute + timedelta(minutes=1), f"{u.id}: {b.per_minute} sent this minute"
+            elif b.per_hour >= PER_USER_PER_HOUR and b.oldest_hour is not None:
+                at, why = b.oldest_hour + timedelta(hours=1), f"{u.id}: {b.per_hour} sent this hour"
+            else:
+                continue
+            if retry_at is None or at > retry_at:
+                retry_at, reason = at, why
+        if retry_at is not None:
+            raise DeliveryDeferred(reason, retry_at)
+
+    def _count_sends(self, item: OutboxItem, messages: int) -> int:
+        now = self.clock.now()
+        for u in item.recipients:
+            self._budgets.setdefault(u.id, _Budget()).add(now, messages)
+        return messages
+
+
+def _chunks(values: list[str], size: int) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
