@@ -121,6 +121,11 @@ def shared_token(base_url: str, app_key: str) -> _Token:
     return _TOKENS.setdefault((base_url.rstrip("/"), app_key), _Token())
 
 
+def forget_tokens() -> None:
+    """Drop every cached token (tests: a fake server may reuse an earlier one's address)."""
+    _TOKENS.clear()
+
+
 class DingTalkClient:
     """Calls the DingTalk OpenAPI with the process's shared access token for the app."""
 
