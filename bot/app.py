@@ -40,7 +40,7 @@ async def healthz(request: web.Request) -> web.Response:
         for name, channel in rt.channels.items():
             problem = channel.health() if isinstance(channel, HealthReporting) else None
             if problem is not None:
-                # A channel may also report figures while fine ({"ok": True, …}: DingTalk's calls this month).
+                # A channel may also report figures while fine ({"ok": True, …}: API calls this month).
                 if body["status"] == "ok" and problem.get("ok") is not True:
                     body["status"] = "degraded"
                 body[name] = problem

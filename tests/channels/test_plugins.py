@@ -60,7 +60,7 @@ def test_enabled_follows_each_plugins_config_section() -> None:
     assert [p.name for p in channels.enabled(make_settings(url))] == ["console"]
     dingtalk = {"enabled": True, "app_key": "dingkey", "app_secret": "s" * 32, "robot_code": "dingkey"}
     settings = make_settings(url, console={"enabled": False}, dingtalk=dingtalk)
-    # DingTalk has config and identities but no delivery side yet: enabled, and no channel is built for it.
+    # DingTalk alone: enabled (its delivery channel is built by a runtime).
     assert [p.name for p in channels.enabled(settings)] == ["dingtalk"]
 
 
