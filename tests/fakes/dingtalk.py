@@ -24,6 +24,7 @@ cardParamMap values strings "最长不超过1KB", keys ≤ 100 B), 0782 update, 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import copy
@@ -373,7 +374,28 @@ class FakeDingTalk:
         for (method, path), name in ENDPOINTS.items():
             app.router.add_route(method, path, self._handler(name))
         app.router.add_get("/_fake/files/{id}", self._file)
+        app.router.add_get("/_fake/stats", self._stats)
+        app.router.add_get("/_fake/received/{to}", self._received)
         return app
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        """Counters for another process (a scenario driver, a benchmark)."""
+        return web.json_response(
+            {"calls": dict(self.calls), "api_calls": self.api_calls, "violations": self.violations}
+        )
+
+    async def _received(self, request: web.Request) -> web.Response:
+        """What ``to`` (a staff id or a group) sees: robot messages, and cards in their current state."""
+        to = request.match_info["to"]
+        return web.json_response(
+            {
+                "messages": [{"msgKey": m.msg_key, "param": m.param, "at": m.at} for m in self.messages.get(to, [])],
+                "cards": [
+                    {"outTrackId": c.out_track_id, "cardParamMap": self.card_state(c.out_track_id, to)}
+                    for c in self.cards_to(to)
+                ],
+            }
+        )
 
     def _handler(self, endpoint: str) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -554,3 +576,22 @@ class FakeDingTalk:
         if code is None:
             return web.Response(status=404)
         return web.Response(body=self.files[code], content_type="application/octet-stream")
+
+
+def main() -> None:
+    """``python -m tests.fakes.dingtalk --port 8090``: the fake on its own, for manual runs and benchmarks."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--app-key", default="dingdevappkey")
+    parser.add_argument("--app-secret", default="dev-dingtalk-app-secret-0123456789abcdef")
+    parser.add_argument("--robot-code", default="dingdevappkey")
+    parser.add_argument("--template", action="append", default=[])
+    args = parser.parse_args()
+    fake = FakeDingTalk(
+        app_key=args.app_key, app_secret=args.app_secret, robot_code=args.robot_code, templates=tuple(args.template)
+    )
+    web.run_app(fake.app(), host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()

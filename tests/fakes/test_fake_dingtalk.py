@@ -176,3 +176,19 @@ async def test_callback_registration_and_file_download(client: TestClient[Any, A
         "/v1.0/robot/messageFiles/download", json={"downloadCode": "dl-1", "robotCode": "other"}, headers=headers
     ) as r:
         assert r.status == 400
+
+
+async def test_what_a_person_sees_is_served_to_other_processes(
+    client: TestClient[Any, Any], fake: FakeDingTalk
+) -> None:
+    headers = {"x-acs-dingtalk-access-token": await _token(client)}
+    async with client.post("/v1.0/robot/oToMessages/batchSend", json=_send(), headers=headers) as r:
+        assert r.status == 200
+    async with client.post("/v1.0/card/instances/createAndDeliver", json=_create(), headers=headers) as r:
+        assert r.status == 200
+    async with client.get("/_fake/received/u1") as r:
+        seen = await r.json()
+    assert seen["messages"][0]["param"] == {"content": "x"}
+    assert seen["cards"] == [{"outTrackId": "sb-1", "cardParamMap": {"title": "t"}}]
+    async with client.get("/_fake/stats") as r:
+        assert (await r.json())["api_calls"] == 2

@@ -194,4 +194,5 @@ def setup(app: web.Application) -> None:
     """Mount ``GET /dingtalk/act/{token}`` once."""
     if any(getattr(r.resource, "canonical", "") == PATH for r in app.router.routes()):
         return
-    app.router.add_get(PATH, act)
+    # No HEAD: a link previewer's HEAD must not use the link up.
+    app.router.add_get(PATH, act, allow_head=False)

@@ -129,6 +129,7 @@ class DingTalkChannel:
     # ---- deliver ------------------------------------------------------------------------------------------------
 
     async def deliver(self, item: OutboxItem) -> Delivery:
+        self._followups.pop(item.id, None)  # left by an earlier attempt that failed later on
         staff = [(u, sid) for u in item.recipients if (sid := u.channel_id(CHANNEL))]
         if not staff:
             raise DeliveryError("recipient has no DingTalk staff id", retryable=False)

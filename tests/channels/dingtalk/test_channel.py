@@ -226,6 +226,8 @@ async def test_a_link_applies_the_tap_once_as_that_person(
         page = await resp.text()
         assert "接单" in page and "<script" not in page
         assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+    async with http.head(path) as resp:
+        assert resp.status == 405, "a previewer's HEAD does not use the link"
     [event] = await _events(bot)
     assert event.sender == staff("log01")
     assert event.payload["payload"] == "tk|101|take" and event.payload["card_ref"] == "tc-101"
