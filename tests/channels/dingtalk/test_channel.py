@@ -120,6 +120,18 @@ async def test_stream_mode_cards_ask_for_stream_callbacks(bot: Runtime, fake: Fa
     assert create.body["callbackType"] == "STREAM" and "callbackRouteKey" not in create.body
 
 
+@pytest.mark.parametrize("dingtalk_overrides", [WITH_TEMPLATE])
+async def test_an_update_of_a_card_dingtalk_does_not_know_is_sent_as_a_message(
+    bot: Runtime, fake: FakeDingTalk
+) -> None:
+    """A card sent before the template was configured (an action card) has no instance: its new state goes out."""
+    await queue(bot, [UpdateCard(channel="dingtalk", user_ids=("rep01",), card=card(status="已完成", buttons=False))])
+    await bot.settle()
+    [(title, text)] = fake.markdowns_to(staff("rep01"))
+    assert title == "备货申请 R101" and "**已完成**" in text
+    assert [r.endpoint for r in fake.requests if r.endpoint != "accessToken"] == ["updateCard", "batchSend"]
+
+
 def _people(n: int) -> tuple[User, ...]:
     now = datetime(2026, 11, 1, tzinfo=UTC)
     users = []
@@ -305,8 +317,8 @@ async def test_a_spent_quota_waits_for_next_month(bot: Runtime, fake: FakeDingTa
         health = await resp.json()
     assert health["status"] == "degraded" and health["dingtalk"]["state"] == "quota_exhausted"
     rows = await outbox_rows(bot)
-    # Deferred to the 1st of next month, or given up if that is past the outbox horizon: never hammered.
-    assert rows[0].status in ("pending", "dead")
+    # Deferred to the 1st of next month, which is past the outbox's horizon (6 h): given up, never hammered.
+    assert rows[0].status == "dead" and "ApiCountLimitForOrg" in (rows[0].last_error or "")
     calls = fake.calls["batchSend"]
     await queue(bot, [SendText(channel="dingtalk", user_ids=("rep02",), text="你好")])
     await bot.settle()
