@@ -5,6 +5,10 @@ DingTalk wants every ``cardParamMap`` value as a string of at most 1 KB (lists a
 fields and buttons travel as JSON arrays that the template loops over; a value that would pass the limit is cut
 with an ellipsis (a field's value first, then whole fields from the end). A button's ``key`` is the packed
 ``CallbackData`` the tap sends back in ``cardPrivateData.params.key``.
+
+Also the robot messages of the channel (``bot/channels/dingtalk/channel.py``): ``msgParam`` as a JSON string,
+``sampleText`` parts, rich text as ``sampleMarkdown`` in DingTalk's small markdown subset (``rich_markdown``), the
+no-template fallback's ``sampleActionCard``…``5`` (``action_card``), and ``out_track_id`` for a card's ref.
 """
 
 from __future__ import annotations
