@@ -13,7 +13,8 @@ A malformed request answers the documented HTTP 400 code and is appended to ``vi
 
 Faults (``fail(endpoint, fault, times)``): "throttle" (403 QpsLimitForAppkeyAndApi), "invalid_token" (400
 InvalidAuthentication; also ``revoke_tokens()``), "quota" (403 ApiCountLimitForOrg; ``quota_spent = True`` for every
-call), "timeout" (held past the client's timeout), "5xx", or any ``(status, code)``; ``flow_control(user, times)``
+call), "timeout" (held past the client's timeout), "5xx", "lost" (done, but answered 502), or any
+``(status, code)``; ``flow_control(user, times)``
 lists a user in batchSend's ``flowControlledStaffIdList`` (not delivered to them) while the others get it.
 
 Sources (../shared/docs/protocols.md, DingTalk; the docs mirror apolloyyu/kb-dingtalk-open-platform, folder
@@ -323,7 +324,7 @@ class FakeDingTalk:
 
     def fail(self, endpoint: str, fault: Fault, times: int = 1) -> None:
         assert endpoint in ENDPOINTS.values(), endpoint
-        assert isinstance(fault, tuple) or fault in (*FAULTS, "timeout"), fault
+        assert isinstance(fault, tuple) or fault in (*FAULTS, "timeout", "lost"), fault
         self._faults[endpoint].extend([fault] * times)
 
     def flow_control(self, user: str, times: int = 1) -> None:
@@ -418,6 +419,10 @@ class FakeDingTalk:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._release.wait(), self.timeout_seconds)
                     raise Refused(503, "system.busy")
+                if fault == "lost":
+                    # DingTalk did the work but its answer never arrived.
+                    getattr(self, "_" + endpoint)(body)
+                    raise Refused(502, "bad gateway")
                 if fault is not None:
                     raise Refused(*(fault if isinstance(fault, tuple) else FAULTS[fault]))
                 if not request.content_type.startswith("application/json"):

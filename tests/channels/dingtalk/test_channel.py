@@ -112,6 +112,24 @@ async def test_a_shared_card_is_one_create_call_and_one_update_reaches_every_cop
     no_violations(fake)
 
 
+@pytest.mark.parametrize("dingtalk_overrides", [WITH_TEMPLATE])
+async def test_a_card_whose_answer_was_lost_is_resent_without_a_second_card(
+    bot: Runtime, fake: FakeDingTalk, clock: FixedClock
+) -> None:
+    fake.fail("createAndDeliver", "lost")
+    await queue(bot, [SendCard(channel="dingtalk", user_ids=("log01", "log02"), card=card(), shared=True)])
+    await bot.settle()
+    [row] = await outbox_rows(bot)
+    assert row.status == "pending" and row.maybe_delivered
+    clock.set(clock.now() + timedelta(seconds=400))
+    await bot.settle()
+    assert [r.endpoint for r in fake.requests].count("createAndDeliver") == 2
+    assert list(fake.cards) == [render.out_track_id("tc-101")]
+    assert sorted(fake.cards[render.out_track_id("tc-101")].users) == [staff("log01"), staff("log02")]
+    [row] = await outbox_rows(bot)
+    assert row.status == "sent"
+
+
 @pytest.mark.parametrize("dingtalk_overrides", [WITH_TEMPLATE | {"mode": "stream"}])
 async def test_stream_mode_cards_ask_for_stream_callbacks(bot: Runtime, fake: FakeDingTalk) -> None:
     await queue(bot, [SendCard(channel="dingtalk", user_ids=("rep01",), card=card())])
