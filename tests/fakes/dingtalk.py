@@ -4,7 +4,8 @@ same app), validating every request against the documented shapes.
 Routes: ``POST /v1.0/oauth2/accessToken``, ``POST /v1.0/robot/oToMessages/batchSend``,
 ``POST /v1.0/robot/groupMessages/send``, ``POST /v1.0/card/instances/createAndDeliver``, ``PUT /v1.0/card/instances``,
 ``POST /v1.0/card/callbacks/register``, ``POST /v1.0/robot/messageFiles/download`` (its ``downloadUrl`` points back
-at this fake: ``GET /_fake/files/<id>``).
+at this fake: ``GET /_fake/files/<id>``); and oapi.dingtalk.com's ``GET /gettoken`` and ``POST /media/upload``
+(multipart, 0646 上传媒体文件) on the same app.
 
 A malformed request answers the documented HTTP 400 code and is appended to ``violations`` (tests assert
 ``fake.violations == []``). What each person received is recorded: robot messages per staff id (``texts_to``,
@@ -70,6 +71,14 @@ ENDPOINTS = {
     ("PUT", "/v1.0/card/instances"): "updateCard",
     ("POST", "/v1.0/card/callbacks/register"): "registerCallback",
     ("POST", "/v1.0/robot/messageFiles/download"): "download",
+}
+MB = 1024 * 1024
+# 0646 上传媒体文件: type → (max bytes, file name suffixes).
+MEDIA_TYPES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "image": (20 * MB, (".jpg", ".jpeg", ".gif", ".png", ".bmp")),
+    "voice": (2 * MB, (".amr", ".mp3", ".wav")),
+    "video": (20 * MB, (".mp4",)),
+    "file": (20 * MB, (".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".zip", ".pdf", ".rar")),
 }
 FAULTS: dict[str, tuple[int, str]] = {
     "throttle": (403, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"),
@@ -311,6 +320,8 @@ class FakeDingTalk:
         self.cards: dict[str, CardInstance] = {}
         self.callbacks: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
+        # media_id → (type, file name, bytes) of oapi media/upload.
+        self.uploads: dict[str, tuple[str, str, bytes]] = {}
         self._download_urls: dict[str, str] = {}
         self.calls: Counter[str] = Counter()
         self.quota_spent = False
@@ -374,10 +385,59 @@ class FakeDingTalk:
         app = web.Application()
         for (method, path), name in ENDPOINTS.items():
             app.router.add_route(method, path, self._handler(name))
+        # oapi.dingtalk.com (the same app serves both hosts in tests): the token and media upload.
+        app.router.add_get("/gettoken", self._oapi_token)
+        app.router.add_post("/media/upload", self._media_upload)
         app.router.add_get("/_fake/files/{id}", self._file)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_get("/_fake/received/{to}", self._received)
         return app
+
+    # ---- oapi (errcode style: HTTP 200, errcode ≠ 0 on failure) ------------------------------------------------
+
+    async def _oapi_token(self, request: web.Request) -> web.Response:
+        self.calls["oapi_gettoken"] += 1
+        q = request.query
+        if q.get("appkey") != self.app_key or q.get("appsecret") != self.app_secret:
+            return web.json_response({"errcode": 40089, "errmsg": "不合法的corpid或corpsecret"})
+        answer = self._accessToken({"appKey": self.app_key, "appSecret": self.app_secret})
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "access_token": answer["accessToken"], "expires_in": answer["expireIn"]}
+        )
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        """0646 上传媒体文件: multipart ``type`` + ``media`` → ``media_id``; types and sizes as documented."""
+        self.calls["media_upload"] += 1
+        token = request.query.get("access_token")
+        expires = self._tokens.get(token or "")
+        if expires is None or self.now() >= expires:
+            return web.json_response({"errcode": 40014, "errmsg": "不合法的access_token"})
+        if self.quota_spent:
+            return web.json_response({"errcode": 90018, "errmsg": "ApiCountLimitForOrg"})
+        try:
+            form = await request.post()
+        except ValueError:
+            form = None
+        kind = str(form.get("type") or request.query.get("type") or "") if form is not None else ""
+        media = form.get("media") if form is not None else None
+        if kind not in MEDIA_TYPES or not isinstance(media, web.FileField):
+            self._violation("media_upload", "type or media missing")
+            return web.json_response({"errcode": 40004, "errmsg": "不合法的媒体文件类型"})
+        data = media.file.read()
+        limit, suffixes = MEDIA_TYPES[kind]
+        name = media.filename or ""
+        if not name.lower().endswith(suffixes):
+            self._violation("media_upload", f"{name!r} is not an allowed {kind} file")
+            return web.json_response({"errcode": 40004, "errmsg": "不合法的媒体文件类型"})
+        if not data or len(data) > limit:
+            self._violation("media_upload", f"{kind} of {len(data)} bytes")
+            return web.json_response({"errcode": 40006, "errmsg": "不合法的文件长度"})
+        media_id = "@" + secrets.token_urlsafe(16)
+        self.uploads[media_id] = (kind, name, data)
+        created = int(self.now() * 1000)
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "media_id": media_id, "created_at": created, "type": kind}
+        )
 
     async def _stats(self, _request: web.Request) -> web.Response:
         """Counters for another process (a scenario driver, a benchmark)."""

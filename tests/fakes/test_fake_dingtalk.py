@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -192,3 +193,22 @@ async def test_what_a_person_sees_is_served_to_other_processes(
     assert seen["cards"] == [{"outTrackId": "sb-1", "cardParamMap": {"title": "t"}}]
     async with client.get("/_fake/stats") as r:
         assert (await r.json())["api_calls"] == 2
+
+
+async def test_oapi_token_and_media_upload(client: TestClient[Any, Any], fake: FakeDingTalk) -> None:
+    async with client.get("/gettoken", params={"appkey": "dingfakekey", "appsecret": "s" * 40}) as r:
+        token = (await r.json())["access_token"]
+    assert token == await _token(client), "the same token on both hosts"
+    form = aiohttp.FormData()
+    form.add_field("type", "image")
+    form.add_field("media", b"\x89PNG...", filename="kit.png", content_type="image/png")
+    async with client.post("/media/upload", params={"access_token": token}, data=form) as r:
+        answer = await r.json()
+    assert answer["errcode"] == 0 and fake.uploads[answer["media_id"]] == ("image", "kit.png", b"\x89PNG...")
+    bad = aiohttp.FormData()
+    bad.add_field("type", "image")
+    bad.add_field("media", b"MZ", filename="run.exe")
+    async with client.post("/media/upload", params={"access_token": token}, data=bad) as r:
+        assert (await r.json())["errcode"] == 40004
+    async with client.post("/media/upload", params={"access_token": "forged"}, data=form) as r:
+        assert (await r.json())["errcode"] == 40014
