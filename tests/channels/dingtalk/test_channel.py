@@ -367,3 +367,23 @@ async def test_the_admins_are_warned_once_at_80_percent(
         await other.close()
     warnings = [t for t in fake.texts_to(staff("admin01")) if "钉钉接口" in t]
     assert len(warnings) == 1
+
+
+async def test_the_per_person_throttle_defers_past_20_a_minute(
+    bot: Runtime, fake: FakeDingTalk, clock: FixedClock
+) -> None:
+    from bot.channels.dingtalk.channel import PER_USER_PER_MINUTE
+    from storage.models import ChannelSend
+
+    await queue(
+        bot,
+        [SendText(channel="dingtalk", user_ids=("rep01",), text=f"第{n}条") for n in range(PER_USER_PER_MINUTE + 2)],
+    )
+    await bot.settle()
+    assert len(fake.texts_to(staff("rep01"))) == PER_USER_PER_MINUTE
+    async with bot.db.read() as s:
+        counted = await s.scalar(select(func.count()).select_from(ChannelSend).where(ChannelSend.channel == "dingtalk"))
+    assert counted == PER_USER_PER_MINUTE
+    clock.set(clock.now() + timedelta(minutes=1, seconds=1))
+    await bot.settle()
+    assert fake.texts_to(staff("rep01"))[-1] == f"第{PER_USER_PER_MINUTE + 1}条", "in order"
