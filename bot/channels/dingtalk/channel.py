@@ -134,7 +134,6 @@ class DingTalkChannel:
         if not staff:
             raise DeliveryError("recipient has no DingTalk staff id", retryable=False)
         try:
-            await self.counter.load()
             if item.kind == "card_update":
                 return await self._update(item, staff)
             await self._throttle(item)
