@@ -371,14 +371,13 @@ async def chart_intents(
     digest: Digest,
     channel: str,
     now: datetime,
-    names: Mapping[str, str] | None = None,
 ) -> Sequence[Intent]:
     """The chart for ``digest`` (sent right after it, in the caller's transaction): stored as a console media row of
     ``viewer`` (only they may read it) and passed on as an image. Nothing when no chart is wanted or no rep had a day
     plan in the 7 working days."""
     if not wanted(settings, digest):
         return ()
-    reps = dict(names) if names is not None else {r.user: r.name for r in digest.reps}
+    reps = {r.user: r.name for r in digest.reps}
     chart = await compute_chart(session, settings, viewer, digest.scope.end, reps=reps)
     if not chart.has_plans:
         return ()
