@@ -1027,6 +1027,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     "digest.never": ("从未拜访", "never visited"),
     "digest.days": ("{n} 天", "{n} days"),
     "chip.digest": ("日报", "Digest"),
+    # ---- dtin (DingTalk inbound) ----
+    "dingtalk.unsupported": (
+        "暂不支持这种消息。请发文字、图片、语音或文件。",
+        "This kind of message is not supported yet; please send text, a picture, a voice message or a file.",
+    ),
 }
 
 
