@@ -41,7 +41,9 @@ def robot(doc: dict[str, Any]) -> RobotMessage:
 
 def test_text(dt: DingTalkSigner) -> None:
     parsed = robot(dt.text("staff-rep01", "帮助", NOW_MS, msg_id="msgA1=="))
-    assert parsed.events == (TextMessage(channel="dingtalk", sender="staff-rep01", dedup_key="msg:msgA1==", text="帮助"),)
+    assert parsed.events == (
+        TextMessage(channel="dingtalk", sender="staff-rep01", dedup_key="msg:msgA1==", text="帮助"),
+    )
     assert (parsed.group, parsed.unsupported) == (False, "")
 
 
