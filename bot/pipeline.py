@@ -218,7 +218,7 @@ class Pipeline:
         """The intents the handling of the stored event ``event_id`` committed, once it is committed; None when that
         takes longer than ``within`` seconds. Call it right after ``ingest`` returned the id (no ``await`` in
         between: a worker cannot have taken the event yet). A refused event gives its reply, a failed one nothing.
-        A card channel uses it to answer a tap with the tapper's updated card (DingTalk's 2 s answer)."""
+        A card channel uses it to answer a tap with the tapper's updated card (a platform that waits for it)."""
         future = self._watchers.get(event_id)
         if future is None:
             future = self._watchers[event_id] = asyncio.get_running_loop().create_future()

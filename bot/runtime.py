@@ -58,7 +58,7 @@ class Runtime:
                 self.channels[plugin.name] = channel
         self.pipeline = Pipeline(self)
         self.outbox = OutboxWorker(self)
-        # The enabled channels' background tasks (DingTalk's Stream connection), run while the workers are.
+        # The enabled channels' background tasks (an outgoing callback connection …), run while the workers are.
         self.services: list[Service] = [s for plugin in self.plugins for s in plugin.services(self)]
         # The process's one scheduler: features register their interval / periodic jobs on it (bot/jobs.py).
         self.jobs = Jobs(self)

@@ -391,7 +391,7 @@ async def start_visit(ctx: Context) -> None:
 
 
 def _dictated(ctx: Context) -> bool:
-    """The event is a voice message's speech recognition (DingTalk audio), not typed text."""
+    """The event is a voice message's speech recognition, not typed text."""
     return isinstance(ctx.event, TextMessage) and ctx.event.dictated
 
 
