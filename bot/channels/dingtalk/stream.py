@@ -195,5 +195,18 @@ class DingTalkStream:
                     # The gateway asks us to move (a deploy on its side): close, the loop reconnects.
                     await self.client.websocket.close()
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                # A frame the SDK could not decode (its data not JSON …): no ack, DingTalk redelivers or drops it.
+                # A frame the SDK could not decode (its data not JSON …): refused, as over HTTP.
                 log.warning("dingtalk stream: frame not routed (%s)", exc.__class__.__name__)
+                await self._refuse(message)
+
+    async def _refuse(self, message: dict[str, Any]) -> None:
+        headers = message.get("headers")
+        message_id = headers.get("messageId") if isinstance(headers, dict) else None
+        if not isinstance(message_id, str) or self.client.websocket is None:
+            return
+        ack = AckMessage()
+        ack.code = AckMessage.STATUS_BAD_REQUEST
+        ack.headers.message_id = message_id
+        ack.headers.content_type = "application/json"
+        ack.message = "unreadable"
+        await self.client.websocket.send(json.dumps(ack.to_dict()))

@@ -114,6 +114,12 @@ async def test_hostile_messages_are_acked_400_and_store_nothing(
     assert await count(connected) == 0
 
 
+async def test_a_frame_whose_data_is_not_json_is_refused(connected: Runtime, gateway: FakeStreamGateway) -> None:
+    ack = await gateway.push("CALLBACK", ROBOT_TOPIC, None, raw_data="{oops")
+    assert ack["code"] == 400
+    assert await count(connected) == 0
+
+
 async def test_strangers_and_unsupported_types_are_acked_without_rows(
     connected: Runtime, gateway: FakeStreamGateway, dt: DingTalkSigner
 ) -> None:
