@@ -1051,6 +1051,11 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Plan completion chart: last {n} working days, nobody below {threshold}",
     ),
     "chart.filename": ("计划完成率-{date}.png", "plan-completion-{date}.png"),
+    # ---- dtin (DingTalk inbound) ----
+    "dingtalk.unsupported": (
+        "暂不支持这种消息。请发文字、图片、语音或文件。",
+        "This kind of message is not supported yet; please send text, a picture, a voice message or a file.",
+    ),
 }
 
 
