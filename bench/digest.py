@@ -380,6 +380,8 @@ def history(
             rep = rng.choice(org.reps)
             created = local(day, rng.uniform(540, 1020))
             cards = [card_row(ids, rid, dept, created, org, rng) for dept in DEPARTMENT_PAIRS[rid % 3]]
+            for c in cards:
+                c["rep_id"] = rep
             states = {c["state"] for c in cards}
             status = (
                 RequestStatus.OPEN

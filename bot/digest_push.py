@@ -1,9 +1,10 @@
 """The scheduled digest as a runtime component (issue 12; docs/digest.md).
 
 * ``daily-digest``: a periodic job at ``[digest] time`` (org time) every day; on working days of the working
-  calendar each manager gets their team's digest and each director everyone's, and each manager a follow-up card
-  per rep of theirs below the plan threshold. Once per person per day: the person's ``digest_sends`` row (unique per
-  person, kind and day) is written in the same transaction as their outbox rows, so a restart, a retried or
+  calendar each manager gets their team's digest and each director everyone's (with the chart of the last 7 working
+  days, ``bot.services.digest_chart``), and each manager a follow-up card per rep of theirs below the plan
+  threshold. Once per person per day: the person's ``digest_sends`` row (unique per person, kind and day) is
+  written in the same transaction as their outbox rows (the chart's media row too), so a restart, a retried or
   taken-over run (``job_runs``) or a second replica never sends a digest twice; a run that died half way sends the
   rest when it is run again. After downtime the job's catch-up (``[scheduler] catch_up_hours``) sends the missed
   day's digest once.
@@ -23,7 +24,7 @@ from bot import outbox
 from bot.calendar.workcal import get_calendar
 from bot.core.intents import Intent, SendCard, SendRich
 from bot.infra import i18n
-from bot.services import followups, sends
+from bot.services import digest_chart, followups, sends
 from bot.services.digest import compute_digest
 from bot.services.digest_render import render_digest
 from bot.services.plan_rule import week_start
@@ -100,6 +101,8 @@ class DigestPush:
             intents: list[Intent] = [
                 SendRich(channel=channel, user_ids=(user.id,), rich=render_digest(digest, settings, user.locale))
             ]
+            # The chart goes out with the digest's claim: stored and enqueued in this transaction, never twice.
+            intents.extend(await digest_chart.chart_intents(s, settings, user, digest, channel, now))
             if settings.digest.followup and Role.MANAGER in (user.roles or []):
                 today = now.astimezone(settings.org.tz).date()
                 for made in await followups.create(s, user, digest, day, now, channel):

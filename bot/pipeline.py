@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from bot import outbox
 from bot.core import conversation
 from bot.core.events import InboundEvent
-from bot.core.intents import SendText
+from bot.core.intents import Intent, SendText
 from bot.core.routing import Context, Refused
 from bot.infra import audit, i18n
 from bot.infra.batching import GroupCommitter
@@ -78,6 +78,8 @@ class Pipeline:
         # Senders whose event is being handled now: their next events wait (per-sender order).
         self._active: dict[tuple[str, str], _Queued] = {}
         self._workers: list[asyncio.Task[None]] = []
+        # Callers waiting for what an event's handling committed (``handled``): event id → future of its intents.
+        self._watchers: dict[int, asyncio.Future[tuple[Intent, ...]]] = {}
         self._busy: list[bool] = []
         self._stopping = False
         # SQLite has one writer: two workers (one committing, one preparing its batch) keep it busy; more would
@@ -212,6 +214,28 @@ class Pipeline:
             log.info("recovering %s unhandled inbound event(s)", len(rows))
         return len(rows)
 
+    async def handled(self, event_id: int, within: float) -> tuple[Intent, ...] | None:
+        """The intents the handling of the stored event ``event_id`` committed, once it is committed; None when that
+        takes longer than ``within`` seconds. Call it right after ``ingest`` returned the id (no ``await`` in
+        between: a worker cannot have taken the event yet). A refused event gives its reply, a failed one nothing.
+        A card channel uses it to answer a tap with the tapper's updated card (a platform that waits for it)."""
+        future = self._watchers.get(event_id)
+        if future is None:
+            future = self._watchers[event_id] = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), max(0.0, within))
+        except TimeoutError:
+            return None
+        finally:
+            if self._watchers.get(event_id) is future and not future.done():
+                future.cancel()
+            self._watchers.pop(event_id, None)
+
+    def _tell(self, event_id: int, intents: Sequence[Intent]) -> None:
+        future = self._watchers.pop(event_id, None)
+        if future is not None and not future.done():
+            future.set_result(tuple(intents))
+
     async def join(self) -> None:
         """Wait until every queued event has been handled."""
         await self._idle.wait()
@@ -309,10 +333,12 @@ class Pipeline:
             except Refused as refused:
                 # Rolled back whole (a batch is retried event by event first); only the refusal is written now.
                 handler = await self._refuse(item.event_id, refused)
+                self._tell(item.event_id, [refused.reply])
         except Exception as exc:
             log.exception("handling inbound event %s failed", item.event_id)
             self.rt.metrics.errors.labels("handler").inc()
             await self._mark_failed(item.event_id, exc)
+            self._tell(item.event_id, [])
             handler = "failed"
         self._handled(item, handler, time.perf_counter() - started)
         self.rt.outbox.wake()
@@ -354,6 +380,7 @@ class Pipeline:
             names: list[str] = []
             done: list[dict[str, Any]] = []
             outgoing: list[dict[str, Any]] = []
+            produced: dict[int, list[Intent]] = {}
             for row in rows:
                 if row is None or row.id not in events:
                     names.append("skipped")
@@ -369,6 +396,8 @@ class Pipeline:
                 ctx = Context(event=event, user=user, session=s, conversation=conv, runtime=rt, now=now)
                 route = await rt.dispatcher.dispatch(ctx)
                 names.append(route.name if route else "unrouted")
+                if row.id in self._watchers:
+                    produced[row.id] = ctx.intents
                 outgoing += outbox.row_values(ctx.intents, now)
                 done.append({"b_id": row.id, "error": None, "handled_at": now})
             ttl = timedelta(minutes=rt.settings.conversation.expiry_minutes)
@@ -377,7 +406,10 @@ class Pipeline:
                 await conn.execute(self._outbox_stmt, outgoing)
             if done:
                 await conn.execute(self._done_stmt, done)
-            return names
+        # Committed: whoever waits for these events' outcome (``handled``) may now answer with it.
+        for event_id, intents in produced.items():
+            self._tell(event_id, intents)
+        return names
 
     async def _users(self, s: AsyncSession, events: Iterable[InboundEvent]) -> dict[tuple[str, str], User]:
         """(channel, sender) → user for the events' senders: one query per channel."""

@@ -10,7 +10,7 @@ from bot import channels as channel_registry
 from bot import plan_reminders
 from bot.calendar.workcal import OfficialDays, with_official_days
 from bot.channels import choice
-from bot.channels.base import Channel, ChannelPlugin, Closing
+from bot.channels.base import Channel, ChannelPlugin, Closing, Service
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.directory import Directory
 from bot.core.routing import Dispatcher
@@ -58,6 +58,8 @@ class Runtime:
                 self.channels[plugin.name] = channel
         self.pipeline = Pipeline(self)
         self.outbox = OutboxWorker(self)
+        # The enabled channels' background tasks (an outgoing callback connection …), run while the workers are.
+        self.services: list[Service] = [s for plugin in self.plugins for s in plugin.services(self)]
         # The process's one scheduler: features register their interval / periodic jobs on it (bot/jobs.py).
         self.jobs = Jobs(self)
         self.escalator = Escalator(self)
@@ -113,6 +115,8 @@ class Runtime:
         await self.outbox.reclaim_dead_owners()
         self.outbox.start()
         await self.pipeline.recover()
+        for service in self.services:
+            await service.start()
         # Deadlines missed while the bot was down are caught up at once (one notice per missed level).
         await self.escalator.sweep()
         self.escalator.start()
@@ -122,6 +126,8 @@ class Runtime:
         self._started = True
 
     async def stop(self) -> None:
+        for service in reversed(self.services):
+            await service.stop()
         await self.escalator.stop()
         await self.jobs.stop()
         await self.pipeline.stop()

@@ -90,9 +90,11 @@ MD_TITLE_MAX_CHARS = 40
 # DingTalk markdown markup characters in data, as full-width look-alikes (it has no escape syntax).
 _DT_MD_DATA = str.maketrans({"*": "＊", "#": "＃", "[": "［", "]": "］", "_": "＿", "`": "｀", "<": "＜", ">": "＞"})
 _CONTINUED = "（续）"
-# outTrackId: our own id of a card instance. DingTalk documents no charset or length; ids are kept to
-# [0-9A-Za-z_-] and 64 characters (a longer or other ref becomes a prefix plus 24 hex digits of its SHA-256).
-OUT_TRACK_ID_MAX = 64
+# outTrackId: our own id of a card instance. DingTalk documents no charset or length; a ref of [0-9A-Za-z_-] within
+# 128 characters is its own outTrackId (the inbound side reads a tap's outTrackId back as the card ref:
+# bot/channels/dingtalk/parse.py); any other ref becomes a prefix plus 24 hex digits of its SHA-256 (taps on such a
+# card are answered as stale: no ref of the product looks like that).
+OUT_TRACK_ID_MAX = 128
 _SAFE = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-")
 
 
@@ -103,11 +105,11 @@ def msg_param(value: dict[str, str]) -> str:
 
 def out_track_id(ref: str) -> str:
     """The outTrackId of the card ``ref``: the same for every send and update of that card, different refs give
-    different ids."""
+    different ids; a safe ref is its own id."""
     if not ref:
         raise ValueError("a card ref must not be empty")
-    if len(ref) <= OUT_TRACK_ID_MAX - 3 and all(c in _SAFE for c in ref):
-        return "sb-" + ref
+    if len(ref) <= OUT_TRACK_ID_MAX and all(c in _SAFE for c in ref):
+        return ref
     digest = hashlib.sha256(ref.encode()).hexdigest()[:24]
     prefix = "".join(c if c in _SAFE else "_" for c in ref)[: OUT_TRACK_ID_MAX - 3 - 1 - 24]
     return f"sh-{prefix}-{digest}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.core.intents import SendRich
 from bot.core.routing import Context, Router, command
 from bot.dialogs.engine import leaves_dialog
-from bot.services import digest
+from bot.services import digest, digest_chart
 from bot.services.digest_model import Period
 from bot.services.digest_render import render_digest
 from storage.vocab import Role
@@ -22,6 +22,10 @@ async def _show(ctx: Context, period: Period) -> None:
     answer = await digest.ask(ctx.session, ctx.settings, ctx.user, period, ctx.args, ctx.now)
     rich = render_digest(answer.digest, ctx.settings, ctx.locale, detail=answer.detail)
     ctx.intents.append(SendRich(channel=ctx.event.channel, user_ids=(ctx.user.id,), rich=rich))
+    # A team's day digest: the chart of the last 7 working days follows (none for one rep or a week / month).
+    ctx.intents.extend(
+        await digest_chart.chart_intents(ctx.session, ctx.settings, ctx.user, answer.digest, ctx.event.channel, ctx.now)
+    )
 
 
 @router.route(command(*DAILY, roles=WHO), leaves_dialog)

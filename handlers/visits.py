@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import select
 
-from bot.core.events import LocationShared
+from bot.core.events import LocationShared, TextMessage
 from bot.core.routing import Context, Router, command, has_role, is_location
 from bot.dialogs.engine import escape_edit, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
@@ -58,6 +58,8 @@ class VisitState(HospitalState):
     next_step: str | None = None
     attitude: str | None = None
     visited_at: datetime | None = None
+    # Some of it was spoken (a voice message's speech recognition): the stored visit is audited as dictated.
+    dictated: bool = False
 
     def get(self, key: str) -> Any:
         return getattr(self, key)
@@ -298,6 +300,7 @@ class VisitDialog(HospitalDialog[VisitState]):
                 cfg=settings.visits,
                 tz=settings.org.tz,
                 channel=ctx.event.channel,
+                dictated=self.state.dictated,
             )
         except VisitError as exc:
             if exc.key in ("visit.future", "visit.too_old"):
@@ -375,14 +378,21 @@ async def answer_visit(ctx: Context) -> None:
     """A typed answer or a `字段:值` correction while the dialog runs (commands of other routes pass by)."""
     dialog = VisitDialog.resume(ctx)
     if dialog is not None:
+        if _dictated(ctx):
+            dialog.state.dictated = True
         await dialog.on_text()
 
 
 @router.route(command(*KEYWORDS, roles=(Role.REP,)), leaves_dialog)
 async def start_visit(ctx: Context) -> None:
     """`拜访 …`: parse what was given, ask only for what is missing."""
-    dialog = VisitDialog.begin(ctx, VisitState(token=VisitState.new_token()))
+    dialog = VisitDialog.begin(ctx, VisitState(token=VisitState.new_token(), dictated=_dictated(ctx)))
     await dialog.start_with(ctx.args)
+
+
+def _dictated(ctx: Context) -> bool:
+    """The event is a voice message's speech recognition, not typed text."""
+    return isinstance(ctx.event, TextMessage) and ctx.event.dictated
 
 
 def _saved_text(ctx: Context, visit: Visit, customer: Customer, no: str) -> str:

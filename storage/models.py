@@ -407,10 +407,15 @@ class TaskCard(Base):
         Index("ix_task_cards_closed_at", "closed_at"),
         # The digest's first responses of a period: without it they are found through every request of the scope.
         Index("ix_task_cards_first_response", "first_response_at"),
+        # A team's cards for the digest: its open ones, and those closed since a period's start.
+        Index("ix_task_cards_rep_state", "rep_id", "state"),
+        Index("ix_task_cards_rep_closed", "rep_id", "closed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     request_id: Mapped[int] = mapped_column(BigId, ForeignKey("support_requests.id"))
+    # The requesting rep (the request's, which never changes), kept on the card for the digest's team figures.
+    rep_id: Mapped[str | None] = mapped_column(String(64))
     department: Mapped[str] = mapped_column(String(64))
     # Stable across updates: the card's ref on every channel (WeCom task_id).
     ref: Mapped[str] = mapped_column(String(64), unique=True)

@@ -189,6 +189,7 @@ async def seed(db: Database) -> None:
             s.add(
                 TaskCard(
                     request_id=request.id,
+                    rep_id=rep,
                     department=dept,
                     ref=f"t-{key}",
                     title=key,

@@ -247,6 +247,40 @@ async def test_attached_file_is_readable_by_the_cards_readers_and_nobody_else(co
         assert (status, body) == (404, missing), outsider
 
 
+async def test_a_digest_chart_is_readable_by_its_recipient_only(console: Any, runtime: Runtime) -> None:
+    from bot.services.plan_rule import span
+    from storage.models import Customer, PlanItem
+    from storage.vocab import PlanPeriod
+
+    day, starts, ends = span(
+        PlanPeriod.DAY, runtime.clock.now().astimezone(runtime.settings.org.tz).date(), runtime.settings.org.tz
+    )
+    now = runtime.clock.now()
+    async with runtime.db.transaction() as s:
+        cid = (await s.scalars(select(Customer.id).order_by(Customer.id))).first()
+        s.add(
+            PlanItem(
+                rep_id="rep01", customer_id=cid, period="day", day=day, starts_at=starts, ends_at=ends,
+                status="open", source="chat", created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    mgr = await console("mgr01")
+    await mgr.send("日报")
+    await mgr.refresh()
+    [chart] = [i for i in mgr.items if i.get("media_url")]
+    assert chart["media_type"] == "image" and chart["text"].startswith("计划完成率图")
+    url = chart["media_url"]
+    assert TOKEN_URL.fullmatch(url)
+    status, body, headers = await get(mgr, url)
+    assert (status, headers["Content-Type"], body[:8]) == (200, "image/png", b"\x89PNG\r\n\x1a\n")
+    assert_media_headers(headers)
+    # Everyone else — the team's rep, another manager's director, an admin — gets the answer of a missing file.
+    missing = (await get(mgr, "/console/media/" + "A" * 32))[1]
+    for other in ("rep01", "rep02", "dir01", "admin01", "log01"):
+        status, got, _ = await get(await console(other), url)
+        assert (status, got) == (404, missing), other
+
+
 async def test_forged_media_id_cannot_link_someone_elses_upload(console: Any, runtime: Runtime) -> None:
     from bot.services import console_media
 

@@ -49,7 +49,8 @@ def _modules() -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
-            if "migrations" in path.parts:
+            # Migrations, and the build script of the bundled font (bot/assets/fonts/make_subset.py): not the app.
+            if "migrations" in path.parts or "assets" in path.parts:
                 continue
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
             found[name] = path

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from bot.config import Settings
     from bot.core.events import InboundEvent
+    from bot.core.intents import Intent
     from bot.infra.ackfirst import AckFirst
     from bot.infra.clock import Clock
     from bot.infra.metrics import Metrics
@@ -46,6 +47,11 @@ class Ingest(Protocol):
     async def ingest(self, event: InboundEvent, extras: Sequence[Base] = ()) -> IngestResult:
         """Store the event (and ``extras``, channel bookkeeping rows, in the same commit) before the platform is
         acknowledged; the dispatcher handles it after the commit."""
+        ...
+
+    async def handled(self, event_id: int, within: float) -> Sequence[Intent] | None:
+        """What handling the stored event committed (its intents), or None after ``within`` seconds; call it right
+        after ``ingest`` returned the id (a card tap answered with the tapper's new card)."""
         ...
 
 
@@ -181,6 +187,16 @@ class Closing(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class Service(Protocol):
+    """A background task a channel runs while the runtime does (DingTalk's Stream connection): started once the
+    pipeline takes events, stopped before it stops."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class IdentityColumn:
     """The org-CSV column holding people's ids on a channel (stored in ``user_identities`` under the channel's
@@ -223,6 +239,10 @@ class ChannelPlugin:
 
     def setup(self, app: web.Application) -> None:
         """Mount the channel's routes (callbacks, pages) on the web app; ``app[keys.RUNTIME]`` is the runtime."""
+
+    def services(self, runtime: Host) -> Sequence[Service]:
+        """Background tasks the runtime starts and stops with its workers (e.g. an outgoing callback connection)."""
+        return ()
 
     def commands(self, cli: CliSupport) -> Sequence[click.Command]:
         """Commands the channel adds to the ``salesbot`` CLI (``salesbot console token`` …), whether or not it is

@@ -641,6 +641,27 @@ class DigestConfig(_Section):
     weekly_objections_time: str = Field("17:00", pattern=_HHMM)
     # A directory whose templates override cards/templates/digest*.j2 (same names); "" = the built-in ones.
     templates_dir: str = ""
+    # With a day digest covering more than one rep: a chart (plan completion per rep, the last 7 working days) as an
+    # image, on channels that show images (docs/digest.md "The chart").
+    chart: bool = True
+    # A TTF / OTF / WOFF font for the chart instead of the bundled WenQuanYi Micro Hei subset; "" = the bundled one.
+    chart_font: str = ""
+
+    @field_validator("chart_font")
+    @classmethod
+    def _font_readable(cls, value: str) -> str:
+        if not value:
+            return value
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"no such font file: {value}")
+        from PIL import ImageFont  # only when set: reading the font is the check
+
+        try:
+            ImageFont.truetype(str(path), 24)
+        except OSError as exc:
+            raise ValueError(f"not a font Pillow can read (TTF, OTF, TTC or WOFF): {value}") from exc
+        return str(path)
 
 
 class LoggingConfig(_Section):

@@ -29,6 +29,9 @@ class _Event(BaseModel):
 class TextMessage(_Event):
     kind: Literal["text"] = "text"
     text: str
+    # Spoken, not typed: the platform's speech recognition of a voice message. Handled as typed text; a visit
+    # logged from it is audited as dictated.
+    dictated: bool = False
 
 
 class LocationShared(_Event):

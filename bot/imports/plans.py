@@ -37,7 +37,7 @@ from bot.services import plan_rule
 from storage.db import Database
 from storage.limits import max_length
 from storage.models import PlanItem
-from storage.vocab import IMPORTED, PlanPeriod, PlanStatus
+from storage.vocab import IMPORTED, PlanPeriod
 
 PLAN_COLUMNS = (
     Column("rep", "代表", REP_ALIASES, required=True),
@@ -164,17 +164,15 @@ async def _write_batch(
         item = existing.get(plan.key)
         fields = _fields(plan)
         if item is None:
-            item = PlanItem(
-                rep_id=plan.rep_id,
-                customer_id=plan.customer_id,
-                period=plan.period.value,
-                day=plan.day,
-                status=PlanStatus.OPEN.value,
+            item = plan_rule.new_item(
+                plan.rep_id,
+                plan.customer_id,
+                plan.period,
+                (plan.day, plan.starts_at, plan.ends_at),
                 source=IMPORTED,
                 created_by=actor_id,
-                created_at=now,
-                updated_at=now,
-                **fields,
+                now=now,
+                purpose=plan.purpose if plan.has_purpose else None,
             )
             session.add(item)
             keys = {"rep_id": plan.rep_id, "customer_id": plan.customer_id, "period": plan.period.value}

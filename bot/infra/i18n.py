@@ -1027,6 +1027,35 @@ CATALOG: dict[str, tuple[str, str]] = {
     "digest.never": ("从未拜访", "never visited"),
     "digest.days": ("{n} 天", "{n} days"),
     "chip.digest": ("日报", "Digest"),
+    # ---- chart ----
+    "chart.title": ("计划完成率 · 近{n}个工作日", "Plan completion · last {n} working days"),
+    "chart.team_of": ("{name}的团队", "{name}'s team"),
+    "chart.everyone": ("全部代表", "All reps"),
+    "chart.subtitle": ("{who} · {n} 人 · 截至 {date}（{weekday}）", "{who} · {n} reps · up to {date} ({weekday})"),
+    "chart.total": ("{n}日合计", "{n} days"),
+    "chart.more_ok": ("另有 {n} 人均不低于 {threshold}（或没有计划）", "{n} more, none below {threshold}"),
+    "chart.more_below": (
+        "另有 {n} 人未列出，其中 {below} 人低于 {threshold}",
+        "{n} more, {below} of them below {threshold}",
+    ),
+    "chart.legend_good": ("达标（≥ {threshold}）", "on target (≥ {threshold})"),
+    "chart.legend_mid": ("{low}–{threshold}", "{low}–{threshold}"),
+    "chart.legend_low": ("低于 {low}", "below {low}"),
+    "chart.legend_none": ("{dash} 当天没有计划", "{dash} no plan that day"),
+    "chart.caption_below": (
+        "计划完成率图：近{n}个工作日，{below} 人低于 {threshold}",
+        "Plan completion chart: last {n} working days, {below} below {threshold}",
+    ),
+    "chart.caption_ok": (
+        "计划完成率图：近{n}个工作日，没有人低于 {threshold}",
+        "Plan completion chart: last {n} working days, nobody below {threshold}",
+    ),
+    "chart.filename": ("计划完成率-{date}.png", "plan-completion-{date}.png"),
+    # ---- dtin (DingTalk inbound) ----
+    "dingtalk.unsupported": (
+        "暂不支持这种消息。请发文字、图片、语音或文件。",
+        "This kind of message is not supported yet; please send text, a picture, a voice message or a file.",
+    ),
     # ---- dtout: DingTalk outbound (issue 13; bot/channels/dingtalk/{quota,actions}.py) ----
     "dingtalk.quota_warning": (
         "提醒管理员：本月（{month}）钉钉接口已用 {calls} 次，额度 {quota} 次，已过八成。用完后消息要到下个月才能发出，"

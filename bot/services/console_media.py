@@ -162,6 +162,28 @@ async def store(
     return row
 
 
+async def store_made(session: AsyncSession, user_id: str, filename: str, data: bytes, now: datetime) -> ConsoleMedia:
+    """A file the bot made for ``user_id`` (the digest's chart), in the caller's transaction: stored as theirs, so
+    only they may read it (``may_see_file``: they are its owner, as for an upload; it is never attached to a card).
+    Not an upload, so no size check; the same bytes under the same name already stored for them are reused (asking
+    日报 again without anything new stores nothing)."""
+    name = clean_filename(filename)
+    same = await session.scalars(
+        select(ConsoleMedia).where(
+            ConsoleMedia.user_id == user_id, ConsoleMedia.filename == name, ConsoleMedia.size == len(data)
+        )
+    )
+    for row in same:
+        if row.data == data and row.card_id is None:
+            return row
+    row = ConsoleMedia(
+        user_id=user_id, filename=name, content_type=sniff(data), size=len(data), data=data, created_at=now
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
 # ---- reading and linking --------------------------------------------------------------------------------------
 
 

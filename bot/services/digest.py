@@ -182,17 +182,13 @@ async def compute_digest(
     )
     plans = {r[0]: (int(r[1]), int(r[2])) for r in plan_rows}
 
-    # Reach: planned (rep, customer) pairs the rep visited at least once in the period.
-    pairs = select(PlanItem.rep_id, PlanItem.customer_id).where(planned).distinct().subquery()
-    reached = exists(
-        select(Visit.id).where(
-            Visit.rep_id == pairs.c.rep_id,
-            Visit.customer_id == pairs.c.customer_id,
-            Visit.visited_at >= start,
-            Visit.visited_at < end,
-        )
-    )
-    pair_count, pair_reached = (await session.execute(select(func.count(), _sum_if(reached)).select_from(pairs))).one()
+    if period == "day":
+        # A day digest counts day items only, one per (rep, customer, day) (the unique key) and spanning that day:
+        # each planned pair is one item, reached exactly when the item is done. No second query.
+        pair_count = sum(n for n, _ in plans.values())
+        pair_reached = sum(d for _, d in plans.values())
+    else:
+        pair_count, pair_reached = await _reach(session, planned, start, end)
 
     rep_lines = []
     for rid in reps:
@@ -223,7 +219,7 @@ async def compute_digest(
         )
         or 0
     )
-    departments, counts = await _cards(session, settings, reps, start, end, as_of)
+    departments, counts = await _cards(session, settings, reps, everyone, start, end, as_of)
     followups = await _open_followups(session, reps, first, people.names)
 
     totals = Totals(
@@ -231,7 +227,7 @@ async def compute_digest(
         plan_items=sum(r.plan_items for r in rep_lines),
         plan_done=sum(r.plan_done for r in rep_lines),
         plan_completion=_ratio(sum(r.plan_done for r in rep_lines), sum(r.plan_items for r in rep_lines)),
-        reach=_ratio(int(pair_reached or 0), int(pair_count or 0)),
+        reach=_ratio(pair_reached, pair_count),
         no_location=sum(r.no_location for r in rep_lines),
         a_coverage=a_coverage,
         a_touched=a_touched,
@@ -294,6 +290,26 @@ async def _a_customers(
     return _ratio(int(covered or 0), total), _ratio(int(touched or 0), total), tuple(gaps)
 
 
+async def _reach(
+    session: AsyncSession, planned: ColumnElement[bool], start: datetime, end: datetime
+) -> tuple[int, int]:
+    """Planned (rep, customer) pairs of the period, and those the rep visited at least once in it. The period's
+    items are read first through ix_plan_items_rep_day (a MATERIALIZED CTE: asked for the distinct pairs at once,
+    SQLite would walk the unique key's rep_id prefix, every item of each rep ever), then made distinct."""
+    items = select(PlanItem.rep_id, PlanItem.customer_id).where(planned).cte("period_items").prefix_with("MATERIALIZED")
+    pairs = select(items.c.rep_id, items.c.customer_id).distinct().subquery()
+    reached = exists(
+        select(Visit.id).where(
+            Visit.rep_id == pairs.c.rep_id,
+            Visit.customer_id == pairs.c.customer_id,
+            Visit.visited_at >= start,
+            Visit.visited_at < end,
+        )
+    )
+    count, hit = (await session.execute(select(func.count(), _sum_if(reached)).select_from(pairs))).one()
+    return int(count or 0), int(hit or 0)
+
+
 def _as_utc(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
@@ -302,18 +318,29 @@ def _as_utc(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _alive(start: datetime, end: datetime) -> ColumnElement[bool]:
-    """Cards that existed and were open at some instant of [start, end): every card the digest counts is one.
-    Open now (by state: ix_task_cards_state_due) or closed since ``start`` (ix_task_cards_closed_at), so the cost
-    follows the open cards and the period's, not all cards ever."""
+def _alive(reps: Sequence[str], everyone: bool, start: datetime, end: datetime) -> ColumnElement[bool]:
+    """The scope's cards that existed and were open at some instant of [start, end): every card the digest counts
+    is one. Open now (by state) or closed since ``start``: a team's through ix_task_cards_rep_state and
+    ix_task_cards_rep_closed, everyone's through ix_task_cards_state_due and ix_task_cards_closed_at, so the cost
+    follows the scope's open cards and the period's, not all cards ever."""
     card = aliased(TaskCard)
+    team = () if everyone else (card.rep_id.in_(reps),)
     # Written as ids from two index searches: an OR of the two lets SQLite scan every card.
-    ids = union_all(select(card.id).where(card.state.in_(OPEN_STATES)), select(card.id).where(card.closed_at >= start))
-    return and_(TaskCard.created_at < end, TaskCard.id.in_(ids))
+    ids = union_all(
+        select(card.id).where(*team, card.state.in_(OPEN_STATES)),
+        select(card.id).where(*team, card.closed_at >= start),
+    )
+    return and_(TaskCard.rep_id.in_(reps), TaskCard.created_at < end, TaskCard.id.in_(ids))
 
 
 async def _cards(
-    session: AsyncSession, settings: Settings, reps: Sequence[str], start: datetime, end: datetime, as_of: datetime
+    session: AsyncSession,
+    settings: Settings,
+    reps: Sequence[str],
+    everyone: bool,
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
 ) -> tuple[tuple[DepartmentLine, ...], tuple[int, int, int, int, int]]:
     """Per department, the cards of the scope's requests: opened, first-responded (claimed or asked), done in the
     period; overdue at some instant of the period (up to ``as_of``); escalated and open during it. First response
@@ -335,12 +362,11 @@ async def _cards(
             _sum_if(overdue),
             _sum_if(escalated),
         )
-        .join(SupportRequest, SupportRequest.id == TaskCard.request_id)
-        .where(SupportRequest.rep_id.in_(reps), _alive(start, end))
+        .where(_alive(reps, everyone, start, end))
         .group_by(TaskCard.department)
     )
     per_dept = {r[0]: tuple(int(x) for x in r[1:]) for r in rows}
-    responses = await _first_responses(session, settings, reps, start, end, as_of)
+    responses = await _first_responses(session, settings, reps, everyone, start, end, as_of)
     order = {key: i for i, key in enumerate(settings.departments)}
     lines = []
     for dept in sorted(set(per_dept) | set(responses), key=lambda d: (order.get(d, len(order)), d)):
@@ -363,7 +389,13 @@ async def _cards(
 
 
 async def _first_responses(
-    session: AsyncSession, settings: Settings, reps: Sequence[str], start: datetime, end: datetime, as_of: datetime
+    session: AsyncSession,
+    settings: Settings,
+    reps: Sequence[str],
+    everyone: bool,
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
 ) -> dict[str, tuple[list[float], int]]:
     """Per department: the first-response minutes of the cards opened in the period (working minutes when the
     request type counts working hours), and how many are still unanswered past the target (they count against
@@ -371,9 +403,7 @@ async def _first_responses(
     rows = await session.execute(
         select(TaskCard.department, TaskCard.created_at, TaskCard.first_response_at, SupportRequest.type_key)
         .join(SupportRequest, SupportRequest.id == TaskCard.request_id)
-        .where(
-            SupportRequest.rep_id.in_(reps), _alive(start, end), TaskCard.created_at >= start, TaskCard.created_at < end
-        )
+        .where(_alive(reps, everyone, start, end), TaskCard.created_at >= start)
     )
     cal = get_calendar(settings.calendar, settings.org.tz)
     target = settings.digest.first_response_target_hours * 60

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, exists, select
 
 from storage.models import PlanItem, Visit
-from storage.vocab import PlanPeriod
+from storage.vocab import PlanPeriod, PlanStatus
 
 
 def week_start(day: date) -> date:
@@ -30,6 +30,35 @@ def span(period: PlanPeriod | str, day: date, tz: ZoneInfo) -> tuple[date, datet
     start = datetime.combine(first, time(0), tzinfo=tz)
     end = datetime.combine(first + timedelta(days=days), time(0), tzinfo=tz)
     return first, start.astimezone(UTC), end.astimezone(UTC)
+
+
+def new_item(
+    rep_id: str,
+    customer_id: int,
+    period: PlanPeriod,
+    span_of: tuple[date, datetime, datetime],
+    *,
+    source: str,
+    created_by: str | None,
+    now: datetime,
+    purpose: str | None = None,
+) -> PlanItem:
+    """A new open plan item (chat, a manager, an import) over ``span_of`` = ``span(period, day, tz)``."""
+    day, starts_at, ends_at = span_of
+    return PlanItem(
+        rep_id=rep_id,
+        customer_id=customer_id,
+        period=period.value,
+        day=day,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        purpose=purpose,
+        status=PlanStatus.OPEN.value,
+        source=source,
+        created_by=created_by,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def done_clause() -> ColumnElement[bool]:

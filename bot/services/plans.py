@@ -196,14 +196,14 @@ async def add(
             done.existing.append(c.name)
             continue
         if item is None:
-            item = PlanItem(
-                rep_id=rep.id,
-                customer_id=c.customer_id,
-                period=when.period.value,
-                day=first,
-                starts_at=starts_at,
-                ends_at=ends_at,
-                created_at=now,
+            item = plan_rule.new_item(
+                rep.id,
+                c.customer_id,
+                when.period,
+                (first, starts_at, ends_at),
+                source=source,
+                created_by=actor.id,
+                now=now,
             )
             session.add(item)
         item.status, item.purpose, item.source, item.created_by, item.updated_at = (

@@ -297,6 +297,7 @@ def new_card(
     moved = (due.respond_by, due.due_at) if due.need is not None else None
     card = TaskCard(
         request_id=request.id,
+        rep_id=request.rep_id,
         department=task.department,
         ref=f"task-{request.id}-{task.department[:20]}-{secrets.token_hex(3)}",
         title=render_title(task_title(task, locale), variables),

@@ -221,8 +221,10 @@ async def submit(
     cfg: VisitsConfig,
     tz: ZoneInfo,
     channel: str,
+    dictated: bool = False,
 ) -> tuple[Visit, Customer]:
-    """Validate and store the visit (locked), attach a location shared in the window, audit it."""
+    """Validate and store the visit (locked), attach a location shared in the window, audit it (``dictated``: some
+    of it came from a voice message's speech recognition, recorded in the audit row)."""
     if draft.customer_id is None:
         raise VisitError("visit.ask.customer")
     customer = await session.get(Customer, draft.customer_id)
@@ -257,7 +259,8 @@ async def submit(
     await session.flush()
     if loc is not None:
         attach(visit, loc, customer)
-    audit_visit(session, visit.id, "visit.create", snapshot(visit), at=now, actor_id=rep.id, channel=channel)
+    changes = snapshot(visit) | ({"dictated": True} if dictated else {})
+    audit_visit(session, visit.id, "visit.create", changes, at=now, actor_id=rep.id, channel=channel)
     return visit, customer
 
 

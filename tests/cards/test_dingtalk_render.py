@@ -34,7 +34,7 @@ def test_every_param_is_a_string_within_1_kb_and_the_template_declares_them() ->
 
 
 def test_out_track_ids_are_stable_distinct_and_safe() -> None:
-    assert render.out_track_id("tc-7") == render.out_track_id("tc-7") == "sb-tc-7"
+    assert render.out_track_id("tc-7") == render.out_track_id("tc-7") == "tc-7"
     ids = {render.out_track_id(r) for r in ("tc-7", "tc-8", "tc-7-o1", "拜访/7", "拜访/8", "x" * 300, "x" * 301)}
     assert len(ids) == 7
     assert all(len(i) <= render.OUT_TRACK_ID_MAX and all(c in render._SAFE for c in i) for i in ids)

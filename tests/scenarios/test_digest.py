@@ -90,6 +90,24 @@ async def test_one_rep_detail_other_days_and_periods(chat: Any, runtime: Runtime
     assert "月报 2026-11" in await ask(mgr, "月报")
 
 
+async def test_a_teams_day_digest_is_followed_by_the_chart(chat: Any, runtime: Runtime, channel: str) -> None:
+    mgr = await team_with_a_visit(chat, runtime)
+    await ask(mgr, "日报")
+    caption = "计划完成率图：近7个工作日，2 人低于 92%"  # 李娜 0/1 and 王磊 1/2 over the 7 working days
+    if channel == "console":
+        assert await mgr.media() == ["image"]
+    else:
+        # WeCom says the caption of a picture it cannot upload yet (the image once it uploads console media).
+        assert await mgr.media() == ["image"] or caption in await mgr.texts()
+    seen = (await mgr.media(), (await mgr.texts()).count(caption))
+    # One rep's digest, a week, a rep's own: no chart.
+    await ask(mgr, "日报 王磊")
+    await ask(mgr, "周报")
+    await ask(await chat("rep01"), "日报")
+    assert (await mgr.media(), (await mgr.texts()).count(caption)) == seen
+    assert await (await chat("rep01")).media() == []
+
+
 async def test_a_rep_gets_their_own_and_nobody_sees_another_team(chat: Any, runtime: Runtime) -> None:
     await team_with_a_visit(chat, runtime)
     rep = await chat("rep01")

@@ -1,14 +1,15 @@
 """The DingTalk plug-in: ``[dingtalk]``, the org CSV's staff ids (``user_identities`` under ``dingtalk``), the
-delivery channel (``build``: the API client, the monthly call counter), the action-link route of the no-template
-fallback (``setup``) and ``salesbot dingtalk setup`` (``commands``). The inbound callbacks (robot messages, card
-taps) are mounted by their own modules (docs/dingtalk.md)."""
+delivery channel (``build``: the API client, the monthly call counter), the callback routes (HTTP mode) and the
+action-link route of the no-template fallback (``setup``), in Stream mode the outgoing connection the runtime starts
+(``services``), and ``salesbot dingtalk setup`` (``commands``). See docs/dingtalk.md (outbound) and
+docs/dingtalk_inbound.md."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.channels.base import Channel, ChannelPlugin, CliSupport, IdentityColumn
+from bot.channels.base import Channel, ChannelPlugin, CliSupport, IdentityColumn, Service
 
 if TYPE_CHECKING:
     import click
@@ -62,9 +63,17 @@ class DingTalkPlugin(ChannelPlugin):
         return DingTalkChannel(runtime.db, runtime.clock, client, settings, counter)
 
     def setup(self, app: web.Application) -> None:
-        from bot.channels.dingtalk import actions
+        from bot.channels.dingtalk import actions, webhook
 
+        webhook.setup(app)
         actions.setup(app)
+
+    def services(self, runtime: Host) -> Sequence[Service]:
+        if runtime.settings.dingtalk.mode != "stream":
+            return ()
+        from bot.channels.dingtalk.stream import DingTalkStream
+
+        return (DingTalkStream(runtime),)
 
     def commands(self, cli: CliSupport) -> Sequence[click.Command]:
         from bot.channels.dingtalk.setup_cli import command

@@ -1,7 +1,7 @@
 """DingTalk: API calls per month, used action links
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-04 02:10:00
 
 - platform_api_calls: the API calls a channel made in a month ("YYYY-MM", org time zone), unique per (channel,
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 
 revision: str = "0013"
-down_revision: Union[str, Sequence[str], None] = "0011"
+down_revision: Union[str, Sequence[str], None] = "0012"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
