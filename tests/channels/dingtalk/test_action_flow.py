@@ -78,3 +78,41 @@ async def test_with_a_template_the_task_card_is_one_instance_for_the_department(
     assert sorted(fake.cards[track].users) == sorted(staff(u) for u in ("log01", "log02"))
     assert fake.action_cards_to(staff("log01")) == []
     assert fake.violations == []
+
+
+@pytest.mark.parametrize("dingtalk_overrides", [WITH_TEMPLATE])
+async def test_a_tap_on_the_interactive_card_updates_every_copy(
+    bot: Runtime, fake: FakeDingTalk, console: Any, http: TestClient[Any, Any]
+) -> None:
+    """The acceptance: a member taps 认领 (the real card callback, signed as DingTalk signs it); the answer carries
+    the tapper's new card, and the other member's copy is updated through PUT /v1.0/card/instances."""
+    import json
+
+    from bot.channels.dingtalk import webhook
+    from tests.channels.dingtalk.conftest import API_SECRET, APP_SECRET, ROBOT
+    from tests.fakes.dingtalk_callbacks import DingTalkSigner
+
+    card = await _raise_request(console, bot)
+    track = render.out_track_id(card.ref)
+    state = fake.card_state(track, staff("log01"))
+    assert state is not None
+    [claim] = [b["key"] for b in json.loads(state["buttons"]) if b["text"] == "认领"]
+    signer = DingTalkSigner(APP_SECRET, ROBOT, API_SECRET)
+    headers, body = signer.signed_card(
+        signer.card_tap(staff("log01"), track, claim), int(bot.clock.now().timestamp() * 1000)
+    )
+    async with http.post(webhook.CARD_PATH, headers=headers, data=body) as resp:
+        assert resp.status == 200
+        answer = await resp.json()
+    tapped = answer["cardData"]["cardParamMap"]
+    assert "完成" in [b["text"] for b in json.loads(tapped["buttons"])]
+    await bot.settle()
+    async with bot.db.read() as s:
+        after = await s.get(TaskCard, card.id)
+    assert after is not None and (after.state, after.holder_id) == ("claimed", "log01")
+    for user in ("log01", "log02"):
+        seen = fake.card_state(track, staff(user))
+        assert seen is not None and seen["buttons"] == tapped["buttons"], user
+    assert [r.endpoint for r in fake.requests].count("updateCard") >= 1
+    assert [r.endpoint for r in fake.requests].count("createAndDeliver") == 1
+    assert fake.violations == []
