@@ -29,7 +29,8 @@ Phases (the bot gets a fresh process and database copy for each; the bare handle
 2. fixed rate: R req/s open loop for S seconds, latency counted from each request's scheduled send time (a stalled
    server cannot hide behind a stalled generator) → p50/p99/max and errors.
 
-Every process first gets ``--warmup`` callbacks that are not counted (for the bot: until they are handled).
+Before timing, each server must refuse a callback with a forged ``sign`` (403) and acknowledge a good one; then every
+process gets ``--warmup`` callbacks that are not counted (for the bot: until they are handled).
 Callbacks are the text ``帮助`` from 50 users (staff ids ``dt-u01``…) round robin in single chats, with unique
 msgIds, built and signed (``timestamp`` in ms, ``sign``) by ``tests.fakes.dingtalk_callbacks.DingTalkSigner`` and
 laid out as raw HTTP/1.1 requests before timing. They are signed a few seconds before they are sent: well inside
@@ -60,8 +61,9 @@ for _path in (ROOT, SCRIPT.parent):
         sys.path.insert(0, str(_path))
 
 import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
 from procs import HOST, DbReader, Proc, cli, free_port, spawn, wait_healthy  # noqa: E402
-from wecom_callbacks import Result, closed_loop, open_loop, profiled, verdict  # noqa: E402
+from wecom_callbacks import Conn, Result, closed_loop, open_loop, profiled, verdict  # noqa: E402
 
 from tests.fakes.dingtalk_callbacks import DingTalkSigner  # noqa: E402
 
@@ -72,7 +74,7 @@ APP_KEY = "dingbenchappkey0001"
 APP_SECRET = "bench-dingtalk-app-secret-0123456789abcdef"
 ROBOT_CODE = "dingbenchrobot0001"
 REPLAY_WINDOW_S = 3600  # [dingtalk] replay_window_seconds, the default
-MAX_BODY = 1024 * 1024  # [server] max_body_bytes, the default
+MAX_BODY = 64 * 1024  # [server] max_body_bytes, the default
 # The same targets as the WeCom callbacks (docs/benchmarks.md); issue 13 sets none of its own.
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
@@ -83,11 +85,9 @@ PHASES = ("max", "rate")
 # ---- the bare baseline server ---------------------------------------------------------------------------------
 
 
-def serve_baseline(port: int) -> None:
+def baseline_app() -> web.Application:
     """aiohttp + the bot's DingTalk signature functions only: check the headers and the replay window, read the
     body, verify the sign, parse the JSON, answer ``{"msgtype":"empty"}``."""
-    from aiohttp import web
-
     from bot.channels.dingtalk import sign
     from bot.channels.dingtalk.parse import load_json
     from bot.channels.dingtalk.sign import CallbackRejected
@@ -117,7 +117,11 @@ def serve_baseline(port: int) -> None:
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(CALLBACK_PATH, receive)
     app.router.add_get("/healthz", healthz)
-    web.run_app(app, host=HOST, port=port, print=None, access_log=None)
+    return app
+
+
+def serve_baseline(port: int) -> None:
+    web.run_app(baseline_app(), host=HOST, port=port, print=None, access_log=None)
 
 
 # ---- the deployment under test --------------------------------------------------------------------------------
@@ -268,8 +272,9 @@ class Builder:
         self.run = secrets.token_hex(4)
         self.sent = 0
 
-    def build(self, n: int) -> list[bytes]:
-        now_ms = int(time.time() * 1000)
+    def build(self, n: int, now_ms: int | None = None) -> list[bytes]:
+        """``n`` requests signed at ``now_ms`` (default: now)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         out = []
         for _ in range(n):
             user = self.staff[self.sent % len(self.staff)]
@@ -282,6 +287,24 @@ class Builder:
             head += f"Content-Length: {len(body)}\r\n\r\n"
             out.append(head.encode() + body)
         return out
+
+
+def forged(raw: bytes) -> bytes:
+    """The request with its ``sign`` header altered (still well-formed base64 length, wrong value)."""
+    return raw.replace(b"\r\nsign: ", b"\r\nsign: A", 1)
+
+
+async def preflight(name: str, port: int, b: Builder) -> None:
+    """Before timing: a forged sign must be refused with 403 and a good request acknowledged, so that neither
+    server is measured with the check off."""
+    conn = await Conn.open(port)
+    try:
+        good = b.build(1)[0]
+        statuses = (await conn.request(forged(good)), await conn.request(good))
+    finally:
+        await conn.close()
+    if statuses != (403, 200):
+        raise RuntimeError(f"{name}: forged sign -> {statuses[0]}, signed -> {statuses[1]} (expected 403, 200)")
 
 
 # ---- the run --------------------------------------------------------------------------------------------------
@@ -315,6 +338,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
     try:
         await wait_healthy(bare)
         b = Builder(port, staff)
+        await preflight("bare-aiohttp", port, b)
         await closed_loop("warm-up", port, b.build(args.warmup), warm_c)
         if "max" in args.phases:
             bare_fig.max = await closed_loop("bare-aiohttp", port, b.build(args.bare_requests), args.concurrency)
@@ -335,8 +359,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
             rig = await start_rig(tmp, phase, template)
             try:
                 b = Builder(rig.bot.port, staff)
+                await preflight("salesbot", rig.bot.port, b)
                 await closed_loop("warm-up", rig.bot.port, b.build(args.warmup), warm_c)
-                await wait_handled(rig, args.warmup, limit_s=60)
+                await wait_handled(rig, 1 + args.warmup, limit_s=60)
                 if phase == "max":
                     reqs = b.build(args.requests)
                     async with profiled(args.profile, rig.bot, phase):
@@ -406,7 +431,7 @@ def report(args: argparse.Namespace, bare: Figures, bot: Figures, load_before: f
         print(
             f"salesbot {phase}: {res.ok}/{res.requests} acknowledged in {res.elapsed:.1f}s"
             + (f" (generator at worst {res.max_lag_ms:.1f} ms late)" if phase == "rate" else "")
-            + f"; by the end {state.handled - args.warmup} handled (inbound {state.inbound}); outbox: "
+            + f"; by the end {state.handled - 1 - args.warmup} handled (inbound {state.inbound}); outbox: "
             f"{state.outbox_text()}; bot {'up' if state.alive else 'DOWN'}, /healthz {state.health}"
         )
         if state.last_error:
