@@ -307,6 +307,13 @@ async def preflight(name: str, port: int, b: Builder) -> None:
         raise RuntimeError(f"{name}: forged sign -> {statuses[0]}, signed -> {statuses[1]} (expected 403, 200)")
 
 
+def cpu_per_request(before: float | None, after: float | None, result: Result) -> float | None:
+    """Server CPU ms per acknowledged request between two readings (None off Linux)."""
+    if before is None or after is None or not result.ok:
+        return None
+    return (after - before) * 1000 / result.ok
+
+
 def machine_busy_s() -> float | None:
     """CPU time all processes of the machine have used since boot (``/proc/stat``: all but idle and iowait)."""
     try:
@@ -331,6 +338,7 @@ class Figures:
     max: Result | None = None
     rate: Result | None = None
     rss_mb: float | None = None
+    max_cpu_ms: float | None = None  # server CPU time per acknowledged callback during the max phase
     states: dict[str, BotState] = field(default_factory=dict)  # salesbot: phase → state after it
 
 
@@ -358,7 +366,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
         await preflight("bare-aiohttp", port, b)
         await closed_loop("warm-up", port, b.build(args.warmup), warm_c)
         if "max" in args.phases:
-            bare_fig.max = await closed_loop("bare-aiohttp", port, b.build(args.bare_requests), args.concurrency)
+            reqs, cpu0 = b.build(args.bare_requests), bare.cpu_seconds()
+            bare_fig.max = await closed_loop("bare-aiohttp", port, reqs, args.concurrency)
+            bare_fig.max_cpu_ms = cpu_per_request(cpu0, bare.cpu_seconds(), bare_fig.max)
             print(f"bare-aiohttp: {bare_fig.max.rate:.0f} req/s closed loop", file=sys.stderr)
         if "rate" in args.phases:
             bare_fig.rate = await open_loop("bare-aiohttp", port, b.build(n_rate), args.rate)
@@ -380,9 +390,10 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                 await closed_loop("warm-up", rig.bot.port, b.build(args.warmup), warm_c)
                 await wait_handled(rig, 1 + args.warmup, limit_s=60)
                 if phase == "max":
-                    reqs = b.build(args.requests)
+                    reqs, cpu0 = b.build(args.requests), rig.bot.cpu_seconds()
                     async with profiled(args.profile, rig.bot, phase):
                         bot_fig.max = await closed_loop("salesbot", rig.bot.port, reqs, args.concurrency)
+                    bot_fig.max_cpu_ms = cpu_per_request(cpu0, rig.bot.cpu_seconds(), bot_fig.max)
                     print(f"salesbot: {bot_fig.max.rate:.0f} req/s closed loop", file=sys.stderr)
                 else:
                     reqs = b.build(n_rate)
@@ -432,6 +443,7 @@ def report(
             ),
             row(f"  p50 ms (C={c})", bare.max.pct(50), bot.max.pct(50), 1),
             row(f"  p99 ms (C={c})", bare.max.pct(99), bot.max.pct(99), 1),
+            row("  server CPU ms per callback", bare.max_cpu_ms, bot.max_cpu_ms, 3),
         ]
     if bare.rate is not None and bot.rate is not None:
         p99_ok = bot.rate.pct(99) < TARGET_P99_MS and bot.rate.errors == 0
