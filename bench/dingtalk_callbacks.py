@@ -241,7 +241,10 @@ async def bot_state(rig: BotRig, http: aiohttp.ClientSession) -> BotState:
     if alive:
         try:
             async with http.get(f"{rig.bot.base}/healthz") as r:
-                health = f"{r.status} {(await r.json()).get('status')}"
+                body = await r.json()
+                health = (
+                    f"{r.status} {body.get('status')} (channels {body.get('channels')}, outbox {body.get('outbox')})"
+                )
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             health = repr(exc)
     return BotState(inbound, outbox, alive, health, str(errors[0][0]) if errors else "")
