@@ -1027,6 +1027,15 @@ CATALOG: dict[str, tuple[str, str]] = {
     "digest.never": ("从未拜访", "never visited"),
     "digest.days": ("{n} 天", "{n} days"),
     "chip.digest": ("日报", "Digest"),
+    # ---- att ----
+    "attachment.too_large": (
+        "文件超过 {size}，没有收下，请压缩后再发。",
+        "The file is over {size} and was not kept; please compress it and send it again.",
+    ),
+    "attachment.type_refused": (
+        "这种文件收不了，请发照片、PDF、Word、Excel、PPT、文本、视频或语音。",
+        "This kind of file cannot be kept; send a photo, PDF, Word, Excel, PowerPoint, text, video or voice file.",
+    ),
 }
 
 
