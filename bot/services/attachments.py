@@ -93,11 +93,11 @@ def check(data: bytes, filename: str, cfg: AttachmentsConfig, locale: str | None
 
 
 def display_name(filename: str, content_type: str) -> str:
-    """The sender's name made safe (no path, no control characters, ≤ 200 characters), ending in the extension
-    of the type the bytes really are."""
+    """The sender's name made safe (no path, no control characters, ≤ 200 characters); a name without an
+    extension gets the one of the type the bytes really are (platforms open files by it)."""
     name = clean_filename(filename)
     ext = EXTENSIONS.get(content_type, "")
-    if ext and not name.lower().endswith(ext):
+    if ext and "." not in name.rsplit("/", 1)[-1]:
         name = name[: console_media.FILENAME_MAX - len(ext)] + ext
     return name
 
