@@ -530,7 +530,8 @@ class FakeWeCom:
 
     def app(self) -> web.Application:
         """An aiohttp app serving this fake: /cgi-bin/... plus /_fake/... for stats and control."""
-        app = web.Application()
+        # Large enough for media/upload's biggest file (20 MB) and then some, so the limits are WeCom's answers.
+        app = web.Application(client_max_size=64 * MB)
         app.router.add_get("/cgi-bin/gettoken", self._gettoken)
         app.router.add_post("/cgi-bin/message/send", self._send)
         app.router.add_post("/cgi-bin/message/update_template_card", self._update)

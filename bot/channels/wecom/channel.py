@@ -63,6 +63,13 @@ _IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
 MB = 1024 * 1024
 
 
+def upload_filename(name: str) -> str:
+    """The name sent in media/upload's form-data (what the recipient sees): never starting with "/", without "\\",
+    ":" or a quote (path/90253 for 服务商; they would also end the header parameter)."""
+    cleaned = "".join("_" if c in '\\/:"' or ord(c) < 32 else c for c in name).strip() or "file"
+    return cleaned
+
+
 def wecom_media_type(content_type: str, size: int) -> str | None:
     """The media/upload type a stored file goes as (an image WeCom does not show, a GIF say, goes as a file);
     None when it is too large for WeCom or too small."""
@@ -324,7 +331,7 @@ class WeComChannel:
         except (FileNotFoundError, ValueError):
             log.error("attachment %s: file %s missing from the store", attachment_id, key)
             return None
-        answer = await self.client.upload_media(kind, filename, content_type, data)
+        answer = await self.client.upload_media(kind, upload_filename(filename), content_type, data)
         platform_id = str(answer["media_id"])
         async with self.db.transaction() as s:
             await attachments.record_upload(s, attachment_id, CHANNEL, platform_id, now, MEDIA_TTL)

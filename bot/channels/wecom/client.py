@@ -9,6 +9,7 @@ https://developer.work.weixin.qq.com/document/path/91039 (access_token), /90313 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -203,8 +204,11 @@ class WeComClient:
         self._fail_fast_on_config_problem()
         for attempt in (1, 2):
             token = await self.token()
-            form = aiohttp.FormData()
-            form.add_field("media", data, filename=filename, content_type=content_type)
+            # The name as it is (UTF-8), as WeCom's example and curl send it: aiohttp would percent-encode it, and
+            # people would see "%E6%89%8B…" as the file's name.
+            form = aiohttp.FormData(quote_fields=False)
+            # A file object, not raw bytes: aiohttp streams it instead of copying up to 20 MB on the event loop.
+            form.add_field("media", io.BytesIO(data), filename=filename, content_type=content_type)
             answer = await self._request(
                 "POST", "media/upload", params={"access_token": token, "type": media_type}, data=form
             )

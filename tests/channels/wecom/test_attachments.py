@@ -147,10 +147,12 @@ async def send_stored(bot: Runtime, token: str, to: str) -> None:
 async def test_an_upload_is_reused_while_an_hour_of_it_is_left(
     wecom_user: User, fake: FakeWeCom, bot: Runtime, clock: FixedClock, console: Any
 ) -> None:
-    await (await console("rep01")).upload("kit.jpg", PHOTO)
+    await (await console("rep01")).upload("脊柱A包 照片.jpg", PHOTO)
     [row] = await attachment_rows(bot)
 
     await send_stored(bot, row.token, "mgr01")
+    # The name arrives as it is (UTF-8, not percent-encoded): it is what the recipient sees.
+    assert fake.uploads[0].filename == "脊柱A包 照片.jpg"
     clock.set(clock.now() + timedelta(days=2, hours=22, minutes=59))  # 1 h 1 min left
     await send_stored(bot, row.token, "dir01")
     assert len(fake.uploads) == 1
