@@ -123,9 +123,7 @@ async def _intake_one(rt: Runtime, source: MediaFetching, event_id: int, event: 
     log.info("%s media of event %s stored (%s bytes, %s)", event.channel, event_id, stored.size, checked.content_type)
 
 
-async def _fetch(
-    rt: Runtime, source: MediaFetching, event: MediaMessage, sleep: Sleep
-) -> FetchedMedia | str | None:
+async def _fetch(rt: Runtime, source: MediaFetching, event: MediaMessage, sleep: Sleep) -> FetchedMedia | str | None:
     """The bytes, ``TOO_LARGE``, or None after the last failed attempt."""
     cfg = rt.settings.attachments
     last: MediaFetchError | None = None

@@ -110,7 +110,11 @@ async def test_old_console_upload_of_markup_is_served_as_attachment_not_inline(
     rep = await console("rep01")
     async with runtime.db.transaction() as s:
         row = ConsoleMedia(
-            user_id="rep01", filename=name, content_type=claimed, size=len(data), data=data,
+            user_id="rep01",
+            filename=name,
+            content_type=claimed,
+            size=len(data),
+            data=data,
             created_at=runtime.clock.now(),
         )
         s.add(row)

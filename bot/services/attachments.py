@@ -85,7 +85,9 @@ def check(data: bytes, filename: str, cfg: AttachmentsConfig, locale: str | None
     if not data:
         raise AttachmentRefused("empty", t(locale, "upload.empty"))
     if len(data) > cfg.max_bytes:
-        raise AttachmentRefused("too_large", t(locale, "attachment.too_large", size=console_media.size_text(cfg.max_bytes)))
+        raise AttachmentRefused(
+            "too_large", t(locale, "attachment.too_large", size=console_media.size_text(cfg.max_bytes))
+        )
     kind = sniff(data)
     if kind not in cfg.allowed_types:
         raise AttachmentRefused("type", t(locale, "attachment.type_refused"))
@@ -188,7 +190,12 @@ async def valid_upload(
 
 
 async def record_upload(
-    session: AsyncSession, attachment_id: int, channel: str, platform_media_id: str, uploaded_at: datetime, ttl: timedelta
+    session: AsyncSession,
+    attachment_id: int,
+    channel: str,
+    platform_media_id: str,
+    uploaded_at: datetime,
+    ttl: timedelta,
 ) -> None:
     """Remember the upload (replacing an expired one of the same channel)."""
     row = (

@@ -954,6 +954,7 @@ def _upload_problems(media_type: str, part_name: str, filename: str, content_typ
         p.append((40005, f"{media_type} must be {'/'.join(wanted)}, got {kind or 'something else'}"))
     return p
 
+
 _BAD: Any = object()
 
 

@@ -49,9 +49,7 @@ async def test_same_bytes_are_stored_once_under_their_checksum(tmp_path: Path) -
     assert sorted(p.name for p in (tmp_path / sha[:2]).iterdir()) == [sha]  # no temp file left
 
 
-async def test_a_failed_write_leaves_no_file_and_no_temp_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_failed_write_leaves_no_file_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = FileStore(tmp_path)
 
     def disk_full(fd: int) -> None:

@@ -85,7 +85,12 @@ class MediaRoutes:
                 # Durable on disk before the row that names it commits (a refusal above stores nothing).
                 stored = await attachments.store_for(rt.settings).put(data_bytes)
                 row = attachments.add(
-                    s, stored, checked, owner_id=user.id, source_channel="console", source_media_id=None,
+                    s,
+                    stored,
+                    checked,
+                    owner_id=user.id,
+                    source_channel="console",
+                    source_media_id=None,
                     now=rt.clock.now(),
                 )
                 await s.flush()
@@ -143,6 +148,7 @@ class MediaRoutes:
             "Content-Security-Policy": PDF_CSP if sniffed == "application/pdf" else MEDIA_CSP,
         }
         return web.Response(body=data, content_type=sniffed if inline else OCTET_STREAM, headers=headers)
+
 
 def setup(app: web.Application, current_user: CurrentUser, ingest: Ingest) -> None:
     """Mount the upload and download routes."""

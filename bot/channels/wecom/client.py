@@ -245,7 +245,9 @@ class WeComClient:
                         raise WeComError("too_large", f"over {max_bytes} bytes", retryable=False)
                 filename = resp.content_disposition.filename if resp.content_disposition else ""
         except TimeoutError:
-            raise WeComError("timeout", f"no answer within {self._timeout.total}s", retryable=True, unknown=True) from None
+            raise WeComError(
+                "timeout", f"no answer within {self._timeout.total}s", retryable=True, unknown=True
+            ) from None
         except aiohttp.ClientError as exc:
             raise WeComError("network", exc.__class__.__name__, retryable=True, unknown=True) from None
         # An error is JSON (its Content-Type says so; some gateways say text/plain): a file never starts with "{".

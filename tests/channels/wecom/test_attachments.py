@@ -96,9 +96,7 @@ async def test_wecom_photo_outlives_the_media_id_and_a_console_colleague_opens_i
     assert status == 404 and PHOTO not in body
 
 
-async def test_a_platform_retry_of_the_photo_is_stored_once(
-    wecom_user: User, fake: FakeWeCom, bot: Runtime
-) -> None:
+async def test_a_platform_retry_of_the_photo_is_stored_once(wecom_user: User, fake: FakeWeCom, bot: Runtime) -> None:
     _, log01, _ = await logistics_card_claimed(wecom_user, fake)
     media_id = fake.register_media(PHOTO)
     inner = log01.signer.image(log01.userid, media_id, log01.next_msg_id(), log01.now())
@@ -166,9 +164,7 @@ async def test_an_upload_is_reused_while_an_hour_of_it_is_left(
     assert (await get(await console("dir01"), f"/console/media/{row.token}")) == (200, PHOTO)
 
 
-async def test_a_busy_media_get_is_retried_with_backoff(
-    wecom_user: User, fake: FakeWeCom, bot: Runtime
-) -> None:
+async def test_a_busy_media_get_is_retried_with_backoff(wecom_user: User, fake: FakeWeCom, bot: Runtime) -> None:
     _, log01, _ = await logistics_card_claimed(wecom_user, fake)
     pauses: list[float] = []
 
