@@ -30,6 +30,8 @@ CONFIG_ERRORS = {
 }
 # Refresh the token this long before WeCom says it expires.
 TOKEN_MARGIN_SECONDS = 300
+# How long a media download or upload may take in all.
+MEDIA_TIMEOUT_SECONDS = 120.0
 # After a configuration error, fail fast for this long before asking WeCom again.
 CONFIG_BACKOFF_SECONDS = 60
 
@@ -111,6 +113,8 @@ class WeComClient:
         self._corp_id = corp_id
         self._secret = secret
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # A file (up to 20 MB) takes longer than a message: its own total, the connection still bounded by timeout.
+        self._media_timeout = aiohttp.ClientTimeout(total=max(timeout, MEDIA_TIMEOUT_SECONDS), sock_connect=timeout)
         self._now = monotonic
         self._token: str | None = None
         self._token_expires = 0.0
@@ -230,7 +234,7 @@ class WeComClient:
         await self._limiter.acquire()
         url = self._base + path
         try:
-            async with self._http().get(url, params=params, timeout=self._timeout) as resp:
+            async with self._http().get(url, params=params, timeout=self._media_timeout) as resp:
                 if resp.status >= 500:
                     raise WeComError(f"http_{resp.status}", "server error", retryable=True, unknown=True)
                 if resp.status != 200:
@@ -246,7 +250,7 @@ class WeComClient:
                 filename = resp.content_disposition.filename if resp.content_disposition else ""
         except TimeoutError:
             raise WeComError(
-                "timeout", f"no answer within {self._timeout.total}s", retryable=True, unknown=True
+                "timeout", f"no file within {self._media_timeout.total}s", retryable=True, unknown=True
             ) from None
         except aiohttp.ClientError as exc:
             raise WeComError("network", exc.__class__.__name__, retryable=True, unknown=True) from None
@@ -271,10 +275,9 @@ class WeComClient:
     ) -> dict[str, Any]:
         await self._limiter.acquire()
         url = self._base + path
+        timeout = self._timeout if data is None else self._media_timeout
         try:
-            async with self._http().request(
-                method, url, params=params, json=json, data=data, timeout=self._timeout
-            ) as resp:
+            async with self._http().request(method, url, params=params, json=json, data=data, timeout=timeout) as resp:
                 if resp.status >= 500:
                     raise WeComError(f"http_{resp.status}", "server error", retryable=True, unknown=True)
                 if resp.status != 200:
