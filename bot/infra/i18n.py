@@ -1033,7 +1033,7 @@ CATALOG: dict[str, tuple[str, str]] = {
         "The file is over {size} and was not kept; please compress it and send it again.",
     ),
     "attachment.type_refused": (
-        "这种文件收不了，请发照片、PDF、Word、Excel、PPT、文本、视频或语音。",
+        "这种文件收不了，请改发照片、PDF、办公文档、文本、视频或语音。",
         "This kind of file cannot be kept; send a photo, PDF, Word, Excel, PowerPoint, text, video or voice file.",
     ),
 }

@@ -1,5 +1,6 @@
-"""Console uploads (📎): random tokens, the file type sniffed from the bytes, the per-person daily quota, and the
-link to the task card a file is attached to. No HTTP here (see ``bot/channels/console/media.py``).
+"""Console uploads (📎): the one sniffer of file types (also the attachment store's, ``bot.services.attachments``),
+file names made safe, the per-person daily quota, and the console_media rows uploaded before the attachment store
+(still served and linked to cards). No HTTP here (see ``bot/channels/console/media.py``).
 
 Who may read a file is decided by ``bot.services.requests.may_see_file`` (the request/card visibility rule)."""
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConsoleConfig
 from bot.infra.i18n import t
-from storage.models import ConsoleMedia, User
+from storage.models import Attachment, ConsoleMedia, User
 
 # Media ids of console uploads, as they travel in events, attachments and outbox rows: ``console-<token>``.
 PREFIX = "console-"
@@ -166,8 +167,6 @@ def day_start(now: datetime, tz: ZoneInfo) -> datetime:
 async def used_today(session: AsyncSession, user_id: str, now: datetime, tz: ZoneInfo) -> tuple[int, int]:
     """Files and bytes ``user_id`` uploaded since the start of today (org zone): the attachment store's console
     uploads plus rows of the old console_media table (indexes ix_attachments_owner_at, ix_console_media_user_at)."""
-    from storage.models import Attachment
-
     start = day_start(now, tz)
     old = (
         await session.execute(
@@ -217,34 +216,6 @@ async def check_quota(
         raise _quota_refused(cfg, user.locale, by_count=True)
     if total + size > cfg.upload_bytes_per_day:
         raise _quota_refused(cfg, user.locale, by_count=False)
-
-
-async def store(
-    session: AsyncSession,
-    user: User,
-    filename: str,
-    data: bytes,
-    now: datetime,
-    cfg: ConsoleConfig,
-    tz: ZoneInfo,
-    *,
-    lock_user: bool,
-) -> ConsoleMedia:
-    """Check the quota and store the upload in the database (the way before the attachment store; kept for the
-    tools that still write console_media rows); raises ``UploadRefused``."""
-    check_size(data, cfg, user.locale)
-    await check_quota(session, user, len(data), now, cfg, tz, lock_user=lock_user)
-    row = ConsoleMedia(
-        user_id=user.id,
-        filename=clean_filename(filename),
-        content_type=sniff(data),
-        size=len(data),
-        data=data,
-        created_at=now,
-    )
-    session.add(row)
-    await session.flush()
-    return row
 
 
 # ---- reading and linking --------------------------------------------------------------------------------------

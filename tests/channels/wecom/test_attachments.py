@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from bot.channels.wecom.channel import WeComChannel
 from bot.channels.wecom.client import WeComError
+from bot.core.events import MediaMessage
 from bot.core.intents import SendMedia
 from bot.infra.clock import FixedClock
 from bot.infra.filestore import FileStore
@@ -220,3 +221,30 @@ async def test_a_file_of_a_type_not_kept_is_refused_with_a_message(
     assert log01.texts()[-1].startswith("这种文件收不了")
     assert await attachment_rows(bot) == []
     assert (await logistics_row(bot)).attachments == []
+
+
+async def test_a_photo_pending_at_a_restart_is_downloaded_at_recovery(
+    wecom_user: User, fake: FakeWeCom, bot: Runtime
+) -> None:
+    """The process died after acknowledging the photo's callback: recover() queues it, and it is downloaded then."""
+    _, log01, _ = await logistics_card_claimed(wecom_user, fake)
+    media_id = fake.register_media(PHOTO)
+    event = MediaMessage(channel="wecom", sender="log01", dedup_key="6000000000000000999", media_id=media_id)
+    async with bot.db.transaction() as s:
+        s.add(
+            InboundEvent(
+                channel="wecom",
+                dedup_key=event.dedup_key,
+                sender="log01",
+                kind="media",
+                payload=event.model_dump(mode="json"),
+                received_at=bot.clock.now(),
+            )
+        )
+    assert await bot.pipeline.recover() == 1
+    await bot.settle()
+
+    [row] = await attachment_rows(bot)
+    assert row.source_media_id == media_id
+    assert [a["media_id"] for a in (await logistics_row(bot)).attachments] == [f"att-{row.token}"]
+    assert log01.texts()[-1].startswith("📎 已附加到卡片")
