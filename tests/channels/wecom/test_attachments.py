@@ -96,6 +96,17 @@ async def test_wecom_photo_outlives_the_media_id_and_a_console_colleague_opens_i
     status, body = await get(await console("rep02"), url)
     assert status == 404 and PHOTO not in body
 
+    # Passed on to rep02 on the console after the expiry: a feed item with the file, which they may now open.
+    async with bot.db.transaction() as s:
+        photo = SendMedia(channel="console", user_ids=("rep02",), media_id=f"att-{row.token}", source_channel="wecom")
+        enqueue(s, [photo], bot.clock.now())
+    await bot.settle()
+    rep02_pc = await console("rep02")
+    await rep02_pc.refresh()
+    [item] = [i for i in rep02_pc.items if i.get("media_url")]
+    assert (item["media_url"], item["media_type"]) == (url, "image")
+    assert await get(rep02_pc, url) == (200, PHOTO)
+
 
 async def test_a_platform_retry_of_the_photo_is_stored_once(wecom_user: User, fake: FakeWeCom, bot: Runtime) -> None:
     _, log01, _ = await logistics_card_claimed(wecom_user, fake)
