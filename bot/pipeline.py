@@ -277,6 +277,7 @@ class Pipeline:
                 continue
             self._busy[index] = True
             try:
+                await self.fetch_media(batch)
                 # Handling waits while callbacks are being acknowledged (bounded, see bot.infra.ackfirst).
                 async with self.rt.ack_first.background():
                     await self.process_batch(batch)
@@ -287,14 +288,24 @@ class Pipeline:
                 self._busy[index] = False
                 self._finish(batch)
 
+    async def fetch_media(self, batch: Sequence[_Queued]) -> None:
+        """Download the received media of the batch into the attachment store, before handling and outside any
+        transaction (``bot.media_intake``). Not a background unit of ``ack_first``: it waits on the network, not on
+        the event loop, and must not be charged to the acknowledgements' budget."""
+        media = [q.event_id for q in batch if q.kind == "media" and media_intake.fetching(self.rt, q.channel)]
+        if not media:
+            return
+        try:
+            await media_intake.intake(self.rt, media, self.media_sleep)
+        except Exception:
+            # The events are handled anyway, with the platform's media ids (docs/attachments.md).
+            log.exception("downloading the media of inbound events %s failed", media)
+            self.rt.metrics.errors.labels("attachment_fetch").inc()
+
     async def process_batch(self, batch: Sequence[_Queued]) -> None:
         """Handle stored events of different senders in one transaction (group commit). When any of them fails,
         the transaction is rolled back whole and each event is handled alone, so one poisoned event costs the
-        others a retry, never their work. Received media are downloaded into the attachment store first, outside
-        the transaction (``bot.media_intake``)."""
-        media = [q.event_id for q in batch if q.kind == "media" and media_intake.fetching(self.rt, q.channel)]
-        if media:
-            await media_intake.intake(self.rt, media, self.media_sleep)
+        others a retry, never their work."""
         if len(batch) > 1:
             started = time.perf_counter()
             try:
