@@ -259,3 +259,32 @@ async def test_a_photo_pending_at_a_restart_is_downloaded_at_recovery(
     assert row.source_media_id == media_id
     assert [a["media_id"] for a in (await logistics_row(bot)).attachments] == [f"att-{row.token}"]
     assert log01.texts()[-1].startswith("📎 已附加到卡片")
+
+
+# (CR, LF and NUL cannot travel in a header at all: aiohttp refuses to send them, and so does any HTTP server.)
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/passwd", "..\\..\\boot.ini", "\u202egpj.exe", ".hidden"],
+    ids=["path", "backslash", "bidi", "dot"],
+)
+async def test_a_hostile_file_name_from_wecom_is_neutralised(
+    wecom_user: User, fake: FakeWeCom, bot: Runtime, name: str
+) -> None:
+    _, log01, _ = await logistics_card_claimed(wecom_user, fake)
+    await send_photo(log01, fake.register_media(PHOTO, name, "image/jpeg"))
+
+    [row] = await attachment_rows(bot)
+    assert "/" not in row.filename and "\\" not in row.filename and "\u202e" not in row.filename
+    assert not row.filename.startswith(".")
+    # Stored by checksum, whatever the name said.
+    assert FileStore(bot.settings.attachments.dir).path(row.storage_key).read_bytes() == PHOTO
+
+
+async def test_media_get_refetches_an_expired_token_once(wecom_user: User, fake: FakeWeCom, bot: Runtime) -> None:
+    _, log01, _ = await logistics_card_claimed(wecom_user, fake)
+    fetches = fake.token_fetches
+    fake.expire_tokens()
+    await send_photo(log01, fake.register_media(PHOTO))
+
+    assert len(await attachment_rows(bot)) == 1
+    assert fake.token_fetches == fetches + 1
