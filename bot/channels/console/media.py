@@ -59,7 +59,8 @@ class MediaRoutes:
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         """Upload a photo or file (raw body, ``?client_id=…&name=…``): stored, then sent to the bot like a WeCom
-        image. Refusals (too large 413, daily quota 429) carry a short message for the person."""
+        image. The file goes to the attachment store (docs/attachments.md). Refusals (too large 413, a type the store
+        does not keep 415, daily quota 429) carry a short message for the person."""
         rt = request.app[keys.RUNTIME]
         user = await self._current_user(request)
         cfg = rt.settings.console
