@@ -35,6 +35,7 @@ __all__ = [
     "media_id",
     "record_upload",
     "store_for",
+    "store_made",
     "token_of",
     "valid_upload",
 ]
@@ -127,6 +128,43 @@ def add(
         created_at=now,
     )
     session.add(row)
+    return row
+
+
+# What the bot makes itself (the digest's chart) is stored under this source channel.
+MADE = "bot"
+
+
+async def store_made(
+    session: AsyncSession, settings: Settings, owner_id: str, filename: str, data: bytes, now: datetime
+) -> Attachment:
+    """A file the bot made for ``owner_id`` (the digest's chart), in the caller's transaction: the bytes written
+    to the store first (before the commit; a rollback leaves an unreferenced file, harmless), the row owned by
+    them, so only they (and whoever it is sent to) may read it. Not an upload: no limits. The same bytes under the
+    same name already stored for them are reused (asking 日报 again without anything new stores nothing)."""
+    stored = await store_for(settings).put(data)
+    name = display_name(filename, sniff(data))
+    same = await session.scalars(
+        select(Attachment).where(
+            Attachment.owner_id == owner_id,
+            Attachment.sha256 == stored.sha256,
+            Attachment.filename == name,
+            Attachment.source_channel == MADE,
+        )
+    )
+    row = same.first()
+    if row is not None:
+        return row
+    row = add(
+        session,
+        stored,
+        Checked(sniff(data), name),
+        owner_id=owner_id,
+        source_channel=MADE,
+        source_media_id=None,
+        now=now,
+    )
+    await session.flush()
     return row
 
 
