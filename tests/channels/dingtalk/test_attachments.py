@@ -6,13 +6,14 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from bot.channels.base import MediaFetchError
@@ -50,7 +51,7 @@ def now_ms(clock: FixedClock) -> int:
 
 
 async def callback(http: TestClient[Any, Any], bot: Runtime, signer: DingTalkSigner, doc: dict[str, Any]) -> None:
-    headers, body = signer.signed(doc, now_ms(bot.clock))  # type: ignore[arg-type]
+    headers, body = signer.signed(doc, now_ms(bot.clock))
     async with http.post("/dingtalk/callback", headers=headers, data=body) as resp:
         assert resp.status == 200, await resp.text()
     await bot.settle()
@@ -117,11 +118,13 @@ async def test_a_dingtalk_photo_outlives_the_download_code_and_reaches_others_as
     [download] = [r for r in fake.requests if r.endpoint == "download"]
     assert download.body == {"downloadCode": "dlcode-photo-1", "robotCode": ROBOT}
     assert fake.calls["file_get"] == 1
+    channel = bot.channels["dingtalk"]
+    assert isinstance(channel, DingTalkChannel)
+    # The download call is an API call of the month; the GET of its URL is not (nor is the token).
+    assert channel.counter.this_month == fake.api_calls
 
     # Two hours later DingTalk has forgotten the download code ...
     clock.set(clock.now() + timedelta(hours=2))
-    channel = bot.channels["dingtalk"]
-    assert isinstance(channel, DingTalkChannel)
     with pytest.raises(DingTalkError) as gone:
         await channel.client.download_url("dlcode-photo-1", ROBOT)
     assert gone.value.code == "resource.not.found"
@@ -207,8 +210,11 @@ async def test_a_console_upload_reaches_the_dingtalk_rep_as_an_uploaded_image(
     assert recorded.expires_at - recorded.uploaded_at == timedelta(days=1)
     [upload] = [r for r in fake.requests if r.endpoint == "batchSend" and r.body["msgKey"] == "sampleImageMsg"]
     assert upload.body["userIds"] == [staff("rep01")]
-    # media/upload counts as an API call of the month (the file GET and the token do not).
+    # media/upload counts as an API call of the month (the token does not).
     assert fake.calls["media_upload"] == 1
+    channel = bot.channels["dingtalk"]
+    assert isinstance(channel, DingTalkChannel)
+    assert channel.counter.this_month == fake.api_calls
 
 
 async def send_stored(bot: Runtime, token: str, to: str) -> None:
@@ -314,3 +320,79 @@ async def test_a_file_over_the_limit_is_refused(bot: Runtime, fake: FakeDingTalk
         await channel.fetch_media("image", "dlcode-big", 1024)
     assert refused.value.too_large
     assert (await channel.fetch_media("image", "dlcode-big", 1024 * 1024)).data == PHOTO * 20
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/passwd.pdf", "..\\..\\boot.pdf", "\u202efdp.exe", ".hidden.pdf"],
+    ids=["path", "backslash", "bidi", "dot"],
+)
+async def test_a_hostile_file_name_from_dingtalk_is_neutralised(
+    bot: Runtime,
+    fake: FakeDingTalk,
+    console: Any,
+    http: TestClient[Any, Any],
+    signer: DingTalkSigner,
+    clock: FixedClock,
+    name: str,
+) -> None:
+    await claimed_by_log01(bot, fake, console, http)
+    fake.add_file("dlcode-hostile", PDF)
+    await callback(http, bot, signer, signer.file(staff("log01"), "dlcode-hostile", name, now_ms(clock)))
+
+    [row] = await attachment_rows(bot)
+    assert "/" not in row.filename and "\\" not in row.filename and "\u202e" not in row.filename
+    assert not row.filename.startswith(".")
+    assert FileStore(bot.settings.attachments.dir).path(row.storage_key).read_bytes() == PDF
+
+
+@pytest.fixture
+async def file_host() -> AsyncIterator[tuple[TestServer, list[dict[str, str]]]]:
+    """Another host serving download URLs (DingTalk's are on an object store): records the headers it got."""
+    seen: list[dict[str, str]] = []
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        seen.append(dict(request.headers))
+        where = request.match_info["name"]
+        if where == "to-file-scheme":
+            raise web.HTTPFound("file:///etc/passwd")
+        if where == "to-http":
+            raise web.HTTPFound("/files/photo")
+        if where == "loop":
+            raise web.HTTPFound("/files/loop")
+        if where == "gone":
+            raise web.HTTPForbidden(text="Request has expired")
+        return web.Response(body=PHOTO, content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/files/{name}", serve)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        yield server, seen
+    finally:
+        await server.close()
+
+
+async def test_a_download_url_gets_no_token_and_redirects_only_to_http(
+    bot: Runtime, file_host: tuple[TestServer, list[dict[str, str]]]
+) -> None:
+    server, seen = file_host
+    channel = bot.channels["dingtalk"]
+    assert isinstance(channel, DingTalkChannel)
+    client = channel.client
+
+    assert await client.fetch_url(str(server.make_url("/files/to-http")), 1024 * 1024) == PHOTO
+    assert all("x-acs-dingtalk-access-token" not in {k.lower() for k in h} for h in seen)
+    with pytest.raises(DingTalkError) as bad:
+        await client.fetch_url(str(server.make_url("/files/to-file-scheme")), 1024 * 1024)
+    assert (bad.value.code, bad.value.retryable) == ("bad_url", False)
+    with pytest.raises(DingTalkError) as looping:
+        await client.fetch_url(str(server.make_url("/files/loop")), 1024 * 1024)
+    assert looping.value.code == "redirects"
+    # An expired URL: asking again (a new downloadUrl) may help.
+    with pytest.raises(DingTalkError) as gone:
+        await client.fetch_url(str(server.make_url("/files/gone")), 1024 * 1024)
+    assert (gone.value.code, gone.value.retryable) == ("http_403", True)
+    with pytest.raises(DingTalkError):
+        await client.fetch_url("ftp://example.com/x", 1024)
