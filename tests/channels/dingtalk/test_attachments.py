@@ -20,7 +20,7 @@ from bot.channels.base import MediaFetchError
 from bot.channels.dingtalk.channel import DingTalkChannel
 from bot.channels.dingtalk.client import DingTalkError
 from bot.core.intents import SendMedia
-from bot.infra.clock import FixedClock
+from bot.infra.clock import Clock, FixedClock
 from bot.infra.filestore import FileStore
 from bot.outbox import enqueue
 from bot.runtime import Runtime
@@ -46,7 +46,7 @@ def signer() -> DingTalkSigner:
     return DingTalkSigner(APP_SECRET, ROBOT)
 
 
-def now_ms(clock: FixedClock) -> int:
+def now_ms(clock: Clock) -> int:
     return int(clock.now().timestamp() * 1000)
 
 
