@@ -299,7 +299,9 @@ class DingTalkClient:
             token = await self.token()
             if self._on_call is not None:
                 self._on_call(UPLOAD_PATH)
+            # ``type`` both in the query and as a form field: DingTalk's SDKs differ on where it goes.
             form = aiohttp.FormData(quote_fields=False)
+            form.add_field("type", media_type)
             form.add_field("media", io.BytesIO(data), filename=filename, content_type=content_type)
             params = {"access_token": token, "type": media_type}
             try:
