@@ -16,7 +16,11 @@ Errors (HTTP 4xx/5xx with ``{"code", "message", "requestid"}``, ../shared/docs/p
 - anything else: the request's fault, not retried.
 
 Counting: ``on_call`` is told of every request sent to DingTalk except the token's (DingTalk does not count token
-calls against the monthly quota); the channel counts them per month (``bot/channels/dingtalk/quota.py``).
+calls against the monthly quota); the channel counts them per month (``bot/channels/dingtalk/quota.py``). That
+includes messageFiles/download and oapi media/upload, not the GET of a download URL (another host, no token).
+
+Media (docs/attachments.md, "DingTalk"): ``download_url`` (messageFiles/download), ``fetch_url`` (the temporary URL,
+bounded, redirects only to http(s)), ``upload_media`` (oapi ``/media/upload``, errcode-style answers).
 """
 
 from __future__ import annotations
