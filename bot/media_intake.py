@@ -95,7 +95,7 @@ async def _intake_one(rt: Runtime, source: MediaFetching, event_id: int, event: 
         return
     assert isinstance(fetched, FetchedMedia)
     try:
-        checked = attachments.check(fetched.data, fetched.filename or event.media_type, cfg, locale)
+        checked = attachments.check(fetched.data, event.filename or fetched.filename or event.media_type, cfg, locale)
     except AttachmentRefused as refused:
         log.info("%s media from %s refused: %s", event.channel, event.sender, refused.kind)
         await _refuse(rt, event_id, event, user_id, refused.message)

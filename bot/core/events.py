@@ -49,6 +49,9 @@ class MediaMessage(_Event):
     kind: Literal["media"] = "media"
     media_type: Literal["image", "file", "voice", "video"] = "image"
     media_id: str
+    # The name the sender's platform gave the file (DingTalk file messages' fileName), "" when none: a hint for the
+    # stored name only (cleaned; never used as a path).
+    filename: str = ""
 
 
 class CardAction(_Event):

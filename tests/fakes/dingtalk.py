@@ -18,6 +18,13 @@ call), "timeout" (held past the client's timeout), "5xx", "lost" (done, but answ
 ``(status, code)``; ``flow_control(user, times)``
 lists a user in batchSend's ``flowControlledStaffIdList`` (not delivered to them) while the others get it.
 
+Media: ``add_file(download_code, data)`` registers what a received message's downloadCode holds. Assumption (DingTalk
+documents no lifetime; its download codes are short-lived): a code expires ``DOWNLOAD_CODE_TTL`` (1 h by the fake's
+clock) after it was registered, then messageFiles/download answers 400 ``resource.not.found`` as for an unknown
+code; a downloadUrl serves its bytes ``DOWNLOAD_URL_TTL`` (the same) and then 403. ``sampleImageMsg`` takes an http(s)
+photoURL or a media_id of media/upload, ``sampleFile`` a media_id of a *file* upload whose ``fileType`` is its
+name's suffix; an unknown media_id is a violation. ``media_to(user)`` lists what a person received as media.
+
 Sources (../shared/docs/protocols.md, DingTalk; the docs mirror apolloyyu/kb-dingtalk-open-platform, folder
 docs/01-应用开发/02-4a8AMF6u2A-服务端API/): 0714 batchSend (``userIds`` "每次最多传20个", msgParam a JSON string),
 0699 message types, 0783 createAndDeliver (openSpaceId ``dtv1.card//spaceType1.spaceId1;spaceType2.spaceId2_1;…``,
@@ -46,6 +53,8 @@ MAX_USER_IDS = 20  # 0714 userIds "每次最多传20个"
 PARAM_VALUE_MAX_BYTES = 1024  # 0783 cardParamMap value "最长不超过1KB"
 PARAM_KEY_MAX_BYTES = 100  # 0783 cardParamMap key "最长不超过100B"
 TOKEN_LIFETIME = 7200
+DOWNLOAD_CODE_TTL = 3600.0  # assumption: see the module docstring
+DOWNLOAD_URL_TTL = 3600.0
 SPACE_PREFIX = "dtv1.card//"
 MSG_KEYS: dict[str, tuple[str, ...]] = {
     "sampleText": ("content",),
@@ -320,9 +329,11 @@ class FakeDingTalk:
         self.cards: dict[str, CardInstance] = {}
         self.callbacks: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
+        # downloadCode → when it was registered (it expires DOWNLOAD_CODE_TTL later).
+        self.file_added: dict[str, float] = {}
         # media_id → (type, file name, bytes) of oapi media/upload.
         self.uploads: dict[str, tuple[str, str, bytes]] = {}
-        self._download_urls: dict[str, str] = {}
+        self._download_urls: dict[str, tuple[str, float]] = {}
         self.calls: Counter[str] = Counter()
         self.quota_spent = False
         self._tokens: dict[str, float] = {}
@@ -349,11 +360,12 @@ class FakeDingTalk:
 
     def add_file(self, download_code: str, data: bytes) -> None:
         self.files[download_code] = data
+        self.file_added[download_code] = self.now()
 
     @property
     def api_calls(self) -> int:
         """Calls DingTalk would count against the monthly quota (all but the token's)."""
-        return sum(n for e, n in self.calls.items() if e != "accessToken")
+        return sum(n for e, n in self.calls.items() if e not in ("accessToken", "oapi_gettoken", "file_get"))
 
     # ---- views ------------------------------------------------------------------------------------------------
 
@@ -368,6 +380,20 @@ class FakeDingTalk:
 
     def action_cards_to(self, user: str) -> list[dict[str, Any]]:
         return [m.param for m in self.received(user) if m.msg_key.startswith("sampleActionCard")]
+
+    def media_to(self, user: str) -> list[tuple[str, str, bytes]]:
+        """The media ``user`` received, as (kind "image" | "file", file name, bytes), resolved through the uploads
+        (an http(s) photoURL: ("image", url, b""))."""
+        out: list[tuple[str, str, bytes]] = []
+        for m in self.received(user):
+            if m.msg_key == "sampleImageMsg":
+                ref = str(m.param["photoURL"])
+                _, name, data = self.uploads.get(ref, ("image", ref, b""))
+                out.append(("image", name, data))
+            elif m.msg_key == "sampleFile":
+                _, _, data = self.uploads[str(m.param["mediaId"])]
+                out.append(("file", str(m.param["fileName"]), data))
+        return out
 
     def cards_to(self, user: str) -> list[CardInstance]:
         return [c for c in self.cards.values() if user in c.users]
@@ -529,8 +555,28 @@ class FakeDingTalk:
         self._tokens[token] = now + TOKEN_LIFETIME
         return {"accessToken": token, "expireIn": TOKEN_LIFETIME}
 
+    def _media_problems(self, key: str, param: dict[str, Any]) -> list[str]:
+        if key == "sampleImageMsg":
+            ref = str(param.get("photoURL") or "")
+            if not ref.startswith(("http://", "https://")):
+                upload = self.uploads.get(ref)
+                if upload is None:
+                    return [f"sampleImageMsg photoURL {ref[:40]!r} is neither a URL nor an uploaded media_id"]
+                if upload[0] != "image":
+                    return ["sampleImageMsg photoURL names a non-image upload"]
+        if key == "sampleFile":
+            upload = self.uploads.get(str(param.get("mediaId") or ""))
+            if upload is None:
+                return ["sampleFile mediaId is not an uploaded media_id"]
+            suffix = upload[1].rsplit(".", 1)[-1].lower() if "." in upload[1] else ""
+            if upload[0] != "file" or str(param.get("fileType") or "").lower() != suffix:
+                return [f"sampleFile fileType {param.get('fileType')!r} does not match the upload {upload[1]!r}"]
+        return []
+
     def _batchSend(self, body: Any) -> dict[str, Any]:
         problems = validate_batch_send(body, self.robot_code)
+        if not problems:
+            problems = self._media_problems(*check_msg(body, self.robot_code)[1:])
         self._refuse("batchSend", problems, "invalidParameter.param.invalid")
         _, key, param = check_msg(body, self.robot_code)
         pqk = secrets.token_urlsafe(12)
@@ -630,16 +676,23 @@ class FakeDingTalk:
                 problems.append("robotCode is not this app's robot")
         self._refuse("download", problems, "invalidParameter")
         code = body["downloadCode"]
-        if code not in self.files:
+        if code not in self.files or self.now() >= self.file_added[code] + DOWNLOAD_CODE_TTL:
             raise Refused(400, "resource.not.found")
         fid = secrets.token_urlsafe(12)
-        self._download_urls[fid] = code
+        self._download_urls[fid] = (code, self.now())
         return {"downloadUrl": f"{self._base}/_fake/files/{fid}"}
 
     async def _file(self, request: web.Request) -> web.Response:
-        code = self._download_urls.get(request.match_info["id"])
-        if code is None:
+        """The downloadUrl (another host in reality): no access token expected; expires like the code."""
+        self.calls["file_get"] += 1
+        if request.headers.get("x-acs-dingtalk-access-token") or "access_token" in request.query:
+            self._violation("file_get", "the access token was sent to the download URL")
+        found = self._download_urls.get(request.match_info["id"])
+        if found is None:
             return web.Response(status=404)
+        code, issued = found
+        if self.now() >= issued + DOWNLOAD_URL_TTL:
+            return web.Response(status=403, text="AccessDenied: Request has expired")
         return web.Response(body=self.files[code], content_type="application/octet-stream")
 
 

@@ -212,3 +212,34 @@ async def test_oapi_token_and_media_upload(client: TestClient[Any, Any], fake: F
         assert (await r.json())["errcode"] == 40004
     async with client.post("/media/upload", params={"access_token": "forged"}, data=form) as r:
         assert (await r.json())["errcode"] == 40014
+
+
+async def test_download_codes_and_urls_expire_and_media_messages_name_uploads() -> None:
+    now = [1_000_000.0]
+    fake = FakeDingTalk(app_key="k", app_secret="s" * 40, robot_code=ROBOT, now=lambda: now[0])
+    async with TestClient(TestServer(fake.app())) as c:
+        async with c.post("/v1.0/oauth2/accessToken", json={"appKey": "k", "appSecret": "s" * 40}) as r:
+            headers = {"x-acs-dingtalk-access-token": (await r.json())["accessToken"]}
+        fake.add_file("dl-1", b"\x89PNG photo")
+        body = {"downloadCode": "dl-1", "robotCode": ROBOT}
+        async with c.post("/v1.0/robot/messageFiles/download", json=body, headers=headers) as r:
+            url = (await r.json())["downloadUrl"]
+        now[0] += 3601
+        async with c.session.get(url) as r:
+            assert r.status == 403
+        async with c.post("/v1.0/robot/messageFiles/download", json=body, headers=headers) as r:
+            assert (r.status, (await r.json())["code"]) == (400, "resource.not.found")
+        # An image or file message must name an upload (or, for a picture, an http(s) URL).
+        for key, param in (
+            ("sampleImageMsg", {"photoURL": "@unknown"}),
+            ("sampleFile", {"mediaId": "@x", "fileName": "a.pdf", "fileType": "pdf"}),
+        ):
+            send = _send(msgKey=key, msgParam=json.dumps(param))
+            async with c.post("/v1.0/robot/oToMessages/batchSend", json=send, headers=headers) as r:
+                assert r.status == 400
+        assert len(fake.violations) == 2
+        fake.uploads["@kit"] = ("image", "kit.png", b"\x89PNG")
+        send = _send(msgKey="sampleImageMsg", msgParam=json.dumps({"photoURL": "@kit"}))
+        async with c.post("/v1.0/robot/oToMessages/batchSend", json=send, headers=headers) as r:
+            assert r.status == 200
+        assert fake.media_to("u1") == [("image", "kit.png", b"\x89PNG")]

@@ -1,7 +1,11 @@
 """The DingTalk channel's delivery side: outbox items → robot messages (batchSend) and interactive cards.
 
 - text: ``sampleText {content}`` in parts of at most ``cards.dingtalk.TEXT_MAX_BYTES``; rich text (``RichText``):
-  ``sampleMarkdown {title, text}`` in parts (``cards.dingtalk.rich_markdown``); media: its caption for now.
+  ``sampleMarkdown {title, text}`` in parts (``cards.dingtalk.rich_markdown``); media of the attachment store
+  (``att-<token>``): uploaded with oapi media/upload (or an earlier upload still valid, ``attachment_uploads``),
+  then ``sampleImageMsg {photoURL: media_id}`` (JPEG/PNG/GIF) or ``sampleFile {mediaId, fileName, fileType}``
+  (PDF, Word/Excel/PowerPoint); anything else (another platform's media id, a type DingTalk's robot cannot show):
+  its caption. Received media are downloaded by ``fetch_media`` (messageFiles/download, docs/attachments.md).
 - ≤ 20 staff ids per batchSend call. A user DingTalk lists in ``flowControlledStaffIdList`` did not get the
   message: when some recipients got it, the rest of the message (this part and the later ones) goes to the
   flow-controlled users alone in a new outbox row written with the outcome (``record``), due a few seconds later;
@@ -29,12 +33,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
+from bot.channels.base import (
+    Delivery,
+    DeliveryDeferred,
+    DeliveryError,
+    FetchedMedia,
+    MediaFetchError,
+    OutboxItem,
+)
 from bot.channels.dingtalk import actions
 from bot.channels.dingtalk.client import CONFIG_BACKOFF_SECONDS, QUOTA_CODE, DingTalkClient, DingTalkError
 from bot.channels.dingtalk.quota import CallCounter
 from bot.config import Settings
 from bot.infra.clock import Clock
+from bot.infra.filestore import FileStore
+from bot.services import attachments
 from cards import dingtalk as render
 from cards.model import Card
 from cards.rich import RichText
@@ -57,6 +70,42 @@ PER_USER_PER_MINUTE = 20
 PER_USER_PER_HOUR = 600
 PRUNE_EVERY = 500
 CARD_GONE = frozenset({"param.cardNotExist"})
+# oapi media/upload's media_id: DingTalk documents no lifetime (*uncertain*; reports say 3 days). Recorded as valid
+# for a conservative day, reused while at least an hour of that is left, else uploaded again.
+MEDIA_TTL = timedelta(days=1)
+UPLOAD_REUSE_MARGIN = timedelta(hours=1)
+MB = 1024 * 1024
+# What a stored file goes to DingTalk as (上传媒体文件: image ≤ 20 MB jpg/gif/png/bmp; file ≤ 20 MB doc(x), xls(x),
+# ppt(x), zip, pdf, rar): (upload type, msgKey, the file name's suffix). Other types (text, WebP, video, voice)
+# go as their caption: sampleVideo needs a cover picture and sampleAudio a duration the store does not know, and
+# a .txt or .webp is refused by media/upload.
+_DINGTALK_MEDIA: dict[str, tuple[str, str, str]] = {
+    "image/jpeg": ("image", "sampleImageMsg", "jpg"),
+    "image/png": ("image", "sampleImageMsg", "png"),
+    "image/gif": ("image", "sampleImageMsg", "gif"),
+    "application/pdf": ("file", "sampleFile", "pdf"),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ("file", "sampleFile", "docx"),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ("file", "sampleFile", "xlsx"),
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ("file", "sampleFile", "pptx"),
+}
+MEDIA_MAX_BYTES = 20 * MB
+
+
+def dingtalk_media(content_type: str, size: int) -> tuple[str, str, str] | None:
+    """(upload type, msgKey, suffix) a stored file goes as, or None (its caption is sent instead)."""
+    if size <= 0 or size > MEDIA_MAX_BYTES:
+        return None
+    return _DINGTALK_MEDIA.get(content_type)
+
+
+def upload_filename(name: str, suffix: str) -> str:
+    """The name DingTalk shows: the store's (already cleaned) name without quotes or slashes, ending in the real
+    type's suffix (media/upload checks the name's suffix against the type)."""
+    cleaned = "".join("_" if c in '\\/:"' or ord(c) < 32 else c for c in name).strip() or "file"
+    if not cleaned.lower().endswith("." + suffix) and not (suffix == "jpg" and cleaned.lower().endswith(".jpeg")):
+        cleaned = cleaned[: 200 - len(suffix) - 1] + "." + suffix
+    return cleaned
+
 
 Message = tuple[str, dict[str, str]]
 
@@ -91,9 +140,17 @@ class DingTalkChannel:
     name = CHANNEL
 
     def __init__(
-        self, db: Database, clock: Clock, client: DingTalkClient, settings: Settings, counter: CallCounter
+        self,
+        db: Database,
+        clock: Clock,
+        client: DingTalkClient,
+        settings: Settings,
+        counter: CallCounter,
+        store: FileStore | None = None,
     ) -> None:
         self.db = db
+        # The attachment store (files passed on are uploaded from it); None: media go as their caption.
+        self.store = store
         self.clock = clock
         self.client = client
         self.settings = settings
@@ -147,8 +204,7 @@ class DingTalkChannel:
                 md = [("sampleMarkdown", {"title": t, "text": x}) for t, x in render.rich_markdown(rich)]
                 return await self._batch(item, [sid for _, sid in staff], md)
             if item.kind == "media":
-                caption = str(item.payload.get("caption") or "📎")
-                return await self._batch(item, [sid for _, sid in staff], self._texts(caption))
+                return await self._media(item, [sid for _, sid in staff])
             card = Card.model_validate(item.payload["card"])
             if self.cfg.card_template_id:
                 return await self._create_card(item, card, [sid for _, sid in staff])
@@ -171,6 +227,66 @@ class DingTalkChannel:
             outcome_unknown=exc.unknown,
             retry_after=max(1.0, exc.retry_after) if exc.retryable else 0.0,
         )
+
+    # ---- media ------------------------------------------------------------------------------------------------
+
+    async def _media(self, item: OutboxItem, staff_ids: list[str]) -> Delivery:
+        """A stored file as a DingTalk image or file message; anything else as its caption."""
+        caption = str(item.payload.get("caption") or "📎")
+        token = attachments.token_of(str(item.payload["media_id"]))
+        uploaded = await self._uploaded(item, token) if token is not None else None
+        if uploaded is None:
+            return await self._batch(item, staff_ids, self._texts(caption))
+        msg_key, media_id, filename, suffix = uploaded
+        if msg_key == "sampleImageMsg":
+            # photoURL takes an http(s) URL or a media/upload media_id (what DingTalk's own clients send).
+            param = {"photoURL": media_id}
+        else:
+            param = {"mediaId": media_id, "fileName": filename, "fileType": suffix}
+        return await self._batch(item, staff_ids, [(msg_key, param)])
+
+    async def _uploaded(self, item: OutboxItem, token: str) -> tuple[str, str, str, str] | None:
+        """(msgKey, DingTalk media_id, file name, suffix) of a stored attachment: an earlier upload with at least an
+        hour left, else a fresh upload (recorded in ``attachment_uploads``); None when it cannot go as a file."""
+        if self.store is None:
+            return None
+        now = self.clock.now()
+        async with self.db.read() as s:
+            row = await attachments.by_token(s, token)
+            if row is None:
+                return None
+            kind = dingtalk_media(row.content_type, row.size)
+            reuse = await attachments.valid_upload(s, row.id, CHANNEL, now, UPLOAD_REUSE_MARGIN) if kind else None
+            attachment_id, key, name, content_type = row.id, row.storage_key, row.filename, row.content_type
+        if kind is None:
+            log.info("attachment %s (%s) cannot go to DingTalk as a file: caption instead", attachment_id, content_type)
+            return None
+        upload_type, msg_key, suffix = kind
+        filename = upload_filename(name, suffix)
+        if reuse is not None:
+            return msg_key, reuse, filename, suffix
+        try:
+            data = await self.store.read(key)
+        except (FileNotFoundError, ValueError):
+            log.error("attachment %s: file %s missing from the store", attachment_id, key)
+            return None
+        await item.starting_call()
+        media_id = await self.client.upload_media(upload_type, filename, content_type, data)
+        async with self.db.transaction() as s:
+            await attachments.record_upload(s, attachment_id, CHANNEL, media_id, now, MEDIA_TTL)
+        return msg_key, media_id, filename, suffix
+
+    async def fetch_media(self, media_type: str, media_id: str, max_bytes: int) -> FetchedMedia:
+        """Download a received file: ``messageFiles/download`` turns the downloadCode into a temporary URL (an API
+        call), whose bytes are then read (not an API call; no token sent)."""
+        try:
+            url = await self.client.download_url(media_id, self.cfg.robot_code)
+            data = await self.client.fetch_url(url, max_bytes)
+        except DingTalkError as exc:
+            if exc.code == "too_large":
+                raise MediaFetchError(str(exc), retryable=False, too_large=True) from None
+            raise MediaFetchError(str(exc), retryable=exc.retryable or exc.config) from None
+        return FetchedMedia(data)
 
     @staticmethod
     def _texts(text: str) -> list[Message]:

@@ -16,18 +16,24 @@ Errors (HTTP 4xx/5xx with ``{"code", "message", "requestid"}``, ../shared/docs/p
 - anything else: the request's fault, not retried.
 
 Counting: ``on_call`` is told of every request sent to DingTalk except the token's (DingTalk does not count token
-calls against the monthly quota); the channel counts them per month (``bot/channels/dingtalk/quota.py``).
+calls against the monthly quota); the channel counts them per month (``bot/channels/dingtalk/quota.py``). That
+includes messageFiles/download and oapi media/upload, not the GET of a download URL (another host, no token).
+
+Media (docs/attachments.md, "DingTalk"): ``download_url`` (messageFiles/download), ``fetch_url`` (the temporary URL,
+bounded, redirects only to http(s)), ``upload_media`` (oapi ``/media/upload``, errcode-style answers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -58,6 +64,17 @@ TOKEN_MARGIN_SECONDS = 300
 CONFIG_BACKOFF_SECONDS = 60
 # A throttled call is not retried sooner than this (the standard edition allows 20 QPS per app and API).
 THROTTLE_BACKOFF_SECONDS = 1.0
+# A media transfer (the download URL, oapi media/upload) may take this long; connecting keeps the request timeout.
+MEDIA_TIMEOUT_SECONDS = 120.0
+# Redirects followed from a download URL (each to an http(s) URL only).
+MAX_REDIRECTS = 3
+DOWNLOAD_PATH = "/v1.0/robot/messageFiles/download"
+UPLOAD_PATH = "/media/upload"
+# oapi errcodes (HTTP 200 with errcode ≠ 0): a rejected or expired token (refetch once), busy (retry), the org's
+# monthly quota (as the fake answers it: *uncertain* which errcode oapi uses for ApiCountLimitForOrg).
+OAPI_TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+OAPI_BUSY = frozenset({-1})
+OAPI_QUOTA = frozenset({90018})
 
 
 class DingTalkError(Exception):
@@ -140,13 +157,16 @@ class DingTalkClient:
         monotonic: Callable[[], float] = time.monotonic,
         month: Callable[[], str] | None = None,
         on_call: Callable[[str], None] | None = None,
+        oapi_base_url: str = "https://oapi.dingtalk.com",
     ) -> None:
         self._session = session
         self._owns_session = session is None
         self._base = base_url.rstrip("/")
+        self._oapi = oapi_base_url.rstrip("/")
         self._app_key = app_key
         self._secret = app_secret
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._media_timeout = aiohttp.ClientTimeout(total=max(timeout, MEDIA_TIMEOUT_SECONDS), sock_connect=timeout)
         self._now = monotonic
         self._month = month or (lambda: time.strftime("%Y-%m"))
         self._on_call = on_call
@@ -229,6 +249,103 @@ class DingTalkClient:
 
     async def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call("PUT", path, body)
+
+    # ---- media --------------------------------------------------------------------------------------------------
+
+    async def download_url(self, download_code: str, robot_code: str) -> str:
+        """``POST /v1.0/robot/messageFiles/download {downloadCode, robotCode}`` → the temporary ``downloadUrl``
+        (one API call, counted for the quota)."""
+        data = await self.post(DOWNLOAD_PATH, {"downloadCode": download_code, "robotCode": robot_code})
+        url = data.get("downloadUrl")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise DingTalkError("bad_answer", "no http(s) downloadUrl in the answer", retryable=True)
+        return url
+
+    async def fetch_url(self, url: str, max_bytes: int) -> bytes:
+        """GET a download URL (another host in reality: no access token is sent, it is not an API call): at most
+        ``max_bytes`` (``too_large`` otherwise, without reading it all), within ``MEDIA_TIMEOUT_SECONDS``; redirects
+        are followed by hand, ``MAX_REDIRECTS`` at most and only to http(s) URLs."""
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                if urlsplit(url).scheme not in ("http", "https"):
+                    raise DingTalkError("bad_url", "download URL is not http(s)", retryable=False)
+                async with self._http().get(url, allow_redirects=False, timeout=self._media_timeout) as resp:
+                    if resp.status in (301, 302, 303, 307, 308):
+                        url = urljoin(url, resp.headers.get("Location", ""))
+                        continue
+                    if resp.status >= 500:
+                        raise DingTalkError(f"http_{resp.status}", "download server error", retryable=True)
+                    if resp.status != 200:
+                        # 403/404: the URL expired or was never valid; asking again needs a new downloadUrl.
+                        raise DingTalkError(
+                            f"http_{resp.status}", "download refused", status=resp.status, retryable=True
+                        )
+                    if resp.content_length is not None and resp.content_length > max_bytes:
+                        raise DingTalkError("too_large", f"{resp.content_length} bytes", retryable=False)
+                    body = bytearray()
+                    async for chunk in resp.content.iter_chunked(64 * 1024):
+                        body.extend(chunk)
+                        if len(body) > max_bytes:
+                            raise DingTalkError("too_large", f"over {max_bytes} bytes", retryable=False)
+                    return bytes(body)
+        except TimeoutError:
+            raise DingTalkError("timeout", f"no file within {self._media_timeout.total}s", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            raise DingTalkError("network", exc.__class__.__name__, retryable=True) from None
+        raise DingTalkError("redirects", f"more than {MAX_REDIRECTS} redirects", retryable=False)
+
+    async def upload_media(self, media_type: str, filename: str, content_type: str, data: bytes) -> str:
+        """oapi ``POST /media/upload?access_token=…&type=image|voice|video|file`` (上传媒体文件; multipart field
+        ``media`` with the file name) → the ``media_id``. One API call, counted for the quota. The app's v1.0 access
+        token is accepted by oapi (enterprise internal apps share one token)."""
+        self._fail_fast()
+        for attempt in (1, 2):
+            token = await self.token()
+            if self._on_call is not None:
+                self._on_call(UPLOAD_PATH)
+            # ``type`` both in the query and as a form field: DingTalk's SDKs differ on where it goes.
+            form = aiohttp.FormData(quote_fields=False)
+            form.add_field("type", media_type)
+            form.add_field("media", io.BytesIO(data), filename=filename, content_type=content_type)
+            params = {"access_token": token, "type": media_type}
+            try:
+                async with self._http().post(
+                    self._oapi + UPLOAD_PATH, params=params, data=form, timeout=self._media_timeout
+                ) as resp:
+                    status = resp.status
+                    raw = await resp.read()
+            except TimeoutError:
+                raise DingTalkError(
+                    "timeout", "media/upload: no answer", retryable=True, unknown=True, retry_after=1.0
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise DingTalkError(
+                    "network", exc.__class__.__name__, retryable=True, unknown=True, retry_after=1.0
+                ) from None
+            if status >= 500:
+                raise DingTalkError(f"http_{status}", "server error", status=status, retryable=True, unknown=True)
+            try:
+                answer = json.loads(raw)
+            except ValueError:
+                answer = None
+            if status != 200 or not isinstance(answer, dict):
+                raise DingTalkError(f"http_{status}", "media/upload: not a JSON answer", status=status, retryable=True)
+            code = answer.get("errcode", 0)
+            code = code if isinstance(code, int) else -1
+            if code in OAPI_TOKEN_ERRORS and attempt == 1:
+                self.invalidate(token)
+                continue
+            if code in OAPI_QUOTA:
+                raise self._classify(403, {"code": QUOTA_CODE, "message": "media/upload"}, UPLOAD_PATH)
+            if code != 0:
+                message = str(answer.get("errmsg") or "")[:200]
+                raise DingTalkError(str(code), message, retryable=code in OAPI_BUSY or code in OAPI_TOKEN_ERRORS)
+            media_id = answer.get("media_id")
+            if not isinstance(media_id, str) or not media_id:
+                raise DingTalkError("bad_answer", "media/upload answered no media_id", retryable=True, unknown=True)
+            self.config_problem = None
+            return media_id
+        raise AssertionError("unreachable")
 
     def _fail_fast(self) -> None:
         if self.quota_exhausted is not None:

@@ -197,8 +197,8 @@ def _events(
     def text_event(text: str, dictated: bool = False) -> TextMessage:
         return TextMessage(**common, dedup_key=first, text=strip_mentions(text) if group else text, dictated=dictated)
 
-    def media(kind: Any, code: str, dedup: str = first) -> MediaMessage:
-        return MediaMessage(**common, dedup_key=dedup, media_type=kind, media_id=code)
+    def media(kind: Any, code: str, dedup: str = first, filename: str = "") -> MediaMessage:
+        return MediaMessage(**common, dedup_key=dedup, media_type=kind, media_id=code, filename=filename)
 
     if msg_type == "text":
         return [text_event(_str(_dict(doc, "text"), "content"))], ""
@@ -209,7 +209,9 @@ def _events(
             recognition = _str(content, "recognition", required=False).strip()
             return ([text_event(recognition, dictated=True)] if recognition else [media("voice", code)]), ""
         kind = {"picture": "image", "file": "file", "video": "video"}[msg_type]
-        return [media(kind, code)], ""
+        # A file message's fileName: kept as the stored file's name (cleaned by the store), at most 200 characters.
+        name = _str(content, "fileName", required=False)[:200] if msg_type == "file" else ""
+        return [media(kind, code, filename=name)], ""
     if msg_type == "richText":
         parts = _dict(doc, "content").get("richText")
         if not isinstance(parts, list) or not parts:

@@ -29,6 +29,7 @@ class DingTalkPlugin(ChannelPlugin):
         from bot.channels.dingtalk.channel import DingTalkChannel, month_of
         from bot.channels.dingtalk.client import DingTalkClient
         from bot.channels.dingtalk.quota import CallCounter
+        from bot.infra.filestore import FileStore
 
         settings = runtime.settings
         cfg = settings.dingtalk
@@ -59,8 +60,10 @@ class DingTalkPlugin(ChannelPlugin):
             monotonic=lambda: runtime.clock.now().timestamp(),
             month=month,
             on_call=counter.count,
+            oapi_base_url=cfg.oapi_base_url,
         )
-        return DingTalkChannel(runtime.db, runtime.clock, client, settings, counter)
+        store = FileStore(settings.attachments.dir)
+        return DingTalkChannel(runtime.db, runtime.clock, client, settings, counter, store)
 
     def setup(self, app: web.Application) -> None:
         from bot.channels.dingtalk import actions, webhook

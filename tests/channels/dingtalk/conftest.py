@@ -78,6 +78,7 @@ def dingtalk_section(fake_server: TestServer) -> dict[str, Any]:
         "app_secret": APP_SECRET,
         "robot_code": ROBOT,
         "api_base_url": str(fake_server.make_url("")).rstrip("/"),
+        "oapi_base_url": str(fake_server.make_url("")).rstrip("/"),
         "public_base_url": PUBLIC,
         "request_timeout_seconds": CLIENT_TIMEOUT_SECONDS,
     }

@@ -65,11 +65,19 @@ def test_picture_file_video_are_media_with_the_download_code(dt: DingTalkSigner)
         dt.video("staff-rep01", "dlVID1", NOW_MS),
     ]
     events = [robot(d).events[0] for d in docs]
-    assert [(e.media_type, e.media_id) for e in events if isinstance(e, MediaMessage)] == [
-        ("image", "dlPIC1"),
-        ("file", "dlFILE1"),
-        ("video", "dlVID1"),
+    assert [(e.media_type, e.media_id, e.filename) for e in events if isinstance(e, MediaMessage)] == [
+        ("image", "dlPIC1", ""),
+        ("file", "dlFILE1", "授权书.pdf"),  # the file's name is kept (the store cleans it)
+        ("video", "dlVID1", ""),
     ]
+
+
+def test_a_file_name_that_is_not_a_string_is_refused(dt: DingTalkSigner) -> None:
+    doc = dt.file("staff-rep01", "dlFILE1", "x.pdf", NOW_MS)
+    doc["content"]["fileName"] = ["x.pdf"]
+    with pytest.raises(CallbackRejected) as exc:
+        parse_robot(doc)
+    assert exc.value.status == 400
 
 
 def test_audio_is_its_recognition_as_dictated_text(dt: DingTalkSigner) -> None:
