@@ -460,13 +460,19 @@ class DingTalkChat(_Seen):
         return seen
 
     def _link_cards(self) -> list[SeenCard]:
-        """Without a template: each card's newest action card (a settled card, a markdown, is not readable as a
-        card: it has no link to tell which card it is)."""
+        """Without a template: each card as its newest action card; a card settled since (sent as a markdown with
+        the card's title, no links) shows that markdown's status and fields, and no buttons."""
         newest: dict[str, SeenCard] = {}
-        for param in self.fake.action_cards_to(self.staff_id):
-            card = _action_card(param)
-            newest.pop(card.ref, None)
-            newest[card.ref] = card
+        for m in self.fake.received(self.staff_id):
+            if m.msg_key.startswith("sampleActionCard"):
+                card = _action_card(m.param)
+                newest.pop(card.ref, None)
+                newest[card.ref] = card
+            elif m.msg_key == "sampleMarkdown":
+                mine = [c for c in newest.values() if c.title == m.param.get("title")]
+                if mine:
+                    fields, status = _card_markdown(str(m.param.get("text", "")))
+                    newest[mine[-1].ref] = SeenCard(mine[-1].ref, mine[-1].title, status, fields, [], {})
         return list(newest.values())
 
 
@@ -502,15 +508,7 @@ def _action_card(param: dict[str, Any]) -> SeenCard:
         if "singleTitle" in param
         else [(param[f"actionTitle{n}"], param[f"actionURL{n}"]) for n in range(1, 6) if f"actionTitle{n}" in param]
     )
-    fields: dict[str, str] = {}
-    status = ""
-    for line in str(param.get("text", "")).split("\n\n"):
-        if line.startswith("- "):
-            label, sep, value = line[2:].partition("：")
-            if sep:
-                fields.setdefault(label, value)
-        elif line.startswith("**") and line.endswith("**"):
-            status = line[2:-2]
+    fields, status = _card_markdown(str(param.get("text", "")))
     return SeenCard(
         ref=str(_link_claim(pairs[0][1])["r"]),
         title=str(param.get("title", "")),
@@ -519,3 +517,18 @@ def _action_card(param: dict[str, Any]) -> SeenCard:
         buttons=[t for t, _ in pairs],
         keys={t: u for t, u in pairs},
     )
+
+
+def _card_markdown(text: str) -> tuple[dict[str, str], str]:
+    """(fields, status) of a card's DingTalk markdown (``cards.dingtalk.card_text``): ``- label：value`` lines and
+    the bold status line."""
+    fields: dict[str, str] = {}
+    status = ""
+    for line in text.split("\n\n"):
+        if line.startswith("- "):
+            label, sep, value = line[2:].partition("：")
+            if sep:
+                fields.setdefault(label, value)
+        elif line.startswith("**") and line.endswith("**"):
+            status = line[2:-2]
+    return fields, status
