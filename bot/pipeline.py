@@ -6,7 +6,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,14 +19,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bot import outbox
-from bot.core import conversation
+from bot import media_intake, outbox
+from bot.core import conversation, outbound
 from bot.core.events import InboundEvent
 from bot.core.intents import Intent, SendText
 from bot.core.routing import Context, Refused
 from bot.infra import audit, i18n
 from bot.infra.batching import GroupCommitter
-from storage.models import Base, OutboxMessage, User
+from storage.models import AttachmentGrant, Base, OutboxMessage, User
 from storage.models import InboundEvent as InboundRow
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class _Queued:
     channel: str
     sender: str
     received: datetime
+    # The event's kind: a media event of a fetching channel is downloaded first (bot.media_intake).
+    kind: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -86,6 +88,8 @@ class Pipeline:
         # only open connections beyond the pool's five, each with its PRAGMAs.
         self._concurrency = min(concurrency, 2) if runtime.db.is_sqlite else concurrency
         self._batch_size = batch_size
+        # The pause between download attempts of a received file (tests replace it).
+        self.media_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
         # The children of metrics.inbound by labels: labels() takes a lock and builds a key on every call.
         self._counters: dict[tuple[str, str, str], Counter] = {}
         insert = sqlite_insert if runtime.db.is_sqlite else pg_insert
@@ -126,7 +130,7 @@ class Pipeline:
         if result.duplicate:
             log.info("duplicate %s event %s from %s ignored", event.channel, event.dedup_key, event.sender)
         elif result.event_id is not None:
-            self._put(_Queued(result.event_id, event.channel, event.sender, self.rt.clock.now()))
+            self._put(_Queued(result.event_id, event.channel, event.sender, self.rt.clock.now(), event.kind))
         return result
 
     def _count(self, channel: str, kind: str, result: str) -> None:
@@ -202,14 +206,16 @@ class Pipeline:
         async with self.rt.db.read() as s:
             rows = (
                 await s.execute(
-                    select(InboundRow.id, InboundRow.channel, InboundRow.sender, InboundRow.received_at)
+                    select(
+                        InboundRow.id, InboundRow.channel, InboundRow.sender, InboundRow.received_at, InboundRow.kind
+                    )
                     .where(InboundRow.status == "pending")
                     .order_by(InboundRow.id)
                 )
             ).all()
         now = self.rt.clock.now()
-        for event_id, channel, sender, received_at in rows:
-            self._put(_Queued(event_id, channel, sender, received_at or now))
+        for event_id, channel, sender, received_at, kind in rows:
+            self._put(_Queued(event_id, channel, sender, received_at or now, kind))
         if rows:
             log.info("recovering %s unhandled inbound event(s)", len(rows))
         return len(rows)
@@ -295,6 +301,7 @@ class Pipeline:
                 continue
             self._busy[index] = True
             try:
+                await self.fetch_media(batch)
                 # Handling waits while callbacks are being acknowledged (bounded, see bot.infra.ackfirst).
                 async with self.rt.ack_first.background():
                     await self.process_batch(batch)
@@ -304,6 +311,20 @@ class Pipeline:
             finally:
                 self._busy[index] = False
                 self._finish(batch)
+
+    async def fetch_media(self, batch: Sequence[_Queued]) -> None:
+        """Download the received media of the batch into the attachment store, before handling and outside any
+        transaction (``bot.media_intake``). Not a background unit of ``ack_first``: it waits on the network, not on
+        the event loop, and must not be charged to the acknowledgements' budget."""
+        media = [q.event_id for q in batch if q.kind == "media" and media_intake.fetching(self.rt, q.channel)]
+        if not media:
+            return
+        try:
+            await media_intake.intake(self.rt, media, self.media_sleep)
+        except Exception:
+            # The events are handled anyway, with the platform's media ids (docs/attachments.md).
+            log.exception("downloading the media of inbound events %s failed", media)
+            self.rt.metrics.errors.labels("attachment_fetch").inc()
 
     async def process_batch(self, batch: Sequence[_Queued]) -> None:
         """Handle stored events of different senders in one transaction (group commit). When any of them fails,
@@ -381,6 +402,7 @@ class Pipeline:
             done: list[dict[str, Any]] = []
             outgoing: list[dict[str, Any]] = []
             produced: dict[int, list[Intent]] = {}
+            grants: list[dict[str, Any]] = []
             for row in rows:
                 if row is None or row.id not in events:
                     names.append("skipped")
@@ -399,11 +421,14 @@ class Pipeline:
                 if row.id in self._watchers:
                     produced[row.id] = ctx.intents
                 outgoing += outbox.row_values(ctx.intents, now)
+                grants += outbound.grant_values(ctx.intents, now)
                 done.append({"b_id": row.id, "error": None, "handled_at": now})
             ttl = timedelta(minutes=rt.settings.conversation.expiry_minutes)
             await conversation.save_many(conn, list(convs.values()), now, ttl)
             if outgoing:
                 await conn.execute(self._outbox_stmt, outgoing)
+            if grants:
+                await conn.execute(insert_plain(Base.metadata.tables[AttachmentGrant.__tablename__]), grants)
             if done:
                 await conn.execute(self._done_stmt, done)
         # Committed: whoever waits for these events' outcome (``handled``) may now answer with it.

@@ -641,3 +641,61 @@ class DingTalkActionLink(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     card_ref: Mapped[str] = mapped_column(String(200))
     used_at: Mapped[datetime]
+
+
+class Attachment(Base):
+    """A file the bot holds itself (issue 13): a photo or document received on any channel or uploaded in the
+    console, downloaded when it arrived, so it outlives the platform's media id. The bytes live in the attachment
+    store (``bot/infra/filestore.py``: ``storage_key`` is the path relative to the store, content-addressed by
+    ``sha256``); ``token`` is the only id that leaves the server (``att-<token>`` media ids, console URLs).
+
+    ``(source_channel, source_media_id)`` is unique: a platform retry or a second download of the same media
+    stores one row. Who may read it: ``owner_id``, the readers of ``card_id`` (``requests.may_see_file``), and the
+    people it was sent to (``attachment_grants``)."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        UniqueConstraint("source_channel", "source_media_id", name="uq_attachments_source"),
+        Index("ix_attachments_owner_at", "owner_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: secrets.token_urlsafe(24))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # Sniffed from the bytes, never the platform's or the client's word.
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str] = mapped_column(String(200))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[str] = mapped_column(String(64))
+    source_channel: Mapped[str] = mapped_column(String(32))
+    source_media_id: Mapped[str | None] = mapped_column(String(256))
+    card_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    created_at: Mapped[datetime]
+
+
+class AttachmentUpload(Base):
+    """An attachment uploaded to a platform (its temporary media id there), reused while it is still valid."""
+
+    __tablename__ = "attachment_uploads"
+    __table_args__ = (UniqueConstraint("attachment_id", "channel", name="uq_attachment_uploads_attachment_channel"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    attachment_id: Mapped[int] = mapped_column(BigId, ForeignKey("attachments.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    platform_media_id: Mapped[str] = mapped_column(String(256))
+    uploaded_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class AttachmentGrant(Base):
+    """Someone an attachment was sent to (written with the outbox row that sends it): they may read it on the
+    console too. Not unique: sending the same file twice writes two rows, which grant the same thing."""
+
+    __tablename__ = "attachment_grants"
+    __table_args__ = (Index("ix_attachment_grants_token_user", "attachment_token", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    attachment_token: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -152,6 +154,8 @@ def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
         "org": {"demo": True},
         "console": {"enabled": True},
         "digest": {"enabled": False},
+        # A fresh attachment store per runtime (created on first use), never the working directory's data/.
+        "attachments": {"dir": os.path.join(tempfile.gettempdir(), f"salesbot-att-{secrets.token_hex(8)}")},
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)

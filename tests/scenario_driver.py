@@ -246,7 +246,8 @@ class WeComChat(_Seen):
         assert await self.user.location(latitude, longitude, label) == 200
 
     async def image(self, name: str = "photo.jpg") -> None:
-        media_id = f"MEDIA_{secrets.token_hex(8)}"
+        # A photo the member took: WeCom holds it (media/get serves it for 3 days), the callback names its MediaId.
+        media_id = self.user.fake.register_media(JPEG, name, "image/jpeg")
         inner = self.user.signer.image(self.user_id, media_id, self.user.next_msg_id(), self.user.now())
         assert await self.user.deliver(inner) == (200, b"")
 

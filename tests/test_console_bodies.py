@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from bot.app import build_app
 from bot.runtime import Runtime
-from storage.models import ConsoleFeed, ConsoleMedia, ConsoleSession, InboundEvent
+from storage.models import Attachment, ConsoleFeed, ConsoleMedia, ConsoleSession, InboundEvent
 
 JSON_ENDPOINTS = ["/console/api/login", "/console/api/send", "/console/api/action", "/console/api/location"]
 VALID = {
@@ -43,7 +43,7 @@ async def state(rt: Runtime) -> tuple[int, ...]:
         return tuple(
             [
                 int(await s.scalar(select(func.count()).select_from(model)) or 0)
-                for model in (InboundEvent, ConsoleFeed, ConsoleMedia, ConsoleSession)
+                for model in (InboundEvent, ConsoleFeed, ConsoleMedia, Attachment, ConsoleSession)
             ]
         )
 
@@ -158,8 +158,10 @@ async def test_upload_name_with_nul_and_invalid_utf8_is_stored_clean(
     resp = await client.session.post(url, data=b"\xff\xd8\xff photo", headers={"Content-Type": "image/jpeg"})
     assert resp.status == 200, await resp.text()
     async with runtime.db.read() as s:
-        name = (await s.scalars(select(ConsoleMedia.filename))).one()
+        name = (await s.scalars(select(Attachment.filename))).one()
+    # Cleaned, cut to 200 characters with the type's extension kept (uploads go to the attachment store).
     assert name.startswith("\ufffd\ufffdab") and len(name) == 200 and not any(ord(c) < 32 for c in name)
+    assert name.endswith(".jpg")
 
 
 async def test_upload_with_bad_client_id_stores_nothing(client: TestClient[Any, Any], runtime: Runtime) -> None:

@@ -19,7 +19,7 @@ from yarl import URL
 
 from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
-from storage.models import ConsoleMedia, InboundEvent
+from storage.models import Attachment, ConsoleMedia, InboundEvent
 from tests.console_driver import ConsoleUser
 
 SURGERY = "跟台 浙一 骨科 2026-11-25 器械:脊柱A包 备注:王主任主刀"
@@ -50,8 +50,9 @@ async def upload_ok(user: ConsoleUser, name: str, data: bytes, content_type: str
     await user.refresh()
     [echo] = [i for i in user.items if i.get("media_id") and i.get("from") == "user"][-1:]
     media_id = echo["media_id"]
-    assert re.fullmatch(r"console-[A-Za-z0-9_-]{32}", media_id)
-    return f"/console/media/{media_id.removeprefix('console-')}"
+    # New uploads go to the attachment store (docs/attachments.md): ``att-<token>``.
+    assert re.fullmatch(r"att-[A-Za-z0-9_-]{32}", media_id)
+    return f"/console/media/{media_id.removeprefix('att-')}"
 
 
 async def get(user: ConsoleUser, url: str) -> tuple[int, bytes, Any]:
@@ -62,6 +63,7 @@ async def get(user: ConsoleUser, url: str) -> tuple[int, bytes, Any]:
 async def counts(rt: Runtime) -> tuple[int, int]:
     async with rt.db.read() as s:
         media = int(await s.scalar(select(func.count()).select_from(ConsoleMedia)) or 0)
+        media += int(await s.scalar(select(func.count()).select_from(Attachment)) or 0)
         events = int(await s.scalar(select(func.count()).select_from(InboundEvent)) or 0)
     return media, events
 
@@ -78,27 +80,62 @@ def assert_media_headers(headers: Any) -> None:
 # ---- stored XSS ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "data", "claimed"),
-    [
-        ("evil.svg", SVG, "image/svg+xml"),
-        ("evil.html", HTML, "text/html"),
-        ("evil.jpg", HTML, "image/jpeg"),  # the client lies about the type
-        ("evil.xml", b'<?xml version="1.0"?><x:script xmlns:x="http://www.w3.org/1999/xhtml"/>', "text/xml"),
-        ("notes.txt", b"<script>alert(1)</script>", "text/plain"),
-    ],
-    ids=["svg", "html", "html-claimed-jpeg", "xhtml-in-xml", "text"],
-)
-async def test_uploaded_svg_is_served_as_attachment_not_inline(
-    console: Any, name: str, data: bytes, claimed: str
+MARKUP = [
+    ("evil.svg", SVG, "image/svg+xml"),
+    ("evil.html", HTML, "text/html"),
+    ("evil.jpg", HTML, "image/jpeg"),  # the client lies about the type
+    ("evil.xml", b'<?xml version="1.0"?><x:script xmlns:x="http://www.w3.org/1999/xhtml"/>', "text/xml"),
+    ("notes.txt", b"<script>alert(1)</script>", "text/plain"),
+]
+MARKUP_IDS = ["svg", "html", "html-claimed-jpeg", "xhtml-in-xml", "text"]
+
+
+@pytest.mark.parametrize(("name", "data", "claimed"), MARKUP, ids=MARKUP_IDS)
+async def test_uploaded_markup_is_refused_by_the_store(
+    console: Any, runtime: Runtime, name: str, data: bytes, claimed: str
 ) -> None:
     rep = await console("rep01")
-    url = await upload_ok(rep, name, data, claimed)
+    before = await counts(runtime)
+    r = await upload(rep, name, data, claimed)
+    assert r.status == 415
+    assert (await r.json())["error"].startswith("这种文件收不了")
+    assert await counts(runtime) == before
+
+
+@pytest.mark.parametrize(("name", "data", "claimed"), MARKUP, ids=MARKUP_IDS)
+async def test_old_console_upload_of_markup_is_served_as_attachment_not_inline(
+    console: Any, runtime: Runtime, name: str, data: bytes, claimed: str
+) -> None:
+    """A console_media row stored before the attachment store (any bytes were kept then) is still served, safely."""
+    rep = await console("rep01")
+    async with runtime.db.transaction() as s:
+        row = ConsoleMedia(
+            user_id="rep01",
+            filename=name,
+            content_type=claimed,
+            size=len(data),
+            data=data,
+            created_at=runtime.clock.now(),
+        )
+        s.add(row)
+        await s.flush()
+        url = f"/console/media/{row.token}"
     status, body, headers = await get(rep, url)
     assert (status, body) == (200, data)
     assert headers["Content-Type"] == "application/octet-stream"
     assert headers["Content-Disposition"].startswith("attachment;")
     assert headers["Content-Security-Policy"] == MEDIA_CSP
+    assert_media_headers(headers)
+    assert (await get(await console("rep02"), url))[0] == 404
+
+
+async def test_plain_text_is_kept_and_served_as_attachment(console: Any) -> None:
+    rep = await console("rep01")
+    url = await upload_ok(rep, "备注.txt", "库存：脊柱A包 2 套\n".encode(), "text/html")
+    status, body, headers = await get(rep, url)
+    assert (status, body) == (200, "库存：脊柱A包 2 套\n".encode())
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers["Content-Disposition"].startswith("attachment;")
     assert_media_headers(headers)
 
 
@@ -121,13 +158,13 @@ async def test_images_and_pdf_are_shown_inline_with_their_sniffed_type(console: 
 
 async def test_upload_media_type_follows_the_bytes_not_the_client(console: Any, runtime: Runtime) -> None:
     rep = await console("rep01")
-    await upload_ok(rep, "a.jpg", HTML, "image/jpeg")
+    await upload_ok(rep, "a.jpg", PDF, "image/jpeg")
     await upload_ok(rep, "b.bin", PNG, "application/octet-stream")
     async with runtime.db.read() as s:
         events = list(await s.scalars(select(InboundEvent).order_by(InboundEvent.id)))
-        rows = list(await s.scalars(select(ConsoleMedia).order_by(ConsoleMedia.id)))
+        rows = list(await s.scalars(select(Attachment).order_by(Attachment.id)))
     assert [e.payload["media_type"] for e in events] == ["file", "image"]
-    assert [r.content_type for r in rows] == ["application/octet-stream", "image/png"]
+    assert [r.content_type for r in rows] == ["application/pdf", "image/png"]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +174,7 @@ async def test_upload_media_type_follows_the_bytes_not_the_client(console: Any, 
 )
 async def test_hostile_filename_cannot_inject_into_content_disposition(console: Any, name: str) -> None:
     rep = await console("rep01")
-    url = await upload_ok(rep, name, SVG, "image/svg+xml")
+    url = await upload_ok(rep, name, b"a note, served as a download", "image/svg+xml")
     status, _, headers = await get(rep, url)
     assert status == 200
     assert "Set-Cookie" not in headers
@@ -228,7 +265,7 @@ async def attached_photo(console: Any) -> tuple[str, int]:
     url = await upload_ok(log01, "kit.jpg", JPEG)
     assert any("已附加到卡片" in str(i.get("text")) for i in log01.items)
     async with log01.runtime.db.read() as s:
-        row = (await s.scalars(select(ConsoleMedia))).one()
+        row = (await s.scalars(select(Attachment))).one()
     assert row.card_id is not None
     return url, row.card_id
 
@@ -290,7 +327,7 @@ async def test_forged_media_id_cannot_link_someone_elses_upload(console: Any, ru
     async with runtime.db.transaction() as s:
         await console_media.link_to_card(s, console_media.media_id(token), 1, uploader_id="log01")
     async with runtime.db.read() as s:
-        assert (await s.scalars(select(ConsoleMedia.card_id))).one() is None
+        assert (await s.scalars(select(Attachment.card_id))).one() is None
 
 
 # ---- quota ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
 from bot.services.plan_rule import span
-from storage.models import ConsoleMedia, Customer, JobRun, OutboxMessage, PlanItem, Visit
+from storage.models import Attachment, Customer, JobRun, OutboxMessage, PlanItem, Visit
 from storage.vocab import PlanPeriod
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -110,17 +110,17 @@ class TestOnAWorkingDay:
         assert await run_digest(runtime) == ["done"]  # run again after it had sent
         async with runtime.db.read() as s:
             rows = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
-            charts = (await s.scalars(select(ConsoleMedia).order_by(ConsoleMedia.user_id))).all()
+            charts = (await s.scalars(select(Attachment).order_by(Attachment.owner_id))).all()
         # Each recipient: the digest, then its chart (their own stored image), once (mgr01's follow-up card after).
         mine = {
             who: [(r.kind, r.payload.get("media_id")) for r in rows if r.recipient == who and r.kind != "card"]
             for who in ("mgr01", "dir01")
         }
-        assert [(c.user_id, c.filename) for c in charts] == [
+        assert [(c.owner_id, c.filename) for c in charts] == [
             ("dir01", "计划完成率-2026-11-23.png"),
             ("mgr01", "计划完成率-2026-11-23.png"),
         ]
-        tokens = {c.user_id: f"console-{c.token}" for c in charts}
+        tokens = {c.owner_id: f"att-{c.token}" for c in charts}
         assert mine == {who: [("rich", None), ("media", tokens[who])] for who in ("mgr01", "dir01")}
         [media] = [r for r in rows if r.kind == "media" and r.recipient == "mgr01"]
         assert media.payload["caption"] == "计划完成率图：近7个工作日，1 人低于 92%"

@@ -277,3 +277,34 @@ class RoundAware(Protocol):
     def committed(self, sent: Sequence[tuple[OutboxItem, Delivery]]) -> None:
         """Called once that commit is done (e.g. wake whoever waits for what ``record`` wrote)."""
         ...
+
+
+@dataclass(frozen=True)
+class FetchedMedia:
+    """A received photo or file, downloaded from its platform: the bytes, the name the platform gave it (may be
+    empty) and the type it claimed (a hint only: the store sniffs the bytes)."""
+
+    data: bytes
+    filename: str = ""
+    content_type_hint: str = ""
+
+
+class MediaFetchError(Exception):
+    """A download failed. ``retryable``: the platform may still hand it out (busy, timeout); otherwise it is gone
+    (expired, unknown id) or too large (``too_large``: more than the ``max_bytes`` asked for)."""
+
+    def __init__(self, message: str, *, retryable: bool, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.too_large = too_large
+
+
+@runtime_checkable
+class MediaFetching(Protocol):
+    """A channel whose inbound media are ids on the platform (WeCom ``media/get``, DingTalk
+    ``messageFiles/download``): the pipeline downloads each into the attachment store before handling the event
+    (docs/attachments.md)."""
+
+    async def fetch_media(self, media_type: str, media_id: str, max_bytes: int) -> FetchedMedia:
+        """The bytes of ``media_id``; ``MediaFetchError`` when they cannot be had (or exceed ``max_bytes``)."""
+        ...

@@ -664,6 +664,47 @@ class DigestConfig(_Section):
         return str(path)
 
 
+# The types the attachment store accepts by default (sniffed from the bytes, see bot.services.console_media.sniff).
+DEFAULT_ATTACHMENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "text/plain",
+    "video/mp4",
+    "audio/amr",
+    "audio/silk",
+    "audio/mpeg",
+)
+
+
+class AttachmentsConfig(_Section):
+    """The bot's own copy of every photo and file (docs/attachments.md)."""
+
+    # The store's folder (relative paths are relative to the working directory); back it up with the database.
+    dir: str = "data/attachments"
+    # The largest file kept (a larger one is refused with a short message to the sender).
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    # Content types kept, as sniffed from the bytes (the sender's or platform's claim is ignored).
+    allowed_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
+    # Downloading a received file: attempts while the platform still holds it, and the first pause between them
+    # (doubled each time); after the last the message is handled with the platform's own media id.
+    fetch_attempts: int = Field(3, ge=1, le=10)
+    fetch_backoff_seconds: float = Field(1.0, ge=0, le=60)
+
+    @field_validator("allowed_types")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [v for v in value if v not in DEFAULT_ATTACHMENT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown type(s) {unknown}; known: {', '.join(DEFAULT_ATTACHMENT_TYPES)}")
+        return value
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -680,6 +721,7 @@ class Settings(_Section):
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
     calendar: WorkCalendarConfig = Field(default_factory=WorkCalendarConfig)
     request_types: dict[str, RequestTypeConfig] = Field(default_factory=_default_request_types)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)

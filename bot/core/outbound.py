@@ -9,15 +9,29 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.intents import Intent, SendCard, UpdateCard
-from storage.models import OutboxMessage
+from bot.core.intents import Intent, SendCard, SendMedia, UpdateCard
+from bot.infra.filestore import token_of
+from storage.models import AttachmentGrant, OutboxMessage
 
 
 def enqueue(session: AsyncSession, intents: Iterable[Intent], now: datetime) -> list[OutboxMessage]:
     """Add outbox rows for ``intents`` to the session: one per recipient, one per card update."""
+    intents = list(intents)
     rows = [OutboxMessage(**values) for values in row_values(intents, now)]
     session.add_all(rows)
+    session.add_all([AttachmentGrant(**values) for values in grant_values(intents, now)])
     return rows
+
+
+def grant_values(intents: Iterable[Intent], now: datetime) -> list[dict[str, Any]]:
+    """``attachment_grants`` rows for the stored files these intents send: whoever receives a file may read it on
+    the console too (``bot.services.attachments.may_read``). Written in the same transaction as the outbox rows."""
+    return [
+        {"attachment_token": token, "user_id": user_id, "granted_at": now}
+        for intent in intents
+        if isinstance(intent, SendMedia) and (token := token_of(intent.media_id)) is not None
+        for user_id in intent.user_ids
+    ]
 
 
 def row_values(intents: Iterable[Intent], now: datetime) -> list[dict[str, Any]]:

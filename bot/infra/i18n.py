@@ -1079,6 +1079,15 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     "dingtalk.act_invalid": ("这个链接无效。", "This link is not valid."),
     "dingtalk.act_busy": ("系统忙，请稍后再点一次。", "The system is busy; please tap again in a moment."),
+    # ---- att ----
+    "attachment.too_large": (
+        "文件超过 {size}，没有收下，请压缩后再发。",
+        "The file is over {size} and was not kept; please compress it and send it again.",
+    ),
+    "attachment.type_refused": (
+        "这种文件收不了，请改发照片、PDF、办公文档、文本、视频或语音。",
+        "This kind of file cannot be kept; send a photo, PDF, Word, Excel, PowerPoint, text, video or voice file.",
+    ),
 }
 
 

@@ -1,12 +1,15 @@
-"""Console uploads (📎): random tokens, the file type sniffed from the bytes, the per-person daily quota, and the
-link to the task card a file is attached to. No HTTP here (see ``bot/channels/console/media.py``).
+"""Console uploads (📎): the one sniffer of file types (also the attachment store's, ``bot.services.attachments``),
+file names made safe, the per-person daily quota, and the console_media rows uploaded before the attachment store
+(still served and linked to cards). No HTTP here (see ``bot/channels/console/media.py``).
 
 Who may read a file is decided by ``bot.services.requests.may_see_file`` (the request/card visibility rule)."""
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
+import zipfile
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -15,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConsoleConfig
 from bot.infra.i18n import t
-from storage.models import ConsoleMedia, User
+from storage.models import Attachment, ConsoleMedia, User
 
 # Media ids of console uploads, as they travel in events, attachments and outbox rows: ``console-<token>``.
 PREFIX = "console-"
@@ -40,8 +43,16 @@ def token_of(media_id: str) -> str | None:
     return token if TOKEN.fullmatch(token) else None
 
 
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+# The part folder that tells an OOXML package's kind (ECMA-376 part 2: every package is a zip).
+_OOXML_PARTS = (("word/", DOCX), ("xl/", XLSX), ("ppt/", PPTX))
+
+
 def sniff(data: bytes) -> str:
-    """The content type the bytes really are, for the types shown inline; everything else is octet-stream."""
+    """The content type the bytes really are (magic numbers, never a file name or a claimed type); anything not
+    recognised is octet-stream. Whether it may be shown inline is ``INLINE_TYPES``'s business."""
     if data.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -52,7 +63,51 @@ def sniff(data: bytes) -> str:
         return "image/webp"
     if data.startswith(b"%PDF-"):
         return "application/pdf"
+    if data.startswith(b"PK\x03\x04"):
+        return _ooxml(data)
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        return "video/mp4"
+    if data.startswith(b"#!AMR\n"):
+        return "audio/amr"
+    # WeChat's SILK voice carries a 0x02 before the SILK header.
+    if data.startswith((b"#!SILK_V3", b"\x02#!SILK_V3")):
+        return "audio/silk"
+    if data.startswith(b"ID3") or (len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE6 in (0xE2, 0xE4, 0xE6)):
+        return "audio/mpeg"
+    if _is_text(data):
+        return "text/plain"
     return OCTET_STREAM
+
+
+def _ooxml(data: bytes) -> str:
+    """A Word, Excel or PowerPoint file by the parts its zip holds (only the central directory is read)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, ValueError, OSError, RuntimeError):
+        return OCTET_STREAM
+    if "[Content_Types].xml" in names:
+        for folder, kind in _OOXML_PARTS:
+            if any(n.startswith(folder) for n in names):
+                return kind
+    return OCTET_STREAM
+
+
+def _is_text(data: bytes) -> bool:
+    """UTF-8 (or GB18030, what Chinese Windows writes) without control characters but tab, CR, LF, FF, and not
+    markup."""
+    if not data or b"\x00" in data:
+        return False
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        # Markup (HTML, SVG, XML) is not plain text: it is code a browser would run.
+        if text.lstrip("\ufeff \t\r\n").startswith("<"):
+            return False
+        return not any(unicodedata.category(c) == "Cc" and c not in "\t\r\n\f" for c in text)
+    return False
 
 
 def clean_filename(name: str) -> str:
@@ -81,7 +136,7 @@ class UploadRefused(Exception):
         self.message = message
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     """``5 MB``, ``1.5 MB``, ``200 KB``: how people say file sizes."""
     if n >= 1024 * 1024:
         mb = n / (1024 * 1024)
@@ -90,7 +145,7 @@ def _size(n: int) -> str:
 
 
 def too_large(cfg: ConsoleConfig, locale: str | None) -> UploadRefused:
-    return UploadRefused("too_large", t(locale, "upload.too_large", size=_size(cfg.upload_max_bytes)))
+    return UploadRefused("too_large", t(locale, "upload.too_large", size=size_text(cfg.upload_max_bytes)))
 
 
 def empty_file(locale: str | None) -> UploadRefused:
@@ -100,7 +155,7 @@ def empty_file(locale: str | None) -> UploadRefused:
 def _quota_refused(cfg: ConsoleConfig, locale: str | None, by_count: bool) -> UploadRefused:
     if by_count:
         return UploadRefused("quota", t(locale, "upload.quota_count", n=cfg.uploads_per_day))
-    return UploadRefused("quota", t(locale, "upload.quota_bytes", size=_size(cfg.upload_bytes_per_day)))
+    return UploadRefused("quota", t(locale, "upload.quota_bytes", size=size_text(cfg.upload_bytes_per_day)))
 
 
 def day_start(now: datetime, tz: ZoneInfo) -> datetime:
@@ -110,9 +165,10 @@ def day_start(now: datetime, tz: ZoneInfo) -> datetime:
 
 
 async def used_today(session: AsyncSession, user_id: str, now: datetime, tz: ZoneInfo) -> tuple[int, int]:
-    """Files and bytes ``user_id`` uploaded since the start of today (org zone); index ix_console_media_user_at."""
+    """Files and bytes ``user_id`` uploaded since the start of today (org zone): the attachment store's console
+    uploads plus rows of the old console_media table (indexes ix_attachments_owner_at, ix_console_media_user_at)."""
     start = day_start(now, tz)
-    row = (
+    old = (
         await session.execute(
             select(func.count(), func.coalesce(func.sum(ConsoleMedia.size), 0)).where(
                 ConsoleMedia.user_id == user_id,
@@ -120,46 +176,46 @@ async def used_today(session: AsyncSession, user_id: str, now: datetime, tz: Zon
             )
         )
     ).one()
-    return int(row[0]), int(row[1])
+    new = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(Attachment.size), 0)).where(
+                Attachment.owner_id == user_id,
+                Attachment.created_at >= start,
+                Attachment.source_channel == "console",
+            )
+        )
+    ).one()
+    return int(old[0]) + int(new[0]), int(old[1]) + int(new[1])
 
 
-async def store(
+def check_size(data: bytes, cfg: ConsoleConfig, locale: str | None) -> None:
+    """Refuse an empty upload or one over ``upload_max_bytes`` (``UploadRefused``)."""
+    if not data:
+        raise empty_file(locale)
+    if len(data) > cfg.upload_max_bytes:
+        raise too_large(cfg, locale)
+
+
+async def check_quota(
     session: AsyncSession,
     user: User,
-    filename: str,
-    data: bytes,
+    size: int,
     now: datetime,
     cfg: ConsoleConfig,
     tz: ZoneInfo,
     *,
     lock_user: bool,
-) -> ConsoleMedia:
-    """Check the quota and store the upload (in the caller's write transaction); raises ``UploadRefused``.
-
-    ``lock_user`` (PostgreSQL) locks the person's row first, so two uploads at once cannot both pass the check;
-    SQLite serialises writers anyway."""
-    if not data:
-        raise empty_file(user.locale)
-    if len(data) > cfg.upload_max_bytes:
-        raise too_large(cfg, user.locale)
+) -> None:
+    """Refuse an upload of ``size`` bytes beyond today's quota (``UploadRefused``); in the caller's write
+    transaction. ``lock_user`` (PostgreSQL) locks the person's row first, so two uploads at once cannot both pass
+    the check; SQLite serialises writers anyway."""
     if lock_user:
         await session.execute(select(User.id).where(User.id == user.id).with_for_update())
     count, total = await used_today(session, user.id, now, tz)
     if count + 1 > cfg.uploads_per_day:
         raise _quota_refused(cfg, user.locale, by_count=True)
-    if total + len(data) > cfg.upload_bytes_per_day:
+    if total + size > cfg.upload_bytes_per_day:
         raise _quota_refused(cfg, user.locale, by_count=False)
-    row = ConsoleMedia(
-        user_id=user.id,
-        filename=clean_filename(filename),
-        content_type=sniff(data),
-        size=len(data),
-        data=data,
-        created_at=now,
-    )
-    session.add(row)
-    await session.flush()
-    return row
 
 
 async def store_made(session: AsyncSession, user_id: str, filename: str, data: bytes, now: datetime) -> ConsoleMedia:

@@ -4,8 +4,8 @@ as a PNG heat map sent after a day digest that covers more than one rep.
 ``compute_chart`` reads the figures in one grouped SQL query (plan items by rep and day, done by the one rule of
 ``bot.services.plan_rule``; valid on SQLite and PostgreSQL); ``render_png`` draws them with Pillow and the bundled
 WenQuanYi Micro Hei subset (``bot/assets/fonts``: a fresh machine has no CJK font), or ``[digest] chart_font``.
-The same figures give the same bytes. ``chart_intents`` stores the PNG for the digest's recipient (a console media
-row only they may read) and returns the ``SendMedia`` that goes out with the digest's outbox rows.
+The same figures give the same bytes. ``chart_intents`` stores the PNG for the digest's recipient (in the attachment
+store, only they may read it) and returns the ``SendMedia`` that goes out with the digest's outbox rows.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from bot.calendar.workcal import SEARCH_DAYS, get_calendar
 from bot.config import Settings
 from bot.core.intents import Intent, SendMedia
 from bot.infra import i18n
-from bot.services import console_media
+from bot.services import attachments
 from bot.services.digest import scope_of
 from bot.services.digest_model import Digest
 from bot.services.plan_rule import done_clause
@@ -372,7 +372,7 @@ async def chart_intents(
     channel: str,
     now: datetime,
 ) -> Sequence[Intent]:
-    """The chart for ``digest`` (sent right after it, in the caller's transaction): stored as a console media row of
+    """The chart for ``digest`` (sent right after it, in the caller's transaction): stored in the attachment store for
     ``viewer`` (only they may read it) and passed on as an image. Nothing when no chart is wanted or no rep had a day
     plan in the 7 working days."""
     if not wanted(settings, digest):
@@ -390,14 +390,14 @@ async def chart_intents(
         log.exception("digest chart for %s could not be drawn", viewer.id)
         return ()
     filename = i18n.t(locale, "chart.filename", date=digest.scope.end.isoformat())
-    row = await console_media.store_made(session, viewer.id, filename, data, now)
+    row = await attachments.store_made(session, settings, viewer.id, filename, data, now)
     return (
         SendMedia(
             channel=channel,
             user_ids=(viewer.id,),
             media_type="image",
-            media_id=console_media.media_id(row.token),
-            source_channel="console",
+            media_id=attachments.media_id(row.token),
+            source_channel=attachments.MADE,
             caption=caption(chart, locale),
         ),
     )

@@ -33,7 +33,7 @@ from bot.config.request_types import render_title
 from bot.core.errors import Denial, DomainError
 from bot.infra import audit, i18n
 from bot.parsing.request_parser import field_by_key, parse_request_line, split_day_time
-from bot.services import console_media, escalation_words
+from bot.services import attachments, console_media, escalation_words
 from bot.services.escalation import Upcoming, audit_card, freeze_policy, reschedule, step_targets, upcoming
 from storage.models import AuditLog, Customer, SupportRequest, TaskCard, User
 from storage.vocab import (
@@ -572,6 +572,7 @@ async def attach(
     card.attachments = [*(card.attachments or []), item]
     # A console upload becomes readable by the card's readers (see may_see_file).
     await console_media.link_to_card(session, media_id, card.id, actor.id)
+    await attachments.link_to_card(session, media_id, card.id, actor.id)
     _touch(card, now)
     _audit(session, card, actor, now, channel, CardEvent.ATTACH, kind=kind, media_id=media_id)
 

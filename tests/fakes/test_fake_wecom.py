@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 import subprocess
 import sys
@@ -506,3 +507,96 @@ async def test_runs_standalone() -> None:
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
+
+
+# ---- temporary media (media/get, media/upload) ----------------------------------------------------------------
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00 a photo"
+
+
+async def upload(
+    client: TestClient[Any, Any],
+    token: str,
+    media_type: str,
+    data: bytes,
+    *,
+    filename: str | None = "kit.jpg",
+    field: str = "media",
+    content_type: str = "image/jpeg",
+) -> dict[str, Any]:
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field(field, io.BytesIO(data), filename=filename, content_type=content_type)
+    resp = await client.post("/cgi-bin/media/upload", params={"access_token": token, "type": media_type}, data=form)
+    assert resp.status == 200
+    answer: dict[str, Any] = await resp.json()
+    return answer
+
+
+async def test_media_get_serves_a_members_media_for_three_days(
+    client: TestClient[Any, Any], fake: FakeWeCom, clock: Clock
+) -> None:
+    token = await get_token(client, fake)
+    media_id = fake.register_media(JPEG, "IMG_1.jpg", "image/jpeg")
+    resp = await client.get("/cgi-bin/media/get", params={"access_token": token, "media_id": media_id})
+    assert (resp.status, await resp.read()) == (200, JPEG)
+    assert resp.headers["Content-Type"] == "image/jpeg"
+    assert resp.content_disposition is not None and resp.content_disposition.filename == "IMG_1.jpg"
+    clock.t += 3 * 24 * 3600
+    fresh = await get_token(client, fake)
+    resp = await client.get("/cgi-bin/media/get", params={"access_token": fresh, "media_id": media_id})
+    assert (await resp.json())["errcode"] == 40007
+    resp = await client.get("/cgi-bin/media/get", params={"access_token": fresh, "media_id": "nope"})
+    assert (await resp.json())["errcode"] == 40007
+    assert fake.violations == []
+
+
+async def test_media_upload_returns_a_media_id_message_send_accepts_until_it_expires(
+    client: TestClient[Any, Any], fake: FakeWeCom, clock: Clock
+) -> None:
+    token = await get_token(client, fake)
+    answer = await upload(client, token, "image", JPEG)
+    assert (answer["errcode"], answer["type"]) == (0, "image")
+    assert answer["created_at"] == str(int(clock.t))
+    body = {"touser": "rep01", "msgtype": "image", "agentid": AGENT, "image": {"media_id": answer["media_id"]}}
+    assert (await post(client, "message/send", token, body))["errcode"] == 0
+    assert [m.msgtype for m in fake.messages_to("rep01")] == ["image"]
+    clock.t += 3 * 24 * 3600
+    fresh = await get_token(client, fake)
+    assert (await post(client, "message/send", fresh, body))["errcode"] == 40007
+
+
+@pytest.mark.parametrize(
+    ("media_type", "data", "kwargs", "errcode"),
+    [
+        ("sticker", JPEG, {}, 40004),
+        ("image", b"GIF89a a gif", {}, 40005),  # image: JPG or PNG only
+        ("voice", JPEG, {}, 40005),  # voice: AMR only
+        ("image", JPEG[:5], {}, 40006),  # more than 5 bytes
+        ("image", JPEG + b"\x00" * (10 * 1024 * 1024), {}, 40009),
+        ("voice", b"#!AMR\n" + b"\x00" * (2 * 1024 * 1024), {"filename": "v.amr"}, 40010),
+        ("file", b"x" * (20 * 1024 * 1024 + 1), {"filename": "big.bin"}, 40006),
+        ("image", JPEG, {"field": "file"}, 44001),  # the part must be called "media"
+        ("file", b"a note!", {"filename": "a:notes.txt"}, 40058),
+    ],
+    ids=["type", "gif-image", "jpeg-voice", "tiny", "image-size", "voice-size", "file-size", "field", "filename"],
+)
+async def test_media_upload_checks_the_documented_limits(
+    client: TestClient[Any, Any], fake: FakeWeCom, media_type: str, data: bytes, kwargs: dict[str, Any], errcode: int
+) -> None:
+    token = await get_token(client, fake)
+    answer = await upload(client, token, media_type, data, **kwargs)
+    assert answer["errcode"] == errcode
+    assert fake.uploads == []
+    assert fake.violations and fake.violations[0].startswith(f"media/upload: {errcode}")
+
+
+async def test_media_endpoints_take_injected_faults(client: TestClient[Any, Any], fake: FakeWeCom) -> None:
+    token = await get_token(client, fake)
+    fake.fail_next("media/get", -1)
+    fake.fail_next("media/upload", 45009)
+    media_id = fake.register_media(JPEG)
+    resp = await client.get("/cgi-bin/media/get", params={"access_token": token, "media_id": media_id})
+    assert (await resp.json())["errcode"] == -1
+    assert (await upload(client, token, "image", JPEG))["errcode"] == 45009
+    resp = await client.get("/cgi-bin/media/get", params={"access_token": token, "media_id": media_id})
+    assert await resp.read() == JPEG

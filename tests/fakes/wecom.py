@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from cards.wecom import strip_dedup_tag
 
@@ -77,12 +77,25 @@ SEND_KEYS = frozenset(
 )
 UPDATE_KEYS = frozenset({"userids", "partyids", "tagids", "atall", "agentid", "response_code", "enable_id_trans"})
 
-ENDPOINTS = ("gettoken", "message/send", "message/update_template_card")
+ENDPOINTS = ("gettoken", "message/send", "message/update_template_card", "media/get", "media/upload")
+# MEDIA = path/90253 上传临时素材 (and /90254 获取临时素材): "media_id仅三天内有效"; "所有文件size必须大于5个字节";
+# image 10MB JPG/PNG, voice 2MB AMR, video 10MB MP4, file 20MB; multipart field "media" with filename.
+MEDIA_TTL = 3 * 24 * 3600
+MEDIA_MIN_BYTES = 6
+MB = 1024 * 1024
+MEDIA_LIMITS = {"image": 10 * MB, "voice": 2 * MB, "video": 10 * MB, "file": 20 * MB}
 # Global error codes (90313); 60140 for a bad response_code is from ../shared/docs/protocols.md (not in the 2021
 # crawl of 90313 we could read).
 ERRMSG = {
     -1: "system busy",
     40001: "invalid credential",
+    40004: "invalid media type",
+    40005: "invalid file type",
+    40006: "invalid file size",
+    40007: "invalid media_id",
+    40009: "invalid image size",
+    40010: "invalid voice size",
+    40011: "invalid video size",
     40008: "invalid message type",
     40013: "invalid corpid",
     40014: "invalid access_token",
@@ -94,11 +107,13 @@ ERRMSG = {
     41002: "corpid missing",
     41004: "corpsecret missing",
     41011: "agentid missing",
+    41013: "media_id missing",
     42001: "access_token expired",
     42014: "taskid has existed or empty or exceed max len",
     42018: "invalid button key",
     42019: "button key missing",
     42020: "button name missing",
+    44001: "empty media data",
     44004: "empty content",
     45002: "content size out of limit",
     45009: "api freq out of limit",
@@ -114,6 +129,19 @@ Problem = tuple[int, str]
 
 
 # ---- records --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Media:
+    """A temporary media the fake holds: one a member sent (``register_media``) or one the app uploaded."""
+
+    media_id: str
+    data: bytes
+    filename: str
+    content_type: str
+    created_at: float
+    source: str  # "member" | "upload"
+    media_type: str = ""
 
 
 @dataclass
@@ -495,15 +523,20 @@ class FakeWeCom:
         self._next_faults: defaultdict[str, deque[Fault]] = defaultdict(deque)
         self._random_faults: dict[str, _RandomFaults] = {}
         self._release = asyncio.Event()
+        self.media: dict[str, Media] = {}
+        self.uploads: list[Media] = []
 
     # ---- wiring ----------------------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
         """An aiohttp app serving this fake: /cgi-bin/... plus /_fake/... for stats and control."""
-        app = web.Application()
+        # Large enough for media/upload's biggest file (20 MB) and then some, so the limits are WeCom's answers.
+        app = web.Application(client_max_size=64 * MB)
         app.router.add_get("/cgi-bin/gettoken", self._gettoken)
         app.router.add_post("/cgi-bin/message/send", self._send)
         app.router.add_post("/cgi-bin/message/update_template_card", self._update)
+        app.router.add_get("/cgi-bin/media/get", self._media_get)
+        app.router.add_post("/cgi-bin/media/upload", self._media_upload)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_get("/_fake/delivered", self._delivered)
         app.router.add_post("/_fake/control", self._control)
@@ -546,6 +579,12 @@ class FakeWeCom:
         """Drop every pending and random fault."""
         self._next_faults.clear()
         self._random_faults.clear()
+
+    def register_media(self, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg") -> str:
+        """A media a member sent (its MediaId goes in the callback): media/get serves it for 3 days."""
+        media_id = f"MEDIA_{secrets.token_hex(12)}"
+        self.media[media_id] = Media(media_id, data, filename, content_type, self.now(), "member")
+        return media_id
 
     def issue_response_code(self, task_id: str, userid: str) -> str:
         """A fresh response_code for ``task_id``, like the one a template_card_event callback carries."""
@@ -630,6 +669,12 @@ class FakeWeCom:
             problems = [(301002, f"agentid {body['agentid']} is not this app ({self.agent_id})")]
         if problems:
             return self._reject("message/send", problems)
+        if body["msgtype"] in MEDIA_MSGTYPES:
+            media_id = body[body["msgtype"]]["media_id"]
+            # A media id the fake handed out must still be alive (3 days); other ids (tests that send one a
+            # member's callback named, without registering it) are taken as WeCom's own.
+            if media_id in self.media and self._live_media(media_id) is None:
+                return _err(40007)
         return web.json_response(self._accept_send(body))
 
     async def _update(self, request: web.Request) -> web.Response:
@@ -667,6 +712,72 @@ class FakeWeCom:
             self._cards[key] = card
         # The update doc answers invaliduser as a list (message/send answers "a|b").
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": [u.lower() for u in invalid]})
+
+    async def _media_get(self, request: web.Request) -> web.StreamResponse:
+        """path/90254: the file itself (Content-Type, Content-disposition with its name), or a JSON error."""
+        self._record("media/get", request, None)
+        fault = await self._fault("media/get")
+        if fault is not None:
+            return fault
+        token_error = self._token_error(request)
+        if token_error is not None:
+            return _err(token_error)
+        media_id = request.query.get("media_id", "")
+        if not media_id:
+            return _err(41013)
+        media = self._live_media(media_id)
+        if media is None:
+            # Not a violation: a media id expires while its message waits, and asking is how one finds out.
+            return _err(40007)
+        disposition = f'attachment; filename="{media.filename}"'
+        return web.Response(
+            body=media.data, headers={"Content-Type": media.content_type, "Content-disposition": disposition}
+        )
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        """path/90253: multipart/form-data, field "media" (filename, content type); the limits per type."""
+        self._record("media/upload", request, None)
+        fault = await self._fault("media/upload")
+        if fault is not None:
+            return fault
+        token_error = self._token_error(request)
+        if token_error is not None:
+            return _err(token_error)
+        media_type = request.query.get("type", "")
+        if media_type not in MEDIA_LIMITS:
+            return self._reject("media/upload", [(40004, f"type {media_type!r}")])
+        if not request.content_type.startswith("multipart/form-data"):
+            return self._reject("media/upload", [(40058, f"Content-Type {request.content_type!r} is not multipart")])
+        part_name = filename = content_type = ""
+        data = b""
+        reader = await request.multipart()
+        async for part in reader:
+            if isinstance(part, BodyPartReader) and part.name == "media":
+                part_name = "media"
+                filename = part.filename or ""
+                content_type = part.headers.get("Content-Type", "")
+                data = bytes(await part.read())
+        problems = _upload_problems(media_type, part_name, filename, content_type, data)
+        if problems:
+            return self._reject("media/upload", problems)
+        media = Media(secrets.token_urlsafe(32), data, filename, content_type, self.now(), "upload", media_type)
+        self.media[media.media_id] = media
+        self.uploads.append(media)
+        return web.json_response(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "type": media_type,
+                "media_id": media.media_id,
+                "created_at": str(int(media.created_at)),
+            }
+        )
+
+    def _live_media(self, media_id: str) -> Media | None:
+        media = self.media.get(media_id)
+        if media is None or self.now() - media.created_at >= MEDIA_TTL:
+            return None
+        return media
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())
@@ -806,6 +917,43 @@ class FakeWeCom:
 
 
 # ---- helpers --------------------------------------------------------------------------------------------------
+
+
+def _sniff_upload(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"#!AMR\n"):
+        return "amr"
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        return "mp4"
+    return ""
+
+
+def _upload_problems(media_type: str, part_name: str, filename: str, content_type: str, data: bytes) -> list[Problem]:
+    """MEDIA: the form-data part "media" with a filename and a content type, more than 5 bytes, the type's size
+    and format."""
+    if part_name != "media":
+        return [(44001, 'no form-data part named "media"')]
+    p: list[Problem] = []
+    if not filename:
+        p.append((40058, "the media part has no filename"))
+    elif filename.startswith("/") or "\\" in filename or ":" in filename:
+        p.append((40058, f"filename {filename!r} starts with / or holds \\ or :"))
+    if not content_type:
+        p.append((40058, "the media part has no Content-Type"))
+    if len(data) < MEDIA_MIN_BYTES:
+        p.append((40006, f"{len(data)} bytes; more than 5 needed"))
+    if len(data) > MEDIA_LIMITS[media_type]:
+        code = {"image": 40009, "voice": 40010, "video": 40011}.get(media_type, 40006)
+        p.append((code, f"{len(data)} bytes over the {media_type} limit {MEDIA_LIMITS[media_type]}"))
+    kind = _sniff_upload(data)
+    wanted = {"image": ("jpg", "png"), "voice": ("amr",), "video": ("mp4",)}.get(media_type)
+    if wanted is not None and kind not in wanted:
+        p.append((40005, f"{media_type} must be {'/'.join(wanted)}, got {kind or 'something else'}"))
+    return p
+
 
 _BAD: Any = object()
 

@@ -20,12 +20,12 @@ from sqlalchemy import func, select
 
 from bot.config import ConfigError, Settings
 from bot.core.intents import SendMedia
-from bot.services import console_media, digest_chart
+from bot.services import attachments, digest_chart
 from bot.services.digest import compute_digest
 from bot.services.digest_chart import FONT, Chart, ChartRep, chart_size, compute_chart, render_png
 from bot.services.plan_rule import span
 from storage.db import Database
-from storage.models import ConsoleMedia, Customer, PlanItem, User, Visit
+from storage.models import Attachment, Customer, PlanItem, User, Visit
 from storage.vocab import PlanPeriod, PlanStatus
 from tests.conftest import make_settings
 from tests.digest_data import CREATED, CUSTOMERS, DAY, NOW, TZ, local, seed
@@ -250,25 +250,27 @@ async def intents_for(
 
 async def test_a_team_day_digest_brings_one_chart_stored_for_the_recipient(db: Database, settings: Settings) -> None:
     [media] = await intents_for(db, settings, "m1")
-    assert (media.user_ids, media.media_type, media.source_channel) == (("m1",), "image", "console")
+    assert (media.user_ids, media.media_type, media.source_channel) == (("m1",), "image", attachments.MADE)
     assert media.caption == "计划完成率图：近7个工作日，3 人低于 92%"
-    token = console_media.token_of(media.media_id)
+    token = attachments.token_of(media.media_id)
     assert token is not None
     async with db.read() as s:
-        row = await console_media.by_token(s, token)
+        row = await attachments.by_token(s, token)
     assert row is not None
-    assert (row.user_id, row.filename, row.content_type, row.card_id) == (
+    assert (row.owner_id, row.filename, row.content_type, row.card_id) == (
         "m1",
         "计划完成率-2026-12-01.png",
         "image/png",
         None,
     )
-    assert decoded(row.data).size == (960, 444)
+    # In the attachment store (a folder), so every channel passes the same file on (WeCom uploads it).
+    data = await attachments.store_for(settings).read(row.storage_key)
+    assert decoded(data).size == (960, 444)
     # Asked again with nothing new: the same file, not a second copy.
     [again] = await intents_for(db, settings, "m1")
     assert again.media_id == media.media_id
     async with db.read() as s:
-        assert await s.scalar(select(func.count()).select_from(ConsoleMedia)) == 1
+        assert await s.scalar(select(func.count()).select_from(Attachment)) == 1
 
 
 async def test_no_chart_for_one_rep_a_week_chart_off_or_no_plans(db: Database, settings: Settings, db_url: str) -> None:
@@ -281,4 +283,4 @@ async def test_no_chart_for_one_rep_a_week_chart_off_or_no_plans(db: Database, s
             await s.delete(item)
     assert await intents_for(db, settings, "m1") == []
     async with db.read() as s:
-        assert await s.scalar(select(func.count()).select_from(ConsoleMedia)) == 0
+        assert await s.scalar(select(func.count()).select_from(Attachment)) == 0

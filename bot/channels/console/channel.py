@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Delivery, OutboxItem
 from bot.channels.console.hub import ConsoleHub
-from bot.services import console_media
+from bot.services import attachments, console_media
 from cards.console import render_card
 from cards.model import Card
 from cards.rich import RichText, to_html, to_plain
@@ -31,8 +31,11 @@ def feed_body(item: OutboxItem) -> dict[str, Any]:
     if item.kind == "media":
         media_id = str(item.payload["media_id"])
         body: dict[str, Any] = {"from": "bot", "text": str(item.payload.get("caption") or "📎")}
-        # Only a console upload has a file here; media from another channel is its caption.
-        token = console_media.token_of(media_id) if item.payload.get("source_channel") == "console" else None
+        # A file of the attachment store (whatever channel it came from) or an old console upload has a link here;
+        # another platform's media id is its caption.
+        token = attachments.token_of(media_id)
+        if token is None and item.payload.get("source_channel") == "console":
+            token = console_media.token_of(media_id)
         if token is not None:
             body["media_url"] = f"/console/media/{token}"
             body["media_type"] = str(item.payload.get("media_type") or "file")

@@ -28,10 +28,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem
+from bot.channels.base import (
+    Delivery,
+    DeliveryDeferred,
+    DeliveryError,
+    FetchedMedia,
+    MediaFetchError,
+    OutboxItem,
+)
 from bot.channels.wecom.client import CONFIG_BACKOFF_SECONDS, WeComClient, WeComError
 from bot.config import WeComConfig
 from bot.infra.clock import Clock
+from bot.infra.filestore import FileStore
+from bot.services import attachments
 from cards import wecom as render
 from cards.model import Card
 from cards.rich import RichText, to_wecom_markdown
@@ -45,6 +54,34 @@ CODE_SPENT_ERRORS = frozenset({60140, 42014, 42016})
 # Prune throttle rows older than two hours every this many recorded sends.
 PRUNE_EVERY = 500
 CHANNEL = "wecom"  # this channel's name in channel_sends
+# A temporary media lives 3 days (media/upload, path/90253); an upload is reused while an hour of that is left.
+MEDIA_TTL = timedelta(days=3)
+UPLOAD_REUSE_MARGIN = timedelta(hours=1)
+# media/upload's limits (path/90253): image 10 MB JPG/PNG, voice 2 MB AMR, video 10 MB MP4, file 20 MB; more than
+# 5 bytes each.
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
+MB = 1024 * 1024
+
+
+def upload_filename(name: str) -> str:
+    """The name sent in media/upload's form-data (what the recipient sees): never starting with "/", without "\\",
+    ":" or a quote (path/90253 for 服务商; they would also end the header parameter)."""
+    cleaned = "".join("_" if c in '\\/:"' or ord(c) < 32 else c for c in name).strip() or "file"
+    return cleaned
+
+
+def wecom_media_type(content_type: str, size: int) -> str | None:
+    """The media/upload type a stored file goes as (an image WeCom does not show, a GIF say, goes as a file);
+    None when it is too large for WeCom or too small."""
+    if size <= 5:
+        return None
+    if content_type in _IMAGE_TYPES and size <= 10 * MB:
+        return "image"
+    if content_type == "audio/amr" and size <= 2 * MB:
+        return "voice"
+    if content_type == "video/mp4" and size <= 10 * MB:
+        return "video"
+    return "file" if size <= 20 * MB else None
 
 
 @dataclass
@@ -69,11 +106,15 @@ class WeComChannel:
 
     name = "wecom"
 
-    def __init__(self, db: Database, clock: Clock, client: WeComClient, cfg: WeComConfig) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, client: WeComClient, cfg: WeComConfig, store: FileStore | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.client = client
         self.cfg = cfg
+        # The attachment store (files passed on are uploaded from it); None: only WeCom's own media ids are sent.
+        self.store = store
         self._recorded = 0
         self._budgets: dict[str, _Budget] = {}
 
@@ -245,12 +286,20 @@ class WeComChannel:
         return Delivery(platform_msg_id=msgid, messages=self._count_sends(item, len(parts)))
 
     async def _send_media(self, item: OutboxItem, touser: list[str]) -> Delivery:
-        """A photo or file by its WeCom MediaId; media from another channel has none here, so its caption goes."""
+        """A photo or file: one of the attachment store is uploaded (media/upload, or an upload WeCom still keeps)
+        and sent by its new MediaId; a WeCom MediaId is sent as it is; anything else has its caption sent."""
         media_id = str(item.payload["media_id"])
-        if item.payload.get("source_channel") != self.name:
+        media_type = str(item.payload.get("media_type") or "image")
+        token = attachments.token_of(media_id)
+        if token is not None:
+            uploaded = await self._uploaded(token)
+            if uploaded is None:
+                return await self._send_text(item, str(item.payload.get("caption") or "📎"), touser)
+            media_type, media_id = uploaded
+        elif item.payload.get("source_channel") != self.name:
             return await self._send_text(item, str(item.payload.get("caption") or "📎"), touser)
         body = render.render_send_media(
-            str(item.payload.get("media_type") or "image"),
+            media_type,
             media_id,
             touser=touser,
             agent_id=self.cfg.agent_id,
@@ -258,6 +307,45 @@ class WeComChannel:
         )
         data = await self._send(body)
         return Delivery(platform_msg_id=data.get("msgid"), messages=self._count_sends(item, 1))
+
+    async def _uploaded(self, token: str) -> tuple[str, str] | None:
+        """(WeCom media type, MediaId) of a stored attachment: an earlier upload with at least an hour left, else a
+        fresh upload (recorded in ``attachment_uploads``); None when WeCom cannot take it (type, size, file gone)."""
+        if self.store is None:
+            return None
+        now = self.clock.now()
+        async with self.db.read() as s:
+            row = await attachments.by_token(s, token)
+            if row is None:
+                return None
+            kind = wecom_media_type(row.content_type, row.size)
+            reuse = await attachments.valid_upload(s, row.id, CHANNEL, now, UPLOAD_REUSE_MARGIN) if kind else None
+            attachment_id, key, filename, content_type = row.id, row.storage_key, row.filename, row.content_type
+        if kind is None:
+            log.info("attachment %s (%s) cannot go to WeCom: caption instead", attachment_id, content_type)
+            return None
+        if reuse is not None:
+            return kind, reuse
+        try:
+            data = await self.store.read(key)
+        except (FileNotFoundError, ValueError):
+            log.error("attachment %s: file %s missing from the store", attachment_id, key)
+            return None
+        answer = await self.client.upload_media(kind, upload_filename(filename), content_type, data)
+        platform_id = str(answer["media_id"])
+        async with self.db.transaction() as s:
+            await attachments.record_upload(s, attachment_id, CHANNEL, platform_id, now, MEDIA_TTL)
+        return kind, platform_id
+
+    async def fetch_media(self, media_type: str, media_id: str, max_bytes: int) -> FetchedMedia:
+        """Download a received MediaId (media/get) for the attachment store."""
+        try:
+            data, filename, content_type = await self.client.get_media(media_id, max_bytes)
+        except WeComError as exc:
+            if exc.errcode == "too_large":
+                raise MediaFetchError(str(exc), retryable=False, too_large=True) from None
+            raise MediaFetchError(str(exc), retryable=exc.retryable or exc.config) from None
+        return FetchedMedia(data, filename, content_type)
 
     async def _send_card(self, item: OutboxItem, card: Card, touser: list[str], task_id: str | None = None) -> Delivery:
         dup = self._dup_window(item)

@@ -9,6 +9,8 @@ https://developer.work.weixin.qq.com/document/path/91039 (access_token), /90313 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +30,8 @@ CONFIG_ERRORS = {
 }
 # Refresh the token this long before WeCom says it expires.
 TOKEN_MARGIN_SECONDS = 300
+# How long a media download or upload may take in all.
+MEDIA_TIMEOUT_SECONDS = 120.0
 # After a configuration error, fail fast for this long before asking WeCom again.
 CONFIG_BACKOFF_SECONDS = 60
 
@@ -109,6 +113,8 @@ class WeComClient:
         self._corp_id = corp_id
         self._secret = secret
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # A file (up to 20 MB) takes longer than a message: its own total, the connection still bounded by timeout.
+        self._media_timeout = aiohttp.ClientTimeout(total=max(timeout, MEDIA_TIMEOUT_SECONDS), sock_connect=timeout)
         self._now = monotonic
         self._token: str | None = None
         self._token_expires = 0.0
@@ -175,18 +181,108 @@ class WeComClient:
             return data
         raise AssertionError("unreachable")
 
-    async def _request(
-        self, method: str, path: str, *, params: dict[str, str], json: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    async def get_media(self, media_id: str, max_bytes: int) -> tuple[bytes, str, str]:
+        """Download a temporary media (GET media/get, path/90254): (bytes, filename, content type). WeCom answers
+        the file itself, or a JSON error body (40007: invalid or expired media_id, after 3 days). A body over
+        ``max_bytes`` is refused with errcode ``too_large`` without reading it all."""
+        self._fail_fast_on_config_problem()
+        for attempt in (1, 2):
+            token = await self.token()
+            params = {"access_token": token, "media_id": media_id}
+            data, filename, ctype, err = await self._download("media/get", params, max_bytes)
+            if err is None:
+                self.config_problem = None
+                return data, filename, ctype
+            code = int(err.get("errcode", 0))
+            if code in TOKEN_ERRORS and attempt == 1:
+                log.info("WeCom media/get: token rejected (%s), fetching a new one", code)
+                self.invalidate(token)
+                continue
+            self._check(err, "media/get")
+            raise WeComError("bad_answer", "media/get answered JSON without an error", retryable=True)
+        raise AssertionError("unreachable")
+
+    async def upload_media(self, media_type: str, filename: str, content_type: str, data: bytes) -> dict[str, Any]:
+        """Upload a temporary media (POST media/upload?type=…, path/90253; multipart field ``media`` with the file
+        name and content type): ``{errcode, type, media_id, created_at}``; the media_id is valid 3 days."""
+        self._fail_fast_on_config_problem()
+        for attempt in (1, 2):
+            token = await self.token()
+            # The name as it is (UTF-8), as WeCom's example and curl send it: aiohttp would percent-encode it, and
+            # people would see "%E6%89%8B…" as the file's name.
+            form = aiohttp.FormData(quote_fields=False)
+            # A file object, not raw bytes: aiohttp streams it instead of copying up to 20 MB on the event loop.
+            form.add_field("media", io.BytesIO(data), filename=filename, content_type=content_type)
+            answer = await self._request(
+                "POST", "media/upload", params={"access_token": token, "type": media_type}, data=form
+            )
+            code = int(answer.get("errcode", 0))
+            if code in TOKEN_ERRORS and attempt == 1:
+                self.invalidate(token)
+                continue
+            self._check(answer, "media/upload")
+            if not isinstance(answer.get("media_id"), str) or not answer["media_id"]:
+                raise WeComError("bad_answer", "media/upload answered no media_id", retryable=True, unknown=True)
+            self.config_problem = None
+            return answer
+        raise AssertionError("unreachable")
+
+    async def _download(
+        self, path: str, params: dict[str, str], max_bytes: int
+    ) -> tuple[bytes, str, str, dict[str, Any] | None]:
+        """(bytes, filename, content type, None) of a file answer, or (b"", "", "", the JSON error body)."""
         await self._limiter.acquire()
         url = self._base + path
         try:
-            async with self._http().request(method, url, params=params, json=json, timeout=self._timeout) as resp:
+            async with self._http().get(url, params=params, timeout=self._media_timeout) as resp:
                 if resp.status >= 500:
                     raise WeComError(f"http_{resp.status}", "server error", retryable=True, unknown=True)
                 if resp.status != 200:
                     raise WeComError(f"http_{resp.status}", "unexpected HTTP status", retryable=False)
-                data = await resp.json(content_type=None)
+                ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if resp.content_length is not None and resp.content_length > max_bytes:
+                    raise WeComError("too_large", f"{resp.content_length} bytes", retryable=False)
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    body.extend(chunk)
+                    if len(body) > max_bytes:
+                        raise WeComError("too_large", f"over {max_bytes} bytes", retryable=False)
+                filename = resp.content_disposition.filename if resp.content_disposition else ""
+        except TimeoutError:
+            raise WeComError(
+                "timeout", f"no file within {self._media_timeout.total}s", retryable=True, unknown=True
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise WeComError("network", exc.__class__.__name__, retryable=True, unknown=True) from None
+        # An error is JSON (its Content-Type says so; some gateways say text/plain): a file never starts with "{".
+        if ctype in ("application/json", "text/plain") and body[:1] == b"{":
+            try:
+                err = json.loads(bytes(body))
+            except ValueError:
+                err = None
+            if isinstance(err, dict) and "errcode" in err:
+                return b"", "", "", err
+        return bytes(body), filename or "", ctype, None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str],
+        json: dict[str, Any] | None = None,
+        data: aiohttp.FormData | None = None,
+    ) -> dict[str, Any]:
+        await self._limiter.acquire()
+        url = self._base + path
+        timeout = self._timeout if data is None else self._media_timeout
+        try:
+            async with self._http().request(method, url, params=params, json=json, data=data, timeout=timeout) as resp:
+                if resp.status >= 500:
+                    raise WeComError(f"http_{resp.status}", "server error", retryable=True, unknown=True)
+                if resp.status != 200:
+                    raise WeComError(f"http_{resp.status}", "unexpected HTTP status", retryable=False)
+                answer = await resp.json(content_type=None)
         except TimeoutError:
             raise WeComError(
                 "timeout", f"no answer within {self._timeout.total}s", retryable=True, unknown=True
@@ -195,9 +291,9 @@ class WeComClient:
             raise WeComError("network", exc.__class__.__name__, retryable=True, unknown=True) from None
         except ValueError:
             raise WeComError("bad_json", "answer is not JSON", retryable=True, unknown=True) from None
-        if not isinstance(data, dict):
+        if not isinstance(answer, dict):
             raise WeComError("bad_json", "answer is not a JSON object", retryable=True, unknown=True)
-        return data
+        return answer
 
     def _check(self, data: dict[str, Any], path: str) -> None:
         code = int(data.get("errcode", 0))

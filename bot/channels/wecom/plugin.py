@@ -20,6 +20,7 @@ class WeComPlugin(ChannelPlugin):
     def build(self, runtime: Host) -> Channel:
         from bot.channels.wecom.channel import WeComChannel
         from bot.channels.wecom.client import WeComClient
+        from bot.infra.filestore import FileStore
 
         cfg = runtime.settings.wecom
         client = WeComClient(
@@ -30,7 +31,8 @@ class WeComPlugin(ChannelPlugin):
             calls_per_minute=cfg.app_calls_per_minute,
             monotonic=lambda: runtime.clock.now().timestamp(),
         )
-        return WeComChannel(runtime.db, runtime.clock, client, cfg)
+        store = FileStore(runtime.settings.attachments.dir)
+        return WeComChannel(runtime.db, runtime.clock, client, cfg, store)
 
     def setup(self, app: web.Application) -> None:
         from bot.channels.wecom import webhook
