@@ -294,8 +294,8 @@ NO_LOCATION_ON_DINGTALK = (
     "(docs/dingtalk.md, 'The scenario suite on DingTalk')"
 )
 NO_MEDIA_OUT_ON_DINGTALK = (
-    "the DingTalk channel does not send photos or files yet: a media item arrives as its caption "
-    "(bot/channels/dingtalk/channel.py; docs/dingtalk.md)"
+    "the DingTalk channel does not send photos or files yet (no fetch_media into the attachment store, no "
+    "media/upload): a media item arrives as its caption (bot/channels/dingtalk/channel.py; docs/dingtalk.md)"
 )
 # DingTalk markdown (cards/dingtalk.py rich_markdown): headings, bold, list bullets.
 _DT_MARKUP = re.compile(r"\*\*|^#{1,6} |^- ", re.MULTILINE)
