@@ -22,8 +22,9 @@ from cards.model import Card
 # DingTalk's documented size of one cardParamMap value.
 PARAM_MAX_BYTES = 1024
 ELLIPSIS = "…"
-# The template shows at most this many buttons (the rest would not fit a phone's card width).
-MAX_BUTTONS = 4
+# The template loops over the buttons; as many as WeCom shows (cards.wecom.MAX_BUTTONS: the product's cards are
+# built for six, e.g. an escalation notice's 接手 转派 暂缓1小时 暂缓4小时 明早9点, a queue page's 打开 ×4 and 下一页).
+MAX_BUTTONS = 6
 # The tap's parameter holding the button key.
 KEY_PARAM = "key"
 

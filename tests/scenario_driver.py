@@ -284,3 +284,252 @@ def _wecom_card(task_id: str, tc: dict[str, Any]) -> SeenCard:
         buttons=[b["text"] for b in buttons],
         keys={b["text"]: b["key"] for b in buttons},
     )
+
+
+# ---- DingTalk ---------------------------------------------------------------------------------------------------
+
+# The capabilities a channel lacks, with the reason a scenario that needs one is skipped (``Chat.location`` …).
+NO_LOCATION_ON_DINGTALK = (
+    "DingTalk robot messages carry no location: a shared location reaches the robot as unknownMsgType "
+    "(docs/dingtalk.md, 'The scenario suite on DingTalk')"
+)
+NO_MEDIA_OUT_ON_DINGTALK = (
+    "the DingTalk channel does not send photos or files yet (no fetch_media into the attachment store, no "
+    "media/upload): a media item arrives as its caption (bot/channels/dingtalk/channel.py; docs/dingtalk.md)"
+)
+# DingTalk markdown (cards/dingtalk.py rich_markdown): headings, bold, list bullets.
+_DT_MARKUP = re.compile(r"\*\*|^#{1,6} |^- ", re.MULTILINE)
+
+
+class DingTalkChat(_Seen):
+    """DingTalk through signed robot messages (``POST /dingtalk/callback``) and signed card callbacks
+    (``POST /dingtalk/card``) into the bot's endpoints, built with ``tests.fakes.dingtalk_callbacks``; what arrived
+    read back from the fake DingTalk API (``tests.fakes.dingtalk.FakeDingTalk``): robot messages per staff id, and
+    interactive cards in their current state. Each person's staff id is ``dt<user id>``.
+
+    A tap answers with the tapper's new card (``cardData``); DingTalk applies it to the instance, and so does the
+    driver (``FakeDingTalk.apply_tap_answer``), before the outbox's own update of every copy. Without a card
+    template (``links=True``), cards are action cards and a tap opens the button's signed link
+    (``GET /dingtalk/act/<token>``), read back from the newest action card of each card."""
+
+    channel = "dingtalk"
+    # What a DingTalk person cannot do or receive (each a reason to skip what needs it; None: they can).
+    no_location: str | None = NO_LOCATION_ON_DINGTALK
+    no_media_out: str | None = NO_MEDIA_OUT_ON_DINGTALK
+
+    def __init__(
+        self, user_id: str, staff_id: str, *, http: Any, signer: Any, fake: Any, runtime: Any, clock: Any
+    ) -> None:
+        self.user_id = user_id
+        self.staff_id = staff_id
+        self.http = http
+        self.signer = signer
+        self.fake = fake
+        self.runtime = runtime
+        self.clock = clock
+        self.links = not runtime.settings.dingtalk.card_template_id
+        self._tapped_at = 0
+
+    def now_ms(self) -> int:
+        return int(self.clock.now().timestamp() * 1000)
+
+    async def _robot(self, doc: dict[str, Any]) -> None:
+        from bot.channels.dingtalk import webhook
+
+        headers, body = self.signer.signed(doc, self.now_ms())
+        async with self.http.post(webhook.PATH, headers=headers, data=body) as resp:
+            assert resp.status == 200, (resp.status, await resp.text())
+            assert await resp.json() == {"msgtype": "empty"}, "a registered sender's message is stored, not answered"
+        await self.runtime.settle()
+
+    async def _card_tap(self, track: str, key: str) -> dict[str, Any]:
+        from bot.channels.dingtalk import webhook
+
+        doc = self.signer.card_tap(self.staff_id, track, key)
+        # Two taps are never signed in the same millisecond (the bot tells taps apart by it); the clock is fixed.
+        self._tapped_at = max(self.now_ms(), self._tapped_at + 1)
+        headers, body = self.signer.signed_card(doc, self._tapped_at)
+        async with self.http.post(webhook.CARD_PATH, headers=headers, data=body) as resp:
+            assert resp.status == 200, (resp.status, await resp.text())
+            answer: dict[str, Any] = await resp.json()
+        self.fake.apply_tap_answer(track, answer)
+        await self.runtime.settle()
+        return answer
+
+    async def _open_link(self, url: str) -> int:
+        from urllib.parse import urlsplit
+
+        async with self.http.get(urlsplit(url).path) as resp:
+            status = resp.status
+        await self.runtime.settle()
+        return status
+
+    async def say(self, text: str) -> None:
+        await self._robot(self.signer.text(self.staff_id, text, self.now_ms()))
+
+    async def tap(self, label: str, card: SeenCard | None = None) -> None:
+        card = card or await card_with(self, label)
+        [now] = [c for c in await self.cards() if c.ref == card.ref]
+        key = now.keys[button(now, label)]
+        if self.links:
+            assert await self._open_link(key) == 200
+        else:
+            await self._card_tap(card.ref, key)
+
+    async def forge_tap(self, key: str, card: SeenCard) -> None:
+        if self.links:
+            # A link is signed for one person: a forged one is refused at the door (tests/channels/dingtalk/).
+            raise AssertionError("forge_tap needs the card template (a link cannot be forged)")
+        await self._card_tap(card.ref, key)
+
+    async def tap_stale(self, label: str, card: SeenCard) -> None:
+        # The copy on screen still shows the old buttons: the callback carries the old button's key.
+        key = card.keys[button(card, label)]
+        if self.links:
+            await self._open_link(key)
+        else:
+            await self._card_tap(card.ref, key)
+
+    async def location(self, latitude: float, longitude: float, label: str = "") -> None:
+        import pytest
+
+        pytest.skip(NO_LOCATION_ON_DINGTALK)
+
+    async def image(self, name: str = "photo.jpg") -> None:
+        code = f"dlcode{secrets.token_hex(8)}"
+        self.fake.add_file(code, JPEG)
+        await self._robot(self.signer.picture(self.staff_id, code, self.now_ms()))
+
+    async def texts(self) -> list[str]:
+        """The texts received; a photo or file the bot sent, which DingTalk shows as its caption (``no_media_out``),
+        is not a text but that media item (``media``)."""
+        texts = self.fake.texts_to(self.staff_id)
+        for caption in await self._media_captions():
+            if caption in texts:
+                texts.remove(caption)
+        return texts
+
+    async def media(self) -> list[str]:
+        """The photos and files received; a scenario that asks after the bot sent this person one, which DingTalk
+        shows as its caption (``no_media_out``), is skipped with that reason rather than failed or passed."""
+        kinds = {"sampleImageMsg": "image", "sampleFile": "file"}
+        got = [kinds[m.msg_key] for m in self.fake.received(self.staff_id) if m.msg_key in kinds]
+        if self.no_media_out and len(got) < len(await self._media_captions()):
+            import pytest
+
+            pytest.skip(self.no_media_out)
+        return got
+
+    async def _media_captions(self) -> list[str]:
+        """The caption of every photo or file the bot sent this person (the outbox's media items), oldest first."""
+        if not self.no_media_out:
+            return []
+        from sqlalchemy import select
+
+        from storage.models import OutboxMessage
+
+        async with self.runtime.db.read() as s:
+            rows = await s.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.channel == "dingtalk",
+                    OutboxMessage.recipient == self.user_id,
+                    OutboxMessage.kind == "media",
+                    OutboxMessage.status == "sent",
+                )
+                .order_by(OutboxMessage.id)
+            )
+            return [str(r.payload.get("caption") or "📎") for r in rows]
+
+    async def rich(self) -> list[str]:
+        return [_DT_MARKUP.sub("", text) for title, text in self.fake.markdowns_to(self.staff_id)]
+
+    async def cards(self) -> list[SeenCard]:
+        if self.links:
+            return self._link_cards()
+        order: list[str] = []
+        for r in self.fake.requests:
+            if r.endpoint == "createAndDeliver" and isinstance(r.body, dict):
+                spaces = str(r.body.get("openSpaceId", "")).split("//", 1)[-1].split(";")
+                if f"IM_ROBOT.{self.staff_id}" in spaces and r.body.get("outTrackId") not in order:
+                    order.append(str(r.body["outTrackId"]))
+        seen = []
+        for track in order:
+            state = self.fake.card_state(track, self.staff_id)
+            if state is not None:
+                seen.append(_dingtalk_card(track, state))
+        return seen
+
+    def _link_cards(self) -> list[SeenCard]:
+        """Without a template: each card as its newest action card; a card settled since (sent as a markdown with
+        the card's title, no links) shows that markdown's status and fields, and no buttons."""
+        newest: dict[str, SeenCard] = {}
+        for m in self.fake.received(self.staff_id):
+            if m.msg_key.startswith("sampleActionCard"):
+                card = _action_card(m.param)
+                newest.pop(card.ref, None)
+                newest[card.ref] = card
+            elif m.msg_key == "sampleMarkdown":
+                mine = [c for c in newest.values() if c.title == m.param.get("title")]
+                if mine:
+                    fields, status = _card_markdown(str(m.param.get("text", "")))
+                    newest[mine[-1].ref] = SeenCard(mine[-1].ref, mine[-1].title, status, fields, [], {})
+        return list(newest.values())
+
+
+def _dingtalk_card(track: str, state: dict[str, str]) -> SeenCard:
+    import json
+
+    fields = {f["label"]: f["value"] for f in json.loads(state.get("fields") or "[]")}
+    buttons = [] if state.get("settled") == "true" else json.loads(state.get("buttons") or "[]")
+    return SeenCard(
+        ref=track,
+        title=state.get("title", ""),
+        status=state.get("status", ""),
+        fields=fields,
+        buttons=[b["text"] for b in buttons],
+        keys={b["text"]: b["key"] for b in buttons},
+    )
+
+
+def _link_claim(url: str) -> dict[str, Any]:
+    import base64
+    import json
+
+    token = url.rsplit("/", 1)[-1].split(".")[0]
+    claim: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    return claim
+
+
+def _action_card(param: dict[str, Any]) -> SeenCard:
+    """An action card (``sampleActionCard``…``5``) as seen: its buttons' texts and links (a link's key is the URL);
+    the card ref from the links' claims; fields from the ``- label：value`` lines of its markdown."""
+    pairs = (
+        [(param["singleTitle"], param["singleURL"])]
+        if "singleTitle" in param
+        else [(param[f"actionTitle{n}"], param[f"actionURL{n}"]) for n in range(1, 6) if f"actionTitle{n}" in param]
+    )
+    fields, status = _card_markdown(str(param.get("text", "")))
+    return SeenCard(
+        ref=str(_link_claim(pairs[0][1])["r"]),
+        title=str(param.get("title", "")),
+        status=status,
+        fields=fields,
+        buttons=[t for t, _ in pairs],
+        keys={t: u for t, u in pairs},
+    )
+
+
+def _card_markdown(text: str) -> tuple[dict[str, str], str]:
+    """(fields, status) of a card's DingTalk markdown (``cards.dingtalk.card_text``): ``- label：value`` lines and
+    the bold status line."""
+    fields: dict[str, str] = {}
+    status = ""
+    for line in text.split("\n\n"):
+        if line.startswith("- "):
+            label, sep, value = line[2:].partition("：")
+            if sep:
+                fields.setdefault(label, value)
+        elif line.startswith("**") and line.endswith("**"):
+            status = line[2:-2]
+    return fields, status

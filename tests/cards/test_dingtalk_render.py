@@ -33,6 +33,15 @@ def test_every_param_is_a_string_within_1_kb_and_the_template_declares_them() ->
     assert declared == set(params)
 
 
+def test_a_card_keeps_every_button_wecom_shows() -> None:
+    """An escalation notice has five buttons (接手 转派 暂缓1小时 暂缓4小时 明早9点), a queue page four 打开 and 下一页:
+    the DingTalk card shows them all, as WeCom does (up to six), keys intact."""
+    labels = ["接手", "转派", "暂缓1小时", "暂缓4小时", "明早9点", "不处理"]
+    buttons = [Button(text=t, key=f"es|12|{n}|log01") for n, t in enumerate(labels)]
+    shown = json.loads(render.card_param_map(_card(buttons=buttons))["buttons"])
+    assert [(b["text"], b["key"]) for b in shown] == [(b.text, b.key) for b in buttons]
+
+
 def test_out_track_ids_are_stable_distinct_and_safe() -> None:
     assert render.out_track_id("tc-7") == render.out_track_id("tc-7") == "tc-7"
     ids = {render.out_track_id(r) for r in ("tc-7", "tc-8", "tc-7-o1", "拜访/7", "拜访/8", "x" * 300, "x" * 301)}

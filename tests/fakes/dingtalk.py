@@ -405,6 +405,23 @@ class FakeDingTalk:
             return None
         return {**card.param_map, **(card.private.get(user, {}) if user else {})}
 
+    def apply_tap_answer(self, out_track_id: str, answer: dict[str, Any]) -> None:
+        """What DingTalk does with a card callback's answer: its ``cardData`` (and ``privateData``) update the
+        instance the tap came from, by key when ``cardUpdateOptions.updateCardDataByKey`` says so (an empty answer
+        changes nothing). A malformed answer is a violation."""
+        if not answer:
+            return
+        card = self.cards.get(out_track_id)
+        problems = validate_update({"outTrackId": out_track_id, **answer})
+        if card is None:
+            problems.append("the tapped card does not exist")
+        if problems:
+            for p in problems:
+                self._violation("tapAnswer", p)
+            return
+        assert card is not None
+        self._updateCard({"outTrackId": out_track_id, **answer})
+
     # ---- server -----------------------------------------------------------------------------------------------
 
     def app(self) -> web.Application:

@@ -74,10 +74,13 @@ class FakeStreamGateway:
             self._ws = None
         return ws
 
-    async def push(self, frame_type: str, topic: str, data: Any, *, raw_data: str | None = None) -> dict[str, Any]:
-        """Send one frame and wait for the client's ack (``data`` JSON-encoded unless ``raw_data`` is given)."""
+    async def push(
+        self, frame_type: str, topic: str, data: Any, *, raw_data: str | None = None, message_id: str = ""
+    ) -> dict[str, Any]:
+        """Send one frame and wait for the client's ack (``data`` JSON-encoded unless ``raw_data`` is given); a
+        ``message_id`` given again is a redelivery of that frame (a new one otherwise)."""
         assert self._ws is not None, "no client connected"
-        message_id = f"msg-{next(self._ids)}-{secrets.token_hex(4)}"
+        message_id = message_id or f"msg-{next(self._ids)}-{secrets.token_hex(4)}"
         frame = {
             "specVersion": "1.0",
             "type": frame_type,
@@ -96,9 +99,9 @@ class FakeStreamGateway:
         await self._ws.send_str(json.dumps(frame, ensure_ascii=False))
         return await asyncio.wait_for(future, 10)
 
-    async def callback(self, topic: str, data: Any) -> tuple[int, Any]:
+    async def callback(self, topic: str, data: Any, message_id: str = "") -> tuple[int, Any]:
         """A CALLBACK frame; the ack's code and its ``data.response``."""
-        ack = await self.push("CALLBACK", topic, data)
+        ack = await self.push("CALLBACK", topic, data, message_id=message_id)
         return ack["code"], json.loads(ack["data"]).get("response")
 
     async def drop(self) -> None:

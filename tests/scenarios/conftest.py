@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from bot.app import build_app
 from bot.infra.clock import FixedClock
 from bot.runtime import Runtime
+from storage.models import User
+from tests.channels.dingtalk import conftest as dt
 from tests.channels.wecom.conftest import (  # noqa: F401  (fixtures, re-exported for this package)
     WeComUser,
     answer_loss,
@@ -25,11 +28,13 @@ from tests.channels.wecom.conftest import (  # noqa: F401  (fixtures, re-exporte
     signer,
     wecom_section,
 )
+from tests.fakes.dingtalk import FakeDingTalk
+from tests.fakes.dingtalk_callbacks import DingTalkSigner
 from tests.fakes.wecom import FakeWeCom
 from tests.fakes.wecom_callbacks import WeComSigner
-from tests.scenario_driver import Chat, ConsoleChat, WeComChat
+from tests.scenario_driver import Chat, ConsoleChat, DingTalkChat, WeComChat
 
-CHANNELS = ("console", "wecom")
+CHANNELS = ("console", "wecom", "dingtalk")
 
 
 @pytest.fixture(params=CHANNELS)
@@ -44,13 +49,53 @@ def scenario_overrides() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
+def dingtalk_fake(clock: FixedClock) -> FakeDingTalk:
+    """The fake DingTalk API (with the card template the suite uses); its time is the bot's FixedClock."""
+    return FakeDingTalk(
+        app_key=dt.APP_KEY,
+        app_secret=dt.APP_SECRET,
+        robot_code=dt.ROBOT,
+        templates=(dt.TEMPLATE,),
+        now=lambda: clock.now().timestamp(),
+        timeout_seconds=dt.FAKE_TIMEOUT_SECONDS,
+    )
+
+
+@pytest.fixture
+async def dingtalk_server(channel: str, dingtalk_fake: FakeDingTalk) -> AsyncIterator[TestServer | None]:
+    if channel != "dingtalk":
+        yield None
+        return
+    dt.forget_tokens()
+    server = TestServer(dingtalk_fake.app())
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        dingtalk_fake.release_timeouts()
+        await server.close()
+
+
+@pytest.fixture
+def dingtalk_links() -> bool:
+    """True: the ``[dingtalk]`` section without a card template (action cards with signed links)."""
+    return False
+
+
+@pytest.fixture
 def settings_overrides(
     channel: str,
     scenario_overrides: dict[str, dict[str, Any]],
     fake_server: TestServer,  # noqa: F811  (the fixture; the console runs do not use it)
+    dingtalk_server: TestServer | None,
+    dingtalk_links: bool,
 ) -> dict[str, dict[str, Any]]:
     if channel == "console":
         return dict(scenario_overrides)
+    if channel == "dingtalk":
+        assert dingtalk_server is not None
+        section = dt.dingtalk_section(dingtalk_server) | ({} if dingtalk_links else dt.WITH_TEMPLATE)
+        return {"dingtalk": section, **scenario_overrides}
     return {"wecom": wecom_section(fake_server), **scenario_overrides}
 
 
@@ -62,6 +107,7 @@ async def chat(
     console: Any,
     fake: FakeWeCom,  # noqa: F811  (the fixture)
     signer: WeComSigner,  # noqa: F811  (the fixture)
+    dingtalk_fake: FakeDingTalk,
 ) -> AsyncIterator[Callable[[str], Awaitable[Chat]]]:
     """``await chat("rep01")`` → that person's driver on the channel under test (one per person)."""
     people: dict[str, Chat] = {}
@@ -73,6 +119,10 @@ async def chat(
             return people[user_id]
 
         yield on_console
+        return
+    if channel == "dingtalk":
+        async for on_dingtalk in _dingtalk_people(runtime, clock, dingtalk_fake):
+            yield on_dingtalk
         return
     msg_ids = itertools.count(7_000_000_000_000_000_000)
     async with TestClient(TestServer(build_app(runtime, manage_runtime=False))) as http:
@@ -87,3 +137,30 @@ async def chat(
 
         yield on_wecom
         assert fake.violations == [], "the bot sent WeCom a request that breaks its documented rules"
+
+
+async def _dingtalk_people(
+    runtime: Runtime, clock: FixedClock, dingtalk: FakeDingTalk
+) -> AsyncIterator[Callable[[str], Awaitable[Chat]]]:
+    """Every person of the org gets a DingTalk staff id (``dt<user id>``, as tests/channels/dingtalk/), so that
+    what the bot sends someone who has not spoken yet reaches them on DingTalk."""
+    async with runtime.db.transaction() as s:
+        for user in await s.scalars(select(User)):
+            user.set_channel_id("dingtalk", dt.staff(user.id), clock.now())
+    dt_signer = DingTalkSigner(dt.APP_SECRET, dt.ROBOT, dt.API_SECRET)
+    people: dict[str, Chat] = {}
+    async with TestClient(TestServer(build_app(runtime, manage_runtime=False))) as http:
+
+        async def on_dingtalk(user_id: str) -> Chat:
+            if user_id not in people:
+                async with runtime.db.transaction() as s:
+                    user = await s.get(User, user_id)
+                    if user is not None and not user.channel_id("dingtalk"):
+                        user.set_channel_id("dingtalk", dt.staff(user_id), clock.now())
+                people[user_id] = DingTalkChat(
+                    user_id, dt.staff(user_id), http=http, signer=dt_signer, fake=dingtalk, runtime=runtime, clock=clock
+                )
+            return people[user_id]
+
+        yield on_dingtalk
+    assert dingtalk.violations == [], "the bot sent DingTalk a request that breaks its documented rules"

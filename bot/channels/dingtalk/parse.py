@@ -8,7 +8,8 @@ media); ``richText`` → one TextMessage of its text parts joined, then one imag
 
 Dedup keys (``inbound_events`` is unique per channel and key): ``msg:<msgId>`` for a message's first event,
 ``msg:<msgId>:<n>`` for the picture at index ``n`` of a richText list; ``tap:<outTrackId>:<userId>:<actionIds>:
-<sha256 of params>`` for a card tap. Keys over 200 characters keep their prefix and hash the rest.
+<sha256 of params>:<delivery>`` for a card tap (``delivery``: the callback's signed timestamp, or the Stream
+frame's messageId). Keys over 200 characters keep their prefix and hash the rest.
 
 Group chats: only messages that @ the robot reach it; the leading @mentions are stripped from the text, and the
 sender is the person (``senderStaffId``), so replies go to them privately, like every reply of the bot. The group's
@@ -244,8 +245,13 @@ def ref_from_out_track_id(out_track_id: str) -> str:
     return ""
 
 
-def parse_card(doc: dict[str, Any]) -> CardTap | Ignored:
+def parse_card(doc: dict[str, Any], delivery: str = "") -> CardTap | Ignored:
     """Map a card callback to a CardAction; CallbackRejected(400) when it is malformed.
+
+    ``delivery`` tells this callback from another tap of the same button: the signed timestamp of an HTTP callback
+    (``x-ddpaas-signature-timestamp``, as WeCom's CreateTime in its tap keys), the Stream frame's ``messageId``. A
+    callback carries no id of its own, so without it a person could not tap the same button of an unchanged card
+    twice (完成 refused for a missing photo, then 完成 again once it is attached).
 
     ``{"type": "actionCallback", "outTrackId", "corpId", "userId", "content": "<JSON string>"}``, the content
     ``{"cardPrivateData": {"actionIds": […], "params": {"key": "<packed CallbackData>", …}}}``."""
@@ -271,7 +277,8 @@ def parse_card(doc: dict[str, Any]) -> CardTap | Ignored:
     digest = hashlib.sha256(
         json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
     ).hexdigest()
-    dedup = _dedup("tap", f"{out_track_id}:{sender}:{','.join(actions)}:{digest}")
+    at = f":{delivery[:64]}" if delivery else ""
+    dedup = _dedup("tap", f"{out_track_id}:{sender}:{','.join(actions)}:{digest}{at}")
     try:
         event = CardAction(
             channel=CHANNEL,

@@ -64,15 +64,18 @@ async def handle_robot(rt: Host, data: Any) -> tuple[int, Any]:
     return AckMessage.STATUS_OK, "OK"
 
 
-async def handle_card(rt: Host, data: Any, within: float = webhook.TAP_ANSWER_SECONDS) -> tuple[int, Any]:
-    """A card tap from the stream: (ack code, the tapper's updated card or ``{}``)."""
+async def handle_card(
+    rt: Host, data: Any, within: float = webhook.TAP_ANSWER_SECONDS, message_id: str = ""
+) -> tuple[int, Any]:
+    """A card tap from the stream: (ack code, the tapper's updated card or ``{}``); ``message_id`` (the frame's)
+    tells it from another tap of the same button, a redelivered frame keeps it."""
     loop = asyncio.get_running_loop()
     arrived = loop.time()
     if not isinstance(data, dict):
         return AckMessage.STATUS_BAD_REQUEST, "data is not a JSON object"
     with rt.ack_first.acknowledging():
         try:
-            accepted = await webhook.accept_card(rt, data)
+            accepted = await webhook.accept_card(rt, data, message_id)
         except CallbackRejected as exc:
             rt.metrics.inbound.labels("dingtalk", "callback", "rejected").inc()
             log.warning("dingtalk stream card callback rejected: %s (%s)", exc.status, exc.reason)
@@ -98,7 +101,8 @@ class _Handler(CallbackHandler):
 
     async def process(self, message: CallbackMessage) -> tuple[int, Any]:
         if self.card:
-            return await handle_card(self.rt, message.data, self.tap_wait)
+            message_id = getattr(message.headers, "message_id", None) or ""
+            return await handle_card(self.rt, message.data, self.tap_wait, str(message_id))
         return await handle_robot(self.rt, message.data)
 
 

@@ -122,10 +122,10 @@ async def accept_robot(rt: Host, doc: dict[str, Any]) -> dict[str, Any]:
     return EMPTY
 
 
-async def accept_card(rt: Host, doc: dict[str, Any]) -> AcceptedTap | None:
+async def accept_card(rt: Host, doc: dict[str, Any], delivery: str = "") -> AcceptedTap | None:
     """A verified card callback: the tap stored (committed); None when there is nothing to store (another
     callback type, a sender not in the directory). Raises CallbackRejected (4xx) or Unavailable (503)."""
-    tap = parse_card(doc)
+    tap = parse_card(doc, delivery)
     if isinstance(tap, Ignored):
         log.debug("dingtalk card callback ignored: %s", tap.reason)
         return None
@@ -217,7 +217,9 @@ async def receive_card(request: web.Request) -> web.Response:
     with rt.ack_first.acknowledging():
         try:
             doc = await _verified_body(request, sign.CARD_TIMESTAMP, sign.CARD_SIGN, card=True)
-            accepted = await accept_card(rt, doc)
+            # The signed timestamp tells this tap from an earlier one of the same button; a re-sent request (the
+            # same signature) is a duplicate.
+            accepted = await accept_card(rt, doc, request.headers.get(sign.CARD_TIMESTAMP, ""))
         except CallbackRejected as exc:
             return _reject(request, exc)
         except Unavailable:

@@ -81,6 +81,18 @@ async def test_a_message_is_stored_before_its_ack_and_a_redelivery_is_not(
     assert await count(connected) == 1
 
 
+async def test_a_redelivered_tap_frame_is_a_duplicate_but_a_new_tap_of_the_same_button_is_not(
+    connected: Runtime, gateway: FakeStreamGateway, dt: DingTalkSigner
+) -> None:
+    """A card callback has no id of its own: the frame's messageId (kept on a redelivery) tells taps apart."""
+    doc = dt.card_tap("staff-rep01", "card-gone-1", "nonsense:payload")
+    assert (await gateway.callback(CARD_TOPIC, doc, message_id="frame-1"))[0] == 200
+    assert (await gateway.callback(CARD_TOPIC, doc, message_id="frame-1"))[0] == 200
+    assert await count(connected) == 1
+    assert (await gateway.callback(CARD_TOPIC, doc))[0] == 200
+    assert await count(connected) == 2
+
+
 async def test_a_visit_and_its_confirming_tap_over_the_stream(
     connected: Runtime, gateway: FakeStreamGateway, dt: DingTalkSigner
 ) -> None:

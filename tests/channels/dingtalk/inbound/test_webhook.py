@@ -223,8 +223,19 @@ async def test_a_redelivered_tap_is_answered_and_ingests_nothing(
     doc = dt.card_tap("staff-rep01", "card-gone-1", "nonsense:payload")
     assert (await tap(client, dt, doc))[0] == 200
     before = await count(dt_runtime)
-    assert await tap(client, dt, doc, NOW_MS + 3000) == (200, {})
+    assert await tap(client, dt, doc) == (200, {})  # the same signed request again
     assert await count(dt_runtime) == before == 1
+
+
+async def test_the_same_button_tapped_again_later_is_a_new_tap(
+    client: Client, dt: DingTalkSigner, dt_runtime: Runtime
+) -> None:
+    """A callback has no id of its own: its signed timestamp tells a second tap of an unchanged card's button (完成
+    refused for a missing photo, then 完成 again) from a re-sent one."""
+    doc = dt.card_tap("staff-rep01", "card-gone-1", "nonsense:payload")
+    assert (await tap(client, dt, doc))[0] == 200
+    assert (await tap(client, dt, doc, NOW_MS + 3000))[0] == 200
+    assert await count(dt_runtime) == 2
 
 
 async def test_a_stale_tap_answers_without_a_card(client: Client, dt: DingTalkSigner, dt_runtime: Runtime) -> None:
