@@ -293,10 +293,6 @@ NO_LOCATION_ON_DINGTALK = (
     "DingTalk robot messages carry no location: a shared location reaches the robot as unknownMsgType "
     "(docs/dingtalk.md, 'The scenario suite on DingTalk')"
 )
-NO_MEDIA_OUT_ON_DINGTALK = (
-    "the DingTalk channel does not send photos or files yet (no fetch_media into the attachment store, no "
-    "media/upload): a media item arrives as its caption (bot/channels/dingtalk/channel.py; docs/dingtalk.md)"
-)
 # DingTalk markdown (cards/dingtalk.py rich_markdown): headings, bold, list bullets.
 _DT_MARKUP = re.compile(r"\*\*|^#{1,6} |^- ", re.MULTILINE)
 
@@ -315,7 +311,7 @@ class DingTalkChat(_Seen):
     channel = "dingtalk"
     # What a DingTalk person cannot do or receive (each a reason to skip what needs it; None: they can).
     no_location: str | None = NO_LOCATION_ON_DINGTALK
-    no_media_out: str | None = NO_MEDIA_OUT_ON_DINGTALK
+    no_media_out: str | None = None
 
     def __init__(
         self, user_id: str, staff_id: str, *, http: Any, signer: Any, fake: Any, runtime: Any, clock: Any
