@@ -21,8 +21,8 @@ from storage.vocab import Role
 from tests.scenario_driver import last_card
 from tests.scenarios import conftest as _scenarios
 
-# The scenario fixtures (tests/scenarios/conftest.py and the WeCom fakes it builds on), registered here by name for
-# this module's scenarios.
+# The scenario fixtures (tests/scenarios/conftest.py and the WeCom and DingTalk fakes it builds on), registered here
+# by name for this module's scenarios.
 channel = _scenarios.channel
 chat = _scenarios.chat
 scenario_overrides = _scenarios.scenario_overrides
@@ -31,6 +31,9 @@ fake = _scenarios.fake
 fake_server = _scenarios.fake_server
 answer_loss = _scenarios.answer_loss
 signer = _scenarios.signer
+dingtalk_fake = _scenarios.dingtalk_fake
+dingtalk_server = _scenarios.dingtalk_server
+dingtalk_links = _scenarios.dingtalk_links
 
 REQUEST_TYPES = parse_settings({}, "<test>").request_types
 DECLARED = tuple(cw for router in ROUTERS for cw in router.commands())

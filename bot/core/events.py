@@ -49,8 +49,8 @@ class MediaMessage(_Event):
     kind: Literal["media"] = "media"
     media_type: Literal["image", "file", "voice", "video"] = "image"
     media_id: str
-    # The name the sender's platform gave the file (DingTalk file messages' fileName), "" when none: a hint for the
-    # stored name only (cleaned; never used as a path).
+    # The name the sender's platform gave the file (a file message's name), "" when none: a hint for the stored
+    # name only (cleaned; never used as a path).
     filename: str = ""
 
 
