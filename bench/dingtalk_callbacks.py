@@ -191,6 +191,7 @@ def baseline_e2e_app(fake_base: str, db: Path) -> web.Application:
             r.raise_for_status()
             headers["x-acs-dingtalk-access-token"] = str((await r.json())["accessToken"])
         yield
+        await asyncio.gather(*replies, return_exceptions=True)  # the replies still on their way
         await http[0].close()
 
     app = web.Application(client_max_size=MAX_BODY)
@@ -288,8 +289,9 @@ class FakeStats:
         return ", ".join(f"{k} {v}" for k, v in sorted(self.calls.items())) or "none"
 
 
-async def fake_stats(http: aiohttp.ClientSession, fake: Proc) -> FakeStats:
-    async with http.get(f"{fake.base}/_fake/stats") as r:
+async def fake_stats(http: aiohttp.ClientSession, base: str) -> FakeStats:
+    """The counters of the fake DingTalk at ``base`` (``http://host:port``)."""
+    async with http.get(f"{base}/_fake/stats") as r:
         r.raise_for_status()
         data: dict[str, Any] = await r.json()
     calls = {str(k): int(v) for k, v in data["calls"].items()}
@@ -300,7 +302,7 @@ async def wait_messages(http: aiohttp.ClientSession, fake: Proc, total: int, lim
     """time.monotonic() when the fake has recorded ``total`` robot messages (polled every 20 ms); RuntimeError after
     ``limit_s``."""
     deadline = time.monotonic() + limit_s
-    while (n := (await fake_stats(http, fake)).messages) < total:
+    while (n := (await fake_stats(http, fake.base)).messages) < total:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {n}/{total} messages at the fake DingTalk after {limit_s:.0f}s")
         await asyncio.sleep(0.02)
@@ -379,7 +381,7 @@ async def bot_state(rig: BotRig, http: aiohttp.ClientSession) -> BotState:
                 )
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             health = repr(exc)
-    fake = await fake_stats(http, rig.fake)
+    fake = await fake_stats(http, rig.fake.base)
     return BotState(inbound, outbox, alive, health, fake, str(errors[0][0]) if errors else "")
 
 
@@ -522,14 +524,14 @@ async def end_to_end(
 ) -> EndToEnd:
     """Closed loop of ``n`` callbacks to ``server`` (warmed up, every earlier reply at the fake), then until the fake
     has recorded a message for each."""
-    before = await fake_stats(http, fake)
+    before = await fake_stats(http, fake.base)
     reqs = b.build(n)
     cpu0 = server.cpu_seconds()
     async with profiled(args.profile if name == "salesbot" else None, server, "e2e"):
         load = await closed_loop(name, server.port, reqs, args.concurrency, phase="e2e")
         done = await wait_messages(http, fake, before.messages + load.ok, limit_s=300)
     cpu1 = server.cpu_seconds()
-    after = await fake_stats(http, fake)
+    after = await fake_stats(http, fake.base)
     e2e = EndToEnd(
         load,
         done - load.started,
@@ -639,7 +641,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                 await closed_loop("warm-up", rig.bot.port, b.build(args.warmup), warm_c)
                 await wait_handled(rig, 1 + args.warmup, limit_s=60)
                 sent = await wait_settled(rig, limit_s=60)
-                warm = await fake_stats(http, rig.fake)
+                warm = await fake_stats(http, rig.fake.base)
                 if sent != 1 + args.warmup or warm.messages != sent:
                     raise RuntimeError(
                         f"after the warm-up: {sent} replies sent, {warm.messages} messages at the fake (expected "
