@@ -1,10 +1,10 @@
-"""Benchmark: DingTalk robot callbacks through the bot's ack path, side by side with a bare signed-request handler.
+"""Benchmark: DingTalk robot callbacks (ack path, replies at a fake DingTalk API) next to bare baselines.
 
-Run from the repository root (about 30 s):
+Run from the repository root (about 40 s):
 
-    python bench/dingtalk_callbacks.py [--phases max,rate] [--requests 10000] [--bare-requests 25000]
-                                       [--concurrency 32] [--rate 200] [--seconds 10] [--users 50] [--warmup 50]
-                                       [--profile DIR] [--keep]
+    python bench/dingtalk_callbacks.py [--phases max,e2e,rate] [--requests 10000] [--bare-requests 25000]
+                                       [--e2e-requests N] [--concurrency 32] [--rate 200] [--seconds 10]
+                                       [--users 50] [--warmup 50] [--profile DIR] [--keep]
 
 Servers run as subprocesses on 127.0.0.1; the load generator is this process (the raw HTTP/1.1 keep-alive client,
 closed and open loops of ``bench/wecom_callbacks.py``, imported from there):
@@ -13,30 +13,47 @@ closed and open loops of ``bench/wecom_callbacks.py``, imported from there):
   the ``timestamp`` and ``sign`` headers and the replay window, reads the body (size limit), verifies the signature
   (the bot's ``bot.channels.dingtalk.sign``), parses the JSON (the bot's ``load_json``) and answers
   ``{"msgtype":"empty"}``. No database, no directory, no pipeline.
+* ``bare-pipeline`` (``--serve-baseline-e2e PORT``, the e2e phase's baseline): the same checks, one SQLite INSERT
+  (msgId as dedup key) and COMMIT, the answer, then one ``batchSend`` of a text to the sender at the fake DingTalk
+  (access token fetched once at start). No directory, router, dialog state, outbox, throttle or call counting.
 * ``salesbot`` (``python -m bot.cli serve``) with ``[dingtalk]`` enabled (HTTP mode) on a SQLite file with 50 reps
-  imported with DingTalk staff ids (``db upgrade`` + ``import org`` once, the file copied for every bot process).
-  The ack path: headers, replay window, body, signature, JSON, robotCode, parse, directory lookup (cached), persist
-  the event (group commit), answer 200 ``{"msgtype":"empty"}``; then the pipeline handles ``帮助``.
+  imported with DingTalk staff ids (``db upgrade`` + ``import org`` once, the file copied for every bot process),
+  both API base URLs (``api_base_url``, ``oapi_base_url``) pointed at the fake DingTalk (``python -m
+  tests.fakes.dingtalk``, on its own: it validates every request against the documented shapes, records every robot
+  message and serves its counters at ``GET /_fake/stats``). The ack path: headers, replay window, body, signature,
+  JSON, robotCode, parse, directory lookup (cached), persist the event (group commit), answer 200
+  ``{"msgtype":"empty"}``; then the pipeline handles ``帮助`` and the outbox sends the reply (``batchSend``, one
+  ``sampleText``) to the fake. ``monthly_call_quota`` is set far above what a run spends.
 
-The DingTalk delivery side is not part of this benchmark (the bot has none yet on this branch): the replies the
-pipeline writes to the outbox for the ``dingtalk`` channel cannot be delivered, and the outbox records them as dead
-("channel 'dingtalk' is not enabled", one warning in the log each). The script reports the outbox rows by channel
-and status at the end of each phase and checks that the bot is still up and healthy.
-
-Phases (the bot gets a fresh process and database copy for each; the bare handler runs both in one process):
+Phases (the bot gets a fresh process, database copy and fake for each, so that no phase inherits another's backlog
+or per-person budget; the bare handler runs both ack phases in one process):
 
 1. max throughput: closed loop, C keep-alive connections, N callbacks → acknowledged req/s, p50/p99 latency, and
    the server's CPU time per callback (``/proc``; less disturbed by a busy machine than a rate);
-2. fixed rate: R req/s open loop for S seconds, latency counted from each request's scheduled send time (a stalled
+2. end to end (bare-pipeline, then salesbot, each with its own fake): closed loop of ``--e2e-requests`` callbacks →
+   replies delivered per second at the fake, from the first request until the fake has recorded every reply (its
+   counters polled over HTTP every 20 ms), the server's CPU time per reply and the DingTalk API calls the fake
+   counted per reply (batching; the token's call is not counted, as DingTalk does not count it);
+3. fixed rate: R req/s open loop for S seconds, latency counted from each request's scheduled send time (a stalled
    server cannot hide behind a stalled generator) → p50/p99/max and errors.
 
+The bot allows each person ``PER_USER_PER_MINUTE`` (20) DingTalk messages a minute (``bot/channels/dingtalk/
+channel.py``) and defers the rest by up to a minute. Phase 2 stays within it so that every reply can be awaited: by
+default as many callbacks as fit after the preflight's and the warm-up's replies (18 per user for 50 users and a
+warm-up of 50: 900); a larger ``--e2e-requests`` is refused. Phases 1 and 3 cross it (200 and 40 callbacks per
+user): the replies beyond it are deferred (they stay ``pending`` in the outbox); the ack path they measure is the
+same. The script reports the outbox rows by channel and status, what the fake received at the end of each phase, and
+checks that the bot is still up and healthy.
+
 Before timing, each server must refuse a callback with a forged ``sign`` (403) and acknowledge a good one; then every
-process gets ``--warmup`` callbacks that are not counted (for the bot: until they are handled).
+process gets ``--warmup`` callbacks that are not counted (for the bot: until they are handled and their replies are
+at the fake, one message per reply, checked).
 Callbacks are the text ``帮助`` from 50 users (staff ids ``dt-u01``…) round robin in single chats, with unique
 msgIds, built and signed (``timestamp`` in ms, ``sign``) by ``tests.fakes.dingtalk_callbacks.DingTalkSigner`` and
 laid out as raw HTTP/1.1 requests before timing. They are signed a few seconds before they are sent: well inside
 the replay window (1 h by default).
-Exit status 1 if any request failed or the bot was not healthy after a phase.
+Exit status 1 if any request failed, the fake refused a request as malformed, or the bot was not healthy after a
+phase.
 """
 
 from __future__ import annotations
