@@ -602,6 +602,7 @@ class Figures:
     e2e: EndToEnd | None = None
     rss_mb: float | None = None
     max_cpu_ms: float | None = None  # server CPU time per acknowledged callback during the max phase
+    rate_cpu_ms: float | None = None  # ... during the fixed-rate phase (for salesbot: its handling and replies too)
     states: dict[str, BotState] = field(default_factory=dict)  # salesbot: phase → state after it
 
 
@@ -637,7 +638,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                 bare_fig.max_cpu_ms = cpu_per_request(cpu0, bare.cpu_seconds(), bare_fig.max)
                 print(f"bare-aiohttp: {bare_fig.max.rate:.0f} req/s closed loop", file=sys.stderr)
             if "rate" in args.phases:
-                bare_fig.rate = await open_loop("bare-aiohttp", port, b.build(n_rate), args.rate)
+                reqs, cpu0 = b.build(n_rate), bare.cpu_seconds()
+                bare_fig.rate = await open_loop("bare-aiohttp", port, reqs, args.rate)
+                bare_fig.rate_cpu_ms = cpu_per_request(cpu0, bare.cpu_seconds(), bare_fig.rate)
                 print(f"bare-aiohttp: p99 {bare_fig.rate.pct(99):.1f} ms at {args.rate:.0f} req/s", file=sys.stderr)
             bare_fig.rss_mb = bare.peak_rss_mb()
         finally:
@@ -676,7 +679,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                 else:
                     reqs = b.build(n_rate)
                     async with profiled(args.profile, rig.bot, phase):
+                        cpu0 = rig.bot.cpu_seconds()
                         bot_fig.rate = await open_loop("salesbot", rig.bot.port, reqs, args.rate)
+                        bot_fig.rate_cpu_ms = cpu_per_request(cpu0, rig.bot.cpu_seconds(), bot_fig.rate)
                     print(f"salesbot: p99 {bot_fig.rate.pct(99):.1f} ms at {args.rate:.0f} req/s", file=sys.stderr)
                 bot_fig.states[phase] = await bot_state(rig, http)
                 if (mb := rig.bot.peak_rss_mb()) is not None:
@@ -741,6 +746,7 @@ def report(
             ),
             row(f"max ms at {r}", bare.rate.pct(100), bot.rate.pct(100), 1),
             (f"errors at {r}", str(bare.rate.errors), str(bot.rate.errors), "-", ""),
+            row("  server CPU ms per callback", bare.rate_cpu_ms, bot.rate_cpu_ms, 3),
         ]
     if bare.rss_mb is not None or bot.rss_mb is not None:
         rows.append(row("server peak RSS MB", bare.rss_mb, bot.rss_mb))
