@@ -9,7 +9,9 @@ them once the lease has run out. A message is never lost; it can be resent at mo
 possible duplicate when its call may have reached the platform. A worker that lost a lease (another took the row)
 neither starts a call for the row nor records its outcome.
 
-Cost per round (issue 9): the claim is one SELECT of the due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), one of
+Cost per round (issue 9): the claim is one SELECT of the due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; rows
+held back behind an earlier row of their person that is not due, e.g. deferred by a throttle, are left out there, so
+that a long backlog of one person cannot fill the batch and starve everybody else's rows), one of
 the recipients' undelivered rows (order), one UPDATE of the claimed ids, one SELECT of the users and one of their
 channel identities (``User.identities``, loaded with them: what a channel needs to address them); outcomes are
 group-committed with one executemany per column set. Whether a lease is still ours is known in memory while the
@@ -29,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import ColumnElement, Update, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem, RoundAware
 from bot.core.outbound import enqueue, row_values  # noqa: F401  (re-exported: bot.outbox.enqueue)
@@ -157,6 +160,7 @@ class OutboxWorker:
         now = self.rt.clock.now()
         lease_until = now + timedelta(seconds=self.cfg.lease_seconds)
         m = OutboxMessage
+        held = aliased(OutboxMessage)
         async with self.rt.db.transaction() as s:
             due = (
                 select(
@@ -175,7 +179,21 @@ class OutboxWorker:
                     or_(
                         (m.status == "pending") & (m.next_attempt_at <= now),
                         (m.status == "sending") & (m.claimed_until <= now),
-                    )
+                    ),
+                    # Not held back behind an earlier row of the same person that is not due (no overtaking):
+                    # such rows would fill the batch and starve everybody else's (``_in_order`` still checks).
+                    ~exists().where(
+                        held.recipient == m.recipient,
+                        held.id < m.id,
+                        held.status == "pending",
+                        held.next_attempt_at > now,
+                    ),
+                    ~exists().where(
+                        held.recipient == m.recipient,
+                        held.id < m.id,
+                        held.status == "sending",
+                        held.claimed_until > now,
+                    ),
                 )
                 .order_by(m.id)
                 .limit(self.cfg.batch_size)
