@@ -104,6 +104,8 @@ def test_the_end_to_end_phase_fits_in_the_per_person_budget() -> None:
     assert bench.e2e_fit(50, 49) == 50 * (PER_USER_PER_MINUTE - 1)
     assert bench.e2e_fit(5, 5) == 5 * (PER_USER_PER_MINUTE - 2)
     assert bench.e2e_fit(1, 10 * PER_USER_PER_MINUTE) == 0
+    # The --e2e-requests help states the default for the defaults (without importing the bot's channel module).
+    assert (PER_USER_PER_MINUTE, bench.e2e_fit(50, 50)) == (20, 900)
 
 
 async def test_the_bare_pipeline_replies_through_the_fake_dingtalk(tmp_path: Path) -> None:
