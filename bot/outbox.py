@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ColumnElement, Select, Update, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -61,9 +61,25 @@ def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float
 @functools.cache
 def _due_rows(batch_size: int, lock: bool) -> Select[Any]:
     """The claim's SELECT of due rows (bound parameter ``now``), built once: its construction costs more Python than
-    its execution on a quiet outbox, and the worker claims after every wake-up."""
+    its execution on a quiet outbox, and the worker claims after every wake-up.
+
+    Rows held back behind an earlier row of the same person that is not due (pending for later, or sending under a
+    live lease: no overtaking) are left out here, or they would fill the batch and starve everybody else's
+    (``_in_order`` still checks the rest). The held-back rows' first id per person is one grouped scan of the rows
+    that are not due (``ix_outbox_due``), joined once: linear in them, not a lookup per due row."""
     m, held = OutboxMessage, aliased(OutboxMessage)
     now = bindparam("now", type_=OutboxMessage.__table__.c.next_attempt_at.type)
+    blockers = (
+        select(held.recipient, func.min(held.id).label("first_id"))
+        .where(
+            or_(
+                (held.status == "pending") & (held.next_attempt_at > now),
+                (held.status == "sending") & (held.claimed_until > now),
+            )
+        )
+        .group_by(held.recipient)
+        .subquery("held_back")
+    )
     due = (
         select(
             m.id,
@@ -77,24 +93,18 @@ def _due_rows(batch_size: int, lock: bool) -> Select[Any]:
             m.maybe_delivered,
             m.created_at,
         )
+        .outerjoin(blockers, blockers.c.recipient == m.recipient)
         .where(
             or_(
                 (m.status == "pending") & (m.next_attempt_at <= now),
                 (m.status == "sending") & (m.claimed_until <= now),
             ),
-            # Not held back behind an earlier row of the same person that is not due (no overtaking): such rows
-            # would fill the batch and starve everybody else's (``_in_order`` still checks the rest).
-            ~exists().where(
-                held.recipient == m.recipient, held.id < m.id, held.status == "pending", held.next_attempt_at > now
-            ),
-            ~exists().where(
-                held.recipient == m.recipient, held.id < m.id, held.status == "sending", held.claimed_until > now
-            ),
+            or_(blockers.c.first_id.is_(None), m.id < blockers.c.first_id),
         )
         .order_by(m.id)
         .limit(batch_size)
     )
-    return due.with_for_update(skip_locked=True) if lock else due
+    return due.with_for_update(skip_locked=True, of=m) if lock else due
 
 
 class OutboxWorker:
