@@ -9,7 +9,9 @@ them once the lease has run out. A message is never lost; it can be resent at mo
 possible duplicate when its call may have reached the platform. A worker that lost a lease (another took the row)
 neither starts a call for the row nor records its outcome.
 
-Cost per round (issue 9): the claim is one SELECT of the due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), one of
+Cost per round (issue 9): the claim is one SELECT of the due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; rows
+held back behind an earlier row of their person that is not due, e.g. deferred by a throttle, are left out there, so
+that a long backlog of one person cannot fill the batch and starve everybody else's rows), one of
 the recipients' undelivered rows (order), one UPDATE of the claimed ids, one SELECT of the users and one of their
 channel identities (``User.identities``, loaded with them: what a channel needs to address them); outcomes are
 group-committed with one executemany per column set. Whether a lease is still ours is known in memory while the
@@ -27,10 +29,11 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ColumnElement, Update, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.channels.base import Delivery, DeliveryDeferred, DeliveryError, OutboxItem, RoundAware
 from bot.core.outbound import enqueue, row_values  # noqa: F401  (re-exported: bot.outbox.enqueue)
@@ -53,6 +56,55 @@ LEASE_MARGIN = 1 / 3
 def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempts-1)))."""
     return rng.uniform(0, min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+@functools.cache
+def _due_rows(batch_size: int, lock: bool) -> Select[Any]:
+    """The claim's SELECT of due rows (bound parameter ``now``), built once: its construction costs more Python than
+    its execution on a quiet outbox, and the worker claims after every wake-up.
+
+    Rows held back behind an earlier row of the same person that is not due (pending for later, or sending under a
+    live lease: no overtaking) are left out here, or they would fill the batch and starve everybody else's
+    (``_in_order`` still checks the rest). The held-back rows' first id per person is one grouped scan of the rows
+    that are not due (``ix_outbox_due``), joined once: linear in them, not a lookup per due row."""
+    m, held = OutboxMessage, aliased(OutboxMessage)
+    now = bindparam("now", type_=OutboxMessage.__table__.c.next_attempt_at.type)
+    blockers = (
+        select(held.recipient, func.min(held.id).label("first_id"))
+        .where(
+            or_(
+                (held.status == "pending") & (held.next_attempt_at > now),
+                (held.status == "sending") & (held.claimed_until > now),
+            )
+        )
+        .group_by(held.recipient)
+        .subquery("held_back")
+    )
+    due = (
+        select(
+            m.id,
+            m.recipient,
+            m.channel,
+            m.kind,
+            m.payload,
+            m.card_ref,
+            m.attempts,
+            m.calls_started,
+            m.maybe_delivered,
+            m.created_at,
+        )
+        .outerjoin(blockers, blockers.c.recipient == m.recipient)
+        .where(
+            or_(
+                (m.status == "pending") & (m.next_attempt_at <= now),
+                (m.status == "sending") & (m.claimed_until <= now),
+            ),
+            or_(blockers.c.first_id.is_(None), m.id < blockers.c.first_id),
+        )
+        .order_by(m.id)
+        .limit(batch_size)
+    )
+    return due.with_for_update(skip_locked=True, of=m) if lock else due
 
 
 class OutboxWorker:
@@ -158,31 +210,8 @@ class OutboxWorker:
         lease_until = now + timedelta(seconds=self.cfg.lease_seconds)
         m = OutboxMessage
         async with self.rt.db.transaction() as s:
-            due = (
-                select(
-                    m.id,
-                    m.recipient,
-                    m.channel,
-                    m.kind,
-                    m.payload,
-                    m.card_ref,
-                    m.attempts,
-                    m.calls_started,
-                    m.maybe_delivered,
-                    m.created_at,
-                )
-                .where(
-                    or_(
-                        (m.status == "pending") & (m.next_attempt_at <= now),
-                        (m.status == "sending") & (m.claimed_until <= now),
-                    )
-                )
-                .order_by(m.id)
-                .limit(self.cfg.batch_size)
-            )
-            if not self.rt.db.is_sqlite:
-                due = due.with_for_update(skip_locked=True)
-            rows = (await s.execute(due)).all()
+            due = _due_rows(self.cfg.batch_size, not self.rt.db.is_sqlite)
+            rows = (await s.execute(due, {"now": now})).all()
             if not rows:
                 return []
             eligible = await self._in_order(s, [(r.id, r.recipient) for r in rows])

@@ -1,5 +1,6 @@
 """The DingTalk callback benchmark (``bench/dingtalk_callbacks.py``) keeps working: its signed requests are what the
-bot accepts, its bare handler accepts them and refuses forgeries, and the whole script runs at a tiny size."""
+bot accepts, its bare handlers accept them and refuse forgeries, the bare pipeline's replies pass the fake DingTalk's
+checks, the end-to-end phase stays inside the per-person budget, and the whole script runs at a tiny size."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
@@ -20,6 +22,7 @@ from bot.app import build_app
 from bot.runtime import Runtime
 from storage.models import InboundEvent, User
 from tests.conftest import T0
+from tests.fakes.dingtalk import FakeDingTalk
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "dingtalk_callbacks.py"
@@ -93,6 +96,47 @@ async def test_bare_handler_acknowledges_signed_callbacks_and_refuses_forgeries(
         await conn.close()
 
 
+def test_the_end_to_end_phase_fits_in_the_per_person_budget() -> None:
+    from bot.channels.dingtalk.channel import PER_USER_PER_MINUTE
+
+    # The preflight and the warm-up gave every user one reply (dt-u01 two: the preflight's and the 50th warm-up's).
+    assert bench.e2e_fit(50, 50) == 50 * (PER_USER_PER_MINUTE - 2)
+    assert bench.e2e_fit(50, 49) == 50 * (PER_USER_PER_MINUTE - 1)
+    assert bench.e2e_fit(5, 5) == 5 * (PER_USER_PER_MINUTE - 2)
+    assert bench.e2e_fit(1, 10 * PER_USER_PER_MINUTE) == 0
+    # The --e2e-requests help states the default for the defaults (without importing the bot's channel module).
+    assert (PER_USER_PER_MINUTE, bench.e2e_fit(50, 50)) == (20, 900)
+
+
+async def test_the_bare_pipeline_replies_through_the_fake_dingtalk(tmp_path: Path) -> None:
+    fake = FakeDingTalk(app_key=bench.APP_KEY, app_secret=bench.APP_SECRET, robot_code=bench.ROBOT_CODE)
+    api = TestServer(fake.app(), host="127.0.0.1")
+    await api.start_server()
+    try:
+        server = TestServer(bench.baseline_e2e_app(str(api.make_url("")).rstrip("/"), tmp_path / "bare.db"))
+        await server.start_server()
+        try:
+            assert server.port is not None
+            b = bench.Builder(server.port, bench.staff_ids(3))
+            reqs = b.build(6)
+            conn = await bench.Conn.open(server.port)
+            try:
+                assert await conn.request(bench.forged(reqs[0])) == 403
+                for raw in [*reqs, reqs[0]]:  # the last one a re-delivery: stored and answered once
+                    assert await conn.request(raw) == 200
+            finally:
+                await conn.close()
+        finally:
+            await server.close()  # waits for the replies sent after the acknowledgements
+        async with aiohttp.ClientSession() as http:
+            stats = await bench.fake_stats(http, str(api.make_url("")).rstrip("/"))
+    finally:
+        await api.close()
+    assert fake.violations == []
+    assert (stats.messages, stats.api_calls, stats.calls) == (6, 6, {"accessToken": 1, "batchSend": 6})
+    assert fake.texts_to("dt-u01") == ["收到", "收到"]
+
+
 @pytest.fixture
 def settings_overrides() -> dict[str, dict[str, Any]]:
     return {
@@ -149,4 +193,7 @@ def test_the_script_runs_at_a_tiny_size() -> None:
     out = done.stdout
     assert "max throughput req/s (C=4)" in out and "errors at 40/s" in out
     assert "salesbot max: 60/60 acknowledged" in out and "salesbot rate: 40/40 acknowledged" in out
-    assert "/healthz 200 ok" in out
+    # The e2e default for 5 users: as many as fit in the budget, every reply one batchSend.
+    n = bench.e2e_fit(5, 5)
+    assert f"salesbot e2e: {n}/{n} acknowledged" in out and f"the fake counted batchSend {n} " in out
+    assert "replies delivered/s (e2e)" in out and "/healthz 200 ok" in out

@@ -483,9 +483,16 @@ class FakeDingTalk:
         )
 
     async def _stats(self, _request: web.Request) -> web.Response:
-        """Counters for another process (a scenario driver, a benchmark)."""
+        """Counters for another process (a scenario driver, a benchmark); ``messages``: robot messages recorded
+        (one per recipient and message: a batchSend to 3 staff ids adds 3)."""
+        messages = sum(len(m) for m in self.messages.values())
         return web.json_response(
-            {"calls": dict(self.calls), "api_calls": self.api_calls, "violations": self.violations}
+            {
+                "calls": dict(self.calls),
+                "api_calls": self.api_calls,
+                "messages": messages,
+                "violations": self.violations,
+            }
         )
 
     async def _received(self, request: web.Request) -> web.Response:
