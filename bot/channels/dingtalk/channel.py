@@ -44,7 +44,7 @@ from bot.channels.base import (
 from bot.channels.dingtalk import actions
 from bot.channels.dingtalk.client import CONFIG_BACKOFF_SECONDS, QUOTA_CODE, DingTalkClient, DingTalkError
 from bot.channels.dingtalk.quota import CallCounter
-from bot.config import Settings
+from bot.config import DingTalkConfig, Settings
 from bot.infra.clock import Clock
 from bot.infra.filestore import FileStore
 from bot.services import attachments
@@ -132,6 +132,29 @@ def next_month_start(when: datetime, tz: ZoneInfo) -> datetime:
     local = when.astimezone(tz)
     year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
     return local.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def card_body(cfg: DingTalkConfig, card: Card, staff_ids: list[str]) -> dict[str, Any]:
+    """The createAndDeliver body of ``card`` for ``staff_ids`` (one instance for all: one update reaches every
+    copy); ``salesbot dingtalk setup --test-card`` sends one the same way."""
+    body: dict[str, Any] = {
+        "cardTemplateId": cfg.card_template_id,
+        "outTrackId": render.out_track_id(card.ref),
+        "cardData": {"cardParamMap": render.card_param_map(card)},
+        "openSpaceId": "dtv1.card//" + ";".join(f"IM_ROBOT.{sid}" for sid in staff_ids),
+        "imRobotOpenSpaceModel": {
+            "supportForward": False,
+            "lastMessageI18n": {"ZH_CN": render.cut(render.to_one_line(card.title), 200)},
+        },
+        "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": cfg.robot_code},
+        "userIdType": 1,
+    }
+    if cfg.mode == "stream":
+        body["callbackType"] = "STREAM"
+    else:
+        body["callbackType"] = "HTTP"
+        body["callbackRouteKey"] = cfg.card_callback_route_key
+    return body
 
 
 class DingTalkChannel:
@@ -338,33 +361,13 @@ class DingTalkChannel:
 
     # ---- cards --------------------------------------------------------------------------------------------------
 
-    def _space_body(self, card: Card, staff_ids: list[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "cardTemplateId": self.cfg.card_template_id,
-            "outTrackId": render.out_track_id(card.ref),
-            "cardData": {"cardParamMap": render.card_param_map(card)},
-            "openSpaceId": "dtv1.card//" + ";".join(f"IM_ROBOT.{sid}" for sid in staff_ids),
-            "imRobotOpenSpaceModel": {
-                "supportForward": False,
-                "lastMessageI18n": {"ZH_CN": render.cut(render.to_one_line(card.title), 200)},
-            },
-            "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT", "robotCode": self.cfg.robot_code},
-            "userIdType": 1,
-        }
-        if self.cfg.mode == "stream":
-            body["callbackType"] = "STREAM"
-        else:
-            body["callbackType"] = "HTTP"
-            body["callbackRouteKey"] = self.cfg.card_callback_route_key
-        return body
-
     async def _create_card(self, item: OutboxItem, card: Card, staff_ids: list[str]) -> Delivery:
         """One createAndDeliver for up to 20 recipients (the same outTrackId: one instance, one update for all)."""
         track = render.out_track_id(card.ref)
         failed: list[str] = []
         for chunk in _chunks(staff_ids, MAX_USERS_PER_CALL):
             await item.starting_call()
-            data = await self.client.post(CREATE_AND_DELIVER, self._space_body(card, chunk))
+            data = await self.client.post(CREATE_AND_DELIVER, card_body(self.cfg, card, chunk))
             result = data.get("result")
             for r in (result.get("deliverResults") if isinstance(result, dict) else None) or []:
                 if isinstance(r, dict) and r.get("success") is False:

@@ -1,10 +1,12 @@
 """``salesbot dingtalk setup``: check ``[dingtalk]``, fetch a token (the app key and secret work), register the card
 callback URL when a card template is configured (HTTP mode), and print what the admin still has to do in the
-developer console (zh-CN). Exits 1 when something is wrong. Its one or two API calls are not counted in
-``platform_api_calls``."""
+developer console (zh-CN). ``--test-card STAFF_ID`` also sends that person a card through the configured template:
+the one way to learn that DingTalk knows the template and that it is published (there is no API to read a
+template). Exits 1 when something is wrong. Its few API calls are not counted in ``platform_api_calls``."""
 
 from __future__ import annotations
 
+import secrets
 import sys
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,15 @@ if TYPE_CHECKING:
 CARD_CALLBACK_PATH = "/dingtalk/card"
 ROBOT_CALLBACK_PATH = "/dingtalk/callback"
 REGISTER = "/v1.0/card/callbacks/register"
+# What DingTalk answers createAndDeliver when the template id is wrong or the template is not published.
+TEMPLATE_ERRORS = {
+    "param.templateNotExist": "钉钉找不到模板 {tpl}：检查 [dingtalk] card_template_id，模板要建在本应用下",
+    "param.templateUnpublished": "模板 {tpl} 还没有发布：在卡片平台打开它，点「发布」",
+}
+
+
+class SetupFailed(Exception):
+    """A check failed; the message says what to do, in zh-CN."""
 
 
 def problems(cfg: DingTalkConfig) -> list[str]:
@@ -69,9 +80,18 @@ def command(cli: CliSupport) -> click.Group:
 
     @dingtalk.command("setup")
     @config_option
-    def dingtalk_setup(config_path: str | None) -> None:
+    @click.option(
+        "--test-card",
+        "test_card",
+        metavar="STAFF_ID",
+        default=None,
+        help="Also send this DingTalk staff id a test card through the configured template.",
+    )
+    def dingtalk_setup(config_path: str | None, test_card: str | None) -> None:
         """Check [dingtalk], register the card callback, and print the developer-console steps left."""
+        from bot.channels.dingtalk.channel import CREATE_AND_DELIVER, card_body
         from bot.channels.dingtalk.client import DingTalkClient, DingTalkError
+        from cards.model import Card
 
         settings = _load(config_path)
         cfg = settings.dingtalk
@@ -104,12 +124,33 @@ def command(cli: CliSupport) -> click.Group:
                     done.append(f"✓ 卡片回调已注册：{cfg.card_callback_route_key} → {url}")
                 elif cfg.card_template_id:
                     done.append("✓ Stream 模式：卡片回调经 Stream 连接送达，无需注册回调地址")
+                if test_card and cfg.card_template_id:
+                    card = Card(
+                        ref=f"setup-check-{secrets.token_hex(6)}",
+                        title="salesbot 卡片模板检查",
+                        description="看到这张卡片，说明模板可用。",
+                        status="检查完成",
+                        tone="success",
+                    )
+                    try:
+                        await client.post(CREATE_AND_DELIVER, card_body(cfg, card, [test_card]))
+                    except DingTalkError as exc:
+                        hint = TEMPLATE_ERRORS.get(exc.code)
+                        if hint is None:
+                            raise
+                        raise SetupFailed(hint.format(tpl=cfg.card_template_id)) from None
+                    done.append(f"✓ 模板 {cfg.card_template_id} 可用：测试卡片已发给 {test_card}")
+                elif test_card:
+                    done.append("· 没有配置 card_template_id：--test-card 无卡片可试（任务卡片以带链接的卡片消息发出）")
             finally:
                 await client.close()
             return done
 
         try:
             done = _run(go)
+        except SetupFailed as exc:
+            click.echo(f"✗ {exc}", err=True)
+            sys.exit(1)
         except DingTalkError as exc:
             click.echo(f"✗ 钉钉拒绝了请求：{exc.code} {exc.message}", err=True)
             sys.exit(1)

@@ -41,8 +41,8 @@ def served() -> Iterator[tuple[FakeDingTalk, str]]:
         loop.close()
 
 
-def run(env: dict[str, str]) -> Result:
-    return CliRunner().invoke(main, ["dingtalk", "setup"], env=env, catch_exceptions=False)
+def run(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(main, ["dingtalk", "setup", *args], env=env, catch_exceptions=False)
 
 
 def env_for(url: str, **extra: str) -> dict[str, str]:
@@ -89,3 +89,20 @@ def test_setup_refuses_an_incomplete_section() -> None:
     result = CliRunner().invoke(main, ["dingtalk", "setup"], env={}, catch_exceptions=False)
     assert result.exit_code == 1
     assert "enabled" in result.output
+
+
+def test_a_test_card_proves_the_template_or_says_what_is_wrong(served: tuple[FakeDingTalk, str]) -> None:
+    """There is no API to read a template: --test-card sends one card through it, and DingTalk's refusal of an
+    unknown template becomes a sentence for the admin (exit 1)."""
+    fake, url = served
+    keys = {"card_callback_route_key": "salesbot", "card_api_secret": API_SECRET}
+    fake.templates.add("tpl-ok")
+    good = run(env_for(url, card_template_id="tpl-ok", **keys), "--test-card", "staff-admin")
+    assert good.exit_code == 0, good.output
+    assert "模板 tpl-ok 可用" in good.output
+    [instance] = fake.cards_to("staff-admin")
+    assert instance.param_map["title"] == "salesbot 卡片模板检查"
+    bad = run(env_for(url, card_template_id="tpl-missing", **keys), "--test-card", "staff-admin")
+    assert bad.exit_code == 1
+    assert "钉钉找不到模板 tpl-missing" in bad.output
+    assert len(fake.cards_to("staff-admin")) == 1
