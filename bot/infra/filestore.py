@@ -78,10 +78,13 @@ class FileStore:
         if final.is_file() and final.stat().st_size == len(data):
             return StoredFile(key, sha, len(data), created=False)
         folder = final.parent
-        folder.mkdir(parents=True, exist_ok=True)
+        # Only the bot's own user may read the store (like the SQLite file: 0600 files, 0700 folders it creates).
+        for made in (self.root, folder):
+            if not made.is_dir():
+                made.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = folder / f".tmp-{secrets.token_hex(8)}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()

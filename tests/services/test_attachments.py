@@ -49,6 +49,15 @@ async def test_same_bytes_are_stored_once_under_their_checksum(tmp_path: Path) -
     assert sorted(p.name for p in (tmp_path / sha[:2]).iterdir()) == [sha]  # no temp file left
 
 
+async def test_only_the_bots_user_may_read_the_store(tmp_path: Path) -> None:
+    """Photos and documents of customers: like the SQLite file, nobody but the bot's own user reads them."""
+    root = tmp_path / "data" / "attachments"
+    stored = await FileStore(root).put(JPEG)
+    assert (root / stored.key).stat().st_mode & 0o777 == 0o600
+    assert root.stat().st_mode & 0o777 == 0o700
+    assert (root / stored.key).parent.stat().st_mode & 0o777 == 0o700
+
+
 async def test_a_failed_write_leaves_no_file_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = FileStore(tmp_path)
 
