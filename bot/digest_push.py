@@ -90,6 +90,16 @@ class DigestPush:
         """``user_id``'s digest for ``day`` (and their follow-ups), unless it went out already: True if sent now."""
         rt, settings = self.rt, self.rt.settings
         now = rt.clock.now()
+        # The figures and the chart are read and drawn first, outside the write transaction (on SQLite it holds the
+        # one write lock: drawing a chart takes up to ~0.1 s); the claim below still decides whether anything goes.
+        async with rt.db.read() as s:
+            if await sends.made(s, user_id, "daily", day):
+                return False
+            user = await s.get(User, user_id)
+            if user is None:
+                return False
+            digest = await compute_digest(s, settings, user, period="day", day=day, now=now)
+            drawn = await digest_chart.draw(s, settings, user, digest)
         async with rt.db.transaction() as s:
             if not await sends.claim(s, user_id, "daily", day, now):
                 return False
@@ -97,12 +107,12 @@ class DigestPush:
             if user is None:
                 return False
             channel = rt.channel_for(user)
-            digest = await compute_digest(s, settings, user, period="day", day=day, now=now)
             intents: list[Intent] = [
                 SendRich(channel=channel, user_ids=(user.id,), rich=render_digest(digest, settings, user.locale))
             ]
             # The chart goes out with the digest's claim: stored and enqueued in this transaction, never twice.
-            intents.extend(await digest_chart.chart_intents(s, settings, user, digest, channel, now))
+            if drawn is not None:
+                intents.extend(await digest_chart.send(s, settings, user, drawn, channel, now))
             if settings.digest.followup and Role.MANAGER in (user.roles or []):
                 today = now.astimezone(settings.org.tz).date()
                 for made in await followups.create(s, user, digest, day, now, channel):

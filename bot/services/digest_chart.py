@@ -364,6 +364,55 @@ def wanted(settings: Settings, digest: Digest) -> bool:
     return settings.digest.chart and digest.scope.period == "day" and len(digest.scope.reps) > 1
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """A chart drawn for one viewer: the PNG and its caption, ready to store and send (``send``)."""
+
+    viewer_id: str
+    day: date
+    png: bytes
+    caption: str
+
+
+async def draw(session: AsyncSession, settings: Settings, viewer: User, digest: Digest) -> Drawn | None:
+    """The chart for ``digest``, drawn (a read: no transaction of the caller's is held while drawing). None when no
+    chart is wanted, no rep had a day plan in the 7 working days, or it cannot be drawn (a broken font file: the
+    digest still goes out, without its picture)."""
+    if not wanted(settings, digest):
+        return None
+    reps = {r.user: r.name for r in digest.reps}
+    chart = await compute_chart(session, settings, viewer, digest.scope.end, reps=reps)
+    if not chart.has_plans:
+        return None
+    try:
+        # Off the event loop (drawing a 40-row chart takes ~0.1 s); one thread, as FreeType faces are not shared
+        # safely between threads.
+        data = await asyncio.get_running_loop().run_in_executor(_RENDERER, render_png, chart, settings, viewer.locale)
+    except Exception:
+        log.exception("digest chart for %s could not be drawn", viewer.id)
+        return None
+    return Drawn(viewer.id, digest.scope.end, data, caption(chart, viewer.locale))
+
+
+async def send(
+    session: AsyncSession, settings: Settings, viewer: User, drawn: Drawn, channel: str, now: datetime
+) -> Sequence[Intent]:
+    """Store ``drawn`` in the attachment store for ``viewer`` (only they may read it) and pass it on as an image,
+    in the caller's transaction (the digest's)."""
+    filename = i18n.t(viewer.locale, "chart.filename", date=drawn.day.isoformat())
+    row = await attachments.store_made(session, settings, viewer.id, filename, drawn.png, now)
+    return (
+        SendMedia(
+            channel=channel,
+            user_ids=(viewer.id,),
+            media_type="image",
+            media_id=attachments.media_id(row.token),
+            source_channel=attachments.MADE,
+            caption=drawn.caption,
+        ),
+    )
+
+
 async def chart_intents(
     session: AsyncSession,
     settings: Settings,
@@ -372,32 +421,7 @@ async def chart_intents(
     channel: str,
     now: datetime,
 ) -> Sequence[Intent]:
-    """The chart for ``digest`` (sent right after it, in the caller's transaction): stored in the attachment store for
-    ``viewer`` (only they may read it) and passed on as an image. Nothing when no chart is wanted or no rep had a day
-    plan in the 7 working days."""
-    if not wanted(settings, digest):
-        return ()
-    reps = {r.user: r.name for r in digest.reps}
-    chart = await compute_chart(session, settings, viewer, digest.scope.end, reps=reps)
-    if not chart.has_plans:
-        return ()
-    locale = viewer.locale
-    try:
-        # Off the event loop (drawing a 40-row chart takes ~0.1 s); one thread, as FreeType faces are not shared
-        # safely between threads.
-        data = await asyncio.get_running_loop().run_in_executor(_RENDERER, render_png, chart, settings, locale)
-    except Exception:  # a broken font file: the digest still goes out, without its picture
-        log.exception("digest chart for %s could not be drawn", viewer.id)
-        return ()
-    filename = i18n.t(locale, "chart.filename", date=digest.scope.end.isoformat())
-    row = await attachments.store_made(session, settings, viewer.id, filename, data, now)
-    return (
-        SendMedia(
-            channel=channel,
-            user_ids=(viewer.id,),
-            media_type="image",
-            media_id=attachments.media_id(row.token),
-            source_channel=attachments.MADE,
-            caption=caption(chart, locale),
-        ),
-    )
+    """The chart for ``digest`` (sent right after it, in the caller's transaction): ``draw`` then ``send``. Nothing
+    when no chart is wanted or no rep had a day plan in the 7 working days."""
+    drawn = await draw(session, settings, viewer, digest)
+    return () if drawn is None else await send(session, settings, viewer, drawn, channel, now)

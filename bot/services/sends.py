@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,3 +25,11 @@ async def claim(session: AsyncSession, user_id: str, kind: str, day: date, now: 
         .returning(DigestSend.id)
     )
     return made is not None
+
+
+async def made(session: AsyncSession, user_id: str, kind: str, day: date) -> bool:
+    """Whether this person's send of ``kind`` for ``day`` was made already (a read; ``claim`` decides)."""
+    found = await session.scalar(
+        select(DigestSend.id).where(DigestSend.user_id == user_id, DigestSend.kind == kind, DigestSend.day == day)
+    )
+    return found is not None
