@@ -24,13 +24,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import (
@@ -44,6 +43,7 @@ from bot.channels.base import (
 from bot.channels.dingtalk import actions
 from bot.channels.dingtalk.client import CONFIG_BACKOFF_SECONDS, QUOTA_CODE, DingTalkClient, DingTalkError
 from bot.channels.dingtalk.quota import CallCounter
+from bot.channels.throttle import PersonThrottle
 from bot.config import DingTalkConfig, Settings
 from bot.infra.clock import Clock
 from bot.infra.filestore import FileStore
@@ -52,7 +52,7 @@ from cards import dingtalk as render
 from cards.model import Card
 from cards.rich import RichText
 from storage.db import Database
-from storage.models import ChannelSend, OutboxMessage, User
+from storage.models import OutboxMessage, User
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,6 @@ FLOW_RETRY_SECONDS = 5
 # Per-person budget (DingTalk documents none for robot chats; WeCom's defaults).
 PER_USER_PER_MINUTE = 20
 PER_USER_PER_HOUR = 600
-PRUNE_EVERY = 500
 CARD_GONE = frozenset({"param.cardNotExist"})
 # oapi media/upload's media_id: DingTalk documents no lifetime (*uncertain*; reports say 3 days). Recorded as valid
 # for a conservative day, reused while at least an hour of that is left, else uploaded again.
@@ -108,20 +107,6 @@ def upload_filename(name: str, suffix: str) -> str:
 
 
 Message = tuple[str, dict[str, str]]
-
-
-@dataclass
-class _Budget:
-    per_hour: int = 0
-    per_minute: int = 0
-    oldest_hour: datetime | None = None
-    oldest_minute: datetime | None = None
-
-    def add(self, at: datetime, messages: int) -> None:
-        self.per_hour += messages
-        self.per_minute += messages
-        self.oldest_hour = self.oldest_hour or at
-        self.oldest_minute = self.oldest_minute or at
 
 
 def month_of(when: datetime, tz: ZoneInfo) -> str:
@@ -180,9 +165,8 @@ class DingTalkChannel:
         self.cfg = settings.dingtalk
         self.tz = settings.org.tz
         self.counter = counter
-        self._budgets: dict[str, _Budget] = {}
+        self.throttle = PersonThrottle(CHANNEL, db, clock, PER_USER_PER_MINUTE, PER_USER_PER_HOUR)
         self._followups: dict[int, list[tuple[list[str], list[Message]]]] = {}
-        self._recorded = 0
 
     def can_reach(self, user: User) -> bool:
         return bool(user.channel_id(CHANNEL))
@@ -216,7 +200,7 @@ class DingTalkChannel:
         try:
             if item.kind == "card_update":
                 return await self._update(item, staff)
-            await self._throttle(item)
+            await self.throttle.check(item)
             if PARTS in item.payload:
                 messages = [(str(k), dict(p)) for k, p in item.payload[PARTS]]
                 return await self._batch(item, [sid for _, sid in staff], messages)
@@ -434,7 +418,7 @@ class DingTalkChannel:
                     raise
                 # Sent before the template was configured (an action card): show the new state as a message.
                 log.info("dingtalk card %s has no instance, sending the new state as a message", card.ref)
-        await self._throttle(item)
+        await self.throttle.check(item)
         if card.buttons:
             return await self._action_cards(item, card, staff)
         msg_key, param = render.action_card(card, [])
@@ -443,8 +427,7 @@ class DingTalkChannel:
     # ---- throttle and bookkeeping -------------------------------------------------------------------------------
 
     async def prepare(self, items: Sequence[OutboxItem]) -> None:
-        ids = {u.id for item in items for u in item.recipients}
-        self._budgets = await self._load_budgets(ids) if ids else {}
+        await self.throttle.prepare(u.id for item in items for u in item.recipients)
         try:
             await self.counter.load()
         except Exception:
@@ -452,21 +435,7 @@ class DingTalkChannel:
 
     async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
         """In the outcome commit: throttle rows, the month's API calls, follow-up rows for flow-controlled users."""
-        rows = [
-            {"channel": CHANNEL, "recipient": u.id, "outbox_id": item.id, "sent_at": now}
-            for item, delivery in sent
-            for u in item.recipients
-            for _ in range(delivery.messages)
-        ]
-        if rows:
-            await session.execute(insert(ChannelSend), rows)
-            before, self._recorded = self._recorded, self._recorded + len(rows)
-            if before // PRUNE_EVERY != self._recorded // PRUNE_EVERY:
-                await session.execute(
-                    delete(ChannelSend).where(
-                        ChannelSend.channel == CHANNEL, ChannelSend.sent_at < now - timedelta(hours=2)
-                    )
-                )
+        await self.throttle.record(session, sent, now)
         followups = []
         for item, _ in sent:
             for users, messages in self._followups.pop(item.id, []):
@@ -491,58 +460,8 @@ class DingTalkChannel:
     def committed(self, sent: Sequence[tuple[OutboxItem, Delivery]]) -> None:
         self.counter.committed()
 
-    async def _load_budgets(self, ids: Iterable[str]) -> dict[str, _Budget]:
-        now = self.clock.now()
-        wanted = set(ids)
-        in_minute = ChannelSend.sent_at > now - timedelta(minutes=1)
-        async with self.db.read() as s:
-            rows = (
-                await s.execute(
-                    select(
-                        ChannelSend.recipient,
-                        func.count(),
-                        func.count().filter(in_minute),
-                        func.min(ChannelSend.sent_at),
-                        func.min(ChannelSend.sent_at).filter(in_minute),
-                    )
-                    .where(
-                        ChannelSend.channel == CHANNEL,
-                        ChannelSend.recipient.in_(wanted),
-                        ChannelSend.sent_at > now - timedelta(hours=1),
-                    )
-                    .group_by(ChannelSend.recipient)
-                )
-            ).all()
-        budgets = {u: _Budget() for u in wanted}
-        for recipient, per_hour, per_minute, oldest_hour, oldest_minute in rows:
-            budgets[recipient] = _Budget(per_hour, per_minute, oldest_hour, oldest_minute)
-        return budgets
-
-    async def _throttle(self, item: OutboxItem) -> None:
-        """Defer (not fail) when a recipient already got their budget of messages this minute or hour."""
-        missing = [u.id for u in item.recipients if u.id not in self._budgets]
-        if missing:
-            self._budgets.update(await self._load_budgets(missing))
-        retry_at: datetime | None = None
-        reason = ""
-        for u in item.recipients:
-            b = self._budgets[u.id]
-            if b.per_minute >= PER_USER_PER_MINUTE and b.oldest_minute is not None:
-                at, why = b.oldest_minute + timedelta(minutes=1), f"{u.id}: {b.per_minute} sent this minute"
-            elif b.per_hour >= PER_USER_PER_HOUR and b.oldest_hour is not None:
-                at, why = b.oldest_hour + timedelta(hours=1), f"{u.id}: {b.per_hour} sent this hour"
-            else:
-                continue
-            if retry_at is None or at > retry_at:
-                retry_at, reason = at, why
-        if retry_at is not None:
-            raise DeliveryDeferred(reason, retry_at)
-
     def _count_sends(self, item: OutboxItem, messages: int) -> int:
-        now = self.clock.now()
-        for u in item.recipients:
-            self._budgets.setdefault(u.id, _Budget()).add(now, messages)
-        return messages
+        return self.throttle.count(item, messages)
 
 
 def _chunks(values: list[str], size: int) -> list[list[str]]:

@@ -18,12 +18,11 @@ https://developer.work.weixin.qq.com/document/path/90236 (send), /94888 (update_
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +35,7 @@ from bot.channels.base import (
     MediaFetchError,
     OutboxItem,
 )
+from bot.channels.throttle import PersonThrottle
 from bot.channels.wecom.client import CONFIG_BACKOFF_SECONDS, WeComClient, WeComError
 from bot.config import WeComConfig
 from bot.infra.clock import Clock
@@ -45,14 +45,12 @@ from cards import wecom as render
 from cards.model import Card
 from cards.rich import RichText, to_wecom_markdown
 from storage.db import Database
-from storage.models import ChannelSend, User, WeComCardCode
+from storage.models import User, WeComCardCode
 
 log = logging.getLogger(__name__)
 
 # The response_code was already used, expired or is unknown: try another one.
 CODE_SPENT_ERRORS = frozenset({60140, 42014, 42016})
-# Prune throttle rows older than two hours every this many recorded sends.
-PRUNE_EVERY = 500
 CHANNEL = "wecom"  # this channel's name in channel_sends
 # A temporary media lives 3 days (media/upload, path/90253); an upload is reused while an hour of that is left.
 MEDIA_TTL = timedelta(days=3)
@@ -84,23 +82,6 @@ def wecom_media_type(content_type: str, size: int) -> str | None:
     return "file" if size <= 20 * MB else None
 
 
-@dataclass
-class _Budget:
-    """One recipient's sends in the last hour and minute: counted from ``channel_sends`` at the round's start, plus
-    what this process sent since."""
-
-    per_hour: int = 0
-    per_minute: int = 0
-    oldest_hour: datetime | None = None
-    oldest_minute: datetime | None = None
-
-    def add(self, at: datetime, messages: int) -> None:
-        self.per_hour += messages
-        self.per_minute += messages
-        self.oldest_hour = self.oldest_hour or at
-        self.oldest_minute = self.oldest_minute or at
-
-
 class WeComChannel:
     """Delivers to WeCom users (by their WeCom userid: ``user_identities`` under ``wecom``, loaded with the users)."""
 
@@ -115,8 +96,7 @@ class WeComChannel:
         self.cfg = cfg
         # The attachment store (files passed on are uploaded from it); None: only WeCom's own media ids are sent.
         self.store = store
-        self._recorded = 0
-        self._budgets: dict[str, _Budget] = {}
+        self.throttle = PersonThrottle(CHANNEL, db, clock, cfg.per_user_per_minute, cfg.per_user_per_hour)
 
     def can_reach(self, user: User) -> bool:
         return bool(user.channel_id(CHANNEL))
@@ -139,7 +119,7 @@ class WeComChannel:
             if item.kind == "card_update":
                 await item.starting_call()
                 return await self._update(item, touser)
-            await self._throttle(item)
+            await self.throttle.check(item)
             await item.starting_call()
             if item.kind == "media":
                 return await self._send_media(item, touser)
@@ -161,87 +141,17 @@ class WeComChannel:
 
     async def prepare(self, items: Sequence[OutboxItem]) -> None:
         """Start of an outbox round: read the budgets of every recipient the round may send to, in one query."""
-        ids = {u.id for item in items if item.kind != "card_update" for u in item.recipients}
-        self._budgets = await self._load_budgets(ids) if ids else {}
+        await self.throttle.prepare(u.id for item in items if item.kind != "card_update" for u in item.recipients)
 
     async def record(self, session: AsyncSession, sent: Sequence[tuple[OutboxItem, Delivery]], now: datetime) -> None:
         """In the outcome commit: one ``channel_sends`` row per message that reached a recipient, for the throttle."""
-        rows = [
-            {"channel": CHANNEL, "recipient": u.id, "outbox_id": item.id, "sent_at": now}
-            for item, delivery in sent
-            for u in item.recipients
-            for _ in range(delivery.messages)
-        ]
-        if not rows:
-            return
-        await session.execute(insert(ChannelSend), rows)
-        before, self._recorded = self._recorded, self._recorded + len(rows)
-        if before // PRUNE_EVERY != self._recorded // PRUNE_EVERY:
-            await session.execute(
-                delete(ChannelSend).where(
-                    ChannelSend.channel == CHANNEL, ChannelSend.sent_at < now - timedelta(hours=2)
-                )
-            )
+        await self.throttle.record(session, sent, now)
 
     def committed(self, sent: Sequence[tuple[OutboxItem, Delivery]]) -> None:
         """Nothing waits for the throttle rows."""
 
-    async def _load_budgets(self, ids: Iterable[str]) -> dict[str, _Budget]:
-        now = self.clock.now()
-        wanted = set(ids)
-        in_minute = ChannelSend.sent_at > now - timedelta(minutes=1)
-        async with self.db.read() as s:
-            rows = (
-                await s.execute(
-                    select(
-                        ChannelSend.recipient,
-                        func.count(),
-                        func.count().filter(in_minute),
-                        func.min(ChannelSend.sent_at),
-                        func.min(ChannelSend.sent_at).filter(in_minute),
-                    )
-                    .where(
-                        ChannelSend.channel == CHANNEL,
-                        ChannelSend.recipient.in_(wanted),
-                        ChannelSend.sent_at > now - timedelta(hours=1),
-                    )
-                    .group_by(ChannelSend.recipient)
-                )
-            ).all()
-        budgets = {u: _Budget() for u in wanted}
-        for recipient, per_hour, per_minute, oldest_hour, oldest_minute in rows:
-            budgets[recipient] = _Budget(per_hour, per_minute, oldest_hour, oldest_minute)
-        return budgets
-
-    async def _throttle(self, item: OutboxItem) -> None:
-        """Defer (not fail) when a recipient already got their budget of messages this minute or hour.
-
-        Counted per message per person (shared cards included); a shared card waits for its busiest recipient."""
-        missing = [u.id for u in item.recipients if u.id not in self._budgets]
-        if missing:  # delivered outside a prepared round
-            self._budgets.update(await self._load_budgets(missing))
-        retry_at: datetime | None = None
-        reason = ""
-        for u in item.recipients:
-            b = self._budgets[u.id]
-            if b.per_minute >= self.cfg.per_user_per_minute and b.oldest_minute is not None:
-                at, why = b.oldest_minute + timedelta(minutes=1), f"{u.id}: {b.per_minute} sent this minute"
-            elif b.per_hour >= self.cfg.per_user_per_hour and b.oldest_hour is not None:
-                at, why = b.oldest_hour + timedelta(hours=1), f"{u.id}: {b.per_hour} sent this hour"
-            else:
-                continue
-            if retry_at is None or at > retry_at:
-                retry_at, reason = at, why
-        if retry_at is not None:
-            raise DeliveryDeferred(reason, retry_at)
-
     def _count_sends(self, item: OutboxItem, messages: int) -> int:
-        """Tally what reached each recipient (``messages`` per person) in this round's budgets; the rows are written
-        with the outcome (``record``)."""
-        now = self.clock.now()
-        for u in item.recipients:
-            self._budgets.setdefault(u.id, _Budget()).add(now, messages)
-        return messages
+        return self.throttle.count(item, messages)
 
     # ---- sends --------------------------------------------------------------------------------------------
 
