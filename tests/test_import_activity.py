@@ -261,3 +261,13 @@ def test_cli(db_url: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["import", "purchases", str(refused)], env=env)
     assert result.exit_code == 2
     assert "不得统方" in result.stderr
+
+
+async def test_a_gb18030_csv_as_chinese_excel_writes_it(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes("客户,新品,日期\n浙二,吻合器Y2,2026年11月3日\n".encode("gb18030"))
+
+    report = await run(db, "trials", path)
+
+    assert (report.created, report.errors) == (1, [])
+    assert await trials(db) == [(ZJU2, "吻合器Y2", date(2026, 11, 3))]
