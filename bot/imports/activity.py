@@ -193,6 +193,7 @@ def _validate(kind: ActivityKind, records: Sequence[Record], customers: Customer
     trials and events, a row repeating an earlier row's key (another alias of the hospital) is refused."""
     items: dict[tuple[Any, ...], _Item] = {}
     tainted: dict[tuple[Any, ...], int] = {}  # a purchase month with a bad row → that row
+    rows: dict[tuple[Any, ...], list[int]] = {}  # a purchase month → the rows added up in it
     for record in records:
         parsed = _parse(kind, record, customers)
         if isinstance(parsed, RowErrors):
@@ -206,21 +207,24 @@ def _validate(kind: ActivityKind, records: Sequence[Record], customers: Customer
         earlier = items.get(parsed.key)
         if earlier is None:
             items[parsed.key] = parsed
+            rows[parsed.key] = [parsed.row]
         elif kind == "purchases":
             earlier.values["amount"] += parsed.values["amount"]
-            earlier.values.setdefault("rows", [earlier.row]).append(parsed.row)
+            rows[parsed.key].append(parsed.row)
         else:
             what = "产品" if kind == "trials" else "活动"
             message = f"与第 {earlier.row} 行是同一条记录（同一客户、{what}和日期），请删除其中一行"
             report.errors.append(RowError(parsed.row, "customer", message))
     for key, bad_row in tainted.items():
-        if (item := items.pop(key, None)) is None:
-            continue
-        for row in item.values.get("rows", [item.row]):
-            message = f"同一客户同一月份的第 {bad_row} 行有错误，本月金额未导入；请改正后重新导入"
-            report.errors.append(RowError(row, "amount", message))
-    for item in items.values():
-        item.values.pop("rows", None)
+        if items.pop(key, None) is not None:
+            for row in rows[key]:
+                message = f"同一客户同一月份的第 {bad_row} 行有错误，本月金额未导入；请改正后重新导入"
+                report.errors.append(RowError(row, "amount", message))
+    for key, item in list(items.items()):
+        if kind == "purchases" and item.values["amount"] > _AMOUNT_MAX:
+            del items[key]
+            for row in rows[key]:
+                report.errors.append(RowError(row, "amount", "同一客户同一月份的金额合计过大，请检查单位是否为元"))
     return list(items.values())
 
 
