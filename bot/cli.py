@@ -255,11 +255,12 @@ def db_upgrade(config_path: str | None, revision: str) -> None:
 
 @main.group("import")
 def import_() -> None:
-    """Load the org or customer directory, visit plans or historic visits from CSV/XLSX."""
+    """Load the org or customer directory, visit plans, historic visits or customer activity from CSV/XLSX."""
 
 
 async def _import(db: Any, settings: Settings, kind: str, path: Path, quiet: bool = False) -> Any:
     from bot.imports import org as importer
+    from bot.imports.activity import import_activity
     from bot.imports.plans import import_plans
     from bot.imports.table import read_table
     from bot.imports.visits import import_visits
@@ -283,6 +284,8 @@ async def _import(db: Any, settings: Settings, kind: str, path: Path, quiet: boo
             return await import_plans(db, path, now=now, tz=settings.org.tz, progress=progress)
         if kind == "visits":
             return await import_visits(db, path, now=now, cfg=settings.visits, tz=settings.org.tz, progress=progress)
+        if kind in ("purchases", "trials", "events"):
+            return await import_activity(db, kind, path, now=now, progress=progress)  # type: ignore[arg-type]
         return await importer.import_customers(db, path, now=now, progress=progress)
 
 
@@ -326,6 +329,9 @@ _IMPORT_HELP = {
     "customers": "Import the customer directory from FILE (CSV or XLSX); re-import updates by name, never duplicates.",
     "plans": "Import visit plans from FILE (CSV or XLSX); re-import updates by (rep, customer, period, day).",
     "visits": "Import historic visits from FILE (CSV or XLSX); re-import updates by (rep, customer, visited_at).",
+    "purchases": "Import purchases per customer and month from FILE (CSV or XLSX); re-import replaces the amount.",
+    "trials": "Import new-product trials from FILE (CSV or XLSX); keyed by (customer, product, date).",
+    "events": "Import academic events from FILE (CSV or XLSX); re-import updates attendees by (customer, event, date).",
 }
 for _kind, _help in _IMPORT_HELP.items():
     import_.command(_kind, help=_help)(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Float,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -60,6 +63,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Yuan with two decimals: NUMERIC(14, 2) on every backend, read back as a ``Decimal``. SQLite has no decimal
+    type (SQLAlchemy would warn that it converts through floats), so there the driver sees floats and the value is
+    rounded back to cents when read; 14 digits fit a double exactly."""
+
+    impl = Numeric(14, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(14, 2, asdecimal=False))
+        return dialect.type_descriptor(Numeric(14, 2))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return float(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
 class Base(DeclarativeBase):
@@ -699,3 +726,64 @@ class AttachmentGrant(Base):
     attachment_token: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
     granted_at: Mapped[datetime]
+
+
+# ---- customer activity (issue 14): what the nightly health score reads -------------------------------------------
+# Aggregates per customer only: never a doctor, never a prescription count (统方 is forbidden; docs/imports.md).
+
+
+class CustomerPurchase(Base):
+    """A customer's purchases in a month (from the ERP): ``month`` is the month's first day, ``amount`` yuan."""
+
+    __tablename__ = "customer_purchases"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "month", name="uq_customer_purchases_customer_month"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    month: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    # import (storage.vocab.IMPORTED) | chat
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CustomerTrial(Base):
+    """A new-product trial at a customer on a day."""
+
+    __tablename__ = "customer_trials"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "product", "day", name="uq_customer_trials_customer_product_day"),
+        Index("ix_customer_trials_customer_day", "customer_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    product: Mapped[str] = mapped_column(String(100))
+    day: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CustomerEvent(Base):
+    """An academic event (沙龙, 科室会) at a customer on a day, with the number of attendees from it."""
+
+    __tablename__ = "customer_events"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "event", "day", name="uq_customer_events_customer_event_day"),
+        Index("ix_customer_events_customer_day", "customer_id", "day"),
+        CheckConstraint("attendees >= 0", name="attendees_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    event: Mapped[str] = mapped_column(String(200))
+    day: Mapped[date] = mapped_column(Date)
+    attendees: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

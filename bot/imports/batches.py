@@ -38,13 +38,20 @@ ItemT = TypeVar("ItemT", bound=Row)
 WriteBatch = Callable[[AsyncSession, Sequence[ItemT]], Awaitable[list[Outcome]]]
 
 
-def start(path: Path, columns: Sequence[Column], kind: Kind, now: datetime) -> tuple[Table, ImportReport]:
-    """The file's rows and the import's report, which holds the header errors if any (then nothing is to be written).
+def start(
+    path: Path,
+    columns: Sequence[Column],
+    kind: Kind,
+    now: datetime,
+    refuse: Callable[[Sequence[str]], RowError | None] | None = None,
+) -> tuple[Table, ImportReport]:
+    """The file's rows and the import's report, which holds the header errors if any (then nothing is to be written);
+    ``refuse``: see ``load_table``.
 
     Raises ImportFileError when the file cannot be read."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    table = load_table(path, columns)
+    table = load_table(path, columns, refuse)
     return table, ImportReport(kind=kind, total=len(table.records), errors=list(table.header_errors))
 
 

@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -38,7 +38,7 @@ _DATE = r"(\d{4})(?:[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{2})(\d{2}))"
 _TIME = r"(\d{1,2})[:：时](\d{1,2})(?:[:：](\d{1,2})(?:\.\d+)?)?分?"
 _DATE_TIME_RE = re.compile(rf"^{_DATE}(?:\s*[T\s]\s*{_TIME})?$")
 
-Kind = Literal["org", "customers", "plans", "visits"]
+Kind = Literal["org", "customers", "plans", "visits", "purchases", "trials", "events"]
 
 
 class ImportFileError(Exception):
@@ -220,11 +220,22 @@ def _records(rows: Sequence[Sequence[str]], mapping: dict[int, str]) -> list[Rec
     return records
 
 
-def load_table(path: Path, columns: Sequence[Column]) -> Table:
-    """The file's records under ``columns`` (unknown columns ignored), or its header errors.
+def refused_headers(headers: Sequence[str], words: Sequence[str]) -> list[str]:
+    """The headers containing one of ``words`` (compared as headers are: case, spaces, ``_`` and ``-`` ignored)."""
+    needles = [_normalise_header(word) for word in words]
+    return [h for h in headers if any(needle in _normalise_header(h) for needle in needles)]
+
+
+def load_table(
+    path: Path, columns: Sequence[Column], refuse: Callable[[Sequence[str]], RowError | None] | None = None
+) -> Table:
+    """The file's records under ``columns`` (unknown columns ignored), or its header errors. ``refuse`` may turn
+    the whole file down by its header row alone: then no row is looked at.
 
     Raises ImportFileError when the file cannot be read."""
     headers, rows = read_table(path)
+    if refuse is not None and (refusal := refuse(headers)) is not None:
+        return Table([], [refusal])
     mapping, header_errors = _map_headers(headers, columns)
     return Table(_records(rows, mapping), header_errors)
 
