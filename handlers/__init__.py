@@ -1,7 +1,7 @@
 """Feature handlers. The order below is the routing order, declared once."""
 
 from bot.dialogs import engine as dialogs
-from handlers import digest, escalation, followup, help, plans, queue, requests, visits
+from handlers import activity, digest, escalation, followup, help, plans, queue, requests, visits
 
 # Global commands first (help, cancel), then features (request keywords before the visit dialog, so that 跟台 …
 # typed during a visit dialog starts a request), then a rep's plain-text answer to a department's question, then
@@ -13,6 +13,7 @@ ROUTERS = [
     queue.router,
     followup.router,
     plans.router,
+    activity.router,
     digest.router,
     visits.router,
     dialogs.router,

@@ -7,6 +7,7 @@ import hashlib
 from bot.core.events import CardAction, MediaMessage
 from bot.core.routing import Context, Router, exact, is_card_action, is_enter, is_text
 from bot.services import commands
+from bot.services.activity import MARKETING
 from cards.suggest import SuggestedText, settled_suggestion, suggestion_card
 from storage.vocab import Role
 
@@ -27,6 +28,7 @@ _ROLE_LINES = {
         "help.my_requests",
         "help.resubmit",
         "help.plan",
+        "help.activity",
     ),
     Role.MANAGER: ("help.manager", "help.plan_manager"),
     Role.DIRECTOR: ("help.manager", "help.escalation", "help.queue_director", "help.plan_manager"),
@@ -50,6 +52,8 @@ async def show_help(ctx: Context) -> None:
             if key not in seen:
                 seen.add(key)
                 lines.append(ctx.t(key, hours=hours, types=types))
+    if ctx.user.department == MARKETING and "help.activity" not in seen:
+        lines.append(ctx.t("help.activity"))
     lines.append(ctx.t("help.cancel"))
     ctx.reply("\n".join(lines))
 

@@ -1088,6 +1088,53 @@ CATALOG: dict[str, tuple[str, str]] = {
         "这种文件收不了，请改发照片、PDF、办公文档、文本、视频或语音。",
         "This kind of file cannot be kept; send a photo, PDF, Word, Excel, PowerPoint, text, video or voice file.",
     ),
+    # ---- activity chat ----
+    "activity.trial_usage": (
+        "请这样写：试用 医院 产品 [日期]，如：试用 浙一 超声刀X1 12-01（不写日期就是今天）。",
+        "Write: trial <hospital> <product> [date], e.g. trial 浙一 超声刀X1 12-01 (no date means today).",
+    ),
+    "activity.event_usage": (
+        "请这样写：学术 医院 活动名 参会:人数 [日期]，如：学术 浙二 骨科沙龙 参会:3 昨天。",
+        "Write: event <hospital> <event name> attendees:<number> [date], e.g. event 浙二 骨科沙龙 attendees:3.",
+    ),
+    "activity.no_attendees": (
+        "请写上参会人数，如：学术 浙二 骨科沙龙 参会:3。",
+        "Add the number of attendees, e.g. event 浙二 骨科沙龙 attendees:3.",
+    ),
+    "activity.bad_attendees": (
+        "参会人数「{value}」不对，请写 0 或正整数，如 参会:3。",
+        "Attendees \"{value}\" is not a number; write 0 or more, e.g. attendees:3.",
+    ),
+    "activity.bad_day": (
+        "日期「{value}」看不懂，请写 今天、昨天 或 12-01 这样的日期。",
+        "Cannot read the date \"{value}\"; write today, yesterday or a date like 12-01.",
+    ),
+    "activity.too_long": ("名称太长了，最多 {limit} 个字。", "The name is too long: at most {limit} characters."),
+    "activity.unknown_customer": (
+        "没有找到医院「{text}」。{suggest}请写医院全称或常用简称后重发。",
+        "No hospital matches \"{text}\". {suggest}Send again with the hospital's full or usual short name.",
+    ),
+    "activity.ambiguous": (
+        "「{text}」对应多家医院：{names}。请写全称后重发。",
+        "\"{text}\" matches several hospitals: {names}. Send again with the full name.",
+    ),
+    "activity.trial_logged": ("✅ 已记录试用：{customer} · {product}（{day}）", "✅ Trial logged: {customer} · {product} ({day})"),
+    "activity.trial_already": (
+        "这次试用已记录过：{customer} · {product}（{day}），没有重复记录。",
+        "This trial was already logged: {customer} · {product} ({day}); nothing added.",
+    ),
+    "activity.event_logged": (
+        "✅ 已记录学术活动：{customer} · {event}，参会 {attendees} 人（{day}）",
+        "✅ Event logged: {customer} · {event}, {attendees} attendees ({day})",
+    ),
+    "activity.event_already": (
+        "这场活动已记录过：{customer} · {event}（{day}），没有重复记录。",
+        "This event was already logged: {customer} · {event} ({day}); nothing added.",
+    ),
+    "help.activity": (
+        "· 试用 浙一 超声刀X1 [日期] — 记录新品试用；学术 浙二 骨科沙龙 参会:3 [日期] — 记录学术活动",
+        "· trial <hospital> <product> [date] — log a trial; event <hospital> <name> attendees:3 [date] — log an event",
+    ),
 }
 
 
