@@ -1103,22 +1103,25 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     "activity.bad_attendees": (
         "参会人数「{value}」不对，请写 0 或正整数，如 参会:3。",
-        "Attendees \"{value}\" is not a number; write 0 or more, e.g. attendees:3.",
+        'Attendees "{value}" is not a number; write 0 or more, e.g. attendees:3.',
     ),
     "activity.bad_day": (
         "日期「{value}」看不懂，请写 今天、昨天 或 12-01 这样的日期。",
-        "Cannot read the date \"{value}\"; write today, yesterday or a date like 12-01.",
+        'Cannot read the date "{value}"; write today, yesterday or a date like 12-01.',
     ),
     "activity.too_long": ("名称太长了，最多 {limit} 个字。", "The name is too long: at most {limit} characters."),
     "activity.unknown_customer": (
         "没有找到医院「{text}」。{suggest}请写医院全称或常用简称后重发。",
-        "No hospital matches \"{text}\". {suggest}Send again with the hospital's full or usual short name.",
+        'No hospital matches "{text}". {suggest}Send again with the hospital\'s full or usual short name.',
     ),
     "activity.ambiguous": (
         "「{text}」对应多家医院：{names}。请写全称后重发。",
-        "\"{text}\" matches several hospitals: {names}. Send again with the full name.",
+        '"{text}" matches several hospitals: {names}. Send again with the full name.',
     ),
-    "activity.trial_logged": ("✅ 已记录试用：{customer} · {product}（{day}）", "✅ Trial logged: {customer} · {product} ({day})"),
+    "activity.trial_logged": (
+        "✅ 已记录试用：{customer} · {product}（{day}）",
+        "✅ Trial logged: {customer} · {product} ({day})",
+    ),
     "activity.trial_already": (
         "这次试用已记录过：{customer} · {product}（{day}），没有重复记录。",
         "This trial was already logged: {customer} · {product} ({day}); nothing added.",

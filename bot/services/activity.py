@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.imports.batches import json_safe
 from bot.infra import audit
 from storage.limits import max_length
 from storage.models import CustomerEvent, CustomerTrial, User
@@ -36,6 +35,11 @@ def may_log(user: User) -> bool:
     if Role.REP in roles:
         return True
     return user.department == MARKETING and bool(roles & {Role.MEMBER, Role.HEAD})
+
+
+def _json_safe(changes: dict[str, Any]) -> dict[str, Any]:
+    """The audit diff with its days as ISO text (the audit row is JSON), as the import writes it."""
+    return {name: [v.isoformat() if isinstance(v, date) else v for v in pair] for name, pair in changes.items()}
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ async def _create(
         entity_id=row.id,
         actor_id=actor.id,
         channel=channel,
-        changes=json_safe(audit.diff({}, {**key, **values, "source": SOURCE})),
+        changes=_json_safe(audit.diff({}, {**key, **values, "source": SOURCE})),
     )
     return Logged(row.id, True)
 
