@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date
 
@@ -11,6 +12,9 @@ from bot.dialogs.engine import leaves_dialog
 from bot.parsing.when import parse_date
 from bot.services import activity as svc
 from bot.services.plans import local_today
+from cards.model import Button, Card
+from cards.payload import PayloadError
+from cards.suggest import SuggestedText
 from storage.vocab import Role
 
 router = Router("activity")
@@ -37,15 +41,36 @@ def _split_day(ctx: Context, words: list[str]) -> tuple[list[str], date | None, 
     return words, today, None
 
 
-async def _customer(ctx: Context, word: str) -> tuple[int, str] | None:
-    """The hospital ``word`` names, matched like a visit's; otherwise the reply saying why and None."""
+def _choice_card(ctx: Context, keyword: str, word: str, names: list[str]) -> Card | None:
+    """「浙大」可能是以下医院 with one button per hospital; a button sends the same line with the hospital's full
+    name (handled as if typed: ``help.send_suggested``). None when a line is too long for a button."""
+    words = ctx.args.split()
+    at = words.index(word)
+    buttons = []
+    for name in names:
+        line = " ".join([keyword, *words[:at], name, *words[at + 1 :]])
+        try:
+            buttons.append(Button.of(name, SuggestedText(line)))
+        except PayloadError:
+            return None
+    ref = "ac-" + hashlib.sha256(f"{ctx.event.channel}:{ctx.event.dedup_key}".encode()).hexdigest()[:20]
+    return Card(ref=ref, title=ctx.t("activity.choose", text=word), buttons=buttons)
+
+
+async def _customer(ctx: Context, keyword: str, word: str) -> tuple[int, str] | None:
+    """The hospital ``word`` names, matched like a visit's; otherwise the reply saying why (an ambiguous name: a
+    button per hospital) and None."""
     matcher = await ctx.runtime.directory.matcher(ctx.session)
     result = matcher.match(word)
     if result.best is not None:
         return result.best.id, result.best.name
     names = "、".join(c.entry.name for c in result.candidates)
     if result.status == "ambiguous":
-        ctx.reply(ctx.t("activity.ambiguous", text=word, names=names))
+        card = _choice_card(ctx, keyword, word, [c.entry.name for c in result.candidates])
+        if card is not None:
+            ctx.reply_card(card)
+        else:
+            ctx.reply(ctx.t("activity.ambiguous", text=word, names=names))
     else:
         suggest = ctx.t("visit.suggest", names=names) if names else ""
         ctx.reply(ctx.t("activity.unknown_customer", text=word, suggest=suggest))
@@ -69,7 +94,7 @@ async def log_trial(ctx: Context) -> None:
     if len(product) > svc.PRODUCT_MAX:
         ctx.reply(ctx.t("activity.too_long", limit=svc.PRODUCT_MAX))
         return
-    customer = await _customer(ctx, words[0])
+    customer = await _customer(ctx, TRIAL[0], words[0])
     if customer is None:
         return
     done = await svc.log_trial(
@@ -116,7 +141,7 @@ async def log_event(ctx: Context) -> None:
     if len(name) > svc.EVENT_MAX:
         ctx.reply(ctx.t("activity.too_long", limit=svc.EVENT_MAX))
         return
-    customer = await _customer(ctx, words[0])
+    customer = await _customer(ctx, EVENT[0], words[0])
     if customer is None:
         return
     done = await svc.log_event(

@@ -1134,6 +1134,7 @@ CATALOG: dict[str, tuple[str, str]] = {
         "这场活动已记录过：{customer} · {event}（{day}），没有重复记录。",
         "This event was already logged: {customer} · {event} ({day}); nothing added.",
     ),
+    "activity.choose": ("「{text}」可能是以下医院，请点选一家：", '"{text}" may be one of these hospitals; tap one:'),
     "help.activity": (
         "· 试用 浙一 超声刀X1 [日期] — 记录新品试用；学术 浙二 骨科沙龙 参会:3 [日期] — 记录学术活动",
         "· trial <hospital> <product> [date] — log a trial; event <hospital> <name> attendees:3 [date] — log an event",

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from bot.runtime import Runtime
 from storage.models import AuditLog, CustomerEvent, CustomerTrial
+from tests.scenario_driver import button, last_card
 
 ZJU1 = "浙江大学医学院附属第一医院"
 ZJU2 = "浙江大学医学院附属第二医院"
@@ -115,3 +116,18 @@ async def test_help_lists_the_commands_for_reps_and_marketing(chat: Any) -> None
     await logistics.say("帮助")
     [text] = await logistics.new_texts()
     assert "试用" not in text, text
+
+
+async def test_an_ambiguous_hospital_is_asked_with_buttons(chat: Any, runtime: Runtime) -> None:
+    rep = await chat("rep01")
+    await rep.say("学术 浙大 骨科沙龙 参会:4")
+    choice = await last_card(rep)
+    assert "「浙大」可能是以下医院" in choice.title, choice
+    for name in (ZJU1, ZJU2):
+        button(choice, name)
+    assert await events(runtime) == []
+    await rep.tap(ZJU2, choice)
+    texts = await rep.new_texts()
+    assert f"✅ 已记录学术活动：{ZJU2} · 骨科沙龙，参会 4 人（11-23）" in texts, texts
+    [row] = await events(runtime)
+    assert row.attendees == 4
