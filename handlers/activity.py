@@ -22,7 +22,9 @@ router = Router("activity")
 TRIAL = ("试用", "trial")
 EVENT = ("学术", "event")
 _ROLES = (Role.REP, Role.MEMBER, Role.HEAD)
-_ATTENDEES = re.compile(r"^(?:参会人数|参会|人数|attendees)[:：=]?(.*?)人?$", re.IGNORECASE)
+# 参会:3, 参会：3, 参会3, 参会3人, 人数:3, 参会人数:3; after a colon anything is the count (and refused if it is not
+# one); without one only digits are, so a name word like 参会者沙龙 stays part of the event's name.
+_ATTENDEES = re.compile(r"^(?:参会人数|参会|人数|attendees)(?:[:：=](.*?)|(\d+))人?$", re.IGNORECASE)
 
 
 def _label(day: date) -> str:
@@ -123,10 +125,11 @@ async def log_event(ctx: Context) -> None:
         if m is None:
             rest.append(word)
             continue
-        if not re.fullmatch(r"\d{1,6}", m.group(1)):
+        count = m.group(1) if m.group(1) is not None else m.group(2)
+        if not re.fullmatch(r"\d{1,6}", count):
             ctx.reply(ctx.t("activity.bad_attendees", value=word))
             return
-        attendees = int(m.group(1))
+        attendees = int(count)
     words, day, bad_day = _split_day(ctx, rest)
     if bad_day is not None:
         ctx.reply(ctx.t("activity.bad_day", value=bad_day))

@@ -64,7 +64,7 @@ async def test_a_rep_logs_an_event_with_attendees(chat: Any, runtime: Runtime, c
     assert (row.event, row.day, row.attendees, row.source) == ("骨科沙龙", date(2026, 11, 20), 3, "chat")
     [entry] = await audits(runtime, "customer_event")
     assert entry.actor_id == "rep01" and entry.channel == channel and entry.changes["attendees"] == [None, 3]
-    await rep.say("学术 浙二 骨科沙龙 参会：5 11-20")
+    await rep.say("学术 浙二 骨科沙龙 参会5人 11-20")
     [again] = await rep.new_texts()
     assert "这场活动已记录过" in again, again
     assert [e.attendees for e in await events(runtime)] == [3]
@@ -92,9 +92,9 @@ async def test_bad_lines_say_what_is_wrong(chat: Any, runtime: Runtime) -> None:
 
 async def test_marketing_may_log_and_logistics_may_not(chat: Any, runtime: Runtime) -> None:
     mkt = await chat("mkt01")
-    await mkt.say("学术 浙一 处方点评沙龙 参会:12")
+    await mkt.say("学术 浙一 处方点评 参会者沙龙 人数：12")
     [saved] = await mkt.new_texts()
-    assert saved.startswith(f"✅ 已记录学术活动：{ZJU1} · 处方点评沙龙"), saved
+    assert saved == f"✅ 已记录学术活动：{ZJU1} · 处方点评 参会者沙龙，参会 12 人（11-23）", saved
     logistics = await chat("log01")
     await logistics.say("试用 浙一 超声刀X1")
     [refused] = await logistics.new_texts()
