@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from bot.core.routing import Context, Router, command
-from bot.dialogs.engine import leaves_dialog
+from bot.dialogs.engine import FormDialog, in_dialog, leaves_dialog
+from bot.dialogs.form import FieldSpec, Form
+from bot.dialogs.state import DialogState
+from bot.infra import i18n
 from bot.parsing.when import parse_date
 from bot.services import activity as svc
 from bot.services.plans import local_today
+from cards.activity import ActivityChoice, ActivityConfirm
 from cards.model import Button, Card
-from cards.payload import PayloadError
+from cards.payload import PayloadError, parse_id
 from cards.suggest import SuggestedText
+from storage.models import Customer
 from storage.vocab import Role
 
 router = Router("activity")
@@ -81,40 +88,30 @@ async def _customer(ctx: Context, keyword: str, word: str) -> tuple[int, str] | 
 
 @router.route(command(*TRIAL, roles=_ROLES), leaves_dialog)
 async def log_trial(ctx: Context) -> None:
-    """``试用 <客户> <产品> [日期]``: created, or said to be already logged."""
+    """``试用 <客户> <产品> [日期]``: created, or said to be already logged; a part missing is asked for."""
     if not svc.may_log(ctx.user):
         ctx.reply(ctx.t("no_permission"))
         return
     words, day, bad_day = _split_day(ctx, ctx.args.split())
-    if bad_day is not None:
-        ctx.reply(ctx.t("activity.bad_day", value=bad_day))
+    if bad_day is not None or day is None:
+        ctx.reply(ctx.t("activity.bad_day", value=bad_day or ""))
         return
-    if len(words) < 2 or day is None:
-        ctx.reply(ctx.t("activity.trial_usage"))
-        return
-    product = " ".join(words[1:])
-    if len(product) > svc.PRODUCT_MAX:
+    product = " ".join(words[1:]) or None
+    if product is not None and len(product) > svc.PRODUCT_MAX:
         ctx.reply(ctx.t("activity.too_long", limit=svc.PRODUCT_MAX))
         return
-    customer = await _customer(ctx, TRIAL[0], words[0])
-    if customer is None:
+    customer = await _customer(ctx, TRIAL[0], words[0]) if words else None
+    if words and customer is None:
         return
-    done = await svc.log_trial(
-        ctx.session,
-        customer_id=customer[0],
-        product=product,
-        day=day,
-        actor=ctx.user,
-        now=ctx.now,
-        channel=ctx.event.channel,
-    )
-    key = "activity.trial_logged" if done.created else "activity.trial_already"
-    ctx.reply(ctx.t(key, customer=customer[1], product=product, day=_label(day)))
+    if customer is None or product is None:
+        await _ask_rest(ctx, "trial", customer, product, day, None)
+        return
+    await _save(ctx, "trial", customer, product, day, None)
 
 
 @router.route(command(*EVENT, roles=_ROLES), leaves_dialog)
 async def log_event(ctx: Context) -> None:
-    """``学术 <客户> <活动名> 参会:<人数> [日期]``: created, or said to be already logged."""
+    """``学术 <客户> <活动名> 参会:<人数> [日期]``: created, or said to be already logged; a part missing is asked."""
     if not svc.may_log(ctx.user):
         ctx.reply(ctx.t("no_permission"))
         return
@@ -131,22 +128,177 @@ async def log_event(ctx: Context) -> None:
             return
         attendees = int(count)
     words, day, bad_day = _split_day(ctx, rest)
-    if bad_day is not None:
-        ctx.reply(ctx.t("activity.bad_day", value=bad_day))
+    if bad_day is not None or day is None:
+        ctx.reply(ctx.t("activity.bad_day", value=bad_day or ""))
         return
-    if len(words) < 2 or day is None:
-        ctx.reply(ctx.t("activity.event_usage"))
-        return
-    if attendees is None:
-        ctx.reply(ctx.t("activity.no_attendees"))
-        return
-    name = " ".join(words[1:])
-    if len(name) > svc.EVENT_MAX:
+    name = " ".join(words[1:]) or None
+    if name is not None and len(name) > svc.EVENT_MAX:
         ctx.reply(ctx.t("activity.too_long", limit=svc.EVENT_MAX))
         return
-    customer = await _customer(ctx, EVENT[0], words[0])
-    if customer is None:
+    customer = await _customer(ctx, EVENT[0], words[0]) if words else None
+    if words and customer is None:
         return
+    if customer is None or name is None or attendees is None:
+        await _ask_rest(ctx, "event", customer, name, day, attendees)
+        return
+    await _save(ctx, "event", customer, name, day, attendees)
+
+
+# ---- the dialog: a line missing the hospital, the product / event name or the count is asked for them ------------
+
+FLOW = "activity"
+
+
+class ActivityState(DialogState):
+    """What is being logged: ``kind`` trial or event, and the parts given so far."""
+
+    kind: str = "trial"
+    customer_id: int | None = None
+    customer_name: str | None = None
+    name: str | None = None
+    attendees: int | None = None
+    day: date | None = None
+
+    def get(self, key: str) -> Any:
+        if key == "customer":
+            return self.customer_name if self.customer_id is not None else None
+        return getattr(self, key)
+
+    def put(self, key: str, value: Any) -> None:
+        if key == "customer":
+            self.customer_id, self.customer_name = value if value is not None else (None, None)
+        else:
+            setattr(self, key, value)
+
+
+def _field_label(name: str) -> tuple[str, str]:
+    return i18n.t(i18n.ZH, f"activity.field.{name}"), i18n.t(i18n.EN, f"activity.field.{name}")
+
+
+async def _parse_customer(d: ActivityDialog, text: str) -> None:
+    word = text.strip()
+    if not word:
+        return
+    matcher = await d.ctx.runtime.directory.matcher(d.ctx.session)
+    result = matcher.match(word)
+    if result.best is not None:
+        d.set("customer", (result.best.id, result.best.name))
+        return
+    options = [(c.entry.name, str(c.entry.id)) for c in result.candidates]
+    if result.status == "ambiguous":
+        d.offer("customer", options)
+        return
+    names = "、".join(name for name, _ in options)
+    suggest = d.ctx.t("visit.suggest", names=names) if names else ""
+    d.note("activity.unknown_customer", text=word, suggest=suggest)
+
+
+async def _parse_name(d: ActivityDialog, text: str) -> None:
+    name = " ".join(text.split())
+    limit = svc.PRODUCT_MAX if d.state.kind == "trial" else svc.EVENT_MAX
+    if len(name) > limit:
+        d.note("activity.too_long", limit=limit)
+        return
+    d.set("name", name or None)
+
+
+async def _parse_attendees(d: ActivityDialog, text: str) -> None:
+    raw = text.strip()
+    m = _ATTENDEES.match(raw)
+    count = (m.group(1) if m.group(1) is not None else m.group(2)) if m else raw.removesuffix("人")
+    if not re.fullmatch(r"\d{1,6}", count.strip()):
+        d.note("activity.bad_attendees", value=raw)
+        return
+    d.state.attendees = int(count.strip())
+    d.changed.append("attendees")
+
+
+_DIALOG_FORM = Form(
+    [
+        FieldSpec("customer", *_field_label("customer"), ("医院", "customer"), required=True, parse=_parse_customer),
+        FieldSpec(
+            "name", *_field_label("name"), ("产品", "活动", "product", "event"), required=True, parse=_parse_name
+        ),
+        FieldSpec("attendees", *_field_label("attendees"), ("参会", "人数"), parse=_parse_attendees),
+    ]
+)
+
+
+class ActivityDialog(FormDialog[ActivityState]):
+    """Asks for what the line did not give; saved as soon as nothing is missing (no confirmation card)."""
+
+    flow = FLOW
+    ref_prefix = "a"
+    choice_payload = ActivityChoice
+    confirm_payload = ActivityConfirm
+
+    def build_form(self) -> Form:
+        return _DIALOG_FORM
+
+    async def parse_line(self, text: str) -> None:
+        head, sep, value = text.replace("：", ":").partition(":")
+        key = self.form.key_for(head.strip()) if sep else None
+        if key is not None:
+            await self.answer(key, value)
+
+    async def tapped(self, key: str, value: str) -> bool:
+        if key != "customer":
+            return False
+        customer_id = parse_id(value)
+        customer = await self.ctx.session.get(Customer, customer_id) if customer_id is not None else None
+        if customer is None:
+            return False
+        self.set("customer", (customer.id, customer.name))
+        return True
+
+    def missing(self) -> list[str]:
+        out = super().missing()
+        if self.state.kind == "event" and self.state.attendees is None:
+            out.append("attendees")
+        return out
+
+    def question(self, key: str, options: Sequence[tuple[str, str]] = ()) -> str:
+        if key == "customer" and options:
+            return self.ctx.t("activity.choose", text=self.ctx.text.strip() or "")
+        return self.ctx.t(f"activity.ask.{self.state.kind}.{key}")
+
+    async def rows(self) -> list[tuple[str, str]]:
+        return []
+
+    def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
+        return Card(ref=ref, title="", status=status)
+
+    async def advance(self, *, fresh: bool = False) -> None:
+        if self.missing() or (self.state.options and self.state.awaiting):
+            await super().advance(fresh=fresh)
+            return
+        await self.submit()
+
+    async def submit(self) -> None:
+        ctx, state = self.ctx, self.state
+        assert state.customer_id is not None and state.customer_name and state.name and state.day
+        self.flush()
+        self.finish()
+        await _save(ctx, state.kind, (state.customer_id, state.customer_name), state.name, state.day, state.attendees)
+
+
+async def _save(
+    ctx: Context, kind: str, customer: tuple[int, str], name: str, day: date, attendees: int | None
+) -> None:
+    if kind == "trial":
+        done = await svc.log_trial(
+            ctx.session,
+            customer_id=customer[0],
+            product=name,
+            day=day,
+            actor=ctx.user,
+            now=ctx.now,
+            channel=ctx.event.channel,
+        )
+        key = "activity.trial_logged" if done.created else "activity.trial_already"
+        ctx.reply(ctx.t(key, customer=customer[1], product=name, day=_label(day)))
+        return
+    assert attendees is not None
     done = await svc.log_event(
         ctx.session,
         customer_id=customer[0],
@@ -159,3 +311,21 @@ async def log_event(ctx: Context) -> None:
     )
     key = "activity.event_logged" if done.created else "activity.event_already"
     ctx.reply(ctx.t(key, customer=customer[1], event=name, attendees=attendees, day=_label(day)))
+
+
+async def _ask_rest(
+    ctx: Context, kind: str, customer: tuple[int, str] | None, name: str | None, day: date, attendees: int | None
+) -> None:
+    state = ActivityState(token=ActivityState.new_token(), kind=kind, name=name, day=day, attendees=attendees)
+    if customer is not None:
+        state.customer_id, state.customer_name = customer
+    dialog = ActivityDialog.begin(ctx, state)
+    await dialog.start_with("")
+
+
+@router.route(in_dialog(FLOW))
+async def answer_activity(ctx: Context) -> None:
+    """A typed answer while the activity dialog asks."""
+    dialog = ActivityDialog.resume(ctx)
+    if dialog is not None:
+        await dialog.on_text()

@@ -1089,18 +1089,6 @@ CATALOG: dict[str, tuple[str, str]] = {
         "This kind of file cannot be kept; send a photo, PDF, Word, Excel, PowerPoint, text, video or voice file.",
     ),
     # ---- activity chat ----
-    "activity.trial_usage": (
-        "请这样写：试用 医院 产品 [日期]，如：试用 浙一 超声刀X1 12-01（不写日期就是今天）。",
-        "Write: trial <hospital> <product> [date], e.g. trial 浙一 超声刀X1 12-01 (no date means today).",
-    ),
-    "activity.event_usage": (
-        "请这样写：学术 医院 活动名 参会:人数 [日期]，如：学术 浙二 骨科沙龙 参会:3 昨天。",
-        "Write: event <hospital> <event name> attendees:<number> [date], e.g. event 浙二 骨科沙龙 attendees:3.",
-    ),
-    "activity.no_attendees": (
-        "请写上参会人数，如：学术 浙二 骨科沙龙 参会:3。",
-        "Add the number of attendees, e.g. event 浙二 骨科沙龙 attendees:3.",
-    ),
     "activity.bad_attendees": (
         "参会人数「{value}」不对，请写 0 或正整数，如 参会:3。",
         'Attendees "{value}" is not a number; write 0 or more, e.g. attendees:3.',
@@ -1135,6 +1123,17 @@ CATALOG: dict[str, tuple[str, str]] = {
         "This event was already logged: {customer} · {event} ({day}); nothing added.",
     ),
     "activity.choose": ("「{text}」可能是以下医院，请点选一家：", '"{text}" may be one of these hospitals; tap one:'),
+    "activity.field.customer": ("医院", "Hospital"),
+    "activity.field.name": ("名称", "Name"),
+    "activity.field.attendees": ("参会人数", "Attendees"),
+    "activity.ask.trial.customer": ("哪家医院的试用？请发医院名，如 浙一。", "Which hospital was the trial at?"),
+    "activity.ask.trial.name": ("试用的是什么产品？", "Which product was tried?"),
+    "activity.ask.trial.attendees": ("参会人数？", "How many attendees?"),
+    "activity.ask.event.customer": ("哪家医院的活动？请发医院名，如 浙二。", "Which hospital was the event at?"),
+    "activity.ask.event.name": ("活动名称是什么？如 骨科沙龙。", "What was the event called?"),
+    "activity.ask.event.attendees": ("这家医院有几人参会？请发数字，如 3。", "How many attendees from the hospital?"),
+    "activity.ask.hint": ("随时可以发「取消」放弃。", "Send 'cancel' at any time to stop."),
+    "activity.edit_hint": ("请直接回答上面的问题，或发「取消」。", "Answer the question above, or send 'cancel'."),
     "help.activity": (
         "· 试用 浙一 超声刀X1 [日期] — 记录新品试用；学术 浙二 骨科沙龙 参会:3 [日期] — 记录学术活动",
         "· trial <hospital> <product> [date] — log a trial; event <hospital> <name> attendees:3 [date] — log an event",

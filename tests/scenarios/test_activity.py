@@ -75,15 +75,9 @@ async def test_bad_lines_say_what_is_wrong(chat: Any, runtime: Runtime) -> None:
     await rep.say("试用 火星医院 超声刀X1")
     [unknown] = await rep.new_texts()
     assert "没有找到医院「火星医院」" in unknown, unknown
-    await rep.say("学术 浙二 骨科沙龙")
-    [no_count] = await rep.new_texts()
-    assert "请写上参会人数" in no_count, no_count
     await rep.say("学术 浙二 骨科沙龙 参会:三")
     [bad_count] = await rep.new_texts()
     assert "参会人数「参会:三」不对" in bad_count, bad_count
-    await rep.say("试用 浙一")
-    [usage] = await rep.new_texts()
-    assert usage.startswith("请这样写：试用 医院 产品"), usage
     await rep.say("试用 浙一 超声刀X1 13-45")
     [bad_day] = await rep.new_texts()
     assert "日期「13-45」看不懂" in bad_day, bad_day
@@ -131,3 +125,31 @@ async def test_an_ambiguous_hospital_is_asked_with_buttons(chat: Any, runtime: R
     assert f"✅ 已记录学术活动：{ZJU2} · 骨科沙龙，参会 4 人（11-23）" in texts, texts
     [row] = await events(runtime)
     assert row.attendees == 4
+
+
+async def test_missing_parts_are_asked_through_the_dialog(chat: Any, runtime: Runtime) -> None:
+    rep = await chat("rep01")
+    await rep.say("试用")
+    texts = await rep.new_texts()
+    assert texts and texts[-1].startswith("哪家医院的试用？"), texts
+    await rep.say("浙大")
+    choice = await last_card(rep)
+    assert "「浙大」可能是以下医院" in choice.title, choice
+    await rep.tap(ZJU1, choice)
+    texts = await rep.new_texts()
+    assert any(t.startswith("试用的是什么产品？") for t in texts), texts
+    await rep.say("超声刀X1")
+    texts = await rep.new_texts()
+    assert f"✅ 已记录试用：{ZJU1} · 超声刀X1（11-23）" in texts, texts
+    [row] = await trials(runtime)
+    assert row.source == "chat"
+    await rep.say("学术 浙二 骨科沙龙 昨天")
+    texts = await rep.new_texts()
+    assert any(t.startswith("这家医院有几人参会？") for t in texts), texts
+    await rep.say("三个")
+    texts = await rep.new_texts()
+    assert any("参会人数「三个」不对" in t for t in texts), texts
+    assert await events(runtime) == []
+    await rep.say("3")
+    texts = await rep.new_texts()
+    assert f"✅ 已记录学术活动：{ZJU2} · 骨科沙龙，参会 3 人（11-22）" in texts, texts
