@@ -62,7 +62,7 @@ def _choice_card(ctx: Context, keyword: str, word: str, names: list[str]) -> Car
             buttons.append(Button.of(name, SuggestedText(line)))
         except PayloadError:
             return None
-    ref = "ac-" + hashlib.sha256(f"{ctx.event.channel}:{ctx.event.dedup_key}".encode()).hexdigest()[:20]
+    ref = "as-" + hashlib.sha256(f"{ctx.event.channel}:{ctx.event.dedup_key}".encode()).hexdigest()[:20]
     return Card(ref=ref, title=ctx.t("activity.choose", text=word), buttons=buttons)
 
 

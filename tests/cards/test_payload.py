@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from cards import payload
+from cards.activity import ActivityChoice, ActivityConfirm
 from cards.escalation import AssignTo, EscalationOp, EscalationTap
 from cards.payload import MAX_PAYLOAD_BYTES, CallbackData, PayloadError, unpack
 from cards.plans import PlanChoice, PlanConfirm
@@ -44,6 +45,8 @@ CASES: list[tuple[CallbackData, str]] = [
     (Resubmit(3), old_pack("rs", "3")),
     (PlanChoice("a1b2", "customers", "12"), old_pack("pf", "a1b2", "customers", "12")),
     (PlanConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("pc", "a1b2", "submit")),
+    (ActivityChoice("a1b2", "customer", "12"), old_pack("af", "a1b2", "customer", "12")),
+    (ActivityConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("ac", "a1b2", "submit")),
 ]
 
 
