@@ -26,7 +26,7 @@ from typing import Any, Literal
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.imports.batches import Outcome, json_safe, start, write_and_record
+from bot.imports.batches import Outcome, audit_changes, start, write_and_record
 from bot.imports.refs import CUSTOMER_ALIASES, Customers, load_customers
 from bot.imports.table import (
     Column,
@@ -276,17 +276,7 @@ async def _write_batch(
         row.updated_at = now
         audited.append((row, "import.update", changes))
         outcomes.append("updated")
-    await session.flush()  # ids exist only after the INSERT
-    for row, action, changes in audited:
-        audit.record(
-            session,
-            at=now,
-            action=action,
-            entity=spec.entity,
-            entity_id=row.id,
-            actor_id=actor_id,
-            changes=json_safe(changes),
-        )
+    await audit_changes(session, spec.entity, audited, now=now, actor_id=actor_id)
     return outcomes
 
 

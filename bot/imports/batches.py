@@ -55,6 +55,29 @@ def start(
     return table, ImportReport(kind=kind, total=len(table.records), errors=list(table.header_errors))
 
 
+async def audit_changes(
+    session: AsyncSession,
+    entity: str,
+    audited: Sequence[tuple[Any, str, dict[str, Any]]],
+    *,
+    now: datetime,
+    actor_id: str | None,
+) -> None:
+    """One audit row per (row, action, changes) of a batch, after a flush (new rows get their ids from the
+    INSERT)."""
+    await session.flush()
+    for row, action, changes in audited:
+        audit.record(
+            session,
+            at=now,
+            action=action,
+            entity=entity,
+            entity_id=row.id,
+            actor_id=actor_id,
+            changes=json_safe(changes),
+        )
+
+
 def json_safe(changes: dict[str, Any]) -> dict[str, Any]:
     """An ``audit.diff`` with its instants and days as ISO text (the audit row is JSON)."""
     return {name: [_iso(value) for value in pair] for name, pair in changes.items()}

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import channels
-from bot.imports.batches import Outcome, start, write_and_record
+from bot.imports.batches import Outcome, audit_changes, start, write_and_record
 from bot.imports.refs import Reps, load_reps
 from bot.imports.table import (
     Column,
@@ -404,17 +404,7 @@ async def _write_batch(
         obj.updated_at = now
         audited.append((obj, "import.update", changes))
         outcomes.append("updated")
-    await session.flush()  # customer ids exist only after the INSERT
-    for obj, action, changes in audited:
-        audit.record(
-            session,
-            at=now,
-            action=action,
-            entity=target.entity,
-            entity_id=obj.id,
-            actor_id=actor_id,
-            changes=changes,
-        )
+    await audit_changes(session, target.entity, audited, now=now, actor_id=actor_id)
     return outcomes
 
 

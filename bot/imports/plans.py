@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.imports.batches import Outcome, json_safe, start, write_and_record
+from bot.imports.batches import Outcome, audit_changes, start, write_and_record
 from bot.imports.refs import CUSTOMER_ALIASES, REP_ALIASES, Customers, Reps, load_customers, load_reps
 from bot.imports.table import (
     Column,
@@ -189,17 +189,7 @@ async def _write_batch(
         item.updated_at = now
         audited.append((item, "import.update", changes))
         outcomes.append("updated")
-    await session.flush()  # ids exist only after the INSERT
-    for item, action, changes in audited:
-        audit.record(
-            session,
-            at=now,
-            action=action,
-            entity="plan_item",
-            entity_id=item.id,
-            actor_id=actor_id,
-            changes=json_safe(changes),
-        )
+    await audit_changes(session, "plan_item", audited, now=now, actor_id=actor_id)
     return outcomes
 
 
