@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from bot import channels as channel_registry
-from bot import plan_reminders
+from bot import customer_nightly, plan_reminders
 from bot.calendar.workcal import OfficialDays, with_official_days
 from bot.channels import choice
 from bot.channels.base import Channel, ChannelPlugin, Closing, Service
@@ -67,6 +67,8 @@ class Runtime:
         self.digest_push = DigestPush(self)
         # [plans] reminders, when configured (bot/plan_reminders.py).
         plan_reminders.register(self)
+        # The customers' nightly score and alerts (bot/customer_nightly.py).
+        customer_nightly.register(self)
         self._started = False
         # Imported holiday arrangements (salesbot calendar import), attached to settings.calendar.
         self.calendar_days: OfficialDays | None = None

@@ -152,6 +152,10 @@ class Customer(Base):
     wards: Mapped[list[Any]] = mapped_column(default=list)
     # [{"name": "张主任", "ward": "骨科", "title": "主任"}]
     contacts: Mapped[list[Any]] = mapped_column(default=list)
+    # The day the current grade took effect (a confirmed 调级) and the grade in force before it: visit frequency
+    # follows the grade in force at the start of a cycle (a month), so a change counts from the next cycle.
+    grade_since: Mapped[date | None] = mapped_column(Date)
+    previous_grade: Mapped[str | None] = mapped_column(String(1))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -787,3 +791,100 @@ class CustomerEvent(Base):
     source: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# ---- the nightly health score, alerts, grade changes, advice (issue 14; docs/customers.md) ------------------------
+
+
+class CustomerScore(Base):
+    """A customer's health score on a night: the components (0–100), the raw values they came from, the suggested
+    grade. One row per customer and night; older nights are thinned to one a week ([customers.score])."""
+
+    __tablename__ = "customer_scores"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "night", name="uq_customer_scores_customer_night"),
+        Index("ix_customer_scores_night", "night"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    night: Mapped[date] = mapped_column(Date)
+    score: Mapped[float] = mapped_column(Float)
+    purchases: Mapped[float] = mapped_column(Float)
+    trials: Mapped[float] = mapped_column(Float)
+    events: Mapped[float] = mapped_column(Float)
+    purchases_amount: Mapped[Decimal] = mapped_column(Money())
+    trials_count: Mapped[int] = mapped_column(Integer)
+    attendees: Mapped[int] = mapped_column(Integer)
+    suggested_grade: Mapped[str | None] = mapped_column(String(1))
+    computed_at: Mapped[datetime]
+
+
+class CustomerAlert(Base):
+    """An alert that went out: once per customer, rule and period (the rule's ``every_days``), written in the same
+    transaction as its outbox rows."""
+
+    __tablename__ = "customer_alerts"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "rule", "period", name="uq_customer_alerts_customer_rule_period"),
+        Index("ix_customer_alerts_night", "night"),
+        Index("ix_customer_alerts_customer_night", "customer_id", "night"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    # The rule's name in [customers.alerts] and its kind and level when it fired.
+    rule: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(20))
+    level: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(40))
+    # "2026-12-02/7": the first night of the period and its length in days.
+    period: Mapped[str] = mapped_column(String(24))
+    night: Mapped[date] = mapped_column(Date)
+    # The customer's rep when it fired (scope: a rep's, a manager's team's alerts).
+    rep_id: Mapped[str | None] = mapped_column(String(64))
+    # What the rule saw: {"score": 82.0, "component": "trials", ...}.
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+
+class GradeChange(Base):
+    """A grade change: requested (调级 … 原因:…) and confirmed or rejected by the rep's manager on a card, or made
+    directly by a director. Every step is audited (entity ``grade_change``) with the old and new grade."""
+
+    __tablename__ = "grade_changes"
+    __table_args__ = (
+        Index("ix_grade_changes_customer_state", "customer_id", "state"),
+        Index("ix_grade_changes_approver_state", "approver_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    old_grade: Mapped[str | None] = mapped_column(String(1))
+    new_grade: Mapped[str] = mapped_column(String(1))
+    reason: Mapped[str] = mapped_column(String(500))
+    # pending → confirmed | rejected | withdrawn; direct (a director's change, no card)
+    state: Mapped[str] = mapped_column(String(12))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+    # Who confirms (the rep's manager when it was asked).
+    approver_id: Mapped[str | None] = mapped_column(String(64))
+    # The card's stable ref (its updates and taps find it by this).
+    ref: Mapped[str | None] = mapped_column(String(96))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class CustomerAdvice(Base):
+    """A manager's advice for a customer (建议 浙二 …): the newest is shown to the rep in 客户 and before a planned
+    visit; earlier ones are kept."""
+
+    __tablename__ = "customer_advice"
+    __table_args__ = (Index("ix_customer_advice_customer_created", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    author_id: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]

@@ -664,6 +664,145 @@ class DigestConfig(_Section):
         return str(path)
 
 
+class ScoreConfig(_Section):
+    """The nightly customer health score (docs/customers.md "The score").
+
+    Three components, each normalised to 0–100, weighted into a score of 0–100:
+
+    - purchases: the amount bought in the last ``purchases_months`` calendar months (the night's month included);
+    - trials: the new-product trials in the last ``trials_days`` days;
+    - events: the academic-event attendees in the last ``events_days`` days.
+
+    ``method = "percentile"``: a component is the customer's percentile among the org's customers with a non-zero
+    value (the highest gets 100; none at all gets 0). ``method = "target"``: a component is value / target × 100,
+    capped at 100 (``*_target``).
+    """
+
+    # Org time, every day: when the night's scores (and the alerts read from them) are computed.
+    time: str = Field("02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    method: Literal["percentile", "target"] = "percentile"
+    purchases_weight: float = Field(0.4, ge=0, le=1)
+    trials_weight: float = Field(0.3, ge=0, le=1)
+    events_weight: float = Field(0.3, ge=0, le=1)
+    purchases_months: int = Field(3, ge=1, le=36)
+    trials_days: int = Field(90, ge=1, le=3 * 366)
+    events_days: int = Field(90, ge=1, le=3 * 366)
+    # With method = "target": the value that scores 100 (yuan; trials; attendees).
+    purchases_target: float = Field(100_000.0, gt=0)
+    trials_target: float = Field(3.0, gt=0)
+    events_target: float = Field(20.0, gt=0)
+    # Nightly rows older than this many days are thinned to one a week (the Monday's), so trends stay readable.
+    keep_nightly_days: int = Field(120, ge=60, le=3 * 366)
+
+    @model_validator(mode="after")
+    def _weights_sum_to_one(self) -> ScoreConfig:
+        total = self.purchases_weight + self.trials_weight + self.events_weight
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(
+                f"purchases_weight + trials_weight + events_weight must add up to 1 (they add up to {total:g})"
+            )
+        return self
+
+
+class GradesConfig(_Section):
+    """Grade suggestions from the score (docs/customers.md "Grades"): the lowest score each grade needs.
+
+    The highest grade whose threshold the score reaches is suggested; it is shown beside the current grade and
+    changes nothing by itself (a grade changes only through 调级).
+    """
+
+    thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 80.0, "B": 60.0, "C": 0.0})
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_ok(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one grade")
+        out: dict[str, float] = {}
+        for grade, floor in value.items():
+            if len(grade) != 1 or not grade.isalpha():
+                raise ValueError(f"grade {grade!r}: one letter (A, B, C …)")
+            if not 0 <= floor <= 100:
+                raise ValueError(f"grade {grade}: threshold {floor:g} must be between 0 and 100")
+            out[grade.upper()] = float(floor)
+        if min(out.values()) != 0:
+            raise ValueError("the lowest grade's threshold must be 0, so every score gets a suggestion")
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+AlertKind = Literal["component_zero", "score_drop", "no_visit", "worth_developing", "same_objection"]
+SCORE_COMPONENTS = ("purchases", "trials", "events")
+
+
+class AlertRuleConfig(_Section):
+    """One alert rule (docs/customers.md "Alerts"); which parameters matter depends on ``kind``:
+
+    - ``component_zero``: ``component`` at 0 on every night of the last ``weeks`` weeks;
+    - ``score_drop``: the score fell by more than ``points`` over the last ``weeks`` weeks;
+    - ``no_visit``: a customer of ``grade`` without a (submitted) visit for ``days`` days;
+    - ``worth_developing``: score below ``below`` but some component (or ``component``) at or above ``at_least``;
+    - ``same_objection``: the customer's last ``visits`` visits all with the same objection.
+    """
+
+    kind: AlertKind
+    # Shown to people: "新品试用停滞".
+    title: str = Field(min_length=1, max_length=40)
+    component: Literal["purchases", "trials", "events", ""] = ""
+    weeks: int = Field(2, ge=1, le=52)
+    points: float = Field(15.0, gt=0, le=100)
+    grade: str = Field("A", min_length=1, max_length=1)
+    days: int = Field(30, ge=1, le=366)
+    below: float = Field(70.0, gt=0, le=100)
+    at_least: float = Field(90.0, gt=0, le=100)
+    visits: int = Field(3, ge=2, le=20)
+    # Who is told: the customer's rep, the rep's manager.
+    notify: tuple[Literal["rep", "manager"], ...] = ("rep", "manager")
+    # At most once per customer in this many days (the alert's period).
+    every_days: int = Field(7, ge=1, le=366)
+    # red: needs action; info: a signal (worth developing).
+    level: Literal["red", "info"] = "red"
+
+    @model_validator(mode="after")
+    def _params_ok(self) -> AlertRuleConfig:
+        if self.kind == "component_zero" and not self.component:
+            raise ValueError("kind = 'component_zero' needs component = 'purchases', 'trials' or 'events'")
+        if not self.notify:
+            raise ValueError("notify must name someone: 'rep', 'manager' or both")
+        self.grade = self.grade.upper()
+        return self
+
+
+def _default_alert_rules() -> dict[str, AlertRuleConfig]:
+    return {
+        "trials_stalled": AlertRuleConfig(kind="component_zero", title="新品试用停滞", component="trials", weeks=2),
+        "score_drop": AlertRuleConfig(kind="score_drop", title="健康分下滑", points=15, weeks=4),
+        "a_no_visit": AlertRuleConfig(kind="no_visit", title="A 类客户久未拜访", grade="A", days=30),
+        "worth_developing": AlertRuleConfig(
+            kind="worth_developing", title="值得开发", below=70, at_least=90, level="info", every_days=30
+        ),
+        "same_objection": AlertRuleConfig(kind="same_objection", title="异议反复出现", visits=3, every_days=14),
+    }
+
+
+class CustomersConfig(_Section):
+    """Customers: the nightly health score, grade suggestions, alerts (docs/customers.md)."""
+
+    # The nightly job (score + alerts); off: neither runs (客户 still shows what was computed before).
+    enabled: bool = True
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    grades: GradesConfig = Field(default_factory=GradesConfig)
+    # Rule name (letters, digits, _ and -) → rule; an empty table turns every alert off.
+    alerts: dict[str, AlertRuleConfig] = Field(default_factory=_default_alert_rules)
+
+    @field_validator("alerts")
+    @classmethod
+    def _rule_names_ok(cls, value: dict[str, AlertRuleConfig]) -> dict[str, AlertRuleConfig]:
+        for name in value:
+            if not name or len(name) > 32 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name):
+                raise ValueError(f"rule name {name!r}: up to 32 letters, digits, _ or -")
+        return value
+
+
 # The types the attachment store accepts by default (sniffed from the bytes, see bot.services.console_media.sniff).
 DEFAULT_ATTACHMENT_TYPES = (
     "image/jpeg",
@@ -728,6 +867,7 @@ class Settings(_Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     plans: PlansConfig = Field(default_factory=PlansConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
+    customers: CustomersConfig = Field(default_factory=CustomersConfig)
     wecom: WeComConfig = Field(default_factory=WeComConfig)
     dingtalk: DingTalkConfig = Field(default_factory=DingTalkConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
