@@ -1,7 +1,7 @@
 """The customers' nightly job (``customer-nightly`` at ``[customers.score] time``; docs/customers.md):
 
 1. the night's health scores for every customer (``bot.services.scoring.compute_night``), one transaction;
-2. the alert rules over the scores just written (``bot.services.customer_alerts.fire``), each alert claimed once
+2. the alert rules over the scores just written (``bot.services.customer_alerts.evaluate``), each alert claimed once
    per customer, rule and period with its outbox rows.
 
 ``job_runs`` runs each night once across restarts and replicas; a run taken over after a crash recomputes the
@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from bot import outbox
 from bot.jobs import Period
 from bot.services import customer_alerts, scoring
 
@@ -48,5 +49,8 @@ async def run_night(rt: Runtime, night: date) -> tuple[int, int]:
     """Score every customer for ``night``, then fire the alerts; returns (customers scored, alerts fired)."""
     async with rt.db.transaction() as s:
         scored = await scoring.compute_night(s, rt.settings, night, rt.clock.now())
-    fired = await customer_alerts.fire(rt, night)
-    return scored, fired
+    async with rt.db.transaction() as s:
+        intents = await customer_alerts.evaluate(s, rt.settings, night, rt.clock.now(), rt.channel_for)
+        outbox.enqueue(s, intents, rt.clock.now())
+    rt.outbox.wake()
+    return scored, len(intents)

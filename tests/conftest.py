@@ -148,12 +148,14 @@ async def db_url(backend: str, tmp_path: Path, sqlite_template: Path, pg_url: st
 
 def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
     """Settings for tests: demo mode console on the given database, plus overrides per section. The scheduled
-    digest pushes are off unless a test turns them on (a clock standing after 18:00 would send them at start)."""
+    digest pushes and the customers' nightly job are off unless a test turns them on (a clock standing after 18:00
+    would send them at start)."""
     data: dict[str, Any] = {
         "database": {"url": db_url},
         "org": {"demo": True},
         "console": {"enabled": True},
         "digest": {"enabled": False},
+        "customers": {"enabled": False},
         # A fresh attachment store per runtime (created on first use), never the working directory's data/.
         "attachments": {"dir": os.path.join(tempfile.gettempdir(), f"salesbot-att-{secrets.token_hex(8)}")},
     }

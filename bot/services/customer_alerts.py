@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import date, datetime
 
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.core.intents import Intent
+from storage.models import User
 
 
-async def fire(rt: Runtime, night: date) -> int:
-    """Evaluate every rule of ``[customers.alerts]`` for ``night``; returns how many alerts went out."""
-    return 0
+async def evaluate(
+    session: AsyncSession, settings: Settings, night: date, now: datetime, channel_for: Callable[[User], str]
+) -> list[Intent]:
+    """Evaluate every rule of ``[customers.alerts]`` for ``night`` over its scores; claim each alert that is due
+    (``customer_alerts``, once per customer, rule and period) and return the messages to send, for the caller to
+    put in the outbox in the same transaction."""
+    return []
