@@ -816,6 +816,8 @@ class CustomerScore(Base):
     purchases_amount: Mapped[Decimal] = mapped_column(Money())
     trials_count: Mapped[int] = mapped_column(Integer)
     attendees: Mapped[int] = mapped_column(Integer)
+    # The customer's grade that night, and the one its score suggests ([customers.grades]).
+    grade: Mapped[str | None] = mapped_column(String(1))
     suggested_grade: Mapped[str | None] = mapped_column(String(1))
     computed_at: Mapped[datetime]
 

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("purchases_amount", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("trials_count", sa.Integer(), nullable=False),
         sa.Column("attendees", sa.Integer(), nullable=False),
+        sa.Column("grade", sa.String(length=1), nullable=True),
         sa.Column("suggested_grade", sa.String(length=1), nullable=True),
         sa.Column("computed_at", STAMP, nullable=False),
         sa.UniqueConstraint("customer_id", "night", name="uq_customer_scores_customer_night"),
