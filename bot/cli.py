@@ -212,6 +212,11 @@ def demo(config_path: str | None, port: int | None, db_path: str) -> None:
             await upgrade(db)
             org = await _import(db, settings, "org", DEMO_DATA / "org.csv", quiet=True)
             customers = await _import(db, settings, "customers", DEMO_DATA / "customers.csv", quiet=True)
+            from bot import demo_activity
+            from bot.infra.clock import SystemClock
+
+            now = SystemClock().now()
+            await demo_activity.seed(db, settings, now.astimezone(settings.org.tz).date(), now)
         finally:
             await db.dispose()
         click.echo(f"demo data: {org.total} people, {customers.total} customers ({db_path})")
