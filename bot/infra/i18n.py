@@ -1200,9 +1200,8 @@ CATALOG: dict[str, tuple[str, str]] = {
     "customer_report.recommended": ("推荐客户", "Recommended"),
     "customer_report.others": ("其他客户", "Others"),
     "customer_report.detail": (
-        "{group}：采购增长 {by_purchases} 家，试用新品 {by_trials} 家；"
-        "平均采购增长 ¥{growth}，平均试用新品 {trials} 个",
-        "{group}: {by_purchases} bought more, {by_trials} tried a new product; mean purchase growth ¥{growth}, "
+        "{group}：采购增长 {by_purchases} 家，试用新品 {by_trials} 家；平均采购增长 {growth}，平均试用新品 {trials} 个",
+        "{group}: {by_purchases} bought more, {by_trials} tried a new product; mean purchase growth {growth}, "
         "mean new products tried {trials}",
     ),
     "customer_report.partial": (

@@ -432,6 +432,11 @@ def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
 
 
+def _yuan(value: float) -> str:
+    """¥1,234 or -¥60: whole yuan."""
+    return f"{'-' if round(value) < 0 else ''}¥{abs(value):,.0f}"
+
+
 def _num(value: float) -> str:
     return f"{value:g}"
 
@@ -464,7 +469,7 @@ def render_report(report: CustomerReport, locale: str | None) -> str:
         verdict = t("higher", diff=f"{diff:.1f}", points=_num(p.points))
     else:
         verdict = t("lower", diff=f"{-diff:.1f}", points=_num(p.points))
-    mark = "" if report.passed is None else (" ✓" if report.passed else " ✗")
+    mark = "" if report.passed is None else ("✓" if report.passed else "✗")
     lines.append(f"{groups}{t('sep')}{verdict}{mark}")
     for key, g in (("recommended", rec), ("others", oth)):
         if g.customers:
@@ -474,7 +479,7 @@ def render_report(report: CustomerReport, locale: str | None) -> str:
                     group=t(key),
                     by_purchases=g.by_purchases,
                     by_trials=g.by_trials,
-                    growth=f"{g.purchases_growth_mean or 0:,.0f}",
+                    growth=_yuan(g.purchases_growth_mean or 0),
                     trials=f"{g.trials_mean or 0:.2f}",
                 )
             )
