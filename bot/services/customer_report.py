@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Select, and_, case, exists, func, literal, or_, select, union, union_all
+from sqlalchemy import Date, Select, and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -281,29 +281,30 @@ def outcomes_query(settings: Settings, params: ReportParams, team: Any = None) -
             return []
         return [customer_id.in_(select(Customer.id).where(Customer.rep_id.in_(select(team.c.id))))]
 
-    flagged_by_grade = select(S.customer_id.label("cid"), func.min(S.night).label("flag")).where(
-        S.night >= start,
-        S.night < stop,
-        _grade_rank(settings, S.suggested_grade, unknown_lowest=False)
-        < _grade_rank(settings, S.grade, unknown_lowest=True),
-        *in_scope(S.customer_id),
+    # One pass over the period's scores: every customer scored, with its first night of a better suggestion (NULL:
+    # none); the worth_developing alerts' first nights beside them; the earlier of the two is the flag date.
+    better = _grade_rank(settings, S.suggested_grade, unknown_lowest=False) < _grade_rank(
+        settings, S.grade, unknown_lowest=True
     )
-    flagged_by_alert = select(A.customer_id.label("cid"), func.min(A.night).label("flag")).where(
-        A.kind == WORTH_DEVELOPING, A.night >= start, A.night < stop, *in_scope(A.customer_id)
+    scored = (
+        select(S.customer_id.label("cid"), func.min(case((better, S.night), else_=None)).label("flag"))
+        .where(S.night >= start, S.night < stop, *in_scope(S.customer_id))
+        .group_by(S.customer_id)
     )
-    flags = union_all(flagged_by_grade.group_by(S.customer_id), flagged_by_alert.group_by(A.customer_id)).subquery()
-    flagged = select(flags.c.cid, func.min(flags.c.flag).label("flag")).group_by(flags.c.cid).cte("flagged")
-    population = union(
-        select(S.customer_id.label("cid")).where(S.night >= start, S.night < stop, *in_scope(S.customer_id)),
-        select(flagged.c.cid),
-    ).subquery()
+    alerted = (
+        select(A.customer_id.label("cid"), func.min(A.night).label("flag"))
+        .where(A.kind == WORTH_DEVELOPING, A.night >= start, A.night < stop, *in_scope(A.customer_id))
+        .group_by(A.customer_id)
+    )
+    both = union_all(scored, alerted).subquery()
+    first = func.min(both.c.flag)
     cohort = (
         select(
-            population.c.cid,
-            func.coalesce(flagged.c.flag, literal(start, Date)).label("flag"),
-            case((flagged.c.cid.is_not(None), 1), else_=0).label("rec"),
+            both.c.cid,
+            func.coalesce(first, literal(start, Date)).label("flag"),
+            case((first.is_not(None), 1), else_=0).label("rec"),
         )
-        .outerjoin(flagged, flagged.c.cid == population.c.cid)
+        .group_by(both.c.cid)
         .cte("cohort")
     )
     windows = _windows(params)
