@@ -4,7 +4,7 @@ tests/customer_report_data.py (its docstring works out every customer's outcome)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from bot.services import customer_report as svc
 from storage.db import Database
 from storage.models import Customer
 from tests.conftest import make_settings
-from tests.customer_report_data import LATER, SINCE, TODAY, seed
+from tests.customer_report_data import LATER, SH, SINCE, TODAY, seed
 
 
 @pytest.fixture
@@ -229,3 +229,14 @@ async def test_a_start_after_today_is_refused(db: Database, settings: Settings) 
         with pytest.raises(svc.ReportError) as exc:
             await svc.customer_report(s, settings, TODAY, svc.ReportParams(since=date(2026, 12, 5)))
     assert exc.value.key == "customer_report.since_future"
+
+
+async def test_the_longest_flag_period_and_window_run(db: Database, settings: Settings, ids: dict[str, int]) -> None:
+    # 366 possible flag dates (the windows table's most rows) and 3 years: the same customers, O3 now recommended
+    # (its 07-01 suggestion is inside the year).
+    async with db.read() as s:
+        r = await svc.customer_report(
+            s, settings, datetime(2030, 1, 1, tzinfo=SH), svc.ReportParams(SINCE, window_days=1096, flag_days=366)
+        )
+    assert (r.recommended.customers, r.others.customers) == (5, 5)
+    assert r.window_end == date(2026, 7, 1) + timedelta(days=1095)
