@@ -14,7 +14,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from aiohttp import web
@@ -637,8 +637,7 @@ def digest(
 
 if not isinstance(main.commands.get("customers"), click.Group):
     main.add_command(click.Group("customers", help="Customers: health score, measuring the model."))
-_customers_group = main.commands["customers"]
-assert isinstance(_customers_group, click.Group)
+_customers_group = cast(click.Group, main.commands["customers"])
 
 
 @_customers_group.command("report")
