@@ -1,5 +1,5 @@
-"""The `salesbot` command line: serve, demo, db upgrade, import, config, calendar, digest, and each channel's
-commands."""
+"""The `salesbot` command line: serve, demo, db upgrade, import, config, calendar, digest, customers, and each
+channel's commands."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from aiohttp import web
@@ -635,6 +635,79 @@ def digest(
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     else:
         click.echo(to_plain(render_digest(result, settings, locale, detail=detail)))
+
+
+# ---- customers report ---------------------------------------------------------------------------------------
+# The `customers` group is looked up before it is made, so each `customers` subcommand's section stands alone.
+
+if not isinstance(main.commands.get("customers"), click.Group):
+    main.add_command(click.Group("customers", help="Customers: health score, measuring the model."))
+_customers_group = cast(click.Group, main.commands["customers"])
+
+
+@_customers_group.command("report")
+@config_option
+@click.option("--since", default=None, help="First night of the flag period, YYYY-MM-DD (required).")
+@click.option("--window", default=None, help="Outcome window in days after the flag date (default 182).")
+@click.option("--flag-days", "flag_days", default=None, help="Length of the flag period in days (default 30).")
+@click.option("--points", default=None, help="Target: recommended converts at least this many points better (15).")
+@click.option("--team", default=None, help="Only customers whose rep reports to this manager (user id).")
+@click.option("--json", "as_json", is_flag=True, help="Machine output: the stable JSON document of docs/customers.md.")
+@click.option("--now", "now_text", default=None, help="The instant to compute at, ISO 8601 (default: now).")
+def customers_report(
+    config_path: str | None,
+    since: str | None,
+    window: str | None,
+    flag_days: str | None,
+    points: str | None,
+    team: str | None,
+    as_json: bool,
+    now_text: str | None,
+) -> None:
+    """Did the customers the model recommended convert better than the others (docs/customers.md)?"""
+    import json
+    from datetime import UTC, datetime
+
+    from bot.infra import i18n
+    from bot.infra.clock import SystemClock
+    from bot.services.customer_report import ReportError, customer_report, parse_params, render_report
+    from storage.db import Database
+
+    settings = _load(config_path)
+    locale = settings.org.default_locale
+    try:
+        params = parse_params(since, window, flag_days, points, team)
+        try:
+            now = datetime.fromisoformat(now_text) if now_text else SystemClock().now()
+        except ValueError:
+            raise ReportError("customer_report.bad_now", value=now_text) from None
+    except ReportError as exc:
+        click.echo(i18n.t(locale, exc.key, **exc.params), err=True)
+        sys.exit(2)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=settings.org.tz)
+    now = now.astimezone(UTC)
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> Any:
+        database = Database(settings.database.url)
+        try:
+            async with database.read() as session:
+                return await customer_report(session, settings, now, params)
+        except ReportError as exc:
+            click.echo(i18n.t(locale, exc.key, **exc.params), err=True)
+            sys.exit(2)
+        finally:
+            await database.dispose()
+
+    report = _run(go)
+    if report.empty:
+        click.echo(render_report(report, locale), err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_report(report, locale))
 
 
 def _channel_commands() -> None:

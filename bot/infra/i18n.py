@@ -1138,6 +1138,81 @@ CATALOG: dict[str, tuple[str, str]] = {
         "· 试用 浙一 超声刀X1 [日期] — 记录新品试用；学术 浙二 骨科沙龙 参会:3 [日期] — 记录学术活动",
         "· trial <hospital> <product> [date] — log a trial; event <hospital> <name> attendees:3 [date] — log an event",
     ),
+    # ---- report ----
+    "customer_report.since_missing": (
+        "请用 --since 给出起始日期，例如 --since 2026-06-01。",
+        "Give the first night with --since, e.g. --since 2026-06-01.",
+    ),
+    "customer_report.bad_since": (
+        "起始日期「{value}」无效：请写成 年-月-日，例如 2026-06-01。",
+        "Bad --since '{value}': write the date as YYYY-MM-DD, e.g. 2026-06-01.",
+    ),
+    "customer_report.since_future": (
+        "起始日期 {since} 在今天（{today}）之后，还没有评分：请换一个更早的日期。",
+        "--since {since} is after today ({today}): there are no scores yet; pick an earlier date.",
+    ),
+    "customer_report.bad_window": (
+        "观察期「{value}」无效：请写 {lo} 到 {hi} 之间的天数，例如 --window 182（约 6 个月）。",
+        "Bad --window '{value}': give a number of days from {lo} to {hi}, e.g. --window 182 (about 6 months).",
+    ),
+    "customer_report.bad_flag_days": (
+        "推荐期「{value}」无效：请写 {lo} 到 {hi} 之间的天数，例如 --flag-days 30。",
+        "Bad --flag-days '{value}': give a number of days from {lo} to {hi}, e.g. --flag-days 30.",
+    ),
+    "customer_report.bad_points": (
+        "目标「{value}」无效：请写 0 到 100 之间的百分点，例如 --points 15。",
+        "Bad --points '{value}': give percentage points from 0 to 100, e.g. --points 15.",
+    ),
+    "customer_report.bad_now": (
+        "时间「{value}」无效：请写成 2026-12-01T09:00+08:00。",
+        "Bad --now '{value}': write it as 2026-12-01T09:00+08:00.",
+    ),
+    "customer_report.team_unknown": (
+        "没有这个人：{team}。--team 后面请写经理的账号，例如 mgr01。",
+        "No such person: {team}. Give a manager's user id after --team, e.g. mgr01.",
+    ),
+    "customer_report.team_empty": (
+        "{name}（{team}）下面没有人：--team 后面请写有下属的经理账号。",
+        "Nobody reports to {name} ({team}): give the user id of a manager with a team after --team.",
+    ),
+    "customer_report.no_scores": (
+        "{since} 至 {until} 没有客户评分，无法衡量：请等每晚评分跑过，或换一个有评分的起始日期。",
+        "No scores from {since} to {until}, nothing to measure: wait for the nightly score, or pick a start "
+        "with scores.",
+    ),
+    "customer_report.title": (
+        "模型效果：{since} 至 {until} 的推荐，看之后 {window} 天（今天 {today}）",
+        "Model check: recommendations of {since} to {until}, the {window} days after (today {today})",
+    ),
+    "customer_report.team": ("范围：{name}（{team}）的团队", "Scope: the team of {name} ({team})"),
+    "customer_report.groups": (
+        "推荐客户 {rec} 家，转化 {rec_rate}；其他 {oth} 家，转化 {oth_rate}",
+        "recommended: {rec} customers, {rec_rate} converted; others: {oth}, {oth_rate} converted",
+    ),
+    "customer_report.sep": ("；", "; "),
+    "customer_report.higher": ("高出 {diff} 个百分点（目标 ≥ {points}）", "{diff} points higher (target ≥ {points})"),
+    "customer_report.lower": ("低 {diff} 个百分点（目标 ≥ {points}）", "{diff} points lower (target ≥ {points})"),
+    "customer_report.no_compare_recommended": (
+        "没有推荐客户，无法比较",
+        "no recommended customers: nothing to compare",
+    ),
+    "customer_report.no_compare_others": ("没有其他客户，无法比较", "no other customers: nothing to compare"),
+    "customer_report.recommended": ("推荐客户", "Recommended"),
+    "customer_report.others": ("其他客户", "Others"),
+    "customer_report.detail": (
+        "{group}：采购增长 {by_purchases} 家，试用新品 {by_trials} 家；平均采购增长 {growth}，平均试用新品 {trials} 个",
+        "{group}: {by_purchases} bought more, {by_trials} tried a new product; mean purchase growth {growth}, "
+        "mean new products tried {trials}",
+    ),
+    "customer_report.partial": (
+        "注意：观察期要到 {end} 才结束（今天 {today}），以上是截至今天的数字。",
+        "Note: the window runs until {end} (today {today}): these are the figures so far.",
+    ),
+    "customer_report.definition": (
+        "转化：之后 {window} 天的采购比之前同样长的时间多，或试用了以前没试过的新品。",
+        "Converted: bought more in the {window} days after than in as long before, or tried a product never "
+        "tried before.",
+    ),
 }
 
 
