@@ -98,8 +98,7 @@ async def show_customer(ctx: Context) -> None:
 async def leave_advice(ctx: Context) -> None:
     """``建议 浙二 <建议内容>`` (a manager for their team's customers, a director or admin for any): stored, audited,
     the customer's rep told."""
-    roles = set(ctx.user.roles or [])
-    if not roles & set(_ADVISERS):
+    if not set(ctx.user.roles or []) & set(_ADVISERS):
         ctx.reply(ctx.t("advice.not_allowed"))
         return
     # The advice as typed (``ctx.args`` is width-normalised: it would turn ，into ,): the words after the keyword
