@@ -7,16 +7,37 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
+from bot.config import ConfigError, parse_settings
 from bot.core.errors import DomainError
 from bot.runtime import Runtime
 from bot.services import advice as advice_svc
 from bot.services import customer_view as svc
 from cards.customer import sparkline, yuan
+from handlers import command_words
 from storage.models import Customer, CustomerAdvice, User, Visit
 
 MONDAY = date(2026, 11, 23)
+
+
+@pytest.mark.parametrize("word", ["客户", "建议", "customer", "advice"])
+def test_the_words_are_declared_commands_no_request_type_may_take(word: str) -> None:
+    assert word in command_words()
+    data = {
+        "request_types": {
+            "repair": {
+                "name_zh": "维修",
+                "name_en": "Repair",
+                "keywords": [word],
+                "fields": [{"key": "customer", "label_zh": "医院", "label_en": "Hospital", "type": "customer"}],
+                "tasks": [{"department": "logistics", "title_zh": "维修 {{ customer }}"}],
+            }
+        }
+    }
+    with pytest.raises(ConfigError):
+        parse_settings(data, reserved=command_words())
 
 
 # ---- the trend ------------------------------------------------------------------------------------------------
