@@ -19,7 +19,7 @@ from bot.calendar.workcal import get_calendar
 from bot.core.intents import Intent, SendText
 from bot.infra import i18n
 from bot.jobs import Period
-from bot.services import plans, sends
+from bot.services import advice, plans, sends
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -50,6 +50,15 @@ def register(rt: Runtime) -> None:
         rt.jobs.register_periodic(NUDGE, _cron(cfg.open_items_nudge), nudge, catch_up=timedelta(hours=2))
 
 
+def _line(item: plans.ItemView, locale: str) -> str:
+    """○ P12 浙一（目的） and, under it, the manager's newest advice for the customer on one line (if any)."""
+    line = f"{'✓' if item.done else '○'} {plans.plan_no(item.id)} {item.customer}"
+    if item.purpose:
+        line += i18n.t(locale, "plan.purpose_suffix", purpose=item.purpose)
+    tip = advice.advice_line(item.advice, locale)
+    return f"{line}\n{tip}" if tip else line
+
+
 async def remind(rt: Runtime, period: Period, *, open_only: bool) -> int:
     """One reminder round for ``period``'s day; returns how many reps were told."""
     settings = rt.settings
@@ -65,11 +74,7 @@ async def remind(rt: Runtime, period: Period, *, open_only: bool) -> int:
         for r in found:
             if not await sends.claim(s, r.rep.id, MORNING if not open_only else NUDGE, day, now):
                 continue  # this round was run before and had sent it (docs/plans.md)
-            lines = "\n".join(
-                f"{'✓' if i.done else '○'} {plans.plan_no(i.id)} {i.customer}"
-                + (i18n.t(r.rep.locale, "plan.purpose_suffix", purpose=i.purpose) if i.purpose else "")
-                for i in r.items
-            )
+            lines = "\n".join(_line(i, r.rep.locale) for i in r.items)
             text = i18n.t(r.rep.locale, key, count=len(r.items), lines=lines)
             intents.append(SendText(channel=rt.channel_for(r.rep), user_ids=(r.rep.id,), text=text))
         outbox.enqueue(s, intents, now)

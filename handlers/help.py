@@ -29,12 +29,20 @@ _ROLE_LINES = {
         "help.resubmit",
         "help.plan",
         "help.activity",
+        "help.customer",
     ),
-    Role.MANAGER: ("help.manager", "help.plan_manager"),
-    Role.DIRECTOR: ("help.manager", "help.escalation", "help.queue_director", "help.plan_manager"),
+    Role.MANAGER: ("help.manager", "help.plan_manager", "help.customer", "help.advice"),
+    Role.DIRECTOR: (
+        "help.manager",
+        "help.escalation",
+        "help.queue_director",
+        "help.plan_manager",
+        "help.customer",
+        "help.advice",
+    ),
     Role.MEMBER: ("help.member", "help.task", "help.queue_member"),
     Role.HEAD: ("help.member", "help.task", "help.escalation", "help.queue_head"),
-    Role.ADMIN: ("help.unlock", "help.escalation", "help.admin"),
+    Role.ADMIN: ("help.unlock", "help.escalation", "help.admin", "help.customer", "help.advice"),
 }
 
 
@@ -52,8 +60,8 @@ async def show_help(ctx: Context) -> None:
             if key not in seen:
                 seen.add(key)
                 lines.append(ctx.t(key, hours=hours, types=types))
-    if ctx.user.department == MARKETING and "help.activity" not in seen:
-        lines.append(ctx.t("help.activity"))
+    if ctx.user.department == MARKETING:
+        lines += [ctx.t(key) for key in ("help.activity", "help.customer") if key not in seen]
     lines.append(ctx.t("help.cancel"))
     ctx.reply("\n".join(lines))
 

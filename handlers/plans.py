@@ -14,6 +14,7 @@ from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.state import CustomerRef, DialogState
 from bot.infra import i18n
 from bot.parsing.plan_parser import PlanWhen, parse_plan_line, parse_span, split_words
+from bot.services import advice
 from bot.services import plans as svc
 from cards.model import Card
 from cards.payload import parse_id
@@ -323,9 +324,12 @@ def view_text(ctx: Context, view: svc.PlanView) -> str:
             when = ""
         purpose = ctx.t("plan.purpose_suffix", purpose=item.purpose) if item.purpose else ""
         mark = "✓" if item.done else "○"
-        return ctx.t(
+        text = ctx.t(
             "plan.view_line", mark=mark, no=svc.plan_no(item.id), customer=item.customer, when=when, purpose=purpose
         )
+        # The manager's newest advice under an item still to do (docs/customers.md "Seeing a customer").
+        tip = advice.advice_line(item.advice, ctx.locale) if not item.done else None
+        return f"{text}\n{tip}" if tip else text
 
     lines = []
     if view.rep.id != ctx.user.id:

@@ -1213,6 +1213,96 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Converted: bought more in the {window} days after than in as long before, or tried a product never "
         "tried before.",
     ),
+    # ---- view ----
+    # 客户 浙二 (handlers/customers.py, cards/customer.py)
+    "customer.usage": (
+        "请在「客户」后写医院名，例如：客户 浙二",
+        "Name the hospital after 'customer', e.g.: customer <hospital>",
+    ),
+    "customer.not_allowed": (
+        "客户详情只对销售代表、经理、总监和市场部开放。",
+        "Customer details are open to reps, managers, directors and the marketing department.",
+    ),
+    "customer.not_yours": (
+        "「{name}」不是你或你团队负责、拜访或计划过的客户，看不到它的详情。",
+        '"{name}" is not a customer you or your team look after, visited or planned; its details are not shown.',
+    ),
+    "customer.s.score": ("健康分", "Health score"),
+    "customer.s.alerts": ("近 30 天预警", "Alerts, last 30 days"),
+    "customer.s.visits": ("最近拜访", "Recent visits"),
+    "customer.s.requests": ("进行中的申请", "Open requests"),
+    "customer.s.plans": ("拜访计划", "Planned visits"),
+    "customer.s.advice": ("经理建议", "Manager's advice"),
+    "customer.none": ("暂无", "None"),
+    "customer.no_grade": ("未定级", "none"),
+    "customer.grade_label": ("等级：", "Grade: "),
+    "customer.grade_current": ("当前 {grade}", "current {grade}"),
+    "customer.grade_suggested": (" · 建议 {grade}", " · suggested {grade}"),
+    "customer.grade_same": (" · 与健康分建议一致", " · as the score suggests"),
+    "customer.rep": ("负责代表：{rep}", "Rep: {rep}"),
+    "customer.no_score": ("还没有健康分：健康分每晚计算，明早可见。", "No score yet: scores are computed nightly."),
+    "customer.score_label": ("健康分：", "Score: "),
+    "customer.score_value": ("{score} 分", "{score}"),
+    "customer.score_night": ("（{day} 夜间计算）", " (computed the night of {day})"),
+    "customer.c.purchases": (
+        "采购 {points} 分 — 近 {months} 个月采购 {amount}",
+        "Purchases {points} — {amount} in the last {months} month(s)",
+    ),
+    "customer.c.trials": (
+        "试用 {points} 分 — 近 {days} 天试用 {count} 次",
+        "Trials {points} — {count} trial(s) in the last {days} days",
+    ),
+    "customer.c.events": (
+        "学术 {points} 分 — 近 {days} 天参会 {count} 人次",
+        "Events {points} — {count} attendee(s) in the last {days} days",
+    ),
+    "customer.trend": ("近 {weeks} 周：{figures}  {spark}", "Last {weeks} weeks: {figures}  {spark}"),
+    "customer.score_only": (
+        "拜访、申请、计划和经理建议只对代表及其经理显示。",
+        "Visits, requests, plans and advice are shown to the rep and their managers only.",
+    ),
+    "customer.v.objection": ("异议：{objection}", "objection: {objection}"),
+    "customer.v.note": ("内容：{note}", "note: {note}"),
+    "customer.v.next": ("下一步：{next}", "next: {next}"),
+    "customer.r.line": ("{no} {type_name} · {rep} {day} 提交 · {cards}", "{no} {type_name} · {rep} {day} · {cards}"),
+    "customer.p.week": ("{day} 起当周", "week of {day}"),
+    "customer.a.by": ("{author}（{day}）：", "{author} ({day}): "),
+    "customer.plan_advice": ("   💡 经理建议：{text}", "   💡 Manager's advice: {text}"),
+    # 建议 浙二 … (handlers/customers.py)
+    "advice.usage": (
+        "请写医院和建议，例如：建议 浙二 先约刘主任看新品试用",
+        "Name the hospital and write the advice, e.g.: advice <hospital> meet the head of surgery first",
+    ),
+    "advice.empty": (
+        "要给「{name}」留什么建议？请写在医院后面重发，例如：建议 浙二 先约刘主任看新品试用",
+        'What is your advice for "{name}"? Send it after the hospital, e.g.: advice <hospital> <your advice>',
+    ),
+    "advice.not_allowed": (
+        "只有经理、总监可以给客户留建议。",
+        "Only managers and directors can leave advice for a customer.",
+    ),
+    "advice.not_your_team": (
+        "「{name}」不是你团队代表负责的客户，不能给它留建议。",
+        '"{name}" is not a customer of your team\'s reps; you cannot leave advice for it.',
+    ),
+    "advice.too_long": (
+        "建议最多 {limit} 字，这条有 {length} 字，请精简后重发。",
+        "Advice is at most {limit} characters; this one has {length}. Please shorten it.",
+    ),
+    "advice.saved": ("✅ 已给「{name}」留下建议，已通知 {rep}。", '✅ Advice for "{name}" saved; {rep} has been told.'),
+    "advice.saved_no_rep": (
+        "✅ 已给「{name}」留下建议（这家客户还没有负责代表，没有通知任何人）。",
+        '✅ Advice for "{name}" saved (the customer has no rep yet, so nobody was told).',
+    ),
+    "advice.notice": ("💡 {author}给「{customer}」的建议：{text}", "💡 {author}'s advice for {customer}: {text}"),
+    "help.customer": (
+        "· 客户 浙二 — 看客户的等级、健康分与趋势、预警、最近拜访、申请、计划和经理建议",
+        "· customer <hospital> — grade, health score and trend, alerts, visits, requests, plans and advice",
+    ),
+    "help.advice": (
+        "· 建议 浙二 先约刘主任看新品试用 — 给团队的客户留建议（代表会收到，并在计划提醒中看到）",
+        "· advice <hospital> <text> — leave advice for a team's customer (the rep is told and sees it before visits)",
+    ),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,8 @@ from bot.core.errors import Denial, DomainError
 from bot.infra import audit
 from bot.parsing.customer_match import MatchResult
 from bot.parsing.plan_parser import PlanWhen, parse_plan_line
-from bot.services import plan_rule
+from bot.services import advice, plan_rule
+from cards.customer import AdviceLine
 from storage.models import Customer, PlanItem, User, Visit
 from storage.vocab import PlanPeriod, PlanStatus, Role
 
@@ -60,6 +61,9 @@ class ItemView:
     day: date
     purpose: str | None
     done: bool
+    customer_id: int = 0
+    # The manager's newest advice for the customer (``bot.services.advice``): the morning list and 我的计划 show it.
+    advice: AdviceLine | None = None
 
 
 @dataclass(frozen=True)
@@ -358,9 +362,18 @@ async def _items(session: AsyncSession, *where: ColumnElement[bool]) -> list[tup
     """(rep id, item as shown) of the open items matching ``where``."""
     rows = await session.execute(_listed(*where))
     return [
-        (item.rep_id, ItemView(item.id, name, PlanPeriod(item.period), item.day, item.purpose, bool(done)))
+        (
+            item.rep_id,
+            ItemView(item.id, name, PlanPeriod(item.period), item.day, item.purpose, bool(done), item.customer_id),
+        )
         for item, name, done in rows.all()
     ]
+
+
+async def _with_advice(session: AsyncSession, rows: list[tuple[str, ItemView]]) -> list[tuple[str, ItemView]]:
+    """The items with their customer's newest advice (one query for all of them)."""
+    found = await advice.newest_advice(session, {view.customer_id for _, view in rows})
+    return [(rep_id, replace(view, advice=found.get(view.customer_id))) for rep_id, view in rows]
 
 
 async def overview(session: AsyncSession, actor: User, rep: User, *, now: datetime, tz: ZoneInfo) -> PlanView:
@@ -368,8 +381,11 @@ async def overview(session: AsyncSession, actor: User, rep: User, *, now: dateti
     await check_scope(session, actor, rep)
     today = local_today(now, tz)
     start = plan_rule.week_start(today)
-    week = await _items(
-        session, PlanItem.rep_id == rep.id, PlanItem.day >= start, PlanItem.day < start + timedelta(days=7)
+    week = await _with_advice(
+        session,
+        await _items(
+            session, PlanItem.rep_id == rep.id, PlanItem.day >= start, PlanItem.day < start + timedelta(days=7)
+        ),
     )
     items = [view for _, view in week]
     today_items = [i for i in items if i.period == PlanPeriod.DAY and i.day == today]
@@ -402,13 +418,14 @@ class Reminder:
 
 
 async def reminders(session: AsyncSession, day: date, *, open_only: bool) -> list[Reminder]:
-    """Each active rep with day items on ``day`` (the morning list), or only those with items still open and just
-    those items (the nudge)."""
+    """Each active rep with day items on ``day`` (the morning list, each item with its customer's newest advice), or
+    only those with items still open and just those items (the nudge)."""
     rows = await _items(session, PlanItem.day == day, PlanItem.period == PlanPeriod.DAY)
+    rows = [(rep_id, view) for rep_id, view in rows if not (open_only and view.done)]
+    if not open_only:
+        rows = await _with_advice(session, rows)
     by_rep: dict[str, list[ItemView]] = {}
     for rep_id, view in rows:
-        if open_only and view.done:
-            continue
         by_rep.setdefault(rep_id, []).append(view)
     if not by_rep:
         return []
