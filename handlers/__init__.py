@@ -1,7 +1,7 @@
 """Feature handlers. The order below is the routing order, declared once."""
 
 from bot.dialogs import engine as dialogs
-from handlers import activity, digest, escalation, followup, help, plans, queue, requests, visits
+from handlers import activity, digest, escalation, followup, grades, help, plans, queue, requests, visits
 
 # Global commands first (help, cancel), then features (request keywords before the visit dialog, so that 跟台 …
 # typed during a visit dialog starts a request), then a rep's plain-text answer to a department's question, then
@@ -14,6 +14,7 @@ ROUTERS = [
     followup.router,
     plans.router,
     activity.router,
+    grades.router,
     digest.router,
     visits.router,
     dialogs.router,

@@ -29,12 +29,19 @@ _ROLE_LINES = {
         "help.resubmit",
         "help.plan",
         "help.activity",
+        "help.grade",
     ),
-    Role.MANAGER: ("help.manager", "help.plan_manager"),
-    Role.DIRECTOR: ("help.manager", "help.escalation", "help.queue_director", "help.plan_manager"),
+    Role.MANAGER: ("help.manager", "help.plan_manager", "help.grade_manager"),
+    Role.DIRECTOR: (
+        "help.manager",
+        "help.escalation",
+        "help.queue_director",
+        "help.plan_manager",
+        "help.grade_director",
+    ),
     Role.MEMBER: ("help.member", "help.task", "help.queue_member"),
     Role.HEAD: ("help.member", "help.task", "help.escalation", "help.queue_head"),
-    Role.ADMIN: ("help.unlock", "help.escalation", "help.admin"),
+    Role.ADMIN: ("help.unlock", "help.escalation", "help.admin", "help.grade_director"),
 }
 
 
