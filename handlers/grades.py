@@ -344,6 +344,9 @@ async def _decide(ctx: Context, change_id: int, *, approve: bool, reason: str = 
     if done.already:
         _already(ctx, done)
         return
+    if ctx.conversation.flow == REJECT_FLOW:
+        # 驳回 was tapped, then a decision made another way (同意, 驳回调级 G3 原因:…): no reason is awaited any more.
+        ctx.conversation.clear()
     _refresh_cards(ctx, done)
     params = _change_text(done)
     ctx.reply(ctx.t("grade.confirmed_ok" if approve else "grade.rejected_ok", **params))

@@ -319,12 +319,12 @@ async def _load(session: AsyncSession, actor: User, change_id: int) -> tuple[Gra
         raise GradeError("grade.unknown", no=grade_no(change_id))
     customer = await session.get(Customer, change.customer_id, with_for_update=True)
     assert customer is not None
-    if change.state == PENDING:
-        if change.requested_by == actor.id:
-            raise GradeError("grade.own_request", no=grade_no(change.id))
-        if change.approver_id != actor.id and not is_director(actor):
-            denial = Denial("grade.denied", ENTITY, change.id, {"reason": "not approver", "actor": actor.id})
-            raise GradeError("grade.not_approver", no=grade_no(change.id), denial=denial)
+    own = change.requested_by == actor.id
+    if own and change.state == PENDING:
+        raise GradeError("grade.own_request", no=grade_no(change.id))
+    if not own and change.approver_id != actor.id and not is_director(actor):
+        denial = Denial("grade.denied", ENTITY, change.id, {"reason": "not approver", "actor": actor.id})
+        raise GradeError("grade.not_approver", no=grade_no(change.id), denial=denial)
     return change, customer
 
 

@@ -305,3 +305,13 @@ async def test_help_lists_grade_changes(chat: Any) -> None:
         person = await chat(user)
         await person.say("帮助")
         assert line in (await person.new_texts())[-1], user
+
+
+async def test_the_english_words_work_too(chat: Any, runtime: Runtime) -> None:
+    rep, mgr = await chat("rep01"), await chat("mgr01")
+    await rep.say("grade 浙二 a reason: many new-product trials")
+    assert (await rep.new_texts())[-1].startswith(f"✅ 已提交调级申请 G1：{ZJU2} B → A")
+    await mgr.say("approve grade G1")
+    assert (await mgr.new_texts())[-1].startswith("✅ 已同意调级 G1")
+    assert (await customer(runtime, ZJU2)).grade == "A"
+    assert (await changes(runtime))[0].reason == "many new-product trials"
