@@ -245,13 +245,13 @@ class GradeDialog(FormDialog[GradeState]):
         _requested(ctx, done)
 
 
-def _change_text(done: Outcome) -> dict[str, str]:
+def _change_text(done: Outcome, locale: str) -> dict[str, str]:
     v = done.view
-    return {"no": v.no, "customer": v.customer, "old": v.old_grade or "—", "new": v.new_grade}
+    return {"no": v.no, "customer": v.customer, "old": v.old_grade or i18n.t(locale, "grade.none"), "new": v.new_grade}
 
 
 def _requested(ctx: Context, done: Outcome) -> None:
-    params = _change_text(done)
+    params = _change_text(done, ctx.locale)
     if done.change.state == svc.DIRECT:
         ctx.reply(ctx.t("grade.direct_ok", **params))
         _tell(ctx, done)
@@ -267,7 +267,6 @@ def _requested(ctx: Context, done: Outcome) -> None:
 
 def _tell(ctx: Context, done: Outcome) -> None:
     """The requester and the customer's rep, of a decision (or of a director's direct change)."""
-    params = _change_text(done)
     who = ctx.user.name
     reason = done.change.decision_reason or ""
     for person in done.told:
@@ -275,7 +274,7 @@ def _tell(ctx: Context, done: Outcome) -> None:
             key = "grade.notice.confirmed" if done.change.state == svc.CONFIRMED else "grade.notice.rejected"
         else:
             key = "grade.notice.rep_rejected" if done.change.state == svc.REJECTED else "grade.notice.rep_changed"
-        text = i18n.t(person.locale, key, who=who, reason=reason, **params)
+        text = i18n.t(person.locale, key, who=who, reason=reason, **_change_text(done, person.locale))
         ctx.notify(person, text)
 
 
@@ -348,7 +347,7 @@ async def _decide(ctx: Context, change_id: int, *, approve: bool, reason: str = 
         # 驳回 was tapped, then a decision made another way (同意, 驳回调级 G3 原因:…): no reason is awaited any more.
         ctx.conversation.clear()
     _refresh_cards(ctx, done)
-    params = _change_text(done)
+    params = _change_text(done, ctx.locale)
     ctx.reply(ctx.t("grade.confirmed_ok" if approve else "grade.rejected_ok", **params))
     _tell(ctx, done)
 

@@ -1226,8 +1226,8 @@ CATALOG: dict[str, tuple[str, str]] = {
         "✅ Your grade change {no} was confirmed by {who}: {customer} {old} → {new}, from next month.",
     ),
     "grade.notice.rejected": (
-        "你的调级申请 {no} 被 {who} 驳回：{customer} 仍为 {old} 类。原因：{reason}",
-        "Your grade change {no} was rejected by {who}: {customer} stays {old}. Reason: {reason}",
+        "你的调级申请 {no}（{customer} {old} → {new}）被 {who} 驳回，等级不变。原因：{reason}",
+        "Your grade change {no} ({customer} {old} → {new}) was rejected by {who}; the grade stays. Reason: {reason}",
     ),
     "grade.notice.rep_changed": (
         "你负责的客户 {customer} 等级已调整：{old} → {new}（{who}，{no}）；拜访频次从下个月起按 {new} 类。",

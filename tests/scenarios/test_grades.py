@@ -137,7 +137,7 @@ async def test_the_manager_rejects_with_a_reason(chat: Any, runtime: Runtime) ->
     assert settled.buttons == [] and "陈静 已驳回" in settled.status, settled
     assert settled.fields["驳回原因"] == "采购数据还不够，下季度再看"
     told = await rep.new_texts()
-    assert any("G1 被 陈静 驳回" in t and "采购数据还不够" in t for t in told), told
+    assert any("G1（浙江大学医学院附属第二医院 B → A）被 陈静 驳回" in t and "采购数据还不够" in t for t in told), told
     assert (await customer(runtime, ZJU2)).grade == "B"
     [change] = await changes(runtime)
     assert (change.state, change.decision_reason) == ("rejected", "采购数据还不够，下季度再看")
