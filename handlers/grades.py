@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from bot.core.events import CardAction
 from bot.core.intents import SendCard, UpdateCard
 from bot.core.routing import Context, Router, command, in_flow, is_text
-from bot.dialogs.engine import FormDialog, in_dialog, leaves_dialog
+from bot.dialogs.engine import FormDialog, classify, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.state import DialogState
 from bot.infra import i18n
@@ -400,8 +400,13 @@ async def reject_typed(ctx: Context) -> None:
     await _decide(ctx, change_id, approve=False, reason=reason)
 
 
+def _not_a_command(ctx: Context) -> bool:
+    """A text that is not another route's command (日报, 拜访 浙一 …): those work while a reason is awaited."""
+    return classify(ctx, Form([]), answering=True) != "escape"
+
+
 # Registered after the typed commands: 同意调级 G4 typed while a reason is awaited is that command.
-@router.route(in_flow(REJECT_FLOW), is_text)
+@router.route(in_flow(REJECT_FLOW), is_text, _not_a_command)
 async def reject_reason(ctx: Context) -> None:
     """The reason typed after 驳回."""
     try:

@@ -132,6 +132,10 @@ async def test_the_manager_rejects_with_a_reason(chat: Any, runtime: Runtime) ->
     await mgr.tap("驳回", card)
     assert (await mgr.new_texts())[-1] == "请直接输入驳回 G1 的原因。"
     assert (await changes(runtime))[0].state == "pending"
+    # A command typed meanwhile is that command, not the reason.
+    await mgr.say("日报")
+    await mgr.new_texts()
+    assert (await changes(runtime))[0].state == "pending"
     await mgr.say("采购数据还不够，下季度再看")
     settled = await current(mgr, card)
     assert settled.buttons == [] and "陈静 已驳回" in settled.status, settled
@@ -165,6 +169,22 @@ async def test_a_typed_decision_works_like_the_buttons(chat: Any, runtime: Runti
     await mgr.say("同意调级 G2")
     assert (await mgr.new_texts())[-1].startswith("✅ 已同意调级 G2")
     assert (await customer(runtime, ZJU2)).grade == "A"
+    # No reason is awaited any more: the next message is not taken for one.
+    await mgr.say("好的")
+    assert not any("G2" in t for t in await mgr.new_texts())
+    assert [c.state for c in await changes(runtime)] == ["rejected", "confirmed"]
+
+
+async def test_a_director_may_decide_a_request_waiting_for_the_manager(chat: Any, runtime: Runtime) -> None:
+    rep, mgr, director = await chat("rep01"), await chat("mgr01"), await chat("dir01")
+    await rep.say("调级 浙二 A 原因:新品试用量大")
+    card = await card_with(mgr, "同意")
+    await director.say("同意调级 G1")
+    assert (await director.new_texts())[-1].startswith("✅ 已同意调级 G1")
+    # The manager's card is settled in place, saying who decided.
+    settled = await current(mgr, card)
+    assert settled.buttons == [] and "赵强 已同意" in settled.status, settled
+    assert any("G1 已通过（赵强）" in t for t in await rep.new_texts())
 
 
 async def test_a_director_changes_directly(chat: Any, runtime: Runtime, channel: str) -> None:
