@@ -291,7 +291,7 @@ async def _import(db: Any, settings: Settings, kind: str, path: Path, quiet: boo
             return await import_visits(db, path, now=now, cfg=settings.visits, tz=settings.org.tz, progress=progress)
         if kind in ("purchases", "trials", "events"):
             return await import_activity(db, kind, path, now=now, progress=progress)  # type: ignore[arg-type]
-        return await importer.import_customers(db, path, now=now, progress=progress)
+        return await importer.import_customers(db, path, now=now, tz=settings.org.tz, progress=progress)
 
 
 def _import_command(kind: str) -> Callable[..., None]:

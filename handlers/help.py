@@ -30,8 +30,9 @@ _ROLE_LINES = {
         "help.plan",
         "help.activity",
         "help.customer",
+        "help.grade",
     ),
-    Role.MANAGER: ("help.manager", "help.plan_manager", "help.customer", "help.advice"),
+    Role.MANAGER: ("help.manager", "help.plan_manager", "help.customer", "help.advice", "help.grade_manager"),
     Role.DIRECTOR: (
         "help.manager",
         "help.escalation",
@@ -39,10 +40,11 @@ _ROLE_LINES = {
         "help.plan_manager",
         "help.customer",
         "help.advice",
+        "help.grade_director",
     ),
     Role.MEMBER: ("help.member", "help.task", "help.queue_member"),
     Role.HEAD: ("help.member", "help.task", "help.escalation", "help.queue_head"),
-    Role.ADMIN: ("help.unlock", "help.escalation", "help.admin", "help.customer", "help.advice"),
+    Role.ADMIN: ("help.unlock", "help.escalation", "help.admin", "help.customer", "help.advice", "help.grade_director"),
 }
 
 

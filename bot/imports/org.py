@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -37,6 +37,7 @@ from bot.imports.table import (
     text,
 )
 from bot.infra import audit
+from bot.services.grades import cycle_start, grade_in_force
 from storage import vocab
 from storage.db import Database
 from storage.models import Customer, User, UserIdentity
@@ -371,8 +372,10 @@ async def _write_batch(
     *,
     now: datetime,
     actor_id: str | None,
+    tz: tzinfo | None = None,
 ) -> list[Outcome]:
-    """Create or update each item by key, with one audit row per created/updated record."""
+    """Create or update each item by key, with one audit row per created/updated record. ``tz``: the org's zone (the
+    day a customer's grade changed)."""
     key_column = getattr(target.model, target.key_field)
     found = await session.scalars(select(target.model).where(key_column.in_([i.key for i in items])))
     existing = {getattr(obj, target.key_field): obj for obj in found}
@@ -380,9 +383,15 @@ async def _write_batch(
     audited: list[tuple[_Model, str, dict[str, Any]]] = []
     for item in items:
         obj = existing.get(item.key)
+        values = item.values
+        if isinstance(obj, Customer) and "grade" in values and values["grade"] != obj.grade:
+            # A grade changed by the file follows the cycle rule of 调级 (bot.services.grades): the grade in force
+            # this month stays in force until the next; the audit row shows grade, previous_grade and grade_since.
+            today = now.astimezone(tz or UTC).date()
+            values = {**values, "previous_grade": grade_in_force(obj, cycle_start(today)), "grade_since": today}
         # A person's channel ids go to user_identities; the audit names them by their CSV column, as before.
-        plain = {name: value for name, value in item.values.items() if name not in IDENTITY_COLUMNS}
-        ids = {name: value for name, value in item.values.items() if name in IDENTITY_COLUMNS}
+        plain = {name: value for name, value in values.items() if name not in IDENTITY_COLUMNS}
+        ids = {name: value for name, value in values.items() if name in IDENTITY_COLUMNS}
         if obj is None:
             fields = {target.key_field: item.key, **plain}
             obj = target.model(**fields, created_at=now, updated_at=now)
@@ -394,7 +403,7 @@ async def _write_batch(
         before = {name: getattr(obj, name) for name in plain}
         if isinstance(obj, User):
             before |= {name: obj.channel_id(IDENTITY_COLUMNS[name]) for name in ids}
-        changes = audit.diff(before, item.values)
+        changes = audit.diff(before, values)
         if not changes:
             outcomes.append("unchanged")
             continue
@@ -448,10 +457,13 @@ async def import_customers(
     *,
     now: datetime,
     actor_id: str | None = None,
+    tz: tzinfo | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Create or update customers (keyed by name) from the customer file; valid rows are written regardless. The
-    optional ``rep`` column must name a user with the rep role (it sets ``Customer.rep_id``).
+    optional ``rep`` column must name a user with the rep role (it sets ``Customer.rep_id``). A changed ``grade`` is
+    an admin's bulk change: applied like a director's 调级 (``previous_grade``, ``grade_since`` on the day in ``tz``)
+    and audited (``import.update`` with the old and new values); no request, no card.
 
     Raises ImportFileError if the file is unreadable.
     """
@@ -459,7 +471,7 @@ async def import_customers(
     if report.errors:
         return report
     items = _validate_customers(table.records, await load_reps(db), report.errors)
-    write = partial(_write_batch, _CUSTOMERS, now=now, actor_id=actor_id)
+    write = partial(_write_batch, _CUSTOMERS, now=now, actor_id=actor_id, tz=tz)
     return await write_and_record(
         db, "customer", write, table.records, items, report, path, now=now, actor_id=actor_id, progress=progress
     )

@@ -1303,6 +1303,140 @@ CATALOG: dict[str, tuple[str, str]] = {
         "· 建议 浙二 先约刘主任看新品试用 — 给团队的客户留建议（代表会收到，并在计划提醒中看到）",
         "· advice <hospital> <text> — leave advice for a team's customer (the rep is told and sees it before visits)",
     ),
+    # ---- grades ----
+    "grade.no_permission": (
+        "你没有权限调级：调级由代表、经理或总监发起。",
+        "Only reps, managers and directors change grades.",
+    ),
+    "grade.not_yours": (
+        "你只能为自己负责的客户调级，{customer} 不是你负责的客户。",
+        "You can only change the grade of your own customers; {customer} is not yours.",
+    ),
+    "grade.not_team": (
+        "你只能为团队代表负责的客户调级，{customer} 不在你的团队。",
+        "You can only change the grade of your team's customers; {customer} is not one of them.",
+    ),
+    "grade.pending": (
+        "{customer} 已有一个待确认的调级申请 {no}，请等它处理完再提。",
+        "{customer} already has a grade change {no} waiting for confirmation; wait until it is decided.",
+    ),
+    "grade.bad_grade": (
+        "等级「{grade}」不存在，可选：{grades}。",
+        'There is no grade "{grade}"; choose one of {grades}.',
+    ),
+    "grade.bad_word": (
+        "「{text}」不是等级，请发一个等级，如 {grades}。",
+        '"{text}" is not a grade; send one of {grades}.',
+    ),
+    "grade.same": ("{customer} 现在就是 {grade} 类，不用调。", "{customer} is grade {grade} already."),
+    "grade.needs_reason": (
+        "调级需要原因，请这样发：调级 浙二 A 原因:新品试用量大",
+        "A grade change needs a reason: grade <hospital> A reason: …",
+    ),
+    "grade.reason_too_long": ("原因太长了，最多 {limit} 个字。", "The reason is too long: at most {limit} characters."),
+    "grade.unknown": ("没有找到调级申请 {no}。", "There is no grade change {no}."),
+    "grade.own_request": (
+        "{no} 是你自己提的调级申请，需要由你的上级确认。",
+        "{no} is your own request: your manager confirms it.",
+    ),
+    "grade.not_approver": ("调级申请 {no} 不由你确认。", "You are not the one who confirms {no}."),
+    "grade.reject_needs_reason": (
+        "驳回需要原因，请直接输入驳回原因。",
+        "A rejection needs a reason; type it.",
+    ),
+    "grade.unknown_customer": (
+        "没有找到医院「{text}」。{suggest}",
+        'No hospital "{text}" found. {suggest}',
+    ),
+    "grade.choose": ("「{text}」可能是以下医院，请点选一家：", '"{text}" may be one of these hospitals; tap one:'),
+    "grade.field.customer": ("医院", "Hospital"),
+    "grade.field.grade": ("等级", "Grade"),
+    "grade.field.reason": ("原因", "Reason"),
+    "grade.ask.customer": ("调哪家医院的等级？请发医院名，如 浙二。", "Which hospital's grade? Send its name."),
+    "grade.ask.grade": ("{customer} 调到哪个等级？", "Which grade for {customer}?"),
+    "grade.ask.reason": (
+        "调级的原因是什么？如 新品试用量大、学术活动参与积极。",
+        "Why change the grade? e.g. many new-product trials.",
+    ),
+    "grade.ask.hint": ("随时可以发「取消」放弃。", "Send 'cancel' at any time to stop."),
+    "grade.edit_hint": ("请直接回答上面的问题，或发「取消」。", "Answer the question above, or send 'cancel'."),
+    "grade.requested_ok": (
+        "✅ 已提交调级申请 {no}：{customer} {old} → {new}，等待 {who} 确认。",
+        "✅ Grade change {no} sent: {customer} {old} → {new}, waiting for {who} to confirm.",
+    ),
+    "grade.requested_nobody": (
+        "调级申请 {no} 已记录（{customer} {old} → {new}），但没有找到可以确认的人，请联系管理员。",
+        "Grade change {no} is recorded ({customer} {old} → {new}) but nobody can confirm it; ask your admin.",
+    ),
+    "grade.direct_ok": (
+        "✅ 已调级 {no}：{customer} {old} → {new}，已生效；拜访频次从下个月起按 {new} 类。",
+        "✅ Grade changed {no}: {customer} {old} → {new}; visit frequency follows {new} from next month.",
+    ),
+    "grade.confirmed_ok": (
+        "✅ 已同意调级 {no}：{customer} {old} → {new}；拜访频次从下个月起按 {new} 类。",
+        "✅ Grade change {no} confirmed: {customer} {old} → {new}; frequency follows {new} from next month.",
+    ),
+    "grade.rejected_ok": ("已驳回调级申请 {no}（{customer} {old} → {new}）。", "Grade change {no} rejected."),
+    "grade.ask_reject_reason": ("请直接输入驳回 {no} 的原因。", "Type the reason for rejecting {no}."),
+    "grade.already": (
+        "调级申请 {no} 已由 {who} {state}，无需再处理。",
+        "Grade change {no} was already {state} by {who}.",
+    ),
+    "grade.state.pending": ("待确认", "pending"),
+    "grade.state.confirmed": ("同意", "confirmed"),
+    "grade.state.rejected": ("驳回", "rejected"),
+    "grade.state.direct": ("直接调整", "changed"),
+    "grade.notice.confirmed": (
+        "✅ 你的调级申请 {no} 已通过（{who}）：{customer} {old} → {new}；拜访频次从下个月起按 {new} 类。",
+        "✅ Your grade change {no} was confirmed by {who}: {customer} {old} → {new}, from next month.",
+    ),
+    "grade.notice.rejected": (
+        "你的调级申请 {no}（{customer} {old} → {new}）被 {who} 驳回，等级不变。原因：{reason}",
+        "Your grade change {no} ({customer} {old} → {new}) was rejected by {who}; the grade stays. Reason: {reason}",
+    ),
+    "grade.notice.rep_changed": (
+        "你负责的客户 {customer} 等级已调整：{old} → {new}（{who}，{no}）；拜访频次从下个月起按 {new} 类。",
+        "Your customer {customer} is now grade {new} (was {old}; {who}, {no}); frequency follows from next month.",
+    ),
+    "grade.notice.rep_rejected": (
+        "你负责的客户 {customer} 的调级申请 {no}（{old} → {new}）被 {who} 驳回。原因：{reason}",
+        "The grade change {no} of your customer {customer} ({old} → {new}) was rejected by {who}: {reason}",
+    ),
+    "grade.approve_usage": ("请这样发：同意调级 G3", "Send: approve grade G3"),
+    "grade.reject_usage": ("请这样发：驳回调级 G3 原因:…", "Send: reject grade G3 reason: …"),
+    "grade.none": ("无", "none"),
+    "grade.title": ("调级申请：{customer} {old} → {new}", "Grade change: {customer} {old} → {new}"),
+    "grade.desc": (
+        "请确认：同意后立即生效，拜访频次从下个月起按新等级。",
+        "Confirm: takes effect now, frequency from next month.",
+    ),
+    "grade.f.customer": ("客户", "Customer"),
+    "grade.f.change": ("调整", "Change"),
+    "grade.f.rep": ("负责代表", "Rep"),
+    "grade.f.score": ("健康分", "Score"),
+    "grade.f.reason": ("原因", "Reason"),
+    "grade.f.requested_by": ("申请人", "Asked by"),
+    "grade.f.no": ("编号", "No."),
+    "grade.f.decision_reason": ("驳回原因", "Why not"),
+    "grade.score": ("{score} 分", "{score}"),
+    "grade.suggested": ("，建议 {grade} 类", ", suggests {grade}"),
+    "grade.status.confirmed": ("{who} 已同意", "Confirmed by {who}"),
+    "grade.status.rejected": ("{who} 已驳回", "Rejected by {who}"),
+    "grade.status.direct": ("{who} 已直接调整", "Changed by {who}"),
+    "grade.btn.approve": ("同意", "Confirm"),
+    "grade.btn.reject": ("驳回", "Reject"),
+    "help.grade": (
+        "· 调级 浙二 A 原因:新品试用量大 — 申请调整客户等级，由经理确认",
+        "· grade <hospital> A reason: … — ask to change a customer's grade; your manager confirms",
+    ),
+    "help.grade_manager": (
+        "· 调级 浙二 A 原因:… — 为团队客户申请调级；同意调级 G3 / 驳回调级 G3 原因:… — 处理调级申请",
+        "· grade <hospital> A reason: … — for your team's customers; approve grade G3 / reject grade G3 reason: …",
+    ),
+    "help.grade_director": (
+        "· 调级 浙二 A 原因:… — 直接调整客户等级（留痕）；同意调级 G3 / 驳回调级 G3 原因:…",
+        "· grade <hospital> A reason: … — change a grade directly (audited); approve grade G3 / reject grade G3",
+    ),
 }
 
 

@@ -34,6 +34,7 @@ from bot.services.digest_model import (
     Scope,
     Totals,
 )
+from bot.services.grades import grade_in_force_sql
 from bot.services.plan_rule import done_clause, week_start
 from storage.models import Customer, DigestFollowup, PlanItem, SupportRequest, TaskCard, User, Visit
 from storage.vocab import TASK_CLOSED, PlanPeriod, PlanStatus, Role, TaskState
@@ -261,7 +262,8 @@ async def _a_customers(
         .where(Visit.customer_id == Customer.id, Visit.visited_at < as_of)
         .scalar_subquery()
     )
-    where = [Customer.grade == A_GRADE]
+    # The A customers of this cycle: a grade changed this month counts from the next (bot.services.grades).
+    where = [grade_in_force_sql(ref_day.replace(day=1)) == A_GRADE]
     if not everyone:
         where.append(Customer.rep_id.in_(reps))
     needed = settings.plans.frequency.get(A_GRADE, 0)

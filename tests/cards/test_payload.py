@@ -11,6 +11,7 @@ import pytest
 from cards import payload
 from cards.activity import ActivityChoice, ActivityConfirm
 from cards.escalation import AssignTo, EscalationOp, EscalationTap
+from cards.grades import GradeChoice, GradeConfirm, GradeOp, GradeTap
 from cards.payload import MAX_PAYLOAD_BYTES, CallbackData, PayloadError, unpack
 from cards.plans import PlanChoice, PlanConfirm
 from cards.suggest import SuggestedText
@@ -47,6 +48,10 @@ CASES: list[tuple[CallbackData, str]] = [
     (PlanConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("pc", "a1b2", "submit")),
     (ActivityChoice("a1b2", "customer", "12"), old_pack("af", "a1b2", "customer", "12")),
     (ActivityConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("ac", "a1b2", "submit")),
+    (GradeTap(3, GradeOp.APPROVE), old_pack("gd", "3", "ok")),
+    (GradeTap(3, GradeOp.REJECT), old_pack("gd", "3", "no")),
+    (GradeChoice("a1b2", "grade", "A"), old_pack("gf", "a1b2", "grade", "A")),
+    (GradeConfirm("a1b2", ConfirmOp.SUBMIT), old_pack("gk", "a1b2", "submit")),
 ]
 
 

@@ -129,7 +129,11 @@ async def test_customer_update_audits_diff_by_id(db: Database, tmp_path: Path) -
     assert (report.updated, report.unchanged) == (1, 7)
     heping = (await customers(db))["绍兴和平医院"]
     [row] = await audits(db, "import.update")
-    assert (row.entity, row.entity_id, row.changes) == ("customer", str(heping.id), {"grade": ["C", "B"]})
+    # A grade changed by the file follows the cycle rule of 调级 (docs/customers.md "Grades"): C stays in force this
+    # month (previous_grade), B counts from the next; all three are audited with their old and new values.
+    changes = {"grade": ["C", "B"], "previous_grade": [None, "C"], "grade_since": [None, "2024-05-07"]}
+    assert (row.entity, row.entity_id, row.changes) == ("customer", str(heping.id), changes)
+    assert (heping.grade, heping.previous_grade) == ("B", "C")
 
 
 async def test_summary_audit_row(db: Database) -> None:
