@@ -71,8 +71,10 @@ def test_grade_in_force_counts_a_change_from_the_next_cycle() -> None:
     c = Customer(name="x", grade="A", previous_grade="B", grade_since=date(2026, 11, 16))
     assert grades.grade_in_force(c, NOV) == "B"
     assert grades.grade_in_force(c, DEC) == "A"
-    # A change on the first day of a cycle counts from that cycle; a customer never changed has its grade.
-    assert grades.grade_in_force(Customer(name="y", grade="A", previous_grade="B", grade_since=NOV), NOV) == "A"
+    # A change on the first day of a cycle counts from the next one too; a customer never changed has its grade.
+    on_the_first = Customer(name="y", grade="A", previous_grade="B", grade_since=NOV)
+    assert grades.grade_in_force(on_the_first, NOV) == "B"
+    assert grades.grade_in_force(on_the_first, DEC) == "A"
     assert grades.grade_in_force(Customer(name="z", grade="C"), NOV) == "C"
 
 
