@@ -1165,6 +1165,12 @@ CATALOG: dict[str, tuple[str, str]] = {
         "连续 {visits} 次拜访异议都是「{objection}」",
         "the last {visits} visits all raised 「{objection}」",
     ),
+    "alerts.digest.section": ("客户提醒", "Customer alerts"),
+    "alerts.digest.total": ("{since} 以来 {n} 条：{rules}", "{n} since {since}: {rules}"),
+    "alerts.digest.count": ("{title} {n}", "{title} {n}"),
+    "alerts.digest.more": ("还有 {n} 条，发送「客户 医院名」查看", "{n} more; send 「客户 <hospital>」 to see one"),
+    "alerts.digest.rep": ("（{name}）", " ({name})"),
+    "alerts.digest.no_rep": ("（无负责代表）", " (no rep)"),
 }
 
 

@@ -392,7 +392,7 @@ BOTH = {
 
 async def demo_customer(db: Database, alias: str, rep: str | None) -> int:
     async with db.transaction() as s:
-        customer = next(c for c in (await s.scalars(select(Customer))).all() if alias in (c.aliases or []))
+        customer = next(c for c in (await s.scalars(select(Customer))).all() if alias in [c.name, *(c.aliases or [])])
         customer.rep_id = rep
         return customer.id
 
@@ -491,3 +491,79 @@ async def test_no_rules_no_alerts(db: Database, db_url: str) -> None:
     await add_scores(db, zhe2, nights(NIGHT, 14), score=82, trials=0)
     assert await run(db, settings) == []
     assert await fired(db) == []
+
+
+# ---- the digest ----------------------------------------------------------------------------------------------------
+
+MONDAY = date(2026, 12, 7)
+
+
+async def digest_of(db: Database, settings: Settings, viewer: str, rep_id: str | None = None) -> Any:
+    from bot.services.digest import compute_digest
+
+    async with db.read() as s:
+        user = await s.get(User, viewer)
+        assert user is not None
+        return await compute_digest(s, settings, user, period="day", day=MONDAY, now=at(MONDAY, "18:00"), rep_id=rep_id)
+
+
+async def test_the_digest_shows_the_alerts_since_the_previous_working_days(db: Database, db_url: str) -> None:
+    from bot.services.digest_render import render_digest
+    from cards.rich import to_plain
+
+    rules = {
+        "zero": BOTH["zero"] | {"weeks": 1, "every_days": 1},
+        "worth": BOTH["worth"] | {"every_days": 30},
+    }
+    settings = settings_with(db_url, **rules)
+    zhe2 = await demo_customer(db, "浙二", "rep01")
+    await add_scores(db, zhe2, nights(MONDAY, 20), score=82, trials=0)
+    sheng = await demo_customer(db, "省人民", None)
+    await add_scores(db, sheng, nights(MONDAY, 20), score=90, trials=0)
+    heping = await demo_customer(db, "和平医院", "rep02")
+    await add_scores(db, heping, [date(2026, 12, 6)], score=61, events=100)
+    for night in nights(MONDAY, 4):  # Friday 12-04 to Monday 12-07
+        await run(db, settings, night)
+
+    # Monday's digest: the nights after Friday (the previous working day): Saturday, Sunday, Monday.
+    d = await digest_of(db, settings, "mgr01")
+    assert d.alerts_since == date(2026, 12, 5)
+    assert [(c.rule, c.title, c.level, c.count) for c in d.alerts] == [
+        ("zero", "新品试用停滞", "red", 3),
+        ("worth", "值得开发", "info", 1),
+    ]
+    # A customer and rule once (its newest), red first.
+    assert [(a.customer, a.rep, a.night) for a in d.alert_lines] == [
+        ("浙二", "rep01", date(2026, 12, 7)),
+        ("和平医院", "rep02", date(2026, 12, 6)),
+    ]
+    text = to_plain(render_digest(d, settings, "zh-CN"))
+    section = text.split("【客户提醒】\n", 1)[1].split("\n\n", 1)[0]
+    assert section.split("\n") == [
+        "12-05 以来 4 条：新品试用停滞 3、值得开发 1",
+        "· 🔴 浙二（A 类，82 分）新品试用已连续 1 周为 0（王磊）",
+        "· 💡 和平医院（C 类，61 分）值得开发：学术活动 100 分（李娜）",
+        "还有 2 条，发送「客户 医院名」查看",
+    ]
+    en = to_plain(render_digest(d, settings, "en"))
+    assert "4 since 12-05: 新品试用停滞 3, 值得开发 1" in en
+    assert "🔴 浙二 (grade A, 82 points): new-product trials at 0 for 1 weeks (王磊)" in en
+
+    # The director's: every alert, customers without a rep too; five lines at most.
+    for alias in ("杭一", "浙江医院", "省中医院", "邵逸夫"):
+        await add_scores(db, await demo_customer(db, alias, None), nights(MONDAY, 20), score=70, trials=0)
+    for night in nights(MONDAY, 3):
+        await run(db, settings, night)
+    d = await digest_of(db, settings, "dir01")
+    assert [(c.rule, c.count) for c in d.alerts] == [("zero", 18), ("worth", 1)]
+    assert [a.customer for a in d.alert_lines] == ["浙二", "省人民", "邵逸夫", "杭一", "浙江医院"]
+    text = to_plain(render_digest(d, settings, "zh-CN"))
+    assert "· 🔴 省人民（A 类，90 分）新品试用已连续 1 周为 0（无负责代表）" in text
+    assert "还有 14 条，发送「客户 医院名」查看" in text
+
+    # One rep's digest: their own, without their name on each line.
+    d = await digest_of(db, settings, "mgr01", rep_id="rep02")
+    assert [(c.rule, c.count) for c in d.alerts] == [("worth", 1)]
+    text = to_plain(render_digest(d, settings, "zh-CN"))
+    assert "· 💡 和平医院（C 类，61 分）值得开发：学术活动 100 分\n" in text + "\n"
+    assert "（李娜）" not in text.split("客户提醒", 1)[1].split("\n\n", 1)[0]
