@@ -309,25 +309,28 @@ async def claim(
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
     key = period_of(night, rule.every_days)
     by_id = {c.customer_id: c for c in candidates}
-    won: set[int] = set()
-    for chunk in _chunks(list(candidates)):
-        rows = [
-            {
-                "customer_id": c.customer_id,
-                "rule": name,
-                "kind": rule.kind,
-                "level": rule.level,
-                "title": rule.title,
-                "period": key,
-                "night": night,
-                "rep_id": c.rep_id,
-                "detail": c.detail,
-                "created_at": now,
-            }
-            for c in chunk
-        ]
-        stmt = insert(CustomerAlert).values(rows).on_conflict_do_nothing().returning(CustomerAlert.customer_id)
-        won.update(int(x) for x in await session.scalars(stmt))
+    rows = [
+        {
+            "customer_id": c.customer_id,
+            "rule": name,
+            "kind": rule.kind,
+            "level": rule.level,
+            "title": rule.title,
+            "period": key,
+            "night": night,
+            "rep_id": c.rep_id,
+            "detail": c.detail,
+            "created_at": now,
+        }
+        for c in candidates
+    ]
+    # One statement, sent by SQLAlchemy as multi-row INSERTs ("insertmanyvalues"): the rows already claimed (this
+    # period, by this run or another) are skipped and not returned.
+    # Core, not the ORM's bulk insert (which splices each batch's RETURNING rows into the previous ones).
+    table = CustomerAlert.__table__
+    stmt = insert(table).on_conflict_do_nothing().returning(table.c.customer_id)
+    connection = await session.connection()
+    won = {int(x) for x in (await connection.execute(stmt, rows)).scalars()}
     return [by_id[i] for i in sorted(won)]
 
 
