@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, Table, and_, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -327,7 +327,7 @@ async def claim(
     # One statement, sent by SQLAlchemy as multi-row INSERTs ("insertmanyvalues"): the rows already claimed (this
     # period, by this run or another) are skipped and not returned.
     # Core, not the ORM's bulk insert (which splices each batch's RETURNING rows into the previous ones).
-    table = CustomerAlert.__table__
+    table = cast(Table, CustomerAlert.__table__)
     stmt = insert(table).on_conflict_do_nothing().returning(table.c.customer_id)
     connection = await session.connection()
     won = {int(x) for x in (await connection.execute(stmt, rows)).scalars()}
