@@ -146,17 +146,26 @@ async def _score_drop(session: AsyncSession, rule: AlertRuleConfig, n: Night) ->
     when it fell by more than ``points``."""
     ref = n.night - timedelta(days=7 * rule.weeks)
     h = aliased(CustomerScore)
-    past = aliased(CustomerScore)
-    nearest = (
-        select(func.max(h.night)).where(h.customer_id == CustomerScore.customer_id, h.night <= ref).scalar_subquery()
-    )
-    q = (
+
+    def then(column: Any) -> Any:
+        # One backward step on the unique (customer_id, night) key per customer (a join on the nearest night made
+        # PostgreSQL hash every score row ever).
+        return (
+            select(column)
+            .where(h.customer_id == CustomerScore.customer_id, h.night <= ref)
+            .order_by(h.night.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    inner = (
         _base()
-        .add_columns(past.score.label("before"), past.night.label("before_night"))
+        .add_columns(then(h.score).label("before"), then(h.night).label("before_night"))
         .join(CustomerScore, CustomerScore.customer_id == Customer.id)
-        .join(past, and_(past.customer_id == CustomerScore.customer_id, past.night == nearest))
-        .where(CustomerScore.night == n.night, past.score - CustomerScore.score > rule.points + EPSILON)
+        .where(CustomerScore.night == n.night)
+        .subquery()
     )
+    q = select(inner).where(inner.c.before - inner.c.score > rule.points + EPSILON)
     out = []
     for row in await session.execute(q):
         before = float(row.before)
@@ -241,12 +250,18 @@ async def _same_objection(session: AsyncSession, rule: AlertRuleConfig, n: Night
         .offset(rule.visits - 1)
         .scalar_subquery()
     )
+    # Each customer's N-th latest visit, computed once per customer (MATERIALIZED, SQLite ≥ 3.35 and PostgreSQL
+    # ≥ 12: inlined, PostgreSQL evaluated the lookup twice per customer inside a hash join), then joined by id.
+    firsts = (
+        select(Customer.id.label("customer_id"), nth_id.label("visit_id")).cte("nth_visit").prefix_with("MATERIALIZED")
+    )
     later = or_(w.visited_at > nth.visited_at, and_(w.visited_at == nth.visited_at, w.id > nth.id))
     other = or_(w.objection.is_(None), w.objection != nth.objection)
     q = (
         _base()
         .add_columns(nth.objection.label("objection"))
-        .join(nth, nth.id == nth_id)
+        .join(firsts, firsts.c.customer_id == Customer.id)
+        .join(nth, nth.id == firsts.c.visit_id)
         .outerjoin(CustomerScore, and_(CustomerScore.customer_id == Customer.id, CustomerScore.night == n.night))
         .where(
             nth.objection.is_not(None),
