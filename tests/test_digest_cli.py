@@ -69,9 +69,11 @@ def test_json_has_exactly_the_documented_fields_and_the_figures(config: Path) ->
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     documented = documented_fields()
-    assert len(documented) == 40
-    # open_followups is empty here: its fields are documented, the rest must match exactly.
-    assert fields_of(doc) == {f for f in documented if not f.startswith("open_followups[]")} | {"open_followups"}
+    assert len(documented) == 53
+    # open_followups and the customer alerts are empty here: their fields are documented, the rest must match.
+    empty = ("open_followups", "alerts", "alert_lines")
+    assert fields_of(doc) == {f for f in documented if not f.startswith(tuple(e + "[]" for e in empty))} | set(empty)
+    assert doc["alerts_since"] == "2026-12-01"
     assert doc["scope"] == {
         "user": "m1",
         "period": "day",

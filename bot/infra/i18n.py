@@ -1437,6 +1437,39 @@ CATALOG: dict[str, tuple[str, str]] = {
         "· 调级 浙二 A 原因:… — 直接调整客户等级（留痕）；同意调级 G3 / 驳回调级 G3 原因:…",
         "· grade <hospital> A reason: … — change a grade directly (audited); approve grade G3 / reject grade G3",
     ),
+    # ---- alerts ----
+    "alerts.header": ("客户提醒（{day}）：{n} 条新提醒", "Customer alerts ({day}): {n} new"),
+    "alerts.rep_header": ("【{name}】", "[{name}]"),
+    "alerts.more": ("还有 {n} 条", "and {n} more"),
+    "alerts.hint": ("发送「客户 {customer}」查看详情", "Send 「客户 {customer}」 for the details"),
+    "alerts.grade": ("{grade} 类", "grade {grade}"),
+    "alerts.no_grade": ("未分级", "no grade"),
+    "alerts.about": ("（{grade}，{score} 分）", " ({grade}, {score} points): "),
+    "alerts.about_grade": ("（{grade}）", " ({grade}): "),
+    "alerts.component.purchases": ("采购", "purchases"),
+    "alerts.component.trials": ("新品试用", "new-product trials"),
+    "alerts.component.events": ("学术活动", "academic events"),
+    "alerts.what.component_zero": ("{component}已连续 {weeks} 周为 0", "{component} at 0 for {weeks} weeks"),
+    "alerts.what.score_drop": (
+        "健康分 {weeks} 周内下降 {drop} 分（{before} → {score}）",
+        "health score down {drop} points in {weeks} weeks ({before} → {score})",
+    ),
+    "alerts.what.no_visit": ("已 {days} 天未拜访", "not visited for {days} days"),
+    "alerts.what.never_visited": ("从未拜访（建档 {days} 天）", "never visited (on file for {days} days)"),
+    "alerts.what.worth_developing": (
+        "值得开发：{component} {value} 分",
+        "worth developing: {component} at {value} points",
+    ),
+    "alerts.what.same_objection": (
+        "连续 {visits} 次拜访异议都是「{objection}」",
+        "the last {visits} visits all raised 「{objection}」",
+    ),
+    "alerts.digest.section": ("客户提醒", "Customer alerts"),
+    "alerts.digest.total": ("{since} 以来 {n} 条：{rules}", "{n} since {since}: {rules}"),
+    "alerts.digest.count": ("{title} {n}", "{title} {n}"),
+    "alerts.digest.more": ("还有 {n} 条，发送「客户 医院名」查看", "{n} more; send 「客户 <hospital>」 to see one"),
+    "alerts.digest.rep": ("（{name}）", " ({name})"),
+    "alerts.digest.no_rep": ("（无负责代表）", " (no rep)"),
 }
 
 

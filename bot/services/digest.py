@@ -16,14 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.calendar.workcal import get_calendar
 from bot.config import Settings
 from bot.core.errors import DomainError
+from bot.services.customer_alerts import short_name
 from bot.services.digest_model import (
+    AlertCount,
+    AlertLine,
     CustomerGap,
     DepartmentLine,
     Digest,
@@ -36,7 +39,7 @@ from bot.services.digest_model import (
 )
 from bot.services.grades import grade_in_force_sql
 from bot.services.plan_rule import done_clause, week_start
-from storage.models import Customer, DigestFollowup, PlanItem, SupportRequest, TaskCard, User, Visit
+from storage.models import Customer, CustomerAlert, DigestFollowup, PlanItem, SupportRequest, TaskCard, User, Visit
 from storage.vocab import TASK_CLOSED, PlanPeriod, PlanStatus, Role, TaskState
 
 A_GRADE = "A"
@@ -240,7 +243,19 @@ async def compute_digest(
         cards_escalated=counts[4],
     )
     scope = Scope(viewer.id, period, first, last, tuple(reps))
-    return Digest(scope, totals, tuple(rep_lines), departments, objections, gaps, followups)
+    since, alerts, alert_lines = await _customer_alerts(session, settings, reps, everyone, period, first, last)
+    return Digest(
+        scope,
+        totals,
+        tuple(rep_lines),
+        departments,
+        objections,
+        gaps,
+        followups,
+        alerts_since=since,
+        alerts=alerts,
+        alert_lines=alert_lines,
+    )
 
 
 async def _a_customers(
@@ -438,6 +453,92 @@ async def _open_followups(
         .order_by(DigestFollowup.day, DigestFollowup.rep_id)
     )
     return tuple(OpenFollowup(rep, names.get(rep, rep), day) for rep, day in rows)
+
+
+# ---- customer alerts (issue 14; docs/customers.md "Alerts") ----------------------------------------------------
+
+ALERT_LINES = 5
+
+
+def alerts_since(settings: Settings, period: Period, first: date) -> date:
+    """The first night whose alerts a digest shows: a day digest those since the previous working day's digest
+    (the night after the previous working day: Monday's shows Saturday's, Sunday's and Monday's), a week or month
+    digest the period's."""
+    if period != "day":
+        return first
+    cal = get_calendar(settings.calendar, settings.org.tz)
+    previous = first - timedelta(days=1)
+    for _ in range(31):
+        if cal.is_working_day(previous):
+            break
+        previous -= timedelta(days=1)
+    return previous + timedelta(days=1)
+
+
+async def _customer_alerts(
+    session: AsyncSession,
+    settings: Settings,
+    reps: Sequence[str],
+    everyone: bool,
+    period: Period,
+    first: date,
+    last: date,
+) -> tuple[date, tuple[AlertCount, ...], tuple[AlertLine, ...]]:
+    """The scope's customer alerts fired on the nights from ``alerts_since`` to ``last``: the count per rule and
+    the first ``ALERT_LINES`` (a customer and rule once: its newest). A scope's alerts are those of its reps (the
+    customer's rep when it fired); a director's every alert, those of customers without a rep too. Read through
+    ix_customer_alerts_night."""
+    since = alerts_since(settings, period, first)
+    where = [CustomerAlert.night >= since, CustomerAlert.night <= last]
+    if not everyone:
+        where.append(CustomerAlert.rep_id.in_(reps))
+    order = {name: i for i, name in enumerate(settings.customers.alerts)}
+    rows = await session.execute(
+        select(CustomerAlert.rule, func.max(CustomerAlert.title), func.max(CustomerAlert.level), func.count())
+        .where(*where)
+        .group_by(CustomerAlert.rule)
+    )
+    counts = sorted(
+        (AlertCount(rule, title, level, int(n)) for rule, title, level, n in rows),
+        key=lambda c: (c.level != "red", order.get(c.rule, len(order)), c.rule),
+    )
+    if not counts:
+        return since, (), ()
+    rule_rank = case(order, value=CustomerAlert.rule, else_=len(order)) if order else literal(0)
+    lines = await session.execute(
+        select(CustomerAlert, Customer.name, Customer.aliases, User.name)
+        .join(Customer, Customer.id == CustomerAlert.customer_id)
+        .outerjoin(User, User.id == CustomerAlert.rep_id)
+        .where(*where)
+        .order_by(
+            case((CustomerAlert.level == "red", 0), else_=1),
+            rule_rank,
+            CustomerAlert.night.desc(),
+            CustomerAlert.id,
+        )
+        # A customer and rule once (the newest), from the first rows in that order.
+        .limit(ALERT_LINES * 10)
+    )
+    out: list[AlertLine] = []
+    seen: set[tuple[int, str]] = set()
+    for alert, name, aliases, rep_name in lines:
+        if len(out) == ALERT_LINES or (alert.customer_id, alert.rule) in seen:
+            continue
+        seen.add((alert.customer_id, alert.rule))
+        customer = short_name(name, aliases)
+        out.append(
+            AlertLine(
+                customer=customer,
+                rep=alert.rep_id,
+                rep_name=rep_name,
+                rule=alert.rule,
+                kind=alert.kind,
+                level=alert.level,
+                night=alert.night,
+                detail={**(alert.detail or {}), "customer": customer},
+            )
+        )
+    return since, tuple(counts), tuple(out)
 
 
 # ---- what a person typed ----------------------------------------------------------------------------------------

@@ -103,6 +103,32 @@ class OpenFollowup:
 
 
 @dataclass(frozen=True)
+class AlertCount:
+    """Customer alerts of one rule that fired for the scope (docs/customers.md "Alerts")."""
+
+    rule: str
+    title: str
+    level: str
+    count: int
+
+
+@dataclass(frozen=True)
+class AlertLine:
+    """One of the first alerts (red first, rules in config order, the newest night first)."""
+
+    customer: str
+    # The customer's rep when it fired (None: the customer had no rep), and their name.
+    rep: str | None
+    rep_name: str | None
+    rule: str
+    kind: str
+    level: str
+    night: date
+    # What the rule saw (``customer_alerts.detail``).
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Digest:
     scope: Scope
     totals: Totals
@@ -111,6 +137,11 @@ class Digest:
     top_objections: tuple[ObjectionCount, ...]
     a_customers_not_visited: tuple[CustomerGap, ...]
     open_followups: tuple[OpenFollowup, ...] = field(default=())
+    # Customer alerts of the scope fired on the nights from ``alerts_since`` to the period's last day (a day
+    # digest: since the previous working day's digest; a week or month: the period's nights).
+    alerts_since: date | None = None
+    alerts: tuple[AlertCount, ...] = field(default=())
+    alert_lines: tuple[AlertLine, ...] = field(default=())
 
     def below_threshold(self) -> list[RepLine]:
         return [r for r in self.reps if r.below_threshold]

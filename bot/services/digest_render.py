@@ -19,7 +19,8 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from bot.config import Settings
 from bot.infra import i18n
-from bot.services.digest_model import Digest
+from bot.services.customer_alerts import alert_line
+from bot.services.digest_model import AlertLine, Digest
 from cards.rich import Line, RichText, Section, Span, Table, Tone
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "cards" / "templates"
@@ -151,6 +152,16 @@ def render_digest(digest: Digest, settings: Settings, locale: str, *, detail: bo
     def tone(value: float | None) -> Tone:
         return "plain" if value is None else ("warn" if value < cfg.plan_threshold else "good")
 
+    def customer_alert(a: AlertLine, with_rep: bool) -> _Marked:
+        line = alert_line(a.kind, a.level, a.detail, lang)
+        if with_rep:
+            rep = t("alerts.digest.rep", name=a.rep_name or a.rep) if a.rep else t("alerts.digest.no_rep")
+            line = f"{line}{rep}"
+        return _Marked(_wrap("warn")(line) if a.level == "red" else _data(line))
+
+    alert_counts = i18n.t(lang, "digest.sep").join(
+        i18n.t(lang, "alerts.digest.count", title=c.title, n=c.count) for c in digest.alerts
+    )
     target_minutes = cfg.first_response_target_hours * 60
     scope = digest.scope
     weekday = t(f"digest.weekday.{scope.start.isoweekday()}")
@@ -178,6 +189,9 @@ def render_digest(digest: Digest, settings: Settings, locale: str, *, detail: bo
             gap_days=cfg.a_customer_gap_days,
             frequency=settings.plans.frequency.get("A", 0),
             period=period,
+            alert_line=customer_alert,
+            alerts_total=sum(c.count for c in digest.alerts),
+            alert_counts=alert_counts,
         )
     )
     return parse_rich(text)
