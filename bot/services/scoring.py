@@ -1,14 +1,218 @@
-"""The nightly customer health score (docs/customers.md "The score"). Stub: the real one lands with issue 14."""
+"""The nightly customer health score (docs/customers.md "The score").
+
+``compute_night`` writes one ``customer_scores`` row per customer for a night in ONE set-based statement
+(``INSERT … SELECT … ON CONFLICT DO UPDATE`` over CTEs: three GROUP BY aggregates over the windows, a window
+function for the percentile, the weighted sum, the suggested grade), the same SQL on SQLite and PostgreSQL, then
+thins the history. No per-customer Python.
+
+The rules (all documented in docs/customers.md):
+
+- windows, for night N: purchases over the ``purchases_months`` calendar months ending with N's month (the
+  ``customer_purchases.month`` rows from the first day of the first month to the last day of N's month); trials and
+  event attendees over the days in (N − ``trials_days``, N] and (N − ``events_days``, N];
+- ``method = "percentile"``: among the customers with a non-zero value, ``cume_dist() × 100``: the share of them
+  whose value is at most the customer's (the top value gets 100; tied values get the same, the highest rank of the
+  tie); a zero value gets 0. ``method = "target"``: ``min(100, value / target × 100)``;
+- each component is rounded to one decimal, the score is Σ weight × (rounded) component rounded to one decimal
+  (half away from zero, on the value as the database computes it in double precision);
+- the suggested grade is the highest grade of ``[customers.grades] thresholds`` whose threshold the rounded score
+  reaches; ``grade`` is the customer's grade when the night is computed;
+- history: after writing, rows older than ``keep_nightly_days`` before N are deleted unless their night is a Monday.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import calendar
+import re
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import Date, Float, bindparam, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
+from bot.config import ScoreConfig, Settings
+from storage.models import CustomerScore, UTCDateTime
+
+
+def month_start(day: date, back: int = 0) -> date:
+    """The first day of ``day``'s month, ``back`` months earlier."""
+    index = day.year * 12 + day.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def windows(cfg: ScoreConfig, night: date) -> dict[str, date]:
+    """The bounds of the night's windows: purchases months in [p_from, p_to), trials days in (t_from, night],
+    event days in (e_from, night]."""
+    last = calendar.monthrange(night.year, night.month)[1]
+    return {
+        "p_from": month_start(night, cfg.purchases_months - 1),
+        "p_to": date(night.year, night.month, last) + timedelta(days=1),
+        "t_from": night - timedelta(days=cfg.trials_days),
+        "e_from": night - timedelta(days=cfg.events_days),
+        "night": night,
+    }
+
+
+# The three raw aggregates over the windows; the benchmark times these alone as its baseline.
+AGGREGATES = {
+    "purchases": """SELECT customer_id, SUM(amount) AS v FROM customer_purchases
+        WHERE month >= :p_from AND month < :p_to GROUP BY customer_id""",
+    "trials": """SELECT customer_id, COUNT(*) AS v FROM customer_trials
+        WHERE day > :t_from AND day <= :night GROUP BY customer_id""",
+    "events": """SELECT customer_id, SUM(attendees) AS v FROM customer_events
+        WHERE day > :e_from AND day <= :night GROUP BY customer_id""",
+}
+
+DATE_PARAMS = frozenset({"p_from", "p_to", "t_from", "e_from", "night"})
+DOUBLE = "DOUBLE PRECISION"  # REAL affinity on SQLite, float8 on PostgreSQL
+
+
+def _component(cfg: ScoreConfig, raw: str, name: str) -> str:
+    """SQL for one component (0-100, before rounding) from the raw value column ``raw``."""
+    if cfg.method == "percentile":
+        share = f"cume_dist() OVER (PARTITION BY {raw} > 0 ORDER BY {raw})"
+        return f"CASE WHEN {raw} > 0 THEN 100.0 * {share} ELSE 0.0 END"
+    ratio = f"CAST({raw} AS {DOUBLE}) * 100.0 / CAST(:{name}_target AS {DOUBLE})"
+    return f"CASE WHEN {ratio} >= 100.0 THEN 100.0 ELSE {ratio} END"
+
+
+def _round(expr: str, digits: int) -> str:
+    # PostgreSQL has round(numeric, int) only; on SQLite CAST(… AS NUMERIC) keeps a REAL (or INTEGER) as it is.
+    return f"ROUND(CAST({expr} AS NUMERIC), {digits})"
+
+
+def _suggested(cfg: dict[str, float]) -> tuple[str, dict[str, float]]:
+    """CASE … END for the suggested grade from the (validated: one letter each, highest first) thresholds."""
+    whens, params = [], {}
+    items = sorted(cfg.items(), key=lambda kv: -kv[1])
+    for i, (grade, floor) in enumerate(items[:-1]):
+        assert len(grade) == 1 and grade.isalpha()
+        whens.append(f"WHEN score >= CAST(:g{i} AS {DOUBLE}) THEN '{grade}'")
+        params[f"g{i}"] = floor
+    lowest = items[-1][0]
+    assert len(lowest) == 1 and lowest.isalpha()
+    return f"CASE {' '.join(whens)} ELSE '{lowest}' END", params
+
+
+def score_statement(settings: Settings) -> tuple[Any, dict[str, Any]]:
+    """The upsert of a night's rows and its non-date parameters."""
+    cfg = settings.customers.score
+    suggested, grade_params = _suggested(settings.customers.grades.thresholds)
+    comps = {name: _round(_component(cfg, raw, name), 1) for name, raw in (("p", "pv"), ("t", "tv"), ("e", "ev"))}
+    weighted = " + ".join(
+        f"CAST(:w_{n} AS {DOUBLE}) * CAST({n}c AS {DOUBLE})" for n in ("p", "t", "e")
+    )  # the weights are validated to add up to 1
+    # INSERT … WITH … SELECT (not WITH … INSERT): Python's sqlite3 reports no rowcount for a statement opening
+    # with WITH. The SELECT has a WHERE so that SQLite does not read ON CONFLICT as a join constraint.
+    sql = f"""
+INSERT INTO customer_scores (customer_id, night, score, purchases, trials, events, purchases_amount, trials_count,
+                             attendees, grade, suggested_grade, computed_at)
+WITH p AS ({AGGREGATES["purchases"]}),
+t AS ({AGGREGATES["trials"]}),
+e AS ({AGGREGATES["events"]}),
+raw AS (
+    SELECT c.id AS customer_id, c.grade AS grade, ROUND(COALESCE(p.v, 0), 2) AS pv, COALESCE(t.v, 0) AS tv,
+           COALESCE(e.v, 0) AS ev
+    FROM customers c
+    LEFT JOIN p ON p.customer_id = c.id
+    LEFT JOIN t ON t.customer_id = c.id
+    LEFT JOIN e ON e.customer_id = c.id
+),
+comp AS (
+    SELECT customer_id, grade, pv, tv, ev, {comps["p"]} AS pc, {comps["t"]} AS tc, {comps["e"]} AS ec FROM raw
+),
+scored AS (SELECT comp.*, {_round(weighted, 1)} AS score FROM comp)
+SELECT customer_id, :night, score, pc, tc, ec, pv, tv, ev, grade, {suggested}, :now FROM scored WHERE 1 = 1
+ON CONFLICT (customer_id, night) DO UPDATE SET
+    score = excluded.score, purchases = excluded.purchases, trials = excluded.trials, events = excluded.events,
+    purchases_amount = excluded.purchases_amount, trials_count = excluded.trials_count,
+    attendees = excluded.attendees, grade = excluded.grade, suggested_grade = excluded.suggested_grade,
+    computed_at = excluded.computed_at
+"""
+    params: dict[str, Any] = dict(grade_params)
+    params.update(w_p=cfg.purchases_weight, w_t=cfg.trials_weight, w_e=cfg.events_weight)
+    if cfg.method == "target":
+        params.update(p_target=cfg.purchases_target, t_target=cfg.trials_target, e_target=cfg.events_target)
+    return typed(sql), params
+
+
+def typed(sql: str) -> Any:
+    """``text(sql)`` with its parameters typed (dates as dates on both backends, the instant as UTC)."""
+    binds = []
+    for name in sorted(set(re.findall(r"(?<![:\w]):(\w+)", sql))):
+        kind = Date() if name in DATE_PARAMS else UTCDateTime() if name == "now" else Float()
+        binds.append(bindparam(name, type_=kind))
+    return text(sql).bindparams(*binds)
+
+
+def is_monday_sql(dialect: str) -> str:
+    return "strftime('%w', night) = '1'" if dialect == "sqlite" else "EXTRACT(ISODOW FROM night) = 1"
 
 
 async def compute_night(session: AsyncSession, settings: Settings, night: date, now: datetime) -> int:
-    """Write (upsert) one ``customer_scores`` row per customer for ``night``; returns how many customers."""
-    return 0
+    """Write (upsert) one ``customer_scores`` row per customer for ``night``; returns how many customers. Then
+    delete the rows older than ``keep_nightly_days`` before ``night`` whose night is not a Monday."""
+    cfg = settings.customers.score
+    stmt, params = score_statement(settings)
+    params.update(windows(cfg, night), now=now)
+    result = await session.execute(stmt, params)
+    scored = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    await thin(session, night - timedelta(days=cfg.keep_nightly_days))
+    return scored
+
+
+async def thin(session: AsyncSession, before: date) -> None:
+    """Delete the nights before ``before`` that are not Mondays (one row a week stays for the trend)."""
+    dialect = session.get_bind().dialect.name
+    await session.execute(
+        delete(CustomerScore).where(CustomerScore.night < before, text(f"NOT ({is_monday_sql(dialect)})"))
+    )
+
+
+# ---- reading ---------------------------------------------------------------------------------------------------
+
+
+async def latest(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, CustomerScore]:
+    """Each customer's newest score row (customers never scored are absent)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    newest = (
+        select(CustomerScore.customer_id, func.max(CustomerScore.night).label("night"))
+        .where(CustomerScore.customer_id.in_(ids))
+        .group_by(CustomerScore.customer_id)
+        .subquery()
+    )
+    rows = await session.scalars(
+        select(CustomerScore).join(
+            newest, (CustomerScore.customer_id == newest.c.customer_id) & (CustomerScore.night == newest.c.night)
+        )
+    )
+    return {r.customer_id: r for r in rows}
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+async def weekly_trend(
+    session: AsyncSession, customer_id: int, night: date, weeks: int = 8
+) -> list[tuple[date, float]]:
+    """The score of the customer once a week over the ``weeks`` weeks (Monday to Sunday) ending with ``night``'s
+    week, oldest first: each week's Monday score, else (the Monday was not computed) the week's earliest night up to
+    ``night``. A week without any score is left out."""
+    first = week_start(night) - timedelta(weeks=weeks - 1)
+    rows = await session.execute(
+        select(CustomerScore.night, CustomerScore.score)
+        .where(
+            CustomerScore.customer_id == customer_id,
+            CustomerScore.night >= first,
+            CustomerScore.night <= night,
+        )
+        .order_by(CustomerScore.night)
+    )
+    out: dict[date, tuple[date, float]] = {}
+    for day, score in rows:
+        out.setdefault(week_start(day), (day, float(score)))
+    return [out[w] for w in sorted(out)]
