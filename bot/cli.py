@@ -1,5 +1,5 @@
-"""The `salesbot` command line: serve, demo, db upgrade, import, config, calendar, digest, and each channel's
-commands."""
+"""The `salesbot` command line: serve, demo, db upgrade, import, config, calendar, digest, customers, and each
+channel's commands."""
 
 from __future__ import annotations
 
@@ -630,6 +630,54 @@ def digest(
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     else:
         click.echo(to_plain(render_digest(result, settings, locale, detail=detail)))
+
+
+# ---- customers ----------------------------------------------------------------------------------------------
+
+
+@main.group()
+def customers() -> None:
+    """Customers: the nightly health score, the model's report (docs/customers.md)."""
+
+
+# ---- customers score ----------------------------------------------------------------------------------------
+
+
+@customers.command("score")
+@config_option
+@click.option(
+    "--night", "night_text", default=None, help="The night to compute, YYYY-MM-DD (default: today, org time)."
+)
+def customers_score(config_path: str | None, night_text: str | None) -> None:
+    """Compute the health scores of every customer for one night now (a backfill, or a night the job missed);
+    re-running a night replaces its scores. No alerts are sent."""
+    from datetime import date
+
+    from bot.infra.clock import SystemClock
+    from bot.services import scoring
+    from storage.db import Database
+
+    settings = _load(config_path)
+    now = SystemClock().now()
+    try:
+        night = date.fromisoformat(night_text) if night_text else now.astimezone(settings.org.tz).date()
+    except ValueError:
+        click.echo(f"日期无效，请写成 2026-12-04 这样 / bad date {night_text!r}: use YYYY-MM-DD", err=True)
+        sys.exit(1)
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> int:
+        database = Database(settings.database.url)
+        try:
+            async with database.transaction() as session:
+                return await scoring.compute_night(session, settings, night, now)
+        finally:
+            await database.dispose()
+
+    scored = _run(go)
+    click.echo(
+        f"{night.isoformat()}：已为 {scored} 个客户计算健康分 / scored {scored} customers for {night.isoformat()}"
+    )
 
 
 def _channel_commands() -> None:
