@@ -212,6 +212,27 @@ async def compute(db: Database, settings: Settings) -> int:
         return await scoring.compute_night(s, settings, NIGHT, NOW)
 
 
+def select_only(settings: Settings) -> tuple[Any, dict[str, Any]]:
+    """The score statement's SELECT (the CTEs, the percentiles, the weighted sum, the grade), counted, not written:
+    how much of compute_night is the computing and how much the writing."""
+    stmt, params = scoring.score_statement(settings)
+    sql = str(stmt.text)
+    body = "WITH p AS" + sql.split("WITH p AS", 1)[1].split("ON CONFLICT", 1)[0]
+    return scoring.typed(f"SELECT count(*) FROM ({body}) q"), params
+
+
+async def compute_select(db: Database, settings: Settings) -> int:
+    stmt, params = select_only(settings)
+    params.update(scoring.windows(settings.customers.score, NIGHT), now=NOW)
+    async with db.read() as s:
+        if not db.is_sqlite:  # as compute_night does
+            await s.execute(text(f"SET LOCAL work_mem = '{scoring.WORK_MEM}'"))
+            await s.execute(text("SET LOCAL jit = off"))
+        n = int((await s.execute(stmt, params)).scalar_one())
+        await s.rollback()
+        return n
+
+
 async def clear_night(db: Database) -> None:
     async with db.core_transaction() as conn:
         await conn.execute(
@@ -266,6 +287,7 @@ class Step:
     gen_s: float
     bare_ms: list[float] = field(default_factory=list)
     score_ms: list[float] = field(default_factory=list)
+    select_ms: list[float] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
 
 
@@ -277,6 +299,13 @@ async def measure(db: Database, settings: Settings, step: Step, runs: int) -> No
             await bare(conn, settings)
             step.bare_ms.append((time.perf_counter() - t) * 1e3)
             await conn.rollback()
+    for i in range(runs + 1):
+        t = time.perf_counter()
+        n = await compute_select(db, settings)
+        if i:
+            step.select_ms.append((time.perf_counter() - t) * 1e3)
+        if n != step.customers:
+            step.checks.append(f"the score SELECT gave {n} rows for {step.customers} customers")
     for i in range(runs + 1):
         await clear_night(db)
         t = time.perf_counter()
@@ -370,7 +399,7 @@ def report(steps: list[Step], plans: dict[str, list[str]], judge: bool = True) -
     ok = True
     print()
     print(
-        f"{'backend':<10} {'customers':>9} {'activity':>9} {'bare ms':>8} {'score ms':>9} {'ratio':>6}"
+        f"{'backend':<10} {'customers':>9} {'activity':>9} {'bare ms':>8} {'select ms':>9} {'score ms':>9} {'ratio':>6}"
         f" {'bare µs/krow':>12} {'score µs/krow':>13} {'per-row vs 1/4':>14}  target"
     )
     for backend in dict.fromkeys(s.backend for s in steps):
@@ -382,12 +411,13 @@ def report(steps: list[Step], plans: dict[str, list[str]], judge: bool = True) -
             met = ratio <= TARGET_RATIO and per <= TARGET_LINEAR
             ok &= met or not judge
             print(
-                f"{backend:<10} {s.customers:>9} {s.activity:>9} {b:8.0f} {c:9.0f} {ratio:6.2f}"
+                f"{backend:<10} {s.customers:>9} {s.activity:>9} {b:8.0f} {med(s.select_ms):9.0f} {c:9.0f} {ratio:6.2f}"
                 f" {b / s.activity * 1e6:12.0f} {c / s.activity * 1e6:13.0f} {per:14.2f}"
                 f"  ratio <= {TARGET_RATIO:.0f}, per-row <= {TARGET_LINEAR}: {'met' if met else 'MISSED'}"
                 f"{'' if judge else ' (--quick: not judged)'}"
             )
-    print("\n(activity: purchases + trials + events rows in the database; µs/krow: ms per 1,000 of them × 1,000)")
+    print("\n(select ms: the score statement's SELECT alone, counted, nothing written; ratio: score / bare)")
+    print("(activity: purchases + trials + events rows in the database; µs/krow: ms per 1,000 of them × 1,000)")
     print("\ngeneration (not the figure):")
     for s in steps:
         print(f"  {s.backend} up to {s.customers} customers: {s.gen_s:.1f} s")
