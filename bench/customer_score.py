@@ -379,7 +379,11 @@ async def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> tupl
                 if c["customers"] != n or c["customer_purchases"] != n * MONTHS:
                     step.checks.append(f"generated {c}")
                 await measure(db, settings, step, args.runs)
-                print(f"    bare {med(step.bare_ms):.0f} ms, compute_night {med(step.score_ms):.0f} ms", flush=True)
+                print(
+                    f"    bare {med(step.bare_ms):.0f} ms, score SELECT {med(step.select_ms):.0f} ms,"
+                    f" compute_night {med(step.score_ms):.0f} ms",
+                    flush=True,
+                )
                 out.append(step)
             plan_lines = await plan(db, settings)
         finally:
