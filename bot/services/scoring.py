@@ -114,7 +114,8 @@ def score_statement(settings: Settings) -> tuple[Any, dict[str, Any]]:
         else ""
     )  # the number of non-zero values of each component
     # INSERT … WITH … SELECT (not WITH … INSERT): Python's sqlite3 reports no rowcount for a statement opening
-    # with WITH. The SELECT has a WHERE so that SQLite does not read ON CONFLICT as a join constraint.
+    # with WITH. The SELECT has a WHERE so that SQLite does not read ON CONFLICT as a join constraint. Rows go in
+    # in customer order: the (customer_id, night) index is then appended to, not written all over.
     sql = f"""
 INSERT INTO customer_scores (customer_id, night, score, purchases, trials, events, purchases_amount, trials_count,
                              attendees, grade, suggested_grade, computed_at)
@@ -135,6 +136,7 @@ raw AS (
 ),
 scored AS (SELECT comp.*, {_round(weighted, 1)} AS score FROM comp)
 SELECT customer_id, :night, score, pc, tc, ec, pv, tv, ev, grade, {suggested}, :now FROM scored WHERE 1 = 1
+ORDER BY customer_id
 ON CONFLICT (customer_id, night) DO UPDATE SET
     score = excluded.score, purchases = excluded.purchases, trials = excluded.trials, events = excluded.events,
     purchases_amount = excluded.purchases_amount, trials_count = excluded.trials_count,
