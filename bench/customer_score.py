@@ -213,23 +213,30 @@ async def compute(db: Database, settings: Settings) -> int:
         return await scoring.compute_night(s, settings, NIGHT, NOW)
 
 
-def select_only(settings: Settings) -> tuple[Any, dict[str, Any]]:
+def select_only(settings: Settings, dialect: str) -> tuple[Any, dict[str, Any]]:
     """The score statement's SELECT (the CTEs, the percentiles, the weighted sum, the grade), counted, not written:
     how much of compute_night is the computing and how much the writing."""
-    stmt, params = scoring.score_statement(settings)
+    stmt, params = scoring.score_statement(settings, dialect)
     sql = str(stmt.text)
     body = "WITH p AS" + sql.split("WITH p AS", 1)[1].split("ON CONFLICT", 1)[0]
-    return scoring.typed(f"SELECT count(*) FROM ({body}) q"), params
+    # Every column summed: a count alone would let PostgreSQL skip computing the ones it does not return.
+    cols = "sum(score), sum(purchases), sum(trials), sum(events), sum(amount), sum(length(suggested))"
+    body = body.replace(
+        "SELECT customer_id, :night, score, pc, tc, ec, pv, tv, ev, grade,",
+        "SELECT customer_id, score, pc AS purchases, tc AS trials, ec AS events, pv AS amount, grade,",
+    )
+    body = body.replace(", :now FROM scored", " AS suggested FROM scored")
+    return scoring.typed(f"SELECT count(*), {cols} FROM ({body}) q"), params
 
 
 async def compute_select(db: Database, settings: Settings) -> int:
-    stmt, params = select_only(settings)
+    stmt, params = select_only(settings, "sqlite" if db.is_sqlite else "postgresql")
     params.update(scoring.windows(settings.customers.score, NIGHT), now=NOW)
     async with db.read() as s:
         if not db.is_sqlite:  # as compute_night does
             await s.execute(text(f"SET LOCAL work_mem = '{scoring.WORK_MEM}'"))
             await s.execute(text("SET LOCAL jit = off"))
-        n = int((await s.execute(stmt, params)).scalar_one())
+        n = int((await s.execute(stmt, params)).one()[0])
         await s.rollback()
         return n
 
@@ -273,7 +280,7 @@ async def check(db: Database, settings: Settings, customers: int) -> list[str]:
 
 
 async def plan(db: Database, settings: Settings) -> list[str]:
-    stmt, params = scoring.score_statement(settings)
+    stmt, params = scoring.score_statement(settings, "sqlite" if db.is_sqlite else "postgresql")
     params.update(scoring.windows(settings.customers.score, NIGHT), now=NOW)
     sql = str(stmt.text)
     prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "

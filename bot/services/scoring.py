@@ -76,14 +76,21 @@ def _component(cfg: ScoreConfig, raw: str, name: str) -> str:
         # value is at most this one's. Not cume_dist() itself: PostgreSQL's looks ahead through each tie group
         # (all the zeros are one), quadratic once the partition spills to disk.
         above = f"rank() OVER (PARTITION BY {raw} > 0 ORDER BY {raw} DESC)"
-        return f"CASE WHEN {raw} > 0 THEN 100.0 * (nz.{name} + 1 - {above}) / nz.{name} ELSE 0.0 END"
+        at_most = f"CAST(nz.{name} + 1 - {above} AS {DOUBLE})"
+        return f"CASE WHEN {raw} > 0 THEN {at_most} * 100.0 / nz.{name} ELSE 0.0 END"
     ratio = f"CAST({raw} AS {DOUBLE}) * 100.0 / CAST(:{name}_target AS {DOUBLE})"
     return f"CASE WHEN {ratio} >= 100.0 THEN 100.0 ELSE {ratio} END"
 
 
-def _round(expr: str, digits: int) -> str:
-    # PostgreSQL has round(numeric, int) only; on SQLite CAST(… AS NUMERIC) keeps a REAL (or INTEGER) as it is.
-    return f"ROUND(CAST({expr} AS NUMERIC), {digits})"
+def _round1(expr: str, dialect: str) -> str:
+    """``expr`` (≥ 0) rounded to one decimal, half up, the same on both backends and in double precision (no
+    NUMERIC: PostgreSQL's float-to-numeric casts cost more than the rest of the arithmetic). A value within 1e-9
+    of a half counts as the half, so 1.15 (1.149999… in binary) gives 1.2 as it reads."""
+    # floor() on PostgreSQL; SQLite may lack it, and CAST(… AS INTEGER) truncates there (the value is ≥ 0), while
+    # PostgreSQL's cast to an integer rounds.
+    if dialect == "sqlite":
+        return f"(CAST(({expr}) * 10 + 0.5 + 1e-9 AS INTEGER) / 10.0)"
+    return f"(floor(({expr}) * 10 + 0.5 + 1e-9) / 10)"
 
 
 def _suggested(cfg: dict[str, float]) -> tuple[str, dict[str, float]]:
@@ -99,11 +106,13 @@ def _suggested(cfg: dict[str, float]) -> tuple[str, dict[str, float]]:
     return f"CASE {' '.join(whens)} ELSE '{lowest}' END", params
 
 
-def score_statement(settings: Settings) -> tuple[Any, dict[str, Any]]:
-    """The upsert of a night's rows and its non-date parameters."""
+def score_statement(settings: Settings, dialect: str) -> tuple[Any, dict[str, Any]]:
+    """The upsert of a night's rows and its non-date parameters, for ``dialect`` (sqlite, postgresql)."""
     cfg = settings.customers.score
     suggested, grade_params = _suggested(settings.customers.grades.thresholds)
-    comps = {name: _round(_component(cfg, raw, name), 1) for name, raw in (("p", "pv"), ("t", "tv"), ("e", "ev"))}
+    comps = {
+        name: _round1(_component(cfg, raw, name), dialect) for name, raw in (("p", "pv"), ("t", "tv"), ("e", "ev"))
+    }
     weighted = " + ".join(
         f"CAST(:w_{n} AS {DOUBLE}) * CAST({n}c AS {DOUBLE})" for n in ("p", "t", "e")
     )  # the weights are validated to add up to 1
@@ -134,7 +143,7 @@ raw AS (
     SELECT customer_id, grade, pv, tv, ev, {comps["p"]} AS pc, {comps["t"]} AS tc, {comps["e"]} AS ec
     FROM raw{" CROSS JOIN nz" if nonzero else ""}
 ),
-scored AS (SELECT comp.*, {_round(weighted, 1)} AS score FROM comp)
+scored AS (SELECT comp.*, {_round1(weighted, dialect)} AS score FROM comp)
 SELECT customer_id, :night, score, pc, tc, ec, pv, tv, ev, grade, {suggested}, :now FROM scored WHERE 1 = 1
 ORDER BY customer_id
 ON CONFLICT (customer_id, night) DO UPDATE SET
@@ -167,9 +176,10 @@ async def compute_night(session: AsyncSession, settings: Settings, night: date, 
     """Write (upsert) one ``customer_scores`` row per customer for ``night``; returns how many customers. Then
     delete the rows older than ``keep_nightly_days`` before ``night`` whose night is not a Monday."""
     cfg = settings.customers.score
-    stmt, params = score_statement(settings)
+    dialect = session.get_bind().dialect.name
+    stmt, params = score_statement(settings, dialect)
     params.update(windows(cfg, night), now=now)
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         # For this transaction only: the window sorts of 100k customers fit in memory instead of spilling to
         # disk, and no JIT compilation (it costs more than it saves on a statement run once a night).
         await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
