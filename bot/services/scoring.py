@@ -14,7 +14,7 @@ The rules (all documented in docs/customers.md):
   whose value is at most the customer's (the top value gets 100; tied values get the same, the highest rank of the
   tie); a zero value gets 0. ``method = "target"``: ``min(100, value / target × 100)``;
 - each component is rounded to one decimal, the score is Σ weight × (rounded) component rounded to one decimal
-  (half away from zero, on the value as the database computes it in double precision);
+  (half up in double precision, a value within 1e-9 of a half counting as the half; ``_round1``);
 - the suggested grade is the highest grade of ``[customers.grades] thresholds`` whose threshold the rounded score
   reaches; ``grade`` is the customer's grade when the night is computed;
 - history: after writing, rows older than ``keep_nightly_days`` before N are deleted unless their night is a Monday.

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.config import Settings
 from bot.services import scoring
@@ -280,3 +280,20 @@ async def test_latest_and_the_weekly_trend(db: Database, db_url: str) -> None:
     assert {r.night for r in newest.values()} == {NIGHT}
     async with db.read() as s:
         assert await scoring.latest(s, []) == {}
+
+
+async def test_rounding_is_half_up_the_same_on_both_backends(db: Database) -> None:
+    values = [0.0, 1.15, 2.25, 43.75, 59.99, 62.449999, 80.01, 99.96, 100.0]
+    async with db.read() as s:
+        dialect = s.get_bind().dialect.name
+        got = [
+            float(
+                (
+                    await s.execute(
+                        text(f"SELECT {scoring._round1('CAST(:x AS DOUBLE PRECISION)', dialect)}"), {"x": x}
+                    )
+                ).scalar_one()
+            )
+            for x in values
+        ]
+    assert got == [0.0, 1.2, 2.3, 43.8, 60.0, 62.4, 80.0, 100.0, 100.0]
