@@ -285,6 +285,9 @@ async def plan(db: Database, settings: Settings) -> list[str]:
     sql = str(stmt.text)
     prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
     async with db.engine.connect() as conn:
+        if not db.is_sqlite:  # as compute_night plans it
+            await conn.execute(text(f"SET LOCAL work_mem = '{scoring.WORK_MEM}'"))
+            await conn.execute(text("SET LOCAL jit = off"))
         rows = (await conn.execute(scoring.typed(prefix + sql), params)).all()
         await conn.rollback()
     return [str(r[-1]) if db.is_sqlite else str(r[0]) for r in rows]
