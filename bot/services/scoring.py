@@ -69,17 +69,32 @@ DATE_PARAMS = frozenset({"p_from", "p_to", "t_from", "e_from", "night"})
 DOUBLE = "DOUBLE PRECISION"  # REAL affinity on SQLite, float8 on PostgreSQL
 
 
-def _component(cfg: ScoreConfig, raw: str, name: str) -> str:
-    """SQL for one component (0-100, before rounding) from the raw value column ``raw``."""
+def _component(cfg: ScoreConfig, raw: str, name: str, grouped: bool) -> str:
+    """SQL for one component (0-100, before rounding) from the raw value column ``raw``.
+
+    The percentile is cume_dist × 100 among the non-zero values, computed one of two ways (the same figures; the
+    tests run both): ``grouped`` (PostgreSQL) reads it from ``{name}r``, over the distinct values; otherwise
+    (SQLite, which would join ``{name}r`` by scanning it for every customer) as (count − rank from the top + 1) /
+    count over the customers' rows. Never cume_dist() itself: PostgreSQL's looks ahead through each tie group (all
+    the zeros are one), quadratic once the partition spills to disk."""
+    if cfg.method == "percentile" and grouped:
+        return f"COALESCE({name}r.c, 0.0)"  # a zero value is not in {name}r
     if cfg.method == "percentile":
-        # cume_dist() among the non-zero values, as (count - rank from the top + 1) / count: the customers whose
-        # value is at most this one's. Not cume_dist() itself: PostgreSQL's looks ahead through each tie group
-        # (all the zeros are one), quadratic once the partition spills to disk.
         above = f"rank() OVER (PARTITION BY {raw} > 0 ORDER BY {raw} DESC)"
         at_most = f"CAST(nz.{name} + 1 - {above} AS {DOUBLE})"
         return f"CASE WHEN {raw} > 0 THEN {at_most} * 100.0 / nz.{name} ELSE 0.0 END"
     ratio = f"CAST({raw} AS {DOUBLE}) * 100.0 / CAST(:{name}_target AS {DOUBLE})"
     return f"CASE WHEN {ratio} >= 100.0 THEN 100.0 ELSE {ratio} END"
+
+
+def _percentiles(name: str, raw: str) -> str:
+    """CTE ``{name}r(v, c)``: each non-zero value of ``raw`` and its cume_dist × 100 among the customers' non-zero
+    values (the customers whose value is at most v, over all of them), computed over the distinct values: a few
+    rows for trials and attendees, and narrow ones for purchases, instead of sorting every customer's row."""
+    return (
+        f"{name}r AS (SELECT v, CAST(SUM(n) OVER (ORDER BY v) AS {DOUBLE}) * 100.0 / SUM(n) OVER () AS c"
+        f" FROM (SELECT {raw} AS v, COUNT(*) AS n FROM raw WHERE {raw} > 0 GROUP BY {raw}) d),\n"
+    )
 
 
 def _round1(expr: str, dialect: str) -> str:
@@ -110,18 +125,26 @@ def score_statement(settings: Settings, dialect: str) -> tuple[Any, dict[str, An
     """The upsert of a night's rows and its non-date parameters, for ``dialect`` (sqlite, postgresql)."""
     cfg = settings.customers.score
     suggested, grade_params = _suggested(settings.customers.grades.thresholds)
+    grouped = dialect != "sqlite"
     comps = {
-        name: _round1(_component(cfg, raw, name), dialect) for name, raw in (("p", "pv"), ("t", "tv"), ("e", "ev"))
+        name: _round1(_component(cfg, raw, name, grouped), dialect)
+        for name, raw in (("p", "pv"), ("t", "tv"), ("e", "ev"))
     }
     weighted = " + ".join(
         f"CAST(:w_{n} AS {DOUBLE}) * CAST({n}c AS {DOUBLE})" for n in ("p", "t", "e")
     )  # the weights are validated to add up to 1
-    nonzero = (
-        "nz AS (SELECT SUM(CASE WHEN pv > 0 THEN 1 ELSE 0 END) AS p, SUM(CASE WHEN tv > 0 THEN 1 ELSE 0 END) AS t,"
-        " SUM(CASE WHEN ev > 0 THEN 1 ELSE 0 END) AS e FROM raw),\n"
-        if cfg.method == "percentile"
-        else ""
-    )  # the number of non-zero values of each component
+    percentile = cfg.method == "percentile"
+    if percentile and grouped:
+        ranks = "".join(_percentiles(n, raw) for n, raw in (("p", "pv"), ("t", "tv"), ("e", "ev")))
+        joins = " LEFT JOIN pr ON pr.v = raw.pv LEFT JOIN tr ON tr.v = raw.tv LEFT JOIN er ON er.v = raw.ev"
+    elif percentile:  # the number of non-zero values of each component
+        ranks = (
+            "nz AS (SELECT SUM(CASE WHEN pv > 0 THEN 1 ELSE 0 END) AS p, SUM(CASE WHEN tv > 0 THEN 1 ELSE 0 END)"
+            " AS t, SUM(CASE WHEN ev > 0 THEN 1 ELSE 0 END) AS e FROM raw),\n"
+        )
+        joins = " CROSS JOIN nz"
+    else:
+        ranks = joins = ""
     # INSERT … WITH … SELECT (not WITH … INSERT): Python's sqlite3 reports no rowcount for a statement opening
     # with WITH. The SELECT has a WHERE so that SQLite does not read ON CONFLICT as a join constraint. Rows go in
     # in customer order: the (customer_id, night) index is then appended to, not written all over.
@@ -139,9 +162,9 @@ raw AS (
     LEFT JOIN t ON t.customer_id = c.id
     LEFT JOIN e ON e.customer_id = c.id
 ),
-{nonzero}comp AS (
+{ranks}comp AS (
     SELECT customer_id, grade, pv, tv, ev, {comps["p"]} AS pc, {comps["t"]} AS tc, {comps["e"]} AS ec
-    FROM raw{" CROSS JOIN nz" if nonzero else ""}
+    FROM raw{joins}
 ),
 scored AS (SELECT comp.*, {_round1(weighted, dialect)} AS score FROM comp)
 SELECT customer_id, :night, score, pc, tc, ec, pv, tv, ev, grade, {suggested}, :now FROM scored WHERE 1 = 1
