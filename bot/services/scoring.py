@@ -1,9 +1,10 @@
 """The nightly customer health score (docs/customers.md "The score").
 
 ``compute_night`` writes one ``customer_scores`` row per customer for a night in ONE set-based statement
-(``INSERT … SELECT … ON CONFLICT DO UPDATE`` over CTEs: three GROUP BY aggregates over the windows, a window
-function for the percentile, the weighted sum, the suggested grade), the same SQL on SQLite and PostgreSQL, then
-thins the history. No per-customer Python.
+(``INSERT … SELECT … ON CONFLICT DO UPDATE`` over CTEs: three GROUP BY aggregates over the windows, window
+functions for the percentiles, the weighted sum, the suggested grade), the same SQL on SQLite and PostgreSQL but
+for the percentiles' shape and the rounding's spelling (see ``_component``, ``_round1``), then thins the history.
+No per-customer Python.
 
 The rules (all documented in docs/customers.md):
 
@@ -11,8 +12,8 @@ The rules (all documented in docs/customers.md):
   ``customer_purchases.month`` rows from the first day of the first month to the last day of N's month); trials and
   event attendees over the days in (N − ``trials_days``, N] and (N − ``events_days``, N];
 - ``method = "percentile"``: among the customers with a non-zero value, ``cume_dist × 100``: the share of them
-  whose value is at most the customer's (the top value gets 100; tied values get the same, the highest rank of the
-  tie); a zero value gets 0. ``method = "target"``: ``min(100, value / target × 100)``;
+  whose value is at most the customer's (the top value gets 100; tied values get the same figure, the one of the
+  tie's highest place); a zero value gets 0. ``method = "target"``: ``min(100, value / target × 100)``;
 - each component is rounded to one decimal, the score is Σ weight × (rounded) component rounded to one decimal
   (half up in double precision, a value within 1e-9 of a half counting as the half; ``_round1``);
 - the suggested grade is the highest grade of ``[customers.grades] thresholds`` whose threshold the rounded score
