@@ -47,7 +47,7 @@ async def bot(db_url: str, clock: FixedClock, enabled: bool = True, start: bool 
 async def nights(rt: Runtime) -> dict[date, int]:
     async with rt.db.read() as s:
         rows = await s.execute(select(CustomerScore.night, func.count()).group_by(CustomerScore.night))
-        return dict(rows.tuples().all())
+        return {night: int(n) for night, n in rows.all()}
 
 
 async def customers(rt: Runtime) -> int:
