@@ -119,6 +119,8 @@ def _suggested(cfg: dict[str, float]) -> tuple[str, dict[str, float]]:
         params[f"g{i}"] = floor
     lowest = items[-1][0]
     assert len(lowest) == 1 and lowest.isalpha()
+    if not whens:  # one grade only
+        return f"'{lowest}'", params
     return f"CASE {' '.join(whens)} ELSE '{lowest}' END", params
 
 

@@ -194,6 +194,12 @@ async def test_weights_and_thresholds_come_from_the_config(db: Database, db_url:
     }
 
 
+async def test_a_single_grade_is_suggested_to_everyone(db: Database, db_url: str) -> None:
+    settings = make_settings(db_url, customers={"enabled": True, "grades": {"thresholds": {"C": 0}}})
+    await compute(db, settings)
+    assert {r[-1] for r in (await rows(db)).values()} == {"C"}
+
+
 async def test_windows_follow_the_config(db: Database, db_url: str) -> None:
     # One month: December only; 30 days: (11-04, 12-04].
     await compute(db, settings_with(db_url, method="target", purchases_months=1, trials_days=30, events_days=30))
