@@ -14,7 +14,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from aiohttp import web
@@ -637,15 +637,67 @@ def digest(
         click.echo(to_plain(render_digest(result, settings, locale, detail=detail)))
 
 
+# ---- customers ----------------------------------------------------------------------------------------------
+
+
+@main.group()
+def customers() -> None:
+    """Customers: the nightly health score, the model's report (docs/customers.md)."""
+
+
+# ---- customers score ----------------------------------------------------------------------------------------
+
+
+@customers.command("score")
+@config_option
+@click.option(
+    "--night", "night_text", default=None, help="The night to compute, YYYY-MM-DD (default: today, org time)."
+)
+def customers_score(config_path: str | None, night_text: str | None) -> None:
+    """Compute the health scores of every customer for one night now (a backfill, or a night the job missed);
+    re-running a night replaces its scores. No alerts are sent."""
+    from datetime import date
+
+    from bot.infra.clock import SystemClock
+    from bot.services import scoring
+    from storage.db import Database
+
+    settings = _load(config_path)
+    now = SystemClock().now()
+    try:
+        night = date.fromisoformat(night_text) if night_text else now.astimezone(settings.org.tz).date()
+    except ValueError:
+        english = settings.org.default_locale == "en"
+        click.echo(
+            f"bad date {night_text!r}: use YYYY-MM-DD"
+            if english
+            else f"日期「{night_text}」无效，请写成 2026-12-04 这样",
+            err=True,
+        )
+        sys.exit(2)
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> int:
+        database = Database(settings.database.url)
+        try:
+            async with database.transaction() as session:
+                return await scoring.compute_night(session, settings, night, now)
+        finally:
+            await database.dispose()
+
+    scored = _run(go)
+    english = settings.org.default_locale == "en"
+    click.echo(
+        f"scored {scored} customers for {night.isoformat()}"
+        if english
+        else f"{night.isoformat()}：已为 {scored} 个客户计算健康分"
+    )
+
+
 # ---- customers report ---------------------------------------------------------------------------------------
-# The `customers` group is looked up before it is made, so each `customers` subcommand's section stands alone.
-
-if not isinstance(main.commands.get("customers"), click.Group):
-    main.add_command(click.Group("customers", help="Customers: health score, measuring the model."))
-_customers_group = cast(click.Group, main.commands["customers"])
 
 
-@_customers_group.command("report")
+@customers.command("report")
 @config_option
 @click.option("--since", default=None, help="First night of the flag period, YYYY-MM-DD (required).")
 @click.option("--window", default=None, help="Outcome window in days after the flag date (default 182).")

@@ -807,7 +807,10 @@ class CustomerScore(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    # No foreign key, on purpose: the rows are derived, written only by the nightly INSERT … SELECT FROM customers
+    # (so every customer_id is a customer's), and PostgreSQL's per-row check cost a quarter of writing 100k rows
+    # (docs/benchmarks.md "Nightly customer score").
+    customer_id: Mapped[int] = mapped_column(BigId)
     night: Mapped[date] = mapped_column(Date)
     score: Mapped[float] = mapped_column(Float)
     purchases: Mapped[float] = mapped_column(Float)
