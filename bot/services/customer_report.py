@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from bot.config import Settings
 from bot.core.errors import DomainError
 from bot.infra import i18n
+from bot.services.scoring import grade_rank
 from storage.models import Customer, CustomerAlert, CustomerPurchase, CustomerScore, CustomerTrial, User
 
 WORTH_DEVELOPING = "worth_developing"
@@ -234,14 +235,6 @@ def _windows(params: ReportParams) -> Any:
     return (union_all(*rows) if len(rows) > 1 else rows[0]).cte("windows")
 
 
-def _grade_rank(settings: Settings, column: Any, *, unknown_lowest: bool) -> ColumnElement[Any]:
-    """0 for the best grade of [customers.grades] (thresholds, highest first), 1 for the next … A grade outside
-    them or none: the lowest rank (the night's grade) or NULL (the suggestion: never better than anything)."""
-    order = list(settings.customers.grades.thresholds)
-    whens = {grade: rank for rank, grade in enumerate(order)}
-    return case(whens, value=column, else_=len(order) - 1 if unknown_lowest else None)
-
-
 def team_members(manager_id: str) -> Any:
     """The ids of everyone reporting to ``manager_id``, directly or through managers below (a recursive CTE)."""
     team = select(User.id).where(User.manager_id == manager_id).cte("team", recursive=True)
@@ -283,7 +276,7 @@ def outcomes_query(settings: Settings, params: ReportParams, team: Any = None) -
 
     # One pass over the period's scores: every customer scored, with its first night of a better suggestion (NULL:
     # none); the worth_developing alerts' first nights beside them; the earlier of the two is the flag date.
-    better = _grade_rank(settings, S.suggested_grade, unknown_lowest=False) < _grade_rank(
+    better = grade_rank(settings, S.suggested_grade, unknown_lowest=False) < grade_rank(
         settings, S.grade, unknown_lowest=True
     )
     scored = (

@@ -18,7 +18,10 @@ The rules (all documented in docs/customers.md):
   (half up in double precision, a value within 1e-9 of a half counting as the half; ``_round1``);
 - the suggested grade is the highest grade of ``[customers.grades] thresholds`` whose threshold the rounded score
   reaches; ``grade`` is the customer's grade when the night is computed;
-- history: after writing, rows older than ``keep_nightly_days`` before N are deleted unless their night is a Monday.
+- history: after writing, rows older than ``keep_nightly_days`` before N are deleted unless their night is a Monday
+  or the row is a flag of the model (its suggested grade better than its grade: ``salesbot customers report``
+  reads the first such night). The delete looks back ``THIN_LOOKBACK_DAYS`` from that boundary only, so its cost
+  stays one night's rows however long the history grows (a job down for longer leaves the nights it missed).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, bindparam, delete, func, select, text
+from sqlalchemy import ColumnElement, Date, Float, bindparam, case, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ScoreConfig, Settings
@@ -212,15 +215,42 @@ async def compute_night(session: AsyncSession, settings: Settings, night: date, 
         await session.execute(text("SET LOCAL jit = off"))
     result = await session.execute(stmt, params)
     scored = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    await thin(session, night - timedelta(days=cfg.keep_nightly_days))
+    await thin(session, settings, night - timedelta(days=cfg.keep_nightly_days))
     return scored
 
 
-async def thin(session: AsyncSession, before: date) -> None:
-    """Delete the nights before ``before`` that are not Mondays (one row a week stays for the trend)."""
+# How far before the thinning boundary the delete looks: the nights a stopped job left behind, up to this many.
+THIN_LOOKBACK_DAYS = 60
+
+
+def grade_rank(settings: Settings, column: Any, *, unknown_lowest: bool) -> ColumnElement[Any]:
+    """0 for the best grade of [customers.grades] (thresholds, highest first), 1 for the next … A grade outside
+    them or none: the lowest rank (a customer's grade) or NULL (a suggestion: never better than anything)."""
+    order = list(settings.customers.grades.thresholds)
+    whens = {grade: rank for rank, grade in enumerate(order)}
+    return case(whens, value=column, else_=len(order) - 1 if unknown_lowest else None)
+
+
+def flagged(settings: Settings) -> ColumnElement[bool]:
+    """A score row where the model recommends the customer: its suggested grade is better than its grade."""
+    return grade_rank(settings, CustomerScore.suggested_grade, unknown_lowest=False) < grade_rank(
+        settings, CustomerScore.grade, unknown_lowest=True
+    )
+
+
+async def thin(session: AsyncSession, settings: Settings, before: date) -> None:
+    """Delete the nights before ``before`` (back to ``THIN_LOOKBACK_DAYS`` earlier) that are not Mondays (one row a
+    week stays for the trend), keeping the rows the model flagged (the report's evidence)."""
     dialect = session.get_bind().dialect.name
+    is_flag = flagged(settings)
     await session.execute(
-        delete(CustomerScore).where(CustomerScore.night < before, text(f"NOT ({is_monday_sql(dialect)})"))
+        delete(CustomerScore).where(
+            CustomerScore.night < before,
+            CustomerScore.night >= before - timedelta(days=THIN_LOOKBACK_DAYS),
+            text(f"NOT ({is_monday_sql(dialect)})"),
+            # NULL (no suggestion) is not a flag.
+            ~func.coalesce(is_flag, False),
+        )
     )
 
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from bot.config import Settings
 from bot.services import scoring
@@ -254,6 +254,28 @@ async def test_history_older_than_keep_days_is_thinned_to_mondays(db: Database, 
         kept = (await s.execute(select(CustomerScore.night, func.count()).group_by(CustomerScore.night))).all()
     # 09-29 (Tue) and 10-04 (Sun) are older than 60 days: gone; 09-28 is a Monday; 10-05 is not older.
     assert sorted(kept) == [(d, 8) for d in (date(2026, 9, 28), date(2026, 10, 5), date(2026, 10, 6), NIGHT)]
+
+
+async def test_thinning_keeps_the_rows_the_model_flagged(db: Database, db_url: str) -> None:
+    """A non-Monday row whose suggested grade is better than the grade is the report's evidence: it stays."""
+    settings = settings_with(db_url, keep_nightly_days=60)
+    for night in (date(2026, 9, 29), date(2026, 9, 30)):
+        await compute(db, settings, night)
+    async with db.transaction() as s:
+        await s.execute(
+            update(CustomerScore)
+            .where(CustomerScore.night == date(2026, 9, 29))
+            .values(grade="C", suggested_grade="A")  # recommended
+        )
+        await s.execute(
+            update(CustomerScore)
+            .where(CustomerScore.night == date(2026, 9, 30))
+            .values(grade="A", suggested_grade="C")  # the other way: not a flag
+        )
+    await compute(db, settings, NIGHT)
+    async with db.read() as s:
+        kept = (await s.execute(select(CustomerScore.night, func.count()).group_by(CustomerScore.night))).all()
+    assert sorted(kept) == [(date(2026, 9, 29), 8), (NIGHT, 8)]
 
 
 async def test_latest_and_the_weekly_trend(db: Database, db_url: str) -> None:
