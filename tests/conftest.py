@@ -146,6 +146,15 @@ async def db_url(backend: str, tmp_path: Path, sqlite_template: Path, pg_url: st
     yield pg_url
 
 
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """The test's database (SQLite and PostgreSQL, the demo directory loaded); modules with their own seed
+    override it."""
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
 def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
     """Settings for tests: demo mode console on the given database, plus overrides per section. The scheduled
     digest pushes and the customers' nightly job are off unless a test turns them on (a clock standing after 18:00

@@ -4,7 +4,6 @@ idempotent re-import, and done derived from visits whichever of the two files co
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,14 +30,6 @@ LATER = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 ZJU1 = "浙江大学医学院附属第一医院"
 ZJU2 = "浙江大学医学院附属第二医院"
 SRRS = "浙江省人民医院"
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    """The test's database (SQLite and PostgreSQL, the demo directory loaded)."""
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 async def run(db: Database, path: Path, now: datetime = NOW, tz: ZoneInfo = SHANGHAI) -> ImportReport:

@@ -5,7 +5,6 @@ idempotent re-import with its audit rows, and imported visits refused for 修改
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,14 +31,6 @@ LATER = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 CFG = VisitsConfig()
 HEADER = "rep,customer,ward,contacts,visited_at,objection,next_step,latitude,longitude\n"
 ZHEYI_AT = "30.2556,120.1775"  # 浙一 as in the demo customers
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    """The test's database (SQLite and PostgreSQL, the demo directory loaded)."""
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 async def run(db: Database, path: Path, now: datetime = NOW, tz: ZoneInfo = SHANGHAI) -> ImportReport:

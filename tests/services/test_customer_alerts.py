@@ -9,7 +9,7 @@ scores are written here directly (the score engine is tested on its own).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,13 +38,6 @@ def at(day: date, hhmm: str = "10:00") -> datetime:
 def nights(last: date, count: int) -> list[date]:
     """``count`` consecutive nights ending with ``last``."""
     return [last - timedelta(days=i) for i in range(count - 1, -1, -1)]
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 def settings_with(db_url: str, **rules: dict[str, Any]) -> Settings:

@@ -3,7 +3,6 @@ tests/customer_report_data.py (its docstring works out every customer's outcome)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -15,13 +14,6 @@ from storage.db import Database
 from storage.models import Customer
 from tests.conftest import make_settings
 from tests.customer_report_data import LATER, SH, SINCE, TODAY, seed
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture
