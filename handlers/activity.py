@@ -3,24 +3,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 from bot.core.routing import Context, Router, command
 from bot.dialogs.engine import FormDialog, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
-from bot.dialogs.state import DialogState
+from bot.dialogs.state import CustomerFieldState
 from bot.infra import i18n
 from bot.parsing.when import parse_date
 from bot.services import activity as svc
 from bot.services.plans import local_today
 from cards.activity import ActivityChoice, ActivityConfirm
-from cards.model import Button, Card
-from cards.payload import PayloadError, parse_id
-from cards.suggest import SuggestedText
+from cards.model import Card
+from cards.payload import parse_id
+from handlers import hospital
 from storage.models import Customer
 from storage.vocab import Role
 
@@ -50,40 +48,14 @@ def _split_day(ctx: Context, words: list[str]) -> tuple[list[str], date | None, 
     return words, today, None
 
 
-def _choice_card(ctx: Context, keyword: str, word: str, names: list[str]) -> Card | None:
-    """「浙大」可能是以下医院 with one button per hospital; a button sends the same line with the hospital's full
-    name (handled as if typed: ``help.send_suggested``). None when a line is too long for a button."""
-    words = ctx.args.split()
-    at = words.index(word)
-    buttons = []
-    for name in names:
-        line = " ".join([keyword, *words[:at], name, *words[at + 1 :]])
-        try:
-            buttons.append(Button.of(name, SuggestedText(line)))
-        except PayloadError:
-            return None
-    ref = "as-" + hashlib.sha256(f"{ctx.event.channel}:{ctx.event.dedup_key}".encode()).hexdigest()[:20]
-    return Card(ref=ref, title=ctx.t("activity.choose", text=word), buttons=buttons)
-
-
 async def _customer(ctx: Context, keyword: str, word: str) -> tuple[int, str] | None:
     """The hospital ``word`` names, matched like a visit's; otherwise the reply saying why (an ambiguous name: a
-    button per hospital) and None."""
-    matcher = await ctx.runtime.directory.matcher(ctx.session)
-    result = matcher.match(word)
-    if result.best is not None:
-        return result.best.id, result.best.name
-    names = "、".join(c.entry.name for c in result.candidates)
-    if result.status == "ambiguous":
-        card = _choice_card(ctx, keyword, word, [c.entry.name for c in result.candidates])
-        if card is not None:
-            ctx.reply_card(card)
-        else:
-            ctx.reply(ctx.t("activity.ambiguous", text=word, names=names))
-    else:
-        suggest = ctx.t("visit.suggest", names=names) if names else ""
-        ctx.reply(ctx.t("activity.unknown_customer", text=word, suggest=suggest))
-    return None
+    button per hospital sending the same line with the full name) and None."""
+    words = ctx.args.split()
+    at = words.index(word)
+    return await hospital.resolve(
+        ctx, word, lambda name: " ".join([keyword, *words[:at], name, *words[at + 1 :]]), "as-"
+    )
 
 
 @router.route(command(*TRIAL, roles=_ROLES), leaves_dialog)
@@ -149,26 +121,13 @@ async def log_event(ctx: Context) -> None:
 FLOW = "activity"
 
 
-class ActivityState(DialogState):
+class ActivityState(CustomerFieldState):
     """What is being logged: ``kind`` trial or event, and the parts given so far."""
 
     kind: str = "trial"
-    customer_id: int | None = None
-    customer_name: str | None = None
     name: str | None = None
     attendees: int | None = None
     day: date | None = None
-
-    def get(self, key: str) -> Any:
-        if key == "customer":
-            return self.customer_name if self.customer_id is not None else None
-        return getattr(self, key)
-
-    def put(self, key: str, value: Any) -> None:
-        if key == "customer":
-            self.customer_id, self.customer_name = value if value is not None else (None, None)
-        else:
-            setattr(self, key, value)
 
 
 def _field_label(name: str) -> tuple[str, str]:

@@ -7,8 +7,6 @@ answer, or the fallback."""
 
 from __future__ import annotations
 
-import hashlib
-
 from bot.core.intents import SendRich
 from bot.core.routing import Context, Filter, Router, command
 from bot.dialogs.engine import leaves_dialog
@@ -16,9 +14,7 @@ from bot.infra import i18n
 from bot.infra.words import normalize_text
 from bot.services import customer_view as svc
 from cards.customer import render
-from cards.model import Button, Card
-from cards.payload import PayloadError
-from cards.suggest import SuggestedText
+from handlers import hospital
 from storage.models import Customer
 from storage.vocab import Role
 
@@ -44,36 +40,10 @@ def _set_apart(words: tuple[str, ...]) -> Filter:
     return check
 
 
-def _choice_card(ctx: Context, keyword: str, names: list[str], word: str, rest: str) -> Card | None:
-    """「浙大」可能是以下医院 with one button per hospital; a button sends the line again with the full name (as
-    ``handlers.activity``). None when a line is too long for a button."""
-    buttons = []
-    for name in names:
-        try:
-            buttons.append(Button.of(name, SuggestedText(f"{keyword} {name} {rest}".strip())))
-        except PayloadError:
-            return None
-    ref = "cv-" + hashlib.sha256(f"{ctx.event.channel}:{ctx.event.dedup_key}".encode()).hexdigest()[:20]
-    return Card(ref=ref, title=ctx.t("activity.choose", text=word), buttons=buttons)
-
-
 async def _customer(ctx: Context, keyword: str, word: str, rest: str = "") -> Customer | None:
     """The hospital ``word`` names, by the matcher every command uses; else the reply saying why and None."""
-    matcher = await ctx.runtime.directory.matcher(ctx.session)
-    result = matcher.match(word)
-    if result.best is not None:
-        return await ctx.session.get(Customer, result.best.id)
-    names = "、".join(c.entry.name for c in result.candidates)
-    if result.status == "ambiguous":
-        card = _choice_card(ctx, keyword, [c.entry.name for c in result.candidates], word, rest)
-        if card is not None:
-            ctx.reply_card(card)
-        else:
-            ctx.reply(ctx.t("activity.ambiguous", text=word, names=names))
-    else:
-        suggest = ctx.t("visit.suggest", names=names) if names else ""
-        ctx.reply(ctx.t("activity.unknown_customer", text=word, suggest=suggest))
-    return None
+    found = await hospital.resolve(ctx, word, lambda name: f"{keyword} {name} {rest}".strip(), "cv-")
+    return None if found is None else await ctx.session.get(Customer, found[0])
 
 
 @router.route(command(*CUSTOMER, roles=_VIEWERS), _set_apart(CUSTOMER), leaves_dialog)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -15,7 +14,7 @@ from bot.core.intents import SendCard, UpdateCard
 from bot.core.routing import Context, Router, command, in_flow, is_text
 from bot.dialogs.engine import FormDialog, classify, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
-from bot.dialogs.state import DialogState
+from bot.dialogs.state import CustomerFieldState
 from bot.infra import i18n
 from bot.services import grades as svc
 from bot.services.grades import GradeError, Outcome
@@ -42,22 +41,9 @@ _KEY = re.compile(r"(\S+?)\s*[:：]")
 # ---- the request: one line, or a short dialog for what it does not give ------------------------------------------
 
 
-class GradeState(DialogState):
-    customer_id: int | None = None
-    customer_name: str | None = None
+class GradeState(CustomerFieldState):
     grade: str | None = None
     reason: str | None = None
-
-    def get(self, key: str) -> Any:
-        if key == "customer":
-            return self.customer_name if self.customer_id is not None else None
-        return getattr(self, key)
-
-    def put(self, key: str, value: Any) -> None:
-        if key == "customer":
-            self.customer_id, self.customer_name = value if value is not None else (None, None)
-        else:
-            setattr(self, key, value)
 
 
 def _field_label(name: str) -> tuple[str, str]:

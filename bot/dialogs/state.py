@@ -79,6 +79,25 @@ class DialogState(BaseModel):
         raise NotImplementedError
 
 
+class CustomerFieldState(DialogState):
+    """A flow whose ``customer`` field is a matched hospital, kept as (id, name); its other fields are attributes
+    of the same name."""
+
+    customer_id: int | None = None
+    customer_name: str | None = None
+
+    def get(self, key: str) -> Any:
+        if key == "customer":
+            return self.customer_name if self.customer_id is not None else None
+        return getattr(self, key)
+
+    def put(self, key: str, value: Any) -> None:
+        if key == "customer":
+            self.customer_id, self.customer_name = value if value is not None else (None, None)
+        else:
+            setattr(self, key, value)
+
+
 S = TypeVar("S", bound=DialogState)
 
 
