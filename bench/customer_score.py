@@ -54,9 +54,11 @@ from typing import Any
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, SCRIPT.parent):  # the app, and bench/procs.py's helpers
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
+from procs import pg_admin  # noqa: E402
 from sqlalchemy import bindparam, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection  # noqa: E402
@@ -332,21 +334,6 @@ async def measure(db: Database, settings: Settings, step: Step, runs: int) -> No
         if scored != step.customers:
             step.checks.append(f"compute_night returned {scored} for {step.customers} customers")
     step.checks += await check(db, settings, step.customers)
-
-
-def pg_kwargs(url: str) -> dict[str, Any]:
-    u = make_url(url)
-    return {"host": u.host, "port": u.port or 5432, "user": u.username or "postgres", "password": u.password}
-
-
-async def pg_admin(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(database=make_url(admin_url).database or "postgres", **pg_kwargs(admin_url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @contextlib.asynccontextmanager

@@ -64,9 +64,11 @@ from zoneinfo import ZoneInfo
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, SCRIPT.parent):  # the app, and bench/procs.py's helpers
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
+from procs import pg_admin  # noqa: E402
 from sqlalchemy import ARRAY, BindParameter, Date, String, Table, bindparam, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection  # noqa: E402
@@ -756,21 +758,6 @@ async def db_size_mb(db: Database, path: Path | None) -> float:
 async def table_counts(db: Database) -> dict[str, int]:
     async with db.read() as s:
         return {t: int(await s.scalar(select(func.count()).select_from(TABLES[t])) or 0) for t in TABLES}
-
-
-def pg_kwargs(url: str) -> dict[str, Any]:
-    u = make_url(url)
-    return {"host": u.host, "port": u.port or 5432, "user": u.username or "postgres", "password": u.password}
-
-
-async def pg_admin(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(database=make_url(admin_url).database or "postgres", **pg_kwargs(admin_url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @contextlib.asynccontextmanager

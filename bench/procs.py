@@ -242,6 +242,18 @@ def scratch_database_url(url: str, prefix: str) -> str:
     return make_url(url).set(database=f"{prefix}_{secrets.token_hex(5)}").render_as_string(hide_password=False)
 
 
+async def pg_admin(admin_url: str, sql: str) -> None:
+    """Run one statement (CREATE / DROP DATABASE …) on the database ``admin_url`` names (default ``postgres``)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    conn = await asyncpg.connect(database=make_url(admin_url).database or "postgres", **pg_kwargs(admin_url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 async def pg_database(url: str, *, create: bool) -> None:
     """Drop the database ``url`` names, then (``create``) create it empty; connects to the server's ``postgres``."""
     import asyncpg
