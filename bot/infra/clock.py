@@ -35,3 +35,13 @@ class FixedClock:
 def as_utc(value: datetime) -> datetime:
     """Normalise a datetime read back from the DB (SQLite returns naive UTC) to aware UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def read_utc(value: datetime | str | None) -> datetime | None:
+    """An aggregate's datetime read back from the DB: SQLite may give MAX() of a datetime column as text; either
+    way the aware UTC instant it is (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return as_utc(value)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 from bot.config import AlertRuleConfig, Settings
 from bot.core.intents import Intent, SendText
 from bot.infra import i18n
+from bot.infra.clock import read_utc
 from storage.models import Customer, CustomerAlert, CustomerScore, User, Visit
 
 # Periods are aligned on this Monday: a 7-day period runs Monday–Sunday, a 14-day one every other Monday on.
@@ -51,15 +52,6 @@ def period_of(night: date, every_days: int) -> str:
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-
-
-def _as_utc(value: datetime | str | None) -> datetime | None:
-    """SQLite may give MAX() of a datetime column back as text: read it as the UTC instant it is."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def short_name(name: str, aliases: Sequence[Any] | None) -> str:
@@ -200,8 +192,8 @@ async def _no_visit(session: AsyncSession, rule: AlertRuleConfig, n: Night) -> l
     )
     out = []
     for row in await session.execute(q):
-        last = _as_utc(row.last)
-        since = _as_utc(row.created_at) if last is None else last
+        last = read_utc(row.last)
+        since = read_utc(row.created_at) if last is None else last
         assert since is not None
         days = (n.night - since.astimezone(n.tz).date()).days
         detail = _common(row) | {

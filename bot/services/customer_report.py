@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.core.errors import DomainError
 from bot.infra import i18n
 from bot.services.scoring import grade_rank
+from bot.services.team import team_members
 from storage.models import Customer, CustomerAlert, CustomerPurchase, CustomerScore, CustomerTrial, User
 
 WORTH_DEVELOPING = "worth_developing"
@@ -233,14 +234,6 @@ def _windows(params: ReportParams) -> Any:
             )
         )
     return (union_all(*rows) if len(rows) > 1 else rows[0]).cte("windows")
-
-
-def team_members(manager_id: str) -> Any:
-    """The ids of everyone reporting to ``manager_id``, directly or through managers below (a recursive CTE)."""
-    team = select(User.id).where(User.manager_id == manager_id).cte("team", recursive=True)
-    below = aliased(User)
-    # UNION (not ALL): a loop in manager_id ends instead of recursing forever.
-    return team.union(select(below.id).join(team, below.manager_id == team.c.id))
 
 
 async def _scope(

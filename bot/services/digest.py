@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from bot.calendar.workcal import get_calendar
 from bot.config import Settings
 from bot.core.errors import DomainError
+from bot.infra.clock import read_utc
 from bot.services.customer_alerts import short_name
 from bot.services.digest_model import (
     AlertCount,
@@ -39,6 +40,7 @@ from bot.services.digest_model import (
 )
 from bot.services.grades import grade_in_force_sql
 from bot.services.plan_rule import done_clause, week_start
+from bot.services.team import team_members
 from storage.models import Customer, CustomerAlert, DigestFollowup, PlanItem, SupportRequest, TaskCard, User, Visit
 from storage.vocab import TASK_CLOSED, PlanPeriod, PlanStatus, Role, TaskState
 
@@ -96,10 +98,7 @@ async def scope_of(session: AsyncSession, viewer: User) -> People:
         rows = (await session.execute(select(User.id, User.name, User.roles).where(User.active.is_(True)))).all()
         everyone = True
     elif Role.MANAGER in roles:
-        team = select(User.id).where(User.manager_id == viewer.id).cte("team", recursive=True)
-        below = aliased(User)
-        # UNION (not ALL): a loop in manager_id ends instead of recursing forever.
-        team = team.union(select(below.id).join(team, below.manager_id == team.c.id))
+        team = team_members(viewer.id)
         rows = (
             await session.execute(
                 select(User.id, User.name, User.roles).join(team, User.id == team.c.id).where(User.active.is_(True))
@@ -299,7 +298,7 @@ async def _a_customers(
     gaps = []
     for name, last in rows:
         # SQLite may give MAX() of the column back as text: read it as the UTC instant it is.
-        when = _as_utc(last)
+        when = read_utc(last)
         days = None if when is None else (ref_day - when.astimezone(tz).date()).days
         gaps.append(CustomerGap(name, days))
     gaps.sort(key=lambda g: (g.days_since_last_visit is not None, -(g.days_since_last_visit or 0), g.customer))
@@ -325,14 +324,6 @@ async def _reach(
     )
     count, hit = (await session.execute(select(func.count(), _sum_if(reached)).select_from(pairs))).one()
     return int(count or 0), int(hit or 0)
-
-
-def _as_utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _alive(reps: Sequence[str], everyone: bool, start: datetime, end: datetime) -> ColumnElement[bool]:
