@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from bot.core.routing import Context, Router, command
-from bot.dialogs.engine import FormDialog, in_dialog, leaves_dialog
+from bot.dialogs.engine import DirectFormDialog, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.state import CustomerFieldState
 from bot.infra import i18n
@@ -16,7 +16,6 @@ from bot.parsing.when import parse_date
 from bot.services import activity as svc
 from bot.services.plans import local_today
 from cards.activity import ActivityChoice, ActivityConfirm
-from cards.model import Card
 from cards.payload import parse_id
 from handlers import hospital
 from storage.models import Customer
@@ -183,7 +182,7 @@ _DIALOG_FORM = Form(
 )
 
 
-class ActivityDialog(FormDialog[ActivityState]):
+class ActivityDialog(DirectFormDialog[ActivityState]):
     """Asks for what the line did not give; saved as soon as nothing is missing (no confirmation card)."""
 
     flow = FLOW
@@ -220,18 +219,6 @@ class ActivityDialog(FormDialog[ActivityState]):
         if key == "customer" and options:
             return self.ctx.t("activity.choose", text=self.ctx.text.strip() or "")
         return self.ctx.t(f"activity.ask.{self.state.kind}.{key}")
-
-    async def rows(self) -> list[tuple[str, str]]:
-        return []
-
-    def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
-        return Card(ref=ref, title="", status=status)
-
-    async def advance(self, *, fresh: bool = False) -> None:
-        if self.missing() or (self.state.options and self.state.awaiting):
-            await super().advance(fresh=fresh)
-            return
-        await self.submit()
 
     async def submit(self) -> None:
         ctx, state = self.ctx, self.state

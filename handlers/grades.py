@@ -12,14 +12,13 @@ from pydantic import BaseModel, ValidationError
 from bot.core.events import CardAction
 from bot.core.intents import SendCard, UpdateCard
 from bot.core.routing import Context, Router, command, in_flow, is_text
-from bot.dialogs.engine import FormDialog, classify, in_dialog, leaves_dialog
+from bot.dialogs.engine import DirectFormDialog, classify, in_dialog, leaves_dialog
 from bot.dialogs.form import FieldSpec, Form
 from bot.dialogs.state import CustomerFieldState
 from bot.infra import i18n
 from bot.services import grades as svc
 from bot.services.grades import GradeError, Outcome
 from cards.grades import GradeChoice, GradeConfirm, GradeOp, GradeTap, grade_card
-from cards.model import Card
 from cards.payload import parse_id
 from storage.models import Customer
 from storage.vocab import Role
@@ -119,7 +118,7 @@ _FORM = Form(
 )
 
 
-class GradeDialog(FormDialog[GradeState]):
+class GradeDialog(DirectFormDialog[GradeState]):
     """Asks for the hospital, the grade and the reason the line did not give; the request is made as soon as
     nothing is missing (no confirmation card: the line says it all)."""
 
@@ -200,18 +199,6 @@ class GradeDialog(FormDialog[GradeState]):
             name = self.state.customer_name or ""
             return self.ctx.t("grade.ask.grade", customer=name)
         return self.ctx.t(f"grade.ask.{key}")
-
-    async def rows(self) -> list[tuple[str, str]]:
-        return []
-
-    def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
-        return Card(ref=ref, title="", status=status)
-
-    async def advance(self, *, fresh: bool = False) -> None:
-        if self.missing() or (self.state.options and self.state.awaiting):
-            await super().advance(fresh=fresh)
-            return
-        await self.submit()
 
     async def submit(self) -> None:
         ctx, state = self.ctx, self.state

@@ -520,6 +520,23 @@ class FormDialog(Generic[S]):
 router = Router("dialogs")
 
 
+class DirectFormDialog(FormDialog[S]):
+    """A flow without a confirmation card: it asks for what is missing and submits as soon as nothing is (试用,
+    学术, 调级); subclasses implement ``submit``."""
+
+    async def rows(self) -> list[tuple[str, str]]:
+        return []
+
+    def confirm_card(self, ref: str, rows: Sequence[tuple[str, str]], status: str = "") -> Card:
+        return Card(ref=ref, title="", status=status)
+
+    async def advance(self, *, fresh: bool = False) -> None:
+        if self.missing() or (self.state.options and self.state.awaiting):
+            await super().advance(fresh=fresh)
+            return
+        await self.submit()
+
+
 def _tapped_dialog(ctx: Context, tap: DialogChoice | DialogConfirm) -> FormDialog[Any] | None:
     """The running dialog the tapped button belongs to (its form found by the button's payload class); None, and
     the user told the button is stale, when there is none."""
