@@ -34,6 +34,8 @@ from tests.fakes.wecom import FakeWeCom
 from tests.fakes.wecom_callbacks import WeComSigner
 from tests.scenario_driver import Chat, ConsoleChat, DingTalkChat, WeComChat
 
+SCENARIO_CLIENT_TIMEOUT_SECONDS = 15.0
+
 CHANNELS = ("console", "wecom", "dingtalk")
 
 
@@ -92,11 +94,14 @@ def settings_overrides(
 ) -> dict[str, dict[str, Any]]:
     if channel == "console":
         return dict(scenario_overrides)
+    # No scenario injects a platform fault: a generous client timeout keeps a fake starved of CPU (a loaded CI
+    # machine) from turning into a retry that lands after the test looked (the channel suites test timeouts).
+    patient = {"request_timeout_seconds": SCENARIO_CLIENT_TIMEOUT_SECONDS}
     if channel == "dingtalk":
         assert dingtalk_server is not None
         section = dt.dingtalk_section(dingtalk_server) | ({} if dingtalk_links else dt.WITH_TEMPLATE)
-        return {"dingtalk": section, **scenario_overrides}
-    return {"wecom": wecom_section(fake_server), **scenario_overrides}
+        return {"dingtalk": section | patient, **scenario_overrides}
+    return {"wecom": wecom_section(fake_server) | patient, **scenario_overrides}
 
 
 @pytest.fixture
