@@ -140,7 +140,7 @@ def _before_flush(session: Session, _ctx: UOWTransaction, _instances: Any) -> No
     new = [obj for obj in session.new if isinstance(obj, AuditLog) and obj.seq is None]
     if not new:
         return
-    new.sort(key=lambda obj: inspect(obj).insert_order)
+    new.sort(key=lambda obj: inspect(obj).insert_order or 0)
     rows = [{name: getattr(obj, name) for name in _COLUMNS} for obj in new]
     link_rows(session.connection(), rows)
     for obj, fields in zip(new, rows, strict=True):
