@@ -5,6 +5,7 @@ tampering is found at its row; two replicas appending at once keep one chain; th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -90,7 +91,7 @@ async def test_rows_written_by_the_services_verify(db: Database) -> None:
         head = await s.get(AuditChainHead, 1)
     assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
     assert rows[0].prev_hash == audit_chain.GENESIS
-    assert all(b.prev_hash == a.row_hash for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b.prev_hash == a.row_hash for a, b in itertools.pairwise(rows))
     assert [r.action for r in rows[-2:]] == ["visit.create", "visit.correct"]
     assert rows[-1].changes["next_step"] == ["送样", "跟台"]  # the old value stays in the trail
     assert head is not None and (head.seq, head.hash) == (rows[-1].seq, rows[-1].row_hash)
