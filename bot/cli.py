@@ -911,6 +911,40 @@ def audit_anchor_cmd(config_path: str | None, places: tuple[str, ...]) -> None:
     click.echo(json.dumps(anchor, ensure_ascii=False, sort_keys=True))
 
 
+@audit.command("anonymise")
+@config_option
+@click.argument("user_id")
+def audit_anonymise(config_path: str | None, user_id: str) -> None:
+    """PIPL: anonymise a departed employee (name, channel ids, personal values in the audit rows about them); the
+    chain stays valid through an appended audit.redact row (docs/audit.md)."""
+    from bot.infra.clock import SystemClock
+    from bot.services import anonymise
+    from storage.db import Database
+
+    settings = _load(config_path)
+    english = settings.org.default_locale == "en"
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> int:
+        database = Database(settings.database.url)
+        try:
+            async with database.transaction() as session:
+                return await anonymise.anonymise_user(session, user_id, now=SystemClock().now(), actor_id=None)
+        finally:
+            await database.dispose()
+
+    try:
+        redacted = _run(go)
+    except anonymise.UnknownUser:
+        click.echo(f"no user {user_id!r}" if english else f"找不到用户「{user_id}」，请检查用户 ID", err=True)
+        sys.exit(2)
+    click.echo(
+        f"{user_id} anonymised; {redacted} audit rows redacted"
+        if english
+        else f"已匿名化 {user_id}，审计记录中 {redacted} 条已去除个人信息（审计链仍然完整）"
+    )
+
+
 # ---- end of audit -----------------------------------------------------------------------------------------------
 
 

@@ -312,3 +312,33 @@ def test_cli_verify_anchor_and_a_break(tmp_path: Path) -> None:
 
     bad = cli("audit", "verify", "--from", "yesterday", env=env)
     assert bad.exit_code == 2 and "无效" in bad.stderr
+
+
+# ---- PIPL anonymisation -----------------------------------------------------------------------------------------
+
+
+async def test_anonymising_a_departed_employee_keeps_the_chain_valid(db: Database) -> None:
+    from bot.services import anonymise
+
+    async with db.read() as s:
+        before = list(await s.scalars(select(AuditLog).where(AuditLog.entity == "user", AuditLog.entity_id == "rep02")))
+    assert before and any("name" in row.changes for row in before)
+
+    async with db.transaction() as s:
+        redacted = await anonymise.anonymise_user(s, "rep02", now=NOW, actor_id="admin01")
+    assert redacted == len([row for row in before if set(row.changes) - anonymise.KEEP])
+
+    async with db.read() as s:
+        user = await s.get(User, "rep02")
+        rows = list(await s.scalars(select(AuditLog).where(AuditLog.entity == "user", AuditLog.entity_id == "rep02")))
+    assert user is not None and user.name == "已离职员工 rep02" and not user.identities
+    assert all(row.changes.get("name", [anonymise.REDACTED]) == [anonymise.REDACTED] * 2 for row in rows[:-1])
+    assert rows[-1].action == "audit.redact"
+    report = await verify(db)
+    assert report.ok, report.breaks
+    assert report.redacted == redacted
+
+    # A redaction does not cover a later edit of the redacted row.
+    target = next(row.seq for row in rows if "name" in row.changes)
+    await sql(db, "UPDATE audit_log SET actor_id = 'x' WHERE seq = :s", s=target)
+    assert first(await verify(db)) == (target, "edited")
