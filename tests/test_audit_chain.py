@@ -342,3 +342,26 @@ async def test_anonymising_a_departed_employee_keeps_the_chain_valid(db: Databas
     target = next(row.seq for row in rows if "name" in row.changes)
     await sql(db, "UPDATE audit_log SET actor_id = 'x' WHERE seq = :s", s=target)
     assert first(await verify(db)) == (target, "edited")
+
+
+# ---- ranges and anchor places -----------------------------------------------------------------------------------
+
+
+async def test_a_range_by_instants_covers_the_rows_written_in_it(db: Database) -> None:
+    from storage.audit_verify import seq_range
+
+    await write_rows(db, 4, start=datetime(2027, 1, 1, tzinfo=UTC))
+    top = await last_seq(db)
+    low, high = await seq_range(db, datetime(2027, 1, 1, 0, 1, tzinfo=UTC), datetime(2027, 1, 1, 0, 3, tzinfo=UTC))
+    assert (low, high) == (top - 2, top - 1)  # rows at :01 and :02 (the :03 row is at 00:03:00.123456, not before)
+    assert (await verify(db, low, high)).rows == 2
+
+
+def test_an_anchor_goes_to_each_place(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    anchor = {"seq": 7, "hash": "ab" * 32, "count": 7, "at": NOW.isoformat()}
+    target = tmp_path / "sub" / "anchors.jsonl"
+    with caplog.at_level("INFO", logger="salesbot.audit"):
+        assert audit_anchor.write(anchor, [f"file:{target}", "log"]) == [f"file:{target}", "log"]
+        audit_anchor.write(anchor, [f"file:{target}"])
+    assert [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()] == [anchor, anchor]
+    assert any("audit anchor" in r.getMessage() and '"seq": 7' in r.getMessage() for r in caplog.records)
