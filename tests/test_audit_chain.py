@@ -365,3 +365,18 @@ def test_an_anchor_goes_to_each_place(tmp_path: Path, caplog: pytest.LogCaptureF
         audit_anchor.write(anchor, [f"file:{target}"])
     assert [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()] == [anchor, anchor]
     assert any("audit anchor" in r.getMessage() and '"seq": 7' in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.usefixtures("clean_env", "keep_logging")
+def test_cli_anonymise_keeps_the_chain_valid(tmp_path: Path) -> None:
+    env = {"SALESBOT__DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    assert cli("db", "upgrade", env=env).exit_code == 0
+    demo = Path(__file__).resolve().parent.parent / "bot" / "demo_data"
+    assert cli("import", "org", str(demo / "org.csv"), env=env).exit_code == 0
+
+    done = cli("audit", "anonymise", "rep02", env=env)
+    assert done.exit_code == 0, done.output
+    assert "已匿名化 rep02" in done.stdout
+    assert cli("audit", "verify", env=env).exit_code == 0
+    unknown = cli("audit", "anonymise", "nobody", env=env)
+    assert unknown.exit_code == 2 and "找不到用户" in unknown.stderr
