@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import errno
 import io
+import json
 import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -64,6 +66,9 @@ def _load(config_path: str | None, overrides: dict[str, Any] | None = None) -> S
         _print_config_errors(exc)
         sys.exit(1)
     setup_logging(settings.logging.level, settings.logging.json_format)
+    from storage import audit_chain
+
+    audit_chain.configure(settings.audit.key_bytes())
     return settings
 
 
@@ -586,7 +591,6 @@ def digest(
     now_text: str | None,
 ) -> None:
     """Print the digest USER would receive (JSON: the stable document of docs/digest.md)."""
-    import json
     from datetime import UTC, date, datetime
     from typing import cast
 
@@ -717,7 +721,6 @@ def customers_report(
     now_text: str | None,
 ) -> None:
     """Did the customers the model recommended convert better than the others (docs/customers.md)?"""
-    import json
     from datetime import UTC, datetime
 
     from bot.infra import i18n
@@ -760,6 +763,189 @@ def customers_report(
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
         click.echo(render_report(report, locale))
+
+
+# ---- audit (the tamper-evident chain, docs/audit.md) ------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail: verify its chain, write an anchor (docs/audit.md)."""
+
+
+_BREAK_ZH = {
+    "edited": "记录被改动（内容与哈希不符）",
+    "deleted": "记录被删除（序号缺失）",
+    "reordered": "记录顺序被调换或插入（与上一条的哈希不衔接）",
+    "truncated": "最新的记录被截掉或重写（与锚点/链头不符）",
+    "forged": "伪造的记录（哈希对不上，或不在链中）",
+}
+_BREAK_EN = {
+    "edited": "a row was edited (content does not match its hash)",
+    "deleted": "a row was deleted (gap in seq)",
+    "reordered": "rows were reordered or inserted (prev_hash does not link)",
+    "truncated": "the newest rows were cut off or rewritten (anchor / head mismatch)",
+    "forged": "a forged row (hash matches nothing, or outside the chain)",
+}
+
+
+def _seq_or_date(text: str | None, settings: Settings, end: bool) -> int | datetime | None:
+    """``--from`` / ``--to``: a seq (digits) or a local day YYYY-MM-DD (``--to`` includes that day)."""
+    from datetime import date, timedelta
+
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        english = settings.org.default_locale == "en"
+        click.echo(
+            f"bad --from/--to {text!r}: a seq number or YYYY-MM-DD"
+            if english
+            else f"「{text}」无效：请写序号（如 1200）或日期（如 2026-12-04）",
+            err=True,
+        )
+        sys.exit(2)
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, datetime.min.time(), tzinfo=settings.org.tz)
+
+
+@audit.command("verify")
+@config_option
+@click.option("--from", "start_text", default=None, help="First row: a seq or a day YYYY-MM-DD (default: the first).")
+@click.option("--to", "end_text", default=None, help="Last row: a seq or a day YYYY-MM-DD (default: the head).")
+@click.option(
+    "--anchors",
+    "anchor_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A JSON-lines anchor file (salesbot audit anchor / [audit] anchors); repeatable.",
+)
+def audit_verify(
+    config_path: str | None, start_text: str | None, end_text: str | None, anchor_files: tuple[str, ...]
+) -> None:
+    """Recompute the audit chain and report the first break; exit 1 on any break."""
+    from storage import audit_chain
+    from storage import audit_verify as av
+    from storage.db import Database
+
+    settings = _load(config_path)
+    english = settings.org.default_locale == "en"
+    start = _seq_or_date(start_text, settings, end=False)
+    end = _seq_or_date(end_text, settings, end=True)
+    anchors = av.read_anchors(Path(f) for f in anchor_files)
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> av.Report:
+        database = Database(settings.database.url)
+        try:
+            low, high = await av.seq_range(database, start, end)
+            total = await av.count_rows(database, low, high)
+            label = "verifying" if english else "校验中"
+            with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+                return await av.verify(
+                    database,
+                    low,
+                    None if end is None else high,
+                    anchors,
+                    key=audit_chain.current_key(),
+                    progress=bar.update,
+                )
+        finally:
+            await database.dispose()
+
+    report = _run(go)
+    if report.ok:
+        if english:
+            click.echo(
+                f"audit chain intact: {report.rows} rows (seq {report.first_seq or 0}–{report.last_seq or 0}), "
+                f"{report.anchors_checked} anchors matched, head {report.head_hash or '-'}"
+            )
+        else:
+            click.echo(
+                f"审计链完整：共 {report.rows} 条（序号 {report.first_seq or 0}–{report.last_seq or 0}），"
+                f"核对锚点 {report.anchors_checked} 个，链头哈希 {report.head_hash or '-'}"
+            )
+        return
+    first = report.breaks[0]
+    where = f"seq {first.seq}" if first.seq is not None else f"id {first.row_id}"
+    if english:
+        click.echo(f"audit chain BROKEN at {where}: {_BREAK_EN[first.kind]} [{first.kind}] {first.detail}".rstrip())
+        click.echo(f"{report.rows} rows verified before the break", err=True)
+    else:
+        zh_where = f"序号 {first.seq}" if first.seq is not None else f"记录 id {first.row_id}"
+        click.echo(f"审计链断裂，位置：{zh_where}：{_BREAK_ZH[first.kind]} [{first.kind}] {first.detail}".rstrip())
+        click.echo(f"断点之前已核对 {report.rows} 条", err=True)
+    sys.exit(1)
+
+
+@audit.command("anchor")
+@config_option
+@click.option(
+    "--to",
+    "places",
+    multiple=True,
+    help='Where to write it: "file:/path/anchors.jsonl" or "log" (default: [audit] anchors; else print only).',
+)
+def audit_anchor_cmd(config_path: str | None, places: tuple[str, ...]) -> None:
+    """Write the chain's head (seq, hash, row count, time) now, and print it as a JSON line."""
+    from bot import audit_anchor
+    from bot.infra.clock import SystemClock
+    from storage.db import Database
+
+    settings = _load(config_path)
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> dict[str, Any]:
+        database = Database(settings.database.url)
+        try:
+            chosen = list(places) if places else settings.audit.anchors
+            return await audit_anchor.anchor_now(database, settings, SystemClock().now(), chosen)
+        finally:
+            await database.dispose()
+
+    anchor = _run(go)
+    click.echo(json.dumps(anchor, ensure_ascii=False, sort_keys=True))
+
+
+@audit.command("anonymise")
+@config_option
+@click.argument("user_id")
+def audit_anonymise(config_path: str | None, user_id: str) -> None:
+    """PIPL: anonymise a departed employee (name, channel ids, personal values in the audit rows about them); the
+    chain stays valid through an appended audit.redact row (docs/audit.md)."""
+    from bot.infra.clock import SystemClock
+    from bot.services import anonymise
+    from storage.db import Database
+
+    settings = _load(config_path)
+    english = settings.org.default_locale == "en"
+    _run(lambda: _check_schema(settings))
+
+    async def go() -> int:
+        database = Database(settings.database.url)
+        try:
+            async with database.transaction() as session:
+                return await anonymise.anonymise_user(session, user_id, now=SystemClock().now(), actor_id=None)
+        finally:
+            await database.dispose()
+
+    try:
+        redacted = _run(go)
+    except anonymise.UnknownUser:
+        click.echo(f"no user {user_id!r}" if english else f"找不到用户「{user_id}」，请检查用户 ID", err=True)
+        sys.exit(2)
+    click.echo(
+        f"{user_id} anonymised; {redacted} audit rows redacted"
+        if english
+        else f"已匿名化 {user_id}，审计记录中 {redacted} 条已去除个人信息（审计链仍然完整）"
+    )
+
+
+# ---- end of audit -----------------------------------------------------------------------------------------------
 
 
 def _channel_commands() -> None:

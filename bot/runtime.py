@@ -6,8 +6,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from bot import audit_anchor, customer_nightly, plan_reminders
 from bot import channels as channel_registry
-from bot import customer_nightly, plan_reminders
 from bot.calendar.workcal import OfficialDays, with_official_days
 from bot.channels import choice
 from bot.channels.base import Channel, ChannelPlugin, Closing, Service
@@ -23,6 +23,7 @@ from bot.jobs import Jobs
 from bot.outbox import OutboxWorker
 from bot.pipeline import Pipeline
 from handlers import ROUTERS, command_words
+from storage import audit_chain
 from storage.db import Database
 from storage.models import User
 
@@ -41,6 +42,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        audit_chain.configure(settings.audit.key_bytes())
         self.db = db or Database(settings.database.url, settings.database.echo, settings.database.pool_size)
         self.metrics = Metrics()
         # Answering callbacks goes before handling events and delivering replies (bot.infra.ackfirst).
@@ -69,6 +71,8 @@ class Runtime:
         plan_reminders.register(self)
         # The customers' nightly score and alerts (bot/customer_nightly.py).
         customer_nightly.register(self)
+        # The audit chain's daily anchor, when [audit] anchors names places (bot/audit_anchor.py).
+        audit_anchor.register(self)
         self._started = False
         # Imported holiday arrangements (salesbot calendar import), attached to settings.calendar.
         self.calendar_days: OfficialDays | None = None

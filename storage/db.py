@@ -15,6 +15,8 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+import storage.audit_chain  # noqa: F401  (chains every session's audit rows at flush time)
+
 registry.register("sqlite.inline", "storage.sqlite_inline", "SQLiteDialect_inline")
 
 

@@ -844,6 +844,37 @@ class AttachmentsConfig(_Section):
         return value
 
 
+class AuditConfig(_Section):
+    """The tamper-evident audit chain (docs/audit.md)."""
+
+    # HMAC key of the chain (≥ 32 bytes): with it, someone with only database access cannot recompute a
+    # consistent forged chain. Unset: plain SHA-256. Prefer SALESBOT__AUDIT__CHAIN_KEY. Set it before the first
+    # row is chained (or before `salesbot db upgrade` to 0017): rows hashed with another key no longer verify.
+    chain_key: SecretStr | None = None
+    # The daily anchor (head seq, hash, count) at this local time, written to every place of ``anchors``:
+    # "file:/path/anchors.jsonl" (one JSON line appended) or "log" (an INFO line of the log).
+    anchor_time: str = Field("00:30", pattern=_HHMM)
+    anchors: list[str] = Field(default_factory=list)
+
+    @field_validator("chain_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"audit.chain_key must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("anchors")
+    @classmethod
+    def _places(cls, value: list[str]) -> list[str]:
+        for place in value:
+            if place != "log" and not (place.startswith("file:") and len(place) > len("file:")):
+                raise ValueError(f'unknown anchor place {place!r}: use "file:/path/anchors.jsonl" or "log"')
+        return value
+
+    def key_bytes(self) -> bytes | None:
+        return self.chain_key.get_secret_value().encode() if self.chain_key else None
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -871,6 +902,7 @@ class Settings(_Section):
     wecom: WeComConfig = Field(default_factory=WeComConfig)
     dingtalk: DingTalkConfig = Field(default_factory=DingTalkConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @property
     def console_enabled(self) -> bool:

@@ -75,7 +75,7 @@ def test_the_head_read_from_the_files_is_alembics_head() -> None:
 
     from storage.migrate import alembic_config
 
-    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0016"
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head() == "0017"
 
 
 async def test_the_revision_is_alembics_before_and_after_upgrade(tmp_path: Path) -> None:
