@@ -145,6 +145,7 @@ async def _validate_time(d: VisitDialog) -> None:
         return
     try:
         svc.check_time(when, d.ctx.now, d.cfg, d.tz)
+        svc.check_window(when, d.ctx.now, d.cfg, d.tz)
     except VisitError as exc:
         d.drop("visited_at")
         d.note(exc.key, **exc.params)

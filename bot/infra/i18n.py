@@ -1470,6 +1470,15 @@ CATALOG: dict[str, tuple[str, str]] = {
     "alerts.digest.more": ("还有 {n} 条，发送「客户 医院名」查看", "{n} more; send 「客户 <hospital>」 to see one"),
     "alerts.digest.rep": ("（{name}）", " ({name})"),
     "alerts.digest.no_rep": ("（无负责代表）", " (no rep)"),
+    # ---- window ----
+    "visit.window_closed": (
+        "{month} 月的拜访已于 {cutoff} 截止提交，如需补录请联系管理员。",
+        "Visits of month {month} closed for submission on {cutoff}; ask an admin to record this one.",
+    ),
+    "visit.window_closed_edit": (
+        "{month} 月的拜访已于 {cutoff} 截止提交，如需修改请联系管理员解锁 {no}。",
+        "Visits of month {month} closed for submission on {cutoff}; ask an admin to unlock {no} to correct it.",
+    ),
 }
 
 
