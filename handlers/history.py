@@ -1,0 +1,18 @@
+"""历史 V12 / R3 / T5 / G3 (issue 15): a record's audit trail, oldest first, for whoever may see the record."""
+
+from __future__ import annotations
+
+from bot.core.routing import Context, Router, command
+from bot.dialogs.engine import leaves_dialog
+from bot.services import history as svc
+
+router = Router("history")
+
+HISTORY = ("历史", "trail", "audittrail")
+
+
+@router.route(command(*HISTORY), leaves_dialog)
+async def show_history(ctx: Context) -> None:
+    """When, who, through which channel, what, every change as 旧值 → 新值 and each approval's signature."""
+    found = await svc.trail(ctx.session, ctx.user, ctx.args)
+    ctx.reply("\n".join(svc.lines(svc.Reader(ctx.locale, ctx.runtime.settings.org.tz), found)))
