@@ -380,6 +380,9 @@ class RequestTypeConfig(_Section):
     # Hours (calendar hours) before the needed-by date's need (its time of day, else the end of work that day) by
     # which the departments must be done: the cards' deadline is the earlier of the SLA and this (docs/requests.md).
     lead_hours: float = 0.0
+    # Compliance's 完成 (a signed approval) needs a second factor: the tap sends a one-time 6-digit code privately
+    # and the approval is made by 确认 <code> within 5 minutes (docs/compliance.md).
+    approval_second_factor: bool = False
 
     @field_validator("lead_hours")
     @classmethod

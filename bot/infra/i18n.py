@@ -1487,10 +1487,10 @@ CATALOG: dict[str, tuple[str, str]] = {
         "找不到 {no}，或你没有权限查看它的历史。请检查编号。",
         "No {no} that you may see. Check the number.",
     ),
-    "hist.header.visit": ("拜访 {no} 的历史（从早到晚）：", "History of visit {no} (oldest first):"),
-    "hist.header.request": ("申请 {no} 的历史（含各部门任务，从早到晚）：", "History of request {no} and its tasks:"),
-    "hist.header.task_card": ("任务 {no} 的历史（从早到晚）：", "History of task {no} (oldest first):"),
-    "hist.header.grade_change": ("调级 {no} 的历史（从早到晚）：", "History of grade change {no} (oldest first):"),
+    "hist.header.v": ("拜访 {no} 的历史（从早到晚）：", "History of visit {no} (oldest first):"),
+    "hist.header.r": ("申请 {no} 的历史（含各部门任务，从早到晚）：", "History of request {no} and its tasks:"),
+    "hist.header.t": ("任务 {no} 的历史（从早到晚）：", "History of task {no} (oldest first):"),
+    "hist.header.g": ("调级 {no} 的历史（从早到晚）：", "History of grade change {no} (oldest first):"),
     "hist.no_rows": ("（没有记录）", "(no entries)"),
     "hist.empty": ("（空）", "(empty)"),
     "hist.yes": ("是", "yes"),
@@ -1524,7 +1524,28 @@ CATALOG: dict[str, tuple[str, str]] = {
     "hist.action.grade.confirm": ("同意调级", "confirmed the grade change"),
     "hist.action.grade.reject": ("驳回调级", "rejected the grade change"),
     "hist.action.other": ("其他操作", "other action"),
-    "sig.line": ("✍ 签名：{name}「{meaning}」 {when}", '✍ Signed: {name} "{meaning}" {when}'),
+    "sig.line": ("✍ 签名：{value}", "✍ Signed: {value}"),
+    "sig.value": ("{name}「{meaning}」 {when}", '{name} "{meaning}" {when}'),
+    "sig.meaning.review": ("审核通过", "review passed"),
+    "sig.meaning.grade": ("同意调级", "grade change approved"),
+    "sig.meaning.unlock": ("解锁", "unlock"),
+    "sig.field": ("电子签名", "Signature"),
+    "sig.code_sent": (
+        "审批 {no} 需要二次验证：验证码 {code}（{minutes} 分钟内有效，仅发给你本人）。请回复「确认 {code}」完成审批。",
+        "Approving {no} needs a second factor: code {code} (valid {minutes} min, only to you). Reply 'confirm {code}'.",
+    ),
+    "sig.code_wrong": (
+        "验证码不对，{no} 尚未审批。还可再试 {left} 次，请回复「确认 6位验证码」。",
+        "Wrong code; {no} is not approved yet. {left} tries left: reply 'confirm <6-digit code>'.",
+    ),
+    "sig.code_expired": (
+        "验证码已过期，{no} 尚未审批。请重新点「完成」获取新的验证码。",
+        "The code has expired; {no} is not approved. Tap Done again for a new code.",
+    ),
+    "sig.code_locked": (
+        "验证码错误次数过多，{no} 尚未审批。请重新点「完成」获取新的验证码。",
+        "Too many wrong codes; {no} is not approved. Tap Done again for a new code.",
+    ),
 }
 
 

@@ -21,14 +21,12 @@ from bot.infra import audit, i18n
 from bot.services import escalation_words as words
 from bot.services import requests as req
 from bot.services.plans import reports_to
+from bot.services.signatures import COMPLIANCE, Signed
 from storage.models import AuditLog, Customer, GradeChange, SupportRequest, TaskCard, User, Visit
-from storage.vocab import DEPARTMENT_ROLES, SUPERVISORS, CardEvent
-
-# The department whose members review every record (合规).
-COMPLIANCE = "compliance"
+from storage.vocab import CARD_ENTITY, DEPARTMENT_ROLES, SUPERVISORS, CardEvent
 
 _REF = re.compile(r"^([VvRrTtGg])(\d{1,12})$")
-_KIND = {"v": "visit", "r": "request", "t": "task_card", "g": "grade_change"}
+_KIND = {"v": "visit", "r": "request", "t": CARD_ENTITY, "g": "grade_change"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ async def _request_rows(session: AsyncSession, user: User, record_id: int) -> li
         return None
     rows = await audit.history(session, "request", record_id)
     for card in await req.cards_of(session, record_id):
-        rows += await audit.history(session, req.CARD_ENTITY, card.id)
+        rows += await audit.history(session, CARD_ENTITY, card.id)
     return sorted(rows, key=lambda r: (r.at, r.id))
 
 
@@ -89,7 +87,7 @@ async def _card_rows(session: AsyncSession, user: User, record_id: int) -> list[
         return None
     if not (sees_everything(user) or req.may_act(user, card) or await _request_visible(session, user, request)):
         return None
-    return await audit.history(session, req.CARD_ENTITY, record_id)
+    return await audit.history(session, CARD_ENTITY, record_id)
 
 
 async def _grade_rows(session: AsyncSession, user: User, record_id: int) -> list[AuditLog] | None:
@@ -104,7 +102,7 @@ async def _grade_rows(session: AsyncSession, user: User, record_id: int) -> list
     return await audit.history(session, "grade_change", record_id)
 
 
-_ROWS = {"visit": _visit_rows, "request": _request_rows, "task_card": _card_rows, "grade_change": _grade_rows}
+_ROWS = {"visit": _visit_rows, "request": _request_rows, CARD_ENTITY: _card_rows, "grade_change": _grade_rows}
 
 
 async def trail(session: AsyncSession, user: User, args: str) -> Trail:
@@ -240,16 +238,9 @@ def _what(r: Reader, row: AuditLog, trail_: Trail) -> str:
     return words.sentence(words.Words(r.locale, r.tz, people), row)
 
 
-def signature_line(r: Reader, sig: dict[str, Any]) -> str:
-    """✍ 签名：许峰「审核通过」 11-23 10:00 — the meaning, the signer and the time of an approval."""
-    at = sig.get("at")
-    when = i18n.fmt_when(datetime.fromisoformat(at), r.tz) if isinstance(at, str) else ""
-    return r.t("sig.line", name=sig.get("signer_name") or "", meaning=sig.get("meaning") or "", when=when)
-
-
 def lines(r: Reader, trail_: Trail) -> list[str]:
     """The trail as a readable list, oldest first."""
-    out = [r.t(f"hist.header.{trail_.kind}", no=trail_.no)]
+    out = [r.t(f"hist.header.{trail_.no[0].lower()}", no=trail_.no)]
     if not trail_.rows:
         out.append(r.t("hist.no_rows"))
     for row in trail_.rows:
@@ -258,7 +249,7 @@ def lines(r: Reader, trail_: Trail) -> list[str]:
         channel = r.t(f"hist.channel.{row.channel}") if row.channel in _CHANNELS else r.t("hist.channel.system")
         out.append(f"{i18n.fmt_when(row.at, r.tz)} · {who} · {channel} · {_what(r, row, trail_)}")
         out += _field_lines(r, row, trail_)
-        sig = signature_of(row)
-        if sig is not None:
-            out.append("    " + signature_line(r, sig))
+        signed = Signed.of(signature_of(row))
+        if signed is not None:
+            out.append("    " + signed.line(r.locale, r.tz))
     return out

@@ -19,6 +19,7 @@ from bot.core.errors import DomainError, Msg
 from bot.infra import audit
 from bot.infra.i18n import fmt_when
 from bot.parsing.visit_parser import ParsedVisit, VisitNotes, parse_visit_line
+from bot.services import signatures
 from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
 from storage.vocab import IMPORTED
@@ -520,9 +521,9 @@ async def correct_from_text(
 
 async def unlock(
     session: AsyncSession, visit: Visit, admin: User, *, now: datetime, cfg: VisitsConfig, channel: str
-) -> None:
-    """Let the rep correct the visit again for one correction window; refused for an imported visit, which no
-    unlock makes editable in chat (docs/imports.md)."""
+) -> signatures.Signed:
+    """Let the rep correct the visit again for one correction window (past the month's cut-off too); refused for an
+    imported visit, which no unlock makes editable in chat (docs/imports.md). The unlock is signed (解锁)."""
     if visit.source_channel == IMPORTED:
         raise VisitError("visit.imported_no_unlock", no=visit_no(visit.id))
     until = now + timedelta(hours=cfg.correction_window_hours)
@@ -532,11 +533,12 @@ async def unlock(
         session,
         visit.id,
         "visit.unlock",
-        {"unlocked_until": until.isoformat()},
+        {"unlocked_until": until.isoformat(), "signature": signatures.sign(signatures.UNLOCK, admin, now)},
         at=now,
         actor_id=admin.id,
         channel=channel,
     )
+    return signatures.Signed(signatures.UNLOCK, admin.name, now)
 
 
 def today_and_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
