@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.core.routing import Context, Router, command
 from bot.dialogs.engine import leaves_dialog
 from bot.services import history as svc
+from bot.services import recipients
 
 router = Router("history")
 
@@ -15,4 +16,6 @@ HISTORY = ("历史", "trail", "audittrail")
 async def show_history(ctx: Context) -> None:
     """When, who, through which channel, what, every change as 旧值 → 新值 and each approval's signature."""
     found = await svc.trail(ctx.session, ctx.user, ctx.args)
-    ctx.reply("\n".join(svc.lines(svc.Reader(ctx.locale, ctx.runtime.settings.org.tz), found)))
+    settings = ctx.runtime.settings
+    departments = {key: recipients.department_name(settings, key, ctx.locale) for key in settings.departments}
+    ctx.reply("\n".join(svc.lines(svc.Reader(ctx.locale, settings.org.tz, departments), found)))

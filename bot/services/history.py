@@ -9,7 +9,7 @@ refusal, so the answer does not tell whether a number exists.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -175,8 +175,11 @@ _CHANNELS = {"console", "wecom", "dingtalk", "import"}
 
 @dataclass(frozen=True)
 class Reader:
+    """The reader's language and the org's time zone; department key → its name in that language."""
+
     locale: str
     tz: tzinfo
+    departments: dict[str, str] = field(default_factory=dict)
 
     def t(self, key: str, **params: Any) -> str:
         return i18n.t(self.locale, key, **params)
@@ -198,6 +201,8 @@ def _value(r: Reader, key: str, value: Any, trail_: Trail) -> str:
         return r.t("hist.location.ok" if value == "ok" else "hist.location.missing")
     if key == "distance_m" and isinstance(value, int | float):
         return i18n.fmt_distance(float(value), r.locale)
+    if key == "department" and isinstance(value, str):
+        return r.departments.get(value, value)
     if key == "dictated":
         return r.t("hist.yes")
     if isinstance(value, bool):
@@ -247,7 +252,9 @@ def lines(r: Reader, trail_: Trail) -> list[str]:
         user = trail_.people.get(row.actor_id or "")
         who = user.name if user is not None else (row.actor_id or r.t("escw.system"))
         channel = r.t(f"hist.channel.{row.channel}") if row.channel in _CHANNELS else r.t("hist.channel.system")
-        out.append(f"{i18n.fmt_when(row.at, r.tz)} · {who} · {channel} · {_what(r, row, trail_)}")
+        # In a request's trail, each card's rows say which card (T3).
+        card = f"T{row.entity_id} " if trail_.kind == "request" and row.entity == CARD_ENTITY else ""
+        out.append(f"{i18n.fmt_when(row.at, r.tz)} · {who} · {channel} · {card}{_what(r, row, trail_)}")
         out += _field_lines(r, row, trail_)
         signed = Signed.of(signature_of(row))
         if signed is not None:

@@ -15,6 +15,7 @@ from storage.models import AuditLog, Customer, Visit
 from tests.scenario_driver import Chat, SeenCard, card_with, last_card
 
 ZJU1 = "浙江大学医学院附属第一医院"
+CHANNELS = {"console": "网页端", "wecom": "企业微信", "dingtalk": "钉钉"}
 SURGERY = "跟台 浙一 骨科 2026-11-25 器械:脊柱A包 备注:王主任主刀"
 
 
@@ -29,7 +30,9 @@ async def compliance_card(person: Chat) -> SeenCard:
     return card
 
 
-async def test_compliance_done_is_signed_on_the_card_in_progress_and_history(chat: Any, runtime: Runtime) -> None:
+async def test_compliance_done_is_signed_on_the_card_in_progress_and_history(
+    chat: Any, runtime: Runtime, channel: str
+) -> None:
     rep = await chat("rep01")
     await rep.say(SURGERY)
     await rep.tap("提交", await last_card(rep))
@@ -50,7 +53,14 @@ async def test_compliance_done_is_signed_on_the_card_in_progress_and_history(cha
     assert "    T3 ✍ 签名：韩雪「审核通过」 11-23 10:00" in progress.split("\n"), progress
     await rep.say("历史 R1")
     [history] = await rep.new_texts()
-    assert "    ✍ 签名：韩雪「审核通过」 11-23 10:00" in history.split("\n"), history
+    lines = history.split("\n")
+    assert lines[0] == "申请 R1 的历史（含各部门任务，从早到晚）：", lines
+    via = CHANNELS[channel]
+    assert lines[1:3] == [f"11-23 10:00 · 王磊 · {via} · 提交申请", "    医院：浙江大学医学院附属第一医院"], lines
+    assert "    部门：合规" in lines, lines
+    done = next(i for i, line in enumerate(lines) if "T3 韩雪 完成" in line)
+    assert lines[done].startswith("11-23 10:00 · 韩雪 · "), lines
+    assert lines[done + 1 :] == ["    状态：已完成", "    处理人：韩雪", "    ✍ 签名：韩雪「审核通过」 11-23 10:00"]
 
 
 async def test_other_departments_done_is_not_a_signature(chat: Any, runtime: Runtime) -> None:
