@@ -57,3 +57,20 @@ async def test_november_closes_at_the_end_of_10_december_unless_unlocked(
         count = len(list(await s.scalars(select(Visit.id))))
     assert stored is not None and stored.next_step == "开会"
     assert count == 1
+
+
+async def test_a_correction_cannot_move_a_visit_into_a_closed_month(
+    chat: Any, runtime: Runtime, clock: FixedClock
+) -> None:
+    clock.set(datetime(2026, 12, 11, 9, 0, tzinfo=SH))
+    rep = await chat("rep01")
+    await rep.say("拜访 浙一 骨科 张主任 异议:价格 下一步:送样 时间:2026-12-01 15:00")
+    await rep.tap("提交", await last_card(rep))
+    async with runtime.db.read() as s:
+        [visit] = await s.scalars(select(Visit))
+    no = f"V{visit.id}"
+    await rep.new_texts()
+    await rep.say(f"修改 {no} 时间:2026-11-30 15:00")
+    assert await rep.new_texts() == [f"11 月的拜访已于 12-10 截止提交，如需修改请联系管理员解锁 {no}。"]
+    await rep.say(f"修改 {no} 时间:2026-12-02 15:00")  # inside an open month: fine
+    assert (await rep.new_texts())[0].startswith(f"已更正拜访 {no}")
