@@ -5,6 +5,7 @@ the customer's score and suggested grade, the reason and who asked; 同意 / 驳
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
 from bot.infra import i18n
@@ -55,13 +56,15 @@ class GradeView:
     suggested: str | None = None
     decided_by: str | None = None
     decision_reason: str | None = None
+    # A confirmation is a signed approval (同意调级): when it was signed (the signer is ``decided_by``).
+    signed_at: datetime | None = None
 
     @property
     def no(self) -> str:
         return f"G{self.change_id}"
 
 
-def grade_card(view: GradeView, locale: str) -> Card:
+def grade_card(view: GradeView, locale: str, tz: tzinfo = UTC) -> Card:
     """Live while pending; settled (no buttons, who decided and why) once confirmed or rejected."""
 
     def t(key: str, **params: object) -> str:
@@ -89,6 +92,10 @@ def grade_card(view: GradeView, locale: str) -> Card:
     if view.state != "pending":
         if view.decision_reason and view.state == "rejected":
             fields.append(CardField(label=t("grade.f.decision_reason"), value=view.decision_reason))
+        if view.signed_at is not None:
+            meaning, when = t("sig.meaning.grade"), i18n.fmt_when(view.signed_at, tz)
+            signed = t("sig.value", name=view.decided_by or "", meaning=meaning, when=when)
+            fields.append(CardField(label=t("sig.field"), value=signed))
         status = t(f"grade.status.{view.state}", who=view.decided_by or "")
         tone = "success" if view.state in ("confirmed", "direct") else "muted"
         return Card(ref=ref, title=title, fields=fields, status=status, tone=tone)

@@ -90,6 +90,10 @@ class TaskView:
     # 重新提交: the card this one replaces / the card it was resubmitted as ("T4"), if any.
     supersedes: str = ""
     resubmitted_as: str = ""
+    # The approval's signature (compliance's 完成: 审核通过): who, the meaning in the reader's words, when.
+    signed_by: str = ""
+    signed_meaning: str = ""
+    signed_at: datetime | None = None
 
 
 def lead_text(hours: float, locale: str) -> str:
@@ -155,6 +159,10 @@ def task_card(view: TaskView, locale: str, tz: ZoneInfo, card_id: int) -> Card:
         fields.append(CardField(label=t("task.f.answer"), value=view.answer))
     if view.reject_reason:
         fields.append(CardField(label=t("task.f.reason"), value=view.reject_reason))
+    if view.signed_at is not None:
+        when = i18n.fmt_when(view.signed_at, tz)
+        signed = t("sig.value", name=view.signed_by, meaning=view.signed_meaning, when=when)
+        fields.append(CardField(label=t("sig.field"), value=signed))
     needs_evidence = view.evidence != "none" and view.state == TaskState.CLAIMED
     evidence = t(f"task.evidence.{view.evidence}") if needs_evidence else ""
     closed = view.state in TASK_CLOSED

@@ -1,7 +1,20 @@
 """Feature handlers. The order below is the routing order, declared once."""
 
 from bot.dialogs import engine as dialogs
-from handlers import activity, customers, digest, escalation, followup, grades, help, plans, queue, requests, visits
+from handlers import (
+    activity,
+    customers,
+    digest,
+    escalation,
+    followup,
+    grades,
+    help,
+    history,
+    plans,
+    queue,
+    requests,
+    visits,
+)
 
 # Global commands first (help, cancel), then features (request keywords before the visit dialog, so that 跟台 …
 # typed during a visit dialog starts a request), then a rep's plain-text answer to a department's question, then
@@ -9,6 +22,7 @@ from handlers import activity, customers, digest, escalation, followup, grades, 
 ROUTERS = [
     help.router,
     escalation.router,
+    history.router,
     requests.router,
     queue.router,
     followup.router,

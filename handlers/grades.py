@@ -234,7 +234,7 @@ def _requested(ctx: Context, done: Outcome) -> None:
         return
     ctx.reply(ctx.t("grade.requested_ok", who="、".join(u.name for u in done.approvers), **params))
     for person in done.approvers:
-        card = grade_card(done.view, person.locale)
+        card = grade_card(done.view, person.locale, ctx.settings.org.tz)
         ctx.intents.append(SendCard(channel=ctx.runtime.channel_for(person), user_ids=(person.id,), card=card))
 
 
@@ -255,17 +255,17 @@ def _refresh_cards(ctx: Context, done: Outcome) -> None:
     """Every copy of the card, in place, for those it went to (and the tapped copy, whoever holds it)."""
     targets = {u.id: u for u in done.approvers}
     for person in targets.values():
-        card = grade_card(done.view, person.locale)
+        card = grade_card(done.view, person.locale, ctx.settings.org.tz)
         ctx.intents.append(UpdateCard(channel=ctx.runtime.channel_for(person), user_ids=(person.id,), card=card))
     if isinstance(ctx.event, CardAction) and ctx.user.id not in targets:
-        ctx.update_card(grade_card(done.view, ctx.locale))
+        ctx.update_card(grade_card(done.view, ctx.locale, ctx.settings.org.tz))
 
 
 def _already(ctx: Context, done: Outcome) -> None:
     v = done.view
     ctx.reply(ctx.t("grade.already", no=v.no, state=ctx.t(f"grade.state.{v.state}"), who=v.decided_by or ""))
     if isinstance(ctx.event, CardAction):
-        ctx.update_card(grade_card(v, ctx.locale))
+        ctx.update_card(grade_card(v, ctx.locale, ctx.settings.org.tz))
 
 
 @router.route(command(*GRADE, roles=_ROLES), leaves_dialog)

@@ -19,9 +19,10 @@ from bot.dialogs.hospital import HospitalDialog, HospitalState
 from bot.dialogs.state import CustomerRef
 from bot.infra import i18n
 from bot.parsing.request_parser import RequestIssue, field_by_key, parse_request_line, parse_value, place_loose
-from bot.services import escalation, recipients
+from bot.services import escalation, recipients, signatures
 from bot.services import requests as svc
 from bot.services.requests import RequestError
+from bot.services.signatures import COMPLIANCE
 from bot.services.visits import match_ward
 from cards.escalation import settled_escalation
 from cards.model import Card
@@ -42,7 +43,7 @@ from cards.tasks import (
 from handlers import help
 from storage.limits import max_length
 from storage.models import Customer, SupportRequest, TaskCard, User, Visit
-from storage.vocab import Role
+from storage.vocab import CARD_ENTITY, CardEvent, Role
 
 log = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
@@ -53,6 +54,9 @@ late_router = Router("requests_late")
 
 FLOW = "request"
 INPUT_FLOW = "task_input"
+# After 完成 on an approval that needs a second factor: the one-time code is awaited (docs/compliance.md).
+APPROVE_FLOW = "task_approve"
+CONFIRM_WORDS = ("确认", "confirm")
 ATTACH_FLOW = "task_attach"
 MY_REQUESTS = ("我的申请", "my requests", "myrequests")
 PROGRESS = ("进度", "progress", "status")
@@ -99,6 +103,15 @@ def _fmt(ctx: Context, when: datetime) -> str:
 
 
 # ---- the department side's two short flows, typed ------------------------------------------------------------
+
+
+class ApproveState(BaseModel):
+    """The code sent for an approval: its digest (never the code), until when it is valid, attempts so far."""
+
+    card_id: int
+    digest: str
+    expires: str
+    tries: int = 0
 
 
 class TaskInputState(BaseModel):
@@ -524,6 +537,10 @@ async def _progress_lines(ctx: Context, request: SupportRequest) -> list[str]:
             lines.append(f"    {svc.card_no(card.id)} ⛔{card.reject_reason}{again}")
         if card.attachments:
             lines.append(f"    {svc.card_no(card.id)} 📎{len(card.attachments)}")
+        if card.state == svc.DONE:
+            signed = await signatures.latest(ctx.session, CARD_ENTITY, card.id, CardEvent.DONE)
+            if signed is not None:
+                lines.append(f"    {svc.card_no(card.id)} {signed.line(ctx.locale, ctx.runtime.settings.org.tz)}")
     return lines
 
 
@@ -545,6 +562,9 @@ async def tap_task(ctx: Context, tap: TaskTap) -> None:
         return
     svc.check_member(card, ctx.user, ctx.event.kind)
     op = tap.op
+    if op == DONE and await _needs_second_factor(ctx, card):
+        await _send_code(ctx, card)
+        return
     try:
         _check_tap(ctx, card, op)
     except RequestError as exc:
@@ -559,6 +579,34 @@ async def tap_task(ctx: Context, tap: TaskTap) -> None:
         return
     await refresh_task_card(ctx, card)
     await (_claimed(ctx, card) if op == CLAIM else _closed(ctx, card, "task.done_ok"))
+
+
+async def _needs_second_factor(ctx: Context, card: TaskCard) -> bool:
+    """Compliance's 完成 on a request type with ``approval_second_factor``."""
+    if card.department != COMPLIANCE:
+        return False
+    request = await ctx.session.get(SupportRequest, card.request_id)
+    rt = ctx.runtime.settings.request_types.get(request.type_key) if request is not None else None
+    return rt is not None and rt.approval_second_factor
+
+
+async def _send_code(ctx: Context, card: TaskCard) -> None:
+    """The checks of 完成 now; then a one-time code to the signer alone, and 确认 <code> awaited."""
+    try:
+        svc.check_done(card, ctx.user)
+    except RequestError as exc:
+        await say_error(ctx, exc)
+        await refresh_task_card(ctx, card)
+        return
+    code = signatures.new_code()
+    state = ApproveState(
+        card_id=card.id,
+        digest=signatures.code_digest(code, card.id, ctx.user.id),
+        expires=signatures.code_expires(ctx.now).isoformat(),
+    )
+    ctx.conversation.start(APPROVE_FLOW, state.model_dump())
+    no = svc.card_no(card.id)
+    ctx.reply(ctx.t("sig.code_sent", no=no, code=code, minutes=signatures.CODE_MINUTES))
 
 
 def _check_tap(ctx: Context, card: TaskCard, op: str) -> None:
@@ -715,6 +763,44 @@ async def _resubmit(ctx: Context, *, request_id: int | None = None, card_id: int
         for other in svc.current_cards(await svc.cards_of(ctx.session, request.id)):
             if other.id not in made and other.state not in svc.CLOSED:
                 await refresh_task_card(ctx, other)
+
+
+@router.route(in_flow(APPROVE_FLOW), is_text)
+async def approve_input(ctx: Context) -> None:
+    """`确认 123456` (or the code alone) after 完成 on an approval with a second factor."""
+    data = _short_flow(ctx, APPROVE_FLOW, ApproveState)
+    card = await svc.load_card(ctx.session, data.card_id) if data is not None else None
+    if data is None or card is None:
+        ctx.conversation.clear()
+        ctx.reply(ctx.t("stale_button"))
+        return
+    no = svc.card_no(card.id)
+    if ctx.now > datetime.fromisoformat(data.expires):
+        ctx.conversation.clear()
+        ctx.reply(ctx.t("sig.code_expired", no=no))
+        return
+    typed = ctx.text.strip()
+    for word in CONFIRM_WORDS:
+        if typed.casefold().startswith(word):
+            typed = typed[len(word) :].strip()
+    if not signatures.code_matches(typed, data.digest, card.id, ctx.user.id):
+        tries = data.tries + 1
+        if tries >= signatures.CODE_TRIES:
+            ctx.conversation.clear()
+            ctx.reply(ctx.t("sig.code_locked", no=no))
+            return
+        ctx.conversation.start(APPROVE_FLOW, data.model_copy(update={"tries": tries}).model_dump())
+        ctx.reply(ctx.t("sig.code_wrong", no=no, left=signatures.CODE_TRIES - tries))
+        return
+    ctx.conversation.clear()
+    try:
+        svc.done(ctx.session, card, ctx.user, ctx.now, ctx.event.channel, second_factor=True)
+    except RequestError as exc:
+        await say_error(ctx, exc)
+        await refresh_task_card(ctx, card)
+        return
+    await refresh_task_card(ctx, card)
+    await _closed(ctx, card, "task.done_ok")
 
 
 @router.route(in_flow(INPUT_FLOW), is_text)

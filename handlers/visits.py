@@ -145,6 +145,7 @@ async def _validate_time(d: VisitDialog) -> None:
         return
     try:
         svc.check_time(when, d.ctx.now, d.cfg, d.tz)
+        svc.check_window(when, d.ctx.now, d.cfg, d.tz)
     except VisitError as exc:
         d.drop("visited_at")
         d.note(exc.key, **exc.params)
@@ -548,12 +549,13 @@ async def unlock_visit(ctx: Context) -> None:
         return
     visit = await svc.load_visit(ctx.session, visit_id, ctx.args)
     cfg = ctx.runtime.settings.visits
-    await svc.unlock(ctx.session, visit, ctx.user, now=ctx.now, cfg=cfg, channel=ctx.event.channel)
-    no = svc.visit_no(visit.id)
-    ctx.reply(ctx.t("visit.unlocked", no=no, hours=cfg.correction_window_hours))
+    signed = await svc.unlock(ctx.session, visit, ctx.user, now=ctx.now, cfg=cfg, channel=ctx.event.channel)
+    no, tz = svc.visit_no(visit.id), ctx.settings.org.tz
+    ctx.reply(ctx.t("visit.unlocked", no=no, hours=cfg.correction_window_hours) + "\n" + signed.line(ctx.locale, tz))
     rep = await ctx.session.scalar(select(User).where(User.id == visit.rep_id))
     if rep is not None and rep.id != ctx.user.id:
-        ctx.notify(rep, i18n.t(rep.locale, "visit.unlocked_notice", no=no, hours=cfg.correction_window_hours))
+        notice = i18n.t(rep.locale, "visit.unlocked_notice", no=no, hours=cfg.correction_window_hours)
+        ctx.notify(rep, notice + "\n" + signed.line(rep.locale, tz))
 
 
 @router.route(command(*UNLOCK, roles=(Role.ADMIN,)))

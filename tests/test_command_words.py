@@ -57,7 +57,19 @@ def test_a_keyword_no_router_answers_is_accepted() -> None:
 def test_every_text_command_of_every_router_is_declared() -> None:
     words = command_words()
     # One from each router that has text commands, and width/case variants fold to the same word.
-    for word in ("帮助", "取消", "升级记录", "我的申请", "拜访", "解锁", "我的拜访", "计划", "我的计划", "取消计划"):
+    for word in (
+        "帮助",
+        "取消",
+        "升级记录",
+        "我的申请",
+        "拜访",
+        "解锁",
+        "我的拜访",
+        "计划",
+        "我的计划",
+        "取消计划",
+        "历史",
+    ):
         assert word in words
     assert all(w == w.casefold() for w in words)
     assert len(ROUTERS) >= 5

@@ -267,7 +267,7 @@ async def test_imported_visit_is_refused_for_correction_and_unlock(db: Database,
         assert loaded.unlocked_until is None
         loaded.unlocked_until = NOW + timedelta(hours=1)  # even an unlock written by other means changes nothing
         with pytest.raises(svc.VisitError):
-            svc.may_correct(loaded, rep, NOW, CFG)
+            svc.may_correct(loaded, rep, NOW, CFG, SHANGHAI)
 
 
 @pytest.mark.usefixtures("clean_env", "keep_logging")

@@ -128,6 +128,9 @@ class VisitsConfig(_Section):
     # flag: save and mark "无定位"; reject: the visit cannot be submitted without a location in the window.
     no_location_policy: Literal["flag", "reject"] = "flag"
     backdate_days: int = Field(3, ge=0, le=60)
+    # Monthly submission window: visits dated in month M can be created or corrected until the end of this day of
+    # month M+1 (org time zone; December's until 10 January); 0 = no window. Both this and backdate_days apply.
+    submission_cutoff_day: int = Field(10, ge=0, le=28)
     # A submitted visit is locked; its rep may still correct it for this many hours.
     correction_window_hours: int = Field(24, ge=0, le=24 * 30)
     # A location farther than this from the customer is accepted but questioned (metres).
@@ -377,6 +380,9 @@ class RequestTypeConfig(_Section):
     # Hours (calendar hours) before the needed-by date's need (its time of day, else the end of work that day) by
     # which the departments must be done: the cards' deadline is the earlier of the SLA and this (docs/requests.md).
     lead_hours: float = 0.0
+    # Compliance's 完成 (a signed approval) needs a second factor: the tap sends a one-time 6-digit code privately
+    # and the approval is made by 确认 <code> within 5 minutes (docs/compliance.md).
+    approval_second_factor: bool = False
 
     @field_validator("lead_hours")
     @classmethod

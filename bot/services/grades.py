@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.core.errors import Denial, DomainError
 from bot.infra import audit
+from bot.services import signatures
 from bot.services.plans import local_today
 from cards.grades import GradeView, grade_ref
 from storage.limits import max_length
@@ -216,6 +217,7 @@ async def view(session: AsyncSession, change: GradeChange) -> GradeView:
         suggested=None if score is None else score.suggested_grade,
         decided_by=people.get(change.decided_by or "", change.decided_by) if change.decided_by else None,
         decision_reason=change.decision_reason,
+        signed_at=change.decided_at if change.state == CONFIRMED else None,
     )
 
 
@@ -380,6 +382,7 @@ async def decide(
             "grade": [customer.grade, change.new_grade],
             "state": [PENDING, change.state],
             **({"reason": change.decision_reason} if change.decision_reason else {}),
+            **({"signature": signatures.sign(signatures.GRADE, actor, now)} if approve else {}),
         },
         **who,
     )

@@ -17,11 +17,12 @@ from sqlalchemy.orm.util import identity_key
 from bot.config import RequestFieldConfig, RequestTypeConfig, Settings
 from bot.core.intents import Intent, SendCard, SendText, UpdateCard
 from bot.infra import i18n
+from bot.services import signatures
 from bot.services.requests import card_no, request_no, shown_fields
 from cards.model import Card
 from cards.tasks import TaskView, task_card
 from storage.models import Customer, SupportRequest, TaskCard, User
-from storage.vocab import TaskState
+from storage.vocab import CARD_ENTITY, CardEvent, TaskState
 
 # Where a notice reaches a person: ``Runtime.channel_for``, the one rule (``bot.channels.choice``).
 ChannelChoice = Callable[[User], str]
@@ -92,6 +93,9 @@ async def task_view(
     if card.state == TaskState.REJECTED:
         successor = await session.scalar(select(TaskCard.id).where(TaskCard.supersedes_id == card.id))
     values = shown_fields(settings, rt, request)
+    signed = None
+    if card.state == TaskState.DONE:
+        signed = await signatures.latest(session, CARD_ENTITY, card.id, CardEvent.DONE)
     return TaskView(
         ref=card.ref,
         no=card_no(card.id),
@@ -116,6 +120,9 @@ async def task_view(
         lead_hours=card.lead_hours or 0.0,
         supersedes=card_no(card.supersedes_id) if card.supersedes_id is not None else "",
         resubmitted_as=card_no(successor) if successor is not None else "",
+        signed_by=signed.signer_name if signed else "",
+        signed_meaning=signed.meaning_in(locale) if signed else "",
+        signed_at=signed.at if signed else None,
     )
 
 

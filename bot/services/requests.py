@@ -33,8 +33,9 @@ from bot.config.request_types import render_title
 from bot.core.errors import Denial, DomainError
 from bot.infra import audit, i18n
 from bot.parsing.request_parser import field_by_key, parse_request_line, split_day_time
-from bot.services import attachments, console_media, escalation_words
+from bot.services import attachments, console_media, escalation_words, signatures
 from bot.services.escalation import Upcoming, audit_card, freeze_policy, reschedule, step_targets, upcoming
+from bot.services.signatures import COMPLIANCE
 from storage.models import AuditLog, Customer, SupportRequest, TaskCard, User
 from storage.vocab import (
     CARD_ENTITY,
@@ -480,7 +481,24 @@ def _has_evidence(card: TaskCard) -> bool:
     return True
 
 
-def done(session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str) -> None:
+def done(
+    session: AsyncSession, card: TaskCard, actor: User, now: datetime, channel: str, *, second_factor: bool = False
+) -> None:
+    """完成 (``second_factor``: the approval was confirmed with a one-time code, recorded in its signature)."""
+    check_done(card, actor)
+    _first_response(card, now)
+    card.done_at = card.closed_at = now
+    _touch(card, now, state=DONE, holder=card.holder_id or actor.id)
+    # Compliance's 完成 is the authorisation review's approval: signed (docs/compliance.md).
+    signed: dict[str, Any] = {}
+    if card.department == COMPLIANCE:
+        signature = signatures.sign(signatures.REVIEW, actor, now)
+        signed["signature"] = signature | ({"second_factor": "one_time_code"} if second_factor else {})
+    _audit(session, card, actor, now, channel, CardEvent.DONE, attachments=len(card.attachments or []), **signed)
+
+
+def check_done(card: TaskCard, actor: User) -> None:
+    """Raise unless ``actor`` may mark the card done now."""
     check_may_act(card, actor)
     if card.state in CLOSED:
         raise _closed_error(card)
@@ -492,10 +510,6 @@ def done(session: AsyncSession, card: TaskCard, actor: User, now: datetime, chan
         raise RequestError("task.held_by", no=card_no(card.id), holder_id=card.holder_id or "")
     if not _has_evidence(card):
         raise RequestError(f"task.need_{card.evidence}", no=card_no(card.id))
-    _first_response(card, now)
-    card.done_at = card.closed_at = now
-    _touch(card, now, state=DONE, holder=card.holder_id or actor.id)
-    _audit(session, card, actor, now, channel, CardEvent.DONE, attachments=len(card.attachments or []))
 
 
 def check_may_question(card: TaskCard, actor: User, *, asking: bool = False) -> None:

@@ -19,6 +19,7 @@ from bot.core.errors import DomainError, Msg
 from bot.infra import audit
 from bot.infra.i18n import fmt_when
 from bot.parsing.visit_parser import ParsedVisit, VisitNotes, parse_visit_line
+from bot.services import signatures
 from storage.limits import max_length
 from storage.models import Customer, Location, User, Visit
 from storage.vocab import IMPORTED
@@ -96,6 +97,31 @@ def check_time(when: datetime, now: datetime, cfg: VisitsConfig, tz: ZoneInfo) -
     oldest: date = now.astimezone(tz).date() - timedelta(days=cfg.backdate_days)
     if when.astimezone(tz).date() < oldest:
         raise VisitError("visit.too_old", when=fmt_when(when, tz), days=cfg.backdate_days)
+
+
+def submission_deadline(visited_at: datetime, cutoff_day: int, tz: ZoneInfo) -> datetime | None:
+    """The first instant at which visits dated in ``visited_at``'s month (org time zone) are closed: the start of
+    day ``cutoff_day + 1`` of the next month, local time (so the end of day ``cutoff_day`` is still open); None
+    when the window is off (``cutoff_day`` 0)."""
+    if cutoff_day <= 0:
+        return None
+    local = visited_at.astimezone(tz)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return datetime(year, month, cutoff_day, tzinfo=tz) + timedelta(days=1)
+
+
+def check_window(
+    visited_at: datetime, now: datetime, cfg: VisitsConfig, tz: ZoneInfo, *, visit: Visit | None = None
+) -> None:
+    """Refuse a visit dated in a month whose submission window has closed (``[visits] submission_cutoff_day``):
+    a new one (补录: an admin imports it), or a correction of ``visit`` (an admin's 解锁 reopens it)."""
+    closes = submission_deadline(visited_at, cfg.submission_cutoff_day, tz)
+    if closes is None or now < closes:
+        return
+    month, cutoff = visited_at.astimezone(tz).month, (closes - timedelta(days=1)).strftime("%m-%d")
+    if visit is None:
+        raise VisitError("visit.window_closed", month=month, cutoff=cutoff)
+    raise VisitError("visit.window_closed_edit", month=month, cutoff=cutoff, no=visit_no(visit.id))
 
 
 def match_ward(customer: Customer, text: str) -> str | None:
@@ -232,6 +258,7 @@ async def submit(
         raise VisitError("visit.unknown_customer", text=draft.customer_name or "", suggest="")
     when = draft.when or now
     check_time(when, now, cfg, tz)
+    check_window(when, now, cfg, tz)
     window = timedelta(minutes=cfg.location_window_minutes)
     loc = await find_location(session, rep.id, when, window)
     if loc is None and cfg.no_location_policy == "reject":
@@ -322,16 +349,24 @@ async def load_visit(session: AsyncSession, visit_id: int, no_text: str) -> Visi
     return visit
 
 
-def may_correct(visit: Visit, user: User, now: datetime, cfg: VisitsConfig) -> None:
-    """Raise unless ``user`` may still correct ``visit`` (own visit, not imported, inside the window or unlocked)."""
+def is_unlocked(visit: Visit, now: datetime) -> bool:
+    """An admin's 解锁 is in force: it reopens the visit past both the correction window and the month's cut-off."""
+    return visit.unlocked_until is not None and now <= visit.unlocked_until
+
+
+def may_correct(visit: Visit, user: User, now: datetime, cfg: VisitsConfig, tz: ZoneInfo) -> None:
+    """Raise unless ``user`` may still correct ``visit`` (own visit, not imported, inside the correction window and
+    the month's submission window, or unlocked by an admin)."""
     if visit.rep_id != user.id:
         raise VisitError("visit.not_yours", no=visit_no(visit.id))
     if visit.source_channel == IMPORTED:  # history from a file: corrected by re-importing it (docs/imports.md)
         raise VisitError("visit.imported_locked", no=visit_no(visit.id))
-    open_until = visit.created_at + timedelta(hours=cfg.correction_window_hours)
-    if now <= open_until or (visit.unlocked_until is not None and now <= visit.unlocked_until):
+    if is_unlocked(visit, now):
         return
-    raise VisitError("visit.locked", no=visit_no(visit.id), hours=cfg.correction_window_hours)
+    open_until = visit.created_at + timedelta(hours=cfg.correction_window_hours)
+    if now > open_until:
+        raise VisitError("visit.locked", no=visit_no(visit.id), hours=cfg.correction_window_hours)
+    check_window(visit.visited_at, now, cfg, tz, visit=visit)
 
 
 async def correct(
@@ -405,6 +440,8 @@ async def corrections(
         changes["ward"] = ward
     if parsed.visited_at is not None:
         check_time(parsed.visited_at, now, cfg, tz)
+        if not is_unlocked(visit, now):
+            check_window(parsed.visited_at, now, cfg, tz, visit=visit)
         changes["visited_at"] = parsed.visited_at
     probe = VisitDraft(**{k: v for k, v in changes.items() if k in VisitDraft.__dataclass_fields__})
     for name, limit in overlong_fields(probe):
@@ -474,7 +511,7 @@ async def correct_from_text(
     if visit_id is None or not rest.strip():
         raise VisitError("visit.correct_usage")
     visit = await load_visit(session, visit_id, no_text)
-    may_correct(visit, actor, now, cfg)
+    may_correct(visit, actor, now, cfg, tz)
     changes = await corrections(session, directory, visit, rest, now=now, cfg=cfg, tz=tz)
     delta = await correct(session, visit, changes, actor, now=now, channel=channel)
     customer = await session.get(Customer, visit.customer_id)
@@ -484,9 +521,9 @@ async def correct_from_text(
 
 async def unlock(
     session: AsyncSession, visit: Visit, admin: User, *, now: datetime, cfg: VisitsConfig, channel: str
-) -> None:
-    """Let the rep correct the visit again for one correction window; refused for an imported visit, which no
-    unlock makes editable in chat (docs/imports.md)."""
+) -> signatures.Signed:
+    """Let the rep correct the visit again for one correction window (past the month's cut-off too); refused for an
+    imported visit, which no unlock makes editable in chat (docs/imports.md). The unlock is signed (解锁)."""
     if visit.source_channel == IMPORTED:
         raise VisitError("visit.imported_no_unlock", no=visit_no(visit.id))
     until = now + timedelta(hours=cfg.correction_window_hours)
@@ -496,11 +533,12 @@ async def unlock(
         session,
         visit.id,
         "visit.unlock",
-        {"unlocked_until": until.isoformat()},
+        {"unlocked_until": until.isoformat(), "signature": signatures.sign(signatures.UNLOCK, admin, now)},
         at=now,
         actor_id=admin.id,
         channel=channel,
     )
+    return signatures.Signed(signatures.UNLOCK, admin.name, now)
 
 
 def today_and_week(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
