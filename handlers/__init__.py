@@ -1,7 +1,20 @@
 """Feature handlers. The order below is the routing order, declared once."""
 
 from bot.dialogs import engine as dialogs
-from handlers import activity, customers, digest, escalation, followup, grades, help, plans, queue, requests, visits
+from handlers import (
+    activity,
+    customers,
+    digest,
+    escalation,
+    exports,
+    followup,
+    grades,
+    help,
+    plans,
+    queue,
+    requests,
+    visits,
+)
 
 # Global commands first (help, cancel), then features (request keywords before the visit dialog, so that 跟台 …
 # typed during a visit dialog starts a request), then a rep's plain-text answer to a department's question, then
@@ -17,6 +30,7 @@ ROUTERS = [
     customers.router,
     grades.router,
     digest.router,
+    exports.router,
     visits.router,
     dialogs.router,
     requests.late_router,

@@ -16,6 +16,7 @@ longer than Excel's cell limit (32,767 characters) is cut there.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,9 +31,13 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import Settings
+from bot.core.errors import Denial, DomainError
+from bot.core.intents import Intent, SendMedia, SendText
 from bot.infra import audit, i18n
+from bot.services import attachments
 from bot.services.team import team_members
 from storage.models import AuditLog, Customer, PlanItem, SupportRequest, TaskCard, User, Visit
+from storage.vocab import Role
 
 EXCEL_CELL_LIMIT = 32767
 YIELD_PER = 1000
@@ -46,13 +51,8 @@ class Format(StrEnum):
     XLSX = "xlsx"
 
 
-class ExportError(Exception):
+class ExportError(DomainError):
     """A bad export request; ``key`` is an i18n key and ``params`` its values."""
-
-    def __init__(self, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
 
 
 # ---- cell values ------------------------------------------------------------------------------------------------
@@ -468,8 +468,6 @@ class CsvWriter:
     """CSV in UTF-8 with a BOM (so Excel on Chinese Windows does not read it as GBK), RFC 4180 quoting."""
 
     def __init__(self, out: IO[bytes]) -> None:
-        import io
-
         self._text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=False)
         self._csv = csv.writer(self._text)
 
@@ -564,3 +562,129 @@ def record_export(
         channel=channel,
         changes=changes,
     )
+
+
+# ---- in chat ----------------------------------------------------------------------------------------------------
+
+# Rows a chat export holds at most (the file is built in memory and sent as one message); the CLI has no cap.
+CHAT_CAP = 200_000
+COMPLIANCE = "compliance"
+CHAT_KINDS: dict[str, str] = {
+    "拜访": "visits",
+    "visits": "visits",
+    "visit": "visits",
+    "申请": "requests",
+    "requests": "requests",
+    "request": "requests",
+    "任务": "cards",
+    "cards": "cards",
+    "tasks": "cards",
+    "审计": "audit",
+    "audit": "audit",
+    "计划": "plans",
+    "plans": "plans",
+    "plan": "plans",
+}
+_MONTH = re.compile(r"^(\d{4})[-/.年](\d{1,2})月?$")
+_RANGE = re.compile(r"^(.+?)\s*(?:~|～|至|到|—|--)\s*(.+)$")
+_DAY = re.compile(r"^(?:(\d{4})[-/.年])?(\d{1,2})[-/.月](\d{1,2})日?$")
+
+
+def may_export(user: User) -> bool:
+    """Admins and the compliance department (its members and head) may export in chat; they see every row."""
+    return Role.ADMIN in (user.roles or []) or user.department == COMPLIANCE
+
+
+def _month_span(year: int, month: int) -> tuple[date, date]:
+    first = date(year, month, 1)
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+def _one_day(text: str, today: date) -> date | None:
+    m = _DAY.match(text)
+    if m is None:
+        return None
+    try:
+        return date(int(m[1]) if m[1] else today.year, int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+
+
+def parse_period(text: str, today: date) -> tuple[date, date] | None:
+    """The org days a chat period names: 本月 / 上月 / 本周 / 上周 / 今天 / 2026-11 / 2026-11-05 / 11-01~11-30
+    (a day without a year is this year's); nothing is this month. None when it cannot be read."""
+    words = text.strip().lower()
+    if words in ("", "本月", "这个月", "this month"):
+        return _month_span(today.year, today.month)
+    if words in ("上月", "上个月", "last month"):
+        previous = today.replace(day=1) - timedelta(days=1)
+        return _month_span(previous.year, previous.month)
+    if words in ("本周", "这周", "this week"):
+        monday = today - timedelta(days=today.weekday())
+        return monday, monday + timedelta(days=6)
+    if words in ("上周", "last week"):
+        monday = today - timedelta(days=today.weekday() + 7)
+        return monday, monday + timedelta(days=6)
+    if words in ("今天", "today"):
+        return today, today
+    m = _MONTH.match(words)
+    if m is not None:
+        month = int(m[2])
+        return _month_span(int(m[1]), month) if 1 <= month <= 12 else None
+    m = _RANGE.match(words)
+    if m is not None:
+        first, last = _one_day(m[1], today), _one_day(m[2], today)
+        if first is None or last is None or last < first:
+            return None
+        return first, last
+    day = _one_day(words, today)
+    return None if day is None else (day, day)
+
+
+async def chat_export(
+    session: AsyncSession, settings: Settings, user: User, args: str, channel: str, now: datetime
+) -> list[Intent]:
+    """``导出 拜访 本月``: the XLSX file (in the attachment store, readable by the asker only, sent as a file) and
+    its audit row; refused for anyone but admins and compliance (the refusal audited too)."""
+    kind_word, _, period_text = args.strip().partition(" ")
+    key = CHAT_KINDS.get(kind_word.strip().lower())
+    if not may_export(user):
+        raise DomainError("export.denied", denial=Denial("export.denied", "export", key, {"asked": args.strip()[:200]}))
+    if key is None:
+        raise DomainError("export.usage")
+    today = now.astimezone(settings.org.tz).date()
+    span = parse_period(period_text, today)
+    if span is None:
+        raise DomainError("export.bad_period", value=period_text.strip())
+    lang = i18n.normalize_locale(user.locale)
+    spec = ExportSpec(KINDS[key], span[0], span[1], Format.XLSX, None, "en" if lang == i18n.EN else "zh-CN")
+    params = {"kind": spec.kind.name(user.locale), "start": spec.start.isoformat(), "end": spec.end.isoformat()}
+    total = await count_rows(session, settings, spec)
+    out = io.BytesIO()
+    written = await write_export(session, settings, spec, out, limit=CHAT_CAP)
+    record_export(
+        session, at=now, spec=spec, row_count=written, actor_id=user.id, channel=channel, truncated=total > written
+    )
+    filename = f"{spec.kind.name(spec.lang)}_{spec.start.isoformat()}_{spec.end.isoformat()}.xlsx"
+    row = await attachments.store_made(session, settings, user.id, filename, out.getvalue(), now)
+    caption = i18n.t(user.locale, "export.sent", rows=written, filename=row.filename, **params)
+    intents: list[Intent] = []
+    if written == 0:
+        intents.append(
+            SendText(channel=channel, user_ids=(user.id,), text=i18n.t(user.locale, "export.empty", **params))
+        )
+    intents.append(
+        SendMedia(
+            channel=channel,
+            user_ids=(user.id,),
+            media_type="file",
+            media_id=attachments.media_id(row.token),
+            source_channel=attachments.MADE,
+            caption=caption,
+        )
+    )
+    if total > written:
+        capped = i18n.t(user.locale, "export.capped", cap=CHAT_CAP, total=total, kind=key, **params)
+        intents.append(SendText(channel=channel, user_ids=(user.id,), text=capped))
+    return intents
