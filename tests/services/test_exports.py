@@ -320,3 +320,31 @@ async def _invoke(runner: CliRunner, args: list[str], env: dict[str, str]) -> An
     import asyncio
 
     return await asyncio.to_thread(runner.invoke, main, args, env=env, catch_exceptions=False)
+
+
+# ---- periods in chat ------------------------------------------------------------------------------------------------
+
+MONDAY = date(2026, 11, 23)
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("本月", (date(2026, 11, 1), date(2026, 11, 30))),
+        ("", (date(2026, 11, 1), date(2026, 11, 30))),
+        ("上月", (date(2026, 10, 1), date(2026, 10, 31))),
+        ("本周", (MONDAY, date(2026, 11, 29))),
+        ("上周", (date(2026, 11, 16), date(2026, 11, 22))),
+        ("2026-11", (date(2026, 11, 1), date(2026, 11, 30))),
+        ("2026-12", (date(2026, 12, 1), date(2026, 12, 31))),
+        ("2026年2月", (date(2026, 2, 1), date(2026, 2, 28))),
+        ("11-01~11-30", (date(2026, 11, 1), date(2026, 11, 30))),
+        ("2026-10-15 至 2026-11-15", (date(2026, 10, 15), date(2026, 11, 15))),
+        ("11-05", (date(2026, 11, 5), date(2026, 11, 5))),
+        ("11-30~11-01", None),
+        ("2026-13", None),
+        ("下下月", None),
+    ],
+)
+def test_a_chat_period_is_org_days(text: str, span: tuple[date, date] | None) -> None:
+    assert exports.parse_period(text, MONDAY) == span
