@@ -69,6 +69,8 @@ def safe_text(text: str) -> str:
 
 def safe_cell(value: Any) -> Any:
     """A value for a cell: numbers stay numbers, None is empty, everything else is safe text."""
+    if type(value) is str:
+        return safe_text(value)
     if value is None:
         return ""
     if isinstance(value, bool):
