@@ -64,7 +64,9 @@ def generation_sql(sqlite: bool) -> str:
     """INSERT … SELECT of visits 0 ≤ n < :rows, ``PER_DAY`` an org day from ``FIRST``."""
     step = 86400 / PER_DAY
     if sqlite:
-        at = f"datetime('{START_UTC}', '+' || CAST(n * {step} AS INTEGER) || ' seconds')"
+        # The text SQLAlchemy writes (microseconds included): the bounds compare as text on SQLite.
+        shift = f"'+' || CAST(n * {step} AS INTEGER) || ' seconds'"
+        at = f"strftime('%Y-%m-%d %H:%M:%S', '{START_UTC}', {shift}) || '.000000'"
         true, json_list = "1", "'[\"张主任\"]'"
         products = "'[\"超声刀X1\"]'"
     else:
