@@ -1546,6 +1546,50 @@ CATALOG: dict[str, tuple[str, str]] = {
         "验证码错误次数过多，{no} 尚未审批。请重新点「完成」获取新的验证码。",
         "Too many wrong codes; {no} is not approved. Tap Done again for a new code.",
     ),
+    # ---- export ----
+    "export.yes": ("是", "yes"),
+    "export.no": ("否", "no"),
+    "export.location.ok": ("已定位", "located"),
+    "export.location.missing": ("未定位", "no location"),
+    "export.location.far": ("距离过远", "too far"),
+    "export.channel.console": ("网页控制台", "web console"),
+    "export.channel.wecom": ("企业微信", "WeCom"),
+    "export.channel.dingtalk": ("钉钉", "DingTalk"),
+    "export.channel.import": ("文件导入", "file import"),
+    "export.channel.cli": ("命令行", "command line"),
+    "export.channel.bot": ("机器人", "bot"),
+    "export.plan_period.day": ("日", "day"),
+    "export.plan_period.week": ("周", "week"),
+    "export.plan_status.open": ("有效", "open"),
+    "export.plan_status.cancelled": ("已取消", "cancelled"),
+    "export.bad_kind": ("没有「{value}」这种导出，可选：{kinds}", 'No export "{value}": use {kinds}'),
+    "export.bad_date": ("日期「{value}」无效，请写成 2026-11-01 这样", 'Bad date "{value}": use YYYY-MM-DD'),
+    "export.bad_range": ("结束日期 {end} 早于开始日期 {start}", "The end {end} is before the start {start}"),
+    "export.bad_format": ("格式「{value}」无效，可选：csv | xlsx", 'Bad format "{value}": use csv or xlsx'),
+    "export.no_team": ("没有这个经理账号：{value}", "No such manager: {value}"),
+    "export.denied": (
+        "只有管理员和合规部可以导出记录。如需数据，请联系合规部。",
+        "Only admins and the compliance department can export records. Ask compliance if you need data.",
+    ),
+    "export.usage": (
+        "请这样写：导出 拜访|申请|任务|审计|计划 本月（也可写 上月、本周、2026-11、11-01~11-30）",
+        "Write: export visits|requests|cards|audit|plans this month (or last month, this week, 2026-11, 11-01~11-30)",
+    ),
+    "export.bad_period": (
+        "看不懂时间「{value}」。可以写：本月、上月、本周、2026-11、11-01~11-30",
+        'Cannot read the period "{value}". Use: this month, last month, this week, 2026-11, 11-01~11-30',
+    ),
+    "export.sent": (
+        "{kind}导出（{start} 至 {end}）：{rows} 行，文件 {filename}",
+        "{kind} export ({start} to {end}): {rows} rows, file {filename}",
+    ),
+    "export.capped": (
+        "只导出了前 {cap} 行（共 {total} 行）。完整导出请让管理员用命令行："
+        "salesbot export {kind} --from {start} --to {end}",
+        "Only the first {cap} of {total} rows. For all of them ask an admin to run: "
+        "salesbot export {kind} --from {start} --to {end}",
+    ),
+    "export.empty": ("{start} 至 {end} 没有{kind}记录", "No {kind} from {start} to {end}"),
 }
 
 
