@@ -1,5 +1,5 @@
 """Exports in chat (issue 15, docs/exports.md): ``导出 拜访 本月``, ``导出 审计 2026-11``, ``导出 申请 上月``,
-``导出 任务 本周``, ``导出 计划 11-01~11-30``: the file comes back as a file message (WeCom, DingTalk) or a
+``导出 任务 本周``, ``导出 计划 11-01~11-30``: the file comes back as a file message on the chat platforms or a
 download link (console). Admins and compliance only; every export, and every refusal, is audited."""
 
 from __future__ import annotations

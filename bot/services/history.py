@@ -170,7 +170,6 @@ _LABELS = {
 _SKIPPED = {"signature", "request_id", "recipients", "visit_id", "type", "fields", "as", "file", "row", "trigger"}
 # Actions whose changes are the record's values (a list is a value, not a pair of old and new).
 _SNAPSHOTS = {"visit.create", "visit.import", "request.create", CardEvent.CREATE.value}
-_CHANNELS = {"console", "wecom", "dingtalk", "import"}
 
 
 @dataclass(frozen=True)
@@ -251,7 +250,9 @@ def lines(r: Reader, trail_: Trail) -> list[str]:
     for row in trail_.rows:
         user = trail_.people.get(row.actor_id or "")
         who = user.name if user is not None else (row.actor_id or r.t("escw.system"))
-        channel = r.t(f"hist.channel.{row.channel}") if row.channel in _CHANNELS else r.t("hist.channel.system")
+        # Each channel (and the import) has its name in the catalog (hist.channel.<name>); anything else: 系统.
+        key = f"hist.channel.{row.channel}"
+        channel = r.t(key) if key in i18n.CATALOG else r.t("hist.channel.system")
         # In a request's trail, each card's rows say which card (T3).
         card = f"T{row.entity_id} " if trail_.kind == "request" and row.entity == CARD_ENTITY else ""
         out.append(f"{i18n.fmt_when(row.at, r.tz)} · {who} · {channel} · {card}{_what(r, row, trail_)}")
