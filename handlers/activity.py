@@ -137,18 +137,9 @@ async def _parse_customer(d: ActivityDialog, text: str) -> None:
     word = text.strip()
     if not word:
         return
-    matcher = await d.ctx.runtime.directory.matcher(d.ctx.session)
-    result = matcher.match(word)
-    if result.best is not None:
-        d.set("customer", (result.best.id, result.best.name))
-        return
-    options = [(c.entry.name, str(c.entry.id)) for c in result.candidates]
-    if result.status == "ambiguous":
-        d.offer("customer", options)
-        return
-    names = "、".join(name for name, _ in options)
-    suggest = d.ctx.t("visit.suggest", names=names) if names else ""
-    d.note("activity.unknown_customer", text=word, suggest=suggest)
+    found = await hospital.match_in_dialog(d, word, "activity.unknown_customer")
+    if found is not None:
+        d.set("customer", found)
 
 
 async def _parse_name(d: ActivityDialog, text: str) -> None:

@@ -20,6 +20,7 @@ from bot.services import grades as svc
 from bot.services.grades import GradeError, Outcome
 from cards.grades import GradeChoice, GradeConfirm, GradeOp, GradeTap, grade_card
 from cards.payload import parse_id
+from handlers import hospital
 from storage.models import Customer
 from storage.vocab import Role
 
@@ -63,20 +64,11 @@ async def _parse_customer(d: GradeDialog, text: str) -> None:
     word = text.strip()
     if not word:
         return
-    matcher = await d.ctx.runtime.directory.matcher(d.ctx.session)
-    result = matcher.match(word)
-    if result.best is not None:
-        customer = await d.ctx.session.get(Customer, result.best.id)
+    found = await hospital.match_in_dialog(d, word, "grade.unknown_customer")
+    if found is not None:
+        customer = await d.ctx.session.get(Customer, found[0])
         if customer is not None:
             await _take_customer(d, customer)
-        return
-    options = [(c.entry.name, str(c.entry.id)) for c in result.candidates]
-    if result.status == "ambiguous":
-        d.offer("customer", options)
-        return
-    names = "、".join(name for name, _ in options)
-    suggest = d.ctx.t("visit.suggest", names=names) if names else ""
-    d.note("grade.unknown_customer", text=word, suggest=suggest)
 
 
 async def _parse_grade(d: GradeDialog, text: str) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from bot.core.routing import Context
+from bot.dialogs.engine import FormDialog
 from cards.model import Button, Card
 from cards.payload import PayloadError
 from cards.suggest import SuggestedText
@@ -46,4 +48,21 @@ async def resolve(ctx: Context, word: str, line_for: Callable[[str], str], prefi
     else:
         suggest = ctx.t("visit.suggest", names=names) if names else ""
         ctx.reply(ctx.t("activity.unknown_customer", text=word, suggest=suggest))
+    return None
+
+
+async def match_in_dialog(d: FormDialog[Any], word: str, unknown_key: str) -> tuple[int, str] | None:
+    """A dialog's hospital answer: the (id, name) it names; else the choices offered (ambiguous) or a note
+    ``unknown_key`` with the nearest names (unknown), and None."""
+    matcher = await d.ctx.runtime.directory.matcher(d.ctx.session)
+    result = matcher.match(word)
+    if result.best is not None:
+        return result.best.id, result.best.name
+    options = [(c.entry.name, str(c.entry.id)) for c in result.candidates]
+    if result.status == "ambiguous":
+        d.offer("customer", options)
+        return None
+    names = "、".join(name for name, _ in options)
+    suggest = d.ctx.t("visit.suggest", names=names) if names else ""
+    d.note(unknown_key, text=word, suggest=suggest)
     return None
